@@ -1,0 +1,16 @@
+import { Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { ChatsModule } from './chats/chats.module';
+import { appConfig } from './config/app-config';
+import { LlmModule } from './llm/llm.module';
+import { MessagesModule } from './messages/messages.module';
+
+@Module({
+  imports: [
+    ConfigModule.forRoot({ isGlobal: true, cache: true, load: [appConfig] }),
+    ChatsModule,
+    MessagesModule,
+    LlmModule,
+  ],
+})
+export class AppModule {}

@@ -1,0 +1,41 @@
+import type { Message, NewMessage } from '../messages/message';
+import type { Chat, ChatChanges, NewChat } from './chat';
+
+/**
+ * The storage port and DI token for chats and their messages. The storage module binds an
+ * implementation; nothing else knows which one.
+ *
+ * Chats are ordered by id (UUIDv7, so by creation); messages by `seq`.
+ */
+export abstract class ChatRepository {
+  abstract createChat(chat: NewChat): Promise<Chat>;
+
+  abstract findChat(chatId: string): Promise<Chat | null>;
+
+  /** Newest first, starting after the chat `beforeId` (exclusive) when given. */
+  abstract listChats(page: { limit: number; beforeId?: string }): Promise<Chat[]>;
+
+  /** Applies the changes; null when the chat does not exist. */
+  abstract updateChat(chatId: string, changes: ChatChanges): Promise<Chat | null>;
+
+  /** Deletes the chat and its messages; false when it did not exist. */
+  abstract deleteChat(chatId: string): Promise<boolean>;
+
+  /**
+   * Stores the message as the chat's next `seq` and updates the chat's counters.
+   * Throws ChatNotFoundError when the chat is gone.
+   */
+  abstract appendMessage(chatId: string, message: NewMessage): Promise<Message>;
+
+  /** Ascending by seq, starting after `afterSeq` when given. */
+  abstract listMessages(chatId: string, page: { limit: number; afterSeq?: number }): Promise<Message[]>;
+
+  /** Descending by seq (newest first), starting before `beforeSeq` when given. */
+  abstract listRecentMessages(chatId: string, page: { limit: number; beforeSeq?: number }): Promise<Message[]>;
+
+  /**
+   * Runs `work` while holding the chat's exclusive turn lock. Callers for one chat run one at
+   * a time, first come first served; different chats never wait for each other.
+   */
+  abstract withChatLock<T>(chatId: string, work: () => Promise<T>): Promise<T>;
+}

@@ -1,0 +1,49 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
+import { IsStringMap } from '../../common/validation/is-string-map.decorator';
+import { CHAT_LIMITS } from './chat-limits';
+
+export class CreateChatDto {
+  @ApiPropertyOptional({ type: String, nullable: true, maxLength: CHAT_LIMITS.titleLength, example: 'Trip to Lisbon' })
+  @IsOptional()
+  @IsString()
+  @IsNotBlank()
+  @MaxLength(CHAT_LIMITS.titleLength)
+  title?: string | null;
+
+  @ApiPropertyOptional({
+    type: String,
+    nullable: true,
+    maxLength: CHAT_LIMITS.systemPromptLength,
+    description: 'Instructions sent first in every turn; the service default (SYSTEM_PROMPT) when absent',
+    example: 'You are a friendly travel planner. Keep answers short.',
+  })
+  @IsOptional()
+  @IsString()
+  @IsNotBlank()
+  @MaxLength(CHAT_LIMITS.systemPromptLength)
+  systemPrompt?: string | null;
+
+  @ApiPropertyOptional({
+    maxLength: CHAT_LIMITS.modelLength,
+    description: "Model for this chat's replies; LLM_MODEL when absent",
+    example: 'gpt-4.1-mini',
+  })
+  @IsOptional()
+  @IsString()
+  @IsNotBlank()
+  @MaxLength(CHAT_LIMITS.modelLength)
+  model?: string;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string', maxLength: CHAT_LIMITS.metadata.maxValueLength },
+    maxProperties: CHAT_LIMITS.metadata.maxKeys,
+    description: 'Your own labels: at most 16 keys of up to 64 characters, string values of up to 512',
+    example: { customerId: 'c_42', channel: 'web' },
+  })
+  @IsOptional()
+  @IsStringMap(CHAT_LIMITS.metadata)
+  metadata?: Record<string, string> | null;
+}

@@ -1,0 +1,39 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
+import { IsStringMap } from '../../common/validation/is-string-map.decorator';
+import { CHAT_LIMITS } from './chat-limits';
+
+/** Absent fields stay as they are; `null` clears one. */
+export class UpdateChatDto {
+  @ApiPropertyOptional({
+    type: String,
+    nullable: true,
+    maxLength: CHAT_LIMITS.titleLength,
+    example: 'Lisbon, 3 days in May',
+  })
+  @IsOptional()
+  @IsString()
+  @IsNotBlank()
+  @MaxLength(CHAT_LIMITS.titleLength)
+  title?: string | null;
+
+  @ApiPropertyOptional({ type: String, nullable: true, maxLength: CHAT_LIMITS.systemPromptLength, example: null })
+  @IsOptional()
+  @IsString()
+  @IsNotBlank()
+  @MaxLength(CHAT_LIMITS.systemPromptLength)
+  systemPrompt?: string | null;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    nullable: true,
+    additionalProperties: { type: 'string', maxLength: CHAT_LIMITS.metadata.maxValueLength },
+    maxProperties: CHAT_LIMITS.metadata.maxKeys,
+    description: 'Replaces the whole metadata object; null clears it',
+    example: { customerId: 'c_42' },
+  })
+  @IsOptional()
+  @IsStringMap(CHAT_LIMITS.metadata)
+  metadata?: Record<string, string> | null;
+}

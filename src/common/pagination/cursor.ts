@@ -1,0 +1,33 @@
+import { RequestValidationError } from '../errors/domain-error';
+
+/**
+ * Opaque list cursors. Each names the list it belongs to (its `scope`), so a cursor from one
+ * list is rejected by another instead of silently paging the wrong thing.
+ */
+export function encodeCursor(scope: string, position: string | number): string {
+  return Buffer.from(JSON.stringify({ s: scope, p: position })).toString('base64url');
+}
+
+export function decodeCursor<P extends string | number>(
+  cursor: string,
+  scope: string,
+  kind: P extends number ? 'number' : 'string',
+): P {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  const { s, p } = (parsed ?? {}) as { s?: unknown; p?: unknown };
+  if (s !== scope || typeof p !== kind) {
+    throw new RequestValidationError([{ field: 'cursor', message: 'cursor does not belong to this list' }]);
+  }
+  return p as P;
+}
+
+/** One page of a list, as every list endpoint answers it. */
+export interface Page<T> {
+  data: T[];
+  nextCursor: string | null;
+}

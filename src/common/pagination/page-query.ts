@@ -1,0 +1,35 @@
+import { Type } from '@nestjs/common';
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Type as TransformType } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+
+/** Builds the `?limit=&cursor=` query DTO for a list with its own limit range and default. */
+export function PageQuery(options: {
+  maxLimit: number;
+  defaultLimit: number;
+}): Type<{ limit: number; cursor?: string }> {
+  class PageQueryDto {
+    @ApiPropertyOptional({
+      minimum: 1,
+      maximum: options.maxLimit,
+      default: options.defaultLimit,
+      example: options.defaultLimit,
+    })
+    @IsOptional()
+    @TransformType(() => Number)
+    @IsInt()
+    @Min(1)
+    @Max(options.maxLimit)
+    limit: number = options.defaultLimit;
+
+    @ApiPropertyOptional({
+      description: "Opaque cursor from the previous page's `nextCursor`",
+      example: 'eyJzIjoiY2hhdHMiLCJwIjoiMDE5OGYyYzQifQ',
+    })
+    @IsOptional()
+    @IsString()
+    @MaxLength(512)
+    cursor?: string;
+  }
+  return PageQueryDto;
+}

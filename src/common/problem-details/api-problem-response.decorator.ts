@@ -1,0 +1,62 @@
+import { applyDecorators, Type } from '@nestjs/common';
+import { ApiExtraModels, ApiResponse, getSchemaPath } from '@nestjs/swagger';
+import { STATUS_CODES } from 'node:http';
+import { PROBLEM_CONTENT_TYPE } from './problem-details.filter';
+import { ProblemDto, ValidationProblemDto } from './problem.dto';
+
+export interface ProblemResponseOptions {
+  description: string;
+  /** The problem document's type slug; plain HTTP problems use `about:blank`. */
+  type?: string;
+  detail: string;
+  schema?: Type<ProblemDto>;
+  extensions?: Record<string, unknown>;
+  headers?: Record<string, { description: string; schema: { type: 'integer' | 'string' } }>;
+}
+
+/** Documents one `application/problem+json` error response, with its schema and an example. */
+export function ApiProblemResponse(status: number, options: ProblemResponseOptions) {
+  const schema = options.schema ?? ProblemDto;
+  return applyDecorators(
+    ApiExtraModels(schema),
+    ApiResponse({
+      status,
+      description: options.description,
+      headers: options.headers,
+      content: {
+        [PROBLEM_CONTENT_TYPE]: {
+          schema: { $ref: getSchemaPath(schema) },
+          example: {
+            type: options.type ?? 'about:blank',
+            title: options.type ? options.description : (STATUS_CODES[status] ?? 'Error'),
+            status,
+            detail: options.detail,
+            instance: '/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e',
+            ...options.extensions,
+          },
+        },
+      },
+    }),
+  );
+}
+
+/** 422 with per-field `errors[]`. */
+export const ApiValidationProblemResponse = (detail = 'content: content must not be blank') =>
+  ApiProblemResponse(422, {
+    description: 'Request validation failed',
+    type: 'urn:konko:problem:validation-failed',
+    detail,
+    schema: ValidationProblemDto,
+    extensions: { errors: [{ field: 'content', message: 'content must not be blank' }] },
+  });
+
+/** The errors any route with a JSON body can answer before it reaches the handler. */
+export const ApiJsonBodyProblemResponses = () =>
+  applyDecorators(
+    ApiProblemResponse(400, { description: 'Malformed JSON', detail: 'The request body is not valid JSON.' }),
+    ApiProblemResponse(413, {
+      description: 'Body too large',
+      detail: 'The request body is larger than the service accepts.',
+    }),
+    ApiProblemResponse(415, { description: 'Not JSON', detail: 'Request bodies must be application/json.' }),
+  );

@@ -1,0 +1,111 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { STATUS_CODES } from 'node:http';
+import { DomainError, ErrorKind } from '../errors/domain-error';
+import { problemTypeUri } from './problem-type';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export interface ProblemDocument {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  [extension: string]: unknown;
+}
+
+const STATUS_BY_KIND: Record<ErrorKind, number> = {
+  'not-found': 404,
+  invalid: 422,
+  conflict: 409,
+  'upstream-timeout': 504,
+  'upstream-unavailable': 503,
+  'upstream-failed': 502,
+};
+
+/** Errors raised by Express's body parser carry a `type` and a client status. */
+interface BodyParserError {
+  type: string;
+  status: number;
+  expose?: boolean;
+  message: string;
+}
+
+const BODY_PARSER_DETAILS: Record<string, string> = {
+  'entity.parse.failed': 'The request body is not valid JSON.',
+  'entity.too.large': 'The request body is larger than the service accepts.',
+  'encoding.unsupported': 'The request body uses an unsupported content encoding.',
+  'charset.unsupported': 'The request body uses an unsupported charset; send UTF-8.',
+  'request.aborted': 'The request was aborted while its body was being read.',
+};
+
+function isBodyParserError(error: unknown): error is BodyParserError {
+  return (
+    error instanceof Error &&
+    typeof (error as Partial<BodyParserError>).type === 'string' &&
+    typeof (error as Partial<BodyParserError>).status === 'number'
+  );
+}
+
+/** Describes any thrown value as an RFC 9457 problem document (status and members). */
+export function toProblem(error: unknown, instance: string): ProblemDocument {
+  const plain = (status: number, detail: string): ProblemDocument => ({
+    type: 'about:blank',
+    title: STATUS_CODES[status] ?? 'Error',
+    status,
+    detail,
+    instance,
+  });
+
+  if (error instanceof DomainError) {
+    return {
+      type: problemTypeUri(error.code),
+      title: error.title,
+      status: STATUS_BY_KIND[error.kind],
+      detail: error.message,
+      instance,
+      ...error.extensions(),
+    };
+  }
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    if (status >= 500) return plain(status, 'The service failed to handle the request.');
+    const response = error.getResponse();
+    const message =
+      typeof response === 'string' ? response : ((response as { message?: unknown }).message ?? error.message);
+    return plain(status, Array.isArray(message) ? message.join('; ') : String(message));
+  }
+  if (isBodyParserError(error) && error.status >= 400 && error.status < 500) {
+    return plain(error.status, BODY_PARSER_DETAILS[error.type] ?? error.message);
+  }
+  return plain(500, 'The service failed to handle the request. It has been logged.');
+}
+
+/** Every error, from any layer, leaves the service as `application/problem+json`. */
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemDetails');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<Request>();
+    const response = http.getResponse<Response>();
+    const problem = toProblem(error, request.originalUrl ?? request.url);
+
+    if (problem.status >= 500 && !(error instanceof DomainError)) {
+      this.logger.error(
+        `${request.method} ${request.originalUrl} failed`,
+        error instanceof Error ? error.stack : String(error),
+      );
+    }
+    if (response.headersSent) {
+      response.end();
+      return;
+    }
+    if (error instanceof DomainError && error.retryAfterSeconds !== undefined) {
+      response.setHeader('Retry-After', String(error.retryAfterSeconds));
+    }
+    response.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+  }
+}

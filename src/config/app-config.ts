@@ -1,0 +1,190 @@
+import { Inject } from '@nestjs/common';
+import { registerAs } from '@nestjs/config';
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidationError,
+  validateSync,
+} from 'class-validator';
+
+export type LlmProviderName = 'openai' | 'offline';
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'verbose';
+export type StorageSettings = { kind: 'memory' };
+
+/** Typed, validated settings. Read once at start-up from the environment (and `.env`). */
+export interface AppConfig {
+  port: number;
+  host: string;
+  llmProvider: LlmProviderName;
+  openAiApiKey: string | undefined;
+  openAiBaseUrl: string | undefined;
+  llmModel: string;
+  llmTimeoutMs: number;
+  llmMaxRetries: number;
+  /** undefined: the model's own window where known, else {@link DEFAULT_CONTEXT_TOKENS}. */
+  llmContextTokens: number | undefined;
+  llmMaxOutputTokens: number;
+  systemPrompt: string;
+  storage: StorageSettings;
+  logLevel: LogLevel;
+}
+
+export const DEFAULT_LLM_MODEL = 'gpt-4.1-mini';
+export const DEFAULT_CONTEXT_TOKENS = 8192;
+export const DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant. Answer clearly and concisely.';
+
+const emptyToUndefined = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+const toInteger = ({ value }: { value: unknown }) => {
+  if (typeof value !== 'string' || value.trim() === '') return value;
+  return /^-?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+};
+
+/** The environment as it arrives: every variable optional, strings to be parsed. */
+class EnvironmentVariables {
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  PORT?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MinLength(1)
+  HOST?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(['openai', 'offline'])
+  LLM_PROVIDER?: LlmProviderName;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  OPENAI_API_KEY?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  OPENAI_BASE_URL?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MaxLength(200)
+  LLM_MODEL?: string;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  LLM_TIMEOUT_MS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(0)
+  @Max(10)
+  LLM_MAX_RETRIES?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(256)
+  LLM_CONTEXT_TOKENS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  LLM_MAX_OUTPUT_TOKENS?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MaxLength(8000)
+  SYSTEM_PROMPT?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  DATABASE_URL?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(['error', 'warn', 'info', 'debug', 'verbose'])
+  LOG_LEVEL?: LogLevel;
+}
+
+/** A configuration problem, phrased as one line that names the variable. */
+export class InvalidConfigError extends Error {
+  override readonly name = 'InvalidConfigError';
+}
+
+function describeErrors(errors: ValidationError[], env: Record<string, unknown>): string {
+  return errors
+    .map((error) => {
+      const reasons = Object.values(error.constraints ?? {}).join(', ');
+      return `${error.property}=${JSON.stringify(env[error.property])} is invalid: ${reasons}`;
+    })
+    .join('; ');
+}
+
+function parseStorage(databaseUrl: string | undefined): StorageSettings {
+  if (databaseUrl === undefined) return { kind: 'memory' };
+  throw new InvalidConfigError(
+    `Invalid configuration: DATABASE_URL=${JSON.stringify(databaseUrl)} is not supported by this version; unset it to use in-memory storage`,
+  );
+}
+
+/** Validates the environment and turns it into settings; throws {@link InvalidConfigError}. */
+export function parseAppConfig(env: Record<string, string | undefined>): AppConfig {
+  const vars = plainToInstance(EnvironmentVariables, { ...env });
+  const errors = validateSync(vars, { skipMissingProperties: false });
+  if (errors.length > 0) {
+    throw new InvalidConfigError(`Invalid configuration: ${describeErrors(errors, env)}`);
+  }
+  const maxOutputTokens = vars.LLM_MAX_OUTPUT_TOKENS ?? 1024;
+  if (vars.LLM_CONTEXT_TOKENS !== undefined && vars.LLM_CONTEXT_TOKENS <= maxOutputTokens) {
+    throw new InvalidConfigError(
+      `Invalid configuration: LLM_CONTEXT_TOKENS=${vars.LLM_CONTEXT_TOKENS} must be larger than LLM_MAX_OUTPUT_TOKENS=${maxOutputTokens}`,
+    );
+  }
+  const openAiConfigured = vars.OPENAI_API_KEY !== undefined || vars.OPENAI_BASE_URL !== undefined;
+  if (vars.LLM_PROVIDER === 'openai' && !openAiConfigured) {
+    throw new InvalidConfigError(
+      'Invalid configuration: LLM_PROVIDER="openai" needs OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (a compatible server)',
+    );
+  }
+  return {
+    port: vars.PORT ?? 3000,
+    host: vars.HOST ?? '0.0.0.0',
+    llmProvider: vars.LLM_PROVIDER ?? (openAiConfigured ? 'openai' : 'offline'),
+    openAiApiKey: vars.OPENAI_API_KEY,
+    openAiBaseUrl: vars.OPENAI_BASE_URL,
+    llmModel: vars.LLM_MODEL ?? DEFAULT_LLM_MODEL,
+    llmTimeoutMs: vars.LLM_TIMEOUT_MS ?? 60_000,
+    llmMaxRetries: vars.LLM_MAX_RETRIES ?? 2,
+    llmContextTokens: vars.LLM_CONTEXT_TOKENS,
+    llmMaxOutputTokens: maxOutputTokens,
+    systemPrompt: vars.SYSTEM_PROMPT ?? DEFAULT_SYSTEM_PROMPT,
+    storage: parseStorage(vars.DATABASE_URL),
+    logLevel: vars.LOG_LEVEL ?? 'info',
+  };
+}
+
+/** The `@nestjs/config` namespace: parsed when the application is created. */
+export const appConfig = registerAs('app', (): AppConfig => parseAppConfig(process.env));
+
+/** Injects the typed settings: `constructor(@InjectAppConfig() config: AppConfig)`. */
+export const InjectAppConfig = () => Inject(appConfig.KEY);

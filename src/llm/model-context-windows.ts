@@ -1,0 +1,19 @@
+import { DEFAULT_CONTEXT_TOKENS } from '../config/app-config';
+
+/** Context windows of well-known models, by name prefix (longest prefix wins). */
+const KNOWN_WINDOWS: ReadonlyArray<[prefix: string, tokens: number]> = [
+  ['gpt-4.1', 1_047_576],
+  ['gpt-5', 400_000],
+  ['gpt-4o', 128_000],
+  ['gpt-4-turbo', 128_000],
+  ['o4-mini', 200_000],
+  ['o3', 200_000],
+  ['o1', 200_000],
+  ['gpt-3.5-turbo', 16_385],
+].sort((a, b) => (b[0] as string).length - (a[0] as string).length) as Array<[string, number]>;
+
+/** The model's window where known, else the default budget. */
+export function contextWindowOf(model: string): number {
+  const match = KNOWN_WINDOWS.find(([prefix]) => model.startsWith(prefix));
+  return match ? match[1] : DEFAULT_CONTEXT_TOKENS;
+}

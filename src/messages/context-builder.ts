@@ -1,0 +1,75 @@
+import { Injectable } from '@nestjs/common';
+import { Chat } from '../chats/chat';
+import { ChatRepository } from '../chats/chat.repository';
+import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { LlmMessage } from '../llm/llm-provider';
+import { contextWindowOf } from '../llm/model-context-windows';
+import { TokenCounter } from '../llm/token-counter';
+import { MessageTooLongForContextError } from './message-errors';
+
+const HISTORY_BATCH = 128;
+const SYSTEM_PROMPT_CACHE_SIZE = 512;
+
+/**
+ * Builds what the LLM sees for a turn: the system prompt, then the newest messages that fit the
+ * token budget. Messages carry their token count from when they were stored, so only the system
+ * prompt is ever tokenized here (and that is cached).
+ */
+@Injectable()
+export class ContextBuilder {
+  private readonly systemPromptTokens = new Map<string, number>();
+
+  constructor(
+    private readonly chats: ChatRepository,
+    private readonly tokens: TokenCounter,
+    @InjectAppConfig() private readonly config: AppConfig,
+  ) {}
+
+  /** Throws when a message of `contentTokens` could not fit even as the only message. */
+  assertFits(chat: Chat, contentTokens: number): void {
+    const budget = this.budget(chat);
+    const needed = this.systemCost(chat) + contentTokens + TokenCounter.MESSAGE_OVERHEAD;
+    if (needed > budget) throw new MessageTooLongForContextError(needed, budget);
+  }
+
+  /** The context for a reply to the chat's newest message. */
+  async build(chat: Chat): Promise<LlmMessage[]> {
+    let remaining = this.budget(chat) - this.systemCost(chat);
+    const newestFirst: LlmMessage[] = [];
+    let beforeSeq: number | undefined;
+    for (;;) {
+      const batch = await this.chats.listRecentMessages(chat.id, { limit: HISTORY_BATCH, beforeSeq });
+      for (const message of batch) {
+        remaining -= message.tokenCount + TokenCounter.MESSAGE_OVERHEAD;
+        if (remaining < 0) return this.assemble(chat, newestFirst);
+        newestFirst.push({ role: message.role, content: message.content });
+      }
+      if (batch.length < HISTORY_BATCH) return this.assemble(chat, newestFirst);
+      beforeSeq = batch[batch.length - 1].seq;
+    }
+  }
+
+  private assemble(chat: Chat, newestFirst: LlmMessage[]): LlmMessage[] {
+    return [{ role: 'system', content: this.systemPrompt(chat) }, ...newestFirst.reverse()];
+  }
+
+  private budget(chat: Chat): number {
+    const window = this.config.llmContextTokens ?? contextWindowOf(chat.model);
+    return window - this.config.llmMaxOutputTokens - TokenCounter.REPLY_PRIMING;
+  }
+
+  private systemPrompt(chat: Chat): string {
+    return chat.systemPrompt ?? this.config.systemPrompt;
+  }
+
+  private systemCost(chat: Chat): number {
+    const prompt = this.systemPrompt(chat);
+    let tokens = this.systemPromptTokens.get(prompt);
+    if (tokens === undefined) {
+      tokens = this.tokens.count(prompt);
+      if (this.systemPromptTokens.size >= SYSTEM_PROMPT_CACHE_SIZE) this.systemPromptTokens.clear();
+      this.systemPromptTokens.set(prompt, tokens);
+    }
+    return tokens + TokenCounter.MESSAGE_OVERHEAD;
+  }
+}

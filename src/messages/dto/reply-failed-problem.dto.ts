@@ -1,0 +1,9 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { ProblemDto } from '../../common/problem-details/problem.dto';
+import { MessageDto } from './message.dto';
+
+/** An upstream failure after the user message was stored: it carries that message. */
+export class ReplyFailedProblemDto extends ProblemDto {
+  @ApiProperty({ type: MessageDto, description: 'The stored user message; nothing the user sent is lost' })
+  userMessage: MessageDto;
+}

@@ -1,0 +1,50 @@
+import { DomainError } from '../common/errors/domain-error';
+import { LlmError } from '../llm/llm-errors';
+import { MessageDto } from './dto/message.dto';
+import { Message } from './message';
+
+/** The new message alone does not fit the model's context budget. */
+export class MessageTooLongForContextError extends DomainError {
+  readonly kind = 'invalid';
+  readonly code = 'message-exceeds-context';
+  readonly title = 'Message does not fit the context window';
+
+  constructor(
+    readonly tokens: number,
+    readonly budget: number,
+  ) {
+    super(`The message needs ${tokens} tokens with the system prompt, but the context budget is ${budget} tokens.`);
+  }
+
+  override extensions() {
+    return { errors: [{ field: 'content', message: this.message }] };
+  }
+}
+
+/**
+ * The upstream LLM failed after the user message was stored. Same status as the LLM failure;
+ * the stored user message travels with it so the client knows nothing was lost.
+ */
+export class ReplyFailedError extends DomainError {
+  readonly kind: DomainError['kind'];
+  readonly code: string;
+  readonly title: string;
+  override readonly retryAfterSeconds?: number;
+
+  constructor(
+    readonly failure: LlmError,
+    readonly userMessage: Message,
+  ) {
+    super(
+      `${failure.message} Your message was stored as message ${userMessage.seq}; send another message to try again.`,
+    );
+    this.kind = failure.kind;
+    this.code = failure.code;
+    this.title = failure.title;
+    this.retryAfterSeconds = failure.retryAfterSeconds;
+  }
+
+  override extensions() {
+    return { userMessage: MessageDto.from(this.userMessage) };
+  }
+}

@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { ChatsModule } from '../chats/chats.module';
+import { LlmModule } from '../llm/llm.module';
+import { StorageModule } from '../storage/storage.module';
+import { ContextBuilder } from './context-builder';
+import { MessagesController } from './messages.controller';
+import { MessagesService } from './messages.service';
+
+@Module({
+  imports: [ChatsModule, StorageModule, LlmModule],
+  controllers: [MessagesController],
+  providers: [MessagesService, ContextBuilder],
+})
+export class MessagesModule {}

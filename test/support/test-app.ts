@@ -1,0 +1,30 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { Test } from '@nestjs/testing';
+import { AppModule } from '../../src/app.module';
+import { configureApp } from '../../src/app.setup';
+import { ChatRepository } from '../../src/chats/chat.repository';
+import { AppConfig, appConfig, parseAppConfig } from '../../src/config/app-config';
+import { LlmProvider } from '../../src/llm/llm-provider';
+
+export interface TestAppOptions {
+  /** Replaces the bound LLM provider, as users do in their own tests. */
+  llm?: LlmProvider;
+  /** Environment variables, parsed exactly as at start-up. */
+  env?: Record<string, string>;
+  repository?: ChatRepository;
+}
+
+/** The real application, configured as `main.ts` does, with chosen parts swapped. */
+export async function createTestApp(options: TestAppOptions = {}): Promise<NestExpressApplication> {
+  const config: AppConfig = parseAppConfig(options.env ?? {});
+  let builder = Test.createTestingModule({ imports: [AppModule] })
+    .overrideProvider(appConfig.KEY)
+    .useValue(config);
+  if (options.llm) builder = builder.overrideProvider(LlmProvider).useValue(options.llm);
+  if (options.repository) builder = builder.overrideProvider(ChatRepository).useValue(options.repository);
+  const moduleRef = await builder.compile();
+  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: false });
+  configureApp(app);
+  await app.init();
+  return app;
+}
