@@ -44,7 +44,8 @@ export const DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant. Answer clearl
 const emptyToUndefined = ({ value }: { value: unknown }) =>
   typeof value === 'string' && value.trim() === '' ? undefined : value;
 const toInteger = ({ value }: { value: unknown }) => {
-  if (typeof value !== 'string' || value.trim() === '') return value;
+  if (typeof value !== 'string') return value;
+  if (value.trim() === '') return undefined;
   return /^-?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
 };
 

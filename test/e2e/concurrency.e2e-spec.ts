@@ -1,0 +1,125 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { LlmReply, LlmRequest } from '../../src/llm/llm-provider';
+import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
+import { createTestApp } from '../support/test-app';
+
+interface StoredMessage {
+  id: string;
+  seq: number;
+  role: 'user' | 'assistant';
+  content: string;
+  inReplyTo: string | null;
+}
+
+/** Resolves once `count` more HTTP requests have arrived at the app's server. */
+function requestsArriving(app: NestExpressApplication, count: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const server = app.getHttpServer();
+    const onRequest = () => {
+      seen += 1;
+      if (seen < count) return;
+      server.off('request', onRequest);
+      resolve();
+    };
+    server.on('request', onRequest);
+  });
+}
+
+describe('Turn concurrency (e2e)', () => {
+  let app: NestExpressApplication;
+  let llm: RecordingLlmProvider;
+  const http = () => request(app.getHttpServer());
+  const newChat = async () => (await http().post('/chats').expect(201)).body as { id: string };
+
+  beforeEach(async () => {
+    llm = new RecordingLlmProvider();
+    app = await createTestApp({ llm });
+  });
+  afterEach(() => app.close());
+
+  it('should serialize 20 simultaneous turns of one chat into 40 alternating messages', async () => {
+    const chat = await newChat();
+    const contents = Array.from({ length: 20 }, (_, i) => `message ${i + 1}`);
+    // Hold the first reply until every request has reached the service, so all 20 turns overlap.
+    const allArrived = requestsArriving(app, contents.length);
+    llm.respond = async (req, call) => {
+      if (call === 1) await allArrived;
+      return echoReply(req);
+    };
+
+    const responses = await Promise.all(
+      contents.map((content) => http().post(`/chats/${chat.id}/messages`).send({ content })),
+    );
+
+    expect(responses.map((r) => r.status)).toEqual(contents.map(() => 201));
+    expect(llm.maxInFlight).toBe(1);
+    const messages: StoredMessage[] = (await http().get(`/chats/${chat.id}/messages?limit=1000`).expect(200)).body.data;
+    expect(messages.map((m) => m.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    messages.forEach((message, index) => {
+      if (index % 2 === 0) {
+        expect(message).toMatchObject({ role: 'user', inReplyTo: null });
+      } else {
+        const question = messages[index - 1];
+        expect(message).toMatchObject({
+          role: 'assistant',
+          inReplyTo: question.id,
+          content: `reply to: ${question.content}`,
+        });
+      }
+    });
+    expect(new Set(messages.filter((m) => m.role === 'user').map((m) => m.content))).toEqual(new Set(contents));
+
+    // The k-th call saw the system prompt and every one of the 2k - 1 messages stored before its reply.
+    llm.calls.forEach(({ request: call }, k) => {
+      expect(call.messages.slice(1)).toEqual(
+        messages.slice(0, 2 * k + 1).map(({ role, content }) => ({ role, content })),
+      );
+    });
+    // Each response reports the pair it stored.
+    for (const response of responses) {
+      const { userMessage, assistantMessage } = response.body;
+      expect(assistantMessage.seq).toBe(userMessage.seq + 1);
+      expect(assistantMessage.inReplyTo).toBe(userMessage.id);
+    }
+  });
+
+  it('should run turns of different chats at the same time', async () => {
+    const [a, b] = [await newChat(), await newChat()];
+    let releaseBoth!: () => void;
+    const bothInFlight = new Promise<void>((resolve) => (releaseBoth = resolve));
+    // If turns of different chats waited for each other, the second call would never start
+    // while the first is held; the fallback then lets the test fail on the assertion below.
+    const fallback = setTimeout(releaseBoth, 2000);
+    llm.respond = async (req: LlmRequest): Promise<LlmReply> => {
+      if (llm.inFlight === 2) releaseBoth();
+      await bothInFlight;
+      return echoReply(req);
+    };
+
+    await Promise.all([
+      http().post(`/chats/${a.id}/messages`).send({ content: 'to a' }).expect(201),
+      http().post(`/chats/${b.id}/messages`).send({ content: 'to b' }).expect(201),
+    ]);
+    clearTimeout(fallback);
+
+    expect(llm.maxInFlight).toBe(2);
+  });
+
+  it('should let the next turn run after a failed one', async () => {
+    const chat = await newChat();
+    let calls = 0;
+    llm.respond = (req) => {
+      calls += 1;
+      if (calls === 1) throw new Error('boom');
+      return echoReply(req);
+    };
+    const results = await Promise.all([
+      http().post(`/chats/${chat.id}/messages`).send({ content: 'first' }),
+      http().post(`/chats/${chat.id}/messages`).send({ content: 'second' }),
+    ]);
+    expect(results.map((r) => r.status).sort()).toEqual([201, 502]);
+    expect((await http().get(`/chats/${chat.id}`).expect(200)).body.messageCount).toBe(3);
+  });
+});

@@ -1,0 +1,87 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import request from 'supertest';
+import { TokenCounter } from '../../src/llm/token-counter';
+import { RecordingLlmProvider } from '../support/recording-llm-provider';
+import { createTestApp } from '../support/test-app';
+
+const CONTEXT_TOKENS = 400;
+const MAX_OUTPUT_TOKENS = 100;
+const SYSTEM_PROMPT = 'You are a careful assistant.';
+/** What the context may hold: the window less the reply's share and the reply priming. */
+const BUDGET = CONTEXT_TOKENS - MAX_OUTPUT_TOKENS - TokenCounter.REPLY_PRIMING;
+const cost = (content: string) => countTokens(content) + TokenCounter.MESSAGE_OVERHEAD;
+
+describe('Conversation context (e2e)', () => {
+  let app: NestExpressApplication;
+  let llm: RecordingLlmProvider;
+  let chatId: string;
+  const http = () => request(app.getHttpServer());
+  const send = (content: string) => http().post(`/chats/${chatId}/messages`).send({ content });
+
+  beforeEach(async () => {
+    llm = new RecordingLlmProvider();
+    app = await createTestApp({
+      llm,
+      env: { LLM_CONTEXT_TOKENS: String(CONTEXT_TOKENS), LLM_MAX_OUTPUT_TOKENS: String(MAX_OUTPUT_TOKENS) },
+    });
+    chatId = (await http().post('/chats').send({ systemPrompt: SYSTEM_PROMPT }).expect(201)).body.id;
+  });
+  afterEach(() => app.close());
+
+  it('should send the newest messages that fit the budget, always with the new message', async () => {
+    const sentences = Array.from({ length: 12 }, (_, i) => `Sentence number ${i} talks about apples, pears and plums.`);
+    for (const sentence of sentences) await send(sentence).expect(201);
+
+    const stored = (await http().get(`/chats/${chatId}/messages?limit=1000`).expect(200)).body.data as {
+      role: 'user' | 'assistant';
+      content: string;
+    }[];
+    const [system, ...history] = llm.calls[llm.calls.length - 1].request.messages;
+    expect(system).toEqual({ role: 'system', content: SYSTEM_PROMPT });
+
+    // The history is the newest suffix of the chat, ending with the new user message …
+    const suffix = stored.slice(stored.length - 1 - history.length, stored.length - 1);
+    expect(history).toEqual(suffix.map(({ role, content }) => ({ role, content })));
+    expect(history[history.length - 1]).toEqual({ role: 'user', content: sentences[11] });
+    // … as long as it fits, and one message more would not.
+    const used = cost(SYSTEM_PROMPT) + history.reduce((sum, m) => sum + cost(m.content), 0);
+    expect(used).toBeLessThanOrEqual(BUDGET);
+    const nextOlder = stored[stored.length - 2 - history.length];
+    expect(used + cost(nextOlder.content)).toBeGreaterThan(BUDGET);
+    expect(history.length).toBeLessThan(stored.length - 1);
+  });
+
+  it('should reject with 422 a message that cannot fit on its own, storing nothing', async () => {
+    const tooLong = 'word '.repeat(BUDGET);
+    const response = await send(tooLong).expect(422);
+    expect(response.body).toMatchObject({
+      type: 'urn:konko:problem:message-exceeds-context',
+      status: 422,
+      errors: [{ field: 'content', message: expect.any(String) }],
+    });
+    expect(llm.calls).toHaveLength(0);
+    expect((await http().get(`/chats/${chatId}`)).body.messageCount).toBe(0);
+  });
+
+  it('should accept the largest message that fits on its own', async () => {
+    const room = BUDGET - cost(SYSTEM_PROMPT) - TokenCounter.MESSAGE_OVERHEAD;
+    const fits = ' word'.repeat(room);
+    expect(countTokens(fits)).toBe(room);
+    await send(fits).expect(201);
+    await send(`${fits} word`).expect(422);
+  });
+
+  it('should not re-tokenize the history on later turns', async () => {
+    const counter = app.get(TokenCounter);
+    const count = jest.spyOn(counter, 'count');
+    const countsPerTurn: number[] = [];
+    for (let turn = 0; turn < 6; turn++) {
+      count.mockClear();
+      await send(`Turn ${turn}: more about plums.`).expect(201);
+      countsPerTurn.push(count.mock.calls.length);
+    }
+    // The new message and the reply only; the system prompt is counted once and remembered.
+    expect(countsPerTurn.slice(1)).toEqual([2, 2, 2, 2, 2]);
+  });
+});

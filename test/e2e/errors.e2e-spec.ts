@@ -1,0 +1,98 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
+import { createTestApp } from '../support/test-app';
+
+const PROBLEM = /^application\/problem\+json/;
+
+describe('Problem documents (e2e)', () => {
+  let app: NestExpressApplication;
+  const http = () => request(app.getHttpServer());
+
+  beforeEach(async () => {
+    app = await createTestApp();
+  });
+  afterEach(() => app.close());
+
+  const expectProblem = (response: request.Response, status: number, instance: string) => {
+    expect(response.status).toBe(status);
+    expect(response.headers['content-type']).toMatch(PROBLEM);
+    expect(response.body).toEqual(
+      expect.objectContaining({
+        type: expect.any(String),
+        title: expect.any(String),
+        status,
+        detail: expect.any(String),
+        instance,
+      }),
+    );
+  };
+
+  it('should answer malformed JSON with 400', async () => {
+    const response = await http().post('/chats').set('Content-Type', 'application/json').send('{"title": ');
+    expectProblem(response, 400, '/chats');
+  });
+
+  it('should answer a body over the limit with 413', async () => {
+    const response = await http()
+      .post('/chats')
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ title: 'x'.repeat(2 * 1024 * 1024) }));
+    expectProblem(response, 413, '/chats');
+  });
+
+  it.each(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x'])(
+    'should answer a %s body with 415',
+    async (contentType) => {
+      const response = await http().post('/chats').set('Content-Type', contentType).send('title=x');
+      expectProblem(response, 415, '/chats');
+    },
+  );
+
+  it('should accept a JSON body with a charset and a +json media type', async () => {
+    await http()
+      .post('/chats')
+      .set('Content-Type', 'application/json; charset=utf-8')
+      .send('{"title":"a"}')
+      .expect(201);
+    await http().post('/chats').set('Content-Type', 'application/merge-patch+json').send('{"title":"b"}').expect(201);
+  });
+
+  it.each([
+    ['an array', '[]', 422],
+    ['a string', '"hello"', 400],
+    ['a JSON null', 'null', 400],
+  ])('should answer %s as the body with a problem, never 500', async (_case, body, status) => {
+    const response = await http().post('/chats').set('Content-Type', 'application/json').send(body);
+    expectProblem(response, status, '/chats');
+  });
+
+  it('should answer unknown routes and methods with 404', async () => {
+    expectProblem(await http().get('/nothing/here'), 404, '/nothing/here');
+    expectProblem(await http().put('/chats'), 404, '/chats');
+  });
+
+  it('should answer validation failures with 422 and errors[]', async () => {
+    const response = await http().post('/chats').send({ title: 5, extra: true });
+    expectProblem(response, 422, '/chats');
+    expect(response.body.type).toBe('urn:konko:problem:validation-failed');
+    expect(response.body.errors).toEqual(
+      expect.arrayContaining([
+        { field: 'title', message: expect.any(String) },
+        { field: 'extra', message: expect.any(String) },
+      ]),
+    );
+  });
+
+  it('should answer an unexpected exception with 500 and no internals', async () => {
+    await app.close();
+    const repository = new InMemoryChatRepository();
+    jest.spyOn(repository, 'listChats').mockRejectedValue(new Error('disk on fire at /var/secret/path'));
+    app = await createTestApp({ repository });
+
+    const response = await http().get('/chats');
+    expectProblem(response, 500, '/chats');
+    const text = JSON.stringify(response.body);
+    expect(text).not.toMatch(/disk on fire|secret|at .*\.ts/);
+  });
+});

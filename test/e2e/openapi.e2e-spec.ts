@@ -1,0 +1,80 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { createTestApp } from '../support/test-app';
+
+type Operation = {
+  requestBody?: { content: Record<string, { schema: object }> };
+  responses: Record<string, { content?: Record<string, { schema?: object; example?: unknown }> }>;
+};
+
+describe('OpenAPI document (e2e)', () => {
+  let app: NestExpressApplication;
+  let document: {
+    openapi: string;
+    paths: Record<string, Record<string, Operation>>;
+    components: { schemas: Record<string, unknown> };
+  };
+
+  beforeAll(async () => {
+    app = await createTestApp();
+    document = (await request(app.getHttpServer()).get('/docs-json').expect(200)).body;
+  });
+  afterAll(() => app.close());
+
+  it('should serve Swagger UI at /docs', async () => {
+    const response = await request(app.getHttpServer()).get('/docs').expect(200);
+    expect(response.text).toContain('swagger-ui');
+  });
+
+  it('should describe every route of the contract', () => {
+    expect(document.openapi).toMatch(/^3\./);
+    const routes = Object.entries(document.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(routes.sort()).toEqual(
+      [
+        'POST /chats',
+        'GET /chats',
+        'GET /chats/{chatId}',
+        'PATCH /chats/{chatId}',
+        'DELETE /chats/{chatId}',
+        'POST /chats/{chatId}/messages',
+        'GET /chats/{chatId}/messages',
+      ].sort(),
+    );
+  });
+
+  it('should give every body and response a schema, and every problem an example', () => {
+    for (const [path, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        for (const media of Object.values(operation.requestBody?.content ?? {})) {
+          expect({ where, schema: media.schema }).toEqual({ where, schema: expect.any(Object) });
+        }
+        for (const [status, response] of Object.entries(operation.responses)) {
+          if (status === '204') continue;
+          const content = response.content ?? {};
+          expect({ where, status, media: Object.keys(content).length }).toEqual({ where, status, media: 1 });
+          for (const [mediaType, media] of Object.entries(content)) {
+            expect({ where, status, schema: media.schema }).toEqual({ where, status, schema: expect.any(Object) });
+            if (Number(status) >= 400) {
+              expect({ where, status, mediaType }).toEqual({ where, status, mediaType: 'application/problem+json' });
+              expect({ where, status, example: media.example }).toEqual({ where, status, example: expect.any(Object) });
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('should document the errors each route can answer', () => {
+    const statuses = (path: string, method: string) => Object.keys(document.paths[path][method].responses).sort();
+    expect(statuses('/chats/{chatId}/messages', 'post')).toEqual(
+      ['201', '400', '404', '413', '415', '422', '500', '502', '503', '504'].sort(),
+    );
+    expect(statuses('/chats', 'post')).toEqual(['201', '400', '413', '415', '422', '500'].sort());
+    expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '404', '500']);
+    expect(document.components.schemas).toHaveProperty('ValidationProblemDto');
+    expect(document.components.schemas).toHaveProperty('ReplyFailedProblemDto');
+  });
+});
