@@ -10,8 +10,10 @@ export interface OpenAiLlmOptions {
   maxRetries: number;
 }
 
+const OPENAI_API_URL = 'https://api.openai.com/v1';
 const UNAVAILABLE_STATUSES = new Set([429, 502, 503, 529]);
 const TIMEOUT_STATUSES = new Set([408, 504]);
+const TIMEOUT_DETAIL = 'The language model did not answer within LLM_TIMEOUT_MS.';
 
 /** `Retry-After` as whole seconds, from either its delta-seconds or its HTTP-date form. */
 function retryAfterSeconds(headers: Headers | undefined): number | undefined {
@@ -25,7 +27,7 @@ function retryAfterSeconds(headers: Headers | undefined): number | undefined {
 function toLlmError(error: unknown): unknown {
   if (error instanceof APIUserAbortError || error instanceof LlmError) return error;
   if (error instanceof APIConnectionTimeoutError) {
-    return new LlmTimeoutError('The language model did not answer within LLM_TIMEOUT_MS.');
+    return new LlmTimeoutError(TIMEOUT_DETAIL);
   }
   if (error instanceof APIConnectionError) {
     return new LlmUnavailableError(`The language model could not be reached: ${error.message}`);
@@ -47,14 +49,17 @@ export class OpenAiLlmProvider extends LlmProvider {
   private readonly client: OpenAI;
   /** OpenAI's own API wants the newer parameter; most compatible servers know only `max_tokens`. */
   private readonly officialApi: boolean;
+  private readonly timeoutMs: number;
 
   constructor(options: OpenAiLlmOptions) {
     super();
-    this.officialApi = options.baseUrl === undefined || new URL(options.baseUrl).hostname === 'api.openai.com';
+    this.timeoutMs = options.timeoutMs;
+    this.officialApi = new URL(options.baseUrl ?? OPENAI_API_URL).hostname === 'api.openai.com';
     this.client = new OpenAI({
       // Local servers often need no key, but the client insists on one.
       apiKey: options.apiKey ?? 'not-set',
-      baseURL: options.baseUrl,
+      // Explicit, so the client never falls back to OPENAI_BASE_URL from process.env on its own.
+      baseURL: options.baseUrl ?? OPENAI_API_URL,
       timeout: options.timeoutMs,
       maxRetries: options.maxRetries,
     });
@@ -66,18 +71,35 @@ export class OpenAiLlmProvider extends LlmProvider {
   }
 
   async complete({ model, messages, maxOutputTokens, signal }: LlmRequest): Promise<LlmReply> {
+    // The client's timeout stops once the response headers arrive; without this one a server that
+    // stalls mid-body would hold the turn (and the chat's lock) forever.
+    const bodyDeadline = new AbortController();
+    let bodyTimer: NodeJS.Timeout | undefined;
+    let settled = false;
     let completion: OpenAI.Chat.Completions.ChatCompletion;
     try {
-      completion = await this.client.chat.completions.create(
+      const call = this.client.chat.completions.create(
         {
           model,
           messages: messages.map(({ role, content }) => ({ role, content })),
           ...(this.officialApi ? { max_completion_tokens: maxOutputTokens } : { max_tokens: maxOutputTokens }),
         },
-        { signal },
+        { signal: signal ? AbortSignal.any([signal, bodyDeadline.signal]) : bodyDeadline.signal },
       );
+      call.asResponse().then(
+        () => {
+          if (!settled) bodyTimer = setTimeout(() => bodyDeadline.abort(), this.timeoutMs);
+        },
+        () => undefined,
+      );
+      completion = await call;
     } catch (error) {
+      if (signal?.aborted) throw error instanceof APIUserAbortError ? error : new APIUserAbortError();
+      if (bodyDeadline.signal.aborted) throw new LlmTimeoutError(TIMEOUT_DETAIL);
       throw toLlmError(error);
+    } finally {
+      settled = true;
+      clearTimeout(bodyTimer);
     }
     const content = completion?.choices?.[0]?.message?.content;
     if (typeof content !== 'string') {
