@@ -33,6 +33,8 @@ export interface AppConfig {
   llmContextTokens: number | undefined;
   llmMaxOutputTokens: number;
   systemPrompt: string;
+  /** Idle time after which a streamed response sends a `: ping` comment. */
+  ssePingIntervalMs: number;
   storage: StorageSettings;
   logLevel: LogLevel;
 }
@@ -117,6 +119,12 @@ class EnvironmentVariables {
   SYSTEM_PROMPT?: string;
 
   @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(10)
+  SSE_PING_INTERVAL_MS?: number;
+
+  @IsOptional()
   @Transform(emptyToUndefined)
   @IsString()
   DATABASE_URL?: string;
@@ -179,6 +187,7 @@ export function parseAppConfig(env: Record<string, string | undefined>): AppConf
     llmContextTokens: vars.LLM_CONTEXT_TOKENS,
     llmMaxOutputTokens: maxOutputTokens,
     systemPrompt: vars.SYSTEM_PROMPT ?? DEFAULT_SYSTEM_PROMPT,
+    ssePingIntervalMs: vars.SSE_PING_INTERVAL_MS ?? 15_000,
     storage: parseStorage(vars.DATABASE_URL),
     logLevel: vars.LOG_LEVEL ?? 'info',
   };

@@ -10,7 +10,7 @@ export interface LlmRequest {
   /** The whole context: system prompt first, then the conversation, oldest first. */
   messages: readonly LlmMessage[];
   maxOutputTokens: number;
-  /** Aborting it cancels the upstream call. */
+  /** Aborting it cancels the upstream call; the stream then rejects. */
   signal?: AbortSignal;
 }
 
@@ -26,15 +26,31 @@ export interface LlmReply {
   usage: LlmUsage | null;
 }
 
+/** A piece of a streamed reply: text deltas in order, then one `finish`. */
+export type LlmStreamPart =
+  { type: 'delta'; content: string } | { type: 'finish'; model: string; usage: LlmUsage | null };
+
 /**
  * The LLM port and DI token. The LLM module binds one implementation from configuration;
  * tests and users replace it with `overrideProvider(LlmProvider)`.
  *
- * Implementations throw the errors of `llm-errors.ts` for upstream failures.
+ * Implementations stream; `complete()` collects the stream. Upstream failures are thrown as the
+ * errors of `llm-errors.ts`, before the first part or mid-stream.
  */
 export abstract class LlmProvider {
   /** Short name for logs and status: `openai`, `offline` … */
   abstract readonly name: string;
 
-  abstract complete(request: LlmRequest): Promise<LlmReply>;
+  abstract stream(request: LlmRequest): AsyncIterable<LlmStreamPart>;
+
+  /** The reply in one piece. A stream that ends without `finish` is credited to the requested model. */
+  async complete(request: LlmRequest): Promise<LlmReply> {
+    let content = '';
+    let finish: Extract<LlmStreamPart, { type: 'finish' }> | undefined;
+    for await (const part of this.stream(request)) {
+      if (part.type === 'delta') content += part.content;
+      else finish = part;
+    }
+    return { content, model: finish?.model ?? request.model, usage: finish?.usage ?? null };
+  }
 }

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { LlmProvider, LlmReply, LlmRequest } from './llm-provider';
+import { setImmediate as nextTick } from 'node:timers/promises';
+import { LlmProvider, LlmRequest, LlmStreamPart } from './llm-provider';
 import { TokenCounter } from './token-counter';
 
 const QUOTE_LIMIT = 200;
@@ -17,21 +18,31 @@ export class OfflineLlmProvider extends LlmProvider {
     super();
   }
 
-  async complete({ messages, signal }: LlmRequest): Promise<LlmReply> {
+  /** Streams the reply word by word, yielding to the event loop between words like a real stream. */
+  async *stream({ messages, signal }: LlmRequest): AsyncGenerator<LlmStreamPart> {
+    const content = this.replyTo(messages[messages.length - 1]?.content ?? '');
+    for (const word of content.match(/\S+\s*/g) ?? []) {
+      signal?.throwIfAborted();
+      yield { type: 'delta', content: word };
+      await nextTick();
+    }
     signal?.throwIfAborted();
-    const lastUser = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
-    const quote = lastUser.length > QUOTE_LIMIT ? `${lastUser.slice(0, QUOTE_LIMIT)}…` : lastUser;
-    const content =
-      `No language model is configured, so this reply is not AI-generated. You said: "${quote}". ` +
-      'To get real replies, set OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server) and restart the service.';
     const promptTokens = messages.reduce(
       (sum, m) => sum + this.tokens.count(m.content) + TokenCounter.MESSAGE_OVERHEAD,
       TokenCounter.REPLY_PRIMING,
     );
-    return {
-      content,
+    yield {
+      type: 'finish',
       model: OfflineLlmProvider.MODEL,
       usage: { promptTokens, completionTokens: this.tokens.count(content) },
     };
+  }
+
+  private replyTo(userMessage: string): string {
+    const quote = userMessage.length > QUOTE_LIMIT ? `${userMessage.slice(0, QUOTE_LIMIT)}…` : userMessage;
+    return (
+      `No language model is configured, so this reply is not AI-generated. You said: "${quote}". ` +
+      'To get real replies, set OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server) and restart the service.'
+    );
   }
 }

@@ -1,11 +1,13 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type { Stream } from 'openai/streaming';
 import { LlmError, LlmTimeoutError, LlmUnavailableError, LlmUpstreamError } from './llm-errors';
-import { LlmProvider, LlmReply, LlmRequest } from './llm-provider';
+import { LlmProvider, LlmRequest, LlmStreamPart, LlmUsage } from './llm-provider';
 
 export interface OpenAiLlmOptions {
   apiKey: string | undefined;
   /** Any OpenAI-compatible Chat Completions endpoint; OpenAI's own when undefined. */
   baseUrl: string | undefined;
+  /** Until the response headers, then between two chunks of the streamed body. */
   timeoutMs: number;
   maxRetries: number;
 }
@@ -40,7 +42,45 @@ function toLlmError(error: unknown): unknown {
     }
     return new LlmUpstreamError(detail);
   }
+  if (error instanceof APIError) {
+    // An `error` event in the middle of the stream.
+    return new LlmUpstreamError('The language model reported an error while streaming its reply.');
+  }
   return new LlmUpstreamError('The language model sent a response that could not be read.');
+}
+
+/**
+ * The stream's chunks, each awaited for at most `ms`; on expiry the request is aborted and
+ * LlmTimeoutError thrown. The client's own timeout ends with the response headers, so without this
+ * a server that goes quiet mid-body would hold the turn (and the chat's lock) forever. Time the
+ * consumer spends between chunks does not count.
+ */
+async function* withIdleTimeout<T>(stream: Stream<T>, ms: number): AsyncGenerator<T> {
+  const chunks = stream[Symbol.asyncIterator]();
+  try {
+    while (true) {
+      let idle = false;
+      const timer = setTimeout(() => {
+        idle = true;
+        stream.controller.abort();
+      }, ms);
+      let next: IteratorResult<T>;
+      try {
+        next = await chunks.next();
+      } catch (error) {
+        throw idle ? new LlmTimeoutError(TIMEOUT_DETAIL) : error;
+      } finally {
+        clearTimeout(timer);
+      }
+      // The client ends an aborted stream quietly, as if it were complete.
+      if (idle) throw new LlmTimeoutError(TIMEOUT_DETAIL);
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    // A consumer that stops early cancels the request: the client aborts it on `return()`.
+    await chunks.return?.();
+  }
 }
 
 /** Talks to OpenAI or any OpenAI-compatible server through the official client. */
@@ -62,6 +102,9 @@ export class OpenAiLlmProvider extends LlmProvider {
       baseURL: options.baseUrl ?? OPENAI_API_URL,
       timeout: options.timeoutMs,
       maxRetries: options.maxRetries,
+      // The client would print raw upstream chunks (conversation text) to the console; failures are
+      // reported through our own errors instead.
+      logLevel: 'off',
     });
   }
 
@@ -70,47 +113,40 @@ export class OpenAiLlmProvider extends LlmProvider {
     return this.client.baseURL;
   }
 
-  async complete({ model, messages, maxOutputTokens, signal }: LlmRequest): Promise<LlmReply> {
-    // The client's timeout stops once the response headers arrive; without this one a server that
-    // stalls mid-body would hold the turn (and the chat's lock) forever.
-    const bodyDeadline = new AbortController();
-    let bodyTimer: NodeJS.Timeout | undefined;
-    let settled = false;
-    let completion: OpenAI.Chat.Completions.ChatCompletion;
+  async *stream({ model, messages, maxOutputTokens, signal }: LlmRequest): AsyncGenerator<LlmStreamPart> {
+    let answeredBy = model;
+    let usage: LlmUsage | null = null;
+    let sawChoices = false;
     try {
-      const call = this.client.chat.completions.create(
+      const chunks = await this.client.chat.completions.create(
         {
           model,
           messages: messages.map(({ role, content }) => ({ role, content })),
           ...(this.officialApi ? { max_completion_tokens: maxOutputTokens } : { max_tokens: maxOutputTokens }),
+          stream: true,
+          stream_options: { include_usage: true },
         },
-        { signal: signal ? AbortSignal.any([signal, bodyDeadline.signal]) : bodyDeadline.signal },
+        { signal },
       );
-      call.asResponse().then(
-        () => {
-          if (!settled) bodyTimer = setTimeout(() => bodyDeadline.abort(), this.timeoutMs);
-        },
-        () => undefined,
-      );
-      completion = await call;
+      for await (const chunk of withIdleTimeout(chunks, this.timeoutMs)) {
+        // The client may still hand out chunks that had arrived before the abort.
+        signal?.throwIfAborted();
+        if (typeof chunk.model === 'string' && chunk.model) answeredBy = chunk.model;
+        if (chunk.usage) {
+          usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+        }
+        if (!Array.isArray(chunk.choices) || chunk.choices.length === 0) continue;
+        sawChoices = true;
+        const content = chunk.choices[0]?.delta?.content;
+        if (content) yield { type: 'delta', content };
+      }
+      // An aborted stream ends without an error.
+      signal?.throwIfAborted();
     } catch (error) {
       if (signal?.aborted) throw error instanceof APIUserAbortError ? error : new APIUserAbortError();
-      if (bodyDeadline.signal.aborted) throw new LlmTimeoutError(TIMEOUT_DETAIL);
       throw toLlmError(error);
-    } finally {
-      settled = true;
-      clearTimeout(bodyTimer);
     }
-    const content = completion?.choices?.[0]?.message?.content;
-    if (typeof content !== 'string') {
-      throw new LlmUpstreamError('The language model sent a reply without content.');
-    }
-    return {
-      content,
-      model: typeof completion.model === 'string' ? completion.model : model,
-      usage: completion.usage
-        ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens }
-        : null,
-    };
+    if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
+    yield { type: 'finish', model: answeredBy, usage };
   }
 }

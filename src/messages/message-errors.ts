@@ -21,9 +21,18 @@ export class MessageTooLongForContextError extends DomainError {
   }
 }
 
+/** What a turn had stored when it stopped early; the problem document carries both. */
+function storedSoFar(userMessage: Message, partialReply: Message | null) {
+  return {
+    userMessage: MessageDto.from(userMessage),
+    ...(partialReply ? { assistantMessage: MessageDto.from(partialReply) } : {}),
+  };
+}
+
 /**
  * The upstream LLM failed after the user message was stored. Same status as the LLM failure;
- * the stored user message travels with it so the client knows nothing was lost.
+ * the stored user message (and any partial reply, stored as incomplete) travel with it so the
+ * client knows nothing was lost.
  */
 export class ReplyFailedError extends DomainError {
   readonly kind: DomainError['kind'];
@@ -34,6 +43,7 @@ export class ReplyFailedError extends DomainError {
   constructor(
     readonly failure: LlmError,
     readonly userMessage: Message,
+    readonly partialReply: Message | null,
   ) {
     super(
       `${failure.message} Your message was stored as message ${userMessage.seq}; send another message to try again.`,
@@ -45,6 +55,24 @@ export class ReplyFailedError extends DomainError {
   }
 
   override extensions() {
-    return { userMessage: MessageDto.from(this.userMessage) };
+    return storedSoFar(this.userMessage, this.partialReply);
+  }
+}
+
+/** The client left mid-turn: the upstream call was aborted and what was generated kept. */
+export class TurnCancelledError extends DomainError {
+  readonly kind = 'client-closed';
+  readonly code = 'turn-cancelled';
+  readonly title = 'The client closed the request';
+
+  constructor(
+    readonly userMessage: Message | null,
+    readonly partialReply: Message | null,
+  ) {
+    super('The client closed the request before the reply was complete.');
+  }
+
+  override extensions() {
+    return this.userMessage ? storedSoFar(this.userMessage, this.partialReply) : {};
   }
 }

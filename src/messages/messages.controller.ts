@@ -1,5 +1,6 @@
-import { Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiCreatedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
 import { ApiChatIdParam } from '../chats/chat-api.decorators';
 import { ChatIdPipe } from '../chats/chat-id.pipe';
 import {
@@ -7,11 +8,28 @@ import {
   ApiProblemResponse,
   ApiValidationProblemResponse,
 } from '../common/problem-details/api-problem-response.decorator';
+import { abortWhenClientLeaves } from '../common/http/client-abort-signal';
+import { SseStream } from '../common/http/sse-stream';
+import { problemForRequest } from '../common/problem-details/problem-details.filter';
+import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { ListMessagesQuery } from './dto/list-messages.query';
 import { MessageDto, MessagePageDto, TurnDto } from './dto/message.dto';
 import { ReplyFailedProblemDto } from './dto/reply-failed-problem.dto';
 import { SendMessageDto } from './dto/send-message.dto';
-import { MessagesService } from './messages.service';
+import { SendMessageQuery } from './dto/send-message.query';
+import { DeltaEventDto, TURN_EVENT_STREAM_DESCRIPTION, TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
+import { MessagesService, PreparedTurn, TurnEvent } from './messages.service';
+
+const EVENT_STREAM = 'text/event-stream';
+
+/** `?stream=` decides when given; otherwise the Accept header does. */
+function wantsEventStream(request: Request, query: SendMessageQuery): boolean {
+  return query.stream ?? request.accepts(['application/json', EVENT_STREAM]) === EVENT_STREAM;
+}
+
+function eventData(event: TurnEvent): unknown {
+  return event.type === 'delta' ? { content: event.content } : MessageDto.from(event.message);
+}
 
 const USER_MESSAGE_EXAMPLE = {
   id: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b',
@@ -41,17 +59,28 @@ const upstreamProblem = (status: number, description: string, type: string, deta
 @ApiTags('messages')
 @Controller('chats/:chatId/messages')
 export class MessagesController {
-  constructor(private readonly messages: MessagesService) {}
+  constructor(
+    private readonly messages: MessagesService,
+    @InjectAppConfig() private readonly config: AppConfig,
+  ) {}
 
   @Post()
   @ApiOperation({
     summary: 'Send a message and get the reply',
     description:
       "Stores the user message, asks the LLM with the chat's system prompt and history, stores and returns the reply. " +
-      'Turns of one chat are served one at a time, first come first served.',
+      'Turns of one chat are served one at a time, first come first served. ' +
+      'With `Accept: text/event-stream` or `?stream=true` the reply is streamed as server-sent events (200); ' +
+      'errors found before the turn starts (404, 422) are plain problem responses either way.',
   })
   @ApiChatIdParam()
-  @ApiCreatedResponse({ type: TurnDto })
+  @ApiExtraModels(DeltaEventDto, MessageDto, ReplyFailedProblemDto)
+  @ApiCreatedResponse({ type: TurnDto, description: 'The stored user message and reply (plain JSON)' })
+  @ApiResponse({
+    status: 200,
+    description: TURN_EVENT_STREAM_DESCRIPTION,
+    content: { [EVENT_STREAM]: { schema: { type: 'string' }, example: TURN_EVENT_STREAM_EXAMPLE } },
+  })
   @ApiValidationProblemResponse()
   @ApiJsonBodyProblemResponses()
   @upstreamProblem(502, 'The language model failed', 'llm-failed', 'The language model answered HTTP 500.')
@@ -68,9 +97,38 @@ export class MessagesController {
     'llm-timeout',
     'The language model did not answer within LLM_TIMEOUT_MS.',
   )
-  async send(@Param('chatId', ChatIdPipe) chatId: string, @Body() body: SendMessageDto): Promise<TurnDto> {
-    const turn = await this.messages.sendMessage(chatId, body.content);
-    return { userMessage: MessageDto.from(turn.userMessage), assistantMessage: MessageDto.from(turn.assistantMessage) };
+  async send(
+    @Param('chatId', ChatIdPipe) chatId: string,
+    @Body() body: SendMessageDto,
+    @Query() query: SendMessageQuery,
+    @Req() request: Request,
+    @Res() response: Response,
+  ): Promise<void> {
+    const turn = await this.messages.prepareTurn(chatId, body.content);
+    const signal = abortWhenClientLeaves(response);
+    if (wantsEventStream(request, query)) {
+      await this.streamTurn(turn, signal, request, response);
+      return;
+    }
+    const { userMessage, assistantMessage } = await this.messages.runTurn(turn, { signal });
+    const result: TurnDto = {
+      userMessage: MessageDto.from(userMessage),
+      assistantMessage: MessageDto.from(assistantMessage),
+    };
+    response.status(201).json(result);
+  }
+
+  /** The same turn, forwarded event by event; a failure after the stream began is an `error` event. */
+  private async streamTurn(turn: PreparedTurn, signal: AbortSignal, request: Request, response: Response) {
+    const stream = new SseStream(response, this.config.ssePingIntervalMs);
+    stream.open();
+    try {
+      await this.messages.runTurn(turn, { signal, onEvent: (event) => stream.send(event.type, eventData(event)) });
+    } catch (error) {
+      if (!signal.aborted) stream.send('error', problemForRequest(error, request));
+    } finally {
+      stream.close();
+    }
   }
 
   @Get()

@@ -5,15 +5,34 @@ import { ChatsService } from '../chats/chats.service';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
-import { LlmProvider, LlmReply } from '../llm/llm-provider';
+import { LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
 import { ContextBuilder } from './context-builder';
-import { Message } from './message';
-import { ReplyFailedError } from './message-errors';
+import { Message, MessageStatus } from './message';
+import { ReplyFailedError, TurnCancelledError } from './message-errors';
 
 export interface Turn {
   userMessage: Message;
   assistantMessage: Message;
+}
+
+/** What a turn reports as it goes; a streamed response forwards each one as it happens. */
+export type TurnEvent =
+  | { type: 'user_message'; message: Message }
+  | { type: 'delta'; content: string }
+  | { type: 'assistant_message'; message: Message };
+
+/** A turn that passed the checks that need no lock: the chat exists and the message fits. */
+export interface PreparedTurn {
+  chatId: string;
+  content: string;
+  contentTokens: number;
+}
+
+export interface TurnOptions {
+  /** Aborts the upstream call when the client leaves; the partial reply is kept as incomplete. */
+  signal?: AbortSignal;
+  onEvent?: (event: TurnEvent) => void;
 }
 
 const messagesCursorScope = (chatId: string) => `messages:${chatId}`;
@@ -29,16 +48,24 @@ export class MessagesService {
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
-  /**
-   * One turn: store the user message, ask the LLM with the chat's context, store the reply.
-   * The whole turn holds the chat's lock, so the reply to message n is generated with messages
-   * 1 … n and stored as n + 1, whatever else arrives meanwhile.
-   */
-  async sendMessage(chatId: string, content: string, signal?: AbortSignal): Promise<Turn> {
+  /** Errors that need no lock come first, before any response starts (404, 422). */
+  async prepareTurn(chatId: string, content: string): Promise<PreparedTurn> {
     const contentTokens = this.tokens.count(content);
     this.context.assertFits(await this.chats.get(chatId), contentTokens);
+    return { chatId, content, contentTokens };
+  }
 
+  /**
+   * One turn: store the user message, stream the LLM's reply with the chat's context, store the
+   * reply. The whole turn holds the chat's lock, so the reply to message n is generated with
+   * messages 1 … n and stored as n + 1, whatever else arrives meanwhile. Plain and streamed
+   * responses both run this; a plain one just waits for the end.
+   */
+  async runTurn({ chatId, content, contentTokens }: PreparedTurn, options: TurnOptions = {}): Promise<Turn> {
+    const { signal, onEvent } = options;
     return this.repository.withChatLock(chatId, async () => {
+      // The client left while the turn waited: nothing was acknowledged, so nothing is stored.
+      if (signal?.aborted) throw new TurnCancelledError(null, null);
       const chat = await this.chats.get(chatId);
       const userMessage = await this.repository.appendMessage(chatId, {
         role: 'user',
@@ -49,16 +76,31 @@ export class MessagesService {
         usage: null,
         tokenCount: contentTokens,
       });
-      const reply = await this.generateReply(chat, userMessage, signal);
-      const assistantMessage = await this.repository.appendMessage(chatId, {
-        role: 'assistant',
-        content: reply.content,
-        status: 'completed',
-        inReplyTo: userMessage.id,
-        model: reply.model,
-        usage: reply.usage,
-        tokenCount: this.tokens.count(reply.content),
-      });
+      onEvent?.({ type: 'user_message', message: userMessage });
+
+      let reply = '';
+      let finish: { model: string; usage: LlmUsage | null } | undefined;
+      try {
+        const messages = await this.context.build(chat);
+        const request = { model: chat.model, messages, maxOutputTokens: this.config.llmMaxOutputTokens, signal };
+        for await (const part of this.llm.stream(request)) {
+          if (part.type === 'finish') {
+            finish = part;
+          } else if (part.content) {
+            reply += part.content;
+            onEvent?.({ type: 'delta', content: part.content });
+          }
+        }
+      } catch (error) {
+        const partial = reply ? await this.storeReply(chat, userMessage, reply, 'incomplete') : null;
+        if (signal?.aborted) throw new TurnCancelledError(userMessage, partial);
+        const failure =
+          error instanceof LlmError ? error : new LlmUpstreamError('The language model provider failed unexpectedly.');
+        throw new ReplyFailedError(failure, userMessage, partial);
+      }
+
+      const assistantMessage = await this.storeReply(chat, userMessage, reply, 'completed', finish);
+      onEvent?.({ type: 'assistant_message', message: assistantMessage });
       return { userMessage, assistantMessage };
     });
   }
@@ -72,20 +114,21 @@ export class MessagesService {
     return { data, nextCursor: rows.length > limit ? encodeCursor(scope, data[data.length - 1].seq) : null };
   }
 
-  /** Any upstream failure keeps the stored user message and reports it with the error. */
-  private async generateReply(chat: Chat, userMessage: Message, signal?: AbortSignal): Promise<LlmReply> {
-    try {
-      const messages = await this.context.build(chat);
-      return await this.llm.complete({
-        model: chat.model,
-        messages,
-        maxOutputTokens: this.config.llmMaxOutputTokens,
-        signal,
-      });
-    } catch (error) {
-      const failure =
-        error instanceof LlmError ? error : new LlmUpstreamError('The language model provider failed unexpectedly.');
-      throw new ReplyFailedError(failure, userMessage);
-    }
+  private storeReply(
+    chat: Chat,
+    userMessage: Message,
+    content: string,
+    status: MessageStatus,
+    finish?: { model: string; usage: LlmUsage | null },
+  ): Promise<Message> {
+    return this.repository.appendMessage(chat.id, {
+      role: 'assistant',
+      content,
+      status,
+      inReplyTo: userMessage.id,
+      model: finish?.model ?? chat.model,
+      usage: finish?.usage ?? null,
+      tokenCount: this.tokens.count(content),
+    });
   }
 }

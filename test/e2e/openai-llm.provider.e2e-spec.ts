@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { APIUserAbortError } from 'openai';
 import { LlmTimeoutError, LlmUnavailableError, LlmUpstreamError } from '../../src/llm/llm-errors';
-import { LlmRequest } from '../../src/llm/llm-provider';
+import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
 import { OpenAiLlmOptions, OpenAiLlmProvider } from '../../src/llm/openai-llm.provider';
 import { FakeOpenAiServer } from '../support/fake-openai-server';
 import { useSameRealmFetch } from '../support/same-realm-fetch';
@@ -15,6 +15,14 @@ async function failureOf(promise: Promise<unknown>): Promise<unknown> {
   if ('resolved' in outcome) throw new Error(`Expected a rejection, got ${JSON.stringify(outcome.resolved)}`);
   return outcome.error;
 }
+
+/** Reads `parts` to the end into `seen`, which keeps what arrived before a rejection. */
+async function collect(parts: AsyncIterable<LlmStreamPart>, seen: LlmStreamPart[] = []): Promise<LlmStreamPart[]> {
+  for await (const part of parts) seen.push(part);
+  return seen;
+}
+
+const delta = (content: string): LlmStreamPart => ({ type: 'delta', content });
 
 describe('OpenAiLlmProvider', () => {
   let server: FakeOpenAiServer;
@@ -37,6 +45,7 @@ describe('OpenAiLlmProvider', () => {
     server = await new FakeOpenAiServer().start();
   });
   afterEach(async () => {
+    jest.useRealTimers();
     await server.close();
     restoreFetch();
   });
@@ -166,5 +175,138 @@ describe('OpenAiLlmProvider', () => {
     const error = await failureOf(provider().complete({ ...request, signal: AbortSignal.abort() }));
     expect(error).toBeInstanceOf(APIUserAbortError);
     expect(server.requests).toHaveLength(0);
+  });
+
+  describe('streaming', () => {
+    it('should yield the deltas in order, then the model and usage, having asked for a stream with usage', async () => {
+      server.enqueue({
+        kind: 'reply',
+        pieces: ['Two', ' plus', ' two', ' is', ' four.'],
+        model: 'gpt-4.1-mini-2025-04-14',
+        usage: { prompt_tokens: 21, completion_tokens: 5 },
+      });
+
+      const parts = await collect(provider().stream(request));
+
+      expect(parts).toEqual([
+        delta('Two'),
+        delta(' plus'),
+        delta(' two'),
+        delta(' is'),
+        delta(' four.'),
+        { type: 'finish', model: 'gpt-4.1-mini-2025-04-14', usage: { promptTokens: 21, completionTokens: 5 } },
+      ]);
+      expect(server.requests).toHaveLength(1);
+      expect(server.requests[0].body).toMatchObject({
+        model: 'gpt-4.1-mini',
+        messages: request.messages,
+        max_tokens: 256,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+    });
+
+    it('should yield a delta as soon as it arrives, before the rest of the reply is sent', async () => {
+      server.enqueue({ kind: 'reply', pieces: ['Four', '.'], holdAfter: 1 });
+      const parts = provider().stream(request)[Symbol.asyncIterator]();
+
+      // The server sends nothing more until released.
+      expect(await parts.next()).toEqual({ done: false, value: delta('Four') });
+      server.release();
+
+      expect(await parts.next()).toEqual({ done: false, value: delta('.') });
+      expect(await parts.next()).toMatchObject({ done: false, value: { type: 'finish' } });
+      expect(await parts.next()).toEqual({ done: true, value: undefined });
+    });
+
+    it('should reject a stream cut mid-way with LlmUpstreamError after yielding the deltas that arrived', async () => {
+      server.enqueue({ kind: 'cut-mid-stream', pieces: ['Two', ' plus'] });
+      const seen: LlmStreamPart[] = [];
+
+      const error = await failureOf(collect(provider().stream(request), seen));
+
+      expect(error).toBeInstanceOf(LlmUpstreamError);
+      expect(seen).toEqual([delta('Two'), delta(' plus')]);
+    });
+
+    it('should reject an event that is not JSON with LlmUpstreamError after the deltas before it', async () => {
+      server.enqueue({ kind: 'malformed-mid-stream', pieces: ['Two'] });
+      const seen: LlmStreamPart[] = [];
+
+      const error = await failureOf(collect(provider().stream(request), seen));
+
+      expect(error).toBeInstanceOf(LlmUpstreamError);
+      expect(seen).toEqual([delta('Two')]);
+    });
+
+    it('should reject an error event mid-stream with LlmUpstreamError', async () => {
+      server.enqueue({ kind: 'error-mid-stream', pieces: ['Two'] });
+      const seen: LlmStreamPart[] = [];
+
+      const error = await failureOf(collect(provider().stream(request), seen));
+
+      expect(error).toBeInstanceOf(LlmUpstreamError);
+      expect(seen).toEqual([delta('Two')]);
+    });
+
+    it('should report LlmTimeoutError and cancel the request when the stream stalls for timeoutMs', async () => {
+      server.enqueue({ kind: 'stall-mid-stream', pieces: ['Two'] });
+      const abandoned = once(server, 'abandoned');
+      const seen: LlmStreamPart[] = [];
+
+      const error = await failureOf(collect(provider({ timeoutMs: 200 }).stream(request), seen));
+
+      expect(error).toBeInstanceOf(LlmTimeoutError);
+      expect(seen).toEqual([delta('Two')]);
+      await abandoned;
+    });
+
+    it('should not count the time the consumer takes between parts as the server stalling', async () => {
+      // Only setTimeout is faked, so time can pass while the consumer holds a part, without a sleep.
+      jest.useFakeTimers({
+        doNotFake: ['Date', 'hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'setInterval'],
+      });
+      server.enqueue({ kind: 'reply', pieces: ['Four', '.'] });
+      const parts = provider({ timeoutMs: 200 }).stream(request)[Symbol.asyncIterator]();
+      expect(await parts.next()).toEqual({ done: false, value: delta('Four') });
+
+      jest.advanceTimersByTime(1_000);
+
+      expect(await parts.next()).toEqual({ done: false, value: delta('.') });
+      expect(await parts.next()).toMatchObject({ done: false, value: { type: 'finish' } });
+    });
+
+    it('should reject and cancel the upstream request when the signal is aborted after the first delta', async () => {
+      server.enqueue({ kind: 'reply', pieces: ['Two', ' plus', ' two'], holdAfter: 1 });
+      const controller = new AbortController();
+      const abandoned = once(server, 'abandoned');
+      const seen: LlmStreamPart[] = [];
+
+      const error = await failureOf(
+        (async () => {
+          for await (const part of provider().stream({ ...request, signal: controller.signal })) {
+            seen.push(part);
+            controller.abort();
+          }
+        })(),
+      );
+
+      expect(controller.signal.aborted).toBe(true);
+      expect(error).toBeInstanceOf(APIUserAbortError);
+      expect(seen).toEqual([delta('Two')]);
+      await abandoned;
+    });
+
+    it('should cancel the upstream request when the consumer stops reading', async () => {
+      server.enqueue({ kind: 'reply', pieces: ['Two', ' plus', ' two'], holdAfter: 1 });
+      const abandoned = once(server, 'abandoned');
+
+      for await (const part of provider().stream(request)) {
+        expect(part).toEqual(delta('Two'));
+        break;
+      }
+
+      await abandoned;
+    });
   });
 });

@@ -70,11 +70,31 @@ describe('OpenAPI document (e2e)', () => {
   it('should document the errors each route can answer', () => {
     const statuses = (path: string, method: string) => Object.keys(document.paths[path][method].responses).sort();
     expect(statuses('/chats/{chatId}/messages', 'post')).toEqual(
-      ['201', '400', '404', '413', '415', '422', '500', '502', '503', '504'].sort(),
+      ['200', '201', '400', '404', '413', '415', '422', '500', '502', '503', '504'].sort(),
     );
     expect(statuses('/chats', 'post')).toEqual(['201', '400', '413', '415', '422', '500'].sort());
     expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '404', '500']);
     expect(document.components.schemas).toHaveProperty('ValidationProblemDto');
     expect(document.components.schemas).toHaveProperty('ReplyFailedProblemDto');
+  });
+
+  it('should describe the streamed reply and its events', () => {
+    const operation = document.paths['/chats/{chatId}/messages'].post as Operation & {
+      parameters: { name: string; in: string }[];
+    };
+    expect(Object.keys(operation.responses['201'].content ?? {})).toEqual(['application/json']);
+    const streamed = operation.responses['200'] as {
+      description?: string;
+      content?: Record<string, { example?: string }>;
+    };
+    expect(Object.keys(streamed.content ?? {})).toEqual(['text/event-stream']);
+    for (const event of ['user_message', 'delta', 'assistant_message', 'error']) {
+      expect(streamed.description).toContain(`\`${event}\``);
+    }
+    expect(streamed.content?.['text/event-stream'].example).toContain('event: delta');
+    expect(operation.parameters).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'stream', in: 'query' })]),
+    );
+    expect(document.components.schemas).toHaveProperty('DeltaEventDto');
   });
 });

@@ -7,28 +7,53 @@ export interface FakeUsage {
   completion_tokens: number;
 }
 
-/** What the server does with one request. */
+/**
+ * What the server does with one request. A request with `stream: true` gets its answer as
+ * `text/event-stream` chunks, like OpenAI's. The `*-mid-stream` faults are meant for those; a plain
+ * request gets the start of a JSON body and then the same fault (an `error-mid-stream`: HTTP 500).
+ */
 export type FakeBehaviour =
-  /** A chat.completion. `content` defaults to `reply to: <last message>`, `model` to the requested one. */
-  | { kind: 'reply'; content?: string; model?: string; usage?: FakeUsage | null }
+  /**
+   * A chat.completion, or its chunks when streamed. `content` defaults to `pieces` joined, else
+   * `reply to: <last message>`; `pieces` (one chunk each) to the content split into words; `model`
+   * to the requested one. With `holdAfter`, a stream pauses after that many pieces until `release()`.
+   */
+  | {
+      kind: 'reply';
+      content?: string;
+      pieces?: string[];
+      model?: string;
+      usage?: FakeUsage | null;
+      holdAfter?: number;
+    }
   /** An HTTP error with an OpenAI-style JSON error body. */
   | { kind: 'error'; status: number; body?: unknown; headers?: Record<string, string> }
   /** Never answers; the socket stays open until the client gives up or the server closes. */
   | { kind: 'hang' }
   /** Status 200 and the start of a body, then silence: the headers arrive, the rest never does. */
   | { kind: 'stall' }
-  /** Status 200, `application/json`, a body that is not JSON. */
+  /** Status 200 and a body that is not JSON (streamed: an event whose data is not JSON). */
   | { kind: 'malformed' }
-  /** A well-formed chat.completion with an empty `choices`. */
+  /** A well-formed chat.completion with an empty `choices` (streamed: only such chunks). */
   | { kind: 'no-choices' }
   /** Destroys the connection before a single response byte. */
-  | { kind: 'cut' };
+  | { kind: 'cut' }
+  /** Streams `pieces` (default PARTIAL_PIECES), then destroys the connection. */
+  | { kind: 'cut-mid-stream'; pieces?: string[] }
+  /** Streams `pieces`, then goes silent with the connection open. */
+  | { kind: 'stall-mid-stream'; pieces?: string[] }
+  /** Streams `pieces`, then an event whose data is not JSON, then ends the body. */
+  | { kind: 'malformed-mid-stream'; pieces?: string[] }
+  /** Streams `pieces`, then an OpenAI-style `{"error": …}` event, then ends the body. */
+  | { kind: 'error-mid-stream'; pieces?: string[] };
 
 export interface FakeChatRequestBody {
   model?: string;
   messages?: { role: string; content: string }[];
   max_tokens?: number;
   max_completion_tokens?: number;
+  stream?: boolean;
+  stream_options?: { include_usage?: boolean };
   [key: string]: unknown;
 }
 
@@ -41,13 +66,16 @@ export interface RecordedRequest {
 }
 
 export const DEFAULT_USAGE: FakeUsage = { prompt_tokens: 12, completion_tokens: 5 };
+/** What the `*-mid-stream` faults send before failing, unless told otherwise. */
+export const PARTIAL_PIECES = ['Partial', ' reply'];
 
 /**
  * An OpenAI-compatible Chat Completions server on loopback, for driving the real `openai` client.
  * Answers each request with the next scripted behaviour, or a plain reply when none is queued.
  *
- * Events: `request` (RecordedRequest) once a request's body has been read; `abandoned`
- * (RecordedRequest) when the client closes the connection before the answer was sent.
+ * Events: `request` (RecordedRequest) once a request's body has been read; `held` (RecordedRequest)
+ * when a stream pauses at its `holdAfter`; `abandoned` (RecordedRequest) when the client closes the
+ * connection before the answer was complete.
  */
 export class FakeOpenAiServer extends EventEmitter {
   readonly requests: RecordedRequest[] = [];
@@ -59,6 +87,8 @@ export class FakeOpenAiServer extends EventEmitter {
   private port: number | undefined;
   /** Sockets the server itself ends (`cut`, `close()`) are not the client abandoning a request. */
   private readonly endedByServer = new WeakSet<Socket>();
+  private releaseHeld: () => void = () => undefined;
+  private readonly heldUntilRelease = new Promise<void>((resolve) => (this.releaseHeld = resolve));
 
   constructor() {
     super();
@@ -97,6 +127,11 @@ export class FakeOpenAiServer extends EventEmitter {
     return this;
   }
 
+  /** Lets held streams go on. Once called, later holds pass at once. */
+  release(): void {
+    this.releaseHeld();
+  }
+
   /** Resolves once `count` requests have arrived (at once if they already have). */
   waitForRequests(count: number): Promise<RecordedRequest[]> {
     return new Promise((resolve) => {
@@ -128,7 +163,9 @@ export class FakeOpenAiServer extends EventEmitter {
       sendJson(res, 404, { error: { message: `No route for ${req.method} ${req.url}`, type: 'not_found' } });
       return;
     }
-    this.respond(this.queue.shift() ?? { kind: 'reply' }, recorded, res);
+    const behaviour = this.queue.shift() ?? { kind: 'reply' };
+    if (recorded.body?.stream === true) await this.respondStreamed(behaviour, recorded, res);
+    else this.respond(behaviour, recorded, res);
   }
 
   private respond(behaviour: FakeBehaviour, request: RecordedRequest, res: ServerResponse): void {
@@ -137,19 +174,19 @@ export class FakeOpenAiServer extends EventEmitter {
         sendJson(res, 200, completion(request.body, behaviour));
         return;
       case 'error':
-        sendJson(
-          res,
-          behaviour.status,
-          behaviour.body ?? { error: { message: `Scripted HTTP ${behaviour.status}`, type: 'server_error' } },
-          behaviour.headers,
-        );
+        sendError(res, behaviour);
+        return;
+      case 'error-mid-stream':
+        sendError(res, { kind: 'error', status: 500 });
         return;
       case 'hang':
         return;
       case 'stall':
+      case 'stall-mid-stream':
         res.writeHead(200, { 'content-type': 'application/json' }).write('{"id":"chatcmpl-fake",');
         return;
       case 'malformed':
+      case 'malformed-mid-stream':
         res.writeHead(200, { 'content-type': 'application/json' }).end('{not json');
         return;
       case 'no-choices':
@@ -158,6 +195,83 @@ export class FakeOpenAiServer extends EventEmitter {
       case 'cut':
         if (res.socket) this.destroy(res.socket);
         return;
+      case 'cut-mid-stream':
+        res.writeHead(200, { 'content-type': 'application/json' }).write('{"id":"chatcmpl-fake",', () => {
+          if (res.socket) this.destroy(res.socket);
+        });
+        return;
+    }
+  }
+
+  private async respondStreamed(behaviour: FakeBehaviour, request: RecordedRequest, res: ServerResponse) {
+    const body = request.body;
+    const chunk = (fields: object) => ({
+      id: 'chatcmpl-fake',
+      object: 'chat.completion.chunk',
+      created: Math.floor(Date.now() / 1000),
+      model: (behaviour.kind === 'reply' && behaviour.model) || body?.model || 'fake-model',
+      ...fields,
+    });
+    const pieceEvents = (pieces: string[]) =>
+      pieces.map((content, i) =>
+        chunk({
+          choices: [{ index: 0, delta: i === 0 ? { role: 'assistant', content } : { content }, finish_reason: null }],
+        }),
+      );
+    switch (behaviour.kind) {
+      case 'reply': {
+        const { pieces, usage } = reply(body, behaviour);
+        const events: unknown[] = pieceEvents(pieces);
+        events.push(chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }));
+        if (body?.stream_options?.include_usage) events.push(chunk({ choices: [], usage }));
+        await this.sendEvents(res, request, [...events, '[DONE]'], behaviour.holdAfter);
+        res.end();
+        return;
+      }
+      case 'stall':
+        startEvents(res).write('data: {"id":"chatcmpl-fake",');
+        return;
+      case 'malformed':
+        startEvents(res).end('data: {not json\n\n');
+        return;
+      case 'no-choices':
+        await this.sendEvents(res, request, [chunk({ choices: [] }), '[DONE]']);
+        res.end();
+        return;
+      case 'cut-mid-stream':
+        await this.sendEvents(res, request, pieceEvents(behaviour.pieces ?? PARTIAL_PIECES));
+        if (res.socket) this.destroy(res.socket);
+        return;
+      case 'stall-mid-stream':
+        await this.sendEvents(res, request, pieceEvents(behaviour.pieces ?? PARTIAL_PIECES));
+        return;
+      case 'malformed-mid-stream':
+        await this.sendEvents(res, request, pieceEvents(behaviour.pieces ?? PARTIAL_PIECES));
+        res.end('data: {not json\n\n');
+        return;
+      case 'error-mid-stream':
+        await this.sendEvents(res, request, pieceEvents(behaviour.pieces ?? PARTIAL_PIECES));
+        await this.sendEvents(res, request, [
+          { error: { message: 'Scripted mid-stream error', type: 'server_error' } },
+        ]);
+        res.end();
+        return;
+      default:
+        this.respond(behaviour, request, res);
+    }
+  }
+
+  /** Writes each event once the previous one is flushed, pausing after `holdAfter` of them. */
+  private async sendEvents(res: ServerResponse, request: RecordedRequest, events: unknown[], holdAfter?: number) {
+    if (!res.headersSent) startEvents(res);
+    for (const [i, event] of events.entries()) {
+      if (i === holdAfter) {
+        this.emit('held', request);
+        await this.heldUntilRelease;
+      }
+      if (res.destroyed) return;
+      const data = typeof event === 'string' ? event : JSON.stringify(event);
+      await new Promise((resolve) => res.write(`data: ${data}\n\n`, resolve));
     }
   }
 
@@ -167,24 +281,44 @@ export class FakeOpenAiServer extends EventEmitter {
   }
 }
 
-function completion(body: FakeChatRequestBody | undefined, reply: Extract<FakeBehaviour, { kind: 'reply' }>) {
+function reply(body: FakeChatRequestBody | undefined, behaviour: Extract<FakeBehaviour, { kind: 'reply' }>) {
   const last = body?.messages?.[body.messages.length - 1];
-  const usage = reply.usage === undefined ? DEFAULT_USAGE : reply.usage;
+  const content = behaviour.content ?? behaviour.pieces?.join('') ?? `reply to: ${last?.content}`;
+  const usage = behaviour.usage === undefined ? DEFAULT_USAGE : behaviour.usage;
+  return {
+    content,
+    pieces: behaviour.pieces ?? content.match(/\s*\S+|\s+/g) ?? [],
+    usage: usage && { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
+  };
+}
+
+function completion(body: FakeChatRequestBody | undefined, behaviour: Extract<FakeBehaviour, { kind: 'reply' }>) {
+  const { content, usage } = reply(body, behaviour);
   return {
     id: 'chatcmpl-fake',
     object: 'chat.completion',
     created: Math.floor(Date.now() / 1000),
-    model: reply.model ?? body?.model ?? 'fake-model',
+    model: behaviour.model ?? body?.model ?? 'fake-model',
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content: reply.content ?? `reply to: ${last?.content}`, refusal: null },
+        message: { role: 'assistant', content, refusal: null },
         finish_reason: 'stop',
         logprobs: null,
       },
     ],
-    ...(usage ? { usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } } : {}),
+    ...(usage ? { usage } : {}),
   };
+}
+
+function startEvents(res: ServerResponse): ServerResponse {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }).flushHeaders();
+  return res;
+}
+
+function sendError(res: ServerResponse, behaviour: Extract<FakeBehaviour, { kind: 'error' }>): void {
+  const body = behaviour.body ?? { error: { message: `Scripted HTTP ${behaviour.status}`, type: 'server_error' } };
+  sendJson(res, behaviour.status, body, behaviour.headers);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

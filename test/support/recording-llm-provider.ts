@@ -1,4 +1,5 @@
-import { LlmMessage, LlmProvider, LlmReply, LlmRequest } from '../../src/llm/llm-provider';
+import { setImmediate as nextTick } from 'node:timers/promises';
+import { LlmMessage, LlmProvider, LlmReply, LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
 
 export interface RecordedCall {
   request: LlmRequest;
@@ -6,7 +7,9 @@ export interface RecordedCall {
   inFlightAtStart: number;
 }
 
-type Responder = (request: LlmRequest, call: number) => Promise<LlmReply> | LlmReply;
+/** A whole reply, or the stream parts to send. */
+type Response = LlmReply | AsyncIterable<LlmStreamPart>;
+type Responder = (request: LlmRequest, call: number) => Promise<Response> | Response;
 
 /** The default answer: names the message it replies to, so tests can check who answered what. */
 export const echoReply = (request: LlmRequest): LlmReply => {
@@ -17,6 +20,12 @@ export const echoReply = (request: LlmRequest): LlmReply => {
     usage: { promptTokens: 10, completionTokens: 3 },
   };
 };
+
+/** A reply as a stream of word-sized deltas and a finish. */
+export async function* streamOf(reply: LlmReply): AsyncGenerator<LlmStreamPart> {
+  for (const piece of reply.content.match(/\S+\s*/g) ?? []) yield { type: 'delta', content: piece };
+  yield { type: 'finish', model: reply.model, usage: reply.usage };
+}
 
 /**
  * A fake LLM for tests: records every request, tracks how many calls overlap, and answers
@@ -32,14 +41,15 @@ export class RecordingLlmProvider extends LlmProvider {
     super();
   }
 
-  async complete(request: LlmRequest): Promise<LlmReply> {
+  async *stream(request: LlmRequest): AsyncGenerator<LlmStreamPart> {
     this.inFlight += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     const call = this.calls.push({ request, inFlightAtStart: this.inFlight });
     try {
       // Yield to the event loop so concurrent requests genuinely interleave.
-      await new Promise((resolve) => setImmediate(resolve));
-      return await this.respond(request, call);
+      await nextTick();
+      const response = await this.respond(request, call);
+      yield* 'content' in response ? streamOf(response) : response;
     } finally {
       this.inFlight -= 1;
     }

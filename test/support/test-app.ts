@@ -28,3 +28,9 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<NestE
   await app.init();
   return app;
 }
+
+/** Starts the app on a free loopback port, for clients that need a real URL; returns its base URL. */
+export async function listenOnLoopback(app: NestExpressApplication): Promise<string> {
+  await app.listen(0, '127.0.0.1');
+  return app.getUrl();
+}

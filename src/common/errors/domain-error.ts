@@ -3,7 +3,14 @@
  * kind to a status; services never deal in HTTP.
  */
 export type ErrorKind =
-  'not-found' | 'invalid' | 'conflict' | 'upstream-timeout' | 'upstream-unavailable' | 'upstream-failed';
+  | 'not-found'
+  | 'invalid'
+  | 'conflict'
+  | 'upstream-timeout'
+  | 'upstream-unavailable'
+  | 'upstream-failed'
+  /** The client went away before the answer; nobody reads the status. */
+  | 'client-closed';
 
 /** A field-level validation failure, as shown in a problem document's `errors[]`. */
 export interface FieldError {

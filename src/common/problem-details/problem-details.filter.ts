@@ -22,6 +22,7 @@ const STATUS_BY_KIND: Record<ErrorKind, number> = {
   'upstream-timeout': 504,
   'upstream-unavailable': 503,
   'upstream-failed': 502,
+  'client-closed': 499,
 };
 
 /** Errors raised by Express's body parser carry a `type` and a client status. */
@@ -82,23 +83,29 @@ export function toProblem(error: unknown, instance: string): ProblemDocument {
   return plain(500, 'The service failed to handle the request. It has been logged.');
 }
 
+const logger = new Logger('ProblemDetails');
+
+/** The problem document for an error met while serving `request`; unexpected failures are logged. */
+export function problemForRequest(error: unknown, request: Request): ProblemDocument {
+  const problem = toProblem(error, request.originalUrl ?? request.url);
+  if (problem.status >= 500 && !(error instanceof DomainError)) {
+    logger.error(
+      `${request.method} ${request.originalUrl} failed`,
+      error instanceof Error ? error.stack : String(error),
+    );
+  }
+  return problem;
+}
+
 /** Every error, from any layer, leaves the service as `application/problem+json`. */
 @Catch()
 export class ProblemDetailsFilter implements ExceptionFilter {
-  private readonly logger = new Logger('ProblemDetails');
-
   catch(error: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
     const request = http.getRequest<Request>();
     const response = http.getResponse<Response>();
-    const problem = toProblem(error, request.originalUrl ?? request.url);
+    const problem = problemForRequest(error, request);
 
-    if (problem.status >= 500 && !(error instanceof DomainError)) {
-      this.logger.error(
-        `${request.method} ${request.originalUrl} failed`,
-        error instanceof Error ? error.stack : String(error),
-      );
-    }
     if (response.headersSent) {
       response.end();
       return;

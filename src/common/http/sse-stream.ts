@@ -1,0 +1,44 @@
+import type { Response } from 'express';
+
+/**
+ * A `text/event-stream` response. Each event is one `event:` line and one `data:` line of JSON
+ * (JSON never holds a raw newline, so no data splitting is needed). While nothing is sent for
+ * `pingIntervalMs`, a `: ping` comment keeps proxies and clients from timing the stream out.
+ */
+export class SseStream {
+  private pingTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly response: Response,
+    private readonly pingIntervalMs: number,
+  ) {}
+
+  open(): void {
+    this.response.status(200);
+    this.response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    this.response.setHeader('Cache-Control', 'no-cache, no-transform');
+    // Stops nginx and similar proxies from buffering the stream.
+    this.response.setHeader('X-Accel-Buffering', 'no');
+    this.response.flushHeaders();
+    this.pingTimer = setTimeout(() => this.ping(), this.pingIntervalMs);
+  }
+
+  send(event: string, data: unknown): void {
+    this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  close(): void {
+    clearTimeout(this.pingTimer);
+    if (!this.response.writableEnded) this.response.end();
+  }
+
+  private ping(): void {
+    this.write(': ping\n\n');
+  }
+
+  private write(chunk: string): void {
+    if (this.response.writableEnded || this.response.destroyed) return;
+    this.response.write(chunk);
+    this.pingTimer?.refresh();
+  }
+}

@@ -1,0 +1,84 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { once } from 'node:events';
+import request from 'supertest';
+import { EventStreamClient } from '../support/event-stream-client';
+import { FakeOpenAiServer, PARTIAL_PIECES } from '../support/fake-openai-server';
+import { useSameRealmFetch } from '../support/same-realm-fetch';
+import { createTestApp, listenOnLoopback } from '../support/test-app';
+
+/** Streamed turns through the real OpenAI provider and client, against the loopback server. */
+describe('Streamed replies from an OpenAI-compatible upstream (e2e)', () => {
+  let upstream: FakeOpenAiServer;
+  let app: NestExpressApplication;
+  let baseUrl: string;
+  let chatId: string;
+  let restoreFetch: () => void;
+  const http = () => request(app.getHttpServer());
+  const stream = (content: string) => EventStreamClient.post(`${baseUrl}/chats/${chatId}/messages`, { content });
+  const storedMessages = async () => (await http().get(`/chats/${chatId}/messages`).expect(200)).body.data;
+
+  beforeEach(async () => {
+    restoreFetch = useSameRealmFetch();
+    upstream = await new FakeOpenAiServer().start();
+    app = await createTestApp({
+      env: { OPENAI_BASE_URL: upstream.baseUrl, LLM_MAX_RETRIES: '0', LLM_TIMEOUT_MS: '2000' },
+    });
+    baseUrl = await listenOnLoopback(app);
+    chatId = (await http().post('/chats').expect(201)).body.id;
+  });
+  afterEach(async () => {
+    app.getHttpServer().closeAllConnections();
+    await app.close();
+    await upstream.close();
+    restoreFetch();
+  });
+
+  it('should forward the upstream pieces as deltas and store them joined', async () => {
+    upstream.enqueue({
+      kind: 'reply',
+      pieces: ['Belém', ', then', ' Alfama.'],
+      usage: { prompt_tokens: 9, completion_tokens: 4 },
+    });
+    const events = await (await stream('Lisbon?')).all();
+
+    expect(events.map((e) => e.event)).toEqual(['user_message', 'delta', 'delta', 'delta', 'assistant_message']);
+    expect(events.slice(1, 4).map((e) => e.data.content)).toEqual(['Belém', ', then', ' Alfama.']);
+    expect(events[4].data).toMatchObject({
+      content: 'Belém, then Alfama.',
+      usage: { promptTokens: 9, completionTokens: 4 },
+    });
+    expect(upstream.requests[0].body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+  });
+
+  it('should end with an error event and keep the partial reply when the upstream connection is cut', async () => {
+    upstream.enqueue({ kind: 'cut-mid-stream' });
+    const events = await (await stream('Tell me everything')).all();
+
+    expect(events.map((e) => e.event)).toEqual(['user_message', 'delta', 'delta', 'error']);
+    expect(events[3].data).toMatchObject({
+      status: 502,
+      type: 'urn:konko:problem:llm-failed',
+      userMessage: { seq: 1 },
+      assistantMessage: { seq: 2, status: 'incomplete', content: PARTIAL_PIECES.join('') },
+    });
+    expect((await storedMessages())[1]).toEqual(events[3].data.assistantMessage);
+
+    const next = await http().post(`/chats/${chatId}/messages`).send({ content: 'Again?' }).expect(201);
+    expect(next.body.userMessage.seq).toBe(3);
+  });
+
+  it('should cancel the upstream request when the client disconnects, and keep what was generated', async () => {
+    upstream.enqueue({ kind: 'reply', pieces: ['Once', ' upon', ' a time'], holdAfter: 1 });
+    const abandoned = once(upstream, 'abandoned');
+    const client = await stream('A story, please');
+    await client.waitForEvents(2);
+    client.disconnect();
+
+    await abandoned;
+    upstream.release();
+    await http().post(`/chats/${chatId}/messages`).send({ content: 'Still there?' }).expect(201);
+    const messages = await storedMessages();
+    expect(messages[1]).toMatchObject({ role: 'assistant', status: 'incomplete', content: 'Once' });
+    expect(messages.map((m: { seq: number }) => m.seq)).toEqual([1, 2, 3, 4]);
+  });
+});
