@@ -18,6 +18,12 @@ export abstract class ChatRepository {
   /** Applies the changes; null when the chat does not exist. */
   abstract updateChat(chatId: string, changes: ChatChanges): Promise<Chat | null>;
 
+  /**
+   * Gives an untitled chat a title, atomically: a title set meanwhile (by the user) is never
+   * overwritten. Returns the updated chat, or null when the chat is gone or already has a title.
+   */
+  abstract setTitleIfUntitled(chatId: string, title: string): Promise<Chat | null>;
+
   /** Deletes the chat and its messages; false when it did not exist. */
   abstract deleteChat(chatId: string): Promise<boolean>;
 

@@ -79,6 +79,12 @@ export class InMemoryChatRepository extends ChatRepository {
     return record.chat;
   }
 
+  async setTitleIfUntitled(chatId: string, title: string): Promise<Chat | null> {
+    const record = this.chats.get(chatId);
+    if (!record || record.chat.title !== null) return null;
+    return this.updateChat(chatId, { title });
+  }
+
   async deleteChat(chatId: string): Promise<boolean> {
     if (!this.chats.delete(chatId)) return false;
     this.order.splice(lowerBound(this.order, chatId), 1);
