@@ -1,6 +1,7 @@
 // @ts-check
 import eslint from '@eslint/js';
 import prettier from 'eslint-config-prettier';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -17,6 +18,12 @@ export default tseslint.config(
   },
   {
     files: ['test/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+  {
+    // Measurement scripts run under plain Node and print their figures.
+    files: ['scripts/**/*.mjs'],
+    languageOptions: { globals: globals.node },
     rules: { 'no-console': 'off' },
   },
 );

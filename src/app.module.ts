@@ -4,12 +4,14 @@ import { ChatsModule } from './chats/chats.module';
 import { appConfig } from './config/app-config';
 import { LlmModule } from './llm/llm.module';
 import { MessagesModule } from './messages/messages.module';
+import { SummariesModule } from './summaries/summaries.module';
 
 @Module({
   imports: [
     ConfigModule.forRoot({ isGlobal: true, cache: true, load: [appConfig] }),
     ChatsModule,
     MessagesModule,
+    SummariesModule,
     LlmModule,
   ],
 })

@@ -17,7 +17,13 @@ import {
 
 export type LlmProviderName = 'openai' | 'offline';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'verbose';
-export type StorageSettings = { kind: 'memory' };
+/** How untitled chats get a title after their first exchange. */
+export type AutoTitleMode = 'first-message' | 'llm' | 'off';
+export type StorageSettings =
+  | { kind: 'memory' }
+  | { kind: 'sqlite'; path: string }
+  /** `url` may carry a password: show it through {@link describeStorage} only. */
+  | { kind: 'postgres'; url: string };
 
 /** Typed, validated settings. Read once at start-up from the environment (and `.env`). */
 export interface AppConfig {
@@ -33,9 +39,12 @@ export interface AppConfig {
   llmContextTokens: number | undefined;
   llmMaxOutputTokens: number;
   systemPrompt: string;
+  autoTitle: AutoTitleMode;
   /** Idle time after which a streamed response sends a `: ping` comment. */
   ssePingIntervalMs: number;
   storage: StorageSettings;
+  /** How long a database chat lock outlives an instance that stopped renewing it (crashed). */
+  chatLockLeaseMs: number;
   logLevel: LogLevel;
 }
 
@@ -126,8 +135,19 @@ class EnvironmentVariables {
 
   @IsOptional()
   @Transform(emptyToUndefined)
+  @IsIn(['first-message', 'llm', 'off'])
+  AUTO_TITLE?: AutoTitleMode;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
   @IsString()
   DATABASE_URL?: string;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(500)
+  CHAT_LOCK_LEASE_MS?: number;
 
   @IsOptional()
   @Transform(emptyToUndefined)
@@ -151,9 +171,42 @@ function describeErrors(errors: ValidationError[], env: Record<string, unknown>)
 
 function parseStorage(databaseUrl: string | undefined): StorageSettings {
   if (databaseUrl === undefined) return { kind: 'memory' };
-  throw new InvalidConfigError(
-    `Invalid configuration: DATABASE_URL=${JSON.stringify(databaseUrl)} is not supported by this version; unset it to use in-memory storage`,
-  );
+  const refuse = (reason: string) =>
+    new InvalidConfigError(`Invalid configuration: DATABASE_URL=${JSON.stringify(redact(databaseUrl))} ${reason}`);
+  if (databaseUrl.startsWith('sqlite:')) {
+    // `sqlite:///abs/file.db` (URL form) and `sqlite:./file.db` both name a file path.
+    const path = databaseUrl.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path.trim() === '') throw refuse('names no file: use sqlite:<path>');
+    return { kind: 'sqlite', path };
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    url = undefined;
+  }
+  if (url && (url.protocol === 'postgres:' || url.protocol === 'postgresql:')) return { kind: 'postgres', url: databaseUrl };
+  throw refuse('is neither sqlite:<path> nor a postgres:// URL (unset it for in-memory storage)');
+}
+
+/** The URL with any password replaced, for messages and logs. */
+function redact(databaseUrl: string): string {
+  return databaseUrl.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^@/?#]*@/i, '$1:***@');
+}
+
+/** Which storage the settings name, for the start-up line: never shows a password. */
+export function describeStorage(storage: StorageSettings): string {
+  switch (storage.kind) {
+    case 'memory':
+      return 'in-memory';
+    case 'sqlite':
+      return `sqlite (${storage.path})`;
+    case 'postgres': {
+      const url = new URL(storage.url);
+      const host = url.hostname === '' ? 'localhost' : url.hostname;
+      return `postgres (${host}:${url.port || '5432'}${url.pathname})`;
+    }
+  }
 }
 
 /** Validates the environment and turns it into settings; throws {@link InvalidConfigError}. */
@@ -188,7 +241,9 @@ export function parseAppConfig(env: Record<string, string | undefined>): AppConf
     llmMaxOutputTokens: maxOutputTokens,
     systemPrompt: vars.SYSTEM_PROMPT ?? DEFAULT_SYSTEM_PROMPT,
     ssePingIntervalMs: vars.SSE_PING_INTERVAL_MS ?? 15_000,
+    autoTitle: vars.AUTO_TITLE ?? 'first-message',
     storage: parseStorage(vars.DATABASE_URL),
+    chatLockLeaseMs: vars.CHAT_LOCK_LEASE_MS ?? 30_000,
     logLevel: vars.LOG_LEVEL ?? 'info',
   };
 }

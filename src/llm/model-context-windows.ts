@@ -1,4 +1,4 @@
-import { DEFAULT_CONTEXT_TOKENS } from '../config/app-config';
+import { AppConfig, DEFAULT_CONTEXT_TOKENS } from '../config/app-config';
 
 /** Context windows of well-known models, by name prefix (longest prefix wins). */
 const KNOWN_WINDOWS: ReadonlyArray<[prefix: string, tokens: number]> = [
@@ -16,4 +16,9 @@ const KNOWN_WINDOWS: ReadonlyArray<[prefix: string, tokens: number]> = [
 export function contextWindowOf(model: string): number {
   const match = KNOWN_WINDOWS.find(([prefix]) => model.startsWith(prefix));
   return match ? match[1] : DEFAULT_CONTEXT_TOKENS;
+}
+
+/** The context window a request to `model` may fill: LLM_CONTEXT_TOKENS when set. */
+export function contextTokensFor(config: AppConfig, model: string): number {
+  return config.llmContextTokens ?? contextWindowOf(model);
 }

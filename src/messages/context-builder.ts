@@ -3,7 +3,7 @@ import { Chat } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { LlmMessage } from '../llm/llm-provider';
-import { contextWindowOf } from '../llm/model-context-windows';
+import { contextTokensFor } from '../llm/model-context-windows';
 import { TokenCounter } from '../llm/token-counter';
 import { MessageTooLongForContextError } from './message-errors';
 
@@ -54,8 +54,7 @@ export class ContextBuilder {
   }
 
   private budget(chat: Chat): number {
-    const window = this.config.llmContextTokens ?? contextWindowOf(chat.model);
-    return window - this.config.llmMaxOutputTokens - TokenCounter.REPLY_PRIMING;
+    return contextTokensFor(this.config, chat.model) - this.config.llmMaxOutputTokens - TokenCounter.REPLY_PRIMING;
   }
 
   private systemPrompt(chat: Chat): string {

@@ -2,12 +2,13 @@ import { Module } from '@nestjs/common';
 import { ChatsModule } from '../chats/chats.module';
 import { LlmModule } from '../llm/llm.module';
 import { StorageModule } from '../storage/storage.module';
+import { SummariesModule } from '../summaries/summaries.module';
 import { ContextBuilder } from './context-builder';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
 
 @Module({
-  imports: [ChatsModule, StorageModule, LlmModule],
+  imports: [ChatsModule, StorageModule, LlmModule, SummariesModule],
   controllers: [MessagesController],
   providers: [MessagesService, ContextBuilder],
 })

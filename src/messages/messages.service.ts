@@ -7,6 +7,7 @@ import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
 import { LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
+import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
 import { Message, MessageStatus } from './message';
 import { ReplyFailedError, TurnCancelledError } from './message-errors';
@@ -45,6 +46,7 @@ export class MessagesService {
     private readonly context: ContextBuilder,
     private readonly llm: LlmProvider,
     private readonly tokens: TokenCounter,
+    private readonly titles: ChatTitler,
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
@@ -59,10 +61,23 @@ export class MessagesService {
    * One turn: store the user message, stream the LLM's reply with the chat's context, store the
    * reply. The whole turn holds the chat's lock, so the reply to message n is generated with
    * messages 1 … n and stored as n + 1, whatever else arrives meanwhile. Plain and streamed
-   * responses both run this; a plain one just waits for the end.
+   * responses both run this; a plain one just waits for the end. An untitled chat is titled after
+   * its first exchange, outside the lock.
    */
-  async runTurn({ chatId, content, contentTokens }: PreparedTurn, options: TurnOptions = {}): Promise<Turn> {
-    const { signal, onEvent } = options;
+  async runTurn(turn: PreparedTurn, options: TurnOptions = {}): Promise<Turn> {
+    let untitledFirstMessage: string | undefined;
+    try {
+      return await this.runLockedTurn(turn, options, (firstMessage) => (untitledFirstMessage = firstMessage));
+    } finally {
+      if (untitledFirstMessage !== undefined) await this.titles.titleNewChat(turn.chatId, untitledFirstMessage);
+    }
+  }
+
+  private runLockedTurn(
+    { chatId, content, contentTokens }: PreparedTurn,
+    { signal, onEvent }: TurnOptions,
+    onFirstMessageOfUntitledChat: (content: string) => void,
+  ): Promise<Turn> {
     return this.repository.withChatLock(chatId, async () => {
       // The client left while the turn waited: nothing was acknowledged, so nothing is stored.
       if (signal?.aborted) throw new TurnCancelledError(null, null);
@@ -77,6 +92,7 @@ export class MessagesService {
         tokenCount: contentTokens,
       });
       onEvent?.({ type: 'user_message', message: userMessage });
+      if (userMessage.seq === 1 && chat.title === null) onFirstMessageOfUntitledChat(content);
 
       let reply = '';
       let finish: { model: string; usage: LlmUsage | null } | undefined;

@@ -40,6 +40,7 @@ describe('OpenAPI document (e2e)', () => {
         'DELETE /chats/{chatId}',
         'POST /chats/{chatId}/messages',
         'GET /chats/{chatId}/messages',
+        'GET /chats/{chatId}/summary',
       ].sort(),
     );
   });
@@ -74,6 +75,7 @@ describe('OpenAPI document (e2e)', () => {
     );
     expect(statuses('/chats', 'post')).toEqual(['201', '400', '413', '415', '422', '500'].sort());
     expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '404', '500']);
+    expect(statuses('/chats/{chatId}/summary', 'get')).toEqual(['200', '404', '422', '500', '502', '503', '504']);
     expect(document.components.schemas).toHaveProperty('ValidationProblemDto');
     expect(document.components.schemas).toHaveProperty('ReplyFailedProblemDto');
   });

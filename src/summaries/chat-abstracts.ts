@@ -1,0 +1,72 @@
+import { Injectable } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
+import { Chat } from '../chats/chat';
+import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { LlmProvider } from '../llm/llm-provider';
+import { contextTokensFor } from '../llm/model-context-windows';
+import { OfflineLlmProvider } from '../llm/offline-llm.provider';
+import { TokenCounter } from '../llm/token-counter';
+import { Message } from '../messages/message';
+
+const ABSTRACT_TOKENS = 300;
+const ABSTRACT_PROMPT =
+  'Summarize the conversation below in two or three sentences for someone who has not read it: ' +
+  'what was asked, what was answered, and how it ended.';
+export const OFFLINE_ABSTRACT =
+  'No language model is configured, so no abstract was written. Set OPENAI_API_KEY (or OPENAI_BASE_URL) to get one.';
+
+/** Identifies what the chat looked like: any new message or edit changes it. */
+export const chatState = (chat: Chat) => `${chat.messageCount}:${chat.updatedAt.getTime()}`;
+
+/**
+ * Short summaries written by the LLM, cached until the chat changes. Concurrent requests for the
+ * same chat state share one LLM call.
+ */
+@Injectable()
+export class ChatAbstracts {
+  private readonly cache = new LRUCache<string, Promise<string>>({ max: 1000 });
+
+  constructor(
+    private readonly llm: LlmProvider,
+    @InjectAppConfig() private readonly config: AppConfig,
+  ) {}
+
+  /** `loadMessages` is only called when the abstract is not cached. */
+  abstractOf(chat: Chat, loadMessages: () => Promise<readonly Message[]>): Promise<string> {
+    const key = `${chat.id}@${chatState(chat)}`;
+    let abstract = this.cache.get(key);
+    if (!abstract) {
+      abstract = loadMessages().then((messages) => this.write(chat, messages));
+      this.cache.set(key, abstract);
+      // A failure is not cached: the next request tries again.
+      abstract.catch(() => this.cache.delete(key));
+    }
+    return abstract;
+  }
+
+  private async write(chat: Chat, messages: readonly Message[]): Promise<string> {
+    if (this.llm instanceof OfflineLlmProvider) return OFFLINE_ABSTRACT;
+    if (messages.length === 0) return 'The chat has no messages yet.';
+    const reply = await this.llm.complete({
+      model: chat.model,
+      messages: [
+        { role: 'system', content: ABSTRACT_PROMPT },
+        { role: 'user', content: this.transcript(chat, messages) },
+      ],
+      maxOutputTokens: ABSTRACT_TOKENS,
+    });
+    return reply.content.trim();
+  }
+
+  /** The newest messages that fit the model's window, oldest first, one line each. */
+  private transcript(chat: Chat, messages: readonly Message[]): string {
+    let budget = contextTokensFor(this.config, chat.model) - ABSTRACT_TOKENS - 200;
+    const lines: string[] = [];
+    for (let i = messages.length - 1; i >= 0; i--) {
+      budget -= messages[i].tokenCount + TokenCounter.MESSAGE_OVERHEAD;
+      if (budget < 0 && lines.length > 0) break;
+      lines.push(`${messages[i].role === 'user' ? 'User' : 'Assistant'}: ${messages[i].content}`);
+    }
+    return lines.reverse().join('\n\n');
+  }
+}

@@ -1,0 +1,167 @@
+import { Chat } from '../chats/chat';
+import { Message, MessageRole } from '../messages/message';
+import { ChatSummary, Sentiment } from './summary';
+import { MessageAnalysis } from './text-analyzer';
+
+export const MAX_HIGHLIGHTS = 5;
+export const MAX_TOPICS = 10;
+/** Mean sentence sentiment beyond ±0.1 reads as positive or negative; closer to 0 as neutral. */
+const SENTIMENT_THRESHOLD = 0.1;
+/** Sentences with fewer distinct content words say too little to stand for the chat. */
+const MIN_HIGHLIGHT_TERMS = 3;
+/** A compound ("connection pool") is more telling than each of its words. */
+const PHRASE_BONUS = 0.5;
+/** Highlight candidates kept per chat; the pool is rescored and cut back when it doubles. */
+const CANDIDATE_POOL = 250;
+
+interface Candidate {
+  messageId: string;
+  role: MessageRole;
+  order: number;
+  text: string;
+  terms: string[];
+  score: number;
+}
+
+const round = (value: number) => Math.round(value * 1000) / 1000;
+
+function sentimentOf({ sum, count }: { sum: number; count: number }): Sentiment {
+  const score = count === 0 ? 0 : round(sum / count);
+  const label = score >= SENTIMENT_THRESHOLD ? 'positive' : score <= -SENTIMENT_THRESHOLD ? 'negative' : 'neutral';
+  return { score, label };
+}
+
+/**
+ * Everything a chat's summary is made of, folded in one message at a time, so a summary after a
+ * new message only analyses that message. Exact for counts, topics and sentiment; highlights
+ * are the best of a bounded pool of candidate sentences, which is exact until a chat has more
+ * than 2 × 250 candidate sentences and a close approximation after.
+ */
+export class ChatDigest {
+  /** The last message folded in; the next fold starts after it. */
+  lastSeq = 0;
+  private messageCount = 0;
+  private userMessageCount = 0;
+  private tokenCount = 0;
+  private firstMessageAt: Date | null = null;
+  private lastMessageAt: Date | null = null;
+  private readonly sentiment: Record<MessageRole, { sum: number; count: number }> = {
+    user: { sum: 0, count: 0 },
+    assistant: { sum: 0, count: 0 },
+  };
+  private readonly topics = new Map<string, { surface: string; words: number; count: number }>();
+  private readonly termFrequency = new Map<string, number>();
+  private readonly sentenceFrequency = new Map<string, number>();
+  private sentenceCount = 0;
+  private candidates: Candidate[] = [];
+
+  add(message: Message, analysis: MessageAnalysis): void {
+    this.lastSeq = message.seq;
+    this.messageCount += 1;
+    if (message.role === 'user') this.userMessageCount += 1;
+    this.tokenCount += message.tokenCount;
+    this.firstMessageAt ??= message.createdAt;
+    this.lastMessageAt = message.createdAt;
+
+    for (const sentence of analysis.sentences) {
+      this.sentenceCount += 1;
+      const sentiment = this.sentiment[message.role];
+      sentiment.sum += sentence.sentiment;
+      sentiment.count += 1;
+      for (const topic of sentence.topics) {
+        const seen = this.topics.get(topic.key);
+        if (seen) seen.count += 1;
+        else this.topics.set(topic.key, { surface: topic.surface, words: topic.words, count: 1 });
+      }
+      for (const term of sentence.terms) this.termFrequency.set(term, (this.termFrequency.get(term) ?? 0) + 1);
+      const distinct = [...new Set(sentence.terms)];
+      for (const term of distinct) this.sentenceFrequency.set(term, (this.sentenceFrequency.get(term) ?? 0) + 1);
+      if (distinct.length >= MIN_HIGHLIGHT_TERMS) {
+        this.candidates.push({
+          messageId: message.id,
+          role: message.role,
+          order: this.sentenceCount,
+          text: sentence.text,
+          terms: distinct,
+          score: 0,
+        });
+        if (this.candidates.length >= 2 * CANDIDATE_POOL) this.rankCandidates(CANDIDATE_POOL);
+      }
+    }
+  }
+
+  summary(chat: Chat): ChatSummary {
+    const all = {
+      sum: this.sentiment.user.sum + this.sentiment.assistant.sum,
+      count: this.sentiment.user.count + this.sentiment.assistant.count,
+    };
+    return {
+      chatId: chat.id,
+      title: chat.title,
+      messageCount: this.messageCount,
+      userMessageCount: this.userMessageCount,
+      assistantMessageCount: this.messageCount - this.userMessageCount,
+      tokenCount: this.tokenCount,
+      firstMessageAt: this.firstMessageAt,
+      lastMessageAt: this.lastMessageAt,
+      highlights: this.highlights(),
+      topics: this.rankTopics(),
+      sentiment: {
+        ...sentimentOf(all),
+        byRole: { user: sentimentOf(this.sentiment.user), assistant: sentimentOf(this.sentiment.assistant) },
+      },
+    };
+  }
+
+  /**
+   * TF-IDF sentence scoring: a term weighs its frequency in the chat times its inverse sentence
+   * frequency; a sentence scores the sum of its distinct terms' weights over the square root of
+   * their number, so long sentences do not win by length alone. Keeps the best `keep`.
+   */
+  private rankCandidates(keep: number): Candidate[] {
+    for (const candidate of this.candidates) {
+      let score = 0;
+      for (const term of candidate.terms) {
+        score +=
+          (this.termFrequency.get(term) ?? 0) *
+          Math.log(1 + this.sentenceCount / (this.sentenceFrequency.get(term) ?? 1));
+      }
+      candidate.score = score / Math.sqrt(candidate.terms.length);
+    }
+    this.candidates.sort((a, b) => b.score - a.score || a.order - b.order);
+    this.candidates = this.candidates.slice(0, keep);
+    return this.candidates;
+  }
+
+  private highlights(): ChatSummary['highlights'] {
+    const seenTexts = new Set<string>();
+    return this.rankCandidates(CANDIDATE_POOL)
+      .filter((c) => !seenTexts.has(c.text) && seenTexts.add(c.text))
+      .slice(0, MAX_HIGHLIGHTS)
+      .sort((a, b) => a.order - b.order)
+      .map(({ messageId, role, text }) => ({ messageId, role, text }));
+  }
+
+  /**
+   * Nouns and compounds by frequency, compounds weighted up. A term that only ever appears inside
+   * a better-ranked compound ("size" in "pool size") is left out.
+   */
+  private rankTopics(): ChatSummary['topics'] {
+    const ranked = [...this.topics.entries()]
+      .map(([key, c]) => ({ key, ...c, score: c.count * (1 + PHRASE_BONUS * (c.words - 1)) }))
+      .sort((a, b) => b.score - a.score || b.words - a.words || a.key.localeCompare(b.key));
+    const kept: typeof ranked = [];
+    for (const candidate of ranked) {
+      if (kept.length === MAX_TOPICS) break;
+      const subsumed = kept.some(
+        (better) =>
+          better.words > candidate.words &&
+          ` ${better.key} `.includes(` ${candidate.key} `) &&
+          candidate.count <= better.count,
+      );
+      if (!subsumed) kept.push(candidate);
+    }
+    const top = kept[0]?.score ?? 1;
+    return kept.map((c) => ({ term: c.surface, score: round(c.score / top) }));
+  }
+}

@@ -1,0 +1,123 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { ChatRepository } from '../chats/chat.repository';
+import { CHAT_LIMITS } from '../chats/dto/chat-limits';
+import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { LlmProvider } from '../llm/llm-provider';
+import { OfflineLlmProvider } from '../llm/offline-llm.provider';
+import { TextAnalyzer } from './text-analyzer';
+
+const TITLE_LENGTH = 60;
+const LLM_TITLE_TOKENS = 30;
+const LLM_TITLE_PROMPT =
+  'Write a title of at most six words for a conversation that starts with the message below. ' +
+  'Answer with the title only: no quotes, no final punctuation.';
+/** Words a cut title must not end on. */
+const DANGLING = new Set([
+  'a',
+  'an',
+  'the',
+  'and',
+  'or',
+  'but',
+  'of',
+  'to',
+  'in',
+  'on',
+  'at',
+  'for',
+  'with',
+  'by',
+  'from',
+  'as',
+  'my',
+  'our',
+  'your',
+  'is',
+  'are',
+  'was',
+  'that',
+  'this',
+  'it',
+  'i',
+  'we',
+]);
+
+/** `text` cut to at most `limit` characters at a word boundary, never ending on a dangling word. */
+function shorten(text: string, limit: number): string {
+  if (text.length <= limit) return text;
+  const words = text.slice(0, limit + 1).split(' ');
+  words.pop();
+  while (words.length > 1 && DANGLING.has(words[words.length - 1].toLowerCase().replace(/\W+$/, ''))) words.pop();
+  return `${words.join(' ').replace(/[,;:–-]+$/, '')}…`;
+}
+
+/** Gives a chat created without a title one after its first exchange (AUTO_TITLE). */
+@Injectable()
+export class ChatTitler {
+  private readonly logger = new Logger(ChatTitler.name);
+
+  constructor(
+    private readonly chats: ChatRepository,
+    private readonly analyzer: TextAnalyzer,
+    private readonly llm: LlmProvider,
+    @InjectAppConfig() private readonly config: AppConfig,
+  ) {}
+
+  /** Never fails the turn: a title is a nicety. A title the user set meanwhile is kept. */
+  async titleNewChat(chatId: string, firstMessage: string): Promise<void> {
+    if (this.config.autoTitle === 'off') return;
+    try {
+      const title = (await this.titleByLlm(firstMessage)) ?? this.titleFromMessage(firstMessage);
+      if (title) await this.chats.setTitleIfUntitled(chatId, title);
+    } catch (error) {
+      this.logger.warn(`Could not title chat ${chatId}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /**
+   * The first sentence of the message that names something (a greeting or an outburst alone does
+   * not), cleaned up and cut at a word boundary.
+   */
+  titleFromMessage(message: string): string | null {
+    // A sentence ends at punctuation followed by white space, so "Node.js" stays whole.
+    const sentences = message
+      .split(/(?<=[.!?…])\s+/)
+      .map((text) =>
+        text
+          .replace(/\s+/g, ' ')
+          .replace(/[\s.!?…:;,]+$/, '')
+          .trim(),
+      )
+      .filter((text) => text.length > 0)
+      .map((text) => ({ text, analysis: this.analyzer.analyze(text).sentences }));
+    const chosen =
+      sentences.find((s) => s.analysis.some((a) => a.topics.length > 0)) ??
+      sentences.find((s) => s.analysis.some((a) => a.terms.length > 0));
+    if (!chosen) return null;
+    return shorten(chosen.text.charAt(0).toUpperCase() + chosen.text.slice(1), TITLE_LENGTH);
+  }
+
+  /** With AUTO_TITLE=llm and a real model; null (use the first message) when it cannot. */
+  private async titleByLlm(firstMessage: string): Promise<string | null> {
+    if (this.config.autoTitle !== 'llm' || this.llm instanceof OfflineLlmProvider) return null;
+    const reply = await this.llm
+      .complete({
+        model: this.config.llmModel,
+        messages: [
+          { role: 'system', content: LLM_TITLE_PROMPT },
+          { role: 'user', content: shorten(firstMessage, 2000) },
+        ],
+        maxOutputTokens: LLM_TITLE_TOKENS,
+      })
+      .catch((error: unknown) => {
+        this.logger.warn(`The LLM could not title a chat: ${error instanceof Error ? error.message : String(error)}`);
+        return null;
+      });
+    if (!reply) return null;
+    const title = reply.content
+      .replace(/\s+/g, ' ')
+      .replace(/^["'“”\s]+|["'“”\s.!?]+$/g, '')
+      .trim();
+    return title ? shorten(title, CHAT_LIMITS.titleLength) : null;
+  }
+}

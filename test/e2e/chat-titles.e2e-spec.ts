@@ -1,0 +1,89 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { LlmUpstreamError } from '../../src/llm/llm-errors';
+import { LlmRequest } from '../../src/llm/llm-provider';
+import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
+import { createTestApp } from '../support/test-app';
+
+const isTitleRequest = (req: LlmRequest) => req.messages[0].content.startsWith('Write a title');
+const FIRST = 'Can you help me plan a vegetarian dinner party for eight people?';
+
+describe('Automatic chat titles (e2e)', () => {
+  let app: NestExpressApplication;
+  let llm: RecordingLlmProvider;
+  const http = () => request(app.getHttpServer());
+  const start = async (env: Record<string, string> = {}) => {
+    llm = new RecordingLlmProvider();
+    app = await createTestApp({ llm, env });
+  };
+  const titleOf = async (chatId: string) => (await http().get(`/chats/${chatId}`).expect(200)).body.title;
+  const newChat = async (body: object = {}) => (await http().post('/chats').send(body).expect(201)).body.id;
+  const send = (chatId: string, content: string) =>
+    http().post(`/chats/${chatId}/messages`).send({ content }).expect(201);
+
+  afterEach(() => app.close());
+
+  it('should title an untitled chat from its first message after the first exchange', async () => {
+    await start();
+    const chatId = await newChat();
+    expect(await titleOf(chatId)).toBeNull();
+    await send(chatId, FIRST);
+    expect(await titleOf(chatId)).toBe('Can you help me plan a vegetarian dinner party for eight…');
+    await send(chatId, 'Something completely different about trains.');
+    expect(await titleOf(chatId)).toBe('Can you help me plan a vegetarian dinner party for eight…');
+  });
+
+  it('should never overwrite a title the user set, even while the first turn runs', async () => {
+    await start();
+    const titled = await newChat({ title: 'Mine' });
+    await send(titled, FIRST);
+    expect(await titleOf(titled)).toBe('Mine');
+
+    const chatId = await newChat();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let replyStarted!: () => void;
+    const started = new Promise<void>((resolve) => (replyStarted = resolve));
+    llm.respond = async (req) => {
+      replyStarted();
+      await held;
+      return echoReply(req);
+    };
+    // supertest sends on then(): start the request now.
+    const turn = send(chatId, FIRST).then(() => undefined);
+    await started;
+    await http().patch(`/chats/${chatId}`).send({ title: 'Set meanwhile' }).expect(200);
+    release();
+    await turn;
+    expect(await titleOf(chatId)).toBe('Set meanwhile');
+  });
+
+  it('should leave chats untitled with AUTO_TITLE=off', async () => {
+    await start({ AUTO_TITLE: 'off' });
+    const chatId = await newChat();
+    await send(chatId, FIRST);
+    expect(await titleOf(chatId)).toBeNull();
+  });
+
+  it('should ask the LLM for the title with AUTO_TITLE=llm', async () => {
+    await start({ AUTO_TITLE: 'llm' });
+    llm.respond = (req) =>
+      isTitleRequest(req) ? { content: '"Vegetarian Dinner Party."', model: 'fake', usage: null } : echoReply(req);
+    const chatId = await newChat();
+    await send(chatId, FIRST);
+    expect(await titleOf(chatId)).toBe('Vegetarian Dinner Party');
+    const titleCall = llm.calls.find((c) => isTitleRequest(c.request))!;
+    expect(titleCall.request.messages[1]).toEqual({ role: 'user', content: FIRST });
+  });
+
+  it('should fall back to the first message when the LLM cannot title the chat', async () => {
+    await start({ AUTO_TITLE: 'llm' });
+    llm.respond = (req) => {
+      if (isTitleRequest(req)) throw new LlmUpstreamError('The language model answered HTTP 500.');
+      return echoReply(req);
+    };
+    const chatId = await newChat();
+    await send(chatId, FIRST);
+    expect(await titleOf(chatId)).toBe('Can you help me plan a vegetarian dinner party for eight…');
+  });
+});

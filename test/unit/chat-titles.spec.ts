@@ -1,0 +1,48 @@
+import { parseAppConfig } from '../../src/config/app-config';
+import { OfflineLlmProvider } from '../../src/llm/offline-llm.provider';
+import { TokenCounter } from '../../src/llm/token-counter';
+import { ChatTitler } from '../../src/summaries/chat-titles';
+import { TextAnalyzer } from '../../src/summaries/text-analyzer';
+import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
+
+describe(ChatTitler.name, () => {
+  const titler = new ChatTitler(
+    new InMemoryChatRepository(),
+    new TextAnalyzer(),
+    new OfflineLlmProvider(new TokenCounter()),
+    parseAppConfig({}),
+  );
+
+  it.each([
+    ["What's the weather like in Paris in April?", "What's the weather like in Paris in April"],
+    ['how do I reset my password', 'How do I reset my password'],
+    [
+      'Hi! My partner and I are planning a long weekend in Lisbon in May. We are so excited!',
+      'My partner and I are planning a long weekend in Lisbon…',
+    ],
+    [
+      'Our Node.js service uses a PostgreSQL connection pool with the pg library. Under load, queries fail.',
+      'Our Node.js service uses a PostgreSQL connection pool…',
+    ],
+    [
+      'This is ridiculous. My order was supposed to arrive two weeks ago and it still has not shipped.',
+      'My order was supposed to arrive two weeks ago and it still…',
+    ],
+  ])('should title %j as %j', (message, title) => {
+    expect(titler.titleFromMessage(message)).toBe(title);
+  });
+
+  it('should cut long messages at a word boundary, never mid-word', () => {
+    const message =
+      'Supercalifragilistic extraordinarily comprehensive documentation requirements for international logistics';
+    const title = titler.titleFromMessage(message)!;
+    expect(title.length).toBeLessThanOrEqual(61);
+    expect(title.endsWith('…')).toBe(true);
+    for (const word of title.replace('…', '').split(' ')) expect(message.split(' ')).toContain(word);
+  });
+
+  it('should give no title to a message that names nothing', () => {
+    expect(titler.titleFromMessage('Hi!')).toBeNull();
+    expect(titler.titleFromMessage('   ')).toBeNull();
+  });
+});
