@@ -2,13 +2,21 @@ import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ChatsModule } from './chats/chats.module';
 import { appConfig } from './config/app-config';
+import { HealthModule } from './health/health.module';
 import { LlmModule } from './llm/llm.module';
+import { LoggingModule } from './logging/logging.module';
 import { MessagesModule } from './messages/messages.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { SummariesModule } from './summaries/summaries.module';
 
 @Module({
   imports: [
     ConfigModule.forRoot({ isGlobal: true, cache: true, load: [appConfig] }),
+    LoggingModule,
+    MetricsModule,
+    RateLimitModule,
+    HealthModule,
     ChatsModule,
     MessagesModule,
     SummariesModule,

@@ -1,20 +1,32 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
+import helmet from 'helmet';
 import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-body.middleware';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { RequestValidationPipe } from './common/validation/request-validation.pipe';
+import { AppConfig, appConfig } from './config/app-config';
+import { httpMetrics } from './metrics/http-metrics.middleware';
+import { Metrics } from './metrics/metrics';
 import { setupOpenApi } from './openapi';
-
-/** Largest accepted JSON body: a 32,000-character message is at most 128 KiB of UTF-8. */
-export const BODY_LIMIT = '1mb';
 
 /**
  * Everything the HTTP edge needs, shared by `main.ts` and the tests so they serve the same
  * service. The app must be created with `bodyParser: false`.
  */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
+  const config = app.get<AppConfig>(appConfig.KEY);
   app.disable('x-powered-by');
+  app.use(httpMetrics(app.get(Metrics)));
+  app.use(helmet());
+  if (config.corsOrigins.length > 0) {
+    app.enableCors({
+      origin: config.corsOrigins,
+      exposedHeaders: ['Location', 'Retry-After', 'X-Request-Id'],
+      maxAge: 600,
+    });
+  }
   app.use(requireJsonBody);
-  app.useBodyParser('json', { limit: BODY_LIMIT, type: JSON_MEDIA_TYPES });
+  // A 32,000-character message is at most 128 KiB of UTF-8; the default 1 MB leaves room.
+  app.useBodyParser('json', { limit: config.bodyLimit, type: JSON_MEDIA_TYPES });
   app.useGlobalFilters(new ProblemDetailsFilter());
   app.useGlobalPipes(new RequestValidationPipe());
   app.enableShutdownHooks();

@@ -2,10 +2,11 @@ import { Logger, LogLevel as NestLogLevel } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { Logger as PinoLogger } from 'nestjs-pino';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
-import { AppConfig, InvalidConfigError, LogLevel, parseAppConfig } from './config/app-config';
+import { AppConfig, describeStorage, InvalidConfigError, LogLevel, parseAppConfig } from './config/app-config';
 import { LlmProvider } from './llm/llm-provider';
 import { OpenAiLlmProvider } from './llm/openai-llm.provider';
 import { DOCS_PATH } from './openapi';
@@ -42,13 +43,13 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger: bootLevels });
   configureApp(app);
   await app.listen(config.port, config.host);
-  app.useLogger(NEST_LOG_LEVELS[config.logLevel]);
+  app.useLogger(app.get(PinoLogger));
 
   const { port } = app.getHttpServer().address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   new Logger('Konko').log(
-    `Konko Chat API listening on ${base} — storage: ${config.storage.kind === 'memory' ? 'in-memory' : config.storage.kind}, ` +
+    `Konko Chat API listening on ${base} — storage: ${describeStorage(config.storage)}, ` +
       `LLM provider: ${describeLlm(app.get(LlmProvider), config)}, docs: ${base}/${DOCS_PATH}`,
   );
 }

@@ -7,6 +7,7 @@ import {
   IsOptional,
   IsString,
   IsUrl,
+  Matches,
   Max,
   MaxLength,
   Min,
@@ -17,6 +18,7 @@ import {
 
 export type LlmProviderName = 'openai' | 'offline';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'verbose';
+export type LogFormat = 'json' | 'pretty';
 /** How untitled chats get a title after their first exchange. */
 export type AutoTitleMode = 'first-message' | 'llm' | 'off';
 export type StorageSettings =
@@ -46,6 +48,17 @@ export interface AppConfig {
   /** How long a database chat lock outlives an instance that stopped renewing it (crashed). */
   chatLockLeaseMs: number;
   logLevel: LogLevel;
+  /** `pretty` for people, `json` (one object a line) for log pipelines. */
+  logFormat: LogFormat;
+  /** Origins allowed to call from browsers; empty: no CORS headers. */
+  corsOrigins: string[];
+  /** Largest accepted JSON body, as body-parser reads it (`1mb`, `512kb`, bytes). */
+  bodyLimit: string;
+  /** Requests per client per window; 0 turns rate limiting off. */
+  rateLimit: number;
+  rateLimitWindowMs: number;
+  /** Shared rate-limit counters, so limits hold across instances; in memory when unset. */
+  redisUrl: string | undefined;
 }
 
 export const DEFAULT_LLM_MODEL = 'gpt-4.1-mini';
@@ -140,6 +153,38 @@ class EnvironmentVariables {
 
   @IsOptional()
   @Transform(emptyToUndefined)
+  @IsIn(['json', 'pretty'])
+  LOG_FORMAT?: LogFormat;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  CORS_ORIGINS?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^\d+(b|kb|mb)?$/i, { message: 'BODY_LIMIT must be a size such as 1mb, 512kb or 100000' })
+  BODY_LIMIT?: string;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(0)
+  RATE_LIMIT?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1000)
+  RATE_LIMIT_WINDOW_MS?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['redis', 'rediss'] })
+  REDIS_URL?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
   @IsString()
   DATABASE_URL?: string;
 
@@ -185,7 +230,8 @@ function parseStorage(databaseUrl: string | undefined): StorageSettings {
   } catch {
     url = undefined;
   }
-  if (url && (url.protocol === 'postgres:' || url.protocol === 'postgresql:')) return { kind: 'postgres', url: databaseUrl };
+  if (url && (url.protocol === 'postgres:' || url.protocol === 'postgresql:'))
+    return { kind: 'postgres', url: databaseUrl };
   throw refuse('is neither sqlite:<path> nor a postgres:// URL (unset it for in-memory storage)');
 }
 
@@ -207,6 +253,29 @@ export function describeStorage(storage: StorageSettings): string {
       return `postgres (${host}:${url.port || '5432'}${url.pathname})`;
     }
   }
+}
+
+/** Comma-separated origins (`https://app.example.com,http://localhost:5173`), each a URL origin. */
+function parseCorsOrigins(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const origins = value
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.origin !== origin) {
+      throw new InvalidConfigError(
+        `Invalid configuration: CORS_ORIGINS entry ${JSON.stringify(origin)} is not an origin such as https://app.example.com`,
+      );
+    }
+  }
+  return origins;
 }
 
 /** Validates the environment and turns it into settings; throws {@link InvalidConfigError}. */
@@ -245,6 +314,12 @@ export function parseAppConfig(env: Record<string, string | undefined>): AppConf
     storage: parseStorage(vars.DATABASE_URL),
     chatLockLeaseMs: vars.CHAT_LOCK_LEASE_MS ?? 30_000,
     logLevel: vars.LOG_LEVEL ?? 'info',
+    logFormat: vars.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
+    corsOrigins: parseCorsOrigins(vars.CORS_ORIGINS),
+    bodyLimit: vars.BODY_LIMIT ?? '1mb',
+    rateLimit: vars.RATE_LIMIT ?? 600,
+    rateLimitWindowMs: vars.RATE_LIMIT_WINDOW_MS ?? 60_000,
+    redisUrl: vars.REDIS_URL,
   };
 }
 

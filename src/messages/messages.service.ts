@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { Chat } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
@@ -7,6 +7,7 @@ import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
 import { LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
+import { Metrics } from '../metrics/metrics';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
 import { Message, MessageStatus } from './message';
@@ -40,6 +41,8 @@ const messagesCursorScope = (chatId: string) => `messages:${chatId}`;
 
 @Injectable()
 export class MessagesService {
+  private readonly logger = new Logger(MessagesService.name);
+
   constructor(
     private readonly chats: ChatsService,
     private readonly repository: ChatRepository,
@@ -47,6 +50,7 @@ export class MessagesService {
     private readonly llm: LlmProvider,
     private readonly tokens: TokenCounter,
     private readonly titles: ChatTitler,
+    private readonly metrics: Metrics,
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
@@ -66,9 +70,11 @@ export class MessagesService {
    */
   async runTurn(turn: PreparedTurn, options: TurnOptions = {}): Promise<Turn> {
     let untitledFirstMessage: string | undefined;
+    this.metrics.turnsInFlight.inc();
     try {
       return await this.runLockedTurn(turn, options, (firstMessage) => (untitledFirstMessage = firstMessage));
     } finally {
+      this.metrics.turnsInFlight.dec();
       if (untitledFirstMessage !== undefined) await this.titles.titleNewChat(turn.chatId, untitledFirstMessage);
     }
   }
@@ -78,7 +84,9 @@ export class MessagesService {
     { signal, onEvent }: TurnOptions,
     onFirstMessageOfUntitledChat: (content: string) => void,
   ): Promise<Turn> {
+    const waitingForLock = this.metrics.chatLockWait.startTimer();
     return this.repository.withChatLock(chatId, async () => {
+      waitingForLock();
       // The client left while the turn waited: nothing was acknowledged, so nothing is stored.
       if (signal?.aborted) throw new TurnCancelledError(null, null);
       const chat = await this.chats.get(chatId);
@@ -96,6 +104,7 @@ export class MessagesService {
 
       let reply = '';
       let finish: { model: string; usage: LlmUsage | null } | undefined;
+      const llmCall = this.startLlmCall(chat);
       try {
         const messages = await this.context.build(chat);
         const request = { model: chat.model, messages, maxOutputTokens: this.config.llmMaxOutputTokens, signal };
@@ -109,11 +118,16 @@ export class MessagesService {
         }
       } catch (error) {
         const partial = reply ? await this.storeReply(chat, userMessage, reply, 'incomplete') : null;
-        if (signal?.aborted) throw new TurnCancelledError(userMessage, partial);
+        if (signal?.aborted) {
+          llmCall.end('cancelled', null);
+          throw new TurnCancelledError(userMessage, partial);
+        }
         const failure =
           error instanceof LlmError ? error : new LlmUpstreamError('The language model provider failed unexpectedly.');
+        llmCall.end(failure.code, null);
         throw new ReplyFailedError(failure, userMessage, partial);
       }
+      llmCall.end('completed', finish?.usage ?? null);
 
       const assistantMessage = await this.storeReply(chat, userMessage, reply, 'completed', finish);
       onEvent?.({ type: 'assistant_message', message: assistantMessage });
@@ -128,6 +142,23 @@ export class MessagesService {
     const rows = await this.repository.listMessages(chatId, { limit: limit + 1, afterSeq });
     const data = rows.slice(0, limit);
     return { data, nextCursor: rows.length > limit ? encodeCursor(scope, data[data.length - 1].seq) : null };
+  }
+
+  /** Times one LLM call for the metrics and a debug line (which carries the request id). */
+  private startLlmCall(chat: Chat) {
+    const labels = { provider: this.llm.name, model: chat.model };
+    const startedAt = performance.now();
+    return {
+      end: (outcome: string, usage: LlmUsage | null) => {
+        const seconds = (performance.now() - startedAt) / 1000;
+        this.metrics.llmRequestDuration.observe({ ...labels, outcome }, seconds);
+        if (usage) {
+          this.metrics.llmTokens.inc({ ...labels, kind: 'prompt' }, usage.promptTokens);
+          this.metrics.llmTokens.inc({ ...labels, kind: 'completion' }, usage.completionTokens);
+        }
+        this.logger.debug({ msg: 'LLM call ended', chatId: chat.id, ...labels, outcome, seconds, usage });
+      },
+    };
   }
 
   private storeReply(

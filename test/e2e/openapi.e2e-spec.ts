@@ -41,6 +41,9 @@ describe('OpenAPI document (e2e)', () => {
         'POST /chats/{chatId}/messages',
         'GET /chats/{chatId}/messages',
         'GET /chats/{chatId}/summary',
+        'GET /health/live',
+        'GET /health/ready',
+        'GET /metrics',
       ].sort(),
     );
   });

@@ -8,7 +8,11 @@ export interface ServiceProcess {
   child: ChildProcess;
   baseUrl: string;
   startupLine: string;
+  /** Everything the service printed so far, stdout and stderr. */
+  output(): string;
   stop(): Promise<void>;
+  /** SIGKILL: the service dies at once, as in a crash; none of its shutdown runs. */
+  kill(): Promise<void>;
 }
 
 /** Environment for a child service: this process's, minus anything that would pick a real LLM. */
@@ -41,9 +45,15 @@ export async function startService(env: Record<string, string> = {}, cwd?: strin
     child,
     baseUrl,
     startupLine,
+    output: () => output,
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
       await once(child, 'exit');
     },
   };

@@ -16,7 +16,8 @@ export interface TestAppOptions {
 
 /** The real application, configured as `main.ts` does, with chosen parts swapped. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<NestExpressApplication> {
-  const config: AppConfig = parseAppConfig(options.env ?? {});
+  // Request logs would drown the test output; tests that read logs run the built service.
+  const config: AppConfig = parseAppConfig({ LOG_LEVEL: 'error', LOG_FORMAT: 'json', ...options.env });
   let builder = Test.createTestingModule({ imports: [AppModule] })
     .overrideProvider(appConfig.KEY)
     .useValue(config);

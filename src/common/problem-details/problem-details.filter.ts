@@ -22,6 +22,7 @@ const STATUS_BY_KIND: Record<ErrorKind, number> = {
   'upstream-timeout': 504,
   'upstream-unavailable': 503,
   'upstream-failed': 502,
+  unavailable: 503,
   'client-closed': 499,
 };
 

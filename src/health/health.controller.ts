@@ -1,0 +1,92 @@
+import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { HealthCheckResult, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
+import { SkipThrottle } from '@nestjs/throttler';
+import { Public } from '../auth/public.decorator';
+import { ChatRepository } from '../chats/chat.repository';
+import { ApiProblemResponse } from '../common/problem-details/api-problem-response.decorator';
+import { LlmProvider } from '../llm/llm-provider';
+import { NotReadyError } from './not-ready.error';
+import { ShutdownState } from './shutdown-state';
+
+/** A UUID that names no chat: reading it exercises the storage without touching data. */
+const PROBE_CHAT_ID = '00000000-0000-7000-8000-000000000000';
+
+const HEALTH_EXAMPLE = {
+  status: 'ok',
+  info: {
+    storage: { status: 'up' },
+    shutdown: { status: 'up' },
+    llm: { status: 'up', provider: 'offline' },
+  },
+  error: {},
+  details: {
+    storage: { status: 'up' },
+    shutdown: { status: 'up' },
+    llm: { status: 'up', provider: 'offline' },
+  },
+};
+
+@ApiTags('operations')
+@Controller('health')
+@Public()
+@SkipThrottle()
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    private readonly chats: ChatRepository,
+    private readonly llm: LlmProvider,
+    private readonly shutdown: ShutdownState,
+  ) {}
+
+  @Get('live')
+  @ApiOperation({ summary: 'Liveness: the process answers' })
+  @ApiOkResponse({
+    description: 'Alive',
+    schema: { type: 'object' },
+    example: { status: 'ok', info: {}, error: {}, details: {} },
+  })
+  live(): Promise<HealthCheckResult> {
+    return this.health.check([]);
+  }
+
+  @Get('ready')
+  @ApiOperation({
+    summary: 'Readiness: storage answers and the service is not shutting down',
+    description: "Also reports the LLM provider bound; the provider's state never makes the service unready.",
+  })
+  @ApiOkResponse({ description: 'Ready', schema: { type: 'object' }, example: HEALTH_EXAMPLE })
+  @ApiProblemResponse(503, {
+    description: 'The service is not ready',
+    type: 'urn:konko:problem:not-ready',
+    detail: 'Not ready: storage failing.',
+    extensions: { checks: { storage: { status: 'down', message: 'connection refused' } } },
+  })
+  async ready(): Promise<HealthCheckResult> {
+    try {
+      return await this.health.check([
+        async () => {
+          const storage = this.indicators.check('storage');
+          try {
+            await this.chats.findChat(PROBE_CHAT_ID);
+            return storage.up();
+          } catch (error) {
+            return storage.down({ message: error instanceof Error ? error.message : String(error) });
+          }
+        },
+        async () => {
+          const shutdown = this.indicators.check('shutdown');
+          return this.shutdown.isShuttingDown ? shutdown.down({ message: 'shutting down' }) : shutdown.up();
+        },
+        async () => this.indicators.check('llm').up({ provider: this.llm.name }),
+      ]);
+    } catch (error) {
+      if (error instanceof ServiceUnavailableException) {
+        const result = error.getResponse() as HealthCheckResult;
+        throw new NotReadyError(result.error ?? {});
+      }
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,48 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The service's Prometheus instruments, in one registry per application. */
+@Injectable()
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpRequestDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP requests by route template, method and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly llmRequestDuration = new Histogram({
+    name: 'llm_request_duration_seconds',
+    help: 'LLM calls of chat turns by provider, model and outcome (completed, cancelled or the problem type)',
+    labelNames: ['provider', 'model', 'outcome'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+
+  readonly llmTokens = new Counter({
+    name: 'llm_tokens_total',
+    help: 'Tokens the LLM reported, by provider, model and kind (prompt or completion)',
+    labelNames: ['provider', 'model', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly turnsInFlight = new Gauge({
+    name: 'chat_turns_in_flight',
+    help: 'Turns received and not yet answered, including those waiting for their chat',
+    registers: [this.registry],
+  });
+
+  readonly chatLockWait = new Histogram({
+    name: 'chat_lock_wait_seconds',
+    help: "Time turns wait for their chat's lock",
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,47 @@
+import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
+import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { ThrottlerGuard, ThrottlerModule, ThrottlerStorage } from '@nestjs/throttler';
+import { AppConfig, appConfig } from '../config/app-config';
+
+const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
+
+/** Counters in Redis when REDIS_URL is set, so limits hold across instances; else in memory. */
+@Module({
+  providers: [
+    {
+      provide: RATE_LIMIT_STORAGE,
+      inject: [appConfig.KEY],
+      // Nest calls the Redis storage's onModuleDestroy, which closes its connection.
+      useFactory: (config: AppConfig): ThrottlerStorage | null =>
+        config.redisUrl ? new ThrottlerStorageRedisService(config.redisUrl) : null,
+    },
+  ],
+  exports: [RATE_LIMIT_STORAGE],
+})
+class RateLimitStorageModule {}
+
+/**
+ * RATE_LIMIT requests per RATE_LIMIT_WINDOW_MS per client: the caller's tenant once API keys are
+ * configured, else the client address. Over the limit: 429 with Retry-After.
+ */
+@Module({
+  imports: [
+    ThrottlerModule.forRootAsync({
+      imports: [RateLimitStorageModule],
+      inject: [appConfig.KEY, RATE_LIMIT_STORAGE],
+      useFactory: (config: AppConfig, storage: ThrottlerStorage | null) => ({
+        throttlers: [{ ttl: config.rateLimitWindowMs, limit: Math.max(config.rateLimit, 1) }],
+        skipIf: () => config.rateLimit === 0,
+        storage: storage ?? undefined,
+        errorMessage: `More than ${config.rateLimit} requests in ${config.rateLimitWindowMs / 1000} s; retry after the time in Retry-After.`,
+        getTracker: (request: Record<string, unknown>) => {
+          const { tenantId, ip } = request as { tenantId?: string; ip?: string };
+          return tenantId ? `tenant:${tenantId}` : `ip:${ip}`;
+        },
+      }),
+    }),
+  ],
+  providers: [{ provide: APP_GUARD, useClass: ThrottlerGuard }],
+})
+export class RateLimitModule {}

@@ -1,0 +1,73 @@
+import { ServiceProcess, startService } from '../support/service-process';
+
+/** Structured logs of the built service, read from its stdout. */
+describe('Request logs (e2e, built service)', () => {
+  let service: ServiceProcess;
+  beforeAll(async () => {
+    service = await startService({ LOG_LEVEL: 'debug', LOG_FORMAT: 'json' });
+  });
+  afterAll(() => service.stop());
+
+  /** The log is written after the response: wait for the line rather than for time. */
+  const waitForLog = (test: (line: Record<string, unknown>) => boolean) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!logLines().some(test)) return;
+        service.child.stdout!.off('data', check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        service.child.stdout!.off('data', check);
+        reject(new Error(`no such log line in:\n${service.output()}`));
+      }, 3000);
+      service.child.stdout!.on('data', check);
+      check();
+    });
+
+  const logLines = () =>
+    service
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  it('should log JSON lines that carry the request id into the LLM call, and never content or keys', async () => {
+    const secretContent = 'my secret diary entry 8472';
+    const secretKey = 'sk-very-secret-key-0042';
+    const chat = (await (await fetch(`${service.baseUrl}/chats`, { method: 'POST' })).json()) as { id: string };
+    const response = await fetch(`${service.baseUrl}/chats/${chat.id}/messages`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json',
+        'X-Request-Id': 'req-test-0001',
+        Authorization: `Bearer ${secretKey}`,
+        'X-Api-Key': secretKey,
+      },
+      body: JSON.stringify({ content: secretContent }),
+    });
+    expect(response.status).toBe(201);
+    expect(response.headers.get('x-request-id')).toBe('req-test-0001');
+    await response.text();
+
+    const ofRequest = (l: Record<string, unknown>) => (l.req as { id?: string } | undefined)?.id === 'req-test-0001';
+    await waitForLog((l) => ofRequest(l) && l.msg === 'request completed');
+    const lines = logLines();
+    const requestLines = lines.filter((l) => (l.req as { id?: string } | undefined)?.id === 'req-test-0001');
+    expect(requestLines.some((l) => l.msg === 'request completed')).toBe(true);
+    expect(requestLines.some((l) => l.msg === 'LLM call ended' && l.provider === 'offline')).toBe(true);
+    const everything = service.output();
+    expect(everything).not.toContain(secretContent);
+    expect(everything).not.toContain(secretKey);
+    expect(everything).not.toContain('diary');
+  });
+
+  it('should make up a request id when none or a malformed one is given, and echo it', async () => {
+    const plain = await fetch(`${service.baseUrl}/chats`);
+    expect(plain.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const forged = await fetch(`${service.baseUrl}/chats`, {
+      headers: { 'X-Request-Id': 'bad id with spaces {"level":60}' },
+    });
+    expect(forged.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});

@@ -1,0 +1,154 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import Redis from 'ioredis';
+import request from 'supertest';
+import { ShutdownState } from '../../src/health/shutdown-state';
+import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
+import { RecordingLlmProvider } from '../support/recording-llm-provider';
+import { createTestApp } from '../support/test-app';
+
+/** A Redis database of its own, emptied before use, for the rate-limit counters of these tests. */
+const REDIS_URL = 'redis://127.0.0.1:6379/14';
+
+describe('Operations (e2e)', () => {
+  let app: NestExpressApplication;
+  const http = () => request(app.getHttpServer());
+  afterEach(() => app?.close());
+
+  describe('health', () => {
+    it('should be live, and ready with the storage up and the LLM provider reported', async () => {
+      app = await createTestApp({ llm: new RecordingLlmProvider() });
+      expect((await http().get('/health/live').expect(200)).body.status).toBe('ok');
+      const ready = (await http().get('/health/ready').expect(200)).body;
+      expect(ready.details).toMatchObject({
+        storage: { status: 'up' },
+        shutdown: { status: 'up' },
+        llm: { status: 'up', provider: 'recording' },
+      });
+    });
+
+    it('should turn unready once shutdown begins', async () => {
+      app = await createTestApp();
+      app.get(ShutdownState).beforeApplicationShutdown();
+      const response = await http().get('/health/ready').expect(503);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.body).toMatchObject({
+        type: 'urn:konko:problem:not-ready',
+        checks: { shutdown: { status: 'down' } },
+      });
+      await http().get('/health/live').expect(200);
+    });
+
+    it('should turn unready when the storage fails', async () => {
+      const repository = new InMemoryChatRepository();
+      jest.spyOn(repository, 'findChat').mockRejectedValue(new Error('connection refused'));
+      app = await createTestApp({ repository });
+      const response = await http().get('/health/ready').expect(503);
+      expect(response.body.checks).toEqual({ storage: { status: 'down', message: 'connection refused' } });
+    });
+  });
+
+  describe('metrics', () => {
+    it('should expose request, LLM, turn and lock metrics with route templates, never raw ids', async () => {
+      app = await createTestApp({ llm: new RecordingLlmProvider() });
+      const chatId = (await http().post('/chats').expect(201)).body.id;
+      await http().post(`/chats/${chatId}/messages`).send({ content: 'Hello' }).expect(201);
+      await http().get(`/chats/${chatId}`).expect(200);
+      await http().get('/nowhere').expect(404);
+
+      const text = (
+        await http()
+          .get('/metrics')
+          .expect(200)
+          .expect('Content-Type', /^text\/plain/)
+      ).text;
+      expect(text).toContain('http_request_duration_seconds_count{method="GET",route="/chats/:chatId",status="200"} 1');
+      expect(text).toContain(
+        'http_request_duration_seconds_count{method="POST",route="/chats/:chatId/messages",status="201"} 1',
+      );
+      expect(text).toContain('http_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 1');
+      expect(text).not.toContain(chatId);
+      expect(text).toContain(
+        'llm_request_duration_seconds_count{provider="recording",model="gpt-4.1-mini",outcome="completed"} 1',
+      );
+      expect(text).toContain('llm_tokens_total{provider="recording",model="gpt-4.1-mini",kind="prompt"} 10');
+      expect(text).toContain('llm_tokens_total{provider="recording",model="gpt-4.1-mini",kind="completion"} 3');
+      expect(text).toContain('chat_turns_in_flight 0');
+      expect(text).toContain('chat_lock_wait_seconds_count 1');
+      expect(text).toContain('process_cpu_user_seconds_total');
+    });
+  });
+
+  describe('HTTP hardening', () => {
+    it('should send helmet headers', async () => {
+      app = await createTestApp();
+      const response = await http().get('/chats').expect(200);
+      expect(response.headers['x-content-type-options']).toBe('nosniff');
+      expect(response.headers['x-powered-by']).toBeUndefined();
+    });
+
+    it('should allow only the configured CORS origins', async () => {
+      app = await createTestApp({ env: { CORS_ORIGINS: 'https://app.example.com' } });
+      const allowed = await http()
+        .options('/chats')
+        .set('Origin', 'https://app.example.com')
+        .set('Access-Control-Request-Method', 'POST');
+      expect(allowed.headers['access-control-allow-origin']).toBe('https://app.example.com');
+      const denied = await http().get('/chats').set('Origin', 'https://evil.example.com');
+      expect(denied.headers['access-control-allow-origin']).toBeUndefined();
+    });
+
+    it('should send no CORS headers when no origins are configured', async () => {
+      app = await createTestApp();
+      const response = await http().get('/chats').set('Origin', 'https://app.example.com');
+      expect(response.headers['access-control-allow-origin']).toBeUndefined();
+    });
+
+    it('should apply BODY_LIMIT', async () => {
+      app = await createTestApp({ env: { BODY_LIMIT: '1kb' } });
+      await http()
+        .post('/chats')
+        .send({ title: 'x'.repeat(100) })
+        .expect(201);
+      const response = await http()
+        .post('/chats')
+        .send({ title: 'x'.repeat(200), metadata: { k: 'v'.repeat(500), l: 'w'.repeat(500) } });
+      expect(response.status).toBe(413);
+    });
+  });
+
+  describe('rate limits', () => {
+    it('should answer 429 with Retry-After past RATE_LIMIT, but never limit health or metrics', async () => {
+      app = await createTestApp({ env: { RATE_LIMIT: '3', RATE_LIMIT_WINDOW_MS: '60000' } });
+      for (let i = 0; i < 3; i++) await http().get('/chats').expect(200);
+      const limited = await http().get('/chats').expect(429);
+      expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+      expect(limited.body).toMatchObject({ status: 429, title: 'Too Many Requests' });
+      for (let i = 0; i < 5; i++) await http().get('/health/ready').expect(200);
+      await http().get('/metrics').expect(200);
+    });
+
+    it('should not limit with RATE_LIMIT=0', async () => {
+      app = await createTestApp({ env: { RATE_LIMIT: '0' } });
+      for (let i = 0; i < 20; i++) await http().get('/chats').expect(200);
+    });
+
+    it('should share the counters between instances through Redis', async () => {
+      const redis = new Redis(REDIS_URL);
+      await redis.flushdb();
+      await redis.quit();
+      const env = { RATE_LIMIT: '3', RATE_LIMIT_WINDOW_MS: '60000', REDIS_URL };
+      const first = await createTestApp({ env });
+      app = await createTestApp({ env });
+      try {
+        await request(first.getHttpServer()).get('/chats').expect(200);
+        await request(first.getHttpServer()).get('/chats').expect(200);
+        await http().get('/chats').expect(200);
+        await http().get('/chats').expect(429);
+        await request(first.getHttpServer()).get('/chats').expect(429);
+      } finally {
+        await first.close();
+      }
+    });
+  });
+});
