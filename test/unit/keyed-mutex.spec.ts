@@ -1,4 +1,4 @@
-import { KeyedMutex } from '../../src/storage/in-memory/keyed-mutex';
+import { KeyedMutex } from '../../src/storage/keyed-mutex';
 
 function deferred() {
   let resolve!: () => void;

@@ -4,7 +4,7 @@ import { Chat, ChatChanges, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
 import { ChatRepository } from '../../chats/chat.repository';
 import { Message, NewMessage } from '../../messages/message';
-import { KeyedMutex } from './keyed-mutex';
+import { KeyedMutex } from '../keyed-mutex';
 
 interface ChatRecord {
   chat: Chat;
