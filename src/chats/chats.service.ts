@@ -26,7 +26,7 @@ export class ChatsService {
   }
 
   async list({ limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Chat>> {
-    const beforeId = cursor === undefined ? undefined : decodeCursor<string>(cursor, CHATS_CURSOR_SCOPE, 'string');
+    const beforeId = cursor === undefined ? undefined : decodeCursor<string>(cursor, CHATS_CURSOR_SCOPE, 'uuid');
     const rows = await this.chats.listChats({ limit: limit + 1, beforeId });
     const data = rows.slice(0, limit);
     const hasMore = rows.length > limit;

@@ -47,7 +47,7 @@ export async function startService(env: Record<string, string> = {}, cwd?: strin
     startupLine,
     output: () => output,
     async stop() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
       await once(child, 'exit');
     },

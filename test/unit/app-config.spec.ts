@@ -1,4 +1,4 @@
-import { DEFAULT_LLM_MODEL, InvalidConfigError, parseAppConfig } from '../../src/config/app-config';
+import { DEFAULT_LLM_MODEL, describeStorage, InvalidConfigError, parseAppConfig } from '../../src/config/app-config';
 
 describe(parseAppConfig.name, () => {
   it('should default to port 3000, in-memory storage and the offline provider', () => {
@@ -12,8 +12,44 @@ describe(parseAppConfig.name, () => {
       llmContextTokens: undefined,
       llmMaxOutputTokens: 1024,
       storage: { kind: 'memory' },
+      chatLockLeaseMs: 30_000,
       logLevel: 'info',
     });
+  });
+
+  it.each([
+    ['sqlite:./data/konko.db', { kind: 'sqlite', path: './data/konko.db' }],
+    ['sqlite:/var/lib/konko/konko.db', { kind: 'sqlite', path: '/var/lib/konko/konko.db' }],
+    ['sqlite:///var/lib/konko/konko.db', { kind: 'sqlite', path: '/var/lib/konko/konko.db' }],
+    ['postgres://konko:secret@db:5432/konko', { kind: 'postgres', url: 'postgres://konko:secret@db:5432/konko' }],
+    [
+      'postgresql://127.0.0.1/test?sslmode=disable',
+      { kind: 'postgres', url: 'postgresql://127.0.0.1/test?sslmode=disable' },
+    ],
+  ])('should take DATABASE_URL=%s as %o', (url, storage) => {
+    expect(parseAppConfig({ DATABASE_URL: url }).storage).toEqual(storage);
+  });
+
+  it.each([
+    [{ kind: 'memory' as const }, 'in-memory'],
+    [{ kind: 'sqlite' as const, path: './data/konko.db' }, 'sqlite (./data/konko.db)'],
+    [
+      { kind: 'postgres' as const, url: 'postgres://konko:s3cret@db.internal:6432/chats' },
+      'postgres (db.internal:6432/chats)',
+    ],
+    [{ kind: 'postgres' as const, url: 'postgresql://postgres@127.0.0.1/test' }, 'postgres (127.0.0.1:5432/test)'],
+  ])('should describe %o as %s, never with a password', (storage, description) => {
+    expect(describeStorage(storage)).toBe(description);
+  });
+
+  it('should read the lease of database chat locks from CHAT_LOCK_LEASE_MS', () => {
+    expect(parseAppConfig({ CHAT_LOCK_LEASE_MS: '5000' }).chatLockLeaseMs).toBe(5000);
+  });
+
+  it('should not repeat the password of a refused DATABASE_URL', () => {
+    expect(() => parseAppConfig({ DATABASE_URL: 'mysql://konko:s3cret@db/konko' })).toThrow(
+      'DATABASE_URL="mysql://konko:***@db/konko"',
+    );
   });
 
   it.each([{ OPENAI_API_KEY: 'sk-test' }, { OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1' }])(
@@ -42,6 +78,10 @@ describe(parseAppConfig.name, () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ LLM_PROVIDER: 'openai' }, 'LLM_PROVIDER'],
     [{ LLM_CONTEXT_TOKENS: '1000', LLM_MAX_OUTPUT_TOKENS: '1000' }, 'LLM_CONTEXT_TOKENS'],
+    [{ DATABASE_URL: 'mysql://nope' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'sqlite:' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: './konko.db' }, 'DATABASE_URL'],
+    [{ CHAT_LOCK_LEASE_MS: '100' }, 'CHAT_LOCK_LEASE_MS'],
   ])('should reject %o naming %s in a single line', (env, variable) => {
     const attempt = () => parseAppConfig(env);
     expect(attempt).toThrow(InvalidConfigError);

@@ -1,3 +1,4 @@
+import { isUUID } from 'class-validator';
 import { RequestValidationError } from '../errors/domain-error';
 
 /**
@@ -11,7 +12,7 @@ export function encodeCursor(scope: string, position: string | number): string {
 export function decodeCursor<P extends string | number>(
   cursor: string,
   scope: string,
-  kind: P extends number ? 'number' : 'string',
+  kind: P extends number ? 'number' : 'string' | 'uuid',
 ): P {
   let parsed: unknown;
   try {
@@ -20,10 +21,16 @@ export function decodeCursor<P extends string | number>(
     parsed = undefined;
   }
   const { s, p } = (parsed ?? {}) as { s?: unknown; p?: unknown };
-  if (s !== scope || typeof p !== kind) {
+  if (s !== scope || !isPosition(p, kind)) {
     throw new RequestValidationError([{ field: 'cursor', message: 'cursor does not belong to this list' }]);
   }
   return p as P;
+}
+
+/** Only positions the service could have issued: forged ones must not reach a query. */
+function isPosition(position: unknown, kind: 'number' | 'string' | 'uuid'): boolean {
+  if (kind === 'number') return Number.isSafeInteger(position) && (position as number) >= 0;
+  return typeof position === 'string' && (kind === 'string' || isUUID(position));
 }
 
 /** One page of a list, as every list endpoint answers it. */

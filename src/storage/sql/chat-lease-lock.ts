@@ -1,0 +1,230 @@
+import { Logger } from '@nestjs/common';
+import { Kysely, sql, Transaction } from 'kysely';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { hostname } from 'node:os';
+import { v7 as uuidv7 } from 'uuid';
+import { KeyedMutex } from '../keyed-mutex';
+import type { DatabaseSchema } from './database-schema';
+import type { LeaseReleaseSignals } from './lease-release-signals';
+import type { SqlDialect } from './sql-dialect';
+
+/** A chat's lease as its holder knows it. */
+export interface HeldLease {
+  readonly chatId: string;
+  readonly owner: string;
+}
+
+/** The lease expired and may belong to another instance: the work must not write as its holder. */
+export class ChatLeaseLostError extends Error {
+  override readonly name = 'ChatLeaseLostError';
+
+  constructor(readonly chatId: string) {
+    super(`The turn lock of chat ${chatId} expired while its turn ran (renewals failed for CHAT_LOCK_LEASE_MS).`);
+  }
+}
+
+const FIRST_POLL_MS = 5;
+/** Tells operators which instance holds or waits for a lease. */
+const INSTANCE = `${hostname()}:${process.pid}`;
+
+/**
+ * A chat's turn lock across processes, without holding a connection or a transaction while the
+ * work runs:
+ *
+ * - In front, one FIFO mutex per chat in this process, so local callers queue in order and only
+ *   the first of them contends in the database.
+ * - It takes a numbered place in `chat_lease_waiters` and, once first in line, the chat's row in
+ *   `chat_leases` (an atomic upsert that only replaces an expired row). Places and the lease
+ *   carry an expiry by the database's clock, so those of a crashed instance lapse after
+ *   `leaseMs`. Waiters keep their place alive each time they look; the holder renews its lease
+ *   every third of `leaseMs` while the work runs.
+ * - Waiters look again when the release is announced (PostgreSQL NOTIFY) or after a pause that
+ *   doubles up to the signals' polling limit.
+ *
+ * If renewals fail until the lease expires, the work goes on (it cannot be stopped midway) but
+ * its writes can: {@link assertStillHeld} refuses them, and the schema's unique (chat_id, seq)
+ * keeps a second writer from storing a message at a taken position anyway.
+ */
+export class ChatLeaseLock {
+  private readonly logger = new Logger('Storage');
+  private readonly local = new KeyedMutex();
+  private readonly held = new AsyncLocalStorage<HeldLease>();
+
+  constructor(
+    private readonly db: Kysely<DatabaseSchema>,
+    private readonly dialect: SqlDialect,
+    private readonly signals: LeaseReleaseSignals,
+    private readonly leaseMs: number,
+  ) {}
+
+  run<T>(chatId: string, work: () => Promise<T>): Promise<T> {
+    return this.local.runExclusive(chatId, async () => {
+      const lease = await this.acquire(chatId);
+      const stopRenewing = this.keepRenewed(lease);
+      try {
+        return await this.held.run(lease, work);
+      } finally {
+        stopRenewing();
+        await this.release(lease);
+      }
+    });
+  }
+
+  /** The lease on the chat that the calling code runs under, if any. */
+  heldLease(chatId: string): HeldLease | undefined {
+    const lease = this.held.getStore();
+    return lease?.chatId === chatId ? lease : undefined;
+  }
+
+  /** Inside a write's transaction: throws {@link ChatLeaseLostError} unless the lease is still valid. */
+  async assertStillHeld(trx: Transaction<DatabaseSchema>, lease: HeldLease): Promise<void> {
+    const row = await trx
+      .selectFrom('chat_leases')
+      .select('owner')
+      .where('chat_id', '=', lease.chatId)
+      .where('owner', '=', lease.owner)
+      .where('expires_at', '>', this.dialect.nowMs)
+      .executeTakeFirst();
+    if (!row) throw new ChatLeaseLostError(lease.chatId);
+  }
+
+  private get expiry() {
+    return sql<number>`${this.dialect.nowMs} + ${this.leaseMs}`;
+  }
+
+  private async acquire(chatId: string): Promise<HeldLease> {
+    const owner = `${INSTANCE}:${uuidv7()}`;
+    const maxPollMs = Math.min(this.signals.maxPollMs, this.leaseMs / 3);
+    let ticket = await this.enqueue(chatId, owner);
+    let pauseMs = FIRST_POLL_MS;
+    try {
+      for (;;) {
+        const wait = this.signals.waitForRelease(chatId, jitter(pauseMs));
+        // A place that lapsed (this instance stalled longer than the lease) is taken anew, last.
+        if (!(await this.keepPlace(ticket))) ticket = await this.enqueue(chatId, owner);
+        if ((await this.isFirstInLine(chatId, ticket)) && (await this.takeLease(chatId, owner))) {
+          wait.cancel();
+          await this.leaveLine(ticket);
+          return { chatId, owner };
+        }
+        pauseMs = (await wait.released) ? FIRST_POLL_MS : Math.min(pauseMs * 2, maxPollMs);
+      }
+    } catch (error) {
+      await this.leaveLine(ticket).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async enqueue(chatId: string, owner: string): Promise<number> {
+    // Places of crashed instances are ignored once expired; this clears them away.
+    await this.db
+      .deleteFrom('chat_lease_waiters')
+      .where('chat_id', '=', chatId)
+      .where('expires_at', '<=', this.dialect.nowMs)
+      .execute();
+    const { ticket } = await this.db
+      .insertInto('chat_lease_waiters')
+      .values({ chat_id: chatId, owner, expires_at: this.expiry })
+      .returning('ticket')
+      .executeTakeFirstOrThrow();
+    return Number(ticket);
+  }
+
+  private async keepPlace(ticket: number): Promise<boolean> {
+    const { numUpdatedRows } = await this.db
+      .updateTable('chat_lease_waiters')
+      .set({ expires_at: this.expiry })
+      .where('ticket', '=', ticket)
+      .where('expires_at', '>', this.dialect.nowMs)
+      .executeTakeFirst();
+    return numUpdatedRows > 0n;
+  }
+
+  private async isFirstInLine(chatId: string, ticket: number): Promise<boolean> {
+    const first = await this.db
+      .selectFrom('chat_lease_waiters')
+      .select('ticket')
+      .where('chat_id', '=', chatId)
+      .where('expires_at', '>', this.dialect.nowMs)
+      .orderBy('ticket')
+      .limit(1)
+      .executeTakeFirst();
+    return first !== undefined && Number(first.ticket) === ticket;
+  }
+
+  /** Takes the chat's lease if nobody holds it or the holder's has expired. */
+  private async takeLease(chatId: string, owner: string): Promise<boolean> {
+    const taken = await this.db
+      .insertInto('chat_leases')
+      .values({ chat_id: chatId, owner, expires_at: this.expiry })
+      .onConflict((conflict) =>
+        conflict
+          .column('chat_id')
+          .doUpdateSet({
+            owner: (eb) => eb.ref('excluded.owner'),
+            expires_at: (eb) => eb.ref('excluded.expires_at'),
+          })
+          .where('chat_leases.expires_at', '<=', this.dialect.nowMs),
+      )
+      .returning('owner')
+      .executeTakeFirst();
+    return taken !== undefined;
+  }
+
+  private async leaveLine(ticket: number): Promise<void> {
+    await this.db.deleteFrom('chat_lease_waiters').where('ticket', '=', ticket).execute();
+  }
+
+  /** Renews the lease every third of its length until stopped or lost. */
+  private keepRenewed(lease: HeldLease): () => void {
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const renew = async () => {
+      try {
+        const { numUpdatedRows } = await this.db
+          .updateTable('chat_leases')
+          .set({ expires_at: this.expiry })
+          .where('chat_id', '=', lease.chatId)
+          .where('owner', '=', lease.owner)
+          .where('expires_at', '>', this.dialect.nowMs)
+          .executeTakeFirst();
+        if (numUpdatedRows === 0n) {
+          this.logger.warn(`Lost the turn lock of chat ${lease.chatId}: its writes will be refused`);
+          return;
+        }
+      } catch (error) {
+        this.logger.warn(`Could not renew the turn lock of chat ${lease.chatId}: ${(error as Error).message}`);
+      }
+      schedule();
+    };
+    const schedule = () => {
+      if (stopped) return;
+      timer = setTimeout(() => void renew(), this.leaseMs / 3);
+      timer.unref();
+    };
+    schedule();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }
+
+  private async release(lease: HeldLease): Promise<void> {
+    try {
+      await this.db
+        .deleteFrom('chat_leases')
+        .where('chat_id', '=', lease.chatId)
+        .where('owner', '=', lease.owner)
+        .execute();
+      await this.signals.announceRelease(lease.chatId);
+    } catch (error) {
+      // The lease lapses by itself; the next holder waits at most until then.
+      this.logger.warn(`Could not release the turn lock of chat ${lease.chatId}: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** Spreads the looks of instances that started waiting together. */
+function jitter(ms: number): number {
+  return Math.max(1, Math.round(ms * (0.75 + Math.random() * 0.5)));
+}

@@ -1,0 +1,61 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/**
+ * The tables as Kysely sees them, for both dialects. Rows differ by driver (PostgreSQL returns
+ * Dates and parsed JSON, SQLite strings), so reads are typed as either and the repository maps
+ * them; writes are always ISO strings and JSON text.
+ */
+type Timestamp = ColumnType<Date | string, string, string>;
+type NullableTimestamp = ColumnType<Date | string | null, string | null, string | null>;
+type Json<T> = ColumnType<T | string, string, string>;
+type NullableJson<T> = ColumnType<T | string | null, string | null, string | null>;
+/** Epoch milliseconds by the database's clock; PostgreSQL's bigint arrives as a string. */
+type EpochMs = ColumnType<number | string, number, number>;
+
+export interface ChatsTable {
+  id: string;
+  title: string | null;
+  system_prompt: string | null;
+  model: string;
+  metadata: Json<Record<string, string>>;
+  message_count: ColumnType<number, number | undefined, number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  last_message_at: NullableTimestamp;
+}
+
+export interface MessagesTable {
+  id: string;
+  chat_id: string;
+  seq: number;
+  role: string;
+  content: string;
+  status: string;
+  in_reply_to: string | null;
+  model: string | null;
+  usage: NullableJson<{ promptTokens: number; completionTokens: number }>;
+  token_count: number;
+  created_at: Timestamp;
+}
+
+/** The holder of a chat's turn lock: at most one row per chat, valid until `expires_at`. */
+export interface ChatLeasesTable {
+  chat_id: string;
+  owner: string;
+  expires_at: EpochMs;
+}
+
+/** Instances waiting for a chat's lease, in arrival order (`ticket`), each alive until `expires_at`. */
+export interface ChatLeaseWaitersTable {
+  ticket: Generated<number | string>;
+  chat_id: string;
+  owner: string;
+  expires_at: EpochMs;
+}
+
+export interface DatabaseSchema {
+  chats: ChatsTable;
+  messages: MessagesTable;
+  chat_leases: ChatLeasesTable;
+  chat_lease_waiters: ChatLeaseWaitersTable;
+}

@@ -1,0 +1,51 @@
+/** A wait for a chat's lease to be released; `released` is false when the wait timed out. */
+export interface ReleaseWait {
+  released: Promise<boolean>;
+  cancel(): void;
+}
+
+/**
+ * How an instance waiting for a chat's lease learns it may be free. This base class only polls:
+ * every wait ends after its timeout. Dialects with notifications wake waiters sooner.
+ */
+export class LeaseReleaseSignals {
+  private readonly waiting = new Map<string, Set<() => void>>();
+
+  /** @param maxPollMs the longest pause between two looks at a lease when no signal comes */
+  constructor(readonly maxPollMs: number) {}
+
+  /** Start waiting before looking at the lease, so a release announced meanwhile is not missed. */
+  waitForRelease(chatId: string, timeoutMs: number): ReleaseWait {
+    let settle!: (released: boolean) => void;
+    const released = new Promise<boolean>((resolve) => (settle = resolve));
+    const wake = () => finish(true);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    const finish = (value: boolean) => {
+      clearTimeout(timer);
+      const wakers = this.waiting.get(chatId);
+      wakers?.delete(wake);
+      if (wakers?.size === 0) this.waiting.delete(chatId);
+      settle(value);
+    };
+    const wakers = this.waiting.get(chatId) ?? new Set();
+    wakers.add(wake);
+    this.waiting.set(chatId, wakers);
+    return { released, cancel: () => finish(false) };
+  }
+
+  /** Tells the instances waiting for the chat that its lease was released. */
+  async announceRelease(_chatId: string): Promise<void> {
+    // Polling only: the waiters will look by themselves.
+  }
+
+  async close(): Promise<void> {}
+
+  protected wake(chatId: string): void {
+    for (const wake of [...(this.waiting.get(chatId) ?? [])]) wake();
+  }
+
+  /** After missed signals (a lost connection), every waiter looks again. */
+  protected wakeAll(): void {
+    for (const chatId of [...this.waiting.keys()]) this.wake(chatId);
+  }
+}

@@ -1,0 +1,96 @@
+import { Kysely, Migration, sql } from 'kysely';
+import type { SqlDialectName } from './sql-dialect';
+
+/*
+ * Versioned migrations, applied in name order and never edited once released: a change of
+ * schema is a new entry. Each spells out its own column types, so a later change of the shared
+ * code cannot alter what an old migration did.
+ */
+export function migrationsFor(dialect: SqlDialectName): Record<string, Migration> {
+  const postgres = dialect === 'postgres';
+  // PostgreSQL has native types; SQLite stores ids, times and JSON as text (ISO 8601, UTF-8).
+  const uuid = postgres ? 'uuid' : 'text';
+  const timestamp = postgres ? 'timestamptz' : 'text';
+  const json = postgres ? 'jsonb' : 'text';
+
+  return {
+    '0001_chats_and_messages': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('chats')
+          .addColumn('id', uuid, (c) => c.primaryKey())
+          .addColumn('title', 'text')
+          .addColumn('system_prompt', 'text')
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('metadata', json, (c) => c.notNull())
+          .addColumn('message_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', timestamp, (c) => c.notNull())
+          .addColumn('updated_at', timestamp, (c) => c.notNull())
+          .addColumn('last_message_at', timestamp)
+          .execute();
+        await db.schema
+          .createTable('messages')
+          .addColumn('id', uuid, (c) => c.primaryKey())
+          .addColumn('chat_id', uuid, (c) => c.notNull().references('chats.id').onDelete('cascade'))
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('content', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('in_reply_to', uuid)
+          .addColumn('model', 'text')
+          .addColumn('usage', json)
+          .addColumn('token_count', 'integer', (c) => c.notNull())
+          .addColumn('created_at', timestamp, (c) => c.notNull())
+          .execute();
+        // One message per position: two writers can never both store a chat's n-th message.
+        // It is also the index of every message page (keyset on seq) and of the cascade.
+        await db.schema
+          .createIndex('messages_chat_id_seq')
+          .on('messages')
+          .columns(['chat_id', 'seq'])
+          .unique()
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('messages').execute();
+        await db.schema.dropTable('chats').execute();
+      },
+    },
+    '0002_chat_leases': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('chat_leases')
+          .addColumn('chat_id', uuid, (c) => c.primaryKey())
+          .addColumn('owner', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('chat_lease_waiters')
+          .addColumn('ticket', postgres ? 'bigint' : 'integer', (c) =>
+            postgres ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('chat_id', uuid, (c) => c.notNull())
+          .addColumn('owner', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('chat_lease_waiters_chat_id_ticket')
+          .on('chat_lease_waiters')
+          .columns(['chat_id', 'ticket'])
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('chat_lease_waiters').execute();
+        await db.schema.dropTable('chat_leases').execute();
+      },
+    },
+  };
+}
+
+/** The schema (PostgreSQL) the migrations apply to: the first of the connection's search_path. */
+export async function currentSchema<DB>(db: Kysely<DB>): Promise<string> {
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
+  const schema = rows[0]?.schema;
+  if (!schema) throw new Error('DATABASE_URL names no existing schema on its search_path');
+  return schema;
+}

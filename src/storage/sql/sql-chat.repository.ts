@@ -1,0 +1,191 @@
+import { OnModuleDestroy } from '@nestjs/common';
+import { Selectable } from 'kysely';
+import { v7 as uuidv7 } from 'uuid';
+import { Chat, ChatChanges, NewChat } from '../../chats/chat';
+import { ChatNotFoundError } from '../../chats/chat-errors';
+import { ChatRepository } from '../../chats/chat.repository';
+import { Message, MessageRole, MessageStatus, NewMessage } from '../../messages/message';
+import { ChatLeaseLock } from './chat-lease-lock';
+import type { ChatsTable, MessagesTable } from './database-schema';
+import type { SqlDatabase } from './sql-database';
+
+const toDate = (value: Date | string): Date => (value instanceof Date ? value : new Date(value));
+const fromJson = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
+
+function toChat(row: Selectable<ChatsTable>): Chat {
+  return {
+    id: row.id,
+    title: row.title,
+    systemPrompt: row.system_prompt,
+    model: row.model,
+    metadata: fromJson(row.metadata),
+    messageCount: row.message_count,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+    lastMessageAt: row.last_message_at === null ? null : toDate(row.last_message_at),
+  };
+}
+
+function toMessage(row: Selectable<MessagesTable>): Message {
+  return {
+    id: row.id,
+    chatId: row.chat_id,
+    seq: row.seq,
+    role: row.role as MessageRole,
+    content: row.content,
+    status: row.status as MessageStatus,
+    inReplyTo: row.in_reply_to,
+    model: row.model,
+    usage: row.usage === null ? null : fromJson(row.usage),
+    tokenCount: row.token_count,
+    createdAt: toDate(row.created_at),
+  };
+}
+
+/**
+ * Chats and messages in SQLite or PostgreSQL (the dialect differences live in {@link SqlDatabase}).
+ * Every list is a keyset query on an index: chats by primary key, messages by (chat_id, seq).
+ */
+export class SqlChatRepository extends ChatRepository implements OnModuleDestroy {
+  private readonly locks: ChatLeaseLock;
+
+  constructor(
+    private readonly database: SqlDatabase,
+    leaseMs: number,
+  ) {
+    super();
+    this.locks = new ChatLeaseLock(database.db, database.dialect, database.releaseSignals, leaseMs);
+  }
+
+  private get db() {
+    return this.database.db;
+  }
+
+  async createChat(input: NewChat): Promise<Chat> {
+    const now = new Date().toISOString();
+    const row = await this.db
+      .insertInto('chats')
+      .values({
+        id: uuidv7(),
+        title: input.title,
+        system_prompt: input.systemPrompt,
+        model: input.model,
+        metadata: JSON.stringify(input.metadata),
+        created_at: now,
+        updated_at: now,
+        last_message_at: null,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toChat(row);
+  }
+
+  async findChat(chatId: string): Promise<Chat | null> {
+    const row = await this.db.selectFrom('chats').selectAll().where('id', '=', chatId).executeTakeFirst();
+    return row ? toChat(row) : null;
+  }
+
+  async listChats({ limit, beforeId }: { limit: number; beforeId?: string }): Promise<Chat[]> {
+    let query = this.db.selectFrom('chats').selectAll().orderBy('id', 'desc').limit(limit);
+    if (beforeId !== undefined) query = query.where('id', '<', beforeId);
+    return (await query.execute()).map(toChat);
+  }
+
+  async updateChat(chatId: string, changes: ChatChanges): Promise<Chat | null> {
+    const row = await this.db
+      .updateTable('chats')
+      .set({
+        ...(changes.title !== undefined && { title: changes.title }),
+        ...(changes.systemPrompt !== undefined && { system_prompt: changes.systemPrompt }),
+        ...(changes.metadata !== undefined && { metadata: JSON.stringify(changes.metadata) }),
+        updated_at: new Date().toISOString(),
+      })
+      .where('id', '=', chatId)
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toChat(row) : null;
+  }
+
+  async setTitleIfUntitled(chatId: string, title: string): Promise<Chat | null> {
+    const row = await this.db
+      .updateTable('chats')
+      .set({ title, updated_at: new Date().toISOString() })
+      .where('id', '=', chatId)
+      .where('title', 'is', null)
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toChat(row) : null;
+  }
+
+  async deleteChat(chatId: string): Promise<boolean> {
+    // Its messages go with it (ON DELETE CASCADE).
+    const { numDeletedRows } = await this.db.deleteFrom('chats').where('id', '=', chatId).executeTakeFirst();
+    return numDeletedRows > 0n;
+  }
+
+  async appendMessage(chatId: string, input: NewMessage): Promise<Message> {
+    const lease = this.locks.heldLease(chatId);
+    return this.db.transaction().execute(async (trx) => {
+      const createdAt = new Date().toISOString();
+      // Counting first locks the chat's row: concurrent appends take their seq one after another.
+      const chat = await trx
+        .updateTable('chats')
+        .set((eb) => ({
+          message_count: eb('message_count', '+', 1),
+          updated_at: createdAt,
+          last_message_at: createdAt,
+        }))
+        .where('id', '=', chatId)
+        .returning('message_count')
+        .executeTakeFirst();
+      if (!chat) throw new ChatNotFoundError(chatId);
+      if (lease) await this.locks.assertStillHeld(trx, lease);
+      const row = await trx
+        .insertInto('messages')
+        .values({
+          id: uuidv7(),
+          chat_id: chatId,
+          seq: chat.message_count,
+          role: input.role,
+          content: input.content,
+          status: input.status,
+          in_reply_to: input.inReplyTo,
+          model: input.model,
+          usage: input.usage && JSON.stringify(input.usage),
+          token_count: input.tokenCount,
+          created_at: createdAt,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toMessage(row);
+    });
+  }
+
+  async listMessages(chatId: string, { limit, afterSeq }: { limit: number; afterSeq?: number }): Promise<Message[]> {
+    let query = this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId).orderBy('seq').limit(limit);
+    if (afterSeq !== undefined) query = query.where('seq', '>', afterSeq);
+    return (await query.execute()).map(toMessage);
+  }
+
+  async listRecentMessages(
+    chatId: string,
+    { limit, beforeSeq }: { limit: number; beforeSeq?: number },
+  ): Promise<Message[]> {
+    let query = this.db
+      .selectFrom('messages')
+      .selectAll()
+      .where('chat_id', '=', chatId)
+      .orderBy('seq', 'desc')
+      .limit(limit);
+    if (beforeSeq !== undefined) query = query.where('seq', '<', beforeSeq);
+    return (await query.execute()).map(toMessage);
+  }
+
+  withChatLock<T>(chatId: string, work: () => Promise<T>): Promise<T> {
+    return this.locks.run(chatId, work);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.database.close();
+  }
+}

@@ -1,0 +1,33 @@
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DatabaseSchema } from '../sql/database-schema';
+import { LeaseReleaseSignals } from '../sql/lease-release-signals';
+import type { SqlDatabase } from '../sql/sql-database';
+import { SQLITE_DIALECT } from '../sql/sql-dialect';
+
+/** SQLite has no notifications: instances waiting for a lease look at least this often. */
+const MAX_POLL_MS = 100;
+/** How long a write waits for another process's write to finish before failing. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+export function openSqliteDatabase(path: string): SqlDatabase {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const connection = new BetterSqlite3(path, { timeout: BUSY_TIMEOUT_MS });
+  // WAL: readers never block the writer, and several processes can share the file.
+  connection.pragma('journal_mode = WAL');
+  // Off by default in SQLite; deleting a chat relies on the cascade to its messages.
+  connection.pragma('foreign_keys = ON');
+  const db = new Kysely<DatabaseSchema>({ dialect: new SqliteDialect({ database: connection }) });
+  const releaseSignals = new LeaseReleaseSignals(MAX_POLL_MS);
+  return {
+    dialect: SQLITE_DIALECT,
+    db,
+    releaseSignals,
+    async close() {
+      await releaseSignals.close();
+      await db.destroy();
+    },
+  };
+}

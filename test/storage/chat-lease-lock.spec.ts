@@ -1,0 +1,192 @@
+import { sql } from 'kysely';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChatRepository } from '../../src/chats/chat.repository';
+import { NewMessage } from '../../src/messages/message';
+import { ChatLeaseLostError } from '../../src/storage/sql/chat-lease-lock';
+import {
+  createPostgresTestDatabase,
+  createSqliteTestDatabase,
+  OpenedRepository,
+  openTestRepository,
+  TestDatabase,
+} from '../support/test-databases';
+import { postgresUnavailableReason } from '../support/test-postgres';
+
+const message = (content: string): NewMessage => ({
+  role: 'user',
+  content,
+  status: 'completed',
+  inReplyTo: null,
+  model: null,
+  usage: null,
+  tokenCount: 1,
+});
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Polls until `check` holds; the bound keeps a broken lock from hanging the test. */
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 500; attempt++) {
+    if (await check()) return;
+    await sleep(10);
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+/**
+ * The turn lock of the database repositories across instances: each "instance" is a repository
+ * with its own connections on the same database, as two service processes would have.
+ */
+function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): void {
+  describe(`ChatLeaseLock on ${name}`, () => {
+    let database: TestDatabase;
+    const opened: OpenedRepository[] = [];
+    const instance = async (leaseMs?: number) => {
+      const repository = await openTestRepository(database, leaseMs);
+      opened.push(repository);
+      return repository;
+    };
+
+    beforeEach(async () => {
+      database = await create();
+    });
+    afterEach(async () => {
+      for (const repository of opened.splice(0)) await repository.close();
+      await database.drop();
+    });
+
+    const waiters = async ({ database: db }: OpenedRepository, chatId: string) =>
+      (await db.db.selectFrom('chat_lease_waiters').select('owner').where('chat_id', '=', chatId).execute()).length;
+
+    it('should serialize turns of one chat across instances', async () => {
+      const [a, b] = [await instance(), await instance()];
+      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      let running = 0;
+      let maxRunning = 0;
+      const turn = (repository: ChatRepository, i: number) =>
+        repository.withChatLock(chat.id, async () => {
+          running += 1;
+          maxRunning = Math.max(maxRunning, running);
+          // A turn reads the chat, then writes twice with a pause between: overlapping turns would interleave.
+          const before = (await repository.findChat(chat.id))!.messageCount;
+          await repository.appendMessage(chat.id, message(`question ${i}`));
+          await sleep(5);
+          const reply = await repository.appendMessage(chat.id, message(`reply ${i}`));
+          running -= 1;
+          return reply.seq - before;
+        });
+
+      const steps = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => turn(i % 2 ? b.repository : a.repository, i)),
+      );
+
+      expect(steps).toEqual(Array(10).fill(2));
+      expect(maxRunning).toBe(1);
+      const stored = await a.repository.listMessages(chat.id, { limit: 100 });
+      expect(stored.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      stored.forEach((m, index) => {
+        if (index % 2 === 1) expect(m.content).toBe(stored[index - 1].content.replace('question', 'reply'));
+      });
+      expect(await waiters(a, chat.id)).toBe(0);
+    });
+
+    it('should hand the chat to waiting instances in the order they arrived', async () => {
+      const [a, b, c] = [await instance(), await instance(), await instance()];
+      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      const order: string[] = [];
+      const gate = deferred();
+      const holding = a.repository.withChatLock(chat.id, () => gate.promise);
+      await until(
+        async () => (await a.database.db.selectFrom('chat_leases').select('owner').execute()).length === 1,
+        'a holds the lease',
+      );
+
+      const second = b.repository.withChatLock(chat.id, async () => void order.push('b'));
+      await until(async () => (await waiters(a, chat.id)) === 1, 'b waits');
+      const third = c.repository.withChatLock(chat.id, async () => void order.push('c'));
+      await until(async () => (await waiters(a, chat.id)) === 2, 'c waits');
+      gate.resolve();
+      await Promise.all([holding, second, third]);
+
+      expect(order).toEqual(['b', 'c']);
+    });
+
+    it('should keep the lease while a turn runs longer than the lease', async () => {
+      const leaseMs = 300;
+      const [a, b] = [await instance(leaseMs), await instance(leaseMs)];
+      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      const order: string[] = [];
+      const holding = a.repository.withChatLock(chat.id, async () => {
+        await sleep(leaseMs * 4);
+        await a.repository.appendMessage(chat.id, message('after a long reply'));
+        order.push('a');
+      });
+      await until(
+        async () => (await a.database.db.selectFrom('chat_leases').select('owner').execute()).length === 1,
+        'a holds the lease',
+      );
+      const waiting = b.repository.withChatLock(chat.id, async () => void order.push('b'));
+
+      await Promise.all([holding, waiting]);
+      expect(order).toEqual(['a', 'b']);
+    });
+
+    it("should take over a crashed instance's lease once it expires", async () => {
+      const a = await instance();
+      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      const { db, dialect } = a.database;
+      // What a process killed while holding the chat leaves behind: a lease nobody renews.
+      await db
+        .insertInto('chat_leases')
+        .values({ chat_id: chat.id, owner: 'crashed-instance', expires_at: sql<number>`${dialect.nowMs} + 1000` })
+        .execute();
+      const started = Date.now();
+
+      const owner = await a.repository.withChatLock(chat.id, async () => {
+        const lease = await db
+          .selectFrom('chat_leases')
+          .select('owner')
+          .where('chat_id', '=', chat.id)
+          .executeTakeFirst();
+        return lease?.owner;
+      });
+
+      expect(owner).not.toBe('crashed-instance');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    });
+
+    it('should refuse the writes of a turn whose lease expired and was taken', async () => {
+      const [a, b] = [await instance(), await instance()];
+      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      const { db } = a.database;
+
+      const outcome = a.repository.withChatLock(chat.id, async () => {
+        await a.repository.appendMessage(chat.id, message('a: question'));
+        // As if this instance stalled past its lease: the lease lapses and another instance takes the chat.
+        await db.updateTable('chat_leases').set({ expires_at: 0 }).where('chat_id', '=', chat.id).execute();
+        await b.repository.withChatLock(chat.id, () => b.repository.appendMessage(chat.id, message('b: question')));
+        await a.repository.appendMessage(chat.id, message('a: reply'));
+      });
+
+      await expect(outcome).rejects.toBeInstanceOf(ChatLeaseLostError);
+      expect((await a.repository.listMessages(chat.id, { limit: 10 })).map((m) => [m.seq, m.content])).toEqual([
+        [1, 'a: question'],
+        [2, 'b: question'],
+      ]);
+      await expect(b.repository.withChatLock(chat.id, async () => 'free again')).resolves.toBe('free again');
+    });
+  });
+}
+
+describeLeaseLock('SQLite', createSqliteTestDatabase);
+
+const postgresMissing = postgresUnavailableReason();
+if (postgresMissing === null) {
+  describeLeaseLock('PostgreSQL', createPostgresTestDatabase);
+} else {
+  console.warn(`The PostgreSQL run of the lease lock tests does not run: ${postgresMissing}`);
+}
