@@ -1,0 +1,166 @@
+// Times one page of GET /chats/{id}/messages on a 100,000-message chat, on SQLite (a temp file)
+// and PostgreSQL (its own schema of BENCH_POSTGRES_URL, dropped after; skipped if unreachable):
+// the repository's keyset query at the start, middle and end of the chat, the same pages over
+// HTTP from the built service, and the query plan. Run `npm run build` first.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { sql } = require('kysely');
+const pg = require('pg');
+const { openSqlDatabase } = require('../dist/storage/open-sql-database.js');
+const { SqlChatRepository } = require('../dist/storage/sql/sql-chat.repository.js');
+const { encodeCursor } = require('../dist/common/pagination/cursor.js');
+
+const MESSAGES = Number(process.env.MESSAGES ?? 100_000);
+const PAGE = 100;
+const RUNS = 50;
+const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function fillChat(database, repository) {
+  const chat = await repository.createChat({ title: 'Page benchmark', systemPrompt: null, model: 'm', metadata: {} });
+  const createdAt = new Date().toISOString();
+  for (let from = 1; from <= MESSAGES; from += 1000) {
+    const rows = [];
+    for (let seq = from; seq < from + 1000 && seq <= MESSAGES; seq++) {
+      rows.push({
+        id: crypto.randomUUID(),
+        chat_id: chat.id,
+        seq,
+        role: seq % 2 ? 'user' : 'assistant',
+        content: `Message ${seq}: how should we size the connection pool for a service with bursty traffic?`,
+        status: 'completed',
+        in_reply_to: null,
+        model: null,
+        usage: null,
+        token_count: 20,
+        created_at: createdAt,
+      });
+    }
+    await database.db.insertInto('messages').values(rows).execute();
+  }
+  await database.db.updateTable('chats').set({ message_count: MESSAGES }).where('id', '=', chat.id).execute();
+  return chat.id;
+}
+
+/** Median and 95th percentile of RUNS calls, in milliseconds. */
+async function time(call) {
+  const samples = [];
+  for (let i = 0; i < RUNS; i++) {
+    const started = process.hrtime.bigint();
+    await call();
+    samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  samples.sort((a, b) => a - b);
+  const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))].toFixed(2);
+  return `median ${at(0.5).padStart(6)} ms, p95 ${at(0.95).padStart(6)} ms`;
+}
+
+async function queryPlan(database, chatId) {
+  const afterSeq = MESSAGES / 2;
+  if (database.dialect.name === 'sqlite') {
+    const { rows } =
+      await sql`explain query plan select * from messages where chat_id = ${chatId} and seq > ${afterSeq} order by seq limit ${PAGE}`.execute(
+        database.db,
+      );
+    return rows.map((r) => r.detail).join('; ');
+  }
+  const { rows } =
+    await sql`explain select * from messages where chat_id = ${chatId} and seq > ${afterSeq} order by seq limit ${PAGE}`.execute(
+      database.db,
+    );
+  return rows.map((r) => r['QUERY PLAN'].trim()).join('; ');
+}
+
+async function startService(databaseUrl) {
+  const service = spawn(process.execPath, ['dist/main.js'], {
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LLM_PROVIDER: 'offline',
+      DATABASE_URL: databaseUrl,
+      NO_COLOR: '1',
+      RATE_LIMIT: '0',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  const base = await new Promise((resolve, reject) => {
+    service.stdout.on('data', (chunk) => {
+      output += chunk;
+      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
+      if (match) resolve(match[1]);
+    });
+    service.once('exit', (code) => reject(new Error(`service exited with ${code}: ${output}`)));
+  });
+  return { base, stop: async () => (service.kill('SIGTERM'), await once(service, 'exit')) };
+}
+
+async function measure(label, settings, databaseUrl) {
+  const { database } = await openSqlDatabase(settings);
+  const repository = new SqlChatRepository(database, 30_000);
+  try {
+    const filling = process.hrtime.bigint();
+    const chatId = await fillChat(database, repository);
+    console.log(
+      `${label}: ${MESSAGES} messages stored in ${(Number(process.hrtime.bigint() - filling) / 1e9).toFixed(1)} s`,
+    );
+    console.log(`  plan: ${await queryPlan(database, chatId)}`);
+    const positions = [
+      ['first page', undefined],
+      ['middle page', MESSAGES / 2],
+      ['last page', MESSAGES - PAGE],
+    ];
+    for (const [name, afterSeq] of positions) {
+      console.log(
+        `  repository ${name.padEnd(12)} ${await time(() => repository.listMessages(chatId, { limit: PAGE + 1, afterSeq }))}`,
+      );
+    }
+    const service = await startService(databaseUrl);
+    try {
+      for (const [name, afterSeq] of positions) {
+        const cursor = afterSeq === undefined ? '' : `&cursor=${encodeCursor(`messages:${chatId}`, afterSeq)}`;
+        const url = `${service.base}/chats/${chatId}/messages?limit=${PAGE}${cursor}`;
+        const check = await (await fetch(url)).json();
+        if (check.data.length !== PAGE)
+          throw new Error(`expected a full page, got ${JSON.stringify(check).slice(0, 200)}`);
+        console.log(`  HTTP       ${name.padEnd(12)} ${await time(() => fetch(url).then((r) => r.arrayBuffer()))}`);
+      }
+    } finally {
+      await service.stop();
+    }
+  } finally {
+    await repository.onModuleDestroy();
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'konko-bench-'));
+try {
+  const path = join(dir, 'konko.db');
+  await measure('SQLite', { kind: 'sqlite', path }, `sqlite:${path}`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const schema = `konko_bench_${process.pid}`;
+const admin = new pg.Client({ connectionString: POSTGRES_URL });
+try {
+  await admin.connect();
+} catch (error) {
+  console.log(`PostgreSQL: not measured, ${POSTGRES_URL} is not reachable (${error.message})`);
+  process.exit(0);
+}
+try {
+  await admin.query(`create schema ${schema}`);
+  const url = new URL(POSTGRES_URL);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  await measure('PostgreSQL', { kind: 'postgres', url: url.toString() }, url.toString());
+} finally {
+  await admin.query(`drop schema if exists ${schema} cascade`);
+  await admin.end();
+}
