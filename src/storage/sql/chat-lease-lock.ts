@@ -100,14 +100,14 @@ export class ChatLeaseLock {
     try {
       for (;;) {
         const wait = this.signals.waitForRelease(chatId, jitter(pauseMs));
-        // A place that lapsed (this instance stalled longer than the lease) is taken anew, last.
-        if (!(await this.keepPlace(ticket))) ticket = await this.enqueue(chatId, owner);
         if ((await this.isFirstInLine(chatId, ticket)) && (await this.takeLease(chatId, owner))) {
           wait.cancel();
           await this.leaveLine(ticket);
           return { chatId, owner };
         }
         pauseMs = (await wait.released) ? FIRST_POLL_MS : Math.min(pauseMs * 2, maxPollMs);
+        // A place that lapsed (this instance stalled longer than the lease) is taken anew, last.
+        if (!(await this.keepPlace(ticket))) ticket = await this.enqueue(chatId, owner);
       }
     } catch (error) {
       await this.leaveLine(ticket).catch(() => undefined);
