@@ -29,7 +29,6 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.useBodyParser('json', { limit: config.bodyLimit, type: JSON_MEDIA_TYPES });
   app.useGlobalFilters(new ProblemDetailsFilter());
   app.useGlobalPipes(new RequestValidationPipe());
-  app.enableShutdownHooks();
   setupOpenApi(app);
   return app;
 }

@@ -8,7 +8,8 @@ import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
 import { AppConfig, describeStorage, InvalidConfigError, LogLevel, parseAppConfig } from './config/app-config';
 import { LlmProvider } from './llm/llm-provider';
-import { OpenAiLlmProvider } from './llm/openai-llm.provider';
+import { ShutdownState } from './health/shutdown-state';
+import { TurnAdmission } from './messages/turn-admission';
 import { DOCS_PATH } from './openapi';
 
 const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
@@ -32,8 +33,7 @@ async function loadConfig(): Promise<AppConfig> {
 }
 
 function describeLlm(llm: LlmProvider, config: AppConfig): string {
-  if (llm instanceof OpenAiLlmProvider) return `openai (default model ${config.llmModel} at ${llm.endpoint})`;
-  return `${llm.name} (no model configured: replies say so)`;
+  return llm.isOffline ? llm.describe() : `${llm.describe()} (default model ${config.llmModel})`;
 }
 
 async function bootstrap(): Promise<void> {
@@ -44,6 +44,7 @@ async function bootstrap(): Promise<void> {
   configureApp(app);
   await app.listen(config.port, config.host);
   app.useLogger(app.get(PinoLogger));
+  stopGracefully(app, config);
 
   const { port } = app.getHttpServer().address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
@@ -52,6 +53,34 @@ async function bootstrap(): Promise<void> {
     `Konko Chat API listening on ${base} — storage: ${describeStorage(config.storage)}, ` +
       `LLM provider: ${describeLlm(app.get(LlmProvider), config)}, docs: ${base}/${DOCS_PATH}`,
   );
+}
+
+/**
+ * Graceful shutdown on SIGTERM or SIGINT: readiness turns false and no new connection or turn is
+ * accepted; running turns get SHUTDOWN_GRACE_MS to finish, then are stopped (keeping what was
+ * generated as incomplete); then storage closes.
+ */
+function stopGracefully(app: NestExpressApplication, config: AppConfig): void {
+  const logger = new Logger('Shutdown');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log(`${signal}: draining turns for up to ${config.shutdownGraceMs} ms`);
+    app.get(ShutdownState).begin();
+    const server = app.getHttpServer();
+    const connectionsClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    await app.get(TurnAdmission).drain(config.shutdownGraceMs);
+    // Stopped turns still write their answers; give them a moment before cutting connections.
+    server.closeIdleConnections();
+    await Promise.race([connectionsClosed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    server.closeAllConnections();
+    await app.close();
+    logger.log('stopped');
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
 }
 
 void bootstrap();

@@ -42,6 +42,12 @@ export interface AppConfig {
   llmMaxOutputTokens: number;
   systemPrompt: string;
   autoTitle: AutoTitleMode;
+  /** Upstream LLM calls at once; more queue. */
+  llmMaxConcurrency: number;
+  /** Turns that may wait on (or run for) one chat in this instance; more get 429. */
+  maxPendingTurnsPerChat: number;
+  /** How long in-flight turns may finish after SIGTERM before they are aborted. */
+  shutdownGraceMs: number;
   /** Idle time after which a streamed response sends a `: ping` comment. */
   ssePingIntervalMs: number;
   storage: StorageSettings;
@@ -155,6 +161,24 @@ class EnvironmentVariables {
   @Transform(emptyToUndefined)
   @IsIn(['json', 'pretty'])
   LOG_FORMAT?: LogFormat;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  LLM_MAX_CONCURRENCY?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  MAX_PENDING_TURNS_PER_CHAT?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(0)
+  SHUTDOWN_GRACE_MS?: number;
 
   @IsOptional()
   @Transform(emptyToUndefined)
@@ -310,6 +334,9 @@ export function parseAppConfig(env: Record<string, string | undefined>): AppConf
     llmMaxOutputTokens: maxOutputTokens,
     systemPrompt: vars.SYSTEM_PROMPT ?? DEFAULT_SYSTEM_PROMPT,
     ssePingIntervalMs: vars.SSE_PING_INTERVAL_MS ?? 15_000,
+    llmMaxConcurrency: vars.LLM_MAX_CONCURRENCY ?? 64,
+    maxPendingTurnsPerChat: vars.MAX_PENDING_TURNS_PER_CHAT ?? 32,
+    shutdownGraceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000,
     autoTitle: vars.AUTO_TITLE ?? 'first-message',
     storage: parseStorage(vars.DATABASE_URL),
     chatLockLeaseMs: vars.CHAT_LOCK_LEASE_MS ?? 30_000,

@@ -9,7 +9,11 @@ export class ShutdownState implements BeforeApplicationShutdown {
     return this.shuttingDown;
   }
 
-  beforeApplicationShutdown(): void {
+  begin(): void {
     this.shuttingDown = true;
+  }
+
+  beforeApplicationShutdown(): void {
+    this.begin();
   }
 }

@@ -41,6 +41,16 @@ export abstract class LlmProvider {
   /** Short name for logs and status: `openai`, `offline` … */
   abstract readonly name: string;
 
+  /** True for a stand-in that is no model, whose words must not pass for a model's (titles, abstracts). */
+  get isOffline(): boolean {
+    return false;
+  }
+
+  /** One phrase for the start-up log: which provider, and where it sends requests. */
+  describe(): string {
+    return this.name;
+  }
+
   abstract stream(request: LlmRequest): AsyncIterable<LlmStreamPart>;
 
   /** The reply in one piece. A stream that ends without `finish` is credited to the requested model. */

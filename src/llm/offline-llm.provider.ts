@@ -13,9 +13,16 @@ const QUOTE_LIMIT = 200;
 export class OfflineLlmProvider extends LlmProvider {
   static readonly MODEL = 'offline';
   readonly name = 'offline';
+  override get isOffline(): boolean {
+    return true;
+  }
 
   constructor(private readonly tokens: TokenCounter) {
     super();
+  }
+
+  override describe(): string {
+    return 'offline (no model configured: replies say so)';
   }
 
   /** Streams the reply word by word, yielding to the event loop between words like a real stream. */

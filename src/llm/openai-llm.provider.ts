@@ -108,9 +108,8 @@ export class OpenAiLlmProvider extends LlmProvider {
     });
   }
 
-  /** Where requests go, for start-up logs. */
-  get endpoint(): string {
-    return this.client.baseURL;
+  override describe(): string {
+    return `openai at ${this.client.baseURL}`;
   }
 
   async *stream({ model, messages, maxOutputTokens, signal }: LlmRequest): AsyncGenerator<LlmStreamPart> {

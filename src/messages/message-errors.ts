@@ -1,5 +1,4 @@
 import { DomainError } from '../common/errors/domain-error';
-import { LlmError } from '../llm/llm-errors';
 import { MessageDto } from './dto/message.dto';
 import { Message } from './message';
 
@@ -30,7 +29,7 @@ function storedSoFar(userMessage: Message, partialReply: Message | null) {
 }
 
 /**
- * The upstream LLM failed after the user message was stored. Same status as the LLM failure;
+ * The upstream LLM failed, or the service had to stop, after the user message was stored. Same status as the LLM failure;
  * the stored user message (and any partial reply, stored as incomplete) travel with it so the
  * client knows nothing was lost.
  */
@@ -41,7 +40,7 @@ export class ReplyFailedError extends DomainError {
   override readonly retryAfterSeconds?: number;
 
   constructor(
-    readonly failure: LlmError,
+    readonly failure: DomainError,
     readonly userMessage: Message,
     readonly partialReply: Message | null,
   ) {
@@ -56,6 +55,32 @@ export class ReplyFailedError extends DomainError {
 
   override extensions() {
     return storedSoFar(this.userMessage, this.partialReply);
+  }
+}
+
+/** Too many turns already wait on this chat (MAX_PENDING_TURNS_PER_CHAT). */
+export class ChatBusyError extends DomainError {
+  readonly kind = 'too-many';
+  readonly code = 'chat-busy';
+  readonly title = 'Too many turns wait on this chat';
+
+  constructor(
+    pending: number,
+    override readonly retryAfterSeconds: number,
+  ) {
+    super(`${pending} turns already wait on this chat; send this message again after the time in Retry-After.`);
+  }
+}
+
+/** The instance is shutting down: new turns go elsewhere, stopped ones keep what they had. */
+export class ShuttingDownError extends DomainError {
+  readonly kind = 'unavailable';
+  readonly code = 'shutting-down';
+  readonly title = 'The service is shutting down';
+  override readonly retryAfterSeconds = 1;
+
+  constructor() {
+    super('This instance is shutting down; send the message again and another instance will answer.');
   }
 }
 

@@ -6,10 +6,12 @@ import { SummariesModule } from '../summaries/summaries.module';
 import { ContextBuilder } from './context-builder';
 import { MessagesController } from './messages.controller';
 import { MessagesService } from './messages.service';
+import { TurnAdmission } from './turn-admission';
 
 @Module({
   imports: [ChatsModule, StorageModule, LlmModule, SummariesModule],
   controllers: [MessagesController],
-  providers: [MessagesService, ContextBuilder],
+  providers: [MessagesService, ContextBuilder, TurnAdmission],
+  exports: [TurnAdmission],
 })
 export class MessagesModule {}

@@ -11,7 +11,8 @@ import { Metrics } from '../metrics/metrics';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
 import { Message, MessageStatus } from './message';
-import { ReplyFailedError, TurnCancelledError } from './message-errors';
+import { ReplyFailedError, ShuttingDownError, TurnCancelledError } from './message-errors';
+import { Admission, TurnAdmission } from './turn-admission';
 
 export interface Turn {
   userMessage: Message;
@@ -24,11 +25,15 @@ export type TurnEvent =
   | { type: 'delta'; content: string }
   | { type: 'assistant_message'; message: Message };
 
-/** A turn that passed the checks that need no lock: the chat exists and the message fits. */
+/**
+ * A turn that passed the checks that need no lock (the chat exists, the message fits, the chat
+ * is not overloaded) and holds its admission until `runTurn` ends.
+ */
 export interface PreparedTurn {
   chatId: string;
   content: string;
   contentTokens: number;
+  admission: Admission;
 }
 
 export interface TurnOptions {
@@ -51,14 +56,15 @@ export class MessagesService {
     private readonly tokens: TokenCounter,
     private readonly titles: ChatTitler,
     private readonly metrics: Metrics,
+    private readonly admission: TurnAdmission,
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
-  /** Errors that need no lock come first, before any response starts (404, 422). */
+  /** Errors that need no lock come first, before any response starts (404, 422, 429, 503). */
   async prepareTurn(chatId: string, content: string): Promise<PreparedTurn> {
     const contentTokens = this.tokens.count(content);
     this.context.assertFits(await this.chats.get(chatId), contentTokens);
-    return { chatId, content, contentTokens };
+    return { chatId, content, contentTokens, admission: this.admission.admit(chatId) };
   }
 
   /**
@@ -74,21 +80,24 @@ export class MessagesService {
     try {
       return await this.runLockedTurn(turn, options, (firstMessage) => (untitledFirstMessage = firstMessage));
     } finally {
+      turn.admission.release();
       this.metrics.turnsInFlight.dec();
       if (untitledFirstMessage !== undefined) await this.titles.titleNewChat(turn.chatId, untitledFirstMessage);
     }
   }
 
   private runLockedTurn(
-    { chatId, content, contentTokens }: PreparedTurn,
-    { signal, onEvent }: TurnOptions,
+    { chatId, content, contentTokens, admission }: PreparedTurn,
+    { signal: clientSignal, onEvent }: TurnOptions,
     onFirstMessageOfUntitledChat: (content: string) => void,
   ): Promise<Turn> {
+    const signal = clientSignal ? AbortSignal.any([clientSignal, admission.stopSignal]) : admission.stopSignal;
     const waitingForLock = this.metrics.chatLockWait.startTimer();
     return this.repository.withChatLock(chatId, async () => {
       waitingForLock();
-      // The client left while the turn waited: nothing was acknowledged, so nothing is stored.
-      if (signal?.aborted) throw new TurnCancelledError(null, null);
+      // Stopped while the turn waited: nothing was acknowledged, so nothing is stored.
+      if (clientSignal?.aborted) throw new TurnCancelledError(null, null);
+      if (admission.stopSignal.aborted) throw new ShuttingDownError();
       const chat = await this.chats.get(chatId);
       const userMessage = await this.repository.appendMessage(chatId, {
         role: 'user',
@@ -118,12 +127,15 @@ export class MessagesService {
         }
       } catch (error) {
         const partial = reply ? await this.storeReply(chat, userMessage, reply, 'incomplete') : null;
-        if (signal?.aborted) {
+        if (clientSignal?.aborted) {
           llmCall.end('cancelled', null);
           throw new TurnCancelledError(userMessage, partial);
         }
-        const failure =
-          error instanceof LlmError ? error : new LlmUpstreamError('The language model provider failed unexpectedly.');
+        const failure = admission.stopSignal.aborted
+          ? new ShuttingDownError()
+          : error instanceof LlmError
+            ? error
+            : new LlmUpstreamError('The language model provider failed unexpectedly.');
         llmCall.end(failure.code, null);
         throw new ReplyFailedError(failure, userMessage, partial);
       }

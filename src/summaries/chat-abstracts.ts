@@ -4,7 +4,6 @@ import { Chat } from '../chats/chat';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { LlmProvider } from '../llm/llm-provider';
 import { contextTokensFor } from '../llm/model-context-windows';
-import { OfflineLlmProvider } from '../llm/offline-llm.provider';
 import { TokenCounter } from '../llm/token-counter';
 import { Message } from '../messages/message';
 
@@ -45,7 +44,7 @@ export class ChatAbstracts {
   }
 
   private async write(chat: Chat, messages: readonly Message[]): Promise<string> {
-    if (this.llm instanceof OfflineLlmProvider) return OFFLINE_ABSTRACT;
+    if (this.llm.isOffline) return OFFLINE_ABSTRACT;
     if (messages.length === 0) return 'The chat has no messages yet.';
     const reply = await this.llm.complete({
       model: chat.model,

@@ -3,7 +3,6 @@ import { ChatRepository } from '../chats/chat.repository';
 import { CHAT_LIMITS } from '../chats/dto/chat-limits';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { LlmProvider } from '../llm/llm-provider';
-import { OfflineLlmProvider } from '../llm/offline-llm.provider';
 import { TextAnalyzer } from './text-analyzer';
 
 const TITLE_LENGTH = 60;
@@ -99,7 +98,7 @@ export class ChatTitler {
 
   /** With AUTO_TITLE=llm and a real model; null (use the first message) when it cannot. */
   private async titleByLlm(firstMessage: string): Promise<string | null> {
-    if (this.config.autoTitle !== 'llm' || this.llm instanceof OfflineLlmProvider) return null;
+    if (this.config.autoTitle !== 'llm' || this.llm.isOffline) return null;
     const reply = await this.llm
       .complete({
         model: this.config.llmModel,

@@ -48,8 +48,12 @@ export async function startService(env: Record<string, string> = {}, cwd?: strin
     output: () => output,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
       child.kill('SIGTERM');
-      await once(child, 'exit');
+      // A service that does not stop in time must not keep the test run alive.
+      const deadline = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(deadline);
     },
     async kill() {
       if (child.exitCode !== null || child.signalCode !== null) return;

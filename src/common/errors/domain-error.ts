@@ -9,6 +9,8 @@ export type ErrorKind =
   | 'upstream-timeout'
   | 'upstream-unavailable'
   | 'upstream-failed'
+  /** The caller must slow down (too many requests or turns waiting). */
+  | 'too-many'
   /** The service itself cannot serve right now (not ready, shutting down). */
   | 'unavailable'
   /** The client went away before the answer; nobody reads the status. */

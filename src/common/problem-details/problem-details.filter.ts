@@ -23,6 +23,7 @@ const STATUS_BY_KIND: Record<ErrorKind, number> = {
   'upstream-unavailable': 503,
   'upstream-failed': 502,
   unavailable: 503,
+  'too-many': 429,
   'client-closed': 499,
 };
 

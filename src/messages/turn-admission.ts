@@ -1,0 +1,74 @@
+import { Injectable } from '@nestjs/common';
+import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { ChatBusyError, ShuttingDownError } from './message-errors';
+
+/** A turn let in: it holds one of its chat's pending places until released. */
+export interface Admission {
+  /** Aborts when shutdown's grace period has run out and the turn must stop. */
+  readonly stopSignal: AbortSignal;
+  release(): void;
+}
+
+const TURN_TIME_SMOOTHING = 0.2;
+
+/**
+ * Backpressure and draining for turns in this instance: at most MAX_PENDING_TURNS_PER_CHAT turns
+ * wait on (or run for) one chat, and on shutdown no new turn starts while the running ones get
+ * SHUTDOWN_GRACE_MS to finish before they are stopped.
+ */
+@Injectable()
+export class TurnAdmission {
+  private readonly pendingByChat = new Map<string, number>();
+  private admitted = 0;
+  private readonly stop = new AbortController();
+  private draining = false;
+  private idle: (() => void) | undefined;
+  /** Smoothed duration of a turn, for Retry-After. */
+  private turnSeconds = 1;
+
+  constructor(@InjectAppConfig() private readonly config: AppConfig) {}
+
+  admit(chatId: string): Admission {
+    if (this.draining) throw new ShuttingDownError();
+    const pending = this.pendingByChat.get(chatId) ?? 0;
+    if (pending >= this.config.maxPendingTurnsPerChat) {
+      throw new ChatBusyError(pending, Math.max(1, Math.ceil(this.turnSeconds * pending)));
+    }
+    this.pendingByChat.set(chatId, pending + 1);
+    this.admitted += 1;
+    const startedAt = performance.now();
+    let released = false;
+    return {
+      stopSignal: this.stop.signal,
+      release: () => {
+        if (released) return;
+        released = true;
+        const seconds = (performance.now() - startedAt) / 1000;
+        this.turnSeconds += TURN_TIME_SMOOTHING * (seconds - this.turnSeconds);
+        const left = (this.pendingByChat.get(chatId) ?? 1) - 1;
+        if (left === 0) this.pendingByChat.delete(chatId);
+        else this.pendingByChat.set(chatId, left);
+        this.admitted -= 1;
+        if (this.admitted === 0) this.idle?.();
+      },
+    };
+  }
+
+  /**
+   * Refuses new turns, waits up to `graceMs` for the admitted ones, then stops the rest (they keep
+   * what was generated as incomplete) and waits for them to wind up.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    const allDone = new Promise<void>((resolve) => {
+      this.idle = resolve;
+      if (this.admitted === 0) resolve();
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([allDone, graceOver]);
+    clearTimeout(timer);
+    this.stop.abort();
+    await allDone;
+  }
+}
