@@ -122,6 +122,22 @@ describe('Chats (e2e)', () => {
     }
   });
 
+  it('should reject cursors with positions the service never issues', async () => {
+    const chat = await newChat();
+    const forged = (scope: string, position: unknown) =>
+      Buffer.from(JSON.stringify({ s: scope, p: position })).toString('base64url');
+    const lists: [string, string][] = [
+      ['/chats', forged('chats', 'not-a-chat-id')],
+      [`/chats/${chat.id}/messages`, forged(`messages:${chat.id}`, 1e300)],
+      [`/chats/${chat.id}/messages`, forged(`messages:${chat.id}`, -1)],
+      [`/chats/${chat.id}/messages`, forged(`messages:${chat.id}`, 1.5)],
+    ];
+    for (const [path, cursor] of lists) {
+      const response = await http().get(path).query({ cursor }).expect(422);
+      expect(response.body.errors).toEqual([{ field: 'cursor', message: expect.any(String) }]);
+    }
+  });
+
   it('should rename a chat, clear fields with null and leave absent fields alone', async () => {
     const chat = await newChat({ title: 'Old', systemPrompt: 'Be brief.', metadata: { a: '1' } });
     const renamed = (await http().patch(`/chats/${chat.id}`).send({ title: 'New' }).expect(200)).body;
