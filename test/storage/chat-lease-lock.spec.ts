@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChatRepository } from '../../src/chats/chat.repository';
-import { NewMessage } from '../../src/messages/message';
 import { ChatLeaseLostError } from '../../src/storage/sql/chat-lease-lock';
 import {
   createPostgresTestDatabase,
@@ -10,23 +9,9 @@ import {
   openTestRepository,
   TestDatabase,
 } from '../support/test-databases';
+import { deferred } from '../support/deferred';
 import { postgresUnavailableReason } from '../support/test-postgres';
-
-const message = (content: string): NewMessage => ({
-  role: 'user',
-  content,
-  status: 'completed',
-  inReplyTo: null,
-  model: null,
-  usage: null,
-  tokenCount: 1,
-});
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
+import { newChat, userMessage } from './fixtures';
 
 /** Polls until `check` holds; the bound keeps a broken lock from hanging the test. */
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
@@ -64,7 +49,7 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
 
     it('should serialize turns of one chat across instances', async () => {
       const [a, b] = [await instance(), await instance()];
-      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      const chat = await a.repository.createChat(newChat());
       let running = 0;
       let maxRunning = 0;
       const turn = (repository: ChatRepository, i: number) =>
@@ -73,9 +58,9 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
           maxRunning = Math.max(maxRunning, running);
           // A turn reads the chat, then writes twice with a pause between: overlapping turns would interleave.
           const before = (await repository.findChat(chat.id))!.messageCount;
-          await repository.appendMessage(chat.id, message(`question ${i}`));
+          await repository.appendMessage(chat.id, userMessage(`question ${i}`));
           await sleep(5);
-          const reply = await repository.appendMessage(chat.id, message(`reply ${i}`));
+          const reply = await repository.appendMessage(chat.id, userMessage(`reply ${i}`));
           running -= 1;
           return reply.seq - before;
         });
@@ -96,7 +81,7 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
 
     it('should hand the chat to waiting instances in the order they arrived', async () => {
       const [a, b, c] = [await instance(), await instance(), await instance()];
-      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      const chat = await a.repository.createChat(newChat());
       const order: string[] = [];
       const gate = deferred();
       const holding = a.repository.withChatLock(chat.id, () => gate.promise);
@@ -118,11 +103,11 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
     it('should keep the lease while a turn runs longer than the lease', async () => {
       const leaseMs = 300;
       const [a, b] = [await instance(leaseMs), await instance(leaseMs)];
-      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      const chat = await a.repository.createChat(newChat());
       const order: string[] = [];
       const holding = a.repository.withChatLock(chat.id, async () => {
         await sleep(leaseMs * 4);
-        await a.repository.appendMessage(chat.id, message('after a long reply'));
+        await a.repository.appendMessage(chat.id, userMessage('after a long reply'));
         order.push('a');
       });
       await until(
@@ -137,7 +122,7 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
 
     it("should take over a crashed instance's lease once it expires", async () => {
       const a = await instance();
-      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      const chat = await a.repository.createChat(newChat());
       const { db, dialect } = a.database;
       // What a process killed while holding the chat leaves behind: a lease nobody renews.
       await db
@@ -161,15 +146,15 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
 
     it('should refuse the writes of a turn whose lease expired and was taken', async () => {
       const [a, b] = [await instance(), await instance()];
-      const chat = await a.repository.createChat({ title: null, systemPrompt: null, model: 'm', metadata: {} });
+      const chat = await a.repository.createChat(newChat());
       const { db } = a.database;
 
       const outcome = a.repository.withChatLock(chat.id, async () => {
-        await a.repository.appendMessage(chat.id, message('a: question'));
+        await a.repository.appendMessage(chat.id, userMessage('a: question'));
         // As if this instance stalled past its lease: the lease lapses and another instance takes the chat.
         await db.updateTable('chat_leases').set({ expires_at: 0 }).where('chat_id', '=', chat.id).execute();
-        await b.repository.withChatLock(chat.id, () => b.repository.appendMessage(chat.id, message('b: question')));
-        await a.repository.appendMessage(chat.id, message('a: reply'));
+        await b.repository.withChatLock(chat.id, () => b.repository.appendMessage(chat.id, userMessage('b: question')));
+        await a.repository.appendMessage(chat.id, userMessage('a: reply'));
       });
 
       await expect(outcome).rejects.toBeInstanceOf(ChatLeaseLostError);

@@ -1,38 +1,13 @@
 import { validate as isUuid, version as uuidVersion } from 'uuid';
-import { NewChat } from '../../src/chats/chat';
 import { ChatNotFoundError } from '../../src/chats/chat-errors';
 import { ChatRepository } from '../../src/chats/chat.repository';
-import { NewMessage } from '../../src/messages/message';
+import { deferred } from '../support/deferred';
+import { newChat, userMessage } from './fixtures';
 
 /** A repository over empty storage, and how to dispose of it. */
 export interface RepositoryUnderTest {
   repository: ChatRepository;
   close(): Promise<void>;
-}
-
-const newChat = (overrides: Partial<NewChat> = {}): NewChat => ({
-  title: null,
-  systemPrompt: null,
-  model: 'test-model',
-  metadata: {},
-  ...overrides,
-});
-
-const userMessage = (content: string, overrides: Partial<NewMessage> = {}): NewMessage => ({
-  role: 'user',
-  content,
-  status: 'completed',
-  inReplyTo: null,
-  model: null,
-  usage: null,
-  tokenCount: content.length,
-  ...overrides,
-});
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 /**

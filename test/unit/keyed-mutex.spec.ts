@@ -1,10 +1,5 @@
 import { KeyedMutex } from '../../src/storage/keyed-mutex';
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
+import { deferred } from '../support/deferred';
 
 describe(KeyedMutex.name, () => {
   it('should run work for one key one at a time, first come first served', async () => {
