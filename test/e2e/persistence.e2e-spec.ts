@@ -1,8 +1,7 @@
 import { EventStreamClient } from '../support/event-stream-client';
 import { FakeOpenAiServer, RecordedRequest } from '../support/fake-openai-server';
 import { ServiceProcess, startService } from '../support/service-process';
-import { createPostgresTestDatabase, createSqliteTestDatabase, TestDatabase } from '../support/test-databases';
-import { postgresUnavailableReason } from '../support/test-postgres';
+import { TestDatabase, testDatabases } from '../support/test-databases';
 
 interface StoredMessage {
   id: string;
@@ -51,12 +50,7 @@ function contextOfReplyTo(llm: FakeOpenAiServer, question: StoredMessage) {
 // Each test starts service processes and drives real databases.
 jest.setTimeout(60_000);
 
-const backends: [string, () => Promise<TestDatabase>][] = [['sqlite', createSqliteTestDatabase]];
-const postgresMissing = postgresUnavailableReason();
-if (postgresMissing === null) backends.push(['postgres', createPostgresTestDatabase]);
-else console.warn(`The PostgreSQL runs of the persistence tests do not run: ${postgresMissing}`);
-
-describe.each(backends)('Persistence on %s (e2e, built service processes)', (storage, createDatabase) => {
+describe.each(testDatabases())('Persistence on %s (e2e, built service processes)', (storage, createDatabase) => {
   let database: TestDatabase;
   let llm: FakeOpenAiServer;
   const services: ServiceProcess[] = [];

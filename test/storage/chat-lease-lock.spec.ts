@@ -2,15 +2,8 @@ import { sql } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChatRepository } from '../../src/chats/chat.repository';
 import { ChatLeaseLostError } from '../../src/storage/sql/chat-lease-lock';
-import {
-  createPostgresTestDatabase,
-  createSqliteTestDatabase,
-  OpenedRepository,
-  openTestRepository,
-  TestDatabase,
-} from '../support/test-databases';
+import { OpenedRepository, openTestRepository, TestDatabase, testDatabases } from '../support/test-databases';
 import { deferred } from '../support/deferred';
-import { postgresUnavailableReason } from '../support/test-postgres';
 import { newChat, userMessage } from './fixtures';
 
 /** Polls until `check` holds; the bound keeps a broken lock from hanging the test. */
@@ -167,11 +160,4 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
   });
 }
 
-describeLeaseLock('SQLite', createSqliteTestDatabase);
-
-const postgresMissing = postgresUnavailableReason();
-if (postgresMissing === null) {
-  describeLeaseLock('PostgreSQL', createPostgresTestDatabase);
-} else {
-  console.warn(`The PostgreSQL run of the lease lock tests does not run: ${postgresMissing}`);
-}
+for (const [name, create] of testDatabases()) describeLeaseLock(name, create);

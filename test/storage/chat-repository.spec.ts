@@ -1,11 +1,5 @@
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
-import {
-  createPostgresTestDatabase,
-  createSqliteTestDatabase,
-  openTestRepository,
-  TestDatabase,
-} from '../support/test-databases';
-import { postgresUnavailableReason } from '../support/test-postgres';
+import { openTestRepository, TestDatabase, testDatabases } from '../support/test-databases';
 import { describeChatRepositoryContract, RepositoryUnderTest } from './chat-repository.contract';
 
 /** A repository over a database of its own, dropped when the test is done. */
@@ -26,11 +20,6 @@ describeChatRepositoryContract('InMemoryChatRepository', async () => ({
   close: async () => undefined,
 }));
 
-describeChatRepositoryContract('SqlChatRepository on SQLite', onOwnDatabase(createSqliteTestDatabase));
-
-const postgresMissing = postgresUnavailableReason();
-if (postgresMissing === null) {
-  describeChatRepositoryContract('SqlChatRepository on PostgreSQL', onOwnDatabase(createPostgresTestDatabase));
-} else {
-  console.warn(`The PostgreSQL run of the ChatRepository contract does not run: ${postgresMissing}`);
+for (const [name, create] of testDatabases()) {
+  describeChatRepositoryContract(`SqlChatRepository on ${name}`, onOwnDatabase(create));
 }

@@ -5,7 +5,7 @@ import { ChatRepository } from '../../src/chats/chat.repository';
 import { openSqlDatabase, SqlStorageSettings } from '../../src/storage/open-sql-database';
 import { SqlChatRepository } from '../../src/storage/sql/sql-chat.repository';
 import type { SqlDatabase } from '../../src/storage/sql/sql-database';
-import { createTestSchema } from './test-postgres';
+import { createTestSchema, postgresUnavailableReason } from './test-postgres';
 
 /** A database of its own for one test or suite: a SQLite file in a temp dir, or a PostgreSQL schema. */
 export interface TestDatabase {
@@ -42,4 +42,16 @@ export async function openTestRepository(database: TestDatabase, leaseMs = 30_00
   const { database: opened } = await openSqlDatabase(database.settings);
   const repository = new SqlChatRepository(opened, leaseMs);
   return { repository, database: opened, close: () => repository.onModuleDestroy() };
+}
+
+/**
+ * The databases that database tests run on: SQLite always, PostgreSQL unless it is unreachable
+ * outside CI (then the reason is printed and its runs are left out).
+ */
+export function testDatabases(): [name: string, create: () => Promise<TestDatabase>][] {
+  const databases: [string, () => Promise<TestDatabase>][] = [['sqlite', createSqliteTestDatabase]];
+  const postgresMissing = postgresUnavailableReason();
+  if (postgresMissing === null) databases.push(['postgres', createPostgresTestDatabase]);
+  else console.warn(`The PostgreSQL runs of these tests are left out: ${postgresMissing}`);
+  return databases;
 }
