@@ -2,7 +2,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { once } from 'node:events';
 import request from 'supertest';
 import { EventStreamClient } from '../support/event-stream-client';
-import { FakeOpenAiServer, PARTIAL_PIECES } from '../support/fake-openai-server';
+import { FakeBehaviour, FakeOpenAiServer, PARTIAL_PIECES } from '../support/fake-openai-server';
 import { useSameRealmFetch } from '../support/same-realm-fetch';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 
@@ -80,5 +80,60 @@ describe('Streamed replies from an OpenAI-compatible upstream (e2e)', () => {
     const messages = await storedMessages();
     expect(messages[1]).toMatchObject({ role: 'assistant', status: 'incomplete', content: 'Once' });
     expect(messages.map((m: { seq: number }) => m.seq)).toEqual([1, 2, 3, 4]);
+  });
+
+  it.each([
+    ['HTTP 500', { kind: 'error', status: 500 }, 502, 'llm-failed'],
+    ['HTTP 503', { kind: 'error', status: 503 }, 503, 'llm-unavailable'],
+    [
+      'HTTP 429 with Retry-After',
+      { kind: 'error', status: 429, headers: { 'retry-after': '7' } },
+      503,
+      'llm-unavailable',
+    ],
+    ['no answer in time', { kind: 'hang' }, 504, 'llm-timeout'],
+    ['a malformed body', { kind: 'malformed' }, 502, 'llm-failed'],
+    ['a connection cut before the first byte', { kind: 'cut' }, 503, 'llm-unavailable'],
+    ['a stall mid-stream', { kind: 'stall-mid-stream' }, 504, 'llm-timeout'],
+  ] as [string, FakeBehaviour, number, string][])(
+    'should end the stream with an error event for %s, keep the user message and serve the next turn',
+    async (_case, behaviour, status, type) => {
+      await app.close();
+      app = await createTestApp({
+        env: { OPENAI_BASE_URL: upstream.baseUrl, LLM_MAX_RETRIES: '0', LLM_TIMEOUT_MS: '300' },
+      });
+      baseUrl = await listenOnLoopback(app);
+      chatId = (await http().post('/chats').expect(201)).body.id;
+      upstream.enqueue(behaviour);
+
+      const events = await (await stream('Are you there?')).all();
+      expect(events[0].event).toBe('user_message');
+      const last = events[events.length - 1];
+      expect(last.event).toBe('error');
+      expect(last.data).toMatchObject({ status, type: `urn:konko:problem:${type}`, userMessage: { seq: 1 } });
+      if (behaviour.kind === 'error' && behaviour.status === 429) expect(last.data.detail).toContain('429');
+
+      const next = await http().post(`/chats/${chatId}/messages`).send({ content: 'Now?' }).expect(201);
+      expect(next.body.assistantMessage.content).toBe('reply to: Now?');
+      const stored = await storedMessages();
+      expect(stored[0]).toMatchObject({ seq: 1, role: 'user', content: 'Are you there?' });
+      expect(stored[stored.length - 1]).toMatchObject({ role: 'assistant', status: 'completed' });
+    },
+    10_000,
+  );
+
+  it('should stream the reply when a retry cures the upstream failure', async () => {
+    await app.close();
+    app = await createTestApp({ env: { OPENAI_BASE_URL: upstream.baseUrl, LLM_MAX_RETRIES: '1' } });
+    baseUrl = await listenOnLoopback(app);
+    chatId = (await http().post('/chats').expect(201)).body.id;
+    upstream.enqueue(
+      { kind: 'error', status: 503, headers: { 'retry-after-ms': '1' } },
+      { kind: 'reply', content: 'Back again.' },
+    );
+
+    const events = await (await stream('Hello?')).all();
+    expect(events[events.length - 1]).toMatchObject({ event: 'assistant_message', data: { content: 'Back again.' } });
+    expect(upstream.requests).toHaveLength(2);
   });
 });
