@@ -54,7 +54,16 @@ describe('Graceful shutdown (e2e, built service on SQLite)', () => {
     await upstream.waitForRequests(2);
 
     const exited = once(service.child, 'exit');
+    const draining = new Promise<void>((resolve) => {
+      const check = () => {
+        if (!service!.output().includes('SIGTERM: draining')) return;
+        service!.child.stdout!.off('data', check);
+        resolve();
+      };
+      service!.child.stdout!.on('data', check);
+    });
     service.child.kill('SIGTERM');
+    await draining;
     await expect(fetch(`${service.baseUrl}/health/live`)).rejects.toThrow();
     upstream.release();
 
