@@ -16,7 +16,8 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   const config = app.get<AppConfig>(appConfig.KEY);
   app.disable('x-powered-by');
   app.use(httpMetrics(app.get(Metrics)));
-  app.use(helmet());
+  // Served over plain HTTP too (local, behind a TLS proxy): upgrading subresources would break /docs.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   if (config.corsOrigins.length > 0) {
     app.enableCors({
       origin: config.corsOrigins,

@@ -84,6 +84,9 @@ describe('Operations (e2e)', () => {
       const response = await http().get('/chats').expect(200);
       expect(response.headers['x-content-type-options']).toBe('nosniff');
       expect(response.headers['x-powered-by']).toBeUndefined();
+      expect(response.headers['content-security-policy']).toContain("script-src 'self'");
+      // The service is also served over plain HTTP, where upgrading would break Swagger UI.
+      expect(response.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
     });
 
     it('should allow only the configured CORS origins', async () => {
