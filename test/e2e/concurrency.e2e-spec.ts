@@ -3,14 +3,7 @@ import request from 'supertest';
 import { LlmReply, LlmRequest } from '../../src/llm/llm-provider';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
-
-interface StoredMessage {
-  id: string;
-  seq: number;
-  role: 'user' | 'assistant';
-  content: string;
-  inReplyTo: string | null;
-}
+import type { MessageDto } from '../../src/messages/dto/message.dto';
 
 /** Resolves once `count` more HTTP requests have arrived at the app's server. */
 function requestsArriving(app: NestExpressApplication, count: number): Promise<void> {
@@ -55,7 +48,7 @@ describe('Turn concurrency (e2e)', () => {
 
     expect(responses.map((r) => r.status)).toEqual(contents.map(() => 201));
     expect(llm.maxInFlight).toBe(1);
-    const messages: StoredMessage[] = (await http().get(`/chats/${chat.id}/messages?limit=1000`).expect(200)).body.data;
+    const messages: MessageDto[] = (await http().get(`/chats/${chat.id}/messages?limit=1000`).expect(200)).body.data;
     expect(messages.map((m) => m.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     messages.forEach((message, index) => {
       if (index % 2 === 0) {

@@ -2,18 +2,11 @@ import { EventStreamClient } from '../support/event-stream-client';
 import { FakeOpenAiServer, RecordedRequest } from '../support/fake-openai-server';
 import { ServiceProcess, startService } from '../support/service-process';
 import { TestDatabase, testDatabases } from '../support/test-databases';
-
-interface StoredMessage {
-  id: string;
-  seq: number;
-  role: 'user' | 'assistant';
-  content: string;
-  inReplyTo: string | null;
-}
+import type { MessageDto } from '../../src/messages/dto/message.dto';
 
 interface Turn {
-  userMessage: StoredMessage;
-  assistantMessage: StoredMessage;
+  userMessage: MessageDto;
+  assistantMessage: MessageDto;
 }
 
 async function createChat(service: ServiceProcess): Promise<string> {
@@ -30,18 +23,18 @@ function sendTurn(service: ServiceProcess, chatId: string, content: string): Pro
   });
 }
 
-async function listMessages(service: ServiceProcess, chatId: string): Promise<StoredMessage[]> {
+async function listMessages(service: ServiceProcess, chatId: string): Promise<MessageDto[]> {
   const response = await fetch(`${service.baseUrl}/chats/${chatId}/messages?limit=1000`);
   expect(response.status).toBe(200);
-  return ((await response.json()) as { data: StoredMessage[] }).data;
+  return ((await response.json()) as { data: MessageDto[] }).data;
 }
 
 const lastMessageOf = (request: RecordedRequest) => request.body?.messages?.at(-1)?.content;
-const conversation = (messages: StoredMessage[]) => messages.map(({ role, content }) => ({ role, content }));
+const conversation = (messages: MessageDto[]) => messages.map(({ role, content }) => ({ role, content }));
 const oneToN = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
 /** The LLM request that produced the reply to `question`, and what it had in context besides the system prompt. */
-function contextOfReplyTo(llm: FakeOpenAiServer, question: StoredMessage) {
+function contextOfReplyTo(llm: FakeOpenAiServer, question: MessageDto) {
   const requests = llm.requests.filter((r) => lastMessageOf(r) === question.content);
   expect(requests).toHaveLength(1);
   return requests[0].body!.messages!.slice(1);

@@ -5,6 +5,7 @@ import { OFFLINE_ABSTRACT } from '../../src/summaries/chat-abstracts';
 import { ANGRY_SUPPORT, FixtureMessage, FRIENDLY_TRIP, TECHNICAL_POOL } from '../fixtures/conversations';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
+import type { SummaryDto } from '../../src/summaries/dto/summary.dto';
 
 /** Words that must never be a topic: stop words and conversational filler. */
 const NEVER_TOPICS = [
@@ -24,26 +25,11 @@ const NEVER_TOPICS = [
   'so',
 ];
 
-interface Summary {
-  chatId: string;
-  title: string | null;
-  messageCount: number;
-  userMessageCount: number;
-  assistantMessageCount: number;
-  tokenCount: number;
-  firstMessageAt: string | null;
-  lastMessageAt: string | null;
-  highlights: { messageId: string; role: string; text: string }[];
-  topics: { term: string; score: number }[];
-  sentiment: { score: number; label: string; byRole: Record<'user' | 'assistant', { score: number; label: string }> };
-  abstract?: string;
-}
-
 describe('Chat summaries (e2e)', () => {
   let app: NestExpressApplication;
   let llm: RecordingLlmProvider;
   const http = () => request(app.getHttpServer());
-  const summaryOf = async (chatId: string, query = ''): Promise<Summary> =>
+  const summaryOf = async (chatId: string, query = ''): Promise<SummaryDto> =>
     (await http().get(`/chats/${chatId}/summary${query}`).expect(200)).body;
 
   /** Plays a fixture through the API: its user messages are sent, the fake LLM answers its replies. */
