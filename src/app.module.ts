@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
+import { AuthModule } from './auth/auth.module';
 import { ChatsModule } from './chats/chats.module';
 import { appConfig } from './config/app-config';
 import { HealthModule } from './health/health.module';
@@ -15,6 +16,7 @@ import { SummariesModule } from './summaries/summaries.module';
     ConfigModule.forRoot({ isGlobal: true, cache: true, load: [appConfig] }),
     LoggingModule,
     MetricsModule,
+    AuthModule,
     RateLimitModule,
     HealthModule,
     ChatsModule,

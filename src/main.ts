@@ -51,8 +51,15 @@ async function bootstrap(): Promise<void> {
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   new Logger('Konko').log(
     `Konko Chat API listening on ${base} — storage: ${describeStorage(config.storage)}, ` +
-      `LLM provider: ${describeLlm(app.get(LlmProvider), config)}, docs: ${base}/${DOCS_PATH}`,
+      `LLM provider: ${describeLlm(app.get(LlmProvider), config)}, access: ${describeAccess(config)}, ` +
+      `docs: ${base}/${DOCS_PATH}`,
   );
+}
+
+function describeAccess({ apiKeys }: AppConfig): string {
+  if (apiKeys.length === 0) return 'open (no API_KEYS: anyone who can reach it can use it)';
+  const tenants = new Set(apiKeys.map((key) => key.tenantId)).size;
+  return `API keys of ${tenants} tenant${tenants === 1 ? '' : 's'}`;
 }
 
 /**

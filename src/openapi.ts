@@ -1,9 +1,44 @@
 import { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { PUBLIC_SECURITY_MARKER } from './auth/public.decorator';
 import { PROBLEM_CONTENT_TYPE } from './common/problem-details/problem-details.filter';
 import { ProblemDto } from './common/problem-details/problem.dto';
 
 export const DOCS_PATH = 'docs';
+export const API_KEY_SCHEME = 'apiKey';
+
+const UNAUTHORIZED_RESPONSE = {
+  status: 401,
+  description: 'Missing or invalid API key (only when the service has API keys configured)',
+  headers: { 'WWW-Authenticate': { description: 'Bearer realm="konko"', schema: { type: 'string' } } },
+  content: {
+    [PROBLEM_CONTENT_TYPE]: {
+      schema: { $ref: '#/components/schemas/ProblemDto' },
+      example: {
+        type: 'urn:konko:problem:unauthorized',
+        title: 'Missing or invalid API key',
+        status: 401,
+        detail: 'This service needs an API key: send it as "Authorization: Bearer <key>".',
+        instance: '/chats',
+      },
+    },
+  },
+};
+
+/**
+ * Operations marked `@Public()` need no key: OpenAPI spells that `security: []`, which Nest's
+ * decorators cannot express, so the marker they leave is replaced here, with the 401 they never give.
+ */
+function openPublicOperations(document: OpenAPIObject): OpenAPIObject {
+  for (const path of Object.values(document.paths)) {
+    for (const operation of Object.values(path) as { security?: Record<string, string[]>[]; responses?: object }[]) {
+      if (!operation.security?.some((requirement) => PUBLIC_SECURITY_MARKER in requirement)) continue;
+      operation.security = [];
+      if (operation.responses) delete (operation.responses as Record<string, unknown>)['401'];
+    }
+  }
+  return document;
+}
 
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
@@ -13,6 +48,18 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         'Every error is an RFC 9457 problem document (`application/problem+json`).',
     )
     .setVersion('0.1.0')
+    .addBearerAuth(
+      {
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          'An API key from API_KEYS or API_KEYS_FILE, sent as `Authorization: Bearer <key>`. ' +
+          'Needed on every route but health and docs when the service has keys configured; a service without keys runs open.',
+      },
+      API_KEY_SCHEME,
+    )
+    .addSecurityRequirements(API_KEY_SCHEME)
+    .addGlobalResponse(UNAUTHORIZED_RESPONSE)
     .addGlobalResponse({
       status: 500,
       description: 'Unexpected failure (no internals are shown)',
@@ -30,7 +77,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       },
     })
     .build();
-  return SwaggerModule.createDocument(app, config, { extraModels: [ProblemDto] });
+  return openPublicOperations(SwaggerModule.createDocument(app, config, { extraModels: [ProblemDto] }));
 }
 
 /** Swagger UI at /docs, the OpenAPI JSON at /docs-json. */

@@ -1,47 +1,52 @@
 import type { Message, NewMessage } from '../messages/message';
-import type { Chat, ChatChanges, NewChat } from './chat';
+import type { Chat, ChatChanges, ChatKey, NewChat } from './chat';
 
 /**
  * The storage port and DI token for chats and their messages. The storage module binds an
  * implementation; nothing else knows which one.
+ *
+ * Every chat belongs to one tenant, and every read and write names it ({@link ChatKey}): each
+ * implementation matches the tenant in the query itself, so a chat of another tenant is never
+ * loaded, and behaves exactly as a chat that does not exist.
  *
  * Chats are ordered by id (UUIDv7, so by creation); messages by `seq`.
  */
 export abstract class ChatRepository {
   abstract createChat(chat: NewChat): Promise<Chat>;
 
-  abstract findChat(chatId: string): Promise<Chat | null>;
+  abstract findChat(key: ChatKey): Promise<Chat | null>;
 
-  /** Newest first, starting after the chat `beforeId` (exclusive) when given. */
-  abstract listChats(page: { limit: number; beforeId?: string }): Promise<Chat[]>;
+  /** The tenant's chats, newest first, starting after the chat `beforeId` (exclusive) when given. */
+  abstract listChats(tenantId: string, page: { limit: number; beforeId?: string }): Promise<Chat[]>;
 
   /** Applies the changes; null when the chat does not exist. */
-  abstract updateChat(chatId: string, changes: ChatChanges): Promise<Chat | null>;
+  abstract updateChat(key: ChatKey, changes: ChatChanges): Promise<Chat | null>;
 
   /**
    * Gives an untitled chat a title, atomically: a title set meanwhile (by the user) is never
    * overwritten. Returns the updated chat, or null when the chat is gone or already has a title.
    */
-  abstract setTitleIfUntitled(chatId: string, title: string): Promise<Chat | null>;
+  abstract setTitleIfUntitled(key: ChatKey, title: string): Promise<Chat | null>;
 
   /** Deletes the chat and its messages; false when it did not exist. */
-  abstract deleteChat(chatId: string): Promise<boolean>;
+  abstract deleteChat(key: ChatKey): Promise<boolean>;
 
   /**
    * Stores the message as the chat's next `seq` and updates the chat's counters.
    * Throws ChatNotFoundError when the chat is gone.
    */
-  abstract appendMessage(chatId: string, message: NewMessage): Promise<Message>;
+  abstract appendMessage(key: ChatKey, message: NewMessage): Promise<Message>;
 
-  /** Ascending by seq, starting after `afterSeq` when given. */
-  abstract listMessages(chatId: string, page: { limit: number; afterSeq?: number }): Promise<Message[]>;
+  /** Ascending by seq, starting after `afterSeq` when given; empty when the chat does not exist. */
+  abstract listMessages(key: ChatKey, page: { limit: number; afterSeq?: number }): Promise<Message[]>;
 
   /** Descending by seq (newest first), starting before `beforeSeq` when given. */
-  abstract listRecentMessages(chatId: string, page: { limit: number; beforeSeq?: number }): Promise<Message[]>;
+  abstract listRecentMessages(key: ChatKey, page: { limit: number; beforeSeq?: number }): Promise<Message[]>;
 
   /**
    * Runs `work` while holding the chat's exclusive turn lock. Callers for one chat run one at
-   * a time, first come first served; different chats never wait for each other.
+   * a time, first come first served; different chats never wait for each other. The lock guards
+   * no data by itself: callers read and write through the methods above, which check the tenant.
    */
   abstract withChatLock<T>(chatId: string, work: () => Promise<T>): Promise<T>;
 }

@@ -1,6 +1,8 @@
 /** A chat session, as the service keeps it. */
 export interface Chat {
   readonly id: string;
+  /** The tenant that created it; never shown to callers. */
+  readonly tenantId: string;
   readonly title: string | null;
   readonly systemPrompt: string | null;
   readonly model: string;
@@ -11,7 +13,16 @@ export interface Chat {
   readonly lastMessageAt: Date | null;
 }
 
+/** Names a chat within its tenant: every read and write of a chat goes through one. */
+export interface ChatKey {
+  readonly tenantId: string;
+  readonly chatId: string;
+}
+
+export const chatKeyOf = (chat: Chat): ChatKey => ({ tenantId: chat.tenantId, chatId: chat.id });
+
 export interface NewChat {
+  tenantId: string;
   title: string | null;
   systemPrompt: string | null;
   model: string;

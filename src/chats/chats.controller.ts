@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Query, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import {
@@ -6,7 +6,9 @@ import {
   ApiValidationProblemResponse,
 } from '../common/problem-details/api-problem-response.decorator';
 import { ApiChatIdParam } from './chat-api.decorators';
-import { ChatIdPipe } from './chat-id.pipe';
+import { TenantId } from '../auth/tenant-id.decorator';
+import { ChatKey } from './chat';
+import { ChatKeyParam } from './chat-key.decorator';
 import { ChatsService } from './chats.service';
 import { ChatDto, ChatPageDto } from './dto/chat.dto';
 import { CreateChatDto } from './dto/create-chat.dto';
@@ -27,8 +29,12 @@ export class ChatsController {
   })
   @ApiValidationProblemResponse('title: title must be shorter than or equal to 200 characters')
   @ApiJsonBodyProblemResponses()
-  async create(@Body() body: CreateChatDto, @Res({ passthrough: true }) response: Response): Promise<ChatDto> {
-    const chat = await this.chats.create(body);
+  async create(
+    @TenantId() tenantId: string,
+    @Body() body: CreateChatDto,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<ChatDto> {
+    const chat = await this.chats.create(tenantId, body);
     response.location(`/chats/${chat.id}`);
     return ChatDto.from(chat);
   }
@@ -37,8 +43,8 @@ export class ChatsController {
   @ApiOperation({ summary: 'List chats, newest first' })
   @ApiOkResponse({ type: ChatPageDto })
   @ApiValidationProblemResponse('limit: limit must not be greater than 100')
-  async list(@Query() query: ListChatsQuery): Promise<ChatPageDto> {
-    const page = await this.chats.list(query);
+  async list(@TenantId() tenantId: string, @Query() query: ListChatsQuery): Promise<ChatPageDto> {
+    const page = await this.chats.list(tenantId, query);
     return { data: page.data.map(ChatDto.from), nextCursor: page.nextCursor };
   }
 
@@ -46,8 +52,8 @@ export class ChatsController {
   @ApiOperation({ summary: 'Read a chat' })
   @ApiChatIdParam()
   @ApiOkResponse({ type: ChatDto })
-  async get(@Param('chatId', ChatIdPipe) chatId: string): Promise<ChatDto> {
-    return ChatDto.from(await this.chats.get(chatId));
+  async get(@ChatKeyParam() chat: ChatKey): Promise<ChatDto> {
+    return ChatDto.from(await this.chats.get(chat));
   }
 
   @Patch(':chatId')
@@ -59,8 +65,8 @@ export class ChatsController {
   @ApiOkResponse({ type: ChatDto })
   @ApiValidationProblemResponse('model: property model should not exist')
   @ApiJsonBodyProblemResponses()
-  async update(@Param('chatId', ChatIdPipe) chatId: string, @Body() body: UpdateChatDto): Promise<ChatDto> {
-    return ChatDto.from(await this.chats.update(chatId, body));
+  async update(@ChatKeyParam() chat: ChatKey, @Body() body: UpdateChatDto): Promise<ChatDto> {
+    return ChatDto.from(await this.chats.update(chat, body));
   }
 
   @Delete(':chatId')
@@ -68,7 +74,7 @@ export class ChatsController {
   @ApiOperation({ summary: 'Delete a chat and all its messages' })
   @ApiChatIdParam()
   @ApiNoContentResponse({ description: 'Deleted' })
-  async delete(@Param('chatId', ChatIdPipe) chatId: string): Promise<void> {
-    await this.chats.delete(chatId);
+  async delete(@ChatKeyParam() chat: ChatKey): Promise<void> {
+    await this.chats.delete(chat);
   }
 }

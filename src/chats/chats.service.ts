@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
-import { Chat, ChatChanges } from './chat';
+import { Chat, ChatChanges, ChatKey } from './chat';
 import { ChatNotFoundError } from './chat-errors';
 import { ChatRepository } from './chat.repository';
 import { CreateChatDto } from './dto/create-chat.dto';
@@ -9,6 +9,7 @@ import { UpdateChatDto } from './dto/update-chat.dto';
 
 const CHATS_CURSOR_SCOPE = 'chats';
 
+/** Chats of one tenant at a time: a chat of another tenant is not found, exactly like no chat. */
 @Injectable()
 export class ChatsService {
   constructor(
@@ -16,8 +17,9 @@ export class ChatsService {
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
-  create(input: CreateChatDto): Promise<Chat> {
+  create(tenantId: string, input: CreateChatDto): Promise<Chat> {
     return this.chats.createChat({
+      tenantId,
       title: input.title ?? null,
       systemPrompt: input.systemPrompt ?? null,
       model: input.model ?? this.config.llmModel,
@@ -25,31 +27,31 @@ export class ChatsService {
     });
   }
 
-  async list({ limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Chat>> {
+  async list(tenantId: string, { limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Chat>> {
     const beforeId = cursor === undefined ? undefined : decodeCursor<string>(cursor, CHATS_CURSOR_SCOPE, 'uuid');
-    const rows = await this.chats.listChats({ limit: limit + 1, beforeId });
+    const rows = await this.chats.listChats(tenantId, { limit: limit + 1, beforeId });
     const data = rows.slice(0, limit);
     const hasMore = rows.length > limit;
     return { data, nextCursor: hasMore ? encodeCursor(CHATS_CURSOR_SCOPE, data[data.length - 1].id) : null };
   }
 
-  async get(chatId: string): Promise<Chat> {
-    const chat = await this.chats.findChat(chatId);
-    if (!chat) throw new ChatNotFoundError(chatId);
+  async get(key: ChatKey): Promise<Chat> {
+    const chat = await this.chats.findChat(key);
+    if (!chat) throw new ChatNotFoundError(key.chatId);
     return chat;
   }
 
-  async update(chatId: string, input: UpdateChatDto): Promise<Chat> {
+  async update(key: ChatKey, input: UpdateChatDto): Promise<Chat> {
     const changes: ChatChanges = {};
     if (input.title !== undefined) changes.title = input.title;
     if (input.systemPrompt !== undefined) changes.systemPrompt = input.systemPrompt;
     if (input.metadata !== undefined) changes.metadata = input.metadata ?? {};
-    const chat = await this.chats.updateChat(chatId, changes);
-    if (!chat) throw new ChatNotFoundError(chatId);
+    const chat = await this.chats.updateChat(key, changes);
+    if (!chat) throw new ChatNotFoundError(key.chatId);
     return chat;
   }
 
-  async delete(chatId: string): Promise<void> {
-    if (!(await this.chats.deleteChat(chatId))) throw new ChatNotFoundError(chatId);
+  async delete(key: ChatKey): Promise<void> {
+    if (!(await this.chats.deleteChat(key))) throw new ChatNotFoundError(key.chatId);
   }
 }

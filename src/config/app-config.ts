@@ -1,5 +1,6 @@
 import { Inject } from '@nestjs/common';
 import { registerAs } from '@nestjs/config';
+import { readFileSync } from 'node:fs';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsIn,
@@ -15,6 +16,13 @@ import {
   ValidationError,
   validateSync,
 } from 'class-validator';
+import {
+  ApiKey,
+  assertDistinctKeys,
+  InvalidApiKeysError,
+  parseApiKeysFile,
+  parseApiKeysVariable,
+} from '../auth/api-keys';
 
 export type LlmProviderName = 'openai' | 'offline';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'verbose';
@@ -65,6 +73,10 @@ export interface AppConfig {
   rateLimitWindowMs: number;
   /** Shared rate-limit counters, so limits hold across instances; in memory when unset. */
   redisUrl: string | undefined;
+  /** Tenants' keys (hashed); empty: the service runs open, every caller in one tenant. */
+  apiKeys: ApiKey[];
+  /** How long an Idempotency-Key's outcome is kept and replayed. */
+  idempotencyTtlMs: number;
 }
 
 export const DEFAULT_LLM_MODEL = 'gpt-4.1-mini';
@@ -78,6 +90,15 @@ const toInteger = ({ value }: { value: unknown }) => {
   if (value.trim() === '') return undefined;
   return /^-?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
 };
+
+const DURATION = /^(\d+)\s*(ms|s|m|h|d)?$/i;
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `24h`, `30m`, `90s`, `500ms`, `1d`; a bare number is seconds. Validated by {@link DURATION} first. */
+function durationMs(value: string): number {
+  const [, amount, unit = 's'] = DURATION.exec(value.trim())!;
+  return Number(amount) * DURATION_UNIT_MS[unit.toLowerCase()];
+}
 
 /** The environment as it arrives: every variable optional, strings to be parsed. */
 class EnvironmentVariables {
@@ -213,6 +234,21 @@ class EnvironmentVariables {
   DATABASE_URL?: string;
 
   @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  API_KEYS?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  API_KEYS_FILE?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(DURATION, { message: 'IDEMPOTENCY_TTL must be a duration such as 24h, 30m, 90s or 86400 (seconds)' })
+  IDEMPOTENCY_TTL?: string;
+
+  @IsOptional()
   @Transform(toInteger)
   @IsInt()
   @Min(500)
@@ -276,6 +312,28 @@ export function describeStorage(storage: StorageSettings): string {
       const host = url.hostname === '' ? 'localhost' : url.hostname;
       return `postgres (${host}:${url.port || '5432'}${url.pathname})`;
     }
+  }
+}
+
+function parseApiKeys(variable: string | undefined, file: string | undefined): ApiKey[] {
+  try {
+    const keys = [
+      ...(variable === undefined ? [] : parseApiKeysVariable(variable)),
+      ...(file === undefined ? [] : parseApiKeysFile(readApiKeysFile(file))),
+    ];
+    assertDistinctKeys(keys);
+    return keys;
+  } catch (error) {
+    if (error instanceof InvalidApiKeysError) throw new InvalidConfigError(`Invalid configuration: ${error.message}`);
+    throw error;
+  }
+}
+
+function readApiKeysFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new InvalidApiKeysError(`API_KEYS_FILE=${JSON.stringify(path)} cannot be read (${(error as Error).message})`);
   }
 }
 
@@ -347,6 +405,8 @@ export function parseAppConfig(env: Record<string, string | undefined>): AppConf
     rateLimit: vars.RATE_LIMIT ?? 600,
     rateLimitWindowMs: vars.RATE_LIMIT_WINDOW_MS ?? 60_000,
     redisUrl: vars.REDIS_URL,
+    apiKeys: parseApiKeys(vars.API_KEYS, vars.API_KEYS_FILE),
+    idempotencyTtlMs: durationMs(vars.IDEMPOTENCY_TTL ?? '24h'),
   };
 }
 

@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheckResult, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { SkipThrottle } from '@nestjs/throttler';
 import { Public } from '../auth/public.decorator';
+import { OPEN_TENANT_ID } from '../auth/tenant';
 import { ChatRepository } from '../chats/chat.repository';
 import { ApiProblemResponse } from '../common/problem-details/api-problem-response.decorator';
 import { LlmProvider } from '../llm/llm-provider';
@@ -69,7 +70,7 @@ export class HealthController {
         async () => {
           const storage = this.indicators.check('storage');
           try {
-            await this.chats.findChat(PROBE_CHAT_ID);
+            await this.chats.findChat({ tenantId: OPEN_TENANT_ID, chatId: PROBE_CHAT_ID });
             return storage.up();
           } catch (error) {
             return storage.down({ message: error instanceof Error ? error.message : String(error) });

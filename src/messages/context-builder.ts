@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Chat } from '../chats/chat';
+import { Chat, chatKeyOf } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { LlmMessage } from '../llm/llm-provider';
@@ -38,7 +38,7 @@ export class ContextBuilder {
     const newestFirst: LlmMessage[] = [];
     let beforeSeq: number | undefined;
     for (;;) {
-      const batch = await this.chats.listRecentMessages(chat.id, { limit: HISTORY_BATCH, beforeSeq });
+      const batch = await this.chats.listRecentMessages(chatKeyOf(chat), { limit: HISTORY_BATCH, beforeSeq });
       for (const message of batch) {
         remaining -= message.tokenCount + TokenCounter.MESSAGE_OVERHEAD;
         if (remaining < 0) return this.assemble(chat, newestFirst);

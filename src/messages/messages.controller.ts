@@ -1,8 +1,9 @@
-import { Body, Controller, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ApiChatIdParam } from '../chats/chat-api.decorators';
-import { ChatIdPipe } from '../chats/chat-id.pipe';
+import { ChatKey } from '../chats/chat';
+import { ChatKeyParam } from '../chats/chat-key.decorator';
 import {
   ApiJsonBodyProblemResponses,
   ApiProblemResponse,
@@ -98,13 +99,13 @@ export class MessagesController {
     'The language model did not answer within LLM_TIMEOUT_MS.',
   )
   async send(
-    @Param('chatId', ChatIdPipe) chatId: string,
+    @ChatKeyParam() chat: ChatKey,
     @Body() body: SendMessageDto,
     @Query() query: SendMessageQuery,
     @Req() request: Request,
     @Res() response: Response,
   ): Promise<void> {
-    const turn = await this.messages.prepareTurn(chatId, body.content);
+    const turn = await this.messages.prepareTurn(chat, body.content);
     const signal = abortWhenClientLeaves(response);
     if (wantsEventStream(request, query)) {
       await this.streamTurn(turn, signal, request, response);
@@ -136,8 +137,8 @@ export class MessagesController {
   @ApiChatIdParam()
   @ApiOkResponse({ type: MessagePageDto })
   @ApiValidationProblemResponse('limit: limit must not be greater than 1000')
-  async list(@Param('chatId', ChatIdPipe) chatId: string, @Query() query: ListMessagesQuery): Promise<MessagePageDto> {
-    const page = await this.messages.listMessages(chatId, query);
+  async list(@ChatKeyParam() chat: ChatKey, @Query() query: ListMessagesQuery): Promise<MessagePageDto> {
+    const page = await this.messages.listMessages(chat, query);
     return { data: page.data.map(MessageDto.from), nextCursor: page.nextCursor };
   }
 }

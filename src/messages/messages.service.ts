@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { Chat } from '../chats/chat';
+import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
@@ -30,7 +30,7 @@ export type TurnEvent =
  * is not overloaded) and holds its admission until `runTurn` ends.
  */
 export interface PreparedTurn {
-  chatId: string;
+  chat: ChatKey;
   content: string;
   contentTokens: number;
   admission: Admission;
@@ -61,10 +61,10 @@ export class MessagesService {
   ) {}
 
   /** Errors that need no lock come first, before any response starts (404, 422, 429, 503). */
-  async prepareTurn(chatId: string, content: string): Promise<PreparedTurn> {
+  async prepareTurn(chat: ChatKey, content: string): Promise<PreparedTurn> {
     const contentTokens = this.tokens.count(content);
-    this.context.assertFits(await this.chats.get(chatId), contentTokens);
-    return { chatId, content, contentTokens, admission: this.admission.admit(chatId) };
+    this.context.assertFits(await this.chats.get(chat), contentTokens);
+    return { chat, content, contentTokens, admission: this.admission.admit(chat.chatId) };
   }
 
   /**
@@ -82,24 +82,24 @@ export class MessagesService {
     } finally {
       turn.admission.release();
       this.metrics.turnsInFlight.dec();
-      if (untitledFirstMessage !== undefined) await this.titles.titleNewChat(turn.chatId, untitledFirstMessage);
+      if (untitledFirstMessage !== undefined) await this.titles.titleNewChat(turn.chat, untitledFirstMessage);
     }
   }
 
   private runLockedTurn(
-    { chatId, content, contentTokens, admission }: PreparedTurn,
+    { chat: key, content, contentTokens, admission }: PreparedTurn,
     { signal: clientSignal, onEvent }: TurnOptions,
     onFirstMessageOfUntitledChat: (content: string) => void,
   ): Promise<Turn> {
     const signal = clientSignal ? AbortSignal.any([clientSignal, admission.stopSignal]) : admission.stopSignal;
     const waitingForLock = this.metrics.chatLockWait.startTimer();
-    return this.repository.withChatLock(chatId, async () => {
+    return this.repository.withChatLock(key.chatId, async () => {
       waitingForLock();
       // Stopped while the turn waited: nothing was acknowledged, so nothing is stored.
       if (clientSignal?.aborted) throw new TurnCancelledError(null, null);
       if (admission.stopSignal.aborted) throw new ShuttingDownError();
-      const chat = await this.chats.get(chatId);
-      const userMessage = await this.repository.appendMessage(chatId, {
+      const chat = await this.chats.get(key);
+      const userMessage = await this.repository.appendMessage(key, {
         role: 'user',
         content,
         status: 'completed',
@@ -147,11 +147,11 @@ export class MessagesService {
     });
   }
 
-  async listMessages(chatId: string, { limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Message>> {
-    await this.chats.get(chatId);
-    const scope = messagesCursorScope(chatId);
+  async listMessages(chat: ChatKey, { limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Message>> {
+    await this.chats.get(chat);
+    const scope = messagesCursorScope(chat.chatId);
     const afterSeq = cursor === undefined ? undefined : decodeCursor<number>(cursor, scope, 'number');
-    const rows = await this.repository.listMessages(chatId, { limit: limit + 1, afterSeq });
+    const rows = await this.repository.listMessages(chat, { limit: limit + 1, afterSeq });
     const data = rows.slice(0, limit);
     return { data, nextCursor: rows.length > limit ? encodeCursor(scope, data[data.length - 1].seq) : null };
   }
@@ -180,7 +180,7 @@ export class MessagesService {
     status: MessageStatus,
     finish?: { model: string; usage: LlmUsage | null },
   ): Promise<Message> {
-    return this.repository.appendMessage(chat.id, {
+    return this.repository.appendMessage(chatKeyOf(chat), {
       role: 'assistant',
       content,
       status,

@@ -1,12 +1,10 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
-import { Public } from '../auth/public.decorator';
 import { Metrics } from './metrics';
 
 @ApiTags('operations')
 @Controller('metrics')
-@Public()
 @SkipThrottle()
 export class MetricsController {
   constructor(private readonly metrics: Metrics) {}

@@ -2,6 +2,7 @@ import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis'
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, ThrottlerStorage } from '@nestjs/throttler';
+import { RequestWithTenant } from '../auth/tenant';
 import { AppConfig, appConfig } from '../config/app-config';
 
 const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
@@ -36,8 +37,8 @@ class RateLimitStorageModule {}
         storage: storage ?? undefined,
         errorMessage: `More than ${config.rateLimit} requests in ${config.rateLimitWindowMs / 1000} s; retry after the time in Retry-After.`,
         getTracker: (request: Record<string, unknown>) => {
-          const { tenantId, ip } = request as { tenantId?: string; ip?: string };
-          return tenantId ? `tenant:${tenantId}` : `ip:${ip}`;
+          const { tenant, ip } = request as RequestWithTenant & { ip?: string };
+          return tenant?.authenticated ? `tenant:${tenant.id}` : `ip:${ip}`;
         },
       }),
     }),

@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { CHAT_LIMITS } from '../chats/dto/chat-limits';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
@@ -63,13 +64,15 @@ export class ChatTitler {
   ) {}
 
   /** Never fails the turn: a title is a nicety. A title the user set meanwhile is kept. */
-  async titleNewChat(chatId: string, firstMessage: string): Promise<void> {
+  async titleNewChat(chat: ChatKey, firstMessage: string): Promise<void> {
     if (this.config.autoTitle === 'off') return;
     try {
       const title = (await this.titleByLlm(firstMessage)) ?? this.titleFromMessage(firstMessage);
-      if (title) await this.chats.setTitleIfUntitled(chatId, title);
+      if (title) await this.chats.setTitleIfUntitled(chat, title);
     } catch (error) {
-      this.logger.warn(`Could not title chat ${chatId}: ${error instanceof Error ? error.message : String(error)}`);
+      this.logger.warn(
+        `Could not title chat ${chat.chatId}: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
   }
 

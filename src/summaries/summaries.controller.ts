@@ -1,7 +1,8 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
+import { Controller, Get, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiChatIdParam } from '../chats/chat-api.decorators';
-import { ChatIdPipe } from '../chats/chat-id.pipe';
+import { ChatKey } from '../chats/chat';
+import { ChatKeyParam } from '../chats/chat-key.decorator';
 import {
   ApiProblemResponse,
   ApiValidationProblemResponse,
@@ -40,7 +41,7 @@ export class SummariesController {
     type: 'urn:konko:problem:llm-timeout',
     detail: 'The language model did not answer within LLM_TIMEOUT_MS.',
   })
-  async get(@Param('chatId', ChatIdPipe) chatId: string, @Query() query: SummaryQuery): Promise<SummaryDto> {
-    return SummaryDto.from(await this.summaries.summarize(chatId, { withAbstract: query.abstract === true }));
+  async get(@ChatKeyParam() chat: ChatKey, @Query() query: SummaryQuery): Promise<SummaryDto> {
+    return SummaryDto.from(await this.summaries.summarize(chat, { withAbstract: query.abstract === true }));
   }
 }

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
+import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { Message } from '../messages/message';
@@ -25,33 +26,33 @@ export class SummariesService {
     private readonly abstracts: ChatAbstracts,
   ) {}
 
-  async summarize(chatId: string, { withAbstract = false } = {}): Promise<ChatSummary> {
-    const chat = await this.chats.get(chatId);
-    const digest = await this.digestOf(chatId);
+  async summarize(key: ChatKey, { withAbstract = false } = {}): Promise<ChatSummary> {
+    const chat = await this.chats.get(key);
+    const digest = await this.digestOf(key);
     const summary = digest.summary(chat);
     if (!withAbstract) return summary;
-    return { ...summary, abstract: await this.abstracts.abstractOf(chat, () => this.messagesAfter(chatId, 0)) };
+    return { ...summary, abstract: await this.abstracts.abstractOf(chat, () => this.messagesAfter(key, 0)) };
   }
 
   /** Deleted chats' digests age out of the LRU; a chat id is never reused (UUIDv7). */
-  private async digestOf(chatId: string): Promise<ChatDigest> {
-    let digest = this.digests.get(chatId);
+  private async digestOf(key: ChatKey): Promise<ChatDigest> {
+    let digest = this.digests.get(key.chatId);
     if (!digest) {
       digest = new ChatDigest();
-      this.digests.set(chatId, digest);
+      this.digests.set(key.chatId, digest);
     }
-    for (const message of await this.messagesAfter(chatId, digest.lastSeq)) {
+    for (const message of await this.messagesAfter(key, digest.lastSeq)) {
       // A concurrent request may have folded it in meanwhile.
       if (message.seq > digest.lastSeq) digest.add(message, this.analyzer.analyze(message.content));
     }
     return digest;
   }
 
-  private async messagesAfter(chatId: string, afterSeq: number): Promise<Message[]> {
+  private async messagesAfter(key: ChatKey, afterSeq: number): Promise<Message[]> {
     const messages: Message[] = [];
     for (;;) {
       const last = messages.length > 0 ? messages[messages.length - 1].seq : afterSeq;
-      const page = await this.repository.listMessages(chatId, { limit: PAGE, afterSeq: last });
+      const page = await this.repository.listMessages(key, { limit: PAGE, afterSeq: last });
       messages.push(...page);
       if (page.length < PAGE) return messages;
     }

@@ -74,13 +74,43 @@ describe('OpenAPI document (e2e)', () => {
   it('should document the errors each route can answer', () => {
     const statuses = (path: string, method: string) => Object.keys(document.paths[path][method].responses).sort();
     expect(statuses('/chats/{chatId}/messages', 'post')).toEqual(
-      ['200', '201', '400', '404', '413', '415', '422', '500', '502', '503', '504'].sort(),
+      ['200', '201', '400', '401', '404', '413', '415', '422', '500', '502', '503', '504'].sort(),
     );
-    expect(statuses('/chats', 'post')).toEqual(['201', '400', '413', '415', '422', '500'].sort());
-    expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '404', '500']);
-    expect(statuses('/chats/{chatId}/summary', 'get')).toEqual(['200', '404', '422', '500', '502', '503', '504']);
+    expect(statuses('/chats', 'post')).toEqual(['201', '400', '401', '413', '415', '422', '500'].sort());
+    expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '401', '404', '500']);
+    expect(statuses('/chats/{chatId}/summary', 'get')).toEqual([
+      '200',
+      '401',
+      '404',
+      '422',
+      '500',
+      '502',
+      '503',
+      '504',
+    ]);
+    expect(statuses('/health/ready', 'get')).toEqual(['200', '500', '503']);
     expect(document.components.schemas).toHaveProperty('ValidationProblemDto');
     expect(document.components.schemas).toHaveProperty('ReplyFailedProblemDto');
+  });
+
+  it('should declare the bearer scheme for API keys, required everywhere but the health checks', () => {
+    const security = document as unknown as {
+      security: Record<string, string[]>[];
+      components: { securitySchemes: Record<string, { type: string; scheme: string }> };
+      paths: Record<string, Record<string, { security?: unknown[] }>>;
+    };
+    expect(security.components.securitySchemes.apiKey).toMatchObject({ type: 'http', scheme: 'bearer' });
+    expect(security.security).toEqual([{ apiKey: [] }]);
+    for (const [path, operations] of Object.entries(security.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const open = path.startsWith('/health/');
+        expect({ path, method, security: operation.security }).toEqual({
+          path,
+          method,
+          security: open ? [] : undefined,
+        });
+      }
+    }
   });
 
   it('should describe the streamed reply and its events', () => {

@@ -14,6 +14,7 @@ describe('Service start-up (e2e, built service)', () => {
     service = await startService();
     expect(service.startupLine).toMatch(/storage: in-memory/);
     expect(service.startupLine).toMatch(/LLM provider: offline/);
+    expect(service.startupLine).toMatch(/access: open \(no API_KEYS/);
     expect(service.startupLine).toMatch(new RegExp(`docs: ${service.baseUrl}/docs`));
 
     expect((await fetch(`${service.baseUrl}/docs-json`)).status).toBe(200);
@@ -36,6 +37,8 @@ describe('Service start-up (e2e, built service)', () => {
     ['an unparsable base URL', { OPENAI_BASE_URL: 'not a url' }, 'OPENAI_BASE_URL'],
     ['an unsupported database URL', { DATABASE_URL: 'mysql://nope' }, 'DATABASE_URL'],
     ['a negative timeout', { LLM_TIMEOUT_MS: '-5' }, 'LLM_TIMEOUT_MS'],
+    ['an API key without its tenant', { API_KEYS: 'just-a-key-of-enough-length' }, 'API_KEYS'],
+    ['a missing API key file', { API_KEYS_FILE: '/nonexistent/konko-keys' }, 'API_KEYS_FILE'],
   ])('should refuse to start on %s with one line naming the variable', async (_case, env, variable) => {
     const { code, stdout, stderr } = await runServiceToExit(env);
     expect(code).toBe(1);

@@ -4,7 +4,7 @@ import { ChatRepository } from '../../src/chats/chat.repository';
 import { ChatLeaseLostError } from '../../src/storage/sql/chat-lease-lock';
 import { OpenedRepository, openTestRepository, TestDatabase, testDatabases } from '../support/test-databases';
 import { deferred } from '../support/deferred';
-import { newChat, userMessage } from './fixtures';
+import { key, newChat, userMessage } from './fixtures';
 
 /** Polls until `check` holds; the bound keeps a broken lock from hanging the test. */
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
@@ -50,10 +50,10 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
           running += 1;
           maxRunning = Math.max(maxRunning, running);
           // A turn reads the chat, then writes twice with a pause between: overlapping turns would interleave.
-          const before = (await repository.findChat(chat.id))!.messageCount;
-          await repository.appendMessage(chat.id, userMessage(`question ${i}`));
+          const before = (await repository.findChat(key(chat.id)))!.messageCount;
+          await repository.appendMessage(key(chat.id), userMessage(`question ${i}`));
           await sleep(5);
-          const reply = await repository.appendMessage(chat.id, userMessage(`reply ${i}`));
+          const reply = await repository.appendMessage(key(chat.id), userMessage(`reply ${i}`));
           running -= 1;
           return reply.seq - before;
         });
@@ -64,7 +64,7 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
 
       expect(steps).toEqual(Array(10).fill(2));
       expect(maxRunning).toBe(1);
-      const stored = await a.repository.listMessages(chat.id, { limit: 100 });
+      const stored = await a.repository.listMessages(key(chat.id), { limit: 100 });
       expect(stored.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
       stored.forEach((m, index) => {
         if (index % 2 === 1) expect(m.content).toBe(stored[index - 1].content.replace('question', 'reply'));
@@ -100,7 +100,7 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       const order: string[] = [];
       const holding = a.repository.withChatLock(chat.id, async () => {
         await sleep(leaseMs * 4);
-        await a.repository.appendMessage(chat.id, userMessage('after a long reply'));
+        await a.repository.appendMessage(key(chat.id), userMessage('after a long reply'));
         order.push('a');
       });
       await until(
@@ -143,15 +143,17 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       const { db } = a.database;
 
       const outcome = a.repository.withChatLock(chat.id, async () => {
-        await a.repository.appendMessage(chat.id, userMessage('a: question'));
+        await a.repository.appendMessage(key(chat.id), userMessage('a: question'));
         // As if this instance stalled past its lease: the lease lapses and another instance takes the chat.
         await db.updateTable('chat_leases').set({ expires_at: 0 }).where('chat_id', '=', chat.id).execute();
-        await b.repository.withChatLock(chat.id, () => b.repository.appendMessage(chat.id, userMessage('b: question')));
-        await a.repository.appendMessage(chat.id, userMessage('a: reply'));
+        await b.repository.withChatLock(chat.id, () =>
+          b.repository.appendMessage(key(chat.id), userMessage('b: question')),
+        );
+        await a.repository.appendMessage(key(chat.id), userMessage('a: reply'));
       });
 
       await expect(outcome).rejects.toBeInstanceOf(ChatLeaseLostError);
-      expect((await a.repository.listMessages(chat.id, { limit: 10 })).map((m) => [m.seq, m.content])).toEqual([
+      expect((await a.repository.listMessages(key(chat.id), { limit: 10 })).map((m) => [m.seq, m.content])).toEqual([
         [1, 'a: question'],
         [2, 'b: question'],
       ]);

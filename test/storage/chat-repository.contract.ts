@@ -2,7 +2,7 @@ import { validate as isUuid, version as uuidVersion } from 'uuid';
 import { ChatNotFoundError } from '../../src/chats/chat-errors';
 import { ChatRepository } from '../../src/chats/chat.repository';
 import { deferred } from '../support/deferred';
-import { newChat, userMessage } from './fixtures';
+import { key, newChat, TENANT, userMessage } from './fixtures';
 
 /** A repository over empty storage, and how to dispose of it. */
 export interface RepositoryUnderTest {
@@ -26,7 +26,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
     afterEach(() => subject.close());
 
     const fill = async (chatId: string, count: number) => {
-      for (let i = 1; i <= count; i++) await repository.appendMessage(chatId, userMessage(`message ${i}`));
+      for (let i = 1; i <= count; i++) await repository.appendMessage(key(chatId), userMessage(`message ${i}`));
     };
 
     describe('chats', () => {
@@ -37,6 +37,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         expect(isUuid(chat.id) && uuidVersion(chat.id)).toBe(7);
         expect(chat).toEqual({
           id: chat.id,
+          tenantId: TENANT,
           title: 'Lisbon',
           systemPrompt: 'Be brief.',
           model: 'test-model',
@@ -46,12 +47,12 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           updatedAt: chat.createdAt,
           lastMessageAt: null,
         });
-        expect(await repository.findChat(chat.id)).toEqual(chat);
+        expect(await repository.findChat(key(chat.id))).toEqual(chat);
       });
 
       it('should find nothing for an id that names no chat', async () => {
         await repository.createChat(newChat());
-        expect(await repository.findChat('0190a000-0000-7000-8000-000000000000')).toBeNull();
+        expect(await repository.findChat(key('0190a000-0000-7000-8000-000000000000'))).toBeNull();
       });
 
       it('should list chats newest first and page by the last id seen', async () => {
@@ -59,11 +60,11 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         for (let i = 0; i < 7; i++) created.push(await repository.createChat(newChat({ title: `chat ${i}` })));
         const newestFirst = [...created].reverse().map((c) => c.id);
 
-        expect((await repository.listChats({ limit: 100 })).map((c) => c.id)).toEqual(newestFirst);
+        expect((await repository.listChats(TENANT, { limit: 100 })).map((c) => c.id)).toEqual(newestFirst);
         const seen: string[] = [];
         let beforeId: string | undefined;
         for (;;) {
-          const page = await repository.listChats({ limit: 3, beforeId });
+          const page = await repository.listChats(TENANT, { limit: 3, beforeId });
           seen.push(...page.map((c) => c.id));
           if (page.length < 3) break;
           beforeId = page[page.length - 1].id;
@@ -75,7 +76,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         const chat = await repository.createChat(
           newChat({ title: 'Old', systemPrompt: 'Keep me', metadata: { a: '1' } }),
         );
-        const updated = await repository.updateChat(chat.id, { title: null, metadata: { b: '2' } });
+        const updated = await repository.updateChat(key(chat.id), { title: null, metadata: { b: '2' } });
         expect(updated).toEqual({
           ...chat,
           title: null,
@@ -83,8 +84,8 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           updatedAt: expect.any(Date),
         });
         expect(updated!.updatedAt.getTime()).toBeGreaterThanOrEqual(chat.updatedAt.getTime());
-        expect(await repository.findChat(chat.id)).toEqual(updated);
-        expect(await repository.updateChat(chat.id, { systemPrompt: 'New' })).toMatchObject({
+        expect(await repository.findChat(key(chat.id))).toEqual(updated);
+        expect(await repository.updateChat(key(chat.id), { systemPrompt: 'New' })).toMatchObject({
           title: null,
           systemPrompt: 'New',
           metadata: { b: '2' },
@@ -92,22 +93,22 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
       });
 
       it('should answer null when updating a chat that does not exist', async () => {
-        expect(await repository.updateChat('0190a000-0000-7000-8000-000000000000', { title: 'x' })).toBeNull();
+        expect(await repository.updateChat(key('0190a000-0000-7000-8000-000000000000'), { title: 'x' })).toBeNull();
       });
 
       it('should give an untitled chat a title, but never replace one', async () => {
         const untitled = await repository.createChat(newChat());
         const titled = await repository.createChat(newChat({ title: 'Mine' }));
 
-        expect(await repository.setTitleIfUntitled(untitled.id, 'Auto')).toMatchObject({
+        expect(await repository.setTitleIfUntitled(key(untitled.id), 'Auto')).toMatchObject({
           id: untitled.id,
           title: 'Auto',
         });
-        expect(await repository.setTitleIfUntitled(untitled.id, 'Again')).toBeNull();
-        expect(await repository.setTitleIfUntitled(titled.id, 'Auto')).toBeNull();
-        expect(await repository.setTitleIfUntitled('0190a000-0000-7000-8000-000000000000', 'Auto')).toBeNull();
-        expect((await repository.findChat(untitled.id))!.title).toBe('Auto');
-        expect((await repository.findChat(titled.id))!.title).toBe('Mine');
+        expect(await repository.setTitleIfUntitled(key(untitled.id), 'Again')).toBeNull();
+        expect(await repository.setTitleIfUntitled(key(titled.id), 'Auto')).toBeNull();
+        expect(await repository.setTitleIfUntitled(key('0190a000-0000-7000-8000-000000000000'), 'Auto')).toBeNull();
+        expect((await repository.findChat(key(untitled.id)))!.title).toBe('Auto');
+        expect((await repository.findChat(key(titled.id)))!.title).toBe('Mine');
       });
 
       it('should delete a chat with its messages and leave other chats alone', async () => {
@@ -116,24 +117,74 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         await fill(doomed.id, 3);
         await fill(kept.id, 2);
 
-        expect(await repository.deleteChat(doomed.id)).toBe(true);
-        expect(await repository.findChat(doomed.id)).toBeNull();
-        expect(await repository.listMessages(doomed.id, { limit: 10 })).toEqual([]);
-        expect(await repository.listRecentMessages(doomed.id, { limit: 10 })).toEqual([]);
-        expect(await repository.deleteChat(doomed.id)).toBe(false);
-        await expect(repository.appendMessage(doomed.id, userMessage('late'))).rejects.toBeInstanceOf(
+        expect(await repository.deleteChat(key(doomed.id))).toBe(true);
+        expect(await repository.findChat(key(doomed.id))).toBeNull();
+        expect(await repository.listMessages(key(doomed.id), { limit: 10 })).toEqual([]);
+        expect(await repository.listRecentMessages(key(doomed.id), { limit: 10 })).toEqual([]);
+        expect(await repository.deleteChat(key(doomed.id))).toBe(false);
+        await expect(repository.appendMessage(key(doomed.id), userMessage('late'))).rejects.toBeInstanceOf(
           ChatNotFoundError,
         );
-        expect((await repository.listChats({ limit: 10 })).map((c) => c.id)).toEqual([kept.id]);
-        expect((await repository.listMessages(kept.id, { limit: 10 })).map((m) => m.seq)).toEqual([1, 2]);
+        expect((await repository.listChats(TENANT, { limit: 10 })).map((c) => c.id)).toEqual([kept.id]);
+        expect((await repository.listMessages(key(kept.id), { limit: 10 })).map((m) => m.seq)).toEqual([1, 2]);
+      });
+    });
+
+    describe('tenants', () => {
+      const OTHER = 'tenant-b';
+
+      it("should never find, change or list another tenant's chat", async () => {
+        const mine = await repository.createChat(newChat({ title: 'Mine' }));
+        const theirs = await repository.createChat(newChat({ tenantId: OTHER, title: 'Theirs' }));
+        await fill(mine.id, 2);
+
+        expect(theirs.tenantId).toBe(OTHER);
+        expect((await repository.listChats(TENANT, { limit: 10 })).map((c) => c.id)).toEqual([mine.id]);
+        expect((await repository.listChats(OTHER, { limit: 10 })).map((c) => c.id)).toEqual([theirs.id]);
+        expect(await repository.findChat(key(mine.id, OTHER))).toBeNull();
+        expect(await repository.updateChat(key(mine.id, OTHER), { title: 'Stolen' })).toBeNull();
+        expect(await repository.setTitleIfUntitled(key(theirs.id), 'Stolen')).toBeNull();
+        expect(await repository.listMessages(key(mine.id, OTHER), { limit: 10 })).toEqual([]);
+        expect(await repository.listRecentMessages(key(mine.id, OTHER), { limit: 10 })).toEqual([]);
+        await expect(repository.appendMessage(key(mine.id, OTHER), userMessage('intrusion'))).rejects.toBeInstanceOf(
+          ChatNotFoundError,
+        );
+        expect(await repository.deleteChat(key(mine.id, OTHER))).toBe(false);
+
+        expect(await repository.findChat(key(mine.id))).toMatchObject({ title: 'Mine', messageCount: 2 });
+        expect((await repository.listMessages(key(mine.id), { limit: 10 })).map((m) => m.content)).toEqual([
+          'message 1',
+          'message 2',
+        ]);
+        expect(await repository.findChat(key(theirs.id, OTHER))).toMatchObject({ title: 'Theirs' });
+      });
+
+      it("should page a tenant's chats without ever crossing into another's", async () => {
+        const ours: string[] = [];
+        for (let i = 0; i < 5; i++) {
+          ours.push((await repository.createChat(newChat())).id);
+          await repository.createChat(newChat({ tenantId: OTHER }));
+        }
+        const seen: string[] = [];
+        let beforeId: string | undefined;
+        for (;;) {
+          const page = await repository.listChats(TENANT, { limit: 2, beforeId });
+          seen.push(...page.map((c) => c.id));
+          if (page.length < 2) break;
+          beforeId = page[page.length - 1].id;
+        }
+        expect(seen).toEqual([...ours].reverse());
       });
     });
 
     describe('messages', () => {
       it('should store every field of a message and number it after the last', async () => {
         const chat = await repository.createChat(newChat());
-        const question = await repository.appendMessage(chat.id, userMessage('Héllo — 你好 👋', { tokenCount: 7 }));
-        const answer = await repository.appendMessage(chat.id, {
+        const question = await repository.appendMessage(
+          key(chat.id),
+          userMessage('Héllo — 你好 👋', { tokenCount: 7 }),
+        );
+        const answer = await repository.appendMessage(key(chat.id), {
           role: 'assistant',
           content: 'Partial rep',
           status: 'incomplete',
@@ -170,14 +221,14 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           tokenCount: 3,
           createdAt: expect.any(Date),
         });
-        expect(await repository.listMessages(chat.id, { limit: 10 })).toEqual([question, answer]);
+        expect(await repository.listMessages(key(chat.id), { limit: 10 })).toEqual([question, answer]);
       });
 
       it("should keep the chat's count and last message time", async () => {
         const chat = await repository.createChat(newChat());
         await fill(chat.id, 2);
-        const last = await repository.appendMessage(chat.id, userMessage('third'));
-        expect(await repository.findChat(chat.id)).toEqual({
+        const last = await repository.appendMessage(key(chat.id), userMessage('third'));
+        expect(await repository.findChat(key(chat.id))).toEqual({
           ...chat,
           messageCount: 3,
           updatedAt: last.createdAt,
@@ -187,21 +238,21 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
 
       it('should refuse a message for a chat that does not exist', async () => {
         await expect(
-          repository.appendMessage('0190a000-0000-7000-8000-000000000000', userMessage('hello')),
+          repository.appendMessage(key('0190a000-0000-7000-8000-000000000000'), userMessage('hello')),
         ).rejects.toBeInstanceOf(ChatNotFoundError);
       });
 
       it('should number each chat on its own', async () => {
         const a = await repository.createChat(newChat());
         const b = await repository.createChat(newChat());
-        await repository.appendMessage(a.id, userMessage('a1'));
-        await repository.appendMessage(b.id, userMessage('b1'));
-        await repository.appendMessage(a.id, userMessage('a2'));
-        expect((await repository.listMessages(a.id, { limit: 10 })).map((m) => [m.seq, m.content])).toEqual([
+        await repository.appendMessage(key(a.id), userMessage('a1'));
+        await repository.appendMessage(key(b.id), userMessage('b1'));
+        await repository.appendMessage(key(a.id), userMessage('a2'));
+        expect((await repository.listMessages(key(a.id), { limit: 10 })).map((m) => [m.seq, m.content])).toEqual([
           [1, 'a1'],
           [2, 'a2'],
         ]);
-        expect((await repository.listMessages(b.id, { limit: 10 })).map((m) => [m.seq, m.content])).toEqual([
+        expect((await repository.listMessages(key(b.id), { limit: 10 })).map((m) => [m.seq, m.content])).toEqual([
           [1, 'b1'],
         ]);
       });
@@ -209,17 +260,17 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
       it('should give simultaneous appends distinct positions with no gaps', async () => {
         const chat = await repository.createChat(newChat());
         const stored = await Promise.all(
-          Array.from({ length: 20 }, (_, i) => repository.appendMessage(chat.id, userMessage(`m${i}`))),
+          Array.from({ length: 20 }, (_, i) => repository.appendMessage(key(chat.id), userMessage(`m${i}`))),
         );
         expect(stored.map((m) => m.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-        expect((await repository.findChat(chat.id))!.messageCount).toBe(20);
+        expect((await repository.findChat(key(chat.id)))!.messageCount).toBe(20);
       });
 
       it('should page messages by seq, oldest first, after the last seq seen', async () => {
         const chat = await repository.createChat(newChat());
         await fill(chat.id, 10);
         const seqs = async (afterSeq?: number) =>
-          (await repository.listMessages(chat.id, { limit: 4, afterSeq })).map((m) => m.seq);
+          (await repository.listMessages(key(chat.id), { limit: 4, afterSeq })).map((m) => m.seq);
         expect(await seqs()).toEqual([1, 2, 3, 4]);
         expect(await seqs(4)).toEqual([5, 6, 7, 8]);
         expect(await seqs(8)).toEqual([9, 10]);
@@ -230,7 +281,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         const chat = await repository.createChat(newChat());
         await fill(chat.id, 10);
         const seqs = async (beforeSeq?: number) =>
-          (await repository.listRecentMessages(chat.id, { limit: 4, beforeSeq })).map((m) => m.seq);
+          (await repository.listRecentMessages(key(chat.id), { limit: 4, beforeSeq })).map((m) => m.seq);
         expect(await seqs()).toEqual([10, 9, 8, 7]);
         expect(await seqs(7)).toEqual([6, 5, 4, 3]);
         expect(await seqs(3)).toEqual([2, 1]);
@@ -249,7 +300,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           running += 1;
           maxRunning = Math.max(maxRunning, running);
           if (i === 0) await gate.promise;
-          await repository.appendMessage(chat.id, userMessage(`turn ${i}`));
+          await repository.appendMessage(key(chat.id), userMessage(`turn ${i}`));
           order.push(i);
           running -= 1;
           return i;
@@ -261,7 +312,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         expect(await Promise.all([first, ...rest])).toEqual([0, 1, 2, 3, 4, 5]);
         expect(order).toEqual([0, 1, 2, 3, 4, 5]);
         expect(maxRunning).toBe(1);
-        expect((await repository.listMessages(chat.id, { limit: 10 })).map((m) => m.content)).toEqual(
+        expect((await repository.listMessages(key(chat.id), { limit: 10 })).map((m) => m.content)).toEqual(
           order.map((i) => `turn ${i}`),
         );
       });

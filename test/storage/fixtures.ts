@@ -1,7 +1,14 @@
-import { NewChat } from '../../src/chats/chat';
+import { ChatKey, NewChat } from '../../src/chats/chat';
 import { NewMessage } from '../../src/messages/message';
 
+/** The tenant the repository tests store their chats in, unless a test names another. */
+export const TENANT = 'tenant-a';
+
+/** The key of a chat of {@link TENANT}. */
+export const key = (chatId: string, tenantId = TENANT): ChatKey => ({ tenantId, chatId });
+
 export const newChat = (overrides: Partial<NewChat> = {}): NewChat => ({
+  tenantId: TENANT,
   title: null,
   systemPrompt: null,
   model: 'test-model',

@@ -3,6 +3,8 @@
  * kind to a status; services never deal in HTTP.
  */
 export type ErrorKind =
+  /** The caller did not prove who it is (no or a wrong API key). */
+  | 'unauthorized'
   | 'not-found'
   | 'invalid'
   | 'conflict'

@@ -16,6 +16,7 @@ export interface ProblemDocument {
 }
 
 const STATUS_BY_KIND: Record<ErrorKind, number> = {
+  unauthorized: 401,
   'not-found': 404,
   invalid: 422,
   conflict: 409,
@@ -114,6 +115,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     }
     if (error instanceof DomainError && error.retryAfterSeconds !== undefined) {
       response.setHeader('Retry-After', String(error.retryAfterSeconds));
+    }
+    if (error instanceof DomainError && error.kind === 'unauthorized') {
+      response.setHeader('WWW-Authenticate', 'Bearer realm="konko"');
     }
     response.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
   }

@@ -1,12 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
-import { Chat, ChatChanges, NewChat } from '../../chats/chat';
+import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
 import { ChatRepository } from '../../chats/chat.repository';
 import { Message, NewMessage } from '../../messages/message';
 import { KeyedMutex } from '../keyed-mutex';
 
 interface ChatRecord {
+  tenantId: string;
   chat: Chat;
   messages: Message[];
 }
@@ -30,14 +31,21 @@ function lowerBound(sortedIds: string[], id: string): number {
 @Injectable()
 export class InMemoryChatRepository extends ChatRepository {
   private readonly chats = new Map<string, ChatRecord>();
-  /** Chat ids in ascending order; UUIDv7 ids sort by creation. */
-  private readonly order: string[] = [];
+  /** Each tenant's chat ids in ascending order; UUIDv7 ids sort by creation. */
+  private readonly orderByTenant = new Map<string, string[]>();
   private readonly locks = new KeyedMutex();
+
+  /** The chat's record, only when it belongs to the key's tenant. */
+  private recordOf({ tenantId, chatId }: ChatKey): ChatRecord | undefined {
+    const record = this.chats.get(chatId);
+    return record?.tenantId === tenantId ? record : undefined;
+  }
 
   async createChat(input: NewChat): Promise<Chat> {
     const now = new Date();
     const chat: Chat = Object.freeze({
       id: uuidv7(),
+      tenantId: input.tenantId,
       title: input.title,
       systemPrompt: input.systemPrompt,
       model: input.model,
@@ -47,28 +55,31 @@ export class InMemoryChatRepository extends ChatRepository {
       updatedAt: now,
       lastMessageAt: null,
     });
-    this.chats.set(chat.id, { chat, messages: [] });
-    const last = this.order[this.order.length - 1];
-    if (last === undefined || last < chat.id) this.order.push(chat.id);
-    else this.order.splice(lowerBound(this.order, chat.id), 0, chat.id);
+    this.chats.set(chat.id, { tenantId: input.tenantId, chat, messages: [] });
+    let order = this.orderByTenant.get(input.tenantId);
+    if (!order) this.orderByTenant.set(input.tenantId, (order = []));
+    const last = order[order.length - 1];
+    if (last === undefined || last < chat.id) order.push(chat.id);
+    else order.splice(lowerBound(order, chat.id), 0, chat.id);
     return chat;
   }
 
-  async findChat(chatId: string): Promise<Chat | null> {
-    return this.chats.get(chatId)?.chat ?? null;
+  async findChat(key: ChatKey): Promise<Chat | null> {
+    return this.recordOf(key)?.chat ?? null;
   }
 
-  async listChats({ limit, beforeId }: { limit: number; beforeId?: string }): Promise<Chat[]> {
-    const start = beforeId === undefined ? this.order.length : lowerBound(this.order, beforeId);
+  async listChats(tenantId: string, { limit, beforeId }: { limit: number; beforeId?: string }): Promise<Chat[]> {
+    const order = this.orderByTenant.get(tenantId) ?? [];
+    const start = beforeId === undefined ? order.length : lowerBound(order, beforeId);
     const page: Chat[] = [];
     for (let i = start - 1; i >= 0 && page.length < limit; i--) {
-      page.push(this.chats.get(this.order[i])!.chat);
+      page.push(this.chats.get(order[i])!.chat);
     }
     return page;
   }
 
-  async updateChat(chatId: string, changes: ChatChanges): Promise<Chat | null> {
-    const record = this.chats.get(chatId);
+  async updateChat(key: ChatKey, changes: ChatChanges): Promise<Chat | null> {
+    const record = this.recordOf(key);
     if (!record) return null;
     record.chat = Object.freeze({
       ...record.chat,
@@ -79,21 +90,25 @@ export class InMemoryChatRepository extends ChatRepository {
     return record.chat;
   }
 
-  async setTitleIfUntitled(chatId: string, title: string): Promise<Chat | null> {
-    const record = this.chats.get(chatId);
+  async setTitleIfUntitled(key: ChatKey, title: string): Promise<Chat | null> {
+    const record = this.recordOf(key);
     if (!record || record.chat.title !== null) return null;
-    return this.updateChat(chatId, { title });
+    return this.updateChat(key, { title });
   }
 
-  async deleteChat(chatId: string): Promise<boolean> {
-    if (!this.chats.delete(chatId)) return false;
-    this.order.splice(lowerBound(this.order, chatId), 1);
+  async deleteChat(key: ChatKey): Promise<boolean> {
+    if (!this.recordOf(key)) return false;
+    this.chats.delete(key.chatId);
+    const order = this.orderByTenant.get(key.tenantId)!;
+    order.splice(lowerBound(order, key.chatId), 1);
+    if (order.length === 0) this.orderByTenant.delete(key.tenantId);
     return true;
   }
 
-  async appendMessage(chatId: string, input: NewMessage): Promise<Message> {
-    const record = this.chats.get(chatId);
-    if (!record) throw new ChatNotFoundError(chatId);
+  async appendMessage(key: ChatKey, input: NewMessage): Promise<Message> {
+    const record = this.recordOf(key);
+    if (!record) throw new ChatNotFoundError(key.chatId);
+    const { chatId } = key;
     const createdAt = new Date();
     const message: Message = Object.freeze({
       ...input,
@@ -113,19 +128,16 @@ export class InMemoryChatRepository extends ChatRepository {
     return message;
   }
 
-  async listMessages(
-    chatId: string,
-    { limit, afterSeq = 0 }: { limit: number; afterSeq?: number },
-  ): Promise<Message[]> {
-    const messages = this.chats.get(chatId)?.messages ?? [];
+  async listMessages(key: ChatKey, { limit, afterSeq = 0 }: { limit: number; afterSeq?: number }): Promise<Message[]> {
+    const messages = this.recordOf(key)?.messages ?? [];
     return messages.slice(afterSeq, afterSeq + limit);
   }
 
   async listRecentMessages(
-    chatId: string,
+    key: ChatKey,
     { limit, beforeSeq }: { limit: number; beforeSeq?: number },
   ): Promise<Message[]> {
-    const messages = this.chats.get(chatId)?.messages ?? [];
+    const messages = this.recordOf(key)?.messages ?? [];
     const end = Math.min(beforeSeq === undefined ? messages.length : beforeSeq - 1, messages.length);
     return messages.slice(Math.max(0, end - limit), end).reverse();
   }

@@ -14,6 +14,7 @@ type EpochMs = ColumnType<number | string, number, number>;
 
 export interface ChatsTable {
   id: string;
+  tenant_id: string;
   title: string | null;
   system_prompt: string | null;
   model: string;

@@ -84,6 +84,21 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
         await db.schema.dropTable('chat_leases').execute();
       },
     },
+    '0003_chat_tenants': {
+      async up(db: Kysely<unknown>) {
+        // Chats stored before API keys existed belong to the open tenant, named 'default'.
+        await db.schema
+          .alterTable('chats')
+          .addColumn('tenant_id', 'text', (c) => c.notNull().defaultTo('default'))
+          .execute();
+        // Every chat list is a keyset query within one tenant.
+        await db.schema.createIndex('chats_tenant_id_id').on('chats').columns(['tenant_id', 'id']).execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropIndex('chats_tenant_id_id').execute();
+        await db.schema.alterTable('chats').dropColumn('tenant_id').execute();
+      },
+    },
   };
 }
 

@@ -1,7 +1,7 @@
 import { OnModuleDestroy } from '@nestjs/common';
 import { Selectable } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
-import { Chat, ChatChanges, NewChat } from '../../chats/chat';
+import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
 import { ChatRepository } from '../../chats/chat.repository';
 import { Message, MessageRole, MessageStatus, NewMessage } from '../../messages/message';
@@ -15,6 +15,7 @@ const fromJson = <T>(value: T | string): T => (typeof value === 'string' ? (JSON
 function toChat(row: Selectable<ChatsTable>): Chat {
   return {
     id: row.id,
+    tenantId: row.tenant_id,
     title: row.title,
     systemPrompt: row.system_prompt,
     model: row.model,
@@ -44,7 +45,8 @@ function toMessage(row: Selectable<MessagesTable>): Message {
 
 /**
  * Chats and messages in SQLite or PostgreSQL (the dialect differences live in {@link SqlDatabase}).
- * Every list is a keyset query on an index: chats by primary key, messages by (chat_id, seq).
+ * Every list is a keyset query on an index: chats by (tenant_id, id), messages by (chat_id, seq).
+ * Every query matches the tenant: chats by their `tenant_id`, messages through their chat's.
  */
 export class SqlChatRepository extends ChatRepository implements OnModuleDestroy {
   private readonly locks: ChatLeaseLock;
@@ -61,12 +63,23 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     return this.database.db;
   }
 
+  /** The messages of the chat, only when the chat belongs to the key's tenant. */
+  private messagesOf({ tenantId, chatId }: ChatKey) {
+    return this.db
+      .selectFrom('messages')
+      .innerJoin('chats', 'chats.id', 'messages.chat_id')
+      .selectAll('messages')
+      .where('messages.chat_id', '=', chatId)
+      .where('chats.tenant_id', '=', tenantId);
+  }
+
   async createChat(input: NewChat): Promise<Chat> {
     const now = new Date().toISOString();
     const row = await this.db
       .insertInto('chats')
       .values({
         id: uuidv7(),
+        tenant_id: input.tenantId,
         title: input.title,
         system_prompt: input.systemPrompt,
         model: input.model,
@@ -80,18 +93,28 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     return toChat(row);
   }
 
-  async findChat(chatId: string): Promise<Chat | null> {
-    const row = await this.db.selectFrom('chats').selectAll().where('id', '=', chatId).executeTakeFirst();
+  async findChat({ tenantId, chatId }: ChatKey): Promise<Chat | null> {
+    const row = await this.db
+      .selectFrom('chats')
+      .selectAll()
+      .where('id', '=', chatId)
+      .where('tenant_id', '=', tenantId)
+      .executeTakeFirst();
     return row ? toChat(row) : null;
   }
 
-  async listChats({ limit, beforeId }: { limit: number; beforeId?: string }): Promise<Chat[]> {
-    let query = this.db.selectFrom('chats').selectAll().orderBy('id', 'desc').limit(limit);
+  async listChats(tenantId: string, { limit, beforeId }: { limit: number; beforeId?: string }): Promise<Chat[]> {
+    let query = this.db
+      .selectFrom('chats')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .orderBy('id', 'desc')
+      .limit(limit);
     if (beforeId !== undefined) query = query.where('id', '<', beforeId);
     return (await query.execute()).map(toChat);
   }
 
-  async updateChat(chatId: string, changes: ChatChanges): Promise<Chat | null> {
+  async updateChat({ tenantId, chatId }: ChatKey, changes: ChatChanges): Promise<Chat | null> {
     const row = await this.db
       .updateTable('chats')
       .set({
@@ -101,29 +124,35 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         updated_at: new Date().toISOString(),
       })
       .where('id', '=', chatId)
+      .where('tenant_id', '=', tenantId)
       .returningAll()
       .executeTakeFirst();
     return row ? toChat(row) : null;
   }
 
-  async setTitleIfUntitled(chatId: string, title: string): Promise<Chat | null> {
+  async setTitleIfUntitled({ tenantId, chatId }: ChatKey, title: string): Promise<Chat | null> {
     const row = await this.db
       .updateTable('chats')
       .set({ title, updated_at: new Date().toISOString() })
       .where('id', '=', chatId)
+      .where('tenant_id', '=', tenantId)
       .where('title', 'is', null)
       .returningAll()
       .executeTakeFirst();
     return row ? toChat(row) : null;
   }
 
-  async deleteChat(chatId: string): Promise<boolean> {
+  async deleteChat({ tenantId, chatId }: ChatKey): Promise<boolean> {
     // Its messages go with it (ON DELETE CASCADE).
-    const { numDeletedRows } = await this.db.deleteFrom('chats').where('id', '=', chatId).executeTakeFirst();
+    const { numDeletedRows } = await this.db
+      .deleteFrom('chats')
+      .where('id', '=', chatId)
+      .where('tenant_id', '=', tenantId)
+      .executeTakeFirst();
     return numDeletedRows > 0n;
   }
 
-  async appendMessage(chatId: string, input: NewMessage): Promise<Message> {
+  async appendMessage({ tenantId, chatId }: ChatKey, input: NewMessage): Promise<Message> {
     const lease = this.locks.heldLease(chatId);
     return this.db.transaction().execute(async (trx) => {
       const createdAt = new Date().toISOString();
@@ -136,6 +165,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
           last_message_at: createdAt,
         }))
         .where('id', '=', chatId)
+        .where('tenant_id', '=', tenantId)
         .returning('message_count')
         .executeTakeFirst();
       if (!chat) throw new ChatNotFoundError(chatId);
@@ -161,23 +191,18 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     });
   }
 
-  async listMessages(chatId: string, { limit, afterSeq }: { limit: number; afterSeq?: number }): Promise<Message[]> {
-    let query = this.db.selectFrom('messages').selectAll().where('chat_id', '=', chatId).orderBy('seq').limit(limit);
-    if (afterSeq !== undefined) query = query.where('seq', '>', afterSeq);
+  async listMessages(key: ChatKey, { limit, afterSeq }: { limit: number; afterSeq?: number }): Promise<Message[]> {
+    let query = this.messagesOf(key).orderBy('messages.seq').limit(limit);
+    if (afterSeq !== undefined) query = query.where('messages.seq', '>', afterSeq);
     return (await query.execute()).map(toMessage);
   }
 
   async listRecentMessages(
-    chatId: string,
+    key: ChatKey,
     { limit, beforeSeq }: { limit: number; beforeSeq?: number },
   ): Promise<Message[]> {
-    let query = this.db
-      .selectFrom('messages')
-      .selectAll()
-      .where('chat_id', '=', chatId)
-      .orderBy('seq', 'desc')
-      .limit(limit);
-    if (beforeSeq !== undefined) query = query.where('seq', '<', beforeSeq);
+    let query = this.messagesOf(key).orderBy('messages.seq', 'desc').limit(limit);
+    if (beforeSeq !== undefined) query = query.where('messages.seq', '<', beforeSeq);
     return (await query.execute()).map(toMessage);
   }
 
