@@ -35,3 +35,14 @@ export interface ChatChanges {
   systemPrompt?: string | null;
   metadata?: Record<string, string>;
 }
+
+/** A chat from its JSON form (as an Idempotency-Key record keeps it). */
+export function chatFromJson(text: string): Chat {
+  const chat = JSON.parse(text) as Chat & Record<'createdAt' | 'updatedAt' | 'lastMessageAt', string | null>;
+  return {
+    ...chat,
+    createdAt: new Date(chat.createdAt!),
+    updatedAt: new Date(chat.updatedAt!),
+    lastMessageAt: chat.lastMessageAt === null ? null : new Date(chat.lastMessageAt),
+  };
+}

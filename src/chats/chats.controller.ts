@@ -7,6 +7,11 @@ import {
 } from '../common/problem-details/api-problem-response.decorator';
 import { ApiChatIdParam } from './chat-api.decorators';
 import { TenantId } from '../auth/tenant-id.decorator';
+import {
+  ApiIdempotencyKey,
+  IDEMPOTENT_REPLAYED_HEADER,
+  IdempotencyKeyHeader,
+} from '../idempotency/idempotency-key.decorator';
 import { ChatKey } from './chat';
 import { ChatKeyParam } from './chat-key.decorator';
 import { ChatsService } from './chats.service';
@@ -29,13 +34,16 @@ export class ChatsController {
   })
   @ApiValidationProblemResponse('title: title must be shorter than or equal to 200 characters')
   @ApiJsonBodyProblemResponses()
+  @ApiIdempotencyKey('the same chat')
   async create(
     @TenantId() tenantId: string,
     @Body() body: CreateChatDto,
+    @IdempotencyKeyHeader() idempotencyKey: string | undefined,
     @Res({ passthrough: true }) response: Response,
   ): Promise<ChatDto> {
-    const chat = await this.chats.create(tenantId, body);
+    const { chat, replayed } = await this.chats.create(tenantId, body, idempotencyKey);
     response.location(`/chats/${chat.id}`);
+    if (replayed) response.setHeader(IDEMPOTENT_REPLAYED_HEADER, 'true');
     return ChatDto.from(chat);
   }
 

@@ -1,30 +1,49 @@
 import { Injectable } from '@nestjs/common';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
-import { Chat, ChatChanges, ChatKey } from './chat';
+import { IdempotencyService } from '../idempotency/idempotency.service';
+import { Chat, ChatChanges, chatFromJson, ChatKey } from './chat';
 import { ChatNotFoundError } from './chat-errors';
 import { ChatRepository } from './chat.repository';
 import { CreateChatDto } from './dto/create-chat.dto';
 import { UpdateChatDto } from './dto/update-chat.dto';
 
 const CHATS_CURSOR_SCOPE = 'chats';
+const CREATE_ROUTE = 'POST /chats';
+
+export interface CreatedChat {
+  chat: Chat;
+  /** The chat was created by an earlier request with the same Idempotency-Key. */
+  replayed: boolean;
+}
 
 /** Chats of one tenant at a time: a chat of another tenant is not found, exactly like no chat. */
 @Injectable()
 export class ChatsService {
   constructor(
     private readonly chats: ChatRepository,
+    private readonly idempotency: IdempotencyService,
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
-  create(tenantId: string, input: CreateChatDto): Promise<Chat> {
-    return this.chats.createChat({
-      tenantId,
-      title: input.title ?? null,
-      systemPrompt: input.systemPrompt ?? null,
-      model: input.model ?? this.config.llmModel,
-      metadata: input.metadata ?? {},
-    });
+  /** With an Idempotency-Key, a repeat gets the chat the first request created, as it was then. */
+  async create(tenantId: string, input: CreateChatDto, idempotencyKey?: string): Promise<CreatedChat> {
+    const scope = idempotencyKey && { tenantId, route: CREATE_ROUTE, chatId: '', key: idempotencyKey };
+    const start = await this.idempotency.start(scope || undefined, input);
+    if (start.kind === 'replay') return { chat: chatFromJson(start.outcome), replayed: true };
+    try {
+      const chat = await this.chats.createChat({
+        tenantId,
+        title: input.title ?? null,
+        systemPrompt: input.systemPrompt ?? null,
+        model: input.model ?? this.config.llmModel,
+        metadata: input.metadata ?? {},
+      });
+      await start.held.complete(JSON.stringify(chat));
+      return { chat, replayed: false };
+    } finally {
+      await start.held.release();
+    }
   }
 
   async list(tenantId: string, { limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Chat>> {

@@ -32,11 +32,11 @@ export class ContextBuilder {
     if (needed > budget) throw new MessageTooLongForContextError(needed, budget);
   }
 
-  /** The context for a reply to the chat's newest message. */
-  async build(chat: Chat): Promise<LlmMessage[]> {
+  /** The context for a reply to the message `throughSeq`: it and the newest before it that fit. */
+  async build(chat: Chat, throughSeq: number): Promise<LlmMessage[]> {
     let remaining = this.budget(chat) - this.systemCost(chat);
     const newestFirst: LlmMessage[] = [];
-    let beforeSeq: number | undefined;
+    let beforeSeq = throughSeq + 1;
     for (;;) {
       const batch = await this.chats.listRecentMessages(chatKeyOf(chat), { limit: HISTORY_BATCH, beforeSeq });
       for (const message of batch) {

@@ -24,3 +24,9 @@ export interface Message {
 }
 
 export type NewMessage = Omit<Message, 'id' | 'chatId' | 'seq' | 'createdAt'>;
+
+/** A message from its JSON text (as an Idempotency-Key record keeps it). */
+export function messageFromJson(json: unknown): Message {
+  const message = json as Message & { createdAt: string };
+  return { ...message, createdAt: new Date(message.createdAt) };
+}

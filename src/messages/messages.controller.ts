@@ -13,13 +13,18 @@ import { abortWhenClientLeaves } from '../common/http/client-abort-signal';
 import { SseStream } from '../common/http/sse-stream';
 import { problemForRequest } from '../common/problem-details/problem-details.filter';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
+import {
+  ApiIdempotencyKey,
+  IDEMPOTENT_REPLAYED_HEADER,
+  IdempotencyKeyHeader,
+} from '../idempotency/idempotency-key.decorator';
 import { ListMessagesQuery } from './dto/list-messages.query';
 import { MessageDto, MessagePageDto, TurnDto } from './dto/message.dto';
 import { ReplyFailedProblemDto } from './dto/reply-failed-problem.dto';
 import { SendMessageDto } from './dto/send-message.dto';
 import { SendMessageQuery } from './dto/send-message.query';
 import { DeltaEventDto, TURN_EVENT_STREAM_DESCRIPTION, TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
-import { MessagesService, PreparedTurn, TurnEvent } from './messages.service';
+import { MessagesService, PreparedTurn, Turn, TurnEvent } from './messages.service';
 
 const EVENT_STREAM = 'text/event-stream';
 
@@ -84,6 +89,13 @@ export class MessagesController {
   })
   @ApiValidationProblemResponse()
   @ApiJsonBodyProblemResponses()
+  @ApiIdempotencyKey('the same stored messages')
+  @ApiProblemResponse(429, {
+    description: 'Too many turns already wait on this chat (or the caller is over its rate limit)',
+    type: 'urn:konko:problem:chat-busy',
+    detail: '32 turns already wait on this chat; send this message again after the time in Retry-After.',
+    headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' } } },
+  })
   @upstreamProblem(502, 'The language model failed', 'llm-failed', 'The language model answered HTTP 500.')
   @upstreamProblem(
     503,
@@ -102,21 +114,34 @@ export class MessagesController {
     @ChatKeyParam() chat: ChatKey,
     @Body() body: SendMessageDto,
     @Query() query: SendMessageQuery,
+    @IdempotencyKeyHeader() idempotencyKey: string | undefined,
     @Req() request: Request,
     @Res() response: Response,
   ): Promise<void> {
-    const turn = await this.messages.prepareTurn(chat, body.content);
-    const signal = abortWhenClientLeaves(response);
-    if (wantsEventStream(request, query)) {
-      await this.streamTurn(turn, signal, request, response);
+    const prepared = await this.messages.prepareTurn(chat, body.content, idempotencyKey);
+    const streamed = wantsEventStream(request, query);
+    if (prepared.kind === 'replay') {
+      response.setHeader(IDEMPOTENT_REPLAYED_HEADER, 'true');
+      if (streamed) this.streamReplay(prepared.turn, response);
+      else response.status(201).json(TurnDto.from(prepared.turn));
       return;
     }
-    const { userMessage, assistantMessage } = await this.messages.runTurn(turn, { signal });
-    const result: TurnDto = {
-      userMessage: MessageDto.from(userMessage),
-      assistantMessage: MessageDto.from(assistantMessage),
-    };
-    response.status(201).json(result);
+    const signal = abortWhenClientLeaves(response);
+    if (streamed) {
+      await this.streamTurn(prepared, signal, request, response);
+      return;
+    }
+    response.status(201).json(TurnDto.from(await this.messages.runTurn(prepared, { signal })));
+  }
+
+  /** A completed turn's events again: its reply as a single delta. */
+  private streamReplay({ userMessage, assistantMessage }: Turn, response: Response) {
+    const stream = new SseStream(response, this.config.ssePingIntervalMs);
+    stream.open();
+    stream.send('user_message', MessageDto.from(userMessage));
+    stream.send('delta', { content: assistantMessage.content });
+    stream.send('assistant_message', MessageDto.from(assistantMessage));
+    stream.close();
   }
 
   /** The same turn, forwarded event by event; a failure after the stream began is an `error` event. */

@@ -4,13 +4,14 @@ import { ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
 import { LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
 import { Metrics } from '../metrics/metrics';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
-import { Message, MessageStatus } from './message';
+import { Message, messageFromJson, MessageStatus } from './message';
 import { ReplyFailedError, ShuttingDownError, TurnCancelledError } from './message-errors';
 import { Admission, TurnAdmission } from './turn-admission';
 
@@ -27,14 +28,31 @@ export type TurnEvent =
 
 /**
  * A turn that passed the checks that need no lock (the chat exists, the message fits, the chat
- * is not overloaded) and holds its admission until `runTurn` ends.
+ * is not overloaded) and holds its admission and its Idempotency-Key until `runTurn` ends.
  */
 export interface PreparedTurn {
+  kind: 'run';
   chat: ChatKey;
   content: string;
   contentTokens: number;
   admission: Admission;
+  idempotencyKey: HeldIdempotencyKey;
+  /** The user message an earlier attempt with the same Idempotency-Key stored before it failed. */
+  storedUserMessage: Message | null;
 }
+
+/** A repeat of a turn that already completed under the same Idempotency-Key: its outcome. */
+export interface ReplayedTurn {
+  kind: 'replay';
+  turn: Turn;
+}
+
+const SEND_ROUTE = 'POST /chats/{chatId}/messages';
+
+const turnFromJson = (text: string): Turn => {
+  const { userMessage, assistantMessage } = JSON.parse(text) as Record<keyof Turn, unknown>;
+  return { userMessage: messageFromJson(userMessage), assistantMessage: messageFromJson(assistantMessage) };
+};
 
 export interface TurnOptions {
   /** Aborts the upstream call when the client leaves; the partial reply is kept as incomplete. */
@@ -57,14 +75,29 @@ export class MessagesService {
     private readonly titles: ChatTitler,
     private readonly metrics: Metrics,
     private readonly admission: TurnAdmission,
+    private readonly idempotency: IdempotencyService,
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
-  /** Errors that need no lock come first, before any response starts (404, 422, 429, 503). */
-  async prepareTurn(chat: ChatKey, content: string): Promise<PreparedTurn> {
+  /**
+   * Errors that need no lock come first, before any response starts (404, 422, 409, 429, 503).
+   * A repeat of a completed turn with the same Idempotency-Key is answered from its record.
+   */
+  async prepareTurn(chat: ChatKey, content: string, idempotencyKey?: string): Promise<PreparedTurn | ReplayedTurn> {
     const contentTokens = this.tokens.count(content);
     this.context.assertFits(await this.chats.get(chat), contentTokens);
-    return { chat, content, contentTokens, admission: this.admission.admit(chat.chatId) };
+    const scope = idempotencyKey && { ...chat, route: SEND_ROUTE, key: idempotencyKey };
+    const start = await this.idempotency.start(scope || undefined, { content });
+    if (start.kind === 'replay') return { kind: 'replay', turn: turnFromJson(start.outcome) };
+    const { held } = start;
+    try {
+      const admission = this.admission.admit(chat.chatId);
+      const storedUserMessage = held.progress === null ? null : messageFromJson(JSON.parse(held.progress));
+      return { kind: 'run', chat, content, contentTokens, admission, idempotencyKey: held, storedUserMessage };
+    } catch (error) {
+      await held.release();
+      throw error;
+    }
   }
 
   /**
@@ -81,13 +114,15 @@ export class MessagesService {
       return await this.runLockedTurn(turn, options, (firstMessage) => (untitledFirstMessage = firstMessage));
     } finally {
       turn.admission.release();
+      // After a failure the key stays with what was stored, so a repeat only generates the reply.
+      await turn.idempotencyKey.release();
       this.metrics.turnsInFlight.dec();
       if (untitledFirstMessage !== undefined) await this.titles.titleNewChat(turn.chat, untitledFirstMessage);
     }
   }
 
   private runLockedTurn(
-    { chat: key, content, contentTokens, admission }: PreparedTurn,
+    { chat: key, content, contentTokens, admission, idempotencyKey, storedUserMessage }: PreparedTurn,
     { signal: clientSignal, onEvent }: TurnOptions,
     onFirstMessageOfUntitledChat: (content: string) => void,
   ): Promise<Turn> {
@@ -99,23 +134,28 @@ export class MessagesService {
       if (clientSignal?.aborted) throw new TurnCancelledError(null, null);
       if (admission.stopSignal.aborted) throw new ShuttingDownError();
       const chat = await this.chats.get(key);
-      const userMessage = await this.repository.appendMessage(key, {
-        role: 'user',
-        content,
-        status: 'completed',
-        inReplyTo: null,
-        model: null,
-        usage: null,
-        tokenCount: contentTokens,
-      });
+      let userMessage = storedUserMessage;
+      if (!userMessage) {
+        userMessage = await this.repository.appendMessage(key, {
+          role: 'user',
+          content,
+          status: 'completed',
+          inReplyTo: null,
+          model: null,
+          usage: null,
+          tokenCount: contentTokens,
+        });
+        await idempotencyKey.recordProgress(JSON.stringify(userMessage));
+        if (userMessage.seq === 1 && chat.title === null) onFirstMessageOfUntitledChat(content);
+      }
       onEvent?.({ type: 'user_message', message: userMessage });
-      if (userMessage.seq === 1 && chat.title === null) onFirstMessageOfUntitledChat(content);
 
       let reply = '';
       let finish: { model: string; usage: LlmUsage | null } | undefined;
       const llmCall = this.startLlmCall(chat);
       try {
-        const messages = await this.context.build(chat);
+        // A repeat answers its own message with the history it had, whatever came after.
+        const messages = await this.context.build(chat, userMessage.seq);
         const request = { model: chat.model, messages, maxOutputTokens: this.config.llmMaxOutputTokens, signal };
         for await (const part of this.llm.stream(request)) {
           if (part.type === 'finish') {
@@ -142,6 +182,7 @@ export class MessagesService {
       llmCall.end('completed', finish?.usage ?? null);
 
       const assistantMessage = await this.storeReply(chat, userMessage, reply, 'completed', finish);
+      await idempotencyKey.complete(JSON.stringify({ userMessage, assistantMessage }));
       onEvent?.({ type: 'assistant_message', message: assistantMessage });
       return { userMessage, assistantMessage };
     });

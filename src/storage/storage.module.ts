@@ -1,28 +1,47 @@
 import { Logger, Module } from '@nestjs/common';
 import { ChatRepository } from '../chats/chat.repository';
 import { AppConfig, appConfig } from '../config/app-config';
+import { IdempotencyStore } from '../idempotency/idempotency.store';
 import { InMemoryChatRepository } from './in-memory/in-memory-chat.repository';
+import { InMemoryIdempotencyStore } from './in-memory/in-memory-idempotency.store';
 import { openSqlDatabase } from './open-sql-database';
 import { SqlChatRepository } from './sql/sql-chat.repository';
+import type { SqlDatabase } from './sql/sql-database';
+import { SqlIdempotencyStore } from './sql/sql-idempotency.store';
+
+/** The open database DATABASE_URL names, or null for in-memory storage. */
+const SQL_DATABASE = Symbol('SQL_DATABASE');
 
 /**
- * Binds the {@link ChatRepository} token from DATABASE_URL: in memory when unset, else SQLite or
- * PostgreSQL, migrated to the latest schema before the service starts. Nothing outside this
- * module knows which one is bound.
+ * Binds the storage ports, {@link ChatRepository} and {@link IdempotencyStore}, from DATABASE_URL:
+ * in memory when unset, else SQLite or PostgreSQL, migrated to the latest schema before the
+ * service starts. Nothing outside this module knows which one is bound.
  */
 @Module({
   providers: [
     {
-      provide: ChatRepository,
+      provide: SQL_DATABASE,
       inject: [appConfig.KEY],
-      useFactory: async ({ storage, chatLockLeaseMs }: AppConfig): Promise<ChatRepository> => {
-        if (storage.kind === 'memory') return new InMemoryChatRepository();
+      useFactory: async ({ storage }: AppConfig): Promise<SqlDatabase | null> => {
+        if (storage.kind === 'memory') return null;
         const { database, applied } = await openSqlDatabase(storage);
         if (applied.length > 0) new Logger('Storage').log(`Applied migrations: ${applied.join(', ')}`);
-        return new SqlChatRepository(database, chatLockLeaseMs);
+        return database;
       },
     },
+    {
+      provide: ChatRepository,
+      inject: [appConfig.KEY, SQL_DATABASE],
+      useFactory: ({ chatLockLeaseMs }: AppConfig, database: SqlDatabase | null): ChatRepository =>
+        database ? new SqlChatRepository(database, chatLockLeaseMs) : new InMemoryChatRepository(),
+    },
+    {
+      provide: IdempotencyStore,
+      inject: [SQL_DATABASE],
+      useFactory: (database: SqlDatabase | null): IdempotencyStore =>
+        database ? new SqlIdempotencyStore(database) : new InMemoryIdempotencyStore(),
+    },
   ],
-  exports: [ChatRepository],
+  exports: [ChatRepository, IdempotencyStore],
 })
 export class StorageModule {}

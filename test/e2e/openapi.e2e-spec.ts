@@ -74,9 +74,15 @@ describe('OpenAPI document (e2e)', () => {
   it('should document the errors each route can answer', () => {
     const statuses = (path: string, method: string) => Object.keys(document.paths[path][method].responses).sort();
     expect(statuses('/chats/{chatId}/messages', 'post')).toEqual(
-      ['200', '201', '400', '401', '404', '413', '415', '422', '500', '502', '503', '504'].sort(),
+      ['200', '201', '400', '401', '404', '409', '413', '415', '422', '429', '500', '502', '503', '504'].sort(),
     );
-    expect(statuses('/chats', 'post')).toEqual(['201', '400', '401', '413', '415', '422', '500'].sort());
+    expect(statuses('/chats', 'post')).toEqual(['201', '400', '401', '409', '413', '415', '422', '500'].sort());
+    const idempotencyHeader = (path: string) =>
+      (document.paths[path].post as Operation & { parameters: { name: string; in: string }[] }).parameters.find(
+        (p) => p.name === 'Idempotency-Key',
+      );
+    expect(idempotencyHeader('/chats')).toMatchObject({ in: 'header', required: false });
+    expect(idempotencyHeader('/chats/{chatId}/messages')).toMatchObject({ in: 'header', required: false });
     expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '401', '404', '500']);
     expect(statuses('/chats/{chatId}/summary', 'get')).toEqual([
       '200',

@@ -42,6 +42,21 @@ describe(parseAppConfig.name, () => {
     expect(describeStorage(storage)).toBe(description);
   });
 
+  it.each([
+    [undefined, 24 * 3_600_000],
+    ['90', 90_000],
+    ['30m', 1_800_000],
+    ['2h', 7_200_000],
+    ['1d', 86_400_000],
+    ['500ms', 500],
+  ])('should read IDEMPOTENCY_TTL=%s as %d ms', (value, ms) => {
+    expect(parseAppConfig(value === undefined ? {} : { IDEMPOTENCY_TTL: value }).idempotencyTtlMs).toBe(ms);
+  });
+
+  it('should refuse an IDEMPOTENCY_TTL that is not a duration', () => {
+    expect(() => parseAppConfig({ IDEMPOTENCY_TTL: 'forever' })).toThrow('IDEMPOTENCY_TTL');
+  });
+
   it('should read the lease of database chat locks from CHAT_LOCK_LEASE_MS', () => {
     expect(parseAppConfig({ CHAT_LOCK_LEASE_MS: '5000' }).chatLockLeaseMs).toBe(5000);
   });

@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Message } from '../message';
+import type { Turn } from '../messages.service';
 
 export class TokenUsageDto {
   @ApiProperty({ example: 412 })
@@ -95,6 +96,10 @@ export class TurnDto {
 
   @ApiProperty({ type: MessageDto, description: 'The stored reply', example: ASSISTANT_EXAMPLE })
   assistantMessage: MessageDto;
+
+  static from({ userMessage, assistantMessage }: Turn): TurnDto {
+    return { userMessage: MessageDto.from(userMessage), assistantMessage: MessageDto.from(assistantMessage) };
+  }
 }
 
 export class MessagePageDto {

@@ -54,9 +54,24 @@ export interface ChatLeaseWaitersTable {
   expires_at: EpochMs;
 }
 
+/** Idempotency-Key records (see IdempotencyStore); times are epoch milliseconds. */
+export interface IdempotencyKeysTable {
+  tenant_id: string;
+  route: string;
+  chat_id: string;
+  key: string;
+  fingerprint: string;
+  state: 'running' | 'stopped' | 'completed';
+  progress: string | null;
+  response: string | null;
+  lease_until: EpochMs;
+  expires_at: EpochMs;
+}
+
 export interface DatabaseSchema {
   chats: ChatsTable;
   messages: MessagesTable;
   chat_leases: ChatLeasesTable;
   chat_lease_waiters: ChatLeaseWaitersTable;
+  idempotency_keys: IdempotencyKeysTable;
 }

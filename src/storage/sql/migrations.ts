@@ -99,6 +99,33 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
         await db.schema.alterTable('chats').dropColumn('tenant_id').execute();
       },
     },
+    '0004_idempotency_keys': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('idempotency_keys')
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('route', 'text', (c) => c.notNull())
+          // Not a reference: a key outlives nothing it names, it only expires.
+          .addColumn('chat_id', 'text', (c) => c.notNull())
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('fingerprint', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('progress', 'text')
+          .addColumn('response', 'text')
+          .addColumn('lease_until', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('idempotency_keys_pk', ['tenant_id', 'route', 'chat_id', 'key'])
+          .execute();
+        await db.schema
+          .createIndex('idempotency_keys_expires_at')
+          .on('idempotency_keys')
+          .column('expires_at')
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('idempotency_keys').execute();
+      },
+    },
   };
 }
 

@@ -1,0 +1,43 @@
+import { applyDecorators, createParamDecorator, ExecutionContext } from '@nestjs/common';
+import { ApiHeader } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { RequestValidationError } from '../common/errors/domain-error';
+import { ApiProblemResponse } from '../common/problem-details/api-problem-response.decorator';
+
+export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
+/** Set on a response that repeats the first outcome of its Idempotency-Key. */
+export const IDEMPOTENT_REPLAYED_HEADER = 'Idempotent-Replayed';
+const MAX_KEY_LENGTH = 255;
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+
+/** The request's Idempotency-Key, or undefined; a malformed one is a 422 naming the header. */
+export const IdempotencyKeyHeader = createParamDecorator((_: unknown, context: ExecutionContext) => {
+  const value = context.switchToHttp().getRequest<Request>().headers['idempotency-key'];
+  if (value === undefined) return undefined;
+  const invalid = (message: string) => new RequestValidationError([{ field: IDEMPOTENCY_KEY_HEADER, message }]);
+  if (Array.isArray(value)) throw invalid('send the header once');
+  if (value.length === 0 || value.length > MAX_KEY_LENGTH) throw invalid(`must be 1–${MAX_KEY_LENGTH} characters`);
+  if (!PRINTABLE_ASCII.test(value)) throw invalid('must be printable ASCII');
+  return value;
+});
+
+/** Documents the header and the 409 of a repeat while the first request still runs. */
+export const ApiIdempotencyKey = (what: string) =>
+  applyDecorators(
+    ApiHeader({
+      name: IDEMPOTENCY_KEY_HEADER,
+      required: false,
+      schema: { type: 'string', maxLength: MAX_KEY_LENGTH },
+      description:
+        `Makes retrying safe: a repeat with the same key and body returns the first outcome (${what}) ` +
+        `without doing the work again, marked \`${IDEMPOTENT_REPLAYED_HEADER}: true\`. Another body → 422; ` +
+        'while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and ' +
+        'expire after IDEMPOTENCY_TTL (24 h by default).',
+    }),
+    ApiProblemResponse(409, {
+      description: 'The first request with this Idempotency-Key is still running',
+      type: 'urn:konko:problem:idempotency-key-in-use',
+      detail:
+        'The first request with this Idempotency-Key is still running; repeat it after it ends to get its outcome.',
+    }),
+  );

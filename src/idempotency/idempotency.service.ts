@@ -1,0 +1,107 @@
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import stringify from 'safe-stable-stringify';
+import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { IdempotencyKeyInUseError, IdempotencyKeyReusedError } from './idempotency-errors';
+import { IdempotencyScope, IdempotencyStore } from './idempotency.store';
+
+const SWEEP_INTERVAL_MS = 10 * 60_000;
+
+/**
+ * A request's hold on its Idempotency-Key, from its claim until it completes or stops. While
+ * held, the claim's lease is renewed, so it lapses only when this instance dies.
+ * Requests without a key get {@link NO_KEY}, which remembers nothing.
+ */
+export interface HeldIdempotencyKey {
+  /** What an earlier attempt recorded before it stopped; null for a first attempt. */
+  readonly progress: string | null;
+  recordProgress(progress: string): Promise<void>;
+  /** Keeps `outcome` for repeats. */
+  complete(outcome: string): Promise<void>;
+  /** Lets go without an outcome (a no-op after `complete`): the next repeat resumes. */
+  release(): Promise<void>;
+}
+
+export const NO_KEY: HeldIdempotencyKey = {
+  progress: null,
+  recordProgress: async () => undefined,
+  complete: async () => undefined,
+  release: async () => undefined,
+};
+
+export type IdempotentStart = { kind: 'replay'; outcome: string } | { kind: 'run'; held: HeldIdempotencyKey };
+
+/** Idempotency-Key handling for any route: claims, replays, leases and expiry. */
+@Injectable()
+export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(IdempotencyService.name);
+  private sweeper?: NodeJS.Timeout;
+
+  constructor(
+    private readonly store: IdempotencyStore,
+    @InjectAppConfig() private readonly config: AppConfig,
+  ) {}
+
+  /**
+   * Starts a request that may carry a key (`scope` undefined: it has none). Throws when the key
+   * was used with another `body` (422) or its first request still runs (409).
+   */
+  async start(scope: IdempotencyScope | undefined, body: unknown): Promise<IdempotentStart> {
+    if (!scope) return { kind: 'run', held: NO_KEY };
+    const leaseMs = this.config.chatLockLeaseMs;
+    const claim = await this.store.claim(scope, {
+      fingerprint: createHash('sha256')
+        .update(stringify(body) ?? 'null')
+        .digest('base64url'),
+      ttlMs: this.config.idempotencyTtlMs,
+      leaseMs,
+      now: Date.now(),
+    });
+    switch (claim.kind) {
+      case 'mismatch':
+        throw new IdempotencyKeyReusedError();
+      case 'in-progress':
+        throw new IdempotencyKeyInUseError();
+      case 'replay':
+        return { kind: 'replay', outcome: claim.response };
+      case 'new':
+      case 'resume':
+        return { kind: 'run', held: this.hold(scope, claim.kind === 'resume' ? claim.progress : null, leaseMs) };
+    }
+  }
+
+  private hold(scope: IdempotencyScope, progress: string | null, leaseMs: number): HeldIdempotencyKey {
+    const renewal = setInterval(() => {
+      this.store.renew(scope, Date.now() + leaseMs).catch((error: unknown) => this.warn('renew', error));
+    }, leaseMs / 3);
+    renewal.unref();
+    let settled = false;
+    const settle = async (finish: () => Promise<void>) => {
+      if (settled) return;
+      settled = true;
+      clearInterval(renewal);
+      await finish();
+    };
+    return {
+      progress,
+      recordProgress: (next) => this.store.recordProgress(scope, next),
+      complete: (outcome) => settle(() => this.store.complete(scope, outcome)),
+      release: () => settle(() => this.store.release(scope)),
+    };
+  }
+
+  onModuleInit(): void {
+    this.sweeper = setInterval(() => {
+      this.store.deleteExpired(Date.now()).catch((error: unknown) => this.warn('expire', error));
+    }, SWEEP_INTERVAL_MS);
+    this.sweeper.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.sweeper);
+  }
+
+  private warn(what: string, error: unknown): void {
+    this.logger.warn(`Could not ${what} idempotency keys: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}

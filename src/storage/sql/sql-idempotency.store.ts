@@ -1,0 +1,132 @@
+import type { Selectable, Updateable } from 'kysely';
+import {
+  ClaimOptions,
+  IdempotencyClaim,
+  IdempotencyScope,
+  IdempotencyStore,
+} from '../../idempotency/idempotency.store';
+import type { IdempotencyKeysTable } from './database-schema';
+import type { SqlDatabase } from './sql-database';
+
+/** Attempts of a claim that lost a race to change the same record; each loss means another won. */
+const CLAIM_ATTEMPTS = 5;
+
+/**
+ * Idempotency records in SQLite or PostgreSQL. A claim never holds a row lock: it inserts, or
+ * changes a record only where it still is as read (compare-and-set), so concurrent claims of one
+ * key on any number of instances see exactly one winner.
+ */
+export class SqlIdempotencyStore extends IdempotencyStore {
+  constructor(private readonly database: SqlDatabase) {
+    super();
+  }
+
+  private get db() {
+    return this.database.db;
+  }
+
+  private record({ tenantId, route, chatId, key }: IdempotencyScope) {
+    return this.db
+      .selectFrom('idempotency_keys')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('route', '=', route)
+      .where('chat_id', '=', chatId)
+      .where('key', '=', key);
+  }
+
+  private update({ tenantId, route, chatId, key }: IdempotencyScope) {
+    return this.db
+      .updateTable('idempotency_keys')
+      .where('tenant_id', '=', tenantId)
+      .where('route', '=', route)
+      .where('chat_id', '=', chatId)
+      .where('key', '=', key);
+  }
+
+  async claim(scope: IdempotencyScope, { fingerprint, ttlMs, leaseMs, now }: ClaimOptions): Promise<IdempotencyClaim> {
+    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+      const inserted = await this.db
+        .insertInto('idempotency_keys')
+        .values({
+          tenant_id: scope.tenantId,
+          route: scope.route,
+          chat_id: scope.chatId,
+          key: scope.key,
+          fingerprint,
+          state: 'running',
+          progress: null,
+          response: null,
+          lease_until: now + leaseMs,
+          expires_at: now + ttlMs,
+        })
+        .onConflict((conflict) => conflict.columns(['tenant_id', 'route', 'chat_id', 'key']).doNothing())
+        .returning('key')
+        .executeTakeFirst();
+      if (inserted) return { kind: 'new' };
+
+      const row = await this.record(scope).executeTakeFirst();
+      if (!row) continue; // expired and deleted meanwhile: insert again
+      const expired = Number(row.expires_at) <= now;
+      if (!expired && row.fingerprint !== fingerprint) return { kind: 'mismatch' };
+      if (!expired && row.state === 'completed') return { kind: 'replay', response: row.response! };
+      if (!expired && row.state === 'running' && Number(row.lease_until) > now) return { kind: 'in-progress' };
+
+      // Expired (start afresh), stopped, or running under a lapsed lease (its holder crashed): take it over.
+      const taken = await this.compareAndSet(scope, row, {
+        fingerprint,
+        state: 'running',
+        lease_until: now + leaseMs,
+        ...(expired && { progress: null, response: null, expires_at: now + ttlMs }),
+      });
+      if (taken) return expired ? { kind: 'new' } : { kind: 'resume', progress: row.progress };
+    }
+    return { kind: 'in-progress' };
+  }
+
+  private async compareAndSet(
+    scope: IdempotencyScope,
+    seen: Selectable<IdempotencyKeysTable>,
+    changes: Updateable<IdempotencyKeysTable>,
+  ): Promise<boolean> {
+    const result = await this.update(scope)
+      .set(changes)
+      .where('state', '=', seen.state)
+      .where('lease_until', '=', Number(seen.lease_until))
+      .where('expires_at', '=', Number(seen.expires_at))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async renew(scope: IdempotencyScope, leaseUntil: number): Promise<void> {
+    await this.update(scope).set({ lease_until: leaseUntil }).where('state', '=', 'running').execute();
+  }
+
+  async recordProgress(scope: IdempotencyScope, progress: string): Promise<void> {
+    await this.update(scope).set({ progress }).where('state', '=', 'running').execute();
+  }
+
+  async complete(scope: IdempotencyScope, response: string): Promise<void> {
+    await this.update(scope).set({ state: 'completed', response }).where('state', '=', 'running').execute();
+  }
+
+  async release(scope: IdempotencyScope): Promise<void> {
+    const { tenantId, route, chatId, key } = scope;
+    // Nothing to resume from: forget the key, so a repeat starts afresh.
+    await this.db
+      .deleteFrom('idempotency_keys')
+      .where('tenant_id', '=', tenantId)
+      .where('route', '=', route)
+      .where('chat_id', '=', chatId)
+      .where('key', '=', key)
+      .where('state', '=', 'running')
+      .where('progress', 'is', null)
+      .execute();
+    await this.update(scope).set({ state: 'stopped' }).where('state', '=', 'running').execute();
+  }
+
+  async deleteExpired(now: number): Promise<number> {
+    const result = await this.db.deleteFrom('idempotency_keys').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}
