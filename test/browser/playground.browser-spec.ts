@@ -31,15 +31,24 @@ describeWithChromium('Playground (browser)', () => {
   /** Errors the page reported (uncaught exceptions, CSP violations, failed loads). */
   let pageErrors: string[];
 
-  async function start(options: { llm?: RecordingLlmProvider; viewport?: { width: number; height: number } } = {}) {
+  async function start(
+    options: {
+      llm?: RecordingLlmProvider;
+      viewport?: { width: number; height: number };
+      /** Runs before the page first loads, e.g. to route its requests. */
+      beforeLoad?: (page: Page) => Promise<unknown>;
+    } = {},
+  ) {
     app = await createTestApp({ llm: options.llm });
     baseUrl = await listenOnLoopback(app);
     browser = await launchChromium(options.viewport);
     pageErrors = [];
     browser.page.on('pageerror', (error) => pageErrors.push(error.message));
     browser.page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(message.text());
+      // A 401 the page answers by asking for the key is the browser's to log, not the page's error.
+      if (message.type() === 'error' && !/status of 401/.test(message.text())) pageErrors.push(message.text());
     });
+    await options.beforeLoad?.(browser.page);
     await browser.page.goto(baseUrl);
     return browser.page;
   }
@@ -229,6 +238,49 @@ describeWithChromium('Playground (browser)', () => {
     // Nothing is wider than the phone.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await screenshot(page, '05-phone-keyboard');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should ask for the API key on a 401 and send it as a Bearer token on every API call', async () => {
+    // A service that requires a key, emulated in front of the API routes: 401 problems without it.
+    const apiCalls: { path: string; authorization?: string }[] = [];
+    const page = await start({
+      beforeLoad: (page) =>
+        page.route(/\/chats/, async (route) => {
+          const authorization = route.request().headers()['authorization'];
+          apiCalls.push({ path: new URL(route.request().url()).pathname, authorization });
+          if (authorization === 'Bearer test-key-1') return route.continue();
+          return route.fulfill({
+            status: 401,
+            contentType: 'application/problem+json',
+            body: JSON.stringify({
+              type: 'about:blank',
+              title: 'Unauthorized',
+              status: 401,
+              detail: 'An API key is required.',
+            }),
+          });
+        }),
+    });
+
+    await page.locator('#key-panel[open]').waitFor();
+    await page.locator('#key-notice', { hasText: 'An API key is required.' }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('api-key');
+    await screenshot(page, '08-api-key-asked');
+    await page.keyboard.type('test-key-1');
+    await page.keyboard.press('Enter');
+    await page.getByText('No chats yet.').waitFor();
+    expect(await text(page.locator('#key-summary'))).toBe('API key: set');
+
+    await startChat(page);
+    await messageInput(page).fill('Hello with a key');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'completed', 'Hello with a key').waitFor();
+    const afterKey = apiCalls.slice(apiCalls.findIndex((call) => call.authorization !== undefined));
+    expect(afterKey.length).toBeGreaterThan(3);
+    expect(afterKey.every((call) => call.authorization === 'Bearer test-key-1')).toBe(true);
+    expect(afterKey.map((call) => call.path)).toContainEqual(expect.stringMatching(/^\/chats\/[^/]+\/messages$/));
+    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual(['test-key-1']);
     expect(pageErrors).toEqual([]);
   });
 
