@@ -289,13 +289,13 @@ describeWithChromium('Playground (browser)', () => {
     await page.goto(`${baseUrl}/docs`);
     const operation = page.locator('#operations-chats-ChatsController_create');
     await operation.waitFor();
-    await screenshot(page, '06-docs');
+    await screenshot(page, '06-docs'); // the operations, collapsed
 
     await operation.locator('.opblock-summary').click();
     await operation.getByRole('button', { name: 'Try it out' }).click();
     await operation.getByRole('button', { name: 'Execute' }).click();
     await operation.locator('.live-responses-table .response-col_status', { hasText: '201' }).waitFor();
-    await screenshot(page, '07-docs-try-it-out');
+    await screenshot(operation, '07-docs-try-it-out');
 
     const chats = (await http().get('/chats').expect(200)).body;
     expect(chats.data).toHaveLength(1);

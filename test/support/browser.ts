@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BrowserContext, chromium, Page } from 'playwright-core';
+import { BrowserContext, chromium, Locator, Page } from 'playwright-core';
 
 /** Debian's `chromium` package (`.ci/run` installs it); CHROMIUM_PATH points elsewhere. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -63,8 +63,9 @@ export async function launchChromium(viewport = { width: 1280, height: 800 }): P
   };
 }
 
-/** Saves a full-page screenshot as `<SCREENSHOT_DIR>/<name>.png`. */
-export async function screenshot(page: Page, name: string): Promise<void> {
+/** Saves a screenshot of the whole page, or of one element, as `<SCREENSHOT_DIR>/<name>.png`. */
+export async function screenshot(target: Page | Locator, name: string): Promise<void> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+  const path = join(SCREENSHOT_DIR, `${name}.png`);
+  await ('goto' in target ? target.screenshot({ path, fullPage: true }) : target.screenshot({ path }));
 }
