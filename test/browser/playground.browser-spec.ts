@@ -34,12 +34,13 @@ describeWithChromium('Playground (browser)', () => {
   async function start(
     options: {
       llm?: RecordingLlmProvider;
+      env?: Record<string, string>;
       viewport?: { width: number; height: number };
       /** Runs before the page first loads, e.g. to route its requests. */
       beforeLoad?: (page: Page) => Promise<unknown>;
     } = {},
   ) {
-    app = await createTestApp({ llm: options.llm });
+    app = await createTestApp({ llm: options.llm, env: options.env });
     baseUrl = await listenOnLoopback(app);
     browser = await launchChromium(options.viewport);
     pageErrors = [];
@@ -241,33 +242,31 @@ describeWithChromium('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('should ask for the API key on a 401 and send it as a Bearer token on every API call', async () => {
-    // A service that requires a key, emulated in front of the API routes: 401 problems without it.
+  it('should ask for the API key when the service needs one, and send it on every API call', async () => {
+    const key = 'acme-key-0123456789abcdef';
     const apiCalls: { path: string; authorization?: string }[] = [];
     const page = await start({
-      beforeLoad: (page) =>
-        page.route(/\/chats/, async (route) => {
-          const authorization = route.request().headers()['authorization'];
-          apiCalls.push({ path: new URL(route.request().url()).pathname, authorization });
-          if (authorization === 'Bearer test-key-1') return route.continue();
-          return route.fulfill({
-            status: 401,
-            contentType: 'application/problem+json',
-            body: JSON.stringify({
-              type: 'about:blank',
-              title: 'Unauthorized',
-              status: 401,
-              detail: 'An API key is required.',
-            }),
-          });
+      env: { API_KEYS: `acme:${key}` },
+      beforeLoad: async (page) =>
+        page.on('request', (req) => {
+          const path = new URL(req.url()).pathname;
+          if (path.startsWith('/chats')) apiCalls.push({ path, authorization: req.headers()['authorization'] });
         }),
     });
 
+    // The page itself needs no key; its first API call answers 401 and the page asks for one.
+    const notice = page.locator('#key-notice');
     await page.locator('#key-panel[open]').waitFor();
-    await page.locator('#key-notice', { hasText: 'An API key is required.' }).waitFor();
+    await notice.filter({ hasText: 'This service needs an API key' }).waitFor();
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('api-key');
     await screenshot(page, '08-api-key-asked');
-    await page.keyboard.type('test-key-1');
+
+    await page.keyboard.type('not-the-key-at-all');
+    await page.keyboard.press('Enter');
+    await notice.filter({ hasText: 'The API key is not valid.' }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('api-key');
+
+    await page.keyboard.type(key);
     await page.keyboard.press('Enter');
     await page.getByText('No chats yet.').waitFor();
     expect(await text(page.locator('#key-summary'))).toBe('API key: set');
@@ -276,11 +275,14 @@ describeWithChromium('Playground (browser)', () => {
     await messageInput(page).fill('Hello with a key');
     await messageInput(page).press('Enter');
     await assistantReply(page, 'completed', 'Hello with a key').waitFor();
-    const afterKey = apiCalls.slice(apiCalls.findIndex((call) => call.authorization !== undefined));
-    expect(afterKey.length).toBeGreaterThan(3);
-    expect(afterKey.every((call) => call.authorization === 'Bearer test-key-1')).toBe(true);
-    expect(afterKey.map((call) => call.path)).toContainEqual(expect.stringMatching(/^\/chats\/[^/]+\/messages$/));
-    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual(['test-key-1']);
+    const withKey = apiCalls.slice(apiCalls.findIndex((call) => call.authorization === `Bearer ${key}`));
+    expect(withKey.length).toBeGreaterThan(3);
+    expect(withKey.filter((call) => call.authorization !== `Bearer ${key}`)).toEqual([]);
+    expect(withKey.map((call) => call.path)).toContainEqual(expect.stringMatching(/^\/chats\/[^/]+\/messages$/));
+    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([key]);
+    // The chat belongs to the key's tenant.
+    const chats = (await http().get('/chats').set('Authorization', `Bearer ${key}`).expect(200)).body;
+    expect(chats.data).toHaveLength(1);
     expect(pageErrors).toEqual([]);
   });
 

@@ -55,6 +55,20 @@ describe('Playground page (e2e)', () => {
   });
 });
 
+describe('Playground page with API keys (e2e)', () => {
+  let app: NestExpressApplication;
+  beforeAll(async () => {
+    app = await createTestApp({ env: { API_KEYS: 'acme:acme-key-0123456789abcdef' } });
+  });
+  afterAll(() => app.close());
+
+  it('should serve the page and its assets without a key, while the API needs one', async () => {
+    for (const path of ['/', ...ASSETS.map(([asset]) => asset)])
+      await request(app.getHttpServer()).get(path).expect(200);
+    await request(app.getHttpServer()).get('/chats').expect(401);
+  });
+});
+
 describe('Playground page (e2e, built service)', () => {
   let service: ServiceProcess;
   beforeAll(async () => {
