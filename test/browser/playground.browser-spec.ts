@@ -1,6 +1,3 @@
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
-// The functions passed to page.evaluate() run in the page, with its DOM.
 import { NestExpressApplication } from '@nestjs/platform-express';
 import type { Locator, Page } from 'playwright-core';
 import request from 'supertest';
@@ -12,6 +9,26 @@ import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provid
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 
 jest.setTimeout(60_000);
+
+/*
+ * The functions passed to page.evaluate() run in the page. The page globals they use are declared
+ * here, in this module only: the DOM library itself would leak into every suite ts-jest compiles
+ * in the same worker, and its types clash with Node's (fetch bodies, streams).
+ */
+interface PageElement {
+  id: string;
+  tagName: string;
+  dataset: Record<string, string | undefined>;
+  disabled?: boolean;
+  checkVisibility(): boolean;
+}
+declare const document: {
+  activeElement: PageElement | null;
+  documentElement: { scrollWidth: number };
+  querySelectorAll(selectors: string): ArrayLike<PageElement>;
+};
+declare const sessionStorage: Record<string, string>;
+declare function getComputedStyle(element: PageElement): { outlineStyle: string; outlineWidth: string };
 
 /** Rejects when the request's signal aborts, as a real upstream call does. */
 function untilAborted(req: LlmRequest): Promise<never> {
@@ -215,8 +232,8 @@ describeWithChromium('Playground (browser)', () => {
 
     // Every visible control is reached by Tab, and shows where the focus is.
     const controls = await page.evaluate(() =>
-      [...document.querySelectorAll<HTMLElement>('a[href], button, input, textarea, summary')]
-        .filter((node) => node.checkVisibility() && !(node as HTMLButtonElement).disabled)
+      Array.from(document.querySelectorAll('a[href], button, input, textarea, summary'))
+        .filter((node) => node.checkVisibility() && !node.disabled)
         .map((node, index) => {
           node.dataset.probe = String(index);
           return index;
@@ -226,7 +243,7 @@ describeWithChromium('Playground (browser)', () => {
     for (let i = 0; i < controls.length * 2 + 2; i += 1) {
       await page.keyboard.press('Tab');
       const probe = await page.evaluate(() => {
-        const node = document.activeElement as HTMLElement | null;
+        const node = document.activeElement;
         const style = node ? getComputedStyle(node) : null;
         return { probe: node?.dataset.probe, outline: style ? `${style.outlineStyle} ${style.outlineWidth}` : '' };
       });
