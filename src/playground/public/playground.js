@@ -234,6 +234,7 @@ function renderChatHead() {
 }
 
 async function openChat(chatId) {
+  // One reply streams at a time: leaving its chat stops it (the service keeps it as incomplete).
   if (state.turn) state.turn.abort();
   clearNotice();
   try {
@@ -293,7 +294,7 @@ function renderMessage(message) {
 /** Puts a stored message's content, status and model on its list item. */
 function fillMessage(item, message) {
   item.dataset.status = message.status;
-  item.dataset.messageId = message.id;
+  if (message.id) item.dataset.messageId = message.id;
   item.removeAttribute('aria-busy');
   item.querySelector('.message__content').textContent = message.content;
   const meta = item.querySelector('.message__meta');
