@@ -21,6 +21,11 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    // The playground page's script runs in browsers, as a module.
+    files: ['src/playground/public/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'module' },
+  },
+  {
     // Measurement scripts run under plain Node and print their figures.
     files: ['scripts/**/*.mjs'],
     languageOptions: { globals: globals.node },

@@ -8,6 +8,7 @@ import { LlmModule } from './llm/llm.module';
 import { LoggingModule } from './logging/logging.module';
 import { MessagesModule } from './messages/messages.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { PlaygroundModule } from './playground/playground.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { SummariesModule } from './summaries/summaries.module';
 
@@ -23,6 +24,7 @@ import { SummariesModule } from './summaries/summaries.module';
     MessagesModule,
     SummariesModule,
     LlmModule,
+    PlaygroundModule,
   ],
 })
 export class AppModule {}

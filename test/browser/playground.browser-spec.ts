@@ -1,0 +1,323 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import type { Locator, Page } from 'playwright-core';
+import request from 'supertest';
+import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
+import { MessagePageDto } from '../../src/messages/dto/message.dto';
+import { describeWithChromium, launchChromium, screenshot, TestBrowser } from '../support/browser';
+import { deferred } from '../support/deferred';
+import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
+import { createTestApp, listenOnLoopback } from '../support/test-app';
+
+jest.setTimeout(60_000);
+
+/*
+ * The functions passed to page.evaluate() run in the page. The page globals they use are declared
+ * here, in this module only: the DOM library itself would leak into every suite ts-jest compiles
+ * in the same worker, and its types clash with Node's (fetch bodies, streams).
+ */
+interface PageElement {
+  id: string;
+  tagName: string;
+  dataset: Record<string, string | undefined>;
+  disabled?: boolean;
+  checkVisibility(): boolean;
+}
+declare const document: {
+  activeElement: PageElement | null;
+  documentElement: { scrollWidth: number };
+  querySelectorAll(selectors: string): ArrayLike<PageElement>;
+};
+declare const sessionStorage: Record<string, string>;
+declare function getComputedStyle(element: PageElement): { outlineStyle: string; outlineWidth: string };
+
+/** Rejects when the request's signal aborts, as a real upstream call does. */
+function untilAborted(req: LlmRequest): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    const signal = req.signal!;
+    if (signal.aborted) reject(signal.reason);
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+const text = async (locator: Locator) => (await locator.textContent())?.trim();
+
+describeWithChromium('Playground (browser)', () => {
+  let app: NestExpressApplication;
+  let baseUrl: string;
+  let browser: TestBrowser | undefined;
+  /** Errors the page reported (uncaught exceptions, CSP violations, failed loads). */
+  let pageErrors: string[];
+
+  async function start(
+    options: {
+      llm?: RecordingLlmProvider;
+      env?: Record<string, string>;
+      viewport?: { width: number; height: number };
+      /** Runs before the page first loads, e.g. to route its requests. */
+      beforeLoad?: (page: Page) => Promise<unknown>;
+    } = {},
+  ) {
+    app = await createTestApp({ llm: options.llm, env: options.env });
+    baseUrl = await listenOnLoopback(app);
+    browser = await launchChromium(options.viewport);
+    pageErrors = [];
+    browser.page.on('pageerror', (error) => pageErrors.push(error.message));
+    browser.page.on('console', (message) => {
+      // A 401 the page answers by asking for the key is the browser's to log, not the page's error.
+      if (message.type() === 'error' && !/status of 401/.test(message.text())) pageErrors.push(message.text());
+    });
+    await options.beforeLoad?.(browser.page);
+    await browser.page.goto(baseUrl);
+    return browser.page;
+  }
+
+  afterEach(async () => {
+    await browser?.close();
+    browser = undefined;
+    app.getHttpServer().closeAllConnections();
+    await app.close();
+  });
+
+  const http = () => request(app.getHttpServer());
+  const messageInput = (page: Page) => page.getByLabel('Message', { exact: true });
+  const assistantReply = (page: Page, status: string, hasText?: string) =>
+    page.locator(`#messages .message--assistant[data-status="${status}"]`, { hasText });
+
+  async function startChat(page: Page, systemPrompt = '') {
+    await page.getByLabel('System prompt').fill(systemPrompt);
+    await page.getByRole('button', { name: 'New chat' }).click();
+    await page.locator('#chat-list [aria-current="true"]').waitFor();
+    await messageInput(page).waitFor({ state: 'visible' });
+  }
+
+  it('should send a message and show the reply as it streams in', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = () =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        yield { type: 'delta', content: 'Once upon ' };
+        yield { type: 'delta', content: 'a time' };
+        await rest.promise;
+        yield { type: 'delta', content: ', a chat began.' };
+        yield { type: 'finish', model: 'fake-model', usage: { promptTokens: 20, completionTokens: 7 } };
+      })();
+    const page = await start({ llm });
+    await page.getByText('Provider: recording').waitFor();
+
+    await startChat(page, 'You tell very short stories.');
+    await messageInput(page).fill('Tell me a story about a chat');
+    await messageInput(page).press('Enter');
+
+    // The first deltas show while the reply is still being written.
+    await assistantReply(page, 'streaming', 'Once upon a time').waitFor();
+    await page.getByRole('button', { name: 'Stop' }).and(page.locator(':enabled')).waitFor();
+    await screenshot(page, '01-reply-streaming');
+
+    rest.resolve();
+    const reply = assistantReply(page, 'completed');
+    await reply.waitFor();
+    expect(await text(reply.locator('.message__content'))).toBe('Once upon a time, a chat began.');
+    expect(await text(reply.locator('.message__model'))).toBe('fake-model');
+    expect(await page.getByRole('button', { name: 'Stop' }).isDisabled()).toBe(true);
+    expect(await text(page.locator('#chat-meta'))).toContain('Model: gpt-4.1-mini');
+    expect(await text(page.locator('#chat-system'))).toBe('System prompt: You tell very short stories.');
+    expect(llm.calls[0].request.messages[0]).toEqual({ role: 'system', content: 'You tell very short stories.' });
+
+    await page.getByText('Summary', { exact: true }).click();
+    await page.locator('.summary-counts', { hasText: '2 messages (1 yours, 1 replies)' }).waitFor();
+    await screenshot(page, '02-reply-done-with-summary');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should stop a reply mid-way and leave it marked incomplete', async () => {
+    const llm = new RecordingLlmProvider();
+    llm.respond = (req, call) =>
+      call > 1
+        ? echoReply(req)
+        : (async function* (): AsyncGenerator<LlmStreamPart> {
+            yield { type: 'delta', content: 'Partial ' };
+            yield { type: 'delta', content: 'answer' };
+            await untilAborted(req);
+          })();
+    const page = await start({ llm });
+    await startChat(page);
+    await messageInput(page).fill('Write me a long essay');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Partial answer').waitFor();
+
+    await page.getByRole('button', { name: 'Stop' }).click();
+    const stopped = assistantReply(page, 'incomplete', 'Partial answer');
+    await stopped.waitFor();
+    expect(await text(stopped.locator('.badge'))).toBe('incomplete (stopped)');
+    await screenshot(page, '03-reply-stopped');
+
+    // The next turn waits for the chat, so once it is answered the stopped reply is stored.
+    await messageInput(page).fill('Are you there?');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'completed', 'reply to: Are you there?').waitFor();
+    expect(llm.calls[0].request.signal?.aborted).toBe(true);
+
+    // Reopened from the service, the stored reply is marked incomplete too.
+    await page.reload();
+    const stored = assistantReply(page, 'incomplete');
+    await stored.waitFor();
+    expect(await text(stored.locator('.message__content'))).toBe('Partial answer');
+    expect(await text(stored.locator('.badge'))).toBe('incomplete');
+    const chatId = new URL(page.url()).hash.slice(1);
+    const messages: MessagePageDto = (await http().get(`/chats/${chatId}/messages`).expect(200)).body;
+    expect(messages.data.map((m) => `${m.role}:${m.status}`)).toEqual([
+      'user:completed',
+      'assistant:incomplete',
+      'user:completed',
+      'assistant:completed',
+    ]);
+    await screenshot(page, '04-stopped-reply-reopened');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should work with the offline provider out of the box and show provider and model', async () => {
+    const page = await start();
+    await page.getByText('Provider: offline (no model configured: replies say so)').waitFor();
+    await startChat(page, 'You are a friendly travel planner. Keep answers short.');
+    for (const [n, content] of [
+      'What should I see in Lisbon in one day?',
+      'And where do I eat custard tarts?',
+    ].entries()) {
+      await messageInput(page).fill(content);
+      await messageInput(page).press('Enter');
+      await page.locator('#messages .message--assistant[data-status="completed"]').nth(n).waitFor();
+    }
+    const replies = page.locator('#messages .message--assistant');
+    expect(await text(replies.first().locator('.message__content'))).toMatch(/^No language model is configured/);
+    expect(await text(replies.first().locator('.message__model'))).toBe('offline');
+    await page.locator('#chat-list [aria-current="true"]', { hasText: 'What should I see in Lisbon' }).waitFor();
+
+    await page.getByText('Summary', { exact: true }).click();
+    await page.locator('.summary-counts', { hasText: '4 messages' }).waitFor();
+    await page.locator('.topics').waitFor();
+    await screenshot(page, 'playground');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should be usable on a phone-sized screen with the keyboard alone, and escape what it shows', async () => {
+    const page = await start({ viewport: { width: 390, height: 844 } });
+    await page.getByText('Provider: offline', { exact: false }).waitFor();
+    const focused = () => page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
+    const tabTo = async (id: string) => {
+      for (let i = 0; i < 30 && (await focused()) !== id; i += 1) await page.keyboard.press('Tab');
+      expect(await focused()).toBe(id);
+    };
+
+    await tabTo('system-prompt');
+    await page.keyboard.type('Answer in one line.');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter'); // New chat
+    await page.locator('#chat-list [aria-current="true"]').waitFor();
+    expect(await focused()).toBe('message-input');
+
+    const hostile = 'Hi <b>there</b> & <img src=x onerror="document.title=1"> "quotes"';
+    await page.keyboard.type(hostile);
+    await page.keyboard.press('Enter');
+    const reply = assistantReply(page, 'completed');
+    await reply.waitFor();
+    expect(await text(page.locator('#messages .message--user .message__content'))).toBe(hostile);
+    expect(await text(reply.locator('.message__content'))).toContain(`You said: "${hostile}"`);
+    // The chat's automatic title comes from the message too; it shows as text as well.
+    await page.locator('#chat-list [aria-current="true"]', { hasText: 'Hi <b>there</b>' }).waitFor();
+    expect(await page.locator('body b, body img').count()).toBe(0);
+
+    await tabTo('summary-toggle');
+    await page.keyboard.press('Enter');
+    await page.locator('.summary-counts', { hasText: '2 messages' }).waitFor();
+
+    // Every visible control is reached by Tab, and shows where the focus is.
+    const controls = await page.evaluate(() =>
+      Array.from(document.querySelectorAll('a[href], button, input, textarea, summary'))
+        .filter((node) => node.checkVisibility() && !node.disabled)
+        .map((node, index) => {
+          node.dataset.probe = String(index);
+          return index;
+        }),
+    );
+    const reached = new Set<string>();
+    for (let i = 0; i < controls.length * 2 + 2; i += 1) {
+      await page.keyboard.press('Tab');
+      const probe = await page.evaluate(() => {
+        const node = document.activeElement;
+        const style = node ? getComputedStyle(node) : null;
+        return { probe: node?.dataset.probe, outline: style ? `${style.outlineStyle} ${style.outlineWidth}` : '' };
+      });
+      if (probe.probe === undefined) continue;
+      reached.add(probe.probe);
+      expect(probe.outline).toBe('solid 3px');
+    }
+    expect([...reached].map(Number).sort((a, b) => a - b)).toEqual(controls);
+
+    // Nothing is wider than the phone.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await screenshot(page, '05-phone-keyboard');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should ask for the API key when the service needs one, and send it on every API call', async () => {
+    const key = 'acme-key-0123456789abcdef';
+    const apiCalls: { path: string; authorization?: string }[] = [];
+    const page = await start({
+      env: { API_KEYS: `acme:${key}` },
+      beforeLoad: async (page) =>
+        page.on('request', (req) => {
+          const path = new URL(req.url()).pathname;
+          if (path.startsWith('/chats')) apiCalls.push({ path, authorization: req.headers()['authorization'] });
+        }),
+    });
+
+    // The page itself needs no key; its first API call answers 401 and the page asks for one.
+    const notice = page.locator('#key-notice');
+    await page.locator('#key-panel[open]').waitFor();
+    await notice.filter({ hasText: 'This service needs an API key' }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('api-key');
+    await screenshot(page, '08-api-key-asked');
+
+    await page.keyboard.type('not-the-key-at-all');
+    await page.keyboard.press('Enter');
+    await notice.filter({ hasText: 'The API key is not valid.' }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('api-key');
+
+    await page.keyboard.type(key);
+    await page.keyboard.press('Enter');
+    await page.getByText('No chats yet.').waitFor();
+    expect(await text(page.locator('#key-summary'))).toBe('API key: set');
+
+    await startChat(page);
+    await messageInput(page).fill('Hello with a key');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'completed', 'Hello with a key').waitFor();
+    const withKey = apiCalls.slice(apiCalls.findIndex((call) => call.authorization === `Bearer ${key}`));
+    expect(withKey.length).toBeGreaterThan(3);
+    expect(withKey.filter((call) => call.authorization !== `Bearer ${key}`)).toEqual([]);
+    expect(withKey.map((call) => call.path)).toContainEqual(expect.stringMatching(/^\/chats\/[^/]+\/messages$/));
+    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([key]);
+    // The chat belongs to the key's tenant.
+    const chats = (await http().get('/chats').set('Authorization', `Bearer ${key}`).expect(200)).body;
+    expect(chats.data).toHaveLength(1);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should serve Swagger UI at /docs, whose "Try it out" creates a chat', async () => {
+    const page = await start();
+    await page.goto(`${baseUrl}/docs`);
+    const operation = page.locator('#operations-chats-ChatsController_create');
+    await operation.waitFor();
+    await screenshot(page, '06-docs'); // the operations, collapsed
+
+    await operation.locator('.opblock-summary').click();
+    await operation.getByRole('button', { name: 'Try it out' }).click();
+    await operation.getByRole('button', { name: 'Execute' }).click();
+    await operation.locator('.live-responses-table .response-col_status', { hasText: '201' }).waitFor();
+    await screenshot(operation, '07-docs-try-it-out');
+
+    const chats = (await http().get('/chats').expect(200)).body;
+    expect(chats.data).toHaveLength(1);
+    expect(chats.data[0]).toMatchObject({ title: 'Trip to Lisbon' });
+  });
+});
