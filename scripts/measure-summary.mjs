@@ -1,46 +1,173 @@
-// Times GET /chats/{id}/summary on a 5,000-message chat against the built service (npm run build
-// first), with the offline provider: cold (every message analysed), cached, and after one more turn.
+// Times GET /chats/{id}/summary of a 5,000-message chat against the built service (npm run build
+// first), with the offline provider, on each storage named in the arguments (default: memory sqlite):
+//   memory    the first summary (the turns were folded into the digest as they ran), a cached one,
+//             and one after one more turn;
+//   sqlite    a temp file: the same in the process that stored the chat, then after restarts (a new
+//   postgres  process over the same database), where the first summary analyses every message.
+//             PostgreSQL: its own schema of BENCH_POSTGRES_URL, dropped after.
+// MESSAGES (default 5000) and RESTARTS (default 3) change the sizes.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
+const require = createRequire(import.meta.url);
 const MESSAGES = Number(process.env.MESSAGES ?? 5000);
-const service = spawn(process.execPath, ['dist/main.js'], {
-  env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LLM_PROVIDER: 'offline', DATABASE_URL: '', NO_COLOR: '1' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-let output = '';
-const [base] = await new Promise((resolve) =>
-  service.stdout.on('data', (chunk) => {
-    output += chunk;
-    const match = /listening on (http:\/\/\S+)/.exec(output);
-    if (match) resolve([match[1]]);
-  }),
-);
-const post = (path, body) =>
-  fetch(`${base}${path}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-const sentences = [
+const RESTARTS = Number(process.env.RESTARTS ?? 3);
+const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const storages = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['memory', 'sqlite'];
+
+const SENTENCES = [
   'How do I configure the PostgreSQL connection pool for our service?',
   'The delivery was late again and I am really unhappy with the support.',
   'We loved the trip to Lisbon, the tram rides and the custard tarts were wonderful.',
   'Can you explain how the refund process works for cancelled orders?',
 ];
-const { id } = await (await post('/chats', { title: 'Summary benchmark' })).json();
-for (let i = 0; i < MESSAGES / 2; i++) await post(`/chats/${id}/messages`, { content: `${sentences[i % 4]} (#${i})` });
 
-async function timeSummary(label) {
-  const started = process.hrtime.bigint();
-  const response = await fetch(`${base}/chats/${id}/summary`);
-  const summary = await response.json();
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  console.log(`${label.padEnd(34)} ${ms.toFixed(1).padStart(8)} ms  (${summary.messageCount} messages)`);
+async function startService(databaseUrl) {
+  const child = spawn(process.execPath, ['dist/main.js'], {
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LLM_PROVIDER: 'offline',
+      DATABASE_URL: databaseUrl,
+      // 2,500 turns in a minute would be over the default limit.
+      RATE_LIMIT: '0',
+      LOG_FORMAT: 'json',
+      NO_COLOR: '1',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  const base = await new Promise((resolve, reject) => {
+    const onData = (chunk) => {
+      output += chunk;
+      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
+      if (match) {
+        child.stdout.off('data', onData);
+        child.stdout.resume();
+        resolve(match[1]);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`the service exited (${code}) before listening:\n${output}`)));
+  });
+  return {
+    base,
+    async stop() {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
 }
-await timeSummary('cold: every message analysed');
-await timeSummary('unchanged chat: cached');
-await post(`/chats/${id}/messages`, { content: 'One more question about the connection pool.' });
-await timeSummary('after one more turn: incremental');
-service.kill('SIGTERM');
-await once(service, 'exit');
+
+async function call(base, method, path, body) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+  return response.json();
+}
+
+async function seedChat(base) {
+  const { id } = await call(base, 'POST', '/chats', { title: 'Summary benchmark' });
+  for (let i = 0; i < MESSAGES / 2; i++) {
+    await call(base, 'POST', `/chats/${id}/messages`, { content: `${SENTENCES[i % 4]} (#${i})` });
+  }
+  return id;
+}
+
+async function timeSummary(base, chatId, storage, label) {
+  const started = process.hrtime.bigint();
+  const summary = await call(base, 'GET', `/chats/${chatId}/summary`);
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  console.log(
+    `${storage.padEnd(9)} ${label.padEnd(44)} ${ms.toFixed(1).padStart(8)} ms  (${summary.messageCount} messages)`,
+  );
+  return ms;
+}
+
+/** A cached summary, then one after one more turn. */
+async function timeWarmSummaries(base, chatId, storage) {
+  await timeSummary(base, chatId, storage, 'unchanged chat: cached');
+  await call(base, 'POST', `/chats/${chatId}/messages`, { content: 'One more question about the connection pool.' });
+  await timeSummary(base, chatId, storage, 'after one more turn');
+}
+
+async function measureMemory() {
+  const service = await startService('');
+  try {
+    const chatId = await seedChat(service.base);
+    await timeSummary(service.base, chatId, 'memory', 'first summary (turns folded in as they ran)');
+    await timeWarmSummaries(service.base, chatId, 'memory');
+  } finally {
+    await service.stop();
+  }
+}
+
+async function measureDatabase(storage, databaseUrl) {
+  const seeding = await startService(databaseUrl);
+  let chatId;
+  try {
+    chatId = await seedChat(seeding.base);
+    await timeSummary(seeding.base, chatId, storage, 'first summary (turns folded in as they ran)');
+  } finally {
+    await seeding.stop();
+  }
+  const colds = [];
+  for (let restart = 1; restart <= RESTARTS; restart++) {
+    const service = await startService(databaseUrl);
+    try {
+      colds.push(await timeSummary(service.base, chatId, storage, `restart ${restart}: first summary (cold)`));
+      if (restart === RESTARTS) await timeWarmSummaries(service.base, chatId, storage);
+    } finally {
+      await service.stop();
+    }
+  }
+  const median = [...colds].sort((a, b) => a - b)[Math.floor(colds.length / 2)];
+  console.log(`${storage.padEnd(9)} ${'cold after a restart: median'.padEnd(44)} ${median.toFixed(1).padStart(8)} ms`);
+}
+
+async function withSqliteFile(measure) {
+  const folder = mkdtempSync(join(tmpdir(), 'konko-summary-'));
+  try {
+    await measure(`sqlite:${join(folder, 'konko.db')}`);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+async function withPostgresSchema(measure) {
+  const { Client } = require('pg');
+  const admin = async (statement) => {
+    const client = new Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  const schema = `konko_summary_bench_${process.pid}`;
+  await admin(`create schema ${schema}`);
+  try {
+    const url = new URL(POSTGRES_URL);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    await measure(url.toString());
+  } finally {
+    await admin(`drop schema if exists ${schema} cascade`);
+  }
+}
+
+console.log(`GET /chats/{id}/summary of a ${MESSAGES}-message chat, offline provider`);
+for (const storage of storages) {
+  if (storage === 'memory') await measureMemory();
+  else if (storage === 'sqlite') await withSqliteFile((url) => measureDatabase('sqlite', url));
+  else if (storage === 'postgres') await withPostgresSchema((url) => measureDatabase('postgres', url));
+  else throw new Error(`unknown storage "${storage}": use memory, sqlite or postgres`);
+}
