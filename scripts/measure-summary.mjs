@@ -36,6 +36,9 @@ async function startService(databaseUrl) {
       DATABASE_URL: databaseUrl,
       // 2,500 turns in a minute would be over the default limit.
       RATE_LIMIT: '0',
+      // Open access, whatever the caller's environment says.
+      API_KEYS: '',
+      API_KEYS_FILE: '',
       LOG_FORMAT: 'json',
       NO_COLOR: '1',
     },
