@@ -6,8 +6,8 @@ import type { Chat, ChatChanges, ChatKey, NewChat } from './chat';
  * implementation; nothing else knows which one.
  *
  * Every chat belongs to one tenant, and every read and write names it ({@link ChatKey}): each
- * implementation matches the tenant in the query itself, so a chat of another tenant is never
- * loaded, and behaves exactly as a chat that does not exist.
+ * implementation matches the tenant in the same lookup as the chat (a SQL `where`, the in-memory
+ * record's check), so a chat of another tenant behaves exactly as a chat that does not exist.
  *
  * Chats are ordered by id (UUIDv7, so by creation); messages by `seq`.
  */

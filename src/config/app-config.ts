@@ -315,6 +315,15 @@ export function describeStorage(storage: StorageSettings): string {
   }
 }
 
+/** A key must outlive the requests that hold it, or a repeat could run beside its first request. */
+function parseIdempotencyTtl(value = '24h'): number {
+  const ttlMs = durationMs(value);
+  if (ttlMs < 60_000) {
+    throw new InvalidConfigError(`Invalid configuration: IDEMPOTENCY_TTL=${JSON.stringify(value)} must be at least 1m`);
+  }
+  return ttlMs;
+}
+
 function parseApiKeys(variable: string | undefined, file: string | undefined): ApiKey[] {
   try {
     const keys = [
@@ -406,7 +415,7 @@ export function parseAppConfig(env: Record<string, string | undefined>): AppConf
     rateLimitWindowMs: vars.RATE_LIMIT_WINDOW_MS ?? 60_000,
     redisUrl: vars.REDIS_URL,
     apiKeys: parseApiKeys(vars.API_KEYS, vars.API_KEYS_FILE),
-    idempotencyTtlMs: durationMs(vars.IDEMPOTENCY_TTL ?? '24h'),
+    idempotencyTtlMs: parseIdempotencyTtl(vars.IDEMPOTENCY_TTL),
   };
 }
 

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { IdempotencyKeyInUseError, IdempotencyKeyReusedError } from './idempotency-errors';
@@ -9,16 +9,20 @@ const SWEEP_INTERVAL_MS = 10 * 60_000;
 
 /**
  * A request's hold on its Idempotency-Key, from its claim until it completes or stops. While
- * held, the claim's lease is renewed, so it lapses only when this instance dies.
+ * held, the claim's lease is renewed; should it lapse anyway (the instance died or could not
+ * reach the storage for a whole lease), the key passes to a repeat and this hold's writes are void.
  * Requests without a key get {@link NO_KEY}, which remembers nothing.
  */
 export interface HeldIdempotencyKey {
   /** What an earlier attempt recorded before it stopped; null for a first attempt. */
   readonly progress: string | null;
   recordProgress(progress: string): Promise<void>;
-  /** Keeps `outcome` for repeats. */
+  /**
+   * Keeps `outcome` for repeats. Never throws: the work is done, and a key left running lapses
+   * with its lease, after which a repeat finds the work's result in the chat rather than redoing it.
+   */
   complete(outcome: string): Promise<void>;
-  /** Lets go without an outcome (a no-op after `complete`): the next repeat resumes. */
+  /** Lets go without an outcome (a no-op after `complete`): the next repeat resumes. Never throws. */
   release(): Promise<void>;
 }
 
@@ -49,7 +53,9 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
   async start(scope: IdempotencyScope | undefined, body: unknown): Promise<IdempotentStart> {
     if (!scope) return { kind: 'run', held: NO_KEY };
     const leaseMs = this.config.chatLockLeaseMs;
+    const holder = randomUUID();
     const claim = await this.store.claim(scope, {
+      holder,
       fingerprint: createHash('sha256')
         .update(stringify(body) ?? 'null')
         .digest('base64url'),
@@ -66,13 +72,16 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
         return { kind: 'replay', outcome: claim.response };
       case 'new':
       case 'resume':
-        return { kind: 'run', held: this.hold(scope, claim.kind === 'resume' ? claim.progress : null, leaseMs) };
+        return {
+          kind: 'run',
+          held: this.hold(scope, holder, claim.kind === 'resume' ? claim.progress : null, leaseMs),
+        };
     }
   }
 
-  private hold(scope: IdempotencyScope, progress: string | null, leaseMs: number): HeldIdempotencyKey {
+  private hold(scope: IdempotencyScope, holder: string, progress: string | null, leaseMs: number): HeldIdempotencyKey {
     const renewal = setInterval(() => {
-      this.store.renew(scope, Date.now() + leaseMs).catch((error: unknown) => this.warn('renew', error));
+      this.store.renew(scope, holder, Date.now() + leaseMs).catch((error: unknown) => this.warn('renew', error));
     }, leaseMs / 3);
     renewal.unref();
     let settled = false;
@@ -84,9 +93,14 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
     };
     return {
       progress,
-      recordProgress: (next) => this.store.recordProgress(scope, next),
-      complete: (outcome) => settle(() => this.store.complete(scope, outcome)),
-      release: () => settle(() => this.store.release(scope)),
+      recordProgress: (next) => this.store.recordProgress(scope, holder, next),
+      complete: (outcome) =>
+        settle(() => this.store.complete(scope, holder, outcome)).catch((error: unknown) =>
+          this.warn('complete', error),
+        ),
+      // A key left running lapses with its lease, so a failed release only delays a repeat.
+      release: () =>
+        settle(() => this.store.release(scope, holder)).catch((error: unknown) => this.warn('release', error)),
     };
   }
 

@@ -22,6 +22,8 @@ export type IdempotencyClaim =
   | { kind: 'mismatch' };
 
 export interface ClaimOptions {
+  /** Who claims: every later write for the claim names it, so a holder that lost the key changes nothing. */
+  holder: string;
   /** Identifies the request body; a repeat with another one is a mismatch. */
   fingerprint: string;
   /** How long the key is kept, counted from its first use. */
@@ -35,24 +37,26 @@ export interface ClaimOptions {
  * The storage port and DI token for Idempotency-Key records, bound with the ChatRepository to
  * the same storage. Each record is a small state machine: running (held by one request, for a
  * lease it renews) → stopped (failed; may carry progress to resume from) or completed (carries the
- * response). `claim` decides atomically, so of two requests racing with one key exactly one holds it.
- * Progress and responses are opaque strings to the store.
+ * response). `claim` decides atomically, so of two requests racing with one key one holds it; the
+ * writes after it apply only while the caller still holds it (a lapsed lease passes the key on).
+ * A running record under a live lease is never taken over or expired. Progress and responses are
+ * opaque strings to the store.
  */
 export abstract class IdempotencyStore {
   abstract claim(scope: IdempotencyScope, options: ClaimOptions): Promise<IdempotencyClaim>;
 
   /** Extends a running claim's lease. */
-  abstract renew(scope: IdempotencyScope, leaseUntil: number): Promise<void>;
+  abstract renew(scope: IdempotencyScope, holder: string, leaseUntil: number): Promise<void>;
 
   /** Records how far the running request got, for a repeat to resume from if it stops. */
-  abstract recordProgress(scope: IdempotencyScope, progress: string): Promise<void>;
+  abstract recordProgress(scope: IdempotencyScope, holder: string, progress: string): Promise<void>;
 
   /** The request finished: repeats replay `response` until the key expires. */
-  abstract complete(scope: IdempotencyScope, response: string): Promise<void>;
+  abstract complete(scope: IdempotencyScope, holder: string, response: string): Promise<void>;
 
   /** The request stopped without finishing: the next repeat resumes (or starts afresh without progress). */
-  abstract release(scope: IdempotencyScope): Promise<void>;
+  abstract release(scope: IdempotencyScope, holder: string): Promise<void>;
 
-  /** Forgets keys that expired by `now`; returns how many. */
+  /** Forgets keys that expired by `now`, but none still running under a live lease; returns how many. */
   abstract deleteExpired(now: number): Promise<number>;
 }

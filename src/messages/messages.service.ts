@@ -48,6 +48,8 @@ export interface ReplayedTurn {
 }
 
 const SEND_ROUTE = 'POST /chats/{chatId}/messages';
+/** A reply follows its message within the turns that were waiting then (MAX_PENDING_TURNS_PER_CHAT). */
+const REPLY_SEARCH_WINDOW = 1000;
 
 const turnFromJson = (text: string): Turn => {
   const { userMessage, assistantMessage } = JSON.parse(text) as Record<keyof Turn, unknown>;
@@ -91,8 +93,8 @@ export class MessagesService {
     if (start.kind === 'replay') return { kind: 'replay', turn: turnFromJson(start.outcome) };
     const { held } = start;
     try {
-      const admission = this.admission.admit(chat.chatId);
       const storedUserMessage = held.progress === null ? null : messageFromJson(JSON.parse(held.progress));
+      const admission = this.admission.admit(chat.chatId);
       return { kind: 'run', chat, content, contentTokens, admission, idempotencyKey: held, storedUserMessage };
     } catch (error) {
       await held.release();
@@ -135,7 +137,17 @@ export class MessagesService {
       if (admission.stopSignal.aborted) throw new ShuttingDownError();
       const chat = await this.chats.get(key);
       let userMessage = storedUserMessage;
-      if (!userMessage) {
+      if (userMessage) {
+        // An earlier attempt may have stored the reply and stopped before recording it: no second reply.
+        const storedReply = await this.completedReplyTo(key, userMessage);
+        if (storedReply) {
+          await idempotencyKey.complete(JSON.stringify({ userMessage, assistantMessage: storedReply }));
+          onEvent?.({ type: 'user_message', message: userMessage });
+          onEvent?.({ type: 'delta', content: storedReply.content });
+          onEvent?.({ type: 'assistant_message', message: storedReply });
+          return { userMessage, assistantMessage: storedReply };
+        }
+      } else {
         userMessage = await this.repository.appendMessage(key, {
           role: 'user',
           content,
@@ -195,6 +207,12 @@ export class MessagesService {
     const rows = await this.repository.listMessages(chat, { limit: limit + 1, afterSeq });
     const data = rows.slice(0, limit);
     return { data, nextCursor: rows.length > limit ? encodeCursor(scope, data[data.length - 1].seq) : null };
+  }
+
+  /** The completed reply to `userMessage`, looked for among the messages stored just after it. */
+  private async completedReplyTo(chat: ChatKey, userMessage: Message): Promise<Message | undefined> {
+    const after = await this.repository.listMessages(chat, { limit: REPLY_SEARCH_WINDOW, afterSeq: userMessage.seq });
+    return after.find((m) => m.inReplyTo === userMessage.id && m.status === 'completed');
   }
 
   /** Times one LLM call for the metrics and a debug line (which carries the request id). */

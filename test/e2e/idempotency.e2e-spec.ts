@@ -1,6 +1,7 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ChatDto } from '../../src/chats/dto/chat.dto';
+import { IdempotencyStore } from '../../src/idempotency/idempotency.store';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { MessageDto, TurnDto } from '../../src/messages/dto/message.dto';
 import { deferred } from '../support/deferred';
@@ -123,6 +124,18 @@ describe.each(storages)('Idempotency-Key on %s storage (e2e)', (_storage, create
     expect(messages.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
     expect((await send(chatId, 'Plan my day', 'turn-f').expect(201)).body).toEqual(retried);
     expect(llm.calls).toHaveLength(3);
+  });
+
+  it('should not generate a second reply when the first attempt stored it but could not record it', async () => {
+    await start();
+    const chatId = await newChat();
+    jest.spyOn(app.get(IdempotencyStore), 'complete').mockRejectedValueOnce(new Error('storage hiccup'));
+    const first = (await send(chatId, 'Once only', 'turn-c').expect(201)).body as TurnDto;
+    // The key was left running; once its lease lapses a repeat takes it over and finds the reply.
+    jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 60_000);
+    expect((await send(chatId, 'Once only', 'turn-c').expect(201)).body).toEqual(first);
+    expect(llm.calls).toHaveLength(1);
+    expect((await messagesOf(chatId)).map((m) => m.seq)).toEqual([1, 2]);
   });
 
   it('should answer 409 to a repeat while the first is still running, then its outcome', async () => {

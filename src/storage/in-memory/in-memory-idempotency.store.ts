@@ -7,6 +7,7 @@ import {
 } from '../../idempotency/idempotency.store';
 
 interface IdempotencyRecord {
+  holder: string;
   fingerprint: string;
   state: 'running' | 'stopped' | 'completed';
   progress: string | null;
@@ -23,10 +24,14 @@ const recordKey = ({ tenantId, route, chatId, key }: IdempotencyScope) =>
 export class InMemoryIdempotencyStore extends IdempotencyStore {
   private readonly records = new Map<string, IdempotencyRecord>();
 
-  async claim(scope: IdempotencyScope, { fingerprint, ttlMs, leaseMs, now }: ClaimOptions): Promise<IdempotencyClaim> {
+  async claim(
+    scope: IdempotencyScope,
+    { holder, fingerprint, ttlMs, leaseMs, now }: ClaimOptions,
+  ): Promise<IdempotencyClaim> {
     const id = recordKey(scope);
     const record = this.records.get(id);
     const running = (progress: string | null): IdempotencyRecord => ({
+      holder,
       fingerprint,
       state: 'running',
       progress,
@@ -34,36 +39,43 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
       leaseUntil: now + leaseMs,
       expiresAt: record && record.expiresAt > now ? record.expiresAt : now + ttlMs,
     });
-    if (!record || record.expiresAt <= now) {
+    const live = record?.state === 'running' && record.leaseUntil > now;
+    if (!record || (record.expiresAt <= now && !live)) {
       this.records.set(id, running(null));
       return { kind: 'new' };
     }
     if (record.fingerprint !== fingerprint) return { kind: 'mismatch' };
     if (record.state === 'completed') return { kind: 'replay', response: record.response! };
-    if (record.state === 'running' && record.leaseUntil > now) return { kind: 'in-progress' };
+    if (live) return { kind: 'in-progress' };
     this.records.set(id, running(record.progress));
     return { kind: 'resume', progress: record.progress };
   }
 
-  async renew(scope: IdempotencyScope, leaseUntil: number): Promise<void> {
+  /** The record while `holder` holds it. */
+  private held(scope: IdempotencyScope, holder: string): IdempotencyRecord | undefined {
     const record = this.records.get(recordKey(scope));
-    if (record?.state === 'running') record.leaseUntil = leaseUntil;
+    return record?.state === 'running' && record.holder === holder ? record : undefined;
   }
 
-  async recordProgress(scope: IdempotencyScope, progress: string): Promise<void> {
-    const record = this.records.get(recordKey(scope));
+  async renew(scope: IdempotencyScope, holder: string, leaseUntil: number): Promise<void> {
+    const record = this.held(scope, holder);
+    if (record) record.leaseUntil = leaseUntil;
+  }
+
+  async recordProgress(scope: IdempotencyScope, holder: string, progress: string): Promise<void> {
+    const record = this.held(scope, holder);
     if (record) record.progress = progress;
   }
 
-  async complete(scope: IdempotencyScope, response: string): Promise<void> {
-    const record = this.records.get(recordKey(scope));
+  async complete(scope: IdempotencyScope, holder: string, response: string): Promise<void> {
+    const record = this.held(scope, holder);
     if (record) Object.assign(record, { state: 'completed', response });
   }
 
-  async release(scope: IdempotencyScope): Promise<void> {
+  async release(scope: IdempotencyScope, holder: string): Promise<void> {
     const id = recordKey(scope);
-    const record = this.records.get(id);
-    if (record?.state !== 'running') return;
+    const record = this.held(scope, holder);
+    if (!record) return;
     if (record.progress === null) this.records.delete(id);
     else record.state = 'stopped';
   }
@@ -71,7 +83,7 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
   async deleteExpired(now: number): Promise<number> {
     let deleted = 0;
     for (const [id, record] of this.records) {
-      if (record.expiresAt <= now) {
+      if (record.expiresAt <= now && !(record.state === 'running' && record.leaseUntil > now)) {
         this.records.delete(id);
         deleted++;
       }

@@ -60,6 +60,7 @@ export interface IdempotencyKeysTable {
   route: string;
   chat_id: string;
   key: string;
+  holder: string;
   fingerprint: string;
   state: 'running' | 'stopped' | 'completed';
   progress: string | null;

@@ -108,6 +108,7 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
           // Not a reference: a key outlives nothing it names, it only expires.
           .addColumn('chat_id', 'text', (c) => c.notNull())
           .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('holder', 'text', (c) => c.notNull())
           .addColumn('fingerprint', 'text', (c) => c.notNull())
           .addColumn('state', 'text', (c) => c.notNull())
           .addColumn('progress', 'text')

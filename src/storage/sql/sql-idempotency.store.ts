@@ -44,7 +44,15 @@ export class SqlIdempotencyStore extends IdempotencyStore {
       .where('key', '=', key);
   }
 
-  async claim(scope: IdempotencyScope, { fingerprint, ttlMs, leaseMs, now }: ClaimOptions): Promise<IdempotencyClaim> {
+  /** The record while `holder` holds it. */
+  private updateHeld(scope: IdempotencyScope, holder: string) {
+    return this.update(scope).where('holder', '=', holder).where('state', '=', 'running');
+  }
+
+  async claim(
+    scope: IdempotencyScope,
+    { holder, fingerprint, ttlMs, leaseMs, now }: ClaimOptions,
+  ): Promise<IdempotencyClaim> {
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const inserted = await this.db
         .insertInto('idempotency_keys')
@@ -53,6 +61,7 @@ export class SqlIdempotencyStore extends IdempotencyStore {
           route: scope.route,
           chat_id: scope.chatId,
           key: scope.key,
+          holder,
           fingerprint,
           state: 'running',
           progress: null,
@@ -67,13 +76,15 @@ export class SqlIdempotencyStore extends IdempotencyStore {
 
       const row = await this.record(scope).executeTakeFirst();
       if (!row) continue; // expired and deleted meanwhile: insert again
-      const expired = Number(row.expires_at) <= now;
+      const live = row.state === 'running' && Number(row.lease_until) > now;
+      const expired = Number(row.expires_at) <= now && !live;
       if (!expired && row.fingerprint !== fingerprint) return { kind: 'mismatch' };
       if (!expired && row.state === 'completed') return { kind: 'replay', response: row.response! };
-      if (!expired && row.state === 'running' && Number(row.lease_until) > now) return { kind: 'in-progress' };
+      if (live) return { kind: 'in-progress' };
 
       // Expired (start afresh), stopped, or running under a lapsed lease (its holder crashed): take it over.
       const taken = await this.compareAndSet(scope, row, {
+        holder,
         fingerprint,
         state: 'running',
         lease_until: now + leaseMs,
@@ -91,6 +102,7 @@ export class SqlIdempotencyStore extends IdempotencyStore {
   ): Promise<boolean> {
     const result = await this.update(scope)
       .set(changes)
+      .where('holder', '=', seen.holder)
       .where('state', '=', seen.state)
       .where('lease_until', '=', Number(seen.lease_until))
       .where('expires_at', '=', Number(seen.expires_at))
@@ -98,19 +110,19 @@ export class SqlIdempotencyStore extends IdempotencyStore {
     return Number(result.numUpdatedRows) > 0;
   }
 
-  async renew(scope: IdempotencyScope, leaseUntil: number): Promise<void> {
-    await this.update(scope).set({ lease_until: leaseUntil }).where('state', '=', 'running').execute();
+  async renew(scope: IdempotencyScope, holder: string, leaseUntil: number): Promise<void> {
+    await this.updateHeld(scope, holder).set({ lease_until: leaseUntil }).execute();
   }
 
-  async recordProgress(scope: IdempotencyScope, progress: string): Promise<void> {
-    await this.update(scope).set({ progress }).where('state', '=', 'running').execute();
+  async recordProgress(scope: IdempotencyScope, holder: string, progress: string): Promise<void> {
+    await this.updateHeld(scope, holder).set({ progress }).execute();
   }
 
-  async complete(scope: IdempotencyScope, response: string): Promise<void> {
-    await this.update(scope).set({ state: 'completed', response }).where('state', '=', 'running').execute();
+  async complete(scope: IdempotencyScope, holder: string, response: string): Promise<void> {
+    await this.updateHeld(scope, holder).set({ state: 'completed', response }).execute();
   }
 
-  async release(scope: IdempotencyScope): Promise<void> {
+  async release(scope: IdempotencyScope, holder: string): Promise<void> {
     const { tenantId, route, chatId, key } = scope;
     // Nothing to resume from: forget the key, so a repeat starts afresh.
     await this.db
@@ -119,14 +131,19 @@ export class SqlIdempotencyStore extends IdempotencyStore {
       .where('route', '=', route)
       .where('chat_id', '=', chatId)
       .where('key', '=', key)
+      .where('holder', '=', holder)
       .where('state', '=', 'running')
       .where('progress', 'is', null)
       .execute();
-    await this.update(scope).set({ state: 'stopped' }).where('state', '=', 'running').execute();
+    await this.updateHeld(scope, holder).set({ state: 'stopped' }).execute();
   }
 
   async deleteExpired(now: number): Promise<number> {
-    const result = await this.db.deleteFrom('idempotency_keys').where('expires_at', '<=', now).executeTakeFirst();
+    const result = await this.db
+      .deleteFrom('idempotency_keys')
+      .where('expires_at', '<=', now)
+      .where((eb) => eb.or([eb('state', '!=', 'running'), eb('lease_until', '<=', now)]))
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 }
