@@ -2,6 +2,8 @@
 // the other, one table on stdout, the same figures as JSON (bench-results.json, or --out=<file>).
 // `--smoke` runs every workload briefly, to show the harness works; it exits non-zero when the
 // harness breaks (a request fails, a process does not start), never because a target is missed.
+// `--only=memory:W1,sqlite` measures only those (the bare server always runs); BENCH_CPU_PROF=<dir>
+// writes the service's CPU profiles there; BENCH_W5_MESSAGES changes W5's 100,000.
 import autocannon from 'autocannon';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -28,7 +30,7 @@ const SIZE = SMOKE
       w3Chats: 500,
       w4Sizes: [10, 1_000, 5_000],
       w4Turns: 40,
-      w5Messages: 100_000,
+      w5Messages: Number(process.env.BENCH_W5_MESSAGES ?? 100_000),
       w6Turns: 200,
     };
 const W1_CLIENTS = 64;
@@ -220,6 +222,7 @@ async function throughput(base, chatIds, seconds, body = { content: MESSAGE }, a
   const result = await autocannon({
     url: base,
     connections: chatIds.length,
+    timeout: 60,
     ...(amount ? { amount } : { duration: seconds }),
     method: 'POST',
     headers: { 'content-type': 'application/json' },
