@@ -108,7 +108,6 @@ export class InMemoryChatRepository extends ChatRepository {
   async appendMessage(key: ChatKey, input: NewMessage): Promise<Message> {
     const record = this.recordOf(key);
     if (!record) throw new ChatNotFoundError(key.chatId);
-    const { chatId } = key;
     const createdAt = new Date();
     // Spelled out rather than spread: V8 gives every object built by `{ ...input, more }` a hidden
     // class of its own, which costs hundreds of bytes per stored message and makes every reader of
