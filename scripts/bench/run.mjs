@@ -95,7 +95,7 @@ async function stopChild(child) {
 function serviceEnv(extra) {
   const env = { ...process.env };
   for (const key of Object.keys(env)) {
-    if (/^(OPENAI_|LLM_|DATABASE_URL$|PORT$|HOST$|API_KEYS$|REDIS_URL$|RATE_LIMIT|LOG_|AUTO_TITLE$)/.test(key)) {
+    if (/^(OPENAI_|LLM_|DATABASE_URL$|PORT$|HOST$|API_KEYS|REDIS_URL$|RATE_LIMIT|LOG_|AUTO_TITLE$)/.test(key)) {
       delete env[key];
     }
   }
