@@ -607,6 +607,14 @@ function table(r) {
   ].join('\n');
 }
 
+// Interrupted (Ctrl-C, a CI timeout): stop what it started rather than leave it running.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const child of children) child.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
 main().catch((error) => {
   process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
   for (const child of children) child.kill('SIGKILL');
