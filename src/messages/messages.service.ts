@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
+import { linkAbortSignals } from '../common/abort/linked-abort-signal';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
@@ -128,9 +129,10 @@ export class MessagesService {
     { signal: clientSignal, onEvent }: TurnOptions,
     onFirstMessageOfUntitledChat: (content: string) => void,
   ): Promise<Turn> {
-    const signal = clientSignal ? AbortSignal.any([clientSignal, admission.stopSignal]) : admission.stopSignal;
+    const linked = linkAbortSignals(...(clientSignal ? [clientSignal] : []), admission.stopSignal);
+    const signal = linked.signal;
     const waitingForLock = this.metrics.chatLockWait.startTimer();
-    return this.repository.withChatLock(key.chatId, async () => {
+    const turn = this.repository.withChatLock(key.chatId, async () => {
       waitingForLock();
       // Stopped while the turn waited: nothing was acknowledged, so nothing is stored.
       if (clientSignal?.aborted) throw new TurnCancelledError(null, null);
@@ -198,6 +200,7 @@ export class MessagesService {
       onEvent?.({ type: 'assistant_message', message: assistantMessage });
       return { userMessage, assistantMessage };
     });
+    return turn.finally(linked.release);
   }
 
   async listMessages(chat: ChatKey, { limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Message>> {

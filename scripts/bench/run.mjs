@@ -1,0 +1,622 @@
+// `npm run bench`: the built service on one core, the loopback upstream and the load generators on
+// the other, one table on stdout, the same figures as JSON (bench-results.json, or --out=<file>).
+// `--smoke` runs every workload briefly, to show the harness works; it exits non-zero when the
+// harness breaks (a request fails, a process does not start), never because a target is missed.
+// `--only=memory:W1,sqlite` measures only those (the bare server always runs); BENCH_CPU_PROF=<dir>
+// writes the service's CPU profiles there; BENCH_W5_MESSAGES changes W5's 100,000.
+import autocannon from 'autocannon';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { Pool } from 'undici';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const MAIN_JS = join(ROOT, 'dist/main.js');
+const args = process.argv.slice(2);
+const SMOKE = args.includes('--smoke');
+const OUT = resolve(args.find((a) => a.startsWith('--out='))?.slice(6) ?? join(ROOT, 'bench-results.json'));
+const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Sizes of each workload; the smoke run only shows that every part works. */
+const SIZE = SMOKE
+  ? { w1Seconds: 0.5, w2Seconds: 0.5, w3Chats: 20, w4Sizes: [10, 40, 80], w4Turns: 3, w5Messages: 500, w6Turns: 3 }
+  : {
+      w1Seconds: 10,
+      w2Seconds: 10,
+      w3Chats: 500,
+      w4Sizes: [10, 1_000, 5_000],
+      w4Turns: 40,
+      w5Messages: Number(process.env.BENCH_W5_MESSAGES ?? 100_000),
+      w6Turns: 200,
+    };
+const W1_CLIENTS = 64;
+const W2_CLIENTS = 16;
+const W2_UPSTREAM_MS = 100;
+const W3_UPSTREAM_MS = 1_000;
+const W6_UPSTREAM_MS = 20;
+const DEFAULT_REPLY = { replyChars: 60, pieces: 12, interTokenMs: 0 };
+const MESSAGE = 'How should we size the connection pool of a service whose traffic comes in bursts?';
+const MESSAGE_200 = MESSAGE.repeat(3).slice(0, 200);
+
+// ---------------------------------------------------------------- processes and cores
+
+const CORES = cpus().length;
+const PINNED = CORES >= 2 && hasTaskset();
+const SERVICE_CORE = '0';
+const LOAD_CORE = '1';
+
+function hasTaskset() {
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function spawnOn(core, command, argv, options) {
+  return PINNED ? spawn('taskset', ['-c', core, command, ...argv], options) : spawn(command, argv, options);
+}
+
+const children = new Set();
+
+async function startHelper(script) {
+  const child = spawnOn(LOAD_CORE, process.execPath, [join(ROOT, 'scripts/bench', script)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  let output = '';
+  const port = await new Promise((resolvePort, reject) => {
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+      const match = /listening (\d+)/.exec(output);
+      if (match) resolvePort(Number(match[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${output}`)));
+  });
+  return { child, base: `http://127.0.0.1:${port}`, stop: () => stopChild(child) };
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const deadline = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(deadline);
+  children.delete(child);
+}
+
+/** The environment of a service child: ours without anything that picks an LLM, storage or auth. */
+function serviceEnv(extra) {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) {
+    if (/^(OPENAI_|LLM_|DATABASE_URL$|PORT$|HOST$|API_KEYS|REDIS_URL$|RATE_LIMIT|LOG_|AUTO_TITLE$)/.test(key)) {
+      delete env[key];
+    }
+  }
+  return { ...env, NO_COLOR: '1', ...extra };
+}
+
+async function startService(upstreamBase, workDir, databaseUrl, label) {
+  const logFile = join(workDir, `service-${label}.log`);
+  const heapFile = join(workDir, `heap-${label}`);
+  const out = openSync(logFile, 'w');
+  const env = serviceEnv({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LLM_PROVIDER: 'openai',
+    OPENAI_BASE_URL: `${upstreamBase}/v1`,
+    OPENAI_API_KEY: 'bench',
+    LLM_MODEL: 'bench-model',
+    LLM_MAX_RETRIES: '0',
+    // W3 sends 500 turns at once; the default 64 would queue them behind each other.
+    LLM_MAX_CONCURRENCY: '1024',
+    RATE_LIMIT: '0',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'info',
+    BENCH_HEAP_FILE: heapFile,
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  });
+  const nodeArgs = ['--expose-gc', '--import', join(ROOT, 'scripts/bench/heap-probe.mjs')];
+  if (process.env.BENCH_CPU_PROF) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`);
+  // In a folder of its own, so no .env of the checkout changes what is measured.
+  const child = spawnOn(SERVICE_CORE, process.execPath, [...nodeArgs, MAIN_JS], {
+    cwd: workDir,
+    env,
+    stdio: ['ignore', out, out],
+  });
+  children.add(child);
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const startedAt = Date.now();
+  let base;
+  while (!base) {
+    if (exited || Date.now() - startedAt > 30_000) {
+      throw new Error(`the service (${label}) did not start:\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+    }
+    await sleep(50);
+    base = /listening on (http:\/\/[^\s"]+)/.exec(readFileSync(logFile, 'utf8'))?.[1];
+  }
+  return {
+    base,
+    child,
+    logFile,
+    /** CPU time the service has used so far (user + system), in ms: robust to a busy machine. */
+    cpuMs: () => cpuMsOf(child.pid),
+    async heapUsed() {
+      rmSync(heapFile, { force: true });
+      child.kill('SIGUSR2');
+      for (let i = 0; i < 200 && !existsSync(heapFile); i++) await sleep(25);
+      await sleep(25);
+      return Number(readFileSync(heapFile, 'utf8'));
+    },
+    stop: () => stopChild(child),
+  };
+}
+
+function cpuMsOf(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+// ---------------------------------------------------------------- HTTP clients
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+function clientFor(base, connections = 64) {
+  return new Pool(base, { connections, keepAliveTimeout: 60_000 });
+}
+
+async function call(pool, method, path, body, headers = {}) {
+  const response = await pool.request({
+    method,
+    path,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.body.text();
+  return { status: response.statusCode, json: text ? JSON.parse(text) : null, text };
+}
+
+async function expectStatus(promise, status, what) {
+  const response = await promise;
+  if (response.status !== status) throw new Error(`${what}: HTTP ${response.status} ${response.text.slice(0, 300)}`);
+  return response.json;
+}
+
+const setUpstream = (upstream, settings) => call(upstream, 'POST', '/_bench', { ...DEFAULT_REPLY, ...settings });
+
+async function createChats(pool, count) {
+  const ids = [];
+  for (let i = 0; i < count; i += 64) {
+    const batch = Array.from({ length: Math.min(64, count - i) }, () =>
+      expectStatus(call(pool, 'POST', '/chats', {}), 201, 'POST /chats'),
+    );
+    ids.push(...(await Promise.all(batch)).map((chat) => chat.id));
+  }
+  return ids;
+}
+
+const sendTurn = (pool, chatId, content = MESSAGE) =>
+  expectStatus(call(pool, 'POST', `/chats/${chatId}/messages`, { content }), 201, 'POST /chats/{id}/messages');
+
+function percentile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+function summarize(samples) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), count: sorted.length };
+}
+
+/** Every client on a chat of its own, as many turns as the service gives in `seconds`. */
+async function throughput(base, chatIds, seconds, body = { content: MESSAGE }, amount) {
+  let next = 0;
+  const result = await autocannon({
+    url: base,
+    connections: chatIds.length,
+    timeout: 60,
+    ...(amount ? { amount } : { duration: seconds }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    setupClient(client) {
+      client.setRequests([
+        {
+          method: 'POST',
+          path: `/chats/${chatIds[next++ % chatIds.length]}/messages`,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        },
+      ]);
+    },
+  });
+  const failed = result.non2xx + result.errors + result.timeouts;
+  if (failed > 0)
+    throw new Error(`load run: ${failed} of ${result.requests.total} requests failed (${result.non2xx} non-2xx)`);
+  return {
+    turnsPerSecond: Math.round(result.requests.total / (result.duration || seconds)),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    requests: result.requests.total,
+  };
+}
+
+/** `clients` closed loops for `seconds`, each on its own chat; latencies in ms. */
+async function latencies(pool, chatIds, seconds) {
+  const samples = [];
+  const until = now() + seconds * 1000;
+  await Promise.all(
+    chatIds.map(async (chatId) => {
+      while (now() < until) {
+        const started = now();
+        const { status, text } = await call(pool, 'POST', `/chats/${chatId}/messages`, { content: MESSAGE });
+        if (status !== 201) throw new Error(`latency run: HTTP ${status} ${text.slice(0, 200)}`);
+        samples.push(now() - started);
+      }
+    }),
+  );
+  return summarize(samples);
+}
+
+// ---------------------------------------------------------------- workloads
+
+async function w1(base, pool, cpuMs) {
+  const chats = await createChats(pool, W1_CLIENTS);
+  if (!SMOKE) await throughput(base, chats, 1); // warm-up: JIT, connections, pools
+  const cpuBefore = cpuMs();
+  const result = await throughput(base, chats, SIZE.w1Seconds);
+  return { ...result, cpuMsPerTurn: (cpuMs() - cpuBefore) / result.requests };
+}
+
+async function w2(pool, upstream, service) {
+  const chats = await createChats(pool, W2_CLIENTS);
+  if (upstream) await setUpstream(upstream, { latencyMs: W2_UPSTREAM_MS });
+  else await call(service, 'POST', '/_bench', { delayMs: W2_UPSTREAM_MS });
+  try {
+    return await latencies(pool, chats, SIZE.w2Seconds);
+  } finally {
+    if (upstream) await setUpstream(upstream, { latencyMs: 0 });
+    else await call(service, 'POST', '/_bench', { delayMs: 0 });
+  }
+}
+
+async function w3(base, upstream) {
+  const pool = clientFor(base, SIZE.w3Chats + 16);
+  try {
+    const chats = await createChats(pool, SIZE.w3Chats);
+    await setUpstream(upstream, { latencyMs: W3_UPSTREAM_MS });
+    const started = now();
+    await Promise.all(chats.map((chatId) => sendTurn(pool, chatId)));
+    return { wallSeconds: (now() - started) / 1000, chats: chats.length };
+  } finally {
+    await setUpstream(upstream, { latencyMs: 0 });
+    await pool.close();
+  }
+}
+
+/** Turns sent to one chat, 16 at a time (they queue in the service), until it holds `messages`. */
+async function fillChat(pool, chatId, from, messages) {
+  let turns = Math.floor((messages - from) / 2);
+  const worker = async () => {
+    while (turns-- > 0) await sendTurn(pool, chatId);
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+}
+
+async function w4(pool) {
+  const medians = {};
+  for (const size of SIZE.w4Sizes) {
+    // A small chat grows noticeably with every timed turn, so it gets one chat per timed turn.
+    const chatCount = size < 100 ? SIZE.w4Turns : 1;
+    const chats = await createChats(pool, chatCount);
+    for (const chatId of chats) await fillChat(pool, chatId, 0, size);
+    const samples = [];
+    for (let i = 0; i < SIZE.w4Turns; i++) {
+      const started = now();
+      await sendTurn(pool, chats[i % chatCount]);
+      samples.push(now() - started);
+    }
+    medians[size] = summarize(samples).p50;
+  }
+  const [small, , large] = SIZE.w4Sizes;
+  return { medianMs: medians, ratio: medians[large] / medians[small] };
+}
+
+async function w5(base, pool, upstream, service) {
+  await setUpstream(upstream, { replyChars: 200, pieces: 40 });
+  try {
+    const chats = await createChats(pool, W1_CLIENTS);
+    const before = await service.heapUsed();
+    const run = await throughput(base, chats, 0, { content: MESSAGE_200 }, SIZE.w5Messages / 2);
+    const after = await service.heapUsed();
+    const messages = run.requests * 2;
+    return { bytesPerMessage: Math.round((after - before) / messages), messages, heapBefore: before, heapAfter: after };
+  } finally {
+    await setUpstream(upstream, {});
+  }
+}
+
+/** Streamed turns one at a time: when the first `delta` arrives, less the upstream's first token. */
+async function w6(pool, upstream) {
+  const [chatId] = await createChats(pool, 1);
+  await setUpstream(upstream, { latencyMs: W6_UPSTREAM_MS, interTokenMs: 2 });
+  const firstDelta = [];
+  try {
+    for (let i = 0; i < SIZE.w6Turns; i++) {
+      const started = now();
+      const response = await pool.request({
+        method: 'POST',
+        path: `/chats/${chatId}/messages`,
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ content: `${MESSAGE} [ttft:${i}]` }),
+      });
+      if (response.statusCode !== 200) throw new Error(`stream: HTTP ${response.statusCode}`);
+      let text = '';
+      let seen;
+      for await (const chunk of response.body) {
+        text += chunk;
+        if (seen === undefined && text.includes('event: delta')) seen = now() - started;
+      }
+      if (seen === undefined || !text.includes('event: assistant_message')) {
+        throw new Error(`stream ended without a delta and the reply: ${text.slice(-600)}`);
+      }
+      firstDelta.push(seen);
+    }
+    const upstreamFirstToken = (await call(upstream, 'GET', '/_bench/ttft')).json;
+    if (Object.keys(upstreamFirstToken).length !== firstDelta.length)
+      throw new Error('stream: the upstream missed a turn');
+    const added = summarize(firstDelta.map((ms, i) => ms - upstreamFirstToken[i]));
+    return { p50Ms: added.p50, p99Ms: added.p99 };
+  } finally {
+    await setUpstream(upstream, {});
+  }
+}
+
+// ---------------------------------------------------------------- the run
+
+function machine() {
+  const cpu = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /model name\s*:\s*(.+)/.exec(cpu)?.[1] ?? 'unknown CPU';
+  return {
+    cpu: model,
+    cores: CORES,
+    node: process.version,
+    pinned: PINNED,
+    loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+  };
+}
+
+async function measureService(label, upstream, workDir, databaseUrl, workloads) {
+  const service = await startService(upstream.base, workDir, databaseUrl, label);
+  const pool = clientFor(service.base, 80);
+  const results = {};
+  try {
+    for (const name of workloads) {
+      process.stderr.write(`  ${label}: ${name} …\n`);
+      const upstreamPool = upstream.pool;
+      if (name === 'W1') results.W1 = await w1(service.base, pool, service.cpuMs);
+      if (name === 'W2') results.W2 = await w2(pool, upstreamPool);
+      if (name === 'W6') results.W6 = await w6(pool, upstreamPool);
+      if (name === 'W3') results.W3 = await w3(service.base, upstreamPool);
+      if (name === 'W4') results.W4 = await w4(pool);
+      if (name === 'W5') results.W5 = await w5(service.base, pool, upstreamPool, service);
+    }
+  } catch (error) {
+    error.message += `\n(service log: ${service.logFile})`;
+    throw error;
+  } finally {
+    await pool.close();
+    await service.stop();
+  }
+  return results;
+}
+
+async function withPostgresSchema(run) {
+  const schema = `konko_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  try {
+    await admin.connect();
+  } catch (error) {
+    return { skipped: `PostgreSQL at ${POSTGRES_URL} is not reachable (${error.message})` };
+  }
+  try {
+    await admin.query(`create schema ${schema}`);
+    const url = new URL(POSTGRES_URL);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    return await run(url.toString());
+  } finally {
+    await admin.query(`drop schema if exists ${schema} cascade`);
+    await admin.end();
+  }
+}
+
+/**
+ * `--only=memory:W1,sqlite` runs some of the measurements (for profiling); the bare server's are
+ * always taken, as the ceiling and baseline.
+ */
+const ONLY = args
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',')
+  .map((entry) => entry.split(':'));
+const PLAN = [
+  ['memory', ['W1', 'W2', 'W6', 'W3', 'W4', 'W5']],
+  ['sqlite', ['W1', 'W4']],
+  ['postgres', ['W1', 'W4']],
+]
+  .map(([store, workloads]) => [
+    store,
+    workloads.filter((w) => !ONLY || ONLY.some(([s, only]) => s === store && (only === undefined || only === w))),
+  ])
+  .filter(([, workloads]) => workloads.length > 0);
+
+async function main() {
+  if (!existsSync(MAIN_JS)) throw new Error('dist/main.js is missing: run `npm run build` first');
+  // The benchmark's own process drives the load from the other core than the service's.
+  if (PINNED) execFileSync('taskset', ['-cp', LOAD_CORE, String(process.pid)], { stdio: 'ignore' });
+  const workDir = mkdtempSync(join(tmpdir(), 'konko-bench-'));
+  const results = { machine: machine(), smoke: SMOKE, startedAt: new Date().toISOString() };
+  const upstream = await startHelper('fake-upstream.mjs');
+  upstream.pool = clientFor(upstream.base, 4);
+  const bare = await startHelper('bare-server.mjs');
+  // The ceiling runs where the service would.
+  if (PINNED) execFileSync('taskset', ['-cp', SERVICE_CORE, String(bare.child.pid)], { stdio: 'ignore' });
+  let failed = false;
+  try {
+    process.stderr.write('bare node:http server …\n');
+    const barePool = clientFor(bare.base, 80);
+    const fakeChats = Array.from({ length: W1_CLIENTS }, () => crypto.randomUUID());
+    if (!SMOKE) await throughput(bare.base, fakeChats, 1);
+    results.bare = {
+      W1: await w1Bare(bare, fakeChats),
+      W2: await w2Bare(barePool, fakeChats),
+    };
+    await barePool.close();
+    for (const [store, workloads] of PLAN) {
+      process.stderr.write(`${store} …\n`);
+      if (store === 'memory') results.memory = await measureService(store, upstream, workDir, undefined, workloads);
+      if (store === 'sqlite') {
+        const url = `sqlite:${join(workDir, 'bench.db')}`;
+        results.sqlite = await measureService(store, upstream, workDir, url, workloads);
+      }
+      if (store === 'postgres') {
+        results.postgres = await withPostgresSchema((url) => measureService(store, upstream, workDir, url, workloads));
+      }
+    }
+  } catch (error) {
+    failed = true;
+    process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
+  } finally {
+    await upstream.pool.close();
+    await upstream.stop();
+    await bare.stop();
+    for (const child of children) await stopChild(child);
+    if (!failed) rmSync(workDir, { recursive: true, force: true });
+  }
+  if (failed) process.exit(1);
+  results.finishedAt = new Date().toISOString();
+  writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`${table(results)}\nJSON: ${OUT}\n`);
+}
+
+async function w1Bare(bare, chats) {
+  const cpuBefore = cpuMsOf(bare.child.pid);
+  const result = await throughput(bare.base, chats, SIZE.w1Seconds);
+  return { ...result, cpuMsPerTurn: (cpuMsOf(bare.child.pid) - cpuBefore) / result.requests };
+}
+
+async function w2Bare(pool, chats) {
+  await call(pool, 'POST', '/_bench', { delayMs: W2_UPSTREAM_MS });
+  try {
+    return await latencies(pool, chats.slice(0, W2_CLIENTS), SIZE.w2Seconds);
+  } finally {
+    await call(pool, 'POST', '/_bench', { delayMs: 0 });
+  }
+}
+
+// ---------------------------------------------------------------- the table
+
+const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '—');
+/** ✓ or ✗ for a measured figure; blank when it was not measured. */
+const mark = (value, ok) => (value === undefined ? '' : ok(value) ? '✓' : '✗');
+
+function table(r) {
+  const bare = r.bare;
+  const m = r.memory ?? {};
+  const sqlite = r.sqlite?.skipped ? {} : (r.sqlite ?? {});
+  const postgres = r.postgres?.skipped ? {} : (r.postgres ?? {});
+  const w1 = (x) =>
+    x
+      ? `${x.turnsPerSecond} turns/s, p50 ${fmt(x.p50Ms, 0)} ms, p99 ${fmt(x.p99Ms, 0)} ms, CPU ${fmt(x.cpuMsPerTurn, 3)} ms/turn` +
+        (x === bare.W1 ? '' : ` (${Math.round((100 * x.turnsPerSecond) / bare.W1.turnsPerSecond)}% of ceiling)`)
+      : (r.postgres?.skipped ?? '—');
+  const w4 = (x) =>
+    x
+      ? `${Object.values(x.medianMs)
+          .map((ms) => fmt(ms, 2))
+          .join(' / ')} ms; ratio ${fmt(x.ratio, 2)}`
+      : '—';
+  const added = m.W2 && { p50: m.W2.p50 - bare.W2.p50, p99: m.W2.p99 - bare.W2.p99 };
+  const tps = (x) => x?.turnsPerSecond;
+  const rows = [
+    ['W1 memory: 64 clients, 0 ms upstream', w1(m.W1), '≥ 2,500 turns/s', mark(tps(m.W1), (v) => v >= 2500)],
+    ['W1 SQLite', w1(sqlite.W1), '≥ 1,000 turns/s', mark(tps(sqlite.W1), (v) => v >= 1000)],
+    ['W1 PostgreSQL', w1(postgres.W1), '≥ 1,000 turns/s', mark(tps(postgres.W1), (v) => v >= 1000)],
+    ['W1 ceiling: bare node:http', w1(bare.W1), '', ''],
+    [
+      `W2 memory: 16 clients, ${W2_UPSTREAM_MS} ms upstream`,
+      added
+        ? `p50 ${fmt(m.W2.p50, 2)} ms, p99 ${fmt(m.W2.p99, 2)} ms; over bare: p50 +${fmt(added.p50, 2)}, p99 +${fmt(added.p99, 2)} ms`
+        : '—',
+      'p50 +≤ 1 ms, p99 +≤ 5 ms',
+      mark(added, (v) => v.p50 <= 1 && v.p99 <= 5),
+    ],
+    [
+      `W2 baseline: bare node:http, ${W2_UPSTREAM_MS} ms delay`,
+      `p50 ${fmt(bare.W2.p50, 2)} ms, p99 ${fmt(bare.W2.p99, 2)} ms`,
+      '',
+      '',
+    ],
+    [
+      `W3 memory: ${SIZE.w3Chats} chats at once, ${W3_UPSTREAM_MS} ms upstream`,
+      m.W3 ? `${fmt(m.W3.wallSeconds, 3)} s` : '—',
+      '< 1.1 s',
+      mark(m.W3?.wallSeconds, (v) => v < 1.1),
+    ],
+    [
+      `W4 memory: median turn at ${SIZE.w4Sizes.join(' / ')} messages`,
+      w4(m.W4),
+      'ratio ≤ 1.2',
+      mark(m.W4?.ratio, (v) => v <= 1.2),
+    ],
+    ['W4 SQLite', w4(sqlite.W4), 'ratio ≤ 1.3', mark(sqlite.W4?.ratio, (v) => v <= 1.3)],
+    ['W4 PostgreSQL', w4(postgres.W4), 'ratio ≤ 1.3', mark(postgres.W4?.ratio, (v) => v <= 1.3)],
+    [
+      `W5 memory: bytes per 200-char message, ${SIZE.w5Messages.toLocaleString('en')} stored`,
+      m.W5 ? `${m.W5.bytesPerMessage} B` : '—',
+      '≤ 700 B',
+      mark(m.W5?.bytesPerMessage, (v) => v <= 700),
+    ],
+    [
+      'W6 memory: first delta − upstream first token',
+      m.W6 ? `p50 ${fmt(m.W6.p50Ms, 2)} ms, p99 ${fmt(m.W6.p99Ms, 2)} ms` : '—',
+      'p50 < 2 ms',
+      mark(m.W6?.p50Ms, (v) => v < 2),
+    ],
+  ];
+  const head = ['workload', 'result', 'target', 'met'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => String(row[i]).length)));
+  const line = (cells) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
+  const mc = r.machine;
+  return [
+    `Konko Chat API benchmark${r.smoke ? ' (smoke: sizes too small to mean anything)' : ''}`,
+    `${mc.cpu}, ${mc.cores} cores, Node ${mc.node}; service on core ${SERVICE_CORE}, load and upstream on core ${LOAD_CORE}` +
+      `${mc.pinned ? '' : ' (not pinned: no taskset)'}; load average at start ${mc.loadAverage}`,
+    '',
+    line(head),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+  ].join('\n');
+}
+
+// Interrupted (Ctrl-C, a CI timeout): stop what it started rather than leave it running.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const child of children) child.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
+  for (const child of children) child.kill('SIGKILL');
+  process.exit(1);
+});
