@@ -1,6 +1,6 @@
 // Times GET /chats/{id}/summary of a 5,000-message chat against the built service (npm run build
 // first), with the offline provider, on each storage named in the arguments (default: memory sqlite):
-//   memory    the first summary (the turns were folded into the digest as they ran), a cached one,
+//   memory    the first summary (it analyses every message), a cached one,
 //             and one after one more turn;
 //   sqlite    a temp file: the same in the process that stored the chat, then after restarts (a new
 //   postgres  process over the same database), where the first summary analyses every message.
@@ -106,7 +106,7 @@ async function measureMemory() {
   const service = await startService('');
   try {
     const chatId = await seedChat(service.base);
-    await timeSummary(service.base, chatId, 'memory', 'first summary (turns folded in as they ran)');
+    await timeSummary(service.base, chatId, 'memory', 'first summary (analyses every message)');
     await timeWarmSummaries(service.base, chatId, 'memory');
   } finally {
     await service.stop();
@@ -118,7 +118,7 @@ async function measureDatabase(storage, databaseUrl) {
   let chatId;
   try {
     chatId = await seedChat(seeding.base);
-    await timeSummary(seeding.base, chatId, storage, 'first summary (turns folded in as they ran)');
+    await timeSummary(seeding.base, chatId, storage, 'first summary (analyses every message)');
   } finally {
     await seeding.stop();
   }
