@@ -39,7 +39,7 @@ export class ChatsService {
         model: input.model ?? this.config.llmModel,
         metadata: input.metadata ?? {},
       });
-      await start.held.complete(JSON.stringify(chat));
+      await start.held.complete(chat);
       return { chat, replayed: false };
     } finally {
       await start.held.release();

@@ -16,12 +16,13 @@ const SWEEP_INTERVAL_MS = 10 * 60_000;
 export interface HeldIdempotencyKey {
   /** What an earlier attempt recorded before it stopped; null for a first attempt. */
   readonly progress: string | null;
-  recordProgress(progress: string): Promise<void>;
+  /** Records `progress` (kept as JSON) for a repeat to resume from. */
+  recordProgress(progress: unknown): Promise<void>;
   /**
-   * Keeps `outcome` for repeats. Never throws: the work is done, and a key left running lapses
+   * Keeps `outcome` (as JSON) for repeats. Never throws: the work is done, and a key left running lapses
    * with its lease, after which a repeat finds the work's result in the chat rather than redoing it.
    */
-  complete(outcome: string): Promise<void>;
+  complete(outcome: unknown): Promise<void>;
   /** Lets go without an outcome (a no-op after `complete`): the next repeat resumes. Never throws. */
   release(): Promise<void>;
 }
@@ -93,9 +94,9 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
     };
     return {
       progress,
-      recordProgress: (next) => this.store.recordProgress(scope, holder, next),
+      recordProgress: (next) => this.store.recordProgress(scope, holder, JSON.stringify(next)),
       complete: (outcome) =>
-        settle(() => this.store.complete(scope, holder, outcome)).catch((error: unknown) =>
+        settle(() => this.store.complete(scope, holder, JSON.stringify(outcome))).catch((error: unknown) =>
           this.warn('complete', error),
         ),
       // A key left running lapses with its lease, so a failed release only delays a repeat.

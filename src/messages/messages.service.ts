@@ -143,7 +143,7 @@ export class MessagesService {
         // An earlier attempt may have stored the reply and stopped before recording it: no second reply.
         const storedReply = await this.completedReplyTo(key, userMessage);
         if (storedReply) {
-          await idempotencyKey.complete(JSON.stringify({ userMessage, assistantMessage: storedReply }));
+          await idempotencyKey.complete({ userMessage, assistantMessage: storedReply });
           onEvent?.({ type: 'user_message', message: userMessage });
           onEvent?.({ type: 'delta', content: storedReply.content });
           onEvent?.({ type: 'assistant_message', message: storedReply });
@@ -159,7 +159,7 @@ export class MessagesService {
           usage: null,
           tokenCount: contentTokens,
         });
-        await idempotencyKey.recordProgress(JSON.stringify(userMessage));
+        await idempotencyKey.recordProgress(userMessage);
         if (userMessage.seq === 1 && chat.title === null) onFirstMessageOfUntitledChat(content);
       }
       onEvent?.({ type: 'user_message', message: userMessage });
@@ -196,7 +196,7 @@ export class MessagesService {
       llmCall.end('completed', finish?.usage ?? null);
 
       const assistantMessage = await this.storeReply(chat, userMessage, reply, 'completed', finish);
-      await idempotencyKey.complete(JSON.stringify({ userMessage, assistantMessage }));
+      await idempotencyKey.complete({ userMessage, assistantMessage });
       onEvent?.({ type: 'assistant_message', message: assistantMessage });
       return { userMessage, assistantMessage };
     });
