@@ -2,12 +2,11 @@
 // and PostgreSQL (its own schema of BENCH_POSTGRES_URL, dropped after; skipped if unreachable):
 // the repository's keyset query at the start, middle and end of the chat, the same pages over
 // HTTP from the built service, and the query plan. Run `npm run build` first.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startBuiltService } from './support/built-service.mjs';
 
 const require = createRequire(import.meta.url);
 const { sql } = require('kysely');
@@ -76,31 +75,6 @@ async function queryPlan(database, chatId) {
   return rows.map((r) => r['QUERY PLAN'].trim()).join('; ');
 }
 
-async function startService(databaseUrl) {
-  const service = spawn(process.execPath, ['dist/main.js'], {
-    env: {
-      ...process.env,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LLM_PROVIDER: 'offline',
-      DATABASE_URL: databaseUrl,
-      NO_COLOR: '1',
-      RATE_LIMIT: '0',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let output = '';
-  const base = await new Promise((resolve, reject) => {
-    service.stdout.on('data', (chunk) => {
-      output += chunk;
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
-      if (match) resolve(match[1]);
-    });
-    service.once('exit', (code) => reject(new Error(`service exited with ${code}: ${output}`)));
-  });
-  return { base, stop: async () => (service.kill('SIGTERM'), await once(service, 'exit')) };
-}
-
 async function measure(label, settings, databaseUrl) {
   const { database } = await openSqlDatabase(settings);
   const repository = new SqlChatRepository(database, 30_000);
@@ -121,7 +95,7 @@ async function measure(label, settings, databaseUrl) {
         `  repository ${name.padEnd(12)} ${await time(() => repository.listMessages(chatId, { limit: PAGE + 1, afterSeq }))}`,
       );
     }
-    const service = await startService(databaseUrl);
+    const service = await startBuiltService({ DATABASE_URL: databaseUrl, RATE_LIMIT: '0' });
     try {
       for (const [name, afterSeq] of positions) {
         const cursor = afterSeq === undefined ? '' : `&cursor=${encodeCursor(`messages:${chatId}`, afterSeq)}`;

@@ -6,12 +6,11 @@
 //   postgres  process over the same database), where the first summary analyses every message.
 //             PostgreSQL: its own schema of BENCH_POSTGRES_URL, dropped after.
 // MESSAGES (default 5000) and RESTARTS (default 3) change the sizes.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startBuiltService } from './support/built-service.mjs';
 
 const require = createRequire(import.meta.url);
 const MESSAGES = Number(process.env.MESSAGES ?? 5000);
@@ -26,46 +25,9 @@ const SENTENCES = [
   'Can you explain how the refund process works for cancelled orders?',
 ];
 
-async function startService(databaseUrl) {
-  const child = spawn(process.execPath, ['dist/main.js'], {
-    env: {
-      ...process.env,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LLM_PROVIDER: 'offline',
-      DATABASE_URL: databaseUrl,
-      // 2,500 turns in a minute would be over the default limit.
-      RATE_LIMIT: '0',
-      // Open access, whatever the caller's environment says.
-      API_KEYS: '',
-      API_KEYS_FILE: '',
-      LOG_FORMAT: 'json',
-      NO_COLOR: '1',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let output = '';
-  const base = await new Promise((resolve, reject) => {
-    const onData = (chunk) => {
-      output += chunk;
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
-      if (match) {
-        child.stdout.off('data', onData);
-        child.stdout.resume();
-        resolve(match[1]);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`the service exited (${code}) before listening:\n${output}`)));
-  });
-  return {
-    base,
-    async stop() {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    },
-  };
-}
+/** In memory unless `databaseUrl`; open and without rate limits (2,500 turns a minute would be over them). */
+const startService = (databaseUrl) =>
+  startBuiltService({ RATE_LIMIT: '0', ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) });
 
 async function call(base, method, path, body) {
   const response = await fetch(`${base}${path}`, {

@@ -7,15 +7,14 @@
  * disconnecting mid-reply, every failure retried with its Idempotency-Key, as a careful client
  * does), then reads every chat back and checks its invariants. Exits 1 on any violation.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createParser } from 'eventsource-parser';
 import pg from 'pg';
+import { startBuiltService } from './support/built-service.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,7 +28,6 @@ const { values: args } = parseArgs({
 const DURATION_MS = Number(args.duration) * 1000;
 const CLIENTS = Number(args.clients);
 const CHATS = Number(args.chats);
-const MAIN_JS = resolve(import.meta.dirname, '../dist/main.js');
 const LLM_TIMEOUT_MS = 1500;
 const MAX_ATTEMPTS = 6;
 const STUCK_MS = 30_000;
@@ -133,34 +131,6 @@ async function openStorage(kind) {
   const url = new URL(args.postgres);
   url.searchParams.set('options', `-c search_path=${schema}`);
   return { env: { DATABASE_URL: url.toString() }, drop: () => admin(`drop schema if exists ${schema} cascade`) };
-}
-
-async function startService(env) {
-  const child = spawn(process.execPath, [MAIN_JS], {
-    env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', LOG_FORMAT: 'json', NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const baseUrl = await new Promise((ok, fail) => {
-    const onData = (chunk) => {
-      output = (output + chunk).slice(-20_000);
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) ok(match[1]);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => fail(new Error(`service exited with ${code}: ${output}`)));
-  });
-  child.stdout.resume();
-  return {
-    baseUrl,
-    stop: async () => {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const [code] = await exited;
-      if (code !== 0) throw new Error(`service exited with ${code}: ${output.slice(-2000)}`);
-    },
-  };
 }
 
 // ── Clients ───────────────────────────────────────────────────────────────────────────────────
@@ -300,7 +270,7 @@ async function soak(storageKind) {
   const injected = new Map();
   const upstream = await startUpstream(injected);
   const storage = await openStorage(storageKind);
-  const service = await startService({
+  const service = await startBuiltService({
     ...storage.env,
     OPENAI_BASE_URL: upstream.url,
     OPENAI_API_KEY: 'soak',
@@ -312,7 +282,7 @@ async function soak(storageKind) {
   try {
     const chatIds = [];
     for (let i = 0; i < CHATS; i++)
-      chatIds.push((await (await fetch(`${service.baseUrl}/chats`, { method: 'POST' })).json()).id);
+      chatIds.push((await (await fetch(`${service.base}/chats`, { method: 'POST' })).json()).id);
     const stats = {
       stuck: [],
       requests: 0,
@@ -326,14 +296,14 @@ async function soak(storageKind) {
     const startedAt = Date.now();
     await Promise.all(
       Array.from({ length: CLIENTS }, (_, i) =>
-        runClient(service.baseUrl, chatIds, i, startedAt + DURATION_MS, stats, turns),
+        runClient(service.base, chatIds, i, startedAt + DURATION_MS, stats, turns),
       ),
     );
     const seconds = (Date.now() - startedAt) / 1000;
     const violations = [...stats.stuck];
     let stored = 0;
     for (const chatId of chatIds) {
-      const messages = await readAll(service.baseUrl, chatId);
+      const messages = await readAll(service.base, chatId);
       stored += messages.length;
       checkChat(
         messages,

@@ -13,9 +13,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Pool } from 'undici';
+import { MAIN_JS, serviceEnv } from '../support/built-service.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const MAIN_JS = join(ROOT, 'dist/main.js');
+
 const args = process.argv.slice(2);
 const SMOKE = args.includes('--smoke');
 const OUT = resolve(args.find((a) => a.startsWith('--out='))?.slice(6) ?? join(ROOT, 'bench-results.json'));
@@ -89,17 +90,6 @@ async function stopChild(child) {
   await exited;
   clearTimeout(deadline);
   children.delete(child);
-}
-
-/** The environment of a service child: ours without anything that picks an LLM, storage or auth. */
-function serviceEnv(extra) {
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) {
-    if (/^(OPENAI_|LLM_|DATABASE_URL$|PORT$|HOST$|API_KEYS|REDIS_URL$|RATE_LIMIT|LOG_|AUTO_TITLE$)/.test(key)) {
-      delete env[key];
-    }
-  }
-  return { ...env, NO_COLOR: '1', ...extra };
 }
 
 async function startService(upstreamBase, workDir, databaseUrl, label) {
