@@ -21,7 +21,14 @@ const RUNS = 50;
 const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function fillChat(database, repository) {
-  const chat = await repository.createChat({ title: 'Page benchmark', systemPrompt: null, model: 'm', metadata: {} });
+  // The open tenant's, so the service (run without API keys) serves it over HTTP too.
+  const chat = await repository.createChat({
+    tenantId: 'default',
+    title: 'Page benchmark',
+    systemPrompt: null,
+    model: 'm',
+    metadata: {},
+  });
   const createdAt = new Date().toISOString();
   for (let from = 1; from <= MESSAGES; from += 1000) {
     const rows = [];
@@ -92,7 +99,7 @@ async function measure(label, settings, databaseUrl) {
     ];
     for (const [name, afterSeq] of positions) {
       console.log(
-        `  repository ${name.padEnd(12)} ${await time(() => repository.listMessages(chatId, { limit: PAGE + 1, afterSeq }))}`,
+        `  repository ${name.padEnd(12)} ${await time(() => repository.listMessages({ tenantId: 'default', chatId }, { limit: PAGE + 1, afterSeq }))}`,
       );
     }
     const service = await startBuiltService({ DATABASE_URL: databaseUrl, RATE_LIMIT: '0' });
