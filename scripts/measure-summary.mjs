@@ -1,9 +1,10 @@
 // Times GET /chats/{id}/summary of a 5,000-message chat against the built service (npm run build
 // first), with the offline provider, on each storage named in the arguments (default: memory sqlite):
-//   memory    the first summary (it analyses every message), a cached one,
+//   memory    the first summary (right after the last turn: what background folding has not
+//             reached yet is analysed then), a cached one,
 //             and one after one more turn;
 //   sqlite    a temp file: the same in the process that stored the chat, then after restarts (a new
-//   postgres  process over the same database), where the first summary analyses every message.
+//   postgres  process over the same database), where the first summary starts from the stored digest.
 //             PostgreSQL: its own schema of BENCH_POSTGRES_URL, dropped after.
 // MESSAGES (default 5000) and RESTARTS (default 3) change the sizes.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -68,7 +69,7 @@ async function measureMemory() {
   const service = await startService('');
   try {
     const chatId = await seedChat(service.base);
-    await timeSummary(service.base, chatId, 'memory', 'first summary (analyses every message)');
+    await timeSummary(service.base, chatId, 'memory', 'first summary, right after the last turn');
     await timeWarmSummaries(service.base, chatId, 'memory');
   } finally {
     await service.stop();
@@ -80,7 +81,7 @@ async function measureDatabase(storage, databaseUrl) {
   let chatId;
   try {
     chatId = await seedChat(seeding.base);
-    await timeSummary(seeding.base, chatId, storage, 'first summary (analyses every message)');
+    await timeSummary(seeding.base, chatId, storage, 'first summary, right after the last turn');
   } finally {
     await seeding.stop();
   }
@@ -88,7 +89,7 @@ async function measureDatabase(storage, databaseUrl) {
   for (let restart = 1; restart <= RESTARTS; restart++) {
     const service = await startService(databaseUrl);
     try {
-      colds.push(await timeSummary(service.base, chatId, storage, `restart ${restart}: first summary (cold)`));
+      colds.push(await timeSummary(service.base, chatId, storage, `restart ${restart}: first summary`));
       if (restart === RESTARTS) await timeWarmSummaries(service.base, chatId, storage);
     } finally {
       await service.stop();

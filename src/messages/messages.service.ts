@@ -10,6 +10,7 @@ import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
 import { LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
 import { Metrics } from '../metrics/metrics';
+import { ChatDigests } from '../summaries/chat-digests';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
 import { Message, messageFromJson, MessageStatus } from './message';
@@ -76,6 +77,7 @@ export class MessagesService {
     private readonly llm: LlmProvider,
     private readonly tokens: TokenCounter,
     private readonly titles: ChatTitler,
+    private readonly digests: ChatDigests,
     private readonly metrics: Metrics,
     private readonly admission: TurnAdmission,
     private readonly idempotency: IdempotencyService,
@@ -114,7 +116,9 @@ export class MessagesService {
     let untitledFirstMessage: string | undefined;
     this.metrics.turnsInFlight.inc();
     try {
-      return await this.runLockedTurn(turn, options, (firstMessage) => (untitledFirstMessage = firstMessage));
+      const done = await this.runLockedTurn(turn, options, (firstMessage) => (untitledFirstMessage = firstMessage));
+      this.digests.noteStored(turn.chat, done.assistantMessage.seq);
+      return done;
     } finally {
       turn.admission.release();
       // After a failure the key stays with what was stored, so a repeat only generates the reply.

@@ -2,9 +2,12 @@ import { Logger, Module } from '@nestjs/common';
 import { ChatRepository } from '../chats/chat.repository';
 import { AppConfig, appConfig } from '../config/app-config';
 import { IdempotencyStore } from '../idempotency/idempotency.store';
+import { ChatDigestStore } from '../summaries/chat-digest.store';
+import { InMemoryChatDigestStore } from './in-memory/in-memory-chat-digest.store';
 import { InMemoryChatRepository } from './in-memory/in-memory-chat.repository';
 import { InMemoryIdempotencyStore } from './in-memory/in-memory-idempotency.store';
 import { openSqlDatabase } from './open-sql-database';
+import { SqlChatDigestStore } from './sql/sql-chat-digest.store';
 import { SqlChatRepository } from './sql/sql-chat.repository';
 import type { SqlDatabase } from './sql/sql-database';
 import { SqlIdempotencyStore } from './sql/sql-idempotency.store';
@@ -13,7 +16,8 @@ import { SqlIdempotencyStore } from './sql/sql-idempotency.store';
 const SQL_DATABASE = Symbol('SQL_DATABASE');
 
 /**
- * Binds the storage ports, {@link ChatRepository} and {@link IdempotencyStore}, from DATABASE_URL:
+ * Binds the storage ports, {@link ChatRepository}, {@link IdempotencyStore} and
+ * {@link ChatDigestStore}, from DATABASE_URL:
  * in memory when unset, else SQLite or PostgreSQL, migrated to the latest schema before the
  * service starts. Nothing outside this module knows which one is bound.
  */
@@ -41,7 +45,17 @@ const SQL_DATABASE = Symbol('SQL_DATABASE');
       useFactory: (database: SqlDatabase | null): IdempotencyStore =>
         database ? new SqlIdempotencyStore(database) : new InMemoryIdempotencyStore(),
     },
+    {
+      provide: ChatDigestStore,
+      inject: [SQL_DATABASE, ChatRepository],
+      useFactory: (database: SqlDatabase | null, chats: ChatRepository): ChatDigestStore => {
+        if (database) return new SqlChatDigestStore(database);
+        // In memory, digests live on the chats' records.
+        if (chats instanceof InMemoryChatRepository) return new InMemoryChatDigestStore(chats);
+        throw new Error('A ChatRepository of your own needs a ChatDigestStore of your own: override both.');
+      },
+    },
   ],
-  exports: [ChatRepository, IdempotencyStore],
+  exports: [ChatRepository, IdempotencyStore, ChatDigestStore],
 })
 export class StorageModule {}

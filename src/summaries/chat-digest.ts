@@ -23,6 +23,29 @@ interface Candidate {
   score: number;
 }
 
+/**
+ * Bumped whenever the digest's fields or what the analyzer extracts change: a stored digest of
+ * another version is ignored and rebuilt from the messages.
+ */
+const SNAPSHOT_VERSION = 1;
+
+/** A digest as JSON: the maps as entry lists, times as epoch milliseconds. */
+interface Snapshot {
+  version: number;
+  lastSeq: number;
+  messageCount: number;
+  userMessageCount: number;
+  tokenCount: number;
+  firstMessageAt: number | null;
+  lastMessageAt: number | null;
+  sentiment: Record<MessageRole, { sum: number; count: number }>;
+  topics: [string, string, number, number][];
+  termFrequency: [string, number][];
+  sentenceFrequency: [string, number][];
+  sentenceCount: number;
+  candidates: [string, MessageRole, number, string, string[]][];
+}
+
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
 function sentimentOf({ sum, count }: { sum: number; count: number }): Sentiment {
@@ -54,6 +77,8 @@ export class ChatDigest {
   private readonly sentenceFrequency = new Map<string, number>();
   private sentenceCount = 0;
   private candidates: Candidate[] = [];
+  /** The candidates' texts: a sentence said again (a greeting, a stock reply) adds no candidate. */
+  private candidateTexts = new Set<string>();
 
   add(message: Message, analysis: MessageAnalysis): void {
     this.lastSeq = message.seq;
@@ -76,7 +101,8 @@ export class ChatDigest {
       for (const term of sentence.terms) this.termFrequency.set(term, (this.termFrequency.get(term) ?? 0) + 1);
       const distinct = [...new Set(sentence.terms)];
       for (const term of distinct) this.sentenceFrequency.set(term, (this.sentenceFrequency.get(term) ?? 0) + 1);
-      if (distinct.length >= MIN_HIGHLIGHT_TERMS) {
+      if (distinct.length >= MIN_HIGHLIGHT_TERMS && !this.candidateTexts.has(sentence.text)) {
+        this.candidateTexts.add(sentence.text);
         this.candidates.push({
           messageId: message.id,
           role: message.role,
@@ -88,6 +114,63 @@ export class ChatDigest {
         if (this.candidates.length >= 2 * CANDIDATE_POOL) this.rankCandidates(CANDIDATE_POOL);
       }
     }
+  }
+
+  /**
+   * Roughly how many objects the digest holds (map entries and candidates), to bound how many
+   * digests a process keeps.
+   */
+  get size(): number {
+    return 1 + this.topics.size + this.termFrequency.size + this.sentenceFrequency.size + this.candidates.length;
+  }
+
+  /** The digest as one JSON text, to store and restore with {@link ChatDigest.fromSnapshot}. */
+  toSnapshot(): string {
+    const snapshot: Snapshot = {
+      version: SNAPSHOT_VERSION,
+      lastSeq: this.lastSeq,
+      messageCount: this.messageCount,
+      userMessageCount: this.userMessageCount,
+      tokenCount: this.tokenCount,
+      firstMessageAt: this.firstMessageAt?.getTime() ?? null,
+      lastMessageAt: this.lastMessageAt?.getTime() ?? null,
+      sentiment: this.sentiment,
+      topics: [...this.topics].map(([key, t]) => [key, t.surface, t.words, t.count]),
+      termFrequency: [...this.termFrequency],
+      sentenceFrequency: [...this.sentenceFrequency],
+      sentenceCount: this.sentenceCount,
+      candidates: this.candidates.map((c) => [c.messageId, c.role, c.order, c.text, c.terms]),
+    };
+    return JSON.stringify(snapshot);
+  }
+
+  /** The digest a snapshot describes; null when it is of another version (rebuild it then). */
+  static fromSnapshot(json: string): ChatDigest | null {
+    const snapshot = JSON.parse(json) as Snapshot;
+    if (snapshot.version !== SNAPSHOT_VERSION) return null;
+    const digest = new ChatDigest();
+    digest.lastSeq = snapshot.lastSeq;
+    digest.messageCount = snapshot.messageCount;
+    digest.userMessageCount = snapshot.userMessageCount;
+    digest.tokenCount = snapshot.tokenCount;
+    digest.firstMessageAt = snapshot.firstMessageAt === null ? null : new Date(snapshot.firstMessageAt);
+    digest.lastMessageAt = snapshot.lastMessageAt === null ? null : new Date(snapshot.lastMessageAt);
+    Object.assign(digest.sentiment.user, snapshot.sentiment.user);
+    Object.assign(digest.sentiment.assistant, snapshot.sentiment.assistant);
+    for (const [key, surface, words, count] of snapshot.topics) digest.topics.set(key, { surface, words, count });
+    for (const [term, count] of snapshot.termFrequency) digest.termFrequency.set(term, count);
+    for (const [term, count] of snapshot.sentenceFrequency) digest.sentenceFrequency.set(term, count);
+    digest.sentenceCount = snapshot.sentenceCount;
+    digest.candidates = snapshot.candidates.map(([messageId, role, order, text, terms]) => ({
+      messageId,
+      role,
+      order,
+      text,
+      terms,
+      score: 0,
+    }));
+    digest.candidateTexts = new Set(digest.candidates.map((c) => c.text));
+    return digest;
   }
 
   summary(chat: Chat): ChatSummary {
@@ -129,14 +212,15 @@ export class ChatDigest {
       candidate.score = score / Math.sqrt(candidate.terms.length);
     }
     this.candidates.sort((a, b) => b.score - a.score || a.order - b.order);
-    this.candidates = this.candidates.slice(0, keep);
+    if (this.candidates.length > keep) {
+      this.candidates = this.candidates.slice(0, keep);
+      this.candidateTexts = new Set(this.candidates.map((c) => c.text));
+    }
     return this.candidates;
   }
 
   private highlights(): ChatSummary['highlights'] {
-    const seenTexts = new Set<string>();
     return this.rankCandidates(CANDIDATE_POOL)
-      .filter((c) => !seenTexts.has(c.text) && seenTexts.add(c.text))
       .slice(0, MAX_HIGHLIGHTS)
       .sort((a, b) => a.order - b.order)
       .map(({ messageId, role, text }) => ({ messageId, role, text }));

@@ -3,16 +3,17 @@ import { ChatsModule } from '../chats/chats.module';
 import { LlmModule } from '../llm/llm.module';
 import { StorageModule } from '../storage/storage.module';
 import { ChatAbstracts } from './chat-abstracts';
+import { ChatDigests } from './chat-digests';
 import { ChatTitler } from './chat-titles';
 import { SummariesController } from './summaries.controller';
 import { SummariesService } from './summaries.service';
 import { TextAnalyzer } from './text-analyzer';
 
-/** Chat summaries and automatic chat titles: what text analysis says about a chat. */
+/** Chat summaries, their digests and automatic chat titles: what text analysis says about a chat. */
 @Module({
   imports: [ChatsModule, StorageModule, LlmModule],
   controllers: [SummariesController],
-  providers: [SummariesService, TextAnalyzer, ChatAbstracts, ChatTitler],
-  exports: [ChatTitler],
+  providers: [SummariesService, TextAnalyzer, ChatAbstracts, ChatDigests, ChatTitler],
+  exports: [ChatTitler, ChatDigests],
 })
 export class SummariesModule {}

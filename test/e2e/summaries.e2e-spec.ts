@@ -5,6 +5,8 @@ import { OFFLINE_ABSTRACT } from '../../src/summaries/chat-abstracts';
 import { ANGRY_SUPPORT, FixtureMessage, FRIENDLY_TRIP, TECHNICAL_POOL } from '../fixtures/conversations';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
+import { TestDatabase, testDatabases } from '../support/test-databases';
+import { TextAnalyzer } from '../../src/summaries/text-analyzer';
 import type { SummaryDto } from '../../src/summaries/dto/summary.dto';
 
 /** Words that must never be a topic: stop words and conversational filler. */
@@ -214,5 +216,72 @@ describe('Chat summaries with the offline provider (e2e)', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe.each(testDatabases())('Chat summaries on %s across restarts (e2e)', (_storage, createDatabase) => {
+  let database: TestDatabase;
+  const databases: TestDatabase[] = [];
+  const apps: NestExpressApplication[] = [];
+  /** A service over the database, counting the messages it analyses. */
+  async function start() {
+    const app = await createTestApp({ llm: new RecordingLlmProvider(), env: { DATABASE_URL: database.url } });
+    apps.push(app);
+    const analyze = jest.spyOn(app.get(TextAnalyzer), 'analyze');
+    return { http: () => request(app.getHttpServer()), analyzed: () => analyze.mock.calls.length };
+  }
+  const userMessages = [...FRIENDLY_TRIP, ...TECHNICAL_POOL, ...ANGRY_SUPPORT].filter((m) => m.role === 'user');
+
+  beforeEach(async () => {
+    databases.push((database = await createDatabase()));
+  });
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+    for (const each of databases.splice(0)) await each.drop();
+  });
+
+  it('should keep what it analysed: after a restart a summary only analyses the messages stored since', async () => {
+    const first = await start();
+    const chatId = (await first.http().post('/chats').send({ title: 'Long' }).expect(201)).body.id;
+    for (let i = 0; i < 60; i++) {
+      const content = userMessages[i % userMessages.length].content;
+      await first.http().post(`/chats/${chatId}/messages`).send({ content }).expect(201);
+    }
+    await first.http().get(`/chats/${chatId}/summary`).expect(200);
+    expect(first.analyzed()).toBe(120);
+    await apps[0].close();
+
+    const second = await start();
+    await second
+      .http()
+      .post(`/chats/${chatId}/messages`)
+      .send({ content: 'One more question about trams.' })
+      .expect(201);
+    const summary: SummaryDto = (await second.http().get(`/chats/${chatId}/summary`).expect(200)).body;
+    expect(second.analyzed()).toBe(2);
+    expect(summary.messageCount).toBe(122);
+
+    // The same summary as a service that analyses every message again, over a database of its own.
+    databases.push((database = await createDatabase()));
+    const scratch = await start();
+    const copy = (await scratch.http().post('/chats').send({ title: 'Long' }).expect(201)).body.id;
+    for (let i = 0; i < 60; i++) {
+      const content = userMessages[i % userMessages.length].content;
+      await scratch.http().post(`/chats/${copy}/messages`).send({ content }).expect(201);
+    }
+    await scratch
+      .http()
+      .post(`/chats/${copy}/messages`)
+      .send({ content: 'One more question about trams.' })
+      .expect(201);
+    const fromScratch: SummaryDto = (await scratch.http().get(`/chats/${copy}/summary`).expect(200)).body;
+    const comparable = ({ highlights, topics, sentiment, messageCount, tokenCount }: SummaryDto) => ({
+      highlights: highlights.map(({ role, text }) => ({ role, text })),
+      topics,
+      sentiment,
+      messageCount,
+      tokenCount,
+    });
+    expect(comparable(summary)).toEqual(comparable(fromScratch));
   });
 });

@@ -4,12 +4,15 @@ import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
 import { ChatRepository } from '../../chats/chat.repository';
 import { Message, NewMessage } from '../../messages/message';
+import type { StoredChatDigest } from '../../summaries/chat-digest.store';
 import { KeyedMutex } from '../keyed-mutex';
 
 interface ChatRecord {
   tenantId: string;
   chat: Chat;
   messages: Message[];
+  /** Kept with the chat so that it goes with it (see InMemoryChatDigestStore). */
+  digest: StoredChatDigest | null;
 }
 
 /** Index of the first id in the sorted array that is >= `id`. */
@@ -55,7 +58,7 @@ export class InMemoryChatRepository extends ChatRepository {
       updatedAt: now,
       lastMessageAt: null,
     });
-    this.chats.set(chat.id, { tenantId: input.tenantId, chat, messages: [] });
+    this.chats.set(chat.id, { tenantId: input.tenantId, chat, messages: [], digest: null });
     let order = this.orderByTenant.get(input.tenantId);
     if (!order) this.orderByTenant.set(input.tenantId, (order = []));
     const last = order[order.length - 1];
@@ -154,5 +157,14 @@ export class InMemoryChatRepository extends ChatRepository {
 
   withChatLock<T>(chatId: string, work: () => Promise<T>): Promise<T> {
     return this.locks.runExclusive(chatId, work);
+  }
+
+  loadDigest(key: ChatKey): StoredChatDigest | null {
+    return this.recordOf(key)?.digest ?? null;
+  }
+
+  saveDigest(key: ChatKey, digest: StoredChatDigest): void {
+    const record = this.recordOf(key);
+    if (record && (record.digest?.lastSeq ?? -1) <= digest.lastSeq) record.digest = digest;
   }
 }

@@ -69,10 +69,18 @@ export interface IdempotencyKeysTable {
   expires_at: EpochMs;
 }
 
+/** Each chat's summary digest (see ChatDigestStore), gone with its chat. */
+export interface ChatDigestsTable {
+  chat_id: string;
+  last_seq: number;
+  snapshot: string;
+}
+
 export interface DatabaseSchema {
   chats: ChatsTable;
   messages: MessagesTable;
   chat_leases: ChatLeasesTable;
   chat_lease_waiters: ChatLeaseWaitersTable;
   idempotency_keys: IdempotencyKeysTable;
+  chat_digests: ChatDigestsTable;
 }

@@ -127,6 +127,20 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
         await db.schema.dropTable('idempotency_keys').execute();
       },
     },
+    '0005_chat_digests': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('chat_digests')
+          .addColumn('chat_id', uuid, (c) => c.primaryKey().references('chats.id').onDelete('cascade'))
+          .addColumn('last_seq', 'integer', (c) => c.notNull())
+          // Opaque to the database: only the service reads it, whole.
+          .addColumn('snapshot', 'text', (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('chat_digests').execute();
+      },
+    },
   };
 }
 

@@ -1,0 +1,192 @@
+import { Chat, ChatKey } from '../../src/chats/chat';
+import { InMemoryChatDigestStore } from '../../src/storage/in-memory/in-memory-chat-digest.store';
+import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
+import { ChatDigest } from '../../src/summaries/chat-digest';
+import { ChatDigestPolicy, ChatDigests } from '../../src/summaries/chat-digests';
+import { TextAnalyzer } from '../../src/summaries/text-analyzer';
+import { ANGRY_SUPPORT, FRIENDLY_TRIP, TECHNICAL_POOL } from '../fixtures/conversations';
+
+const CONVERSATION = [...FRIENDLY_TRIP, ...TECHNICAL_POOL, ...ANGRY_SUPPORT];
+const POLICY: ChatDigestPolicy = { quietMs: 1_000, quietBacklog: 20, eagerBacklog: 60, saveEvery: 10, slice: 4 };
+const analyzer = new TextAnalyzer();
+
+/** The summary of every message of the chat, folded into a new digest in one go. */
+async function summaryFromScratch(repository: InMemoryChatRepository, key: ChatKey) {
+  const digest = new ChatDigest();
+  for (const message of await repository.listMessages(key, { limit: 100_000 })) {
+    digest.add(message, analyzer.analyze(message.content));
+  }
+  return digest.summary((await repository.findChat(key))!);
+}
+
+describe('ChatDigest snapshots', () => {
+  it('should restore a digest that goes on exactly as the one it was taken from', async () => {
+    const repository = new InMemoryChatRepository();
+    const chat = await repository.createChat({
+      tenantId: 't',
+      title: 'Mixed',
+      systemPrompt: null,
+      model: 'm',
+      metadata: {},
+    });
+    const key = { tenantId: 't', chatId: chat.id };
+    for (const { role, content } of CONVERSATION) {
+      await repository.appendMessage(key, {
+        role,
+        content,
+        status: 'completed',
+        inReplyTo: null,
+        model: null,
+        usage: null,
+        tokenCount: 7,
+      });
+    }
+    const messages = await repository.listMessages(key, { limit: 1_000 });
+    const half = Math.floor(messages.length / 2);
+    const before = new ChatDigest();
+    for (const message of messages.slice(0, half)) before.add(message, analyzer.analyze(message.content));
+
+    const restored = ChatDigest.fromSnapshot(JSON.parse(JSON.stringify(before.toSnapshot())))!;
+    for (const message of messages.slice(half)) restored.add(message, analyzer.analyze(message.content));
+
+    const summary = restored.summary((await repository.findChat(key))!);
+    expect(summary).toEqual(await summaryFromScratch(repository, key));
+    expect(summary.highlights).toHaveLength(5);
+    expect(summary.messageCount).toBe(CONVERSATION.length);
+  });
+
+  it('should not restore a snapshot of another version', () => {
+    const snapshot = JSON.parse(new ChatDigest().toSnapshot());
+    expect(ChatDigest.fromSnapshot(JSON.stringify({ ...snapshot, version: snapshot.version + 1 }))).toBeNull();
+  });
+});
+
+describe('ChatDigests', () => {
+  let repository: InMemoryChatRepository;
+  let store: InMemoryChatDigestStore;
+  let chat: Chat;
+  let key: ChatKey;
+  const instances: ChatDigests[] = [];
+
+  /** A ChatDigests over the same storage, as after a restart, counting what it analyses. */
+  function start(policy = POLICY) {
+    const counting = new TextAnalyzer();
+    const analyze = jest.spyOn(counting, 'analyze');
+    const digests = new ChatDigests(repository, store, counting, policy);
+    instances.push(digests);
+    return { digests, analyzed: () => analyze.mock.calls.length };
+  }
+
+  /** Stores `turns` exchanges from the fixtures and tells `digests`, as each turn does. */
+  async function exchange(digests: ChatDigests, turns: number, millisBetween = 0) {
+    for (let turn = 0; turn < turns; turn++) {
+      let seq = 0;
+      for (const role of ['user', 'assistant'] as const) {
+        const content = CONVERSATION[(chat.messageCount + seq) % CONVERSATION.length].content;
+        ({ seq } = await repository.appendMessage(key, {
+          role,
+          content,
+          status: 'completed',
+          inReplyTo: null,
+          model: null,
+          usage: null,
+          tokenCount: 5,
+        }));
+      }
+      chat = (await repository.findChat(key))!;
+      digests.noteStored(key, seq);
+      if (millisBetween > 0) await jest.advanceTimersByTimeAsync(millisBetween);
+    }
+  }
+
+  beforeEach(async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    repository = new InMemoryChatRepository();
+    store = new InMemoryChatDigestStore(repository);
+    chat = await repository.createChat({ tenantId: 't', title: null, systemPrompt: null, model: 'm', metadata: {} });
+    key = { tenantId: 't', chatId: chat.id };
+  });
+  afterEach(async () => {
+    await Promise.all(instances.splice(0).map((digests) => digests.onModuleDestroy()));
+    jest.useRealTimers();
+  });
+
+  it("should fold a quiet chat's backlog in the background, so its summary has nothing left to analyse", async () => {
+    const { digests, analyzed } = start();
+    await exchange(digests, 15);
+    await digests.idle();
+    expect(analyzed()).toBe(0);
+
+    await jest.advanceTimersByTimeAsync(POLICY.quietMs);
+    await digests.idle();
+    expect(analyzed()).toBe(30);
+
+    const digest = await digests.current(key);
+    expect(analyzed()).toBe(30);
+    expect(digest.summary(chat)).toEqual(await summaryFromScratch(repository, key));
+  });
+
+  it('should leave a small backlog to the next summary', async () => {
+    const { digests, analyzed } = start();
+    await exchange(digests, 9);
+    await jest.advanceTimersByTimeAsync(POLICY.quietMs * 3);
+    await digests.idle();
+    expect(analyzed()).toBe(0);
+
+    await digests.current(key);
+    expect(analyzed()).toBe(18);
+  });
+
+  it('should not fold a busy chat until it is quiet, unless it falls far behind', async () => {
+    const { digests, analyzed } = start();
+    await exchange(digests, 25, POLICY.quietMs / 2);
+    await digests.idle();
+    expect(analyzed()).toBe(0);
+
+    // The 30th turn puts it 60 messages behind: folded at once, busy or not.
+    await exchange(digests, 5, POLICY.quietMs / 2);
+    await digests.idle();
+    expect(analyzed()).toBe(60);
+
+    await jest.advanceTimersByTimeAsync(POLICY.quietMs);
+    await digests.idle();
+    expect(analyzed()).toBe(60);
+  });
+
+  it('should start from the stored digest after a restart, and only analyse what came since', async () => {
+    const first = start();
+    await exchange(first.digests, 12);
+    await first.digests.current(key);
+    expect(first.analyzed()).toBe(24);
+    await first.digests.onModuleDestroy();
+
+    await exchange(first.digests, 2);
+    const second = start();
+    const digest = await second.digests.current(key);
+    expect(second.analyzed()).toBe(4);
+    expect(digest.summary(chat)).toEqual(await summaryFromScratch(repository, key));
+  });
+
+  it('should rebuild a stored digest of another version or an unreadable one, and store it again', async () => {
+    await exchange(start().digests, 6);
+    for (const snapshot of [JSON.stringify({ version: 0 }), 'not json']) {
+      await store.save(key, { lastSeq: 12, snapshot });
+      const rebuilt = start();
+      expect((await rebuilt.digests.current(key)).summary(chat)).toEqual(await summaryFromScratch(repository, key));
+      expect(rebuilt.analyzed()).toBe(12);
+
+      const next = start();
+      await next.digests.current(key);
+      expect(next.analyzed()).toBe(0);
+    }
+  });
+
+  it('should fold nothing in the background once shut down', async () => {
+    const { digests, analyzed } = start();
+    await digests.onModuleDestroy();
+    await exchange(digests, 35);
+    await jest.advanceTimersByTimeAsync(POLICY.quietMs);
+    await digests.idle();
+    expect(analyzed()).toBe(0);
+  });
+});
