@@ -138,7 +138,12 @@ async function startService(upstreamBase, workDir, databaseUrl, label) {
     logFile,
     /** CPU time the service has used so far (user + system), in ms: robust to a busy machine. */
     cpuMs: () => cpuMsOf(child.pid),
+    /**
+     * V8 heap in use after a full GC, once the service is at rest: right after a load its log
+     * stream can still hold megabytes of lines not yet written, and background digest folds run.
+     */
     async heapUsed() {
+      await untilIdle(child.pid);
       rmSync(heapFile, { force: true });
       child.kill('SIGUSR2');
       for (let i = 0; i < 200 && !existsSync(heapFile); i++) await sleep(25);
@@ -147,6 +152,15 @@ async function startService(upstreamBase, workDir, databaseUrl, label) {
     },
     stop: () => stopChild(child),
   };
+}
+
+/** Waits (at most a minute) until the process uses under 2% of a core over a quarter second. */
+async function untilIdle(pid) {
+  for (let i = 0; i < 240; i++) {
+    const before = cpuMsOf(pid);
+    await sleep(250);
+    if (cpuMsOf(pid) - before < 5) return;
+  }
 }
 
 function cpuMsOf(pid) {
