@@ -3,7 +3,7 @@ import { Selectable, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
-import { ChatRepository } from '../../chats/chat.repository';
+import { ChatRepository, ContextMessage } from '../../chats/chat.repository';
 import { Message, MessageRole, MessageStatus, NewMessage } from '../../messages/message';
 import { ChatLeaseLock, ChatLeaseLostError, HeldLease } from './chat-lease-lock';
 import type { ChatsTable, MessagesTable } from './database-schema';
@@ -86,7 +86,6 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     return this.db
       .selectFrom('messages')
       .innerJoin('chats', 'chats.id', 'messages.chat_id')
-      .selectAll('messages')
       .where('messages.chat_id', '=', chatId)
       .where('chats.tenant_id', '=', tenantId);
   }
@@ -218,7 +217,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
   }
 
   async listMessages(key: ChatKey, { limit, afterSeq }: { limit: number; afterSeq?: number }): Promise<Message[]> {
-    let query = this.messagesOf(key).orderBy('messages.seq').limit(limit);
+    let query = this.messagesOf(key).selectAll('messages').orderBy('messages.seq').limit(limit);
     if (afterSeq !== undefined) query = query.where('messages.seq', '>', afterSeq);
     return (await query.execute()).map(toMessage);
   }
@@ -226,10 +225,18 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
   async listRecentMessages(
     key: ChatKey,
     { limit, beforeSeq }: { limit: number; beforeSeq?: number },
-  ): Promise<Message[]> {
-    let query = this.messagesOf(key).orderBy('messages.seq', 'desc').limit(limit);
+  ): Promise<ContextMessage[]> {
+    let query = this.messagesOf(key)
+      .select(['messages.seq', 'messages.role', 'messages.content', 'messages.token_count'])
+      .orderBy('messages.seq', 'desc')
+      .limit(limit);
     if (beforeSeq !== undefined) query = query.where('messages.seq', '<', beforeSeq);
-    return (await query.execute()).map(toMessage);
+    return (await query.execute()).map((row) => ({
+      seq: row.seq,
+      role: row.role as MessageRole,
+      content: row.content,
+      tokenCount: row.token_count,
+    }));
   }
 
   withChatLock<T>(chatId: string, work: () => Promise<T>): Promise<T> {
