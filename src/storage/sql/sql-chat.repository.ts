@@ -83,11 +83,16 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
 
   /** The messages of the chat, only when the chat belongs to the key's tenant. */
   private messagesOf({ tenantId, chatId }: ChatKey) {
+    // A subquery run once, not a join: SQLite would look the chat up again for every message.
     return this.db
       .selectFrom('messages')
-      .innerJoin('chats', 'chats.id', 'messages.chat_id')
-      .where('messages.chat_id', '=', chatId)
-      .where('chats.tenant_id', '=', tenantId);
+      .where('messages.chat_id', '=', (eb) =>
+        eb
+          .selectFrom('chats')
+          .select('chats.id')
+          .where('chats.id', '=', chatId)
+          .where('chats.tenant_id', '=', tenantId),
+      );
   }
 
   async createChat(input: NewChat): Promise<Chat> {
