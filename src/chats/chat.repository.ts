@@ -1,6 +1,9 @@
 import type { Message, NewMessage } from '../messages/message';
 import type { Chat, ChatChanges, ChatKey, NewChat } from './chat';
 
+/** What an LLM context needs of a stored message. */
+export type ContextMessage = Pick<Message, 'seq' | 'role' | 'content' | 'tokenCount'>;
+
 /**
  * The storage port and DI token for chats and their messages. The storage module binds an
  * implementation; nothing else knows which one.
@@ -40,8 +43,11 @@ export abstract class ChatRepository {
   /** Ascending by seq, starting after `afterSeq` when given; empty when the chat does not exist. */
   abstract listMessages(key: ChatKey, page: { limit: number; afterSeq?: number }): Promise<Message[]>;
 
-  /** Descending by seq (newest first), starting before `beforeSeq` when given. */
-  abstract listRecentMessages(key: ChatKey, page: { limit: number; beforeSeq?: number }): Promise<Message[]>;
+  /**
+   * Descending by seq (newest first), starting before `beforeSeq` when given: only what a context
+   * needs of each, since a context reads many messages every turn.
+   */
+  abstract listRecentMessages(key: ChatKey, page: { limit: number; beforeSeq?: number }): Promise<ContextMessage[]>;
 
   /**
    * Runs `work` while holding the chat's exclusive turn lock. Callers for one chat run one at

@@ -2,6 +2,7 @@ import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUse
 import type { Stream } from 'openai/streaming';
 import { LlmError, LlmTimeoutError, LlmUnavailableError, LlmUpstreamError } from './llm-errors';
 import { LlmProvider, LlmRequest, LlmStreamPart, LlmUsage } from './llm-provider';
+import { undiciFetch } from './undici-fetch';
 
 export interface OpenAiLlmOptions {
   apiKey: string | undefined;
@@ -105,6 +106,7 @@ export class OpenAiLlmProvider extends LlmProvider {
       // The client would print raw upstream chunks (conversation text) to the console; failures are
       // reported through our own errors instead.
       logLevel: 'off',
+      fetch: undiciFetch(),
     });
   }
 

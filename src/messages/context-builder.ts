@@ -7,7 +7,9 @@ import { contextTokensFor } from '../llm/model-context-windows';
 import { TokenCounter } from '../llm/token-counter';
 import { MessageTooLongForContextError } from './message-errors';
 
-const HISTORY_BATCH = 128;
+/** The first history read; each further one reads twice as many, so a long history takes few reads. */
+const FIRST_HISTORY_BATCH = 128;
+const MAX_HISTORY_BATCH = 1024;
 const SYSTEM_PROMPT_CACHE_SIZE = 512;
 
 /**
@@ -37,14 +39,14 @@ export class ContextBuilder {
     let remaining = this.budget(chat) - this.systemCost(chat);
     const newestFirst: LlmMessage[] = [];
     let beforeSeq = throughSeq + 1;
-    for (;;) {
-      const batch = await this.chats.listRecentMessages(chatKeyOf(chat), { limit: HISTORY_BATCH, beforeSeq });
+    for (let limit = FIRST_HISTORY_BATCH; ; limit = Math.min(limit * 2, MAX_HISTORY_BATCH)) {
+      const batch = await this.chats.listRecentMessages(chatKeyOf(chat), { limit, beforeSeq });
       for (const message of batch) {
         remaining -= message.tokenCount + TokenCounter.MESSAGE_OVERHEAD;
         if (remaining < 0) return this.assemble(chat, newestFirst);
         newestFirst.push({ role: message.role, content: message.content });
       }
-      if (batch.length < HISTORY_BATCH) return this.assemble(chat, newestFirst);
+      if (batch.length < limit) return this.assemble(chat, newestFirst);
       beforeSeq = batch[batch.length - 1].seq;
     }
   }

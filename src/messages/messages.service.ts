@@ -35,6 +35,8 @@ export type TurnEvent =
 export interface PreparedTurn {
   kind: 'run';
   chat: ChatKey;
+  /** The chat as the turn found it on arrival. */
+  chatOnArrival: Chat;
   content: string;
   contentTokens: number;
   admission: Admission;
@@ -90,7 +92,8 @@ export class MessagesService {
    */
   async prepareTurn(chat: ChatKey, content: string, idempotencyKey?: string): Promise<PreparedTurn | ReplayedTurn> {
     const contentTokens = this.tokens.count(content);
-    this.context.assertFits(await this.chats.get(chat), contentTokens);
+    const chatOnArrival = await this.chats.get(chat);
+    this.context.assertFits(chatOnArrival, contentTokens);
     const scope = idempotencyKey && { ...chat, route: SEND_ROUTE, key: idempotencyKey };
     const start = await this.idempotency.start(scope || undefined, { content });
     if (start.kind === 'replay') return { kind: 'replay', turn: turnFromJson(start.outcome) };
@@ -98,7 +101,16 @@ export class MessagesService {
     try {
       const storedUserMessage = held.progress === null ? null : messageFromJson(JSON.parse(held.progress));
       const admission = this.admission.admit(chat.chatId);
-      return { kind: 'run', chat, content, contentTokens, admission, idempotencyKey: held, storedUserMessage };
+      return {
+        kind: 'run',
+        chat,
+        chatOnArrival,
+        content,
+        contentTokens,
+        admission,
+        idempotencyKey: held,
+        storedUserMessage,
+      };
     } catch (error) {
       await held.release();
       throw error;
@@ -129,7 +141,7 @@ export class MessagesService {
   }
 
   private runLockedTurn(
-    { chat: key, content, contentTokens, admission, idempotencyKey, storedUserMessage }: PreparedTurn,
+    { chat: key, chatOnArrival, content, contentTokens, admission, idempotencyKey, storedUserMessage }: PreparedTurn,
     { signal: clientSignal, onEvent }: TurnOptions,
     onFirstMessageOfUntitledChat: (content: string) => void,
   ): Promise<Turn> {
@@ -141,9 +153,10 @@ export class MessagesService {
       // Stopped while the turn waited: nothing was acknowledged, so nothing is stored.
       if (clientSignal?.aborted) throw new TurnCancelledError(null, null);
       if (admission.stopSignal.aborted) throw new ShuttingDownError();
-      const chat = await this.chats.get(key);
+      let chat = chatOnArrival;
       let userMessage = storedUserMessage;
       if (userMessage) {
+        chat = await this.chats.get(key);
         // An earlier attempt may have stored the reply and stopped before recording it: no second reply.
         const storedReply = await this.completedReplyTo(key, userMessage);
         if (storedReply) {
@@ -163,6 +176,8 @@ export class MessagesService {
           usage: null,
           tokenCount: contentTokens,
         });
+        // Turns that ran first may have changed the chat's settings meanwhile: it is read again then.
+        if (userMessage.seq !== chat.messageCount + 1) chat = await this.chats.get(key);
         await idempotencyKey.recordProgress(userMessage);
         if (userMessage.seq === 1 && chat.title === null) onFirstMessageOfUntitledChat(content);
       }

@@ -19,8 +19,8 @@ const TURN_TIME_SMOOTHING = 0.2;
 @Injectable()
 export class TurnAdmission {
   private readonly pendingByChat = new Map<string, number>();
-  private admitted = 0;
-  private readonly stop = new AbortController();
+  /** One controller per admitted turn rather than one shared signal that every turn would listen to. */
+  private readonly running = new Set<AbortController>();
   private draining = false;
   private idle: (() => void) | undefined;
   /** Smoothed duration of a turn, for Retry-After. */
@@ -35,21 +35,19 @@ export class TurnAdmission {
       throw new ChatBusyError(pending, Math.max(1, Math.ceil(this.turnSeconds * pending)));
     }
     this.pendingByChat.set(chatId, pending + 1);
-    this.admitted += 1;
+    const stop = new AbortController();
+    this.running.add(stop);
     const startedAt = performance.now();
-    let released = false;
     return {
-      stopSignal: this.stop.signal,
+      stopSignal: stop.signal,
       release: () => {
-        if (released) return;
-        released = true;
+        if (!this.running.delete(stop)) return;
         const seconds = (performance.now() - startedAt) / 1000;
         this.turnSeconds += TURN_TIME_SMOOTHING * (seconds - this.turnSeconds);
         const left = (this.pendingByChat.get(chatId) ?? 1) - 1;
         if (left === 0) this.pendingByChat.delete(chatId);
         else this.pendingByChat.set(chatId, left);
-        this.admitted -= 1;
-        if (this.admitted === 0) this.idle?.();
+        if (this.running.size === 0) this.idle?.();
       },
     };
   }
@@ -62,13 +60,13 @@ export class TurnAdmission {
     this.draining = true;
     const allDone = new Promise<void>((resolve) => {
       this.idle = resolve;
-      if (this.admitted === 0) resolve();
+      if (this.running.size === 0) resolve();
     });
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
     await Promise.race([allDone, graceOver]);
     clearTimeout(timer);
-    this.stop.abort();
+    for (const turn of this.running) turn.abort();
     await allDone;
   }
 }

@@ -3,6 +3,7 @@ import request from 'supertest';
 import { LlmReply, LlmRequest } from '../../src/llm/llm-provider';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
+import { deferred } from '../support/deferred';
 import type { MessageDto } from '../../src/messages/dto/message.dto';
 
 /** Resolves once `count` more HTTP requests have arrived at the app's server. */
@@ -76,6 +77,39 @@ describe('Turn concurrency (e2e)', () => {
       expect(assistantMessage.seq).toBe(userMessage.seq + 1);
       expect(assistantMessage.inReplyTo).toBe(userMessage.id);
     }
+  });
+
+  it("should build a waiting turn's context with the chat's settings as changed while it waited", async () => {
+    const chat = (await http().post('/chats').send({ systemPrompt: 'before' }).expect(201)).body as { id: string };
+    const firstCalled = deferred();
+    const firstReply = deferred();
+    llm.respond = async (req, call) => {
+      if (call === 1) {
+        firstCalled.resolve();
+        await firstReply.promise;
+      }
+      return echoReply(req);
+    };
+    const turnsInFlight = async () =>
+      Number(/^chat_turns_in_flight (\d+)$/m.exec((await http().get('/metrics').expect(200)).text)?.[1]);
+
+    const first = http()
+      .post(`/chats/${chat.id}/messages`)
+      .send({ content: 'first' })
+      .then((r) => r);
+    await firstCalled.promise;
+    const second = http()
+      .post(`/chats/${chat.id}/messages`)
+      .send({ content: 'second' })
+      .then((r) => r);
+    // The second turn has found the chat and waits for the first one.
+    while ((await turnsInFlight()) < 2);
+    await http().patch(`/chats/${chat.id}`).send({ systemPrompt: 'after' }).expect(200);
+    firstReply.resolve();
+
+    expect((await first).status).toBe(201);
+    expect((await second).status).toBe(201);
+    expect(llm.calls.map((c) => c.request.messages[0].content)).toEqual(['before', 'after']);
   });
 
   it('should run turns of different chats at the same time', async () => {

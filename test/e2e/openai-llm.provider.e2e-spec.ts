@@ -4,7 +4,6 @@ import { LlmTimeoutError, LlmUnavailableError, LlmUpstreamError } from '../../sr
 import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
 import { OpenAiLlmOptions, OpenAiLlmProvider } from '../../src/llm/openai-llm.provider';
 import { FakeOpenAiServer } from '../support/fake-openai-server';
-import { useSameRealmFetch } from '../support/same-realm-fetch';
 
 /** The rejection of `promise`; fails the test if it resolves instead. */
 async function failureOf(promise: Promise<unknown>): Promise<unknown> {
@@ -26,7 +25,6 @@ const delta = (content: string): LlmStreamPart => ({ type: 'delta', content });
 
 describe('OpenAiLlmProvider', () => {
   let server: FakeOpenAiServer;
-  let restoreFetch: () => void;
   const provider = (options: Partial<OpenAiLlmOptions> = {}) =>
     new OpenAiLlmProvider({ apiKey: 'test-key', baseUrl: server.baseUrl, timeoutMs: 2_000, maxRetries: 0, ...options });
   const request: LlmRequest = {
@@ -41,13 +39,11 @@ describe('OpenAiLlmProvider', () => {
   };
 
   beforeEach(async () => {
-    restoreFetch = useSameRealmFetch();
     server = await new FakeOpenAiServer().start();
   });
   afterEach(async () => {
     jest.useRealTimers();
     await server.close();
-    restoreFetch();
   });
 
   it('should return the content, model and usage of a reply and send the model, messages, max_tokens and key', async () => {

@@ -3,7 +3,6 @@ import { once } from 'node:events';
 import request from 'supertest';
 import { EventStreamClient } from '../support/event-stream-client';
 import { FakeBehaviour, FakeOpenAiServer, PARTIAL_PIECES } from '../support/fake-openai-server';
-import { useSameRealmFetch } from '../support/same-realm-fetch';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 
 /** Streamed turns through the real OpenAI provider and client, against the loopback server. */
@@ -12,13 +11,11 @@ describe('Streamed replies from an OpenAI-compatible upstream (e2e)', () => {
   let app: NestExpressApplication;
   let baseUrl: string;
   let chatId: string;
-  let restoreFetch: () => void;
   const http = () => request(app.getHttpServer());
   const stream = (content: string) => EventStreamClient.post(`${baseUrl}/chats/${chatId}/messages`, { content });
   const storedMessages = async () => (await http().get(`/chats/${chatId}/messages`).expect(200)).body.data;
 
   beforeEach(async () => {
-    restoreFetch = useSameRealmFetch();
     upstream = await new FakeOpenAiServer().start();
     app = await createTestApp({
       env: { OPENAI_BASE_URL: upstream.baseUrl, LLM_MAX_RETRIES: '0', LLM_TIMEOUT_MS: '2000' },
@@ -30,7 +27,6 @@ describe('Streamed replies from an OpenAI-compatible upstream (e2e)', () => {
     app.getHttpServer().closeAllConnections();
     await app.close();
     await upstream.close();
-    restoreFetch();
   });
 
   it('should forward the upstream pieces as deltas and store them joined', async () => {

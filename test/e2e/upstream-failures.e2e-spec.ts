@@ -1,19 +1,16 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { FakeBehaviour, FakeOpenAiServer } from '../support/fake-openai-server';
-import { useSameRealmFetch } from '../support/same-realm-fetch';
 import { createTestApp } from '../support/test-app';
 
 describe('Upstream failures (e2e)', () => {
   let server: FakeOpenAiServer;
   let app: NestExpressApplication;
-  let restoreFetch: () => void;
   const http = () => request(app.getHttpServer());
   const newChat = async (body: object = {}) => (await http().post('/chats').send(body).expect(201)).body;
   const send = (chatId: string, content: string) => http().post(`/chats/${chatId}/messages`).send({ content });
 
   beforeEach(async () => {
-    restoreFetch = useSameRealmFetch();
     server = await new FakeOpenAiServer().start();
     app = await createTestApp({
       env: {
@@ -27,7 +24,6 @@ describe('Upstream failures (e2e)', () => {
   afterEach(async () => {
     await app.close();
     await server.close();
-    restoreFetch();
   });
 
   it('should answer 201 with the upstream reply and store its model and usage', async () => {

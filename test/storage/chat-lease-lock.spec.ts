@@ -93,6 +93,27 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       expect(order).toEqual(['b', 'c']);
     });
 
+    it('should not take a free lease ahead of an instance already in line', async () => {
+      const a = await instance();
+      const chat = await a.repository.createChat(newChat());
+      const { db, dialect } = a.database;
+      // Another instance waits in line (just as the lease is released, before it looks again).
+      const { ticket } = await db
+        .insertInto('chat_lease_waiters')
+        .values({ chat_id: chat.id, owner: 'other-instance', expires_at: sql<number>`${dialect.nowMs} + 60000` })
+        .returning('ticket')
+        .executeTakeFirstOrThrow();
+      let ran = false;
+
+      const turn = a.repository.withChatLock(chat.id, async () => void (ran = true));
+      await until(async () => (await waiters(a, chat.id)) === 2, 'a queues behind it');
+      expect(ran).toBe(false);
+      await db.deleteFrom('chat_lease_waiters').where('ticket', '=', ticket).execute();
+      await turn;
+
+      expect(ran).toBe(true);
+    });
+
     it('should keep the lease while a turn runs longer than the lease', async () => {
       // Long enough that a busy machine's event-loop stalls do not outlast a renewal period.
       const leaseMs = 1200;

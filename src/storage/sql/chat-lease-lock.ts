@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { Kysely, sql, Transaction } from 'kysely';
+import { ExpressionBuilder, Kysely, sql } from 'kysely';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { hostname } from 'node:os';
 import { v7 as uuidv7 } from 'uuid';
@@ -33,17 +33,18 @@ const INSTANCE = `${hostname()}:${process.pid}`;
  *
  * - In front, one FIFO mutex per chat in this process, so local callers queue in order and only
  *   the first of them contends in the database.
- * - It takes a numbered place in `chat_lease_waiters` and, once first in line, the chat's row in
- *   `chat_leases` (an atomic upsert that only replaces an expired row). Places and the lease
- *   carry an expiry by the database's clock, so those of a crashed instance lapse after
- *   `leaseMs`. Waiters keep their place alive each time they look; the holder renews its lease
- *   every third of `leaseMs` while the work runs.
- * - Waiters look again when the release is announced (PostgreSQL NOTIFY) or after a pause that
- *   doubles up to the signals' polling limit.
+ * - When no other instance waits, one statement takes the chat's row in `chat_leases` (an atomic
+ *   upsert that only replaces an expired row, and only while nobody is in line).
+ * - Otherwise it takes a numbered place in `chat_lease_waiters` and, once first in line, the
+ *   lease by the same upsert. Places and the lease carry an expiry by the database's clock, so
+ *   those of a crashed instance lapse after `leaseMs`. Waiters keep their place alive each time
+ *   they look; the holder renews its lease every third of `leaseMs` while the work runs.
+ * - Waiters look again when the release is announced (PostgreSQL NOTIFY, sent only when someone
+ *   is in line) or after a pause that doubles up to the signals' polling limit.
  *
  * If renewals fail until the lease expires, the work goes on (it cannot be stopped midway) but
- * its writes can: {@link assertStillHeld} refuses them, and the schema's unique (chat_id, seq)
- * keeps a second writer from storing a message at a taken position anyway.
+ * its writes can: they are conditioned on {@link isStillHeld}, and the schema's unique
+ * (chat_id, seq) keeps a second writer from storing a message at a taken position anyway.
  */
 export class ChatLeaseLock {
   private readonly logger = new Logger('Storage');
@@ -76,16 +77,17 @@ export class ChatLeaseLock {
     return lease?.chatId === chatId ? lease : undefined;
   }
 
-  /** Inside a write's transaction: throws {@link ChatLeaseLostError} unless the lease is still valid. */
-  async assertStillHeld(trx: Transaction<DatabaseSchema>, lease: HeldLease): Promise<void> {
-    const row = await trx
-      .selectFrom('chat_leases')
-      .select('owner')
-      .where('chat_id', '=', lease.chatId)
-      .where('owner', '=', lease.owner)
-      .where('expires_at', '>', this.dialect.nowMs)
-      .executeTakeFirst();
-    if (!row) throw new ChatLeaseLostError(lease.chatId);
+  /** A condition for a write: true while the lease is still valid (not expired, not taken over). */
+  isStillHeld(lease: HeldLease) {
+    return (eb: ExpressionBuilder<DatabaseSchema, keyof DatabaseSchema>) =>
+      eb.exists(
+        eb
+          .selectFrom('chat_leases')
+          .select('owner')
+          .where('chat_leases.chat_id', '=', lease.chatId)
+          .where('chat_leases.owner', '=', lease.owner)
+          .where('chat_leases.expires_at', '>', this.dialect.nowMs),
+      );
   }
 
   private get expiry() {
@@ -94,6 +96,7 @@ export class ChatLeaseLock {
 
   private async acquire(chatId: string): Promise<HeldLease> {
     const owner = `${INSTANCE}:${uuidv7()}`;
+    if (await this.takeLease(chatId, owner, { unlessAwaited: true })) return { chatId, owner };
     const maxPollMs = Math.min(this.signals.maxPollMs, this.leaseMs / 3);
     let ticket = await this.enqueue(chatId, owner);
     let pauseMs = FIRST_POLL_MS;
@@ -152,11 +155,23 @@ export class ChatLeaseLock {
     return first !== undefined && Number(first.ticket) === ticket;
   }
 
-  /** Takes the chat's lease if nobody holds it or the holder's has expired. */
-  private async takeLease(chatId: string, owner: string): Promise<boolean> {
+  /**
+   * Takes the chat's lease if nobody holds it or the holder's has expired; `unlessAwaited` also
+   * leaves it to the instances in line, so one that did not queue never overtakes them.
+   */
+  private async takeLease(chatId: string, owner: string, { unlessAwaited = false } = {}): Promise<boolean> {
     const taken = await this.db
       .insertInto('chat_leases')
-      .values({ chat_id: chatId, owner, expires_at: this.expiry })
+      .columns(['chat_id', 'owner', 'expires_at'])
+      .expression(() => {
+        const lease = this.db.selectNoFrom((eb) => [
+          eb.val(chatId).as('chat_id'),
+          eb.val(owner).as('owner'),
+          this.expiry.as('expires_at'),
+        ]);
+        // `where true`: SQLite reads ON CONFLICT after a bare SELECT as part of the SELECT.
+        return unlessAwaited ? lease.where((eb) => eb.not(this.awaited(eb, chatId))) : lease.where(sql.lit(true));
+      })
       .onConflict((conflict) =>
         conflict
           .column('chat_id')
@@ -169,6 +184,17 @@ export class ChatLeaseLock {
       .returning('owner')
       .executeTakeFirst();
     return taken !== undefined;
+  }
+
+  /** Whether an instance (a live place) waits in line for the chat. */
+  private awaited(eb: ExpressionBuilder<DatabaseSchema, keyof DatabaseSchema>, chatId: string) {
+    return eb.exists(
+      eb
+        .selectFrom('chat_lease_waiters')
+        .select('ticket')
+        .where('chat_lease_waiters.chat_id', '=', chatId)
+        .where('chat_lease_waiters.expires_at', '>', this.dialect.nowMs),
+    );
   }
 
   private async leaveLine(ticket: number): Promise<void> {
@@ -211,12 +237,14 @@ export class ChatLeaseLock {
 
   private async release(lease: HeldLease): Promise<void> {
     try {
-      await this.db
+      const released = await this.db
         .deleteFrom('chat_leases')
         .where('chat_id', '=', lease.chatId)
         .where('owner', '=', lease.owner)
-        .execute();
-      await this.signals.announceRelease(lease.chatId);
+        .returning((eb) => this.awaited(eb, lease.chatId).as('awaited'))
+        .executeTakeFirst();
+      // Nobody in line, nobody to wake: a single instance sends no notifications at all.
+      if (released?.awaited) await this.signals.announceRelease(lease.chatId);
     } catch (error) {
       // The lease lapses by itself; the next holder waits at most until then.
       this.logger.warn(`Could not release the turn lock of chat ${lease.chatId}: ${(error as Error).message}`);

@@ -141,6 +141,22 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
         await db.schema.dropTable('chat_digests').execute();
       },
     },
+    '0006_sqlite_counts_messages': {
+      // SQLite cannot update the chat and insert the message in one statement, as PostgreSQL does
+      // with a data-modifying WITH; a trigger lets it store a message in one statement too.
+      async up(db: Kysely<unknown>) {
+        if (postgres) return;
+        await sql`
+          create trigger messages_count_on_chat after insert on messages begin
+            update chats
+            set message_count = message_count + 1, updated_at = new.created_at, last_message_at = new.created_at
+            where id = new.chat_id;
+          end`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        if (!postgres) await sql`drop trigger messages_count_on_chat`.execute(db);
+      },
+    },
   };
 }
 

@@ -1,11 +1,11 @@
 import { OnModuleDestroy } from '@nestjs/common';
-import { Selectable } from 'kysely';
+import { Selectable, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
-import { ChatRepository } from '../../chats/chat.repository';
+import { ChatRepository, ContextMessage } from '../../chats/chat.repository';
 import { Message, MessageRole, MessageStatus, NewMessage } from '../../messages/message';
-import { ChatLeaseLock } from './chat-lease-lock';
+import { ChatLeaseLock, ChatLeaseLostError, HeldLease } from './chat-lease-lock';
 import type { ChatsTable, MessagesTable } from './database-schema';
 import type { SqlDatabase } from './sql-database';
 
@@ -24,6 +24,24 @@ function toChat(row: Selectable<ChatsTable>): Chat {
     createdAt: toDate(row.created_at),
     updatedAt: toDate(row.updated_at),
     lastMessageAt: row.last_message_at === null ? null : toDate(row.last_message_at),
+  };
+}
+
+type NewMessageRow = ReturnType<typeof messageRow>;
+
+/** A new message's row, all but its seq. */
+function messageRow(chatId: string, input: NewMessage) {
+  return {
+    id: uuidv7(),
+    chat_id: chatId,
+    role: input.role,
+    content: input.content,
+    status: input.status,
+    in_reply_to: input.inReplyTo,
+    model: input.model,
+    usage: input.usage && JSON.stringify(input.usage),
+    token_count: input.tokenCount,
+    created_at: new Date().toISOString(),
   };
 }
 
@@ -65,12 +83,16 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
 
   /** The messages of the chat, only when the chat belongs to the key's tenant. */
   private messagesOf({ tenantId, chatId }: ChatKey) {
+    // A subquery run once, not a join: SQLite would look the chat up again for every message.
     return this.db
       .selectFrom('messages')
-      .innerJoin('chats', 'chats.id', 'messages.chat_id')
-      .selectAll('messages')
-      .where('messages.chat_id', '=', chatId)
-      .where('chats.tenant_id', '=', tenantId);
+      .where('messages.chat_id', '=', (eb) =>
+        eb
+          .selectFrom('chats')
+          .select('chats.id')
+          .where('chats.id', '=', chatId)
+          .where('chats.tenant_id', '=', tenantId),
+      );
   }
 
   async createChat(input: NewChat): Promise<Chat> {
@@ -152,47 +174,55 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     return numDeletedRows > 0n;
   }
 
-  async appendMessage({ tenantId, chatId }: ChatKey, input: NewMessage): Promise<Message> {
-    const lease = this.locks.heldLease(chatId);
-    return this.db.transaction().execute(async (trx) => {
-      const createdAt = new Date().toISOString();
-      // Counting first locks the chat's row: concurrent appends take their seq one after another.
-      const chat = await trx
-        .updateTable('chats')
-        .set((eb) => ({
-          message_count: eb('message_count', '+', 1),
-          updated_at: createdAt,
-          last_message_at: createdAt,
-        }))
-        .where('id', '=', chatId)
-        .where('tenant_id', '=', tenantId)
-        .returning('message_count')
-        .executeTakeFirst();
-      if (!chat) throw new ChatNotFoundError(chatId);
-      if (lease) await this.locks.assertStillHeld(trx, lease);
-      const row = await trx
+  async appendMessage(key: ChatKey, input: NewMessage): Promise<Message> {
+    const lease = this.locks.heldLease(key.chatId);
+    const row = await this.insertMessage(key, messageRow(key.chatId, input), lease);
+    if (row) return toMessage(row);
+    // Nothing was written: the chat is gone, or the lease expired and may belong to another instance.
+    if (lease && (await this.findChat(key))) throw new ChatLeaseLostError(key.chatId);
+    throw new ChatNotFoundError(key.chatId);
+  }
+
+  /**
+   * Stores the message as its chat's next seq in one statement, only while the turn's lease (if
+   * any) holds, and counts it on the chat. PostgreSQL counts first, in a data-modifying WITH: the
+   * chat row's lock makes concurrent appends take their seq one after another. SQLite has one
+   * writer at a time, and a trigger counts (migration 0006).
+   */
+  private insertMessage({ tenantId, chatId }: ChatKey, row: NewMessageRow, lease: HeldLease | undefined) {
+    const values = Object.entries(row).map(([column, value]) => sql.val(value).as(column));
+    const columns = ['seq' as const, ...(Object.keys(row) as (keyof NewMessageRow)[])];
+    if (this.database.dialect.name === 'sqlite') {
+      let chat = this.db.selectFrom('chats').where('id', '=', chatId).where('tenant_id', '=', tenantId);
+      if (lease) chat = chat.where(this.locks.isStillHeld(lease));
+      return this.db
         .insertInto('messages')
-        .values({
-          id: uuidv7(),
-          chat_id: chatId,
-          seq: chat.message_count,
-          role: input.role,
-          content: input.content,
-          status: input.status,
-          in_reply_to: input.inReplyTo,
-          model: input.model,
-          usage: input.usage && JSON.stringify(input.usage),
-          token_count: input.tokenCount,
-          created_at: createdAt,
-        })
+        .columns(columns)
+        .expression(chat.select((eb) => [eb(eb.ref('message_count'), '+', 1).as('seq'), ...values]))
         .returningAll()
-        .executeTakeFirstOrThrow();
-      return toMessage(row);
-    });
+        .executeTakeFirst();
+    }
+    let counted = this.db
+      .updateTable('chats')
+      .set((eb) => ({
+        message_count: eb('message_count', '+', 1),
+        updated_at: row.created_at,
+        last_message_at: row.created_at,
+      }))
+      .where('id', '=', chatId)
+      .where('tenant_id', '=', tenantId);
+    if (lease) counted = counted.where(this.locks.isStillHeld(lease));
+    return this.db
+      .with('counted', () => counted.returning('message_count'))
+      .insertInto('messages')
+      .columns(columns)
+      .expression((eb) => eb.selectFrom('counted').select(['message_count as seq', ...values]))
+      .returningAll()
+      .executeTakeFirst();
   }
 
   async listMessages(key: ChatKey, { limit, afterSeq }: { limit: number; afterSeq?: number }): Promise<Message[]> {
-    let query = this.messagesOf(key).orderBy('messages.seq').limit(limit);
+    let query = this.messagesOf(key).selectAll('messages').orderBy('messages.seq').limit(limit);
     if (afterSeq !== undefined) query = query.where('messages.seq', '>', afterSeq);
     return (await query.execute()).map(toMessage);
   }
@@ -200,10 +230,18 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
   async listRecentMessages(
     key: ChatKey,
     { limit, beforeSeq }: { limit: number; beforeSeq?: number },
-  ): Promise<Message[]> {
-    let query = this.messagesOf(key).orderBy('messages.seq', 'desc').limit(limit);
+  ): Promise<ContextMessage[]> {
+    let query = this.messagesOf(key)
+      .select(['messages.seq', 'messages.role', 'messages.content', 'messages.token_count'])
+      .orderBy('messages.seq', 'desc')
+      .limit(limit);
     if (beforeSeq !== undefined) query = query.where('messages.seq', '<', beforeSeq);
-    return (await query.execute()).map(toMessage);
+    return (await query.execute()).map((row) => ({
+      seq: row.seq,
+      role: row.role as MessageRole,
+      content: row.content,
+      tokenCount: row.token_count,
+    }));
   }
 
   withChatLock<T>(chatId: string, work: () => Promise<T>): Promise<T> {

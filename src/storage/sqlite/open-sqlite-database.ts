@@ -1,5 +1,6 @@
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDatabase, SqliteDialect, SqliteStatement } from 'kysely';
+import { LRUCache } from 'lru-cache';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DatabaseSchema } from '../sql/database-schema';
@@ -11,6 +12,24 @@ import { SQLITE_DIALECT } from '../sql/sql-dialect';
 const MAX_POLL_MS = 100;
 /** How long a write waits for another process's write to finish before failing. */
 const BUSY_TIMEOUT_MS = 5_000;
+/** The service runs a few dozen distinct statements; the bound only guards against unforeseen ones. */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Kysely prepares every query anew, and preparing costs SQLite about as much as running one of
+ * ours: each distinct SQL text is prepared once and its statement reused.
+ */
+function withStatementCache(connection: BetterSqlite3.Database): SqliteDatabase {
+  const statements = new LRUCache<string, SqliteStatement>({ max: STATEMENT_CACHE_SIZE });
+  return {
+    close: () => connection.close(),
+    prepare(sql) {
+      let statement = statements.get(sql);
+      if (!statement) statements.set(sql, (statement = connection.prepare(sql)));
+      return statement;
+    },
+  };
+}
 
 export function openSqliteDatabase(path: string): SqlDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -19,7 +38,7 @@ export function openSqliteDatabase(path: string): SqlDatabase {
   connection.pragma('journal_mode = WAL');
   // Off by default in SQLite; deleting a chat relies on the cascade to its messages.
   connection.pragma('foreign_keys = ON');
-  const db = new Kysely<DatabaseSchema>({ dialect: new SqliteDialect({ database: connection }) });
+  const db = new Kysely<DatabaseSchema>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
   const releaseSignals = new LeaseReleaseSignals(MAX_POLL_MS);
   return {
     dialect: SQLITE_DIALECT,
