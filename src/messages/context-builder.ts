@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import { Chat, chatKeyOf } from '../chats/chat';
-import { ChatRepository } from '../chats/chat.repository';
+import { ChatRepository, ContextMessage } from '../chats/chat.repository';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { LlmMessage } from '../llm/llm-provider';
 import { contextTokensFor } from '../llm/model-context-windows';
@@ -11,15 +12,38 @@ import { MessageTooLongForContextError } from './message-errors';
 const FIRST_HISTORY_BATCH = 128;
 const MAX_HISTORY_BATCH = 1024;
 const SYSTEM_PROMPT_CACHE_SIZE = 512;
+/** Messages kept in recent windows, over all chats. */
+const WINDOW_CACHE_MESSAGES = 2_000_000;
+
+/**
+ * A chat's newest messages through `lastSeq`, oldest first: enough to fill the largest context
+ * its model allows (`tokens` is their cost), or all of them (`fromStart`).
+ */
+interface RecentWindow {
+  messages: ContextMessage[];
+  tokens: number;
+  lastSeq: number;
+  fromStart: boolean;
+}
+
+const costOf = (message: ContextMessage) => message.tokenCount + TokenCounter.MESSAGE_OVERHEAD;
 
 /**
  * Builds what the LLM sees for a turn: the system prompt, then the newest messages that fit the
  * token budget. Messages carry their token count from when they were stored, so only the system
- * prompt is ever tokenized here (and that is cached).
+ * prompt is ever tokenized here (and that is cached). Each chat's recent window is kept between
+ * turns, so a turn reads only the messages stored since the last one (its own, usually), not a
+ * context's worth of history; messages are never changed once stored, and a gap in seq (another
+ * instance wrote, or the window was evicted) means a full read.
  */
 @Injectable()
 export class ContextBuilder {
   private readonly systemPromptTokens = new Map<string, number>();
+  private readonly windows = new LRUCache<string, RecentWindow>({
+    max: 10_000,
+    maxSize: WINDOW_CACHE_MESSAGES,
+    sizeCalculation: (window) => Math.max(1, window.messages.length),
+  });
 
   constructor(
     private readonly chats: ChatRepository,
@@ -34,20 +58,82 @@ export class ContextBuilder {
     if (needed > budget) throw new MessageTooLongForContextError(needed, budget);
   }
 
-  /** The context for a reply to the message `throughSeq`: it and the newest before it that fit. */
+  /**
+   * The context for a reply to the message `throughSeq`: it and the newest before it that fit.
+   * Called under the chat's turn lock, which keeps the chat's window to one turn at a time.
+   */
   async build(chat: Chat, throughSeq: number): Promise<LlmMessage[]> {
+    const window = (await this.extendWindow(chat, throughSeq)) ?? (await this.readWindow(chat, throughSeq));
     let remaining = this.budget(chat) - this.systemCost(chat);
     const newestFirst: LlmMessage[] = [];
+    for (let i = window.messages.length - 1; i >= 0; i--) {
+      const message = window.messages[i];
+      remaining -= costOf(message);
+      if (remaining < 0) break;
+      newestFirst.push({ role: message.role, content: message.content });
+    }
+    return this.assemble(chat, newestFirst);
+  }
+
+  /** The kept window brought up to `throughSeq`; undefined when there is none that can be. */
+  private async extendWindow(chat: Chat, throughSeq: number): Promise<RecentWindow | undefined> {
+    const window = this.windows.get(chat.id);
+    // None kept, one that no longer covers the budget, or a repeat answering an older message: a full read.
+    if (!window || (!window.fromStart && window.tokens < this.budget(chat)) || window.lastSeq > throughSeq) {
+      return undefined;
+    }
+    if (window.lastSeq === throughSeq) return window;
+    const missing = throughSeq - window.lastSeq;
+    // Far behind (other instances wrote much meanwhile): the full read stops at the budget instead.
+    if (missing > FIRST_HISTORY_BATCH) return undefined;
+    const newer = await this.chats.listMessages(chatKeyOf(chat), { limit: missing, afterSeq: window.lastSeq });
+    if (newer.length !== missing) return undefined;
+    for (const { seq, role, content, tokenCount } of newer) {
+      window.messages.push({ seq, role, content, tokenCount });
+      window.tokens += tokenCount + TokenCounter.MESSAGE_OVERHEAD;
+    }
+    window.lastSeq = throughSeq;
+    this.trim(chat, window);
+    this.windows.set(chat.id, window);
+    return window;
+  }
+
+  /** Reads the newest messages through `throughSeq` until they fill the largest budget, and keeps them. */
+  private async readWindow(chat: Chat, throughSeq: number): Promise<RecentWindow> {
+    const budget = this.budget(chat);
+    const newestFirst: ContextMessage[] = [];
+    let tokens = 0;
     let beforeSeq = throughSeq + 1;
-    for (let limit = FIRST_HISTORY_BATCH; ; limit = Math.min(limit * 2, MAX_HISTORY_BATCH)) {
+    let fromStart = false;
+    for (let limit = FIRST_HISTORY_BATCH; tokens < budget; limit = Math.min(limit * 2, MAX_HISTORY_BATCH)) {
       const batch = await this.chats.listRecentMessages(chatKeyOf(chat), { limit, beforeSeq });
       for (const message of batch) {
-        remaining -= message.tokenCount + TokenCounter.MESSAGE_OVERHEAD;
-        if (remaining < 0) return this.assemble(chat, newestFirst);
-        newestFirst.push({ role: message.role, content: message.content });
+        newestFirst.push(message);
+        tokens += costOf(message);
+        if (tokens >= budget) break;
       }
-      if (batch.length < limit) return this.assemble(chat, newestFirst);
+      if (batch.length < limit) {
+        fromStart = tokens < budget;
+        break;
+      }
       beforeSeq = batch[batch.length - 1].seq;
+    }
+    const window: RecentWindow = { messages: newestFirst.reverse(), tokens, lastSeq: throughSeq, fromStart };
+    this.windows.set(chat.id, window);
+    return window;
+  }
+
+  /** Drops the oldest messages the largest budget no longer needs. */
+  private trim(chat: Chat, window: RecentWindow): void {
+    const budget = this.budget(chat);
+    let drop = 0;
+    while (drop < window.messages.length && window.tokens - costOf(window.messages[drop]) >= budget) {
+      window.tokens -= costOf(window.messages[drop]);
+      drop++;
+    }
+    if (drop > 0) {
+      window.messages.splice(0, drop);
+      window.fromStart = false;
     }
   }
 
