@@ -12,8 +12,8 @@ import { MessageTooLongForContextError } from './message-errors';
 const FIRST_HISTORY_BATCH = 128;
 const MAX_HISTORY_BATCH = 1024;
 const SYSTEM_PROMPT_CACHE_SIZE = 512;
-/** Messages kept in recent windows, over all chats. */
-const WINDOW_CACHE_MESSAGES = 2_000_000;
+/** Tokens of messages kept in recent windows, over all chats: about 80 MB of text. */
+const WINDOW_CACHE_TOKENS = 20_000_000;
 
 /**
  * A chat's newest messages through `lastSeq`, oldest first: enough to fill the largest context
@@ -41,8 +41,8 @@ export class ContextBuilder {
   private readonly systemPromptTokens = new Map<string, number>();
   private readonly windows = new LRUCache<string, RecentWindow>({
     max: 10_000,
-    maxSize: WINDOW_CACHE_MESSAGES,
-    sizeCalculation: (window) => Math.max(1, window.messages.length),
+    maxSize: WINDOW_CACHE_TOKENS,
+    sizeCalculation: (window) => Math.max(1, window.tokens),
   });
 
   constructor(
@@ -94,6 +94,8 @@ export class ContextBuilder {
     }
     window.lastSeq = throughSeq;
     this.trim(chat, window);
+    // Deleted first: setting the same object again would keep the size it had.
+    this.windows.delete(chat.id);
     this.windows.set(chat.id, window);
     return window;
   }

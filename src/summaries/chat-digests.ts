@@ -63,6 +63,8 @@ export class ChatDigests implements OnModuleDestroy {
     sizeCalculation: ({ digest }) => digest.size,
   });
   private readonly folds = new KeyedMutex();
+  /** How far each digest was folded, outliving its eviction, so an evicted one is not restored for nothing. */
+  private readonly foldedSeqs = new LRUCache<string, number>({ max: 100_000 });
   /** Chats with messages stored since their last fold: their key, latest seq and when it came. */
   private readonly behind = new Map<string, { key: ChatKey; seq: number; at: number }>();
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -112,8 +114,9 @@ export class ChatDigests implements OnModuleDestroy {
     await this.idle();
   }
 
+  /** How far the chat's digest is known to be folded; 0 when unknown (restoring it tells). */
   private foldedSeq(chatId: string): number {
-    return this.live.peek(chatId)?.digest.lastSeq ?? 0;
+    return this.live.peek(chatId)?.digest.lastSeq ?? this.foldedSeqs.get(chatId) ?? 0;
   }
 
   private foldQuietChats(): void {
@@ -150,12 +153,22 @@ export class ChatDigests implements OnModuleDestroy {
     const live = this.live.get(key.chatId) ?? (await this.restore(key));
     const { digest } = live;
     await this.foldNewMessages(key, digest, background);
-    if (digest.lastSeq - live.savedSeq >= this.policy.saveEvery) {
-      await this.store.save(key, { lastSeq: digest.lastSeq, snapshot: digest.toSnapshot() });
-      live.savedSeq = digest.lastSeq;
-    }
-    // Set again: the digest's size changed. An empty one (or a deleted chat's) is not worth keeping.
+    // Deleted and set again, so the cache sees the digest's new size. An empty one (or a deleted
+    // chat's) is not worth keeping.
+    this.live.delete(key.chatId);
     if (digest.lastSeq > 0) this.live.set(key.chatId, live);
+    this.foldedSeqs.set(key.chatId, digest.lastSeq);
+    if (digest.lastSeq - live.savedSeq >= this.policy.saveEvery) {
+      try {
+        await this.store.save(key, { lastSeq: digest.lastSeq, snapshot: digest.toSnapshot() });
+        live.savedSeq = digest.lastSeq;
+      } catch (error) {
+        // The summary is right without it: the next fold tries again.
+        this.logger.warn(
+          `Could not store chat ${key.chatId}'s digest: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
     return digest;
   }
 

@@ -181,6 +181,21 @@ describe('ChatDigests', () => {
     }
   });
 
+  it('should answer from the digest when storing it fails, and store it on a later fold', async () => {
+    const { digests, analyzed } = start();
+    await exchange(digests, 6);
+    const save = jest.spyOn(store, 'save').mockRejectedValueOnce(new Error('database is locked'));
+
+    expect((await digests.current(key)).summary(chat)).toEqual(await summaryFromScratch(repository, key));
+    expect(await store.load(key)).toBeNull();
+
+    await exchange(digests, 1);
+    await digests.current(key);
+    expect(analyzed()).toBe(14);
+    expect(save).toHaveBeenCalledTimes(2);
+    expect((await store.load(key))?.lastSeq).toBe(14);
+  });
+
   it('should fold nothing in the background once shut down', async () => {
     const { digests, analyzed } = start();
     await digests.onModuleDestroy();
