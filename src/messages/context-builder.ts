@@ -89,8 +89,9 @@ export class ContextBuilder {
     const newer = await this.chats.listMessages(chatKeyOf(chat), { limit: missing, afterSeq: window.lastSeq });
     if (newer.length !== missing) return undefined;
     for (const { seq, role, content, tokenCount } of newer) {
-      window.messages.push({ seq, role, content, tokenCount });
-      window.tokens += tokenCount + TokenCounter.MESSAGE_OVERHEAD;
+      const message = { seq, role, content, tokenCount };
+      window.messages.push(message);
+      window.tokens += costOf(message);
     }
     window.lastSeq = throughSeq;
     this.trim(chat, window);

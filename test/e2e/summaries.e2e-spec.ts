@@ -231,6 +231,18 @@ describe.each(testDatabases())('Chat summaries on %s across restarts (e2e)', (_s
     return { http: () => request(app.getHttpServer()), analyzed: () => analyze.mock.calls.length };
   }
   const userMessages = [...FRIENDLY_TRIP, ...TECHNICAL_POOL, ...ANGRY_SUPPORT].filter((m) => m.role === 'user');
+  type Http = () => ReturnType<typeof request>;
+  /** A chat of 60 turns (120 messages) from the fixtures' user messages. */
+  async function longChat(http: Http): Promise<string> {
+    const chatId = (await http().post('/chats').send({ title: 'Long' }).expect(201)).body.id;
+    for (let i = 0; i < 60; i++) {
+      const content = userMessages[i % userMessages.length].content;
+      await http().post(`/chats/${chatId}/messages`).send({ content }).expect(201);
+    }
+    return chatId;
+  }
+  const oneMoreTurn = (http: Http, chatId: string) =>
+    http().post(`/chats/${chatId}/messages`).send({ content: 'One more question about trams.' }).expect(201);
 
   beforeEach(async () => {
     databases.push((database = await createDatabase()));
@@ -242,21 +254,13 @@ describe.each(testDatabases())('Chat summaries on %s across restarts (e2e)', (_s
 
   it('should keep what it analysed: after a restart a summary only analyses the messages stored since', async () => {
     const first = await start();
-    const chatId = (await first.http().post('/chats').send({ title: 'Long' }).expect(201)).body.id;
-    for (let i = 0; i < 60; i++) {
-      const content = userMessages[i % userMessages.length].content;
-      await first.http().post(`/chats/${chatId}/messages`).send({ content }).expect(201);
-    }
+    const chatId = await longChat(first.http);
     await first.http().get(`/chats/${chatId}/summary`).expect(200);
     expect(first.analyzed()).toBe(120);
     await apps[0].close();
 
     const second = await start();
-    await second
-      .http()
-      .post(`/chats/${chatId}/messages`)
-      .send({ content: 'One more question about trams.' })
-      .expect(201);
+    await oneMoreTurn(second.http, chatId);
     const summary: SummaryDto = (await second.http().get(`/chats/${chatId}/summary`).expect(200)).body;
     expect(second.analyzed()).toBe(2);
     expect(summary.messageCount).toBe(122);
@@ -264,16 +268,8 @@ describe.each(testDatabases())('Chat summaries on %s across restarts (e2e)', (_s
     // The same summary as a service that analyses every message again, over a database of its own.
     databases.push((database = await createDatabase()));
     const scratch = await start();
-    const copy = (await scratch.http().post('/chats').send({ title: 'Long' }).expect(201)).body.id;
-    for (let i = 0; i < 60; i++) {
-      const content = userMessages[i % userMessages.length].content;
-      await scratch.http().post(`/chats/${copy}/messages`).send({ content }).expect(201);
-    }
-    await scratch
-      .http()
-      .post(`/chats/${copy}/messages`)
-      .send({ content: 'One more question about trams.' })
-      .expect(201);
+    const copy = await longChat(scratch.http);
+    await oneMoreTurn(scratch.http, copy);
     const fromScratch: SummaryDto = (await scratch.http().get(`/chats/${copy}/summary`).expect(200)).body;
     const comparable = ({ highlights, topics, sentiment, messageCount, tokenCount }: SummaryDto) => ({
       highlights: highlights.map(({ role, text }) => ({ role, text })),

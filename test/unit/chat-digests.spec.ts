@@ -5,6 +5,7 @@ import { ChatDigest } from '../../src/summaries/chat-digest';
 import { ChatDigestPolicy, ChatDigests } from '../../src/summaries/chat-digests';
 import { TextAnalyzer } from '../../src/summaries/text-analyzer';
 import { ANGRY_SUPPORT, FRIENDLY_TRIP, TECHNICAL_POOL } from '../fixtures/conversations';
+import { userMessage } from '../storage/fixtures';
 
 const CONVERSATION = [...FRIENDLY_TRIP, ...TECHNICAL_POOL, ...ANGRY_SUPPORT];
 const POLICY: ChatDigestPolicy = { quietMs: 1_000, quietBacklog: 20, eagerBacklog: 60, saveEvery: 10, slice: 4 };
@@ -31,15 +32,7 @@ describe('ChatDigest snapshots', () => {
     });
     const key = { tenantId: 't', chatId: chat.id };
     for (const { role, content } of CONVERSATION) {
-      await repository.appendMessage(key, {
-        role,
-        content,
-        status: 'completed',
-        inReplyTo: null,
-        model: null,
-        usage: null,
-        tokenCount: 7,
-      });
+      await repository.appendMessage(key, userMessage(content, { role, tokenCount: 7 }));
     }
     const messages = await repository.listMessages(key, { limit: 1_000 });
     const half = Math.floor(messages.length / 2);
@@ -83,15 +76,7 @@ describe('ChatDigests', () => {
       let seq = 0;
       for (const role of ['user', 'assistant'] as const) {
         const content = CONVERSATION[(chat.messageCount + seq) % CONVERSATION.length].content;
-        ({ seq } = await repository.appendMessage(key, {
-          role,
-          content,
-          status: 'completed',
-          inReplyTo: null,
-          model: null,
-          usage: null,
-          tokenCount: 5,
-        }));
+        ({ seq } = await repository.appendMessage(key, userMessage(content, { role, tokenCount: 5 })));
       }
       chat = (await repository.findChat(key))!;
       digests.noteStored(key, seq);
