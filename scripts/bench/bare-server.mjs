@@ -1,12 +1,21 @@
-// The benchmark's ceiling: a bare node:http server that answers POST /chats/{id}/messages like the
-// service does (parse the JSON body, 201 with a user message and a reply of the same shape), with
-// no framework, no storage and no upstream call; after `delayMs` when set, as a baseline for a
-// slow upstream. Control: POST /_bench {"delayMs": n}. Prints `listening <port>` once ready.
+// The benchmark's ceiling and floor, with no framework, no storage and no history:
+// - POST /chats/{id}/messages answers like the service does (parse the JSON body, 201 with a user
+//   message and a reply of the same shape) with no upstream call; after `delayMs` when set, as a
+//   baseline for a slow upstream. This is the machine's ceiling for W1 and baseline for W2.
+// - POST /proxy/chats/{id}/messages does what a turn must do at the least: it asks the upstream
+//   (the URL given as the first argument) for a streamed completion of the message with undici,
+//   and answers the same 201, or forwards the reply as the service's events with
+//   `Accept: text/event-stream`. This is the floor under W1, W2, W3 and W6: what the machine's
+//   loopback and Node's HTTP cost a turn before any of the service's own work.
+// Control: POST /_bench {"delayMs": n}. Prints `listening <port>` once ready.
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
+import { Agent, request } from 'undici';
 
 const REPLY = 'Sure thing, here is what the loopback upstream has to say about your message today.';
 const settings = { delayMs: 0 };
+const upstreamBase = process.argv[2];
+const upstream = new Agent({ keepAliveTimeout: 60_000 });
 
 function message(chatId, seq, role, content, inReplyTo) {
   return {
@@ -23,6 +32,65 @@ function message(chatId, seq, role, content, inReplyTo) {
   };
 }
 
+/** The upstream's streamed reply, each delta's content passed to `onDelta` as it arrives. */
+async function complete(content, onDelta) {
+  const response = await request(`${upstreamBase}/chat/completions`, {
+    method: 'POST',
+    dispatcher: upstream,
+    headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
+    body: JSON.stringify({
+      model: 'bench-model',
+      messages: [{ role: 'user', content }],
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  if (response.statusCode !== 200) throw new Error(`upstream answered ${response.statusCode}`);
+  response.body.setEncoding('utf8');
+  let buffered = '';
+  let reply = '';
+  for await (const chunk of response.body) {
+    buffered += chunk;
+    let end;
+    while ((end = buffered.indexOf('\n\n')) >= 0) {
+      const data = buffered.slice(buffered.indexOf('data: ') + 6, end);
+      buffered = buffered.slice(end + 2);
+      if (data === '[DONE]') continue;
+      const delta = JSON.parse(data).choices[0]?.delta?.content;
+      if (delta) {
+        reply += delta;
+        onDelta(delta);
+      }
+    }
+  }
+  return reply;
+}
+
+function proxy(req, res, chatId, content) {
+  const user = message(chatId, 1, 'user', content, null);
+  const streamed = req.headers.accept === 'text/event-stream';
+  const send = (event, data) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  if (streamed) {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+    send('user_message', user);
+  }
+  complete(content, (delta) => streamed && send('delta', { content: delta })).then(
+    (reply) => {
+      const assistant = message(chatId, 2, 'assistant', reply, user.id);
+      if (!streamed) {
+        const json = JSON.stringify({ userMessage: user, assistantMessage: assistant });
+        return void res.writeHead(201, { 'content-type': 'application/json; charset=utf-8' }).end(json);
+      }
+      send('assistant_message', assistant);
+      res.end();
+    },
+    (error) => {
+      if (streamed) res.end(`event: error\ndata: ${JSON.stringify({ detail: error.message })}\n\n`);
+      else res.writeHead(502).end(error.message);
+    },
+  );
+}
+
 const server = createServer((req, res) => {
   let body = '';
   req.setEncoding('utf8');
@@ -32,12 +100,13 @@ const server = createServer((req, res) => {
       Object.assign(settings, JSON.parse(body));
       return void res.writeHead(200).end();
     }
-    const match = /^\/chats\/([^/]+)\/messages$/.exec(req.url ?? '');
+    const match = /^(\/proxy)?\/chats\/([^/]+)\/messages$/.exec(req.url ?? '');
     if (!match || req.method !== 'POST') return void res.writeHead(404).end();
     const { content } = JSON.parse(body);
+    if (match[1]) return proxy(req, res, match[2], content);
     const answer = () => {
-      const user = message(match[1], 1, 'user', content, null);
-      const assistant = message(match[1], 2, 'assistant', REPLY.slice(0, 60), user.id);
+      const user = message(match[2], 1, 'user', content, null);
+      const assistant = message(match[2], 2, 'assistant', REPLY.slice(0, 60), user.id);
       const json = JSON.stringify({ userMessage: user, assistantMessage: assistant });
       res.writeHead(201, { 'content-type': 'application/json; charset=utf-8' }).end(json);
     };

@@ -65,8 +65,8 @@ function spawnOn(core, command, argv, options) {
 
 const children = new Set();
 
-async function startHelper(script) {
-  const child = spawnOn(LOAD_CORE, process.execPath, [join(ROOT, 'scripts/bench', script)], {
+async function startHelper(script, argv = []) {
+  const child = spawnOn(LOAD_CORE, process.execPath, [join(ROOT, 'scripts/bench', script), ...argv], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
@@ -207,8 +207,12 @@ async function createChats(pool, count) {
   return ids;
 }
 
-const sendTurn = (pool, chatId, content = MESSAGE) =>
-  expectStatus(call(pool, 'POST', `/chats/${chatId}/messages`, { content }), 201, 'POST /chats/{id}/messages');
+const messagesPath = (chatId) => `/chats/${chatId}/messages`;
+/** The bare proxy's turns (the floor), on chats that need not exist. */
+const proxyPaths = (count) => Array.from({ length: count }, () => `/proxy${messagesPath(crypto.randomUUID())}`);
+
+const sendTurn = (pool, path, content = MESSAGE) =>
+  expectStatus(call(pool, 'POST', path, { content }), 201, `POST ${path}`);
 
 function percentile(sorted, q) {
   if (sorted.length === 0) return NaN;
@@ -220,12 +224,12 @@ function summarize(samples) {
   return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), count: sorted.length };
 }
 
-/** Every client on a chat of its own, as many turns as the service gives in `seconds`. */
-async function throughput(base, chatIds, seconds, body = { content: MESSAGE }, amount) {
+/** Every client on a chat (path) of its own, as many turns as the service gives in `seconds`. */
+async function throughput(base, paths, seconds, body = { content: MESSAGE }, amount) {
   let next = 0;
   const result = await autocannon({
     url: base,
-    connections: chatIds.length,
+    connections: paths.length,
     timeout: 60,
     ...(amount ? { amount } : { duration: seconds }),
     method: 'POST',
@@ -235,7 +239,7 @@ async function throughput(base, chatIds, seconds, body = { content: MESSAGE }, a
       client.setRequests([
         {
           method: 'POST',
-          path: `/chats/${chatIds[next++ % chatIds.length]}/messages`,
+          path: paths[next++ % paths.length],
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(body),
         },
@@ -253,15 +257,15 @@ async function throughput(base, chatIds, seconds, body = { content: MESSAGE }, a
   };
 }
 
-/** `clients` closed loops for `seconds`, each on its own chat; latencies in ms. */
-async function latencies(pool, chatIds, seconds) {
+/** A closed loop on each path (chat) for `seconds`; latencies in ms. */
+async function latencies(pool, paths, seconds) {
   const samples = [];
   const until = now() + seconds * 1000;
   await Promise.all(
-    chatIds.map(async (chatId) => {
+    paths.map(async (path) => {
       while (now() < until) {
         const started = now();
-        const { status, text } = await call(pool, 'POST', `/chats/${chatId}/messages`, { content: MESSAGE });
+        const { status, text } = await call(pool, 'POST', path, { content: MESSAGE });
         if (status !== 201) throw new Error(`latency run: HTTP ${status} ${text.slice(0, 200)}`);
         samples.push(now() - started);
       }
@@ -272,33 +276,30 @@ async function latencies(pool, chatIds, seconds) {
 
 // ---------------------------------------------------------------- workloads
 
-async function w1(base, pool, cpuMs) {
-  const chats = await createChats(pool, W1_CLIENTS);
-  if (!SMOKE) await throughput(base, chats, 1); // warm-up: JIT, connections, pools
+async function w1(base, paths, cpuMs) {
+  if (!SMOKE) await throughput(base, paths, 1); // warm-up: JIT, connections, pools
   const cpuBefore = cpuMs();
-  const result = await throughput(base, chats, SIZE.w1Seconds);
+  const result = await throughput(base, paths, SIZE.w1Seconds);
   return { ...result, cpuMsPerTurn: (cpuMs() - cpuBefore) / result.requests };
 }
 
-async function w2(pool, upstream, service) {
-  const chats = await createChats(pool, W2_CLIENTS);
-  if (upstream) await setUpstream(upstream, { latencyMs: W2_UPSTREAM_MS });
-  else await call(service, 'POST', '/_bench', { delayMs: W2_UPSTREAM_MS });
+async function w2(pool, upstream, paths) {
+  await setUpstream(upstream, { latencyMs: W2_UPSTREAM_MS });
   try {
-    return await latencies(pool, chats, SIZE.w2Seconds);
+    return await latencies(pool, paths, SIZE.w2Seconds);
   } finally {
-    if (upstream) await setUpstream(upstream, { latencyMs: 0 });
-    else await call(service, 'POST', '/_bench', { delayMs: 0 });
+    await setUpstream(upstream, { latencyMs: 0 });
   }
 }
 
-async function w3(base, upstream) {
+/** `paths(pool)` gives the chats' paths, one turn each. */
+async function w3(base, upstream, paths) {
   const pool = clientFor(base, SIZE.w3Chats + 16);
   try {
-    const chats = await createChats(pool, SIZE.w3Chats);
+    const chats = await paths(pool);
     await setUpstream(upstream, { latencyMs: W3_UPSTREAM_MS });
     const started = now();
-    await Promise.all(chats.map((chatId) => sendTurn(pool, chatId)));
+    await Promise.all(chats.map((path) => sendTurn(pool, path)));
     return { wallSeconds: (now() - started) / 1000, chats: chats.length };
   } finally {
     await setUpstream(upstream, { latencyMs: 0 });
@@ -310,7 +311,7 @@ async function w3(base, upstream) {
 async function fillChat(pool, chatId, from, messages) {
   let turns = Math.floor((messages - from) / 2);
   const worker = async () => {
-    while (turns-- > 0) await sendTurn(pool, chatId);
+    while (turns-- > 0) await sendTurn(pool, messagesPath(chatId));
   };
   await Promise.all(Array.from({ length: 16 }, worker));
 }
@@ -325,7 +326,7 @@ async function w4(pool) {
     const samples = [];
     for (let i = 0; i < SIZE.w4Turns; i++) {
       const started = now();
-      await sendTurn(pool, chats[i % chatCount]);
+      await sendTurn(pool, messagesPath(chats[i % chatCount]));
       samples.push(now() - started);
     }
     medians[size] = summarize(samples).p50;
@@ -339,7 +340,7 @@ async function w5(base, pool, upstream, service) {
   try {
     const chats = await createChats(pool, W1_CLIENTS);
     const before = await service.heapUsed();
-    const run = await throughput(base, chats, 0, { content: MESSAGE_200 }, SIZE.w5Messages / 2);
+    const run = await throughput(base, chats.map(messagesPath), 0, { content: MESSAGE_200 }, SIZE.w5Messages / 2);
     const after = await service.heapUsed();
     const messages = run.requests * 2;
     return { bytesPerMessage: Math.round((after - before) / messages), messages, heapBefore: before, heapAfter: after };
@@ -349,8 +350,7 @@ async function w5(base, pool, upstream, service) {
 }
 
 /** Streamed turns one at a time: when the first `delta` arrives, less the upstream's first token. */
-async function w6(pool, upstream) {
-  const [chatId] = await createChats(pool, 1);
+async function w6(pool, upstream, path) {
   await setUpstream(upstream, { latencyMs: W6_UPSTREAM_MS, interTokenMs: 2 });
   const firstDelta = [];
   try {
@@ -358,7 +358,7 @@ async function w6(pool, upstream) {
       const started = now();
       const response = await pool.request({
         method: 'POST',
-        path: `/chats/${chatId}/messages`,
+        path,
         headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
         body: JSON.stringify({ content: `${MESSAGE} [ttft:${i}]` }),
       });
@@ -406,10 +406,11 @@ async function measureService(label, upstream, workDir, databaseUrl, workloads) 
     for (const name of workloads) {
       process.stderr.write(`  ${label}: ${name} …\n`);
       const upstreamPool = upstream.pool;
-      if (name === 'W1') results.W1 = await w1(service.base, pool, service.cpuMs);
-      if (name === 'W2') results.W2 = await w2(pool, upstreamPool);
-      if (name === 'W6') results.W6 = await w6(pool, upstreamPool);
-      if (name === 'W3') results.W3 = await w3(service.base, upstreamPool);
+      const chatPaths = async (count, on = pool) => (await createChats(on, count)).map(messagesPath);
+      if (name === 'W1') results.W1 = await w1(service.base, await chatPaths(W1_CLIENTS), service.cpuMs);
+      if (name === 'W2') results.W2 = await w2(pool, upstreamPool, await chatPaths(W2_CLIENTS));
+      if (name === 'W6') results.W6 = await w6(pool, upstreamPool, (await chatPaths(1))[0]);
+      if (name === 'W3') results.W3 = await w3(service.base, upstreamPool, (on) => chatPaths(SIZE.w3Chats, on));
       if (name === 'W4') results.W4 = await w4(pool);
       if (name === 'W5') results.W5 = await w5(service.base, pool, upstreamPool, service);
     }
@@ -470,19 +471,28 @@ async function main() {
   const results = { machine: machine(), smoke: SMOKE, startedAt: new Date().toISOString() };
   const upstream = await startHelper('fake-upstream.mjs');
   upstream.pool = clientFor(upstream.base, 4);
-  const bare = await startHelper('bare-server.mjs');
+  const bare = await startHelper('bare-server.mjs', [`${upstream.base}/v1`]);
   // The ceiling runs where the service would.
   if (PINNED) execFileSync('taskset', ['-cp', SERVICE_CORE, String(bare.child.pid)], { stdio: 'ignore' });
   let failed = false;
   try {
     process.stderr.write('bare node:http server …\n');
     const barePool = clientFor(bare.base, 80);
-    const fakeChats = Array.from({ length: W1_CLIENTS }, () => crypto.randomUUID());
-    if (!SMOKE) await throughput(bare.base, fakeChats, 1);
+    const bareCpuMs = () => cpuMsOf(bare.child.pid);
+    const barePaths = Array.from({ length: W1_CLIENTS }, () => messagesPath(crypto.randomUUID()));
     results.bare = {
-      W1: await w1Bare(bare, fakeChats),
-      W2: await w2Bare(barePool, fakeChats),
+      W1: await w1(bare.base, barePaths, bareCpuMs),
+      W2: await w2Bare(barePool, barePaths.slice(0, W2_CLIENTS)),
     };
+    // The floor is taken for the workloads measured in memory, which it is shown beside.
+    const inMemory = PLAN.find(([store]) => store === 'memory')?.[1] ?? [];
+    process.stderr.write('bare proxy …\n');
+    results.floor = {};
+    if (inMemory.includes('W1')) results.floor.W1 = await w1(bare.base, proxyPaths(W1_CLIENTS), bareCpuMs);
+    if (inMemory.includes('W2')) results.floor.W2 = await w2(barePool, upstream.pool, proxyPaths(W2_CLIENTS));
+    if (inMemory.includes('W6')) results.floor.W6 = await w6(barePool, upstream.pool, proxyPaths(1)[0]);
+    if (inMemory.includes('W3'))
+      results.floor.W3 = await w3(bare.base, upstream.pool, async () => proxyPaths(SIZE.w3Chats));
     await barePool.close();
     for (const [store, workloads] of PLAN) {
       process.stderr.write(`${store} …\n`);
@@ -511,16 +521,10 @@ async function main() {
   process.stdout.write(`${table(results)}\nJSON: ${OUT}\n`);
 }
 
-async function w1Bare(bare, chats) {
-  const cpuBefore = cpuMsOf(bare.child.pid);
-  const result = await throughput(bare.base, chats, SIZE.w1Seconds);
-  return { ...result, cpuMsPerTurn: (cpuMsOf(bare.child.pid) - cpuBefore) / result.requests };
-}
-
-async function w2Bare(pool, chats) {
+async function w2Bare(pool, paths) {
   await call(pool, 'POST', '/_bench', { delayMs: W2_UPSTREAM_MS });
   try {
-    return await latencies(pool, chats.slice(0, W2_CLIENTS), SIZE.w2Seconds);
+    return await latencies(pool, paths, SIZE.w2Seconds);
   } finally {
     await call(pool, 'POST', '/_bench', { delayMs: 0 });
   }
@@ -529,11 +533,13 @@ async function w2Bare(pool, chats) {
 // ---------------------------------------------------------------- the table
 
 const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '—');
+const signed = (n, digits) => (n < 0 ? `−${fmt(-n, digits)}` : `+${fmt(n, digits)}`);
 /** ✓ or ✗ for a measured figure; blank when it was not measured. */
 const mark = (value, ok) => (value === undefined ? '' : ok(value) ? '✓' : '✗');
 
 function table(r) {
   const bare = r.bare;
+  const floor = r.floor ?? {};
   const m = r.memory ?? {};
   const sqlite = r.sqlite?.skipped ? {} : (r.sqlite ?? {});
   const postgres = r.postgres?.skipped ? {} : (r.postgres ?? {});
@@ -549,17 +555,21 @@ function table(r) {
           .join(' / ')} ms; ratio ${fmt(x.ratio, 2)}`
       : '—';
   const added = m.W2 && { p50: m.W2.p50 - bare.W2.p50, p99: m.W2.p99 - bare.W2.p99 };
+  const w2 = (x) =>
+    x
+      ? `p50 ${fmt(x.p50, 2)} ms, p99 ${fmt(x.p99, 2)} ms; over bare: p50 ${signed(x.p50 - bare.W2.p50, 2)}, p99 ${signed(x.p99 - bare.W2.p99, 2)} ms`
+      : '—';
+  const w6 = (x) => (x ? `p50 ${fmt(x.p50Ms, 2)} ms, p99 ${fmt(x.p99Ms, 2)} ms` : '—');
   const tps = (x) => x?.turnsPerSecond;
   const rows = [
     ['W1 memory: 64 clients, 0 ms upstream', w1(m.W1), '≥ 2,500 turns/s', mark(tps(m.W1), (v) => v >= 2500)],
     ['W1 SQLite', w1(sqlite.W1), '≥ 1,000 turns/s', mark(tps(sqlite.W1), (v) => v >= 1000)],
     ['W1 PostgreSQL', w1(postgres.W1), '≥ 1,000 turns/s', mark(tps(postgres.W1), (v) => v >= 1000)],
     ['W1 ceiling: bare node:http', w1(bare.W1), '', ''],
+    ['W1 floor: bare proxy, one upstream call', w1(floor.W1), '', ''],
     [
       `W2 memory: 16 clients, ${W2_UPSTREAM_MS} ms upstream`,
-      added
-        ? `p50 ${fmt(m.W2.p50, 2)} ms, p99 ${fmt(m.W2.p99, 2)} ms; over bare: p50 +${fmt(added.p50, 2)}, p99 +${fmt(added.p99, 2)} ms`
-        : '—',
+      w2(m.W2),
       'p50 +≤ 1 ms, p99 +≤ 5 ms',
       mark(added, (v) => v.p50 <= 1 && v.p99 <= 5),
     ],
@@ -569,12 +579,14 @@ function table(r) {
       '',
       '',
     ],
+    [`W2 floor: bare proxy, ${W2_UPSTREAM_MS} ms upstream`, w2(floor.W2), '', ''],
     [
       `W3 memory: ${SIZE.w3Chats} chats at once, ${W3_UPSTREAM_MS} ms upstream`,
       m.W3 ? `${fmt(m.W3.wallSeconds, 3)} s` : '—',
       '< 1.1 s',
       mark(m.W3?.wallSeconds, (v) => v < 1.1),
     ],
+    ['W3 floor: bare proxy', floor.W3 ? `${fmt(floor.W3.wallSeconds, 3)} s` : '—', '', ''],
     [
       `W4 memory: median turn at ${SIZE.w4Sizes.join(' / ')} messages`,
       w4(m.W4),
@@ -589,12 +601,8 @@ function table(r) {
       '≤ 700 B',
       mark(m.W5?.bytesPerMessage, (v) => v <= 700),
     ],
-    [
-      'W6 memory: first delta − upstream first token',
-      m.W6 ? `p50 ${fmt(m.W6.p50Ms, 2)} ms, p99 ${fmt(m.W6.p99Ms, 2)} ms` : '—',
-      'p50 < 2 ms',
-      mark(m.W6?.p50Ms, (v) => v < 2),
-    ],
+    ['W6 memory: first delta − upstream first token', w6(m.W6), 'p50 < 2 ms', mark(m.W6?.p50Ms, (v) => v < 2)],
+    ['W6 floor: bare proxy', w6(floor.W6), '', ''],
   ];
   const head = ['workload', 'result', 'target', 'met'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => String(row[i]).length)));
