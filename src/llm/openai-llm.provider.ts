@@ -58,20 +58,25 @@ function toLlmError(error: unknown): unknown {
  */
 async function* withIdleTimeout<T>(stream: Stream<T>, ms: number): AsyncGenerator<T> {
   const chunks = stream[Symbol.asyncIterator]();
+  let awaiting = false;
+  let idle = false;
+  // One timer for the whole stream, restarted for each chunk awaited rather than made anew.
+  const timer = setTimeout(() => {
+    if (!awaiting) return;
+    idle = true;
+    stream.controller.abort();
+  }, ms);
   try {
     while (true) {
-      let idle = false;
-      const timer = setTimeout(() => {
-        idle = true;
-        stream.controller.abort();
-      }, ms);
+      awaiting = true;
+      timer.refresh();
       let next: IteratorResult<T>;
       try {
         next = await chunks.next();
       } catch (error) {
         throw idle ? new LlmTimeoutError(TIMEOUT_DETAIL) : error;
       } finally {
-        clearTimeout(timer);
+        awaiting = false;
       }
       // The client ends an aborted stream quietly, as if it were complete.
       if (idle) throw new LlmTimeoutError(TIMEOUT_DETAIL);
@@ -79,6 +84,7 @@ async function* withIdleTimeout<T>(stream: Stream<T>, ms: number): AsyncGenerato
       yield next.value;
     }
   } finally {
+    clearTimeout(timer);
     // A consumer that stops early cancels the request: the client aborts it on `return()`.
     await chunks.return?.();
   }
