@@ -2,20 +2,38 @@
 // - POST /chats/{id}/messages answers like the service does (parse the JSON body, 201 with a user
 //   message and a reply of the same shape) with no upstream call; after `delayMs` when set, as a
 //   baseline for a slow upstream. This is the machine's ceiling for W1 and baseline for W2.
-// - POST /proxy/chats/{id}/messages does what a turn must do at the least: it asks the upstream
-//   (the URL given as the first argument) for a streamed completion of the message with undici,
-//   and answers the same 201, or forwards the reply as the service's events with
+// - POST /proxy/undici/chats/{id}/messages does what a turn must do at the least: it asks the
+//   upstream (the URL given as the first argument) for a streamed completion of the message with
+//   undici, and answers the same 201, or forwards the reply as the service's events with
 //   `Accept: text/event-stream`. This is the floor under W1, W2, W3 and W6: what the machine's
 //   loopback and Node's HTTP cost a turn before any of the service's own work.
+// - POST /proxy/openai/chats/{id}/messages does the same through the official `openai` client, set
+//   up as the service's provider sets it up (its undici-based fetch from dist/): the floor of any
+//   turn that asks its upstream through that client.
 // Control: POST /_bench {"delayMs": n}. Prints `listening <port>` once ready.
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
+import OpenAI from 'openai';
 import { Agent, request } from 'undici';
+import { undiciFetch } from '../../dist/llm/undici-fetch.js';
 
 const REPLY = 'Sure thing, here is what the loopback upstream has to say about your message today.';
 const settings = { delayMs: 0 };
 const upstreamBase = process.argv[2];
 const upstream = new Agent({ keepAliveTimeout: 60_000 });
+const client = new OpenAI({
+  apiKey: 'bench',
+  baseURL: upstreamBase,
+  maxRetries: 0,
+  logLevel: 'off',
+  fetch: undiciFetch(),
+});
+const question = (content) => ({
+  model: 'bench-model',
+  messages: [{ role: 'user', content }],
+  stream: true,
+  stream_options: { include_usage: true },
+});
 
 function message(chatId, seq, role, content, inReplyTo) {
   return {
@@ -33,17 +51,27 @@ function message(chatId, seq, role, content, inReplyTo) {
 }
 
 /** The upstream's streamed reply, each delta's content passed to `onDelta` as it arrives. */
-async function complete(content, onDelta) {
+const complete = {
+  undici: completeWithUndici,
+  async openai(content, onDelta) {
+    let reply = '';
+    for await (const chunk of await client.chat.completions.create(question(content))) {
+      const delta = chunk.choices[0]?.delta?.content;
+      if (delta) {
+        reply += delta;
+        onDelta(delta);
+      }
+    }
+    return reply;
+  },
+};
+
+async function completeWithUndici(content, onDelta) {
   const response = await request(`${upstreamBase}/chat/completions`, {
     method: 'POST',
     dispatcher: upstream,
     headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
-    body: JSON.stringify({
-      model: 'bench-model',
-      messages: [{ role: 'user', content }],
-      stream: true,
-      stream_options: { include_usage: true },
-    }),
+    body: JSON.stringify(question(content)),
   });
   if (response.statusCode !== 200) throw new Error(`upstream answered ${response.statusCode}`);
   response.body.setEncoding('utf8');
@@ -66,7 +94,7 @@ async function complete(content, onDelta) {
   return reply;
 }
 
-function proxy(req, res, chatId, content) {
+function proxy(req, res, chatId, content, through) {
   const user = message(chatId, 1, 'user', content, null);
   const streamed = req.headers.accept === 'text/event-stream';
   const send = (event, data) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -74,7 +102,7 @@ function proxy(req, res, chatId, content) {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
     send('user_message', user);
   }
-  complete(content, (delta) => streamed && send('delta', { content: delta })).then(
+  complete[through](content, (delta) => streamed && send('delta', { content: delta })).then(
     (reply) => {
       const assistant = message(chatId, 2, 'assistant', reply, user.id);
       if (!streamed) {
@@ -100,10 +128,10 @@ const server = createServer((req, res) => {
       Object.assign(settings, JSON.parse(body));
       return void res.writeHead(200).end();
     }
-    const match = /^(\/proxy)?\/chats\/([^/]+)\/messages$/.exec(req.url ?? '');
+    const match = /^(?:\/proxy\/(undici|openai))?\/chats\/([^/]+)\/messages$/.exec(req.url ?? '');
     if (!match || req.method !== 'POST') return void res.writeHead(404).end();
     const { content } = JSON.parse(body);
-    if (match[1]) return proxy(req, res, match[2], content);
+    if (match[1]) return proxy(req, res, match[2], content, match[1]);
     const answer = () => {
       const user = message(match[2], 1, 'user', content, null);
       const assistant = message(match[2], 2, 'assistant', REPLY.slice(0, 60), user.id);

@@ -208,8 +208,9 @@ async function createChats(pool, count) {
 }
 
 const messagesPath = (chatId) => `/chats/${chatId}/messages`;
-/** The bare proxy's turns (the floor), on chats that need not exist. */
-const proxyPaths = (count) => Array.from({ length: count }, () => `/proxy${messagesPath(crypto.randomUUID())}`);
+/** The bare proxy's turns (the floor), through `undici` or the `openai` client, on chats that need not exist. */
+const proxyPaths = (count, through = 'undici') =>
+  Array.from({ length: count }, () => `/proxy/${through}${messagesPath(crypto.randomUUID())}`);
 
 const sendTurn = (pool, path, content = MESSAGE) =>
   expectStatus(call(pool, 'POST', path, { content }), 201, `POST ${path}`);
@@ -488,7 +489,10 @@ async function main() {
     const inMemory = PLAN.find(([store]) => store === 'memory')?.[1] ?? [];
     process.stderr.write('bare proxy …\n');
     results.floor = {};
-    if (inMemory.includes('W1')) results.floor.W1 = await w1(bare.base, proxyPaths(W1_CLIENTS), bareCpuMs);
+    if (inMemory.includes('W1')) {
+      results.floor.W1 = await w1(bare.base, proxyPaths(W1_CLIENTS), bareCpuMs);
+      results.floor.W1openai = await w1(bare.base, proxyPaths(W1_CLIENTS, 'openai'), bareCpuMs);
+    }
     if (inMemory.includes('W2')) results.floor.W2 = await w2(barePool, upstream.pool, proxyPaths(W2_CLIENTS));
     if (inMemory.includes('W6')) results.floor.W6 = await w6(barePool, upstream.pool, proxyPaths(1)[0]);
     if (inMemory.includes('W3'))
@@ -567,6 +571,7 @@ function table(r) {
     ['W1 PostgreSQL', w1(postgres.W1), '≥ 1,000 turns/s', mark(tps(postgres.W1), (v) => v >= 1000)],
     ['W1 ceiling: bare node:http', w1(bare.W1), '', ''],
     ['W1 floor: bare proxy, one upstream call', w1(floor.W1), '', ''],
+    ['W1 floor: the same through the openai client', w1(floor.W1openai), '', ''],
     [
       `W2 memory: 16 clients, ${W2_UPSTREAM_MS} ms upstream`,
       w2(m.W2),
