@@ -1,7 +1,8 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { Stream } from 'openai/streaming';
 import { LlmError, LlmTimeoutError, LlmUnavailableError, LlmUpstreamError } from './llm-errors';
-import { LlmProvider, LlmRequest, LlmStreamPart, LlmUsage } from './llm-provider';
+import { LlmMessage, LlmProvider, LlmRequest, LlmStreamPart, LlmUsage } from './llm-provider';
 import { undiciFetch } from './undici-fetch';
 
 export interface OpenAiLlmOptions {
@@ -97,6 +98,11 @@ export class OpenAiLlmProvider extends LlmProvider {
   /** OpenAI's own API wants the newer parameter; most compatible servers know only `max_tokens`. */
   private readonly officialApi: boolean;
   private readonly timeoutMs: number;
+  /**
+   * Each frozen message's JSON, for as long as the message lives: a chat's context sends the same
+   * history turn after turn, and encoding it again each time was most of a long chat's extra cost.
+   */
+  private readonly messageJson = new WeakMap<LlmMessage, string>();
 
   constructor(options: OpenAiLlmOptions) {
     super();
@@ -125,16 +131,20 @@ export class OpenAiLlmProvider extends LlmProvider {
     let usage: LlmUsage | null = null;
     let sawChoices = false;
     try {
-      const chunks = await this.client.chat.completions.create(
-        {
-          model,
-          messages: messages.map(({ role, content }) => ({ role, content })),
-          ...(this.officialApi ? { max_completion_tokens: maxOutputTokens } : { max_tokens: maxOutputTokens }),
-          stream: true,
-          stream_options: { include_usage: true },
-        },
-        { signal },
-      );
+      // What `chat.completions.create` sends, with the messages' JSON reused rather than encoded anew.
+      const rest = JSON.stringify({
+        model,
+        ...(this.officialApi ? { max_completion_tokens: maxOutputTokens } : { max_tokens: maxOutputTokens }),
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      const body = `{"messages":[${messages.map((message) => this.jsonOf(message)).join(',')}],${rest.slice(1)}`;
+      const chunks = await this.client.post<Stream<ChatCompletionChunk>>('/chat/completions', {
+        body,
+        headers: { 'content-type': 'application/json' },
+        stream: true,
+        signal,
+      });
       for await (const chunk of withIdleTimeout(chunks, this.timeoutMs)) {
         // The client may still hand out chunks that had arrived before the abort.
         signal?.throwIfAborted();
@@ -155,5 +165,14 @@ export class OpenAiLlmProvider extends LlmProvider {
     }
     if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
     yield { type: 'finish', model: answeredBy, usage };
+  }
+
+  /** Only a frozen message is remembered: another could change under its cached JSON. */
+  private jsonOf(message: LlmMessage): string {
+    const cached = this.messageJson.get(message);
+    if (cached !== undefined) return cached;
+    const json = JSON.stringify({ role: message.role, content: message.content });
+    if (Object.isFrozen(message)) this.messageJson.set(message, json);
+    return json;
   }
 }

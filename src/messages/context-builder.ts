@@ -16,17 +16,31 @@ const SYSTEM_PROMPT_CACHE_SIZE = 512;
 const WINDOW_CACHE_TOKENS = 20_000_000;
 
 /**
+ * A message of a window: its cost in the context, and the one frozen `LlmMessage` every context
+ * that holds it shares, so turns neither copy the history nor make a provider encode it again.
+ */
+interface WindowMessage {
+  seq: number;
+  cost: number;
+  llm: LlmMessage;
+}
+
+/**
  * A chat's newest messages through `lastSeq`, oldest first: enough to fill the largest context
  * its model allows (`tokens` is their cost), or all of them (`fromStart`).
  */
 interface RecentWindow {
-  messages: ContextMessage[];
+  messages: WindowMessage[];
   tokens: number;
   lastSeq: number;
   fromStart: boolean;
 }
 
-const costOf = (message: ContextMessage) => message.tokenCount + TokenCounter.MESSAGE_OVERHEAD;
+const windowMessage = ({ seq, role, content, tokenCount }: ContextMessage): WindowMessage => ({
+  seq,
+  cost: tokenCount + TokenCounter.MESSAGE_OVERHEAD,
+  llm: Object.freeze({ role, content }),
+});
 
 /**
  * Builds what the LLM sees for a turn: the system prompt, then the newest messages that fit the
@@ -39,6 +53,7 @@ const costOf = (message: ContextMessage) => message.tokenCount + TokenCounter.ME
 @Injectable()
 export class ContextBuilder {
   private readonly systemPromptTokens = new Map<string, number>();
+  private readonly systemMessages = new Map<string, LlmMessage>();
   private readonly windows = new LRUCache<string, RecentWindow>({
     max: 10_000,
     maxSize: WINDOW_CACHE_TOKENS,
@@ -63,16 +78,13 @@ export class ContextBuilder {
    * Called under the chat's turn lock, which keeps the chat's window to one turn at a time.
    */
   async build(chat: Chat, throughSeq: number): Promise<LlmMessage[]> {
-    const window = (await this.extendWindow(chat, throughSeq)) ?? (await this.readWindow(chat, throughSeq));
+    const { messages } = (await this.extendWindow(chat, throughSeq)) ?? (await this.readWindow(chat, throughSeq));
     let remaining = this.budget(chat) - this.systemCost(chat);
-    const newestFirst: LlmMessage[] = [];
-    for (let i = window.messages.length - 1; i >= 0; i--) {
-      const message = window.messages[i];
-      remaining -= costOf(message);
-      if (remaining < 0) break;
-      newestFirst.push({ role: message.role, content: message.content });
-    }
-    return this.assemble(chat, newestFirst);
+    let from = messages.length;
+    while (from > 0 && remaining - messages[from - 1].cost >= 0) remaining -= messages[--from].cost;
+    const context: LlmMessage[] = [this.systemMessage(chat)];
+    for (let i = from; i < messages.length; i++) context.push(messages[i].llm);
+    return context;
   }
 
   /** The kept window brought up to `throughSeq`; undefined when there is none that can be. */
@@ -88,10 +100,10 @@ export class ContextBuilder {
     if (missing > FIRST_HISTORY_BATCH) return undefined;
     const newer = await this.chats.listMessages(chatKeyOf(chat), { limit: missing, afterSeq: window.lastSeq });
     if (newer.length !== missing) return undefined;
-    for (const { seq, role, content, tokenCount } of newer) {
-      const message = { seq, role, content, tokenCount };
+    for (const stored of newer) {
+      const message = windowMessage(stored);
       window.messages.push(message);
-      window.tokens += costOf(message);
+      window.tokens += message.cost;
     }
     window.lastSeq = throughSeq;
     this.trim(chat, window);
@@ -104,15 +116,16 @@ export class ContextBuilder {
   /** Reads the newest messages through `throughSeq` until they fill the largest budget, and keeps them. */
   private async readWindow(chat: Chat, throughSeq: number): Promise<RecentWindow> {
     const budget = this.budget(chat);
-    const newestFirst: ContextMessage[] = [];
+    const newestFirst: WindowMessage[] = [];
     let tokens = 0;
     let beforeSeq = throughSeq + 1;
     let fromStart = false;
     for (let limit = FIRST_HISTORY_BATCH; tokens < budget; limit = Math.min(limit * 2, MAX_HISTORY_BATCH)) {
       const batch = await this.chats.listRecentMessages(chatKeyOf(chat), { limit, beforeSeq });
-      for (const message of batch) {
+      for (const stored of batch) {
+        const message = windowMessage(stored);
         newestFirst.push(message);
-        tokens += costOf(message);
+        tokens += message.cost;
         if (tokens >= budget) break;
       }
       if (batch.length < limit) {
@@ -130,8 +143,8 @@ export class ContextBuilder {
   private trim(chat: Chat, window: RecentWindow): void {
     const budget = this.budget(chat);
     let drop = 0;
-    while (drop < window.messages.length && window.tokens - costOf(window.messages[drop]) >= budget) {
-      window.tokens -= costOf(window.messages[drop]);
+    while (drop < window.messages.length && window.tokens - window.messages[drop].cost >= budget) {
+      window.tokens -= window.messages[drop].cost;
       drop++;
     }
     if (drop > 0) {
@@ -140,8 +153,15 @@ export class ContextBuilder {
     }
   }
 
-  private assemble(chat: Chat, newestFirst: LlmMessage[]): LlmMessage[] {
-    return [{ role: 'system', content: this.systemPrompt(chat) }, ...newestFirst.reverse()];
+  private systemMessage(chat: Chat): LlmMessage {
+    const content = this.systemPrompt(chat);
+    let message = this.systemMessages.get(content);
+    if (!message) {
+      message = Object.freeze({ role: 'system', content });
+      if (this.systemMessages.size >= SYSTEM_PROMPT_CACHE_SIZE) this.systemMessages.clear();
+      this.systemMessages.set(content, message);
+    }
+    return message;
   }
 
   private budget(chat: Chat): number {

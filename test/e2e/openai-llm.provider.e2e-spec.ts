@@ -69,6 +69,22 @@ describe('OpenAiLlmProvider', () => {
     expect(seen.body).not.toHaveProperty('max_completion_tokens');
   });
 
+  it('should send frozen messages reused across calls as they are, and a changed unfrozen one as it is now', async () => {
+    const history = request.messages.map((message) => Object.freeze({ ...message }));
+    const latest = { role: 'user' as const, content: 'And "3 + 3"?\n' };
+    server.enqueue({ kind: 'reply', content: 'Four.' }, { kind: 'reply', content: 'Six.' });
+
+    const llm = provider();
+    await llm.complete({ ...request, messages: [...history, latest] });
+    latest.content = 'And 4 + 4?';
+    await llm.complete({ ...request, messages: [...history, latest] });
+
+    expect(server.requests.map((seen) => seen.body)).toEqual([
+      expect.objectContaining({ messages: [...request.messages, { role: 'user', content: 'And "3 + 3"?\n' }] }),
+      expect.objectContaining({ messages: [...request.messages, { role: 'user', content: 'And 4 + 4?' }] }),
+    ]);
+  });
+
   it('should report null usage when the server sends none', async () => {
     server.enqueue({ kind: 'reply', content: 'ok', usage: null });
     expect(await provider().complete(request)).toEqual({ content: 'ok', model: 'gpt-4.1-mini', usage: null });

@@ -92,6 +92,18 @@ describe(`${ContextBuilder.name} across turns`, () => {
     expect(fullReads.mock.calls.length - 60).toBe(1);
   });
 
+  it('should hand each turn the same frozen messages for the history they share, not copies', async () => {
+    const builder = new ContextBuilder(repository, tokens, config);
+    await append(9);
+    const first = await builder.build(await chat(), 9);
+    await append(2);
+    const second = await builder.build(await chat(), 11);
+
+    expect(second.slice(0, first.length)).toEqual(first);
+    second.slice(0, first.length).forEach((message, i) => expect(message).toBe(first[i]));
+    expect(second.every((message) => Object.isFrozen(message))).toBe(true);
+  });
+
   it('should take in messages other instances stored, and answer an older message with the history it had', async () => {
     const builder = new ContextBuilder(repository, tokens, config);
     await append(9);
