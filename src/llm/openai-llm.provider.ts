@@ -171,7 +171,13 @@ export class OpenAiLlmProvider extends LlmProvider {
   private jsonOf(message: LlmMessage): string {
     const cached = this.messageJson.get(message);
     if (cached !== undefined) return cached;
-    const json = JSON.stringify({ role: message.role, content: message.content });
+    const { role, content } = message;
+    const quoted = JSON.stringify(content);
+    // Text that needs no escaping is referenced by the JSON (a concatenation), not copied into it.
+    const json =
+      quoted.length === content.length + 2
+        ? `{"role":${JSON.stringify(role)},"content":"` + content + '"}'
+        : `{"role":${JSON.stringify(role)},"content":${quoted}}`;
     if (Object.isFrozen(message)) this.messageJson.set(message, json);
     return json;
   }
