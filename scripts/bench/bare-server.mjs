@@ -7,9 +7,10 @@
 //   undici, and answers the same 201, or forwards the reply as the service's events with
 //   `Accept: text/event-stream`. This is the floor under W1, W2, W3 and W6: what the machine's
 //   loopback and Node's HTTP cost a turn before any of the service's own work.
-// - POST /proxy/openai/chats/{id}/messages does the same through the official `openai` client, set
-//   up as the service's provider sets it up (its undici-based fetch from dist/): the floor of any
-//   turn that asks its upstream through that client.
+// - POST /proxy/openai/chats/{id}/messages does the same through the official `openai` client with
+//   the service provider's undici-based fetch (from dist/): the floor of any turn that asks its
+//   upstream through that client.
+// The proxy reads only what the fake upstream sends: `data:` events, each ended by a blank line.
 // Control: POST /_bench {"delayMs": n}. Prints `listening <port>` once ready.
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';

@@ -141,6 +141,7 @@ export class OpenAiLlmProvider extends LlmProvider {
       const body = `{"messages":[${messages.map((message) => this.jsonOf(message)).join(',')}],${rest.slice(1)}`;
       const chunks = await this.client.post<Stream<ChatCompletionChunk>>('/chat/completions', {
         body,
+        // Without it the client would encode the string as JSON once more.
         headers: { 'content-type': 'application/json' },
         stream: true,
         signal,
@@ -173,7 +174,8 @@ export class OpenAiLlmProvider extends LlmProvider {
     if (cached !== undefined) return cached;
     const { role, content } = message;
     const quoted = JSON.stringify(content);
-    // Text that needs no escaping is referenced by the JSON (a concatenation), not copied into it.
+    // Quoting adds exactly two characters only when nothing was escaped: such text is referenced
+    // by the JSON (a concatenation) rather than copied into it.
     const json =
       quoted.length === content.length + 2
         ? `{"role":${JSON.stringify(role)},"content":"` + content + '"}'

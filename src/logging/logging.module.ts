@@ -58,8 +58,8 @@ function responseLogFields(res: { statusCode: number }) {
         pinoHttp: {
           level: PINO_LEVELS[config.logLevel],
           genReqId: requestIdOf,
-          // A whitelist rather than redaction: credentials (Authorization, Cookie, X-Api-Key) never
-          // reach the log, and no header object is copied and redacted on every request.
+          // A whitelist rather than redaction: no header but User-Agent is logged, so credentials
+          // (Authorization, Cookie, X-Api-Key) never reach the log and nothing is redacted per request.
           serializers: { req: requestLogFields, res: responseLogFields },
           transport:
             config.logFormat === 'pretty' ? { target: 'pino-pretty', options: { singleLine: true } } : undefined,

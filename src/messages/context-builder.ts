@@ -12,7 +12,10 @@ import { MessageTooLongForContextError } from './message-errors';
 const FIRST_HISTORY_BATCH = 128;
 const MAX_HISTORY_BATCH = 1024;
 const SYSTEM_PROMPT_CACHE_SIZE = 512;
-/** Tokens of messages kept in recent windows, over all chats: about 80 MB of text. */
+/**
+ * Tokens of messages kept in recent windows, over all chats: about 80 MB of text, and at most as
+ * much again in the JSON the OpenAI provider keeps of the messages whose text needs escaping.
+ */
 const WINDOW_CACHE_TOKENS = 20_000_000;
 
 /**
@@ -81,7 +84,10 @@ export class ContextBuilder {
     const { messages } = (await this.extendWindow(chat, throughSeq)) ?? (await this.readWindow(chat, throughSeq));
     let remaining = this.budget(chat) - this.systemCost(chat);
     let from = messages.length;
-    while (from > 0 && remaining - messages[from - 1].cost >= 0) remaining -= messages[--from].cost;
+    while (from > 0 && remaining >= messages[from - 1].cost) {
+      from--;
+      remaining -= messages[from].cost;
+    }
     const context: LlmMessage[] = [this.systemMessage(chat)];
     for (let i = from; i < messages.length; i++) context.push(messages[i].llm);
     return context;

@@ -43,6 +43,7 @@ describe('Request logs (e2e, built service)', () => {
         'X-Request-Id': 'req-test-0001',
         Authorization: `Bearer ${secretKey}`,
         'X-Api-Key': secretKey,
+        Cookie: `session=${secretKey}`,
       },
       body: JSON.stringify({ content: secretContent }),
     });

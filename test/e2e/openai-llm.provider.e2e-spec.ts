@@ -85,6 +85,18 @@ describe('OpenAiLlmProvider', () => {
     ]);
   });
 
+  it('should send any text exactly, the first time and from what it kept', async () => {
+    const texts = ['plain', 'line\nbreak', 'say "hi"', 'back\\slash', '\u0001', '\u2028', 'lone \ud800', 'é😀'];
+    const messages = texts.map((content) => Object.freeze({ role: 'user' as const, content }));
+    server.enqueue({ kind: 'reply', content: 'One.' }, { kind: 'reply', content: 'Two.' });
+
+    const llm = provider();
+    await llm.complete({ ...request, messages });
+    await llm.complete({ ...request, messages });
+
+    for (const seen of server.requests) expect((seen.body as { messages: unknown }).messages).toEqual(messages);
+  });
+
   it('should report null usage when the server sends none', async () => {
     server.enqueue({ kind: 'reply', content: 'ok', usage: null });
     expect(await provider().complete(request)).toEqual({ content: 'ok', model: 'gpt-4.1-mini', usage: null });

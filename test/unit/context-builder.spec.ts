@@ -99,7 +99,6 @@ describe(`${ContextBuilder.name} across turns`, () => {
     await append(2);
     const second = await builder.build(await chat(), 11);
 
-    expect(second.slice(0, first.length)).toEqual(first);
     second.slice(0, first.length).forEach((message, i) => expect(message).toBe(first[i]));
     expect(second.every((message) => Object.isFrozen(message))).toBe(true);
   });
