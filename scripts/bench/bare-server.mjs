@@ -51,46 +51,44 @@ function message(chatId, seq, role, content, inReplyTo) {
   };
 }
 
-/** The upstream's streamed reply, each delta's content passed to `onDelta` as it arrives. */
-const complete = {
-  undici: completeWithUndici,
-  async openai(content, onDelta) {
-    let reply = '';
+/** The upstream's streamed reply: each delta's content as it arrives. */
+const deltas = {
+  async *openai(content) {
     for await (const chunk of await client.chat.completions.create(question(content))) {
       const delta = chunk.choices[0]?.delta?.content;
-      if (delta) {
-        reply += delta;
-        onDelta(delta);
+      if (delta) yield delta;
+    }
+  },
+  async *undici(content) {
+    const response = await request(`${upstreamBase}/chat/completions`, {
+      method: 'POST',
+      dispatcher: upstream,
+      headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
+      body: JSON.stringify(question(content)),
+    });
+    if (response.statusCode !== 200) throw new Error(`upstream answered ${response.statusCode}`);
+    response.body.setEncoding('utf8');
+    let buffered = '';
+    for await (const chunk of response.body) {
+      buffered += chunk;
+      let end;
+      while ((end = buffered.indexOf('\n\n')) >= 0) {
+        const data = buffered.slice(buffered.indexOf('data: ') + 6, end);
+        buffered = buffered.slice(end + 2);
+        if (data === '[DONE]') continue;
+        const delta = JSON.parse(data).choices[0]?.delta?.content;
+        if (delta) yield delta;
       }
     }
-    return reply;
   },
 };
 
-async function completeWithUndici(content, onDelta) {
-  const response = await request(`${upstreamBase}/chat/completions`, {
-    method: 'POST',
-    dispatcher: upstream,
-    headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
-    body: JSON.stringify(question(content)),
-  });
-  if (response.statusCode !== 200) throw new Error(`upstream answered ${response.statusCode}`);
-  response.body.setEncoding('utf8');
-  let buffered = '';
+/** The whole reply, each delta passed to `onDelta` on the way. */
+async function complete(through, content, onDelta) {
   let reply = '';
-  for await (const chunk of response.body) {
-    buffered += chunk;
-    let end;
-    while ((end = buffered.indexOf('\n\n')) >= 0) {
-      const data = buffered.slice(buffered.indexOf('data: ') + 6, end);
-      buffered = buffered.slice(end + 2);
-      if (data === '[DONE]') continue;
-      const delta = JSON.parse(data).choices[0]?.delta?.content;
-      if (delta) {
-        reply += delta;
-        onDelta(delta);
-      }
-    }
+  for await (const delta of deltas[through](content)) {
+    reply += delta;
+    onDelta(delta);
   }
   return reply;
 }
@@ -103,7 +101,7 @@ function proxy(req, res, chatId, content, through) {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
     send('user_message', user);
   }
-  complete[through](content, (delta) => streamed && send('delta', { content: delta })).then(
+  complete(through, content, (delta) => streamed && send('delta', { content: delta })).then(
     (reply) => {
       const assistant = message(chatId, 2, 'assistant', reply, user.id);
       if (!streamed) {

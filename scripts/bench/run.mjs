@@ -284,14 +284,17 @@ async function w1(base, paths, cpuMs) {
   return { ...result, cpuMsPerTurn: (cpuMs() - cpuBefore) / result.requests };
 }
 
-async function w2(pool, upstream, paths) {
-  await setUpstream(upstream, { latencyMs: W2_UPSTREAM_MS });
+/** `delay(ms)` sets how long a turn's upstream (or the bare server standing in for it) takes. */
+async function w2(pool, paths, delay) {
+  await delay(W2_UPSTREAM_MS);
   try {
     return await latencies(pool, paths, SIZE.w2Seconds);
   } finally {
-    await setUpstream(upstream, { latencyMs: 0 });
+    await delay(0);
   }
 }
+
+const upstreamDelay = (upstream) => (ms) => setUpstream(upstream, { latencyMs: ms });
 
 /** `paths(pool)` gives the chats' paths, one turn each. */
 async function w3(base, upstream, paths) {
@@ -409,7 +412,7 @@ async function measureService(label, upstream, workDir, databaseUrl, workloads) 
       const upstreamPool = upstream.pool;
       const chatPaths = async (count, on = pool) => (await createChats(on, count)).map(messagesPath);
       if (name === 'W1') results.W1 = await w1(service.base, await chatPaths(W1_CLIENTS), service.cpuMs);
-      if (name === 'W2') results.W2 = await w2(pool, upstreamPool, await chatPaths(W2_CLIENTS));
+      if (name === 'W2') results.W2 = await w2(pool, await chatPaths(W2_CLIENTS), upstreamDelay(upstreamPool));
       if (name === 'W6') results.W6 = await w6(pool, upstreamPool, (await chatPaths(1))[0]);
       if (name === 'W3') results.W3 = await w3(service.base, upstreamPool, (on) => chatPaths(SIZE.w3Chats, on));
       if (name === 'W4') results.W4 = await w4(pool);
@@ -483,7 +486,9 @@ async function main() {
     const barePaths = Array.from({ length: W1_CLIENTS }, () => messagesPath(crypto.randomUUID()));
     results.bare = {
       W1: await w1(bare.base, barePaths, bareCpuMs),
-      W2: await w2Bare(barePool, barePaths.slice(0, W2_CLIENTS)),
+      W2: await w2(barePool, barePaths.slice(0, W2_CLIENTS), (ms) =>
+        call(barePool, 'POST', '/_bench', { delayMs: ms }),
+      ),
     };
     // The floor is taken for the workloads measured in memory, which it is shown beside.
     const inMemory = PLAN.find(([store]) => store === 'memory')?.[1] ?? [];
@@ -493,7 +498,8 @@ async function main() {
       results.floor.W1 = await w1(bare.base, proxyPaths(W1_CLIENTS), bareCpuMs);
       results.floor.W1openai = await w1(bare.base, proxyPaths(W1_CLIENTS, 'openai'), bareCpuMs);
     }
-    if (inMemory.includes('W2')) results.floor.W2 = await w2(barePool, upstream.pool, proxyPaths(W2_CLIENTS));
+    if (inMemory.includes('W2'))
+      results.floor.W2 = await w2(barePool, proxyPaths(W2_CLIENTS), upstreamDelay(upstream.pool));
     if (inMemory.includes('W6')) results.floor.W6 = await w6(barePool, upstream.pool, proxyPaths(1)[0]);
     if (inMemory.includes('W3'))
       results.floor.W3 = await w3(bare.base, upstream.pool, async () => proxyPaths(SIZE.w3Chats));
@@ -523,15 +529,6 @@ async function main() {
   results.finishedAt = new Date().toISOString();
   writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(`${table(results)}\nJSON: ${OUT}\n`);
-}
-
-async function w2Bare(pool, paths) {
-  await call(pool, 'POST', '/_bench', { delayMs: W2_UPSTREAM_MS });
-  try {
-    return await latencies(pool, paths, SIZE.w2Seconds);
-  } finally {
-    await call(pool, 'POST', '/_bench', { delayMs: 0 });
-  }
 }
 
 // ---------------------------------------------------------------- the table

@@ -55,8 +55,8 @@ const windowMessage = ({ seq, role, content, tokenCount }: ContextMessage): Wind
  */
 @Injectable()
 export class ContextBuilder {
-  private readonly systemPromptTokens = new Map<string, number>();
-  private readonly systemMessages = new Map<string, LlmMessage>();
+  /** Each system prompt's message and cost in the context, by its text. */
+  private readonly systemPrompts = new Map<string, { message: LlmMessage; cost: number }>();
   private readonly windows = new LRUCache<string, RecentWindow>({
     max: 10_000,
     maxSize: WINDOW_CACHE_TOKENS,
@@ -72,7 +72,7 @@ export class ContextBuilder {
   /** Throws when a message of `contentTokens` could not fit even as the only message. */
   assertFits(chat: Chat, contentTokens: number): void {
     const budget = this.budget(chat);
-    const needed = this.systemCost(chat) + contentTokens + TokenCounter.MESSAGE_OVERHEAD;
+    const needed = this.systemPrompt(chat).cost + contentTokens + TokenCounter.MESSAGE_OVERHEAD;
     if (needed > budget) throw new MessageTooLongForContextError(needed, budget);
   }
 
@@ -82,13 +82,13 @@ export class ContextBuilder {
    */
   async build(chat: Chat, throughSeq: number): Promise<LlmMessage[]> {
     const { messages } = (await this.extendWindow(chat, throughSeq)) ?? (await this.readWindow(chat, throughSeq));
-    let remaining = this.budget(chat) - this.systemCost(chat);
+    let remaining = this.budget(chat) - this.systemPrompt(chat).cost;
     let from = messages.length;
     while (from > 0 && remaining >= messages[from - 1].cost) {
       from--;
       remaining -= messages[from].cost;
     }
-    const context: LlmMessage[] = [this.systemMessage(chat)];
+    const context: LlmMessage[] = [this.systemPrompt(chat).message];
     for (let i = from; i < messages.length; i++) context.push(messages[i].llm);
     return context;
   }
@@ -159,33 +159,21 @@ export class ContextBuilder {
     }
   }
 
-  private systemMessage(chat: Chat): LlmMessage {
-    const content = this.systemPrompt(chat);
-    let message = this.systemMessages.get(content);
-    if (!message) {
-      message = Object.freeze({ role: 'system', content });
-      if (this.systemMessages.size >= SYSTEM_PROMPT_CACHE_SIZE) this.systemMessages.clear();
-      this.systemMessages.set(content, message);
-    }
-    return message;
-  }
-
   private budget(chat: Chat): number {
     return contextTokensFor(this.config, chat.model) - this.config.llmMaxOutputTokens - TokenCounter.REPLY_PRIMING;
   }
 
-  private systemPrompt(chat: Chat): string {
-    return chat.systemPrompt ?? this.config.systemPrompt;
-  }
-
-  private systemCost(chat: Chat): number {
-    const prompt = this.systemPrompt(chat);
-    let tokens = this.systemPromptTokens.get(prompt);
-    if (tokens === undefined) {
-      tokens = this.tokens.count(prompt);
-      if (this.systemPromptTokens.size >= SYSTEM_PROMPT_CACHE_SIZE) this.systemPromptTokens.clear();
-      this.systemPromptTokens.set(prompt, tokens);
+  private systemPrompt(chat: Chat): { message: LlmMessage; cost: number } {
+    const content = chat.systemPrompt ?? this.config.systemPrompt;
+    let prompt = this.systemPrompts.get(content);
+    if (!prompt) {
+      prompt = {
+        message: Object.freeze({ role: 'system', content }),
+        cost: this.tokens.count(content) + TokenCounter.MESSAGE_OVERHEAD,
+      };
+      if (this.systemPrompts.size >= SYSTEM_PROMPT_CACHE_SIZE) this.systemPrompts.clear();
+      this.systemPrompts.set(content, prompt);
     }
-    return tokens + TokenCounter.MESSAGE_OVERHEAD;
+    return prompt;
   }
 }
