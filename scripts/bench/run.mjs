@@ -30,7 +30,7 @@ const SIZE = SMOKE
       w2Seconds: 10,
       w3Chats: 500,
       w4Sizes: [10, 1_000, 5_000],
-      w4Turns: 40,
+      w4Turns: 100,
       w5Messages: Number(process.env.BENCH_W5_MESSAGES ?? 100_000),
       w6Turns: 200,
     };
@@ -138,11 +138,12 @@ async function startService(upstreamBase, workDir, databaseUrl, label) {
     logFile,
     /** CPU time the service has used so far (user + system), in ms: robust to a busy machine. */
     cpuMs: () => cpuMsOf(child.pid),
+    untilIdle: () => untilIdle(child.pid),
     /**
-     * V8 heap in use after a full GC, once the service is at rest: right after a load its log
-     * stream can still hold megabytes of lines not yet written, and background digest folds run.
+     * V8 heap and Buffers in use after a full GC, once the service is at rest: right after a load
+     * its log stream can still hold megabytes of lines not yet written, and background digest folds run.
      */
-    async heapUsed() {
+    async memoryUsed() {
       await untilIdle(child.pid);
       rmSync(heapFile, { force: true });
       child.kill('SIGUSR2');
@@ -320,22 +321,31 @@ async function fillChat(pool, chatId, from, messages) {
   await Promise.all(Array.from({ length: 16 }, worker));
 }
 
-async function w4(pool) {
-  const medians = {};
-  for (const size of SIZE.w4Sizes) {
+/**
+ * Every chat is filled first and the service left to come to rest; then the timed turns go in
+ * rounds, one on each size in a rotating order. This machine's speed drifts by tens of percent
+ * over seconds, and timing each size in a block of its own put that drift into the ratio.
+ */
+async function w4(pool, service) {
+  const sizes = SIZE.w4Sizes;
+  const chats = {};
+  for (const size of sizes) {
     // A small chat grows noticeably with every timed turn, so it gets one chat per timed turn.
-    const chatCount = size < 100 ? SIZE.w4Turns : 1;
-    const chats = await createChats(pool, chatCount);
-    for (const chatId of chats) await fillChat(pool, chatId, 0, size);
-    const samples = [];
-    for (let i = 0; i < SIZE.w4Turns; i++) {
-      const started = now();
-      await sendTurn(pool, messagesPath(chats[i % chatCount]));
-      samples.push(now() - started);
-    }
-    medians[size] = summarize(samples).p50;
+    chats[size] = await createChats(pool, size < 100 ? SIZE.w4Turns : 1);
+    for (const chatId of chats[size]) await fillChat(pool, chatId, 0, size);
   }
-  const [small, , large] = SIZE.w4Sizes;
+  await service.untilIdle();
+  const samples = Object.fromEntries(sizes.map((size) => [size, []]));
+  for (let round = 0; round < SIZE.w4Turns; round++) {
+    for (let i = 0; i < sizes.length; i++) {
+      const size = sizes[(round + i) % sizes.length];
+      const started = now();
+      await sendTurn(pool, messagesPath(chats[size][round % chats[size].length]));
+      samples[size].push(now() - started);
+    }
+  }
+  const medians = Object.fromEntries(sizes.map((size) => [size, summarize(samples[size]).p50]));
+  const [small, , large] = sizes;
   return { medianMs: medians, ratio: medians[large] / medians[small] };
 }
 
@@ -343,11 +353,16 @@ async function w5(base, pool, upstream, service) {
   await setUpstream(upstream, { replyChars: 200, pieces: 40 });
   try {
     const chats = await createChats(pool, W1_CLIENTS);
-    const before = await service.heapUsed();
+    const before = await service.memoryUsed();
     const run = await throughput(base, chats.map(messagesPath), 0, { content: MESSAGE_200 }, SIZE.w5Messages / 2);
-    const after = await service.heapUsed();
+    const after = await service.memoryUsed();
     const messages = run.requests * 2;
-    return { bytesPerMessage: Math.round((after - before) / messages), messages, heapBefore: before, heapAfter: after };
+    return {
+      bytesPerMessage: Math.round((after - before) / messages),
+      messages,
+      memoryBefore: before,
+      memoryAfter: after,
+    };
   } finally {
     await setUpstream(upstream, {});
   }
@@ -415,7 +430,7 @@ async function measureService(label, upstream, workDir, databaseUrl, workloads) 
       if (name === 'W2') results.W2 = await w2(pool, await chatPaths(W2_CLIENTS), upstreamDelay(upstreamPool));
       if (name === 'W6') results.W6 = await w6(pool, upstreamPool, (await chatPaths(1))[0]);
       if (name === 'W3') results.W3 = await w3(service.base, upstreamPool, (on) => chatPaths(SIZE.w3Chats, on));
-      if (name === 'W4') results.W4 = await w4(pool);
+      if (name === 'W4') results.W4 = await w4(pool, service);
       if (name === 'W5') results.W5 = await w5(service.base, pool, upstreamPool, service);
     }
   } catch (error) {
