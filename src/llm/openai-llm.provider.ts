@@ -2,7 +2,8 @@ import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUse
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { Stream } from 'openai/streaming';
 import { LlmError, LlmTimeoutError, LlmUnavailableError, LlmUpstreamError } from './llm-errors';
-import { LlmMessage, LlmProvider, LlmRequest, LlmStreamPart, LlmUsage } from './llm-provider';
+import { LlmProvider, LlmRequest, LlmStreamPart, LlmUsage } from './llm-provider';
+import { RequestBodyEncoder } from './request-body-encoder';
 import { undiciFetch } from './undici-fetch';
 
 export interface OpenAiLlmOptions {
@@ -98,11 +99,8 @@ export class OpenAiLlmProvider extends LlmProvider {
   /** OpenAI's own API wants the newer parameter; most compatible servers know only `max_tokens`. */
   private readonly officialApi: boolean;
   private readonly timeoutMs: number;
-  /**
-   * Each frozen message's JSON, for as long as the message lives: a chat's context sends the same
-   * history turn after turn, and encoding it again each time was most of a long chat's extra cost.
-   */
-  private readonly messageJson = new WeakMap<LlmMessage, string>();
+  /** Request bodies, so a chat's turns do not encode the history they share again. */
+  private readonly bodies = new RequestBodyEncoder();
 
   constructor(options: OpenAiLlmOptions) {
     super();
@@ -131,17 +129,17 @@ export class OpenAiLlmProvider extends LlmProvider {
     let usage: LlmUsage | null = null;
     let sawChoices = false;
     try {
-      // What `chat.completions.create` sends, with the messages' JSON reused rather than encoded anew.
+      // What `chat.completions.create` sends, with the history shared with the last turn copied.
       const rest = JSON.stringify({
         model,
         ...(this.officialApi ? { max_completion_tokens: maxOutputTokens } : { max_tokens: maxOutputTokens }),
         stream: true,
         stream_options: { include_usage: true },
       });
-      const body = `{"messages":[${messages.map((message) => this.jsonOf(message)).join(',')}],${rest.slice(1)}`;
+      const body = this.bodies.encode('{"messages":[', messages, `],${rest.slice(1)}`);
       const chunks = await this.client.post<Stream<ChatCompletionChunk>>('/chat/completions', {
         body,
-        // Without it the client would encode the string as JSON once more.
+        // The client sends bytes as they are, but labels them only when told.
         headers: { 'content-type': 'application/json' },
         stream: true,
         signal,
@@ -166,21 +164,5 @@ export class OpenAiLlmProvider extends LlmProvider {
     }
     if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
     yield { type: 'finish', model: answeredBy, usage };
-  }
-
-  /** Only a frozen message is remembered: another could change under its cached JSON. */
-  private jsonOf(message: LlmMessage): string {
-    const cached = this.messageJson.get(message);
-    if (cached !== undefined) return cached;
-    const { role, content } = message;
-    const quoted = JSON.stringify(content);
-    // Quoting adds exactly two characters only when nothing was escaped: such text is referenced
-    // by the JSON (a concatenation) rather than copied into it.
-    const json =
-      quoted.length === content.length + 2
-        ? `{"role":${JSON.stringify(role)},"content":"` + content + '"}'
-        : `{"role":${JSON.stringify(role)},"content":${quoted}}`;
-    if (Object.isFrozen(message)) this.messageJson.set(message, json);
-    return json;
   }
 }
