@@ -513,8 +513,11 @@ async function main() {
       results.floor.W1 = await w1(bare.base, proxyPaths(W1_CLIENTS), bareCpuMs);
       results.floor.W1openai = await w1(bare.base, proxyPaths(W1_CLIENTS, 'openai'), bareCpuMs);
     }
-    if (inMemory.includes('W2'))
-      results.floor.W2 = await w2(barePool, proxyPaths(W2_CLIENTS), upstreamDelay(upstream.pool));
+    if (inMemory.includes('W2')) {
+      const delay = upstreamDelay(upstream.pool);
+      results.floor.W2 = await w2(barePool, proxyPaths(W2_CLIENTS), delay);
+      results.floor.W2openai = await w2(barePool, proxyPaths(W2_CLIENTS, 'openai'), delay);
+    }
     if (inMemory.includes('W6')) results.floor.W6 = await w6(barePool, upstream.pool, proxyPaths(1)[0]);
     if (inMemory.includes('W3'))
       results.floor.W3 = await w3(bare.base, upstream.pool, async () => proxyPaths(SIZE.w3Chats));
@@ -597,6 +600,7 @@ function table(r) {
       '',
     ],
     [`W2 floor: bare proxy, ${W2_UPSTREAM_MS} ms upstream`, w2(floor.W2), '', ''],
+    ['W2 floor: the same through the openai client', w2(floor.W2openai), '', ''],
     [
       `W3 memory: ${SIZE.w3Chats} chats at once, ${W3_UPSTREAM_MS} ms upstream`,
       m.W3 ? `${fmt(m.W3.wallSeconds, 3)} s` : '—',
