@@ -10,7 +10,7 @@ interface EncodedBody {
   ends: Int32Array;
 }
 
-/** About 1,600 full 8,192-token contexts. */
+/** About 800 full 8,192-token contexts, with the messages they keep alive. */
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 const COMMA = 0x2c;
 
@@ -23,7 +23,8 @@ const jsonOf = ({ role, content }: LlmMessage): string =>
  * than joined and encoded again, message by message, which was most of a long chat's extra cost
  * per turn. Only frozen messages are reused, since another could change under its bytes. Each
  * conversation keeps its last body only (found by its last message, which the next turn's
- * context holds too), within `maxBytes` over all of them, least recently used first out.
+ * context holds too), within `maxBytes` over all of them with the messages they keep alive,
+ * least recently used first out.
  */
 export class RequestBodyEncoder {
   private readonly bodies: LRUCache<LlmMessage, EncodedBody>;
@@ -31,7 +32,8 @@ export class RequestBodyEncoder {
   constructor(maxBytes = DEFAULT_MAX_BYTES) {
     this.bodies = new LRUCache({
       maxSize: maxBytes,
-      sizeCalculation: (body) => body.bytes.length + 16 * body.messages.length,
+      // The bytes, and about as much again for the messages the body keeps alive (their text).
+      sizeCalculation: (body) => 2 * body.bytes.length + 16 * body.messages.length,
     });
   }
 
