@@ -5,12 +5,14 @@ import { LlmMessage } from './llm-provider';
 interface EncodedBody {
   bytes: Buffer;
   messages: readonly LlmMessage[];
+  /** 1 where the message was frozen when encoded: only then are its bytes still its JSON. */
+  frozen: Uint8Array;
   /** Message i's JSON is `bytes[starts[i], ends[i])`; neighbours are one comma apart. */
   starts: Int32Array;
   ends: Int32Array;
 }
 
-/** About 800 full 8,192-token contexts, with the messages they keep alive. */
+/** Several hundred full 8,192-token contexts, with the messages they keep alive. */
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 const COMMA = 0x2c;
 
@@ -21,10 +23,10 @@ const jsonOf = ({ role, content }: LlmMessage): string =>
  * Encodes request bodies whose messages repeat most of an earlier request's, as a chat's turns
  * do: the history the two share is copied from the earlier body's bytes in one piece rather
  * than joined and encoded again, message by message, which was most of a long chat's extra cost
- * per turn. Only frozen messages are reused, since another could change under its bytes. Each
- * conversation keeps its last body only (found by its last message, which the next turn's
- * context holds too), within `maxBytes` over all of them with the messages they keep alive,
- * least recently used first out.
+ * per turn. Only messages frozen when they were encoded are reused, since another could have
+ * changed since. Each conversation keeps its last body only (found by its last message, which the
+ * next turn's context holds too), within `maxBytes` over all of them with the messages they keep
+ * alive, least recently used first out; a body no context shares any more waits for that too.
  */
 export class RequestBodyEncoder {
   private readonly bodies: LRUCache<LlmMessage, EncodedBody>;
@@ -32,8 +34,9 @@ export class RequestBodyEncoder {
   constructor(maxBytes = DEFAULT_MAX_BYTES) {
     this.bodies = new LRUCache({
       maxSize: maxBytes,
-      // The bytes, and about as much again for the messages the body keeps alive (their text).
-      sizeCalculation: (body) => 2 * body.bytes.length + 16 * body.messages.length,
+      // The bytes, and at most twice as much for the text of the messages the body keeps alive
+      // (V8 stores a string at one or two bytes a character), plus their offsets and objects.
+      sizeCalculation: (body) => 3 * body.bytes.length + 64 * body.messages.length,
     });
   }
 
@@ -46,15 +49,11 @@ export class RequestBodyEncoder {
     if (earlier) {
       const { body, at } = earlier;
       // The shared history: the run ending with the earlier body's last message, walked back.
-      for (
-        let i = at, j = body.messages.length - 1;
-        i >= 0 && j >= 0 && isSame(messages[i], body.messages[j]);
-        i--, j--
-      ) {
+      for (let i = at, j = body.messages.length - 1; i >= 0 && j >= 0 && isSame(messages[i], body, j); i--, j--) {
         source[i] = j;
       }
       // The system prompt, before the oldest messages that no longer fit.
-      if (source[0] < 0 && isSame(messages[0], body.messages[0])) source[0] = 0;
+      if (source[0] < 0 && isSame(messages[0], body, 0)) source[0] = 0;
     }
     const encoded: string[] = new Array<string>(count);
     let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, count - 1);
@@ -70,6 +69,8 @@ export class RequestBodyEncoder {
     const bytes = Buffer.allocUnsafeSlow(size);
     const starts = new Int32Array(count);
     const ends = new Int32Array(count);
+    const frozen = new Uint8Array(count);
+    for (let i = 0; i < count; i++) if (Object.isFrozen(messages[i])) frozen[i] = 1;
     let offset = bytes.write(head, 0);
     for (let i = 0; i < count;) {
       if (i > 0) bytes[offset++] = COMMA;
@@ -98,9 +99,8 @@ export class RequestBodyEncoder {
     if (offset !== size) throw new Error(`Request body encoded to ${offset} bytes, ${size} expected.`);
 
     if (earlier) this.bodies.delete(earlier.body.messages[earlier.body.messages.length - 1]);
-    const newest = messages[count - 1];
-    if (count > 0 && Object.isFrozen(newest)) {
-      this.bodies.set(newest, { bytes, messages: messages.slice(), starts, ends });
+    if (count > 0 && frozen[count - 1] === 1) {
+      this.bodies.set(messages[count - 1], { bytes, messages: messages.slice(), frozen, starts, ends });
     }
     return bytes;
   }
@@ -116,6 +116,6 @@ export class RequestBodyEncoder {
   }
 }
 
-/** The same frozen message: its JSON in an earlier body is still its JSON. */
-const isSame = (message: LlmMessage, earlier: LlmMessage | undefined): boolean =>
-  message === earlier && Object.isFrozen(message);
+/** The earlier body's message `at`, frozen when encoded there, so its bytes are still its JSON. */
+const isSame = (message: LlmMessage, earlier: EncodedBody, at: number): boolean =>
+  message === earlier.messages[at] && earlier.frozen[at] === 1;

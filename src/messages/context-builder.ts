@@ -12,10 +12,7 @@ import { MessageTooLongForContextError } from './message-errors';
 const FIRST_HISTORY_BATCH = 128;
 const MAX_HISTORY_BATCH = 1024;
 const SYSTEM_PROMPT_CACHE_SIZE = 512;
-/**
- * Tokens of messages kept in recent windows, over all chats: about 80 MB of text, and at most as
- * much again in the JSON the OpenAI provider keeps of the messages whose text needs escaping.
- */
+/** Tokens of messages kept in recent windows, over all chats: about 80 MB of text. */
 const WINDOW_CACHE_TOKENS = 20_000_000;
 
 /**

@@ -9,6 +9,13 @@ const TEXTS = ['plain', 'line\nbreak', 'say "hi"', 'back\\slash', '\u0001', '\u2
 const expected = (messages: readonly LlmMessage[]) =>
   HEAD + messages.map(({ role, content }) => JSON.stringify({ role, content })).join(',') + TAIL;
 
+/** Encodes and checks the body's bytes against the expected text's UTF-8. */
+function expectExact(encoder: RequestBodyEncoder, messages: readonly LlmMessage[]): void {
+  const body = encoder.encode(HEAD, messages, TAIL);
+  expect(body.toString('utf8')).toBe(expected(messages));
+  expect(body.equals(Buffer.from(expected(messages), 'utf8'))).toBe(true);
+}
+
 /** A small deterministic generator (mulberry32), so a failure can be replayed. */
 function random(seed: number): () => number {
   return () => {
@@ -23,6 +30,7 @@ describe(RequestBodyEncoder.name, () => {
   it.each([
     ['room for every chat', 64 * 1024 * 1024],
     ['room for about one body', 2_000],
+    ['no room for any body', 100],
   ])(
     'should encode every body exactly over chats whose contexts slide, change prompt, repeat and change (%s)',
     (_, maxBytes) => {
@@ -51,16 +59,30 @@ describe(RequestBodyEncoder.name, () => {
         const context: LlmMessage[] = [chat.system, ...chat.history.slice(Math.max(0, end - chat.window), end)];
         if (action > 0.8 && action <= 0.9) {
           draft.content = `${pick(TEXTS)} draft ${step}`;
-          context.splice(1 + Math.floor(next() * (context.length - 1)), 0, draft);
+          // Anywhere after the system prompt, the newest place included.
+          context.splice(1 + Math.floor(next() * context.length), 0, draft);
         }
 
-        expect(encoder.encode(HEAD, context, TAIL).toString('utf8')).toBe(expected(context));
+        expectExact(encoder, context);
       }
     },
   );
 
   it('should encode an empty list of messages', () => {
-    expect(new RequestBodyEncoder().encode(HEAD, [], TAIL).toString('utf8')).toBe(expected([]));
+    expectExact(new RequestBodyEncoder(), []);
+  });
+
+  it('should encode again a message that changed and was frozen after it was sent', () => {
+    const encoder = new RequestBodyEncoder();
+    const system = Object.freeze({ role: 'system' as const, content: 'You are terse.' });
+    const edited: LlmMessage = { role: 'user', content: 'first words' };
+    const reply = Object.freeze({ role: 'assistant' as const, content: 'Noted.' });
+    expectExact(encoder, [system, edited, reply]);
+
+    edited.content = 'second words';
+    Object.freeze(edited);
+
+    expectExact(encoder, [system, edited, reply, Object.freeze({ role: 'user' as const, content: 'And?' })]);
   });
 
   it('should copy the history a body shares with the last one rather than read its messages again', () => {
@@ -84,7 +106,6 @@ describe(RequestBodyEncoder.name, () => {
     const body = encoder.encode(HEAD, context, TAIL).toString('utf8');
 
     expect(reads).toBe(2);
-    reads = 0;
     expect(body).toBe(expected(context));
   });
 });
