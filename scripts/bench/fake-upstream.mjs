@@ -3,12 +3,12 @@
 // It does as little as it can, so that it measures the service and not itself.
 //
 // Control (from the benchmark only): POST /_bench with a JSON object of settings to change;
-// GET /_bench/ttft answers the times to first token (ms) of the requests since the last change
-// whose last message carries a tag `[ttft:<n>]`, by tag.
+// with `ttftTags` set, GET /_bench/ttft answers the times to first token (ms) of the requests since
+// the last change whose last message carries a tag `[ttft:<n>]`, by tag.
 // Prints `listening <port>` once ready.
 import { createServer } from 'node:http';
 
-const settings = { latencyMs: 0, replyChars: 60, pieces: 12, interTokenMs: 0 };
+const settings = { latencyMs: 0, replyChars: 60, pieces: 12, interTokenMs: 0, ttftTags: false };
 let ttft = {};
 let events = buildEvents();
 
@@ -55,6 +55,11 @@ function stream(res, startedAt, tag) {
   }, settings.interTokenMs);
 }
 
+function respond(res, startedAt, tag) {
+  if (settings.latencyMs > 0) setTimeout(() => stream(res, startedAt, tag), settings.latencyMs);
+  else stream(res, startedAt, tag);
+}
+
 function readJson(req, then) {
   let body = '';
   req.setEncoding('utf8');
@@ -65,15 +70,19 @@ function readJson(req, then) {
 const server = createServer((req, res) => {
   const startedAt = process.hrtime.bigint();
   if (req.url === '/v1/chat/completions' && req.method === 'POST') {
-    // The reply does not depend on the body; it is only searched for a tag.
+    // The reply does not depend on the body. It is searched for a tag only when asked: on a full
+    // context (about 41 KB) the search would add 0.04 ms of the upstream's own to a turn.
+    if (!settings.ttftTags) {
+      req.resume();
+      req.on('end', () => respond(res, startedAt, undefined));
+      return;
+    }
     let body = '';
     req.setEncoding('latin1');
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => {
       const at = body.lastIndexOf('[ttft:');
-      const tag = at < 0 ? undefined : body.slice(at + 6, body.indexOf(']', at));
-      if (settings.latencyMs > 0) setTimeout(() => stream(res, startedAt, tag), settings.latencyMs);
-      else stream(res, startedAt, tag);
+      respond(res, startedAt, at < 0 ? undefined : body.slice(at + 6, body.indexOf(']', at)));
     });
     return;
   }

@@ -39,7 +39,8 @@ const W2_CLIENTS = 16;
 const W2_UPSTREAM_MS = 100;
 const W3_UPSTREAM_MS = 1_000;
 const W6_UPSTREAM_MS = 20;
-const DEFAULT_REPLY = { replyChars: 60, pieces: 12, interTokenMs: 0 };
+/** What each setting of the upstream starts from, so none outlives the workload that set it. */
+const DEFAULT_UPSTREAM = { latencyMs: 0, replyChars: 60, pieces: 12, interTokenMs: 0, ttftTags: false };
 const MESSAGE = 'How should we size the connection pool of a service whose traffic comes in bursts?';
 const MESSAGE_200 = MESSAGE.repeat(3).slice(0, 200);
 
@@ -195,7 +196,7 @@ async function expectStatus(promise, status, what) {
   return response.json;
 }
 
-const setUpstream = (upstream, settings) => call(upstream, 'POST', '/_bench', { ...DEFAULT_REPLY, ...settings });
+const setUpstream = (upstream, settings) => call(upstream, 'POST', '/_bench', { ...DEFAULT_UPSTREAM, ...settings });
 
 async function createChats(pool, count) {
   const ids = [];
@@ -370,7 +371,7 @@ async function w5(base, pool, upstream, service) {
 
 /** Streamed turns one at a time: when the first `delta` arrives, less the upstream's first token. */
 async function w6(pool, upstream, path) {
-  await setUpstream(upstream, { latencyMs: W6_UPSTREAM_MS, interTokenMs: 2 });
+  await setUpstream(upstream, { latencyMs: W6_UPSTREAM_MS, interTokenMs: 2, ttftTags: true });
   const firstDelta = [];
   try {
     for (let i = 0; i < SIZE.w6Turns; i++) {
