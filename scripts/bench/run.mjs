@@ -163,6 +163,7 @@ async function untilIdle(pid) {
     await sleep(250);
     if (cpuMsOf(pid) - before < 5) return;
   }
+  process.stderr.write('  warning: the service did not come to rest within a minute; measuring anyway\n');
 }
 
 function cpuMsOf(pid) {
