@@ -16,31 +16,22 @@ const SYSTEM_PROMPT_CACHE_SIZE = 512;
 const WINDOW_CACHE_TOKENS = 20_000_000;
 
 /**
- * A message of a window: its cost in the context, and the one frozen `LlmMessage` every context
- * that holds it shares, so turns neither copy the history nor make a provider encode it again.
- */
-interface WindowMessage {
-  seq: number;
-  cost: number;
-  llm: LlmMessage;
-}
-
-/**
  * A chat's newest messages through `lastSeq`, oldest first: enough to fill the largest context
- * its model allows (`tokens` is their cost), or all of them (`fromStart`).
+ * its model allows (`tokens` is their cost), or all of them (`fromStart`). Each message is the one
+ * frozen `LlmMessage` every context that holds it shares, so turns neither copy the history nor
+ * make a provider encode it again; its cost in the context is at the same index of `costs`. Kept
+ * apart, a turn picks its context without touching every message object of a long history.
  */
 interface RecentWindow {
-  messages: WindowMessage[];
+  messages: LlmMessage[];
+  costs: number[];
   tokens: number;
   lastSeq: number;
   fromStart: boolean;
 }
 
-const windowMessage = ({ seq, role, content, tokenCount }: ContextMessage): WindowMessage => ({
-  seq,
-  cost: tokenCount + TokenCounter.MESSAGE_OVERHEAD,
-  llm: Object.freeze({ role, content }),
-});
+const llmMessage = ({ role, content }: ContextMessage): LlmMessage => Object.freeze({ role, content });
+const costOf = ({ tokenCount }: ContextMessage): number => tokenCount + TokenCounter.MESSAGE_OVERHEAD;
 
 /**
  * Builds what the LLM sees for a turn: the system prompt, then the newest messages that fit the
@@ -78,15 +69,16 @@ export class ContextBuilder {
    * Called under the chat's turn lock, which keeps the chat's window to one turn at a time.
    */
   async build(chat: Chat, throughSeq: number): Promise<LlmMessage[]> {
-    const { messages } = (await this.extendWindow(chat, throughSeq)) ?? (await this.readWindow(chat, throughSeq));
+    const { messages, costs } =
+      (await this.extendWindow(chat, throughSeq)) ?? (await this.readWindow(chat, throughSeq));
     let remaining = this.budget(chat) - this.systemPrompt(chat).cost;
-    let from = messages.length;
-    while (from > 0 && remaining >= messages[from - 1].cost) {
+    let from = costs.length;
+    while (from > 0 && remaining >= costs[from - 1]) {
       from--;
-      remaining -= messages[from].cost;
+      remaining -= costs[from];
     }
     const context: LlmMessage[] = [this.systemPrompt(chat).message];
-    for (let i = from; i < messages.length; i++) context.push(messages[i].llm);
+    for (let i = from; i < messages.length; i++) context.push(messages[i]);
     return context;
   }
 
@@ -104,9 +96,9 @@ export class ContextBuilder {
     const newer = await this.chats.listMessages(chatKeyOf(chat), { limit: missing, afterSeq: window.lastSeq });
     if (newer.length !== missing) return undefined;
     for (const stored of newer) {
-      const message = windowMessage(stored);
-      window.messages.push(message);
-      window.tokens += message.cost;
+      window.messages.push(llmMessage(stored));
+      window.costs.push(costOf(stored));
+      window.tokens += costOf(stored);
     }
     window.lastSeq = throughSeq;
     this.trim(chat, window);
@@ -119,16 +111,15 @@ export class ContextBuilder {
   /** Reads the newest messages through `throughSeq` until they fill the largest budget, and keeps them. */
   private async readWindow(chat: Chat, throughSeq: number): Promise<RecentWindow> {
     const budget = this.budget(chat);
-    const newestFirst: WindowMessage[] = [];
+    const newestFirst: ContextMessage[] = [];
     let tokens = 0;
     let beforeSeq = throughSeq + 1;
     let fromStart = false;
     for (let limit = FIRST_HISTORY_BATCH; tokens < budget; limit = Math.min(limit * 2, MAX_HISTORY_BATCH)) {
       const batch = await this.chats.listRecentMessages(chatKeyOf(chat), { limit, beforeSeq });
       for (const stored of batch) {
-        const message = windowMessage(stored);
-        newestFirst.push(message);
-        tokens += message.cost;
+        newestFirst.push(stored);
+        tokens += costOf(stored);
         if (tokens >= budget) break;
       }
       if (batch.length < limit) {
@@ -137,7 +128,14 @@ export class ContextBuilder {
       }
       beforeSeq = batch[batch.length - 1].seq;
     }
-    const window: RecentWindow = { messages: newestFirst.reverse(), tokens, lastSeq: throughSeq, fromStart };
+    const oldestFirst = newestFirst.reverse();
+    const window: RecentWindow = {
+      messages: oldestFirst.map(llmMessage),
+      costs: oldestFirst.map(costOf),
+      tokens,
+      lastSeq: throughSeq,
+      fromStart,
+    };
     this.windows.set(chat.id, window);
     return window;
   }
@@ -146,12 +144,13 @@ export class ContextBuilder {
   private trim(chat: Chat, window: RecentWindow): void {
     const budget = this.budget(chat);
     let drop = 0;
-    while (drop < window.messages.length && window.tokens - window.messages[drop].cost >= budget) {
-      window.tokens -= window.messages[drop].cost;
+    while (drop < window.costs.length && window.tokens - window.costs[drop] >= budget) {
+      window.tokens -= window.costs[drop];
       drop++;
     }
     if (drop > 0) {
       window.messages.splice(0, drop);
+      window.costs.splice(0, drop);
       window.fromStart = false;
     }
   }
