@@ -96,9 +96,10 @@ export class ContextBuilder {
     const newer = await this.chats.listMessages(chatKeyOf(chat), { limit: missing, afterSeq: window.lastSeq });
     if (newer.length !== missing) return undefined;
     for (const stored of newer) {
+      const cost = costOf(stored);
       window.messages.push(llmMessage(stored));
-      window.costs.push(costOf(stored));
-      window.tokens += costOf(stored);
+      window.costs.push(cost);
+      window.tokens += cost;
     }
     window.lastSeq = throughSeq;
     this.trim(chat, window);
