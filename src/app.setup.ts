@@ -4,6 +4,8 @@ import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-bo
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { RequestValidationPipe } from './common/validation/request-validation.pipe';
 import { AppConfig, appConfig } from './config/app-config';
+import { ROOT_LOGGER } from './logging/app-logger';
+import { requestLogging } from './logging/request-logging';
 import { httpMetrics } from './metrics/http-metrics.middleware';
 import { Metrics } from './metrics/metrics';
 import { setupOpenApi } from './openapi';
@@ -15,6 +17,7 @@ import { setupOpenApi } from './openapi';
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
   const config = app.get<AppConfig>(appConfig.KEY);
   app.disable('x-powered-by');
+  app.use(requestLogging(app.get(ROOT_LOGGER)));
   app.use(httpMetrics(app.get(Metrics)));
   // Served over plain HTTP too (local, behind a TLS proxy): upgrading subresources would break /docs.
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));

@@ -2,12 +2,12 @@ import { Logger, LogLevel as NestLogLevel } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import { Logger as PinoLogger } from 'nestjs-pino';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
 import { AppConfig, describeStorage, InvalidConfigError, LogLevel, parseAppConfig } from './config/app-config';
 import { LlmProvider } from './llm/llm-provider';
+import { AppLogger } from './logging/app-logger';
 import { ShutdownState } from './health/shutdown-state';
 import { TurnAdmission } from './messages/turn-admission';
 import { DOCS_PATH } from './openapi';
@@ -43,7 +43,7 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger: bootLevels });
   configureApp(app);
   await app.listen(config.port, config.host);
-  app.useLogger(app.get(PinoLogger));
+  app.useLogger(app.get(AppLogger));
   stopGracefully(app, config);
 
   const { port } = app.getHttpServer().address() as AddressInfo;

@@ -1,6 +1,6 @@
+import { createParser } from 'eventsource-parser';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
-import type { Stream } from 'openai/streaming';
+import { linkAbortSignals } from '../common/abort/linked-abort-signal';
 import { LlmError, LlmTimeoutError, LlmUnavailableError, LlmUpstreamError } from './llm-errors';
 import { LlmProvider, LlmRequest, LlmStreamPart, LlmUsage } from './llm-provider';
 import { RequestBodyEncoder } from './request-body-encoder';
@@ -45,34 +45,44 @@ function toLlmError(error: unknown): unknown {
     }
     return new LlmUpstreamError(detail);
   }
-  if (error instanceof APIError) {
-    // An `error` event in the middle of the stream.
-    return new LlmUpstreamError('The language model reported an error while streaming its reply.');
-  }
   return new LlmUpstreamError('The language model sent a response that could not be read.');
 }
 
+/** A chunk of a streamed Chat Completion, as far as a reply needs it. */
+interface CompletionChunk {
+  model?: unknown;
+  usage?: { prompt_tokens: number; completion_tokens: number } | null;
+  choices?: { delta?: { content?: string | null } }[];
+  error?: unknown;
+}
+
+const END_OF_STREAM = '[DONE]';
+
 /**
- * The stream's chunks, each awaited for at most `ms`; on expiry the request is aborted and
- * LlmTimeoutError thrown. The client's own timeout ends with the response headers, so without this
- * a server that goes quiet mid-body would hold the turn (and the chat's lock) forever. Time the
- * consumer spends between chunks does not count.
+ * The response body's chunks as they come, each awaited for at most `ms`; on expiry `onIdle` runs
+ * (it aborts the request) and LlmTimeoutError is thrown. The client's own timeout ends with the
+ * response headers, so without this a server that goes quiet mid-body would hold the turn (and
+ * the chat's lock) forever. Time the consumer spends between chunks does not count.
  */
-async function* withIdleTimeout<T>(stream: Stream<T>, ms: number): AsyncGenerator<T> {
-  const chunks = stream[Symbol.asyncIterator]();
+async function* withIdleTimeout(
+  body: AsyncIterable<Uint8Array>,
+  ms: number,
+  onIdle: () => void,
+): AsyncGenerator<Uint8Array> {
+  const chunks = body[Symbol.asyncIterator]();
   let awaiting = false;
   let idle = false;
-  // One timer for the whole stream, restarted for each chunk awaited rather than made anew.
+  // One timer for the whole body, restarted for each chunk awaited rather than made anew.
   const timer = setTimeout(() => {
     if (!awaiting) return;
     idle = true;
-    stream.controller.abort();
+    onIdle();
   }, ms);
   try {
     while (true) {
       awaiting = true;
       timer.refresh();
-      let next: IteratorResult<T>;
+      let next: IteratorResult<Uint8Array>;
       try {
         next = await chunks.next();
       } catch (error) {
@@ -80,14 +90,13 @@ async function* withIdleTimeout<T>(stream: Stream<T>, ms: number): AsyncGenerato
       } finally {
         awaiting = false;
       }
-      // The client ends an aborted stream quietly, as if it were complete.
       if (idle) throw new LlmTimeoutError(TIMEOUT_DETAIL);
       if (next.done) return;
       yield next.value;
     }
   } finally {
     clearTimeout(timer);
-    // A consumer that stops early cancels the request: the client aborts it on `return()`.
+    // A consumer that stops early lets go of the body.
     await chunks.return?.();
   }
 }
@@ -124,10 +133,19 @@ export class OpenAiLlmProvider extends LlmProvider {
     return `openai at ${this.client.baseURL}`;
   }
 
+  /**
+   * The client builds and sends the request (base URL, key, headers, retries, timeout, its error
+   * types); the streamed body is read here with eventsource-parser, which costs a turn a fraction
+   * of the client's own stream decoding.
+   */
   async *stream({ model, messages, maxOutputTokens, signal }: LlmRequest): AsyncGenerator<LlmStreamPart> {
     let answeredBy = model;
     let usage: LlmUsage | null = null;
     let sawChoices = false;
+    // Aborts the request when the body stalls or the consumer stops reading early.
+    const stop = new AbortController();
+    const linked = linkAbortSignals(stop.signal, ...(signal ? [signal] : []));
+    let finished = false;
     try {
       // What `chat.completions.create` sends, with the history shared with the last turn copied.
       const rest = JSON.stringify({
@@ -137,32 +155,74 @@ export class OpenAiLlmProvider extends LlmProvider {
         stream_options: { include_usage: true },
       });
       const body = this.bodies.encode('{"messages":[', messages, `],${rest.slice(1)}`);
-      const chunks = await this.client.post<Stream<ChatCompletionChunk>>('/chat/completions', {
-        body,
-        // The client sends bytes as they are, but labels them only when told.
-        headers: { 'content-type': 'application/json' },
-        stream: true,
-        signal,
-      });
-      for await (const chunk of withIdleTimeout(chunks, this.timeoutMs)) {
-        // The client may still hand out chunks that had arrived before the abort.
-        signal?.throwIfAborted();
-        if (typeof chunk.model === 'string' && chunk.model) answeredBy = chunk.model;
-        if (chunk.usage) {
-          usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+      const response = await this.client
+        .post('/chat/completions', {
+          body,
+          // The client sends bytes as they are, but labels them only when told.
+          headers: { 'content-type': 'application/json' },
+          stream: true,
+          signal: linked.signal,
+        })
+        .asResponse();
+      const events: string[] = [];
+      const parser = createParser({ onEvent: ({ data }) => events.push(data) });
+      const decoder = new TextDecoder();
+      const chunks = withIdleTimeout(response.body as unknown as AsyncIterable<Uint8Array>, this.timeoutMs, () =>
+        stop.abort(),
+      );
+      // After `[DONE]` the rest of the body is read but not looked at, as the client's own stream does.
+      let done = false;
+      for await (const bytes of chunks) {
+        parser.feed(decoder.decode(bytes, { stream: true }));
+        for (let i = 0; i < events.length && !done; i++) {
+          if (events[i].startsWith(END_OF_STREAM)) {
+            done = true;
+            break;
+          }
+          const chunk = parseChunk(events[i]);
+          if (typeof chunk.model === 'string' && chunk.model) answeredBy = chunk.model;
+          if (chunk.usage) {
+            usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+          }
+          if (!Array.isArray(chunk.choices) || chunk.choices.length === 0) continue;
+          sawChoices = true;
+          const content = chunk.choices[0]?.delta?.content;
+          if (content) {
+            yield { type: 'delta', content };
+            // Chunks that arrived before an abort are not handed out after it.
+            signal?.throwIfAborted();
+          }
         }
-        if (!Array.isArray(chunk.choices) || chunk.choices.length === 0) continue;
-        sawChoices = true;
-        const content = chunk.choices[0]?.delta?.content;
-        if (content) yield { type: 'delta', content };
+        events.length = 0;
       }
-      // An aborted stream ends without an error.
+      finished = true;
+      // An aborted request can end its body without an error.
       signal?.throwIfAborted();
     } catch (error) {
       if (signal?.aborted) throw error instanceof APIUserAbortError ? error : new APIUserAbortError();
       throw toLlmError(error);
+    } finally {
+      if (!finished) stop.abort();
+      linked.release();
     }
     if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
     yield { type: 'finish', model: answeredBy, usage };
   }
+}
+
+/** One event's data as a chunk; an error the upstream reports mid-stream is thrown as one. */
+function parseChunk(data: string): CompletionChunk {
+  let chunk: CompletionChunk | null;
+  try {
+    chunk = JSON.parse(data) as CompletionChunk | null;
+  } catch {
+    chunk = null;
+  }
+  if (chunk === null || typeof chunk !== 'object') {
+    throw new LlmUpstreamError('The language model sent a response that could not be read.');
+  }
+  if (chunk.error) {
+    throw new LlmUpstreamError('The language model reported an error while streaming its reply.');
+  }
+  return chunk;
 }

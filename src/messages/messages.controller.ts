@@ -127,11 +127,12 @@ export class MessagesController {
       return;
     }
     const signal = abortWhenClientLeaves(response);
+    const requestId = String(request.id);
     if (streamed) {
-      await this.streamTurn(prepared, signal, request, response);
+      await this.streamTurn(prepared, { signal, requestId }, request, response);
       return;
     }
-    response.status(201).json(TurnDto.from(await this.messages.runTurn(prepared, { signal })));
+    response.status(201).json(TurnDto.from(await this.messages.runTurn(prepared, { signal, requestId })));
   }
 
   /** A completed turn's events again: its reply as a single delta. */
@@ -145,11 +146,20 @@ export class MessagesController {
   }
 
   /** The same turn, forwarded event by event; a failure after the stream began is an `error` event. */
-  private async streamTurn(turn: PreparedTurn, signal: AbortSignal, request: Request, response: Response) {
+  private async streamTurn(
+    turn: PreparedTurn,
+    { signal, requestId }: { signal: AbortSignal; requestId: string },
+    request: Request,
+    response: Response,
+  ) {
     const stream = new SseStream(response, this.config.ssePingIntervalMs);
     stream.open();
     try {
-      await this.messages.runTurn(turn, { signal, onEvent: (event) => stream.send(event.type, eventData(event)) });
+      await this.messages.runTurn(turn, {
+        signal,
+        requestId,
+        onEvent: (event) => stream.send(event.type, eventData(event)),
+      });
     } catch (error) {
       if (!signal.aborted) stream.send('error', problemForRequest(error, request));
     } finally {

@@ -64,6 +64,8 @@ export interface TurnOptions {
   /** Aborts the upstream call when the client leaves; the partial reply is kept as incomplete. */
   signal?: AbortSignal;
   onEvent?: (event: TurnEvent) => void;
+  /** The id of the request that runs the turn, for its log lines. */
+  requestId?: string;
 }
 
 const messagesCursorScope = (chatId: string) => `messages:${chatId}`;
@@ -142,7 +144,7 @@ export class MessagesService {
 
   private runLockedTurn(
     { chat: key, chatOnArrival, content, contentTokens, admission, idempotencyKey, storedUserMessage }: PreparedTurn,
-    { signal: clientSignal, onEvent }: TurnOptions,
+    { signal: clientSignal, onEvent, requestId }: TurnOptions,
     onFirstMessageOfUntitledChat: (content: string) => void,
   ): Promise<Turn> {
     const linked = linkAbortSignals(...(clientSignal ? [clientSignal] : []), admission.stopSignal);
@@ -185,7 +187,7 @@ export class MessagesService {
 
       let reply = '';
       let finish: { model: string; usage: LlmUsage | null } | undefined;
-      const llmCall = this.startLlmCall(chat);
+      const llmCall = this.startLlmCall(chat, requestId);
       try {
         // A repeat answers its own message with the history it had, whatever came after.
         const messages = await this.context.build(chat, userMessage.seq);
@@ -238,7 +240,7 @@ export class MessagesService {
   }
 
   /** Times one LLM call for the metrics and a debug line (which carries the request id). */
-  private startLlmCall(chat: Chat) {
+  private startLlmCall(chat: Chat, requestId: string | undefined) {
     const labels = { provider: this.llm.name, model: chat.model };
     const startedAt = performance.now();
     return {
@@ -249,7 +251,15 @@ export class MessagesService {
           this.metrics.llmTokens.inc({ ...labels, kind: 'prompt' }, usage.promptTokens);
           this.metrics.llmTokens.inc({ ...labels, kind: 'completion' }, usage.completionTokens);
         }
-        this.logger.debug({ msg: 'LLM call ended', chatId: chat.id, ...labels, outcome, seconds, usage });
+        this.logger.debug({
+          msg: 'LLM call ended',
+          req: { id: requestId },
+          chatId: chat.id,
+          ...labels,
+          outcome,
+          seconds,
+          usage,
+        });
       },
     };
   }
