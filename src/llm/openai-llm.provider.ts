@@ -1,6 +1,6 @@
 import { createParser } from 'eventsource-parser';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import { linkAbortSignals } from '../common/abort/linked-abort-signal';
+import type { Readable } from 'node:stream';
 import { LlmError, LlmTimeoutError, LlmUnavailableError, LlmUpstreamError } from './llm-errors';
 import { LlmProvider, LlmRequest, LlmStreamPart, LlmUsage } from './llm-provider';
 import { RequestBodyEncoder } from './request-body-encoder';
@@ -59,30 +59,27 @@ interface CompletionChunk {
 const END_OF_STREAM = '[DONE]';
 
 /**
- * The response body's chunks as they come, each awaited for at most `ms`; on expiry `onIdle` runs
- * (it aborts the request) and LlmTimeoutError is thrown. The client's own timeout ends with the
- * response headers, so without this a server that goes quiet mid-body would hold the turn (and
- * the chat's lock) forever. Time the consumer spends between chunks does not count.
+ * The response body's chunks as they come, each awaited for at most `ms`; on expiry the body is
+ * destroyed, which aborts the request, and LlmTimeoutError thrown. The client's own timeout ends
+ * with the response headers, so without this a server that goes quiet mid-body would hold the turn
+ * (and the chat's lock) forever. Time the consumer spends between chunks does not count. A
+ * consumer that stops early destroys the body too.
  */
-async function* withIdleTimeout(
-  body: AsyncIterable<Uint8Array>,
-  ms: number,
-  onIdle: () => void,
-): AsyncGenerator<Uint8Array> {
-  const chunks = body[Symbol.asyncIterator]();
+async function* withIdleTimeout(body: Readable, ms: number): AsyncGenerator<Buffer> {
+  const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let awaiting = false;
   let idle = false;
   // One timer for the whole body, restarted for each chunk awaited rather than made anew.
   const timer = setTimeout(() => {
     if (!awaiting) return;
     idle = true;
-    onIdle();
+    body.destroy();
   }, ms);
   try {
     while (true) {
       awaiting = true;
       timer.refresh();
-      let next: IteratorResult<Uint8Array>;
+      let next: IteratorResult<Buffer>;
       try {
         next = await chunks.next();
       } catch (error) {
@@ -96,7 +93,6 @@ async function* withIdleTimeout(
     }
   } finally {
     clearTimeout(timer);
-    // A consumer that stops early lets go of the body.
     await chunks.return?.();
   }
 }
@@ -142,10 +138,6 @@ export class OpenAiLlmProvider extends LlmProvider {
     let answeredBy = model;
     let usage: LlmUsage | null = null;
     let sawChoices = false;
-    // Aborts the request when the body stalls or the consumer stops reading early.
-    const stop = new AbortController();
-    const linked = linkAbortSignals(stop.signal, ...(signal ? [signal] : []));
-    let finished = false;
     try {
       // What `chat.completions.create` sends, with the history shared with the last turn copied.
       const rest = JSON.stringify({
@@ -161,15 +153,14 @@ export class OpenAiLlmProvider extends LlmProvider {
           // The client sends bytes as they are, but labels them only when told.
           headers: { 'content-type': 'application/json' },
           stream: true,
-          signal: linked.signal,
+          signal,
         })
         .asResponse();
       const events: string[] = [];
       const parser = createParser({ onEvent: ({ data }) => events.push(data) });
       const decoder = new TextDecoder();
-      const chunks = withIdleTimeout(response.body as unknown as AsyncIterable<Uint8Array>, this.timeoutMs, () =>
-        stop.abort(),
-      );
+      // The provider's fetch (undiciFetch) answers with a Node stream as the body.
+      const chunks = withIdleTimeout(response.body as unknown as Readable, this.timeoutMs);
       // After `[DONE]` the rest of the body is read but not looked at, as the client's own stream does.
       let done = false;
       for await (const bytes of chunks) {
@@ -195,15 +186,11 @@ export class OpenAiLlmProvider extends LlmProvider {
         }
         events.length = 0;
       }
-      finished = true;
       // An aborted request can end its body without an error.
       signal?.throwIfAborted();
     } catch (error) {
       if (signal?.aborted) throw error instanceof APIUserAbortError ? error : new APIUserAbortError();
       throw toLlmError(error);
-    } finally {
-      if (!finished) stop.abort();
-      linked.release();
     }
     if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
     yield { type: 'finish', model: answeredBy, usage };

@@ -9,7 +9,7 @@ import {
   ApiProblemResponse,
   ApiValidationProblemResponse,
 } from '../common/problem-details/api-problem-response.decorator';
-import { abortWhenClientLeaves } from '../common/http/client-abort-signal';
+import { onClientLeft } from '../common/http/client-left';
 import { SseStream } from '../common/http/sse-stream';
 import { problemForRequest } from '../common/problem-details/problem-details.filter';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
@@ -25,6 +25,7 @@ import { SendMessageDto } from './dto/send-message.dto';
 import { SendMessageQuery } from './dto/send-message.query';
 import { DeltaEventDto, TURN_EVENT_STREAM_DESCRIPTION, TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
 import { MessagesService, PreparedTurn, Turn, TurnEvent } from './messages.service';
+import { stopReasonOf } from './turn-admission';
 
 const EVENT_STREAM = 'text/event-stream';
 
@@ -126,13 +127,13 @@ export class MessagesController {
       else response.status(201).json(TurnDto.from(prepared.turn));
       return;
     }
-    const signal = abortWhenClientLeaves(response);
+    onClientLeft(response, () => prepared.admission.stop('client-left'));
     const requestId = String(request.id);
     if (streamed) {
-      await this.streamTurn(prepared, { signal, requestId }, request, response);
+      await this.streamTurn(prepared, requestId, request, response);
       return;
     }
-    response.status(201).json(TurnDto.from(await this.messages.runTurn(prepared, { signal, requestId })));
+    response.status(201).json(TurnDto.from(await this.messages.runTurn(prepared, { requestId })));
   }
 
   /** A completed turn's events again: its reply as a single delta. */
@@ -146,22 +147,17 @@ export class MessagesController {
   }
 
   /** The same turn, forwarded event by event; a failure after the stream began is an `error` event. */
-  private async streamTurn(
-    turn: PreparedTurn,
-    { signal, requestId }: { signal: AbortSignal; requestId: string },
-    request: Request,
-    response: Response,
-  ) {
+  private async streamTurn(turn: PreparedTurn, requestId: string, request: Request, response: Response) {
     const stream = new SseStream(response, this.config.ssePingIntervalMs);
     stream.open();
     try {
       await this.messages.runTurn(turn, {
-        signal,
         requestId,
         onEvent: (event) => stream.send(event.type, eventData(event)),
       });
     } catch (error) {
-      if (!signal.aborted) stream.send('error', problemForRequest(error, request));
+      if (stopReasonOf(turn.admission.signal) !== 'client-left')
+        stream.send('error', problemForRequest(error, request));
     } finally {
       stream.close();
     }

@@ -2,7 +2,6 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
-import { linkAbortSignals } from '../common/abort/linked-abort-signal';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
@@ -15,7 +14,7 @@ import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
 import { Message, messageFromJson, MessageStatus } from './message';
 import { ReplyFailedError, ShuttingDownError, TurnCancelledError } from './message-errors';
-import { Admission, TurnAdmission } from './turn-admission';
+import { Admission, stopReasonOf, TurnAdmission } from './turn-admission';
 
 export interface Turn {
   userMessage: Message;
@@ -61,8 +60,6 @@ const turnFromJson = (text: string): Turn => {
 };
 
 export interface TurnOptions {
-  /** Aborts the upstream call when the client leaves; the partial reply is kept as incomplete. */
-  signal?: AbortSignal;
   onEvent?: (event: TurnEvent) => void;
   /** The id of the request that runs the turn, for its log lines. */
   requestId?: string;
@@ -144,17 +141,16 @@ export class MessagesService {
 
   private runLockedTurn(
     { chat: key, chatOnArrival, content, contentTokens, admission, idempotencyKey, storedUserMessage }: PreparedTurn,
-    { signal: clientSignal, onEvent, requestId }: TurnOptions,
+    { onEvent, requestId }: TurnOptions,
     onFirstMessageOfUntitledChat: (content: string) => void,
   ): Promise<Turn> {
-    const linked = linkAbortSignals(...(clientSignal ? [clientSignal] : []), admission.stopSignal);
-    const signal = linked.signal;
+    const { signal } = admission;
     const waitingForLock = this.metrics.chatLockWait.startTimer();
-    const turn = this.repository.withChatLock(key.chatId, async () => {
+    return this.repository.withChatLock(key.chatId, async () => {
       waitingForLock();
       // Stopped while the turn waited: nothing was acknowledged, so nothing is stored.
-      if (clientSignal?.aborted) throw new TurnCancelledError(null, null);
-      if (admission.stopSignal.aborted) throw new ShuttingDownError();
+      if (stopReasonOf(signal) === 'client-left') throw new TurnCancelledError(null, null);
+      if (stopReasonOf(signal) === 'shutting-down') throw new ShuttingDownError();
       let chat = chatOnArrival;
       let userMessage = storedUserMessage;
       if (userMessage) {
@@ -202,15 +198,16 @@ export class MessagesService {
         }
       } catch (error) {
         const partial = reply ? await this.storeReply(chat, userMessage, reply, 'incomplete') : null;
-        if (clientSignal?.aborted) {
+        if (stopReasonOf(signal) === 'client-left') {
           llmCall.end('cancelled', null);
           throw new TurnCancelledError(userMessage, partial);
         }
-        const failure = admission.stopSignal.aborted
-          ? new ShuttingDownError()
-          : error instanceof LlmError
-            ? error
-            : new LlmUpstreamError('The language model provider failed unexpectedly.');
+        const failure =
+          stopReasonOf(signal) === 'shutting-down'
+            ? new ShuttingDownError()
+            : error instanceof LlmError
+              ? error
+              : new LlmUpstreamError('The language model provider failed unexpectedly.');
         llmCall.end(failure.code, null);
         throw new ReplyFailedError(failure, userMessage, partial);
       }
@@ -221,7 +218,6 @@ export class MessagesService {
       onEvent?.({ type: 'assistant_message', message: assistantMessage });
       return { userMessage, assistantMessage };
     });
-    return turn.finally(linked.release);
   }
 
   async listMessages(chat: ChatKey, { limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Message>> {

@@ -2,12 +2,25 @@ import { Injectable } from '@nestjs/common';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
 import { ChatBusyError, ShuttingDownError } from './message-errors';
 
+/** Why a turn was stopped before its end: its signal's `reason`. */
+export type TurnStopReason = 'client-left' | 'shutting-down';
+
 /** A turn let in: it holds one of its chat's pending places until released. */
 export interface Admission {
-  /** Aborts when shutdown's grace period has run out and the turn must stop. */
-  readonly stopSignal: AbortSignal;
+  /**
+   * The turn's one stop signal: it aborts, with a {@link TurnStopReason} as its reason, when the
+   * turn must stop (its client left, or shutdown's grace period ran out). The upstream call
+   * listens to it directly, so a turn makes no other signal of its own.
+   */
+  readonly signal: AbortSignal;
+  /** Stops the turn, unless it was stopped already. */
+  stop(reason: TurnStopReason): void;
   release(): void;
 }
+
+/** The reason the turn's signal was aborted with, or undefined while it runs. */
+export const stopReasonOf = (signal: AbortSignal): TurnStopReason | undefined =>
+  signal.aborted ? (signal.reason as TurnStopReason) : undefined;
 
 const TURN_TIME_SMOOTHING = 0.2;
 
@@ -39,7 +52,10 @@ export class TurnAdmission {
     this.running.add(stop);
     const startedAt = performance.now();
     return {
-      stopSignal: stop.signal,
+      signal: stop.signal,
+      stop: (reason) => {
+        if (!stop.signal.aborted) stop.abort(reason);
+      },
       release: () => {
         if (!this.running.delete(stop)) return;
         const seconds = (performance.now() - startedAt) / 1000;
@@ -66,7 +82,7 @@ export class TurnAdmission {
     const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
     await Promise.race([allDone, graceOver]);
     clearTimeout(timer);
-    for (const turn of this.running) turn.abort();
+    for (const turn of this.running) if (!turn.signal.aborted) turn.abort('shutting-down' satisfies TurnStopReason);
     await allDone;
   }
 }
