@@ -17,6 +17,8 @@ import { setupOpenApi } from './openapi';
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
   const config = app.get<AppConfig>(appConfig.KEY);
   app.disable('x-powered-by');
+  // Rate limits and logs read the client's address from `req.ip`, which this setting governs.
+  app.set('trust proxy', config.trustProxy);
   app.use(requestLogging(app.get(ROOT_LOGGER)));
   app.use(httpMetrics(app.get(Metrics)));
   // Served over plain HTTP too (local, behind a TLS proxy): upgrading subresources would break /docs.

@@ -1,6 +1,7 @@
 import { Inject } from '@nestjs/common';
 import { registerAs } from '@nestjs/config';
 import { readFileSync } from 'node:fs';
+import proxyAddr from 'proxy-addr';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsIn,
@@ -56,6 +57,11 @@ export interface AppConfig {
   maxPendingTurnsPerChat: number;
   /** How long in-flight turns may finish after SIGTERM before they are aborted. */
   shutdownGraceMs: number;
+  /**
+   * Express's `trust proxy`: how many proxy hops, or which proxies (addresses, CIDRs, `loopback` …),
+   * to believe about the client's address in X-Forwarded-For; false: the peer is the client.
+   */
+  trustProxy: number | string[] | false;
   /** Idle time after which a streamed response sends a `: ping` comment. */
   ssePingIntervalMs: number;
   storage: StorageSettings;
@@ -82,6 +88,11 @@ export interface AppConfig {
 export const DEFAULT_LLM_MODEL = 'gpt-4.1-mini';
 export const DEFAULT_CONTEXT_TOKENS = 8192;
 export const DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant. Answer clearly and concisely.';
+/**
+ * High enough that a burst one instance can carry (each call holds a socket and a few KB) never
+ * queues: the limit is for a provider that must be protected, not for the service itself.
+ */
+export const DEFAULT_LLM_MAX_CONCURRENCY = 4096;
 
 const emptyToUndefined = ({ value }: { value: unknown }) =>
   typeof value === 'string' && value.trim() === '' ? undefined : value;
@@ -256,6 +267,11 @@ class EnvironmentVariables {
 
   @IsOptional()
   @Transform(emptyToUndefined)
+  @IsString()
+  TRUST_PROXY?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
   @IsIn(['error', 'warn', 'info', 'debug', 'verbose'])
   LOG_LEVEL?: LogLevel;
 }
@@ -346,6 +362,29 @@ function readApiKeysFile(path: string): string {
   }
 }
 
+/**
+ * A hop count (`1`: the load balancer in front), or comma-separated addresses, CIDRs and the names
+ * `loopback`, `linklocal` and `uniquelocal`, as Express's `trust proxy` takes them. `true` (trust
+ * every hop) is refused: any client could then name its own address.
+ */
+function parseTrustProxy(value: string | undefined): number | string[] | false {
+  if (value === undefined) return false;
+  if (/^\d+$/.test(value.trim())) return Number(value);
+  const proxies = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  try {
+    proxyAddr.compile(proxies);
+  } catch (error) {
+    throw new InvalidConfigError(
+      `Invalid configuration: TRUST_PROXY=${JSON.stringify(value)} is invalid: ${(error as Error).message}; ` +
+        'use a hop count or addresses, CIDRs, loopback, linklocal or uniquelocal',
+    );
+  }
+  return proxies;
+}
+
 /** Comma-separated origins (`https://app.example.com,http://localhost:5173`), each a URL origin. */
 function parseCorsOrigins(value: string | undefined): string[] {
   if (value === undefined) return [];
@@ -401,7 +440,8 @@ export function parseAppConfig(env: Record<string, string | undefined>): AppConf
     llmMaxOutputTokens: maxOutputTokens,
     systemPrompt: vars.SYSTEM_PROMPT ?? DEFAULT_SYSTEM_PROMPT,
     ssePingIntervalMs: vars.SSE_PING_INTERVAL_MS ?? 15_000,
-    llmMaxConcurrency: vars.LLM_MAX_CONCURRENCY ?? 64,
+    trustProxy: parseTrustProxy(vars.TRUST_PROXY),
+    llmMaxConcurrency: vars.LLM_MAX_CONCURRENCY ?? DEFAULT_LLM_MAX_CONCURRENCY,
     maxPendingTurnsPerChat: vars.MAX_PENDING_TURNS_PER_CHAT ?? 32,
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000,
     autoTitle: vars.AUTO_TITLE ?? 'first-message',

@@ -4,7 +4,7 @@ import { ServiceProcess, startService } from '../support/service-process';
 describe('Request logs (e2e, built service)', () => {
   let service: ServiceProcess;
   beforeAll(async () => {
-    service = await startService({ LOG_LEVEL: 'debug', LOG_FORMAT: 'json' });
+    service = await startService({ LOG_LEVEL: 'debug', LOG_FORMAT: 'json', TRUST_PROXY: 'loopback' });
   });
   afterAll(() => service.stop());
 
@@ -61,6 +61,16 @@ describe('Request logs (e2e, built service)', () => {
     expect(everything).not.toContain(secretContent);
     expect(everything).not.toContain(secretKey);
     expect(everything).not.toContain('diary');
+  });
+
+  it("should log the client's address from X-Forwarded-For when the proxy is trusted", async () => {
+    await fetch(`${service.baseUrl}/chats`, {
+      headers: { 'X-Request-Id': 'req-forwarded-1', 'X-Forwarded-For': '203.0.113.9' },
+    });
+
+    const line = (l: Record<string, unknown>) => (l.req as { id?: string } | undefined)?.id === 'req-forwarded-1';
+    await waitForLog(line);
+    expect(logLines().find(line)).toMatchObject({ req: { remoteAddress: '203.0.113.9' } });
   });
 
   it('should make up a request id when none or a malformed one is given, and echo it', async () => {

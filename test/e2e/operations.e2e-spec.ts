@@ -131,6 +131,23 @@ describe('Operations (e2e)', () => {
       await http().get('/metrics').expect(200);
     });
 
+    it('should count each client behind a trusted proxy apart (TRUST_PROXY), and ignore the header otherwise', async () => {
+      const env = { RATE_LIMIT: '2', RATE_LIMIT_WINDOW_MS: '60000' };
+      const from = (address: string) => http().get('/chats').set('X-Forwarded-For', address);
+      app = await createTestApp({ env: { ...env, TRUST_PROXY: 'loopback' } });
+      await from('203.0.113.1').expect(200);
+      await from('203.0.113.1').expect(200);
+      await from('203.0.113.1').expect(429);
+      await from('203.0.113.2').expect(200);
+      await app.close();
+
+      // Untrusted, the header is the client's own claim: every request counts for the peer.
+      app = await createTestApp({ env });
+      await from('203.0.113.1').expect(200);
+      await from('203.0.113.2').expect(200);
+      await from('203.0.113.3').expect(429);
+    });
+
     it('should not limit with RATE_LIMIT=0', async () => {
       app = await createTestApp({ env: { RATE_LIMIT: '0' } });
       for (let i = 0; i < 20; i++) await http().get('/chats').expect(200);

@@ -1,4 +1,10 @@
-import { DEFAULT_LLM_MODEL, describeStorage, InvalidConfigError, parseAppConfig } from '../../src/config/app-config';
+import {
+  DEFAULT_LLM_MAX_CONCURRENCY,
+  DEFAULT_LLM_MODEL,
+  describeStorage,
+  InvalidConfigError,
+  parseAppConfig,
+} from '../../src/config/app-config';
 
 describe(parseAppConfig.name, () => {
   it('should default to port 3000, in-memory storage and the offline provider', () => {
@@ -14,7 +20,26 @@ describe(parseAppConfig.name, () => {
       storage: { kind: 'memory' },
       chatLockLeaseMs: 30_000,
       logLevel: 'info',
+      trustProxy: false,
     });
+  });
+
+  it('should let a burst of a thousand upstream calls run at once by default', () => {
+    expect(DEFAULT_LLM_MAX_CONCURRENCY).toBeGreaterThanOrEqual(1000);
+    expect(parseAppConfig({}).llmMaxConcurrency).toBe(DEFAULT_LLM_MAX_CONCURRENCY);
+  });
+
+  it.each([
+    ['1', 1],
+    ['loopback', ['loopback']],
+    ['10.0.0.0/8, 192.168.1.7,uniquelocal', ['10.0.0.0/8', '192.168.1.7', 'uniquelocal']],
+  ])('should take TRUST_PROXY=%s as %o', (value, trustProxy) => {
+    expect(parseAppConfig({ TRUST_PROXY: value }).trustProxy).toEqual(trustProxy);
+  });
+
+  it.each(['true', '10.0.0.0/33', 'proxy.internal'])('should refuse TRUST_PROXY=%s in one line naming it', (value) => {
+    expect(() => parseAppConfig({ TRUST_PROXY: value })).toThrow(InvalidConfigError);
+    expect(() => parseAppConfig({ TRUST_PROXY: value })).toThrow(/^Invalid configuration: TRUST_PROXY=/);
   });
 
   it.each([
