@@ -1,6 +1,16 @@
 import type { Message, NewMessage } from '../messages/message';
 import type { Chat, ChatChanges, ChatKey, NewChat } from './chat';
 
+/**
+ * A chat's turn lock as its holder has it ({@link ChatRepository.withChatLock}): writes made under
+ * the lock pass it on, so a storage shared by instances can refuse them once the lock was lost.
+ */
+export interface ChatLock {
+  readonly chatId: string;
+  /** Who holds it: unique to this holding. */
+  readonly holder: string;
+}
+
 /** What an LLM context needs of a stored message. */
 export type ContextMessage = Pick<Message, 'seq' | 'role' | 'content' | 'tokenCount'>;
 
@@ -35,10 +45,11 @@ export abstract class ChatRepository {
   abstract deleteChat(key: ChatKey): Promise<boolean>;
 
   /**
-   * Stores the message as the chat's next `seq` and updates the chat's counters.
-   * Throws ChatNotFoundError when the chat is gone.
+   * Stores the message as the chat's next `seq` and updates the chat's counters. Under the chat's
+   * lock, `lock` is that lock: the write is refused (ChatLeaseLostError) if the lock was lost
+   * meanwhile. Throws ChatNotFoundError when the chat is gone.
    */
-  abstract appendMessage(key: ChatKey, message: NewMessage): Promise<Message>;
+  abstract appendMessage(key: ChatKey, message: NewMessage, lock?: ChatLock): Promise<Message>;
 
   /** Ascending by seq, starting after `afterSeq` when given; empty when the chat does not exist. */
   abstract listMessages(key: ChatKey, page: { limit: number; afterSeq?: number }): Promise<Message[]>;
@@ -50,9 +61,10 @@ export abstract class ChatRepository {
   abstract listRecentMessages(key: ChatKey, page: { limit: number; beforeSeq?: number }): Promise<ContextMessage[]>;
 
   /**
-   * Runs `work` while holding the chat's exclusive turn lock. Callers for one chat run one at
-   * a time, first come first served; different chats never wait for each other. The lock guards
-   * no data by itself: callers read and write through the methods above, which check the tenant.
+   * Runs `work` while holding the chat's exclusive turn lock, which it is given to pass on to its
+   * writes. Callers for one chat run one at a time, first come first served; different chats never
+   * wait for each other. The lock guards no data by itself: callers read and write through the
+   * methods above, which check the tenant.
    */
-  abstract withChatLock<T>(chatId: string, work: () => Promise<T>): Promise<T>;
+  abstract withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>): Promise<T>;
 }

@@ -65,12 +65,13 @@ export class ContextBuilder {
   }
 
   /**
-   * The context for a reply to the message `throughSeq`: it and the newest before it that fit.
-   * Called under the chat's turn lock, which keeps the chat's window to one turn at a time.
+   * The context for a reply to `answered`, a stored message of the chat: it and the newest before
+   * it that fit. Called under the chat's turn lock, which keeps the chat's window to one turn at a
+   * time.
    */
-  async build(chat: Chat, throughSeq: number): Promise<LlmMessage[]> {
+  async build(chat: Chat, answered: ContextMessage): Promise<LlmMessage[]> {
     const { messages, costs } =
-      (await this.extendWindow(chat, throughSeq)) ?? (await this.readWindow(chat, throughSeq));
+      (await this.extendWindow(chat, answered)) ?? (await this.readWindow(chat, answered.seq));
     let remaining = this.budget(chat) - this.systemPrompt(chat).cost;
     let from = costs.length;
     while (from > 0 && remaining >= costs[from - 1]) {
@@ -82,31 +83,51 @@ export class ContextBuilder {
     return context;
   }
 
-  /** The kept window brought up to `throughSeq`; undefined when there is none that can be. */
-  private async extendWindow(chat: Chat, throughSeq: number): Promise<RecentWindow | undefined> {
+  /**
+   * A message this instance just stored (a turn's reply): the chat's kept window takes it in, so
+   * the next turn need not read it back. A window that is behind stays as it is and catches up then.
+   */
+  remember(chat: Chat, stored: ContextMessage): void {
+    const window = this.windows.get(chat.id);
+    if (window?.lastSeq === stored.seq - 1) this.extend(chat, window, [stored]);
+  }
+
+  /**
+   * The kept window brought up to `answered`; undefined when there is none that can be. The
+   * message a turn answers is the one it just stored, and its earlier reply was remembered, so
+   * usually nothing is read.
+   */
+  private async extendWindow(chat: Chat, answered: ContextMessage): Promise<RecentWindow | undefined> {
+    const throughSeq = answered.seq;
     const window = this.windows.get(chat.id);
     // None kept, one that no longer covers the budget, or a repeat answering an older message: a full read.
     if (!window || (!window.fromStart && window.tokens < this.budget(chat)) || window.lastSeq > throughSeq) {
       return undefined;
     }
     if (window.lastSeq === throughSeq) return window;
-    const missing = throughSeq - window.lastSeq;
+    const missing = throughSeq - window.lastSeq - 1;
     // Far behind (other instances wrote much meanwhile): the full read stops at the budget instead.
-    if (missing > FIRST_HISTORY_BATCH) return undefined;
-    const newer = await this.chats.listMessages(chatKeyOf(chat), { limit: missing, afterSeq: window.lastSeq });
-    if (newer.length !== missing) return undefined;
+    if (missing >= FIRST_HISTORY_BATCH) return undefined;
+    const between =
+      missing === 0 ? [] : await this.chats.listMessages(chatKeyOf(chat), { limit: missing, afterSeq: window.lastSeq });
+    if (between.length !== missing) return undefined;
+    this.extend(chat, window, [...between, answered]);
+    return window;
+  }
+
+  /** Appends the messages that follow the window's last one, and drops what the budget no longer needs. */
+  private extend(chat: Chat, window: RecentWindow, newer: readonly ContextMessage[]): void {
     for (const stored of newer) {
       const cost = costOf(stored);
       window.messages.push(llmMessage(stored));
       window.costs.push(cost);
       window.tokens += cost;
     }
-    window.lastSeq = throughSeq;
+    window.lastSeq = newer[newer.length - 1].seq;
     this.trim(chat, window);
     // Deleted first: setting the same object again would keep the size it had.
     this.windows.delete(chat.id);
     this.windows.set(chat.id, window);
-    return window;
   }
 
   /** Reads the newest messages through `throughSeq` until they fill the largest budget, and keeps them. */

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
-import { ChatRepository } from '../chats/chat.repository';
+import { ChatLock, ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { AppConfig, InjectAppConfig } from '../config/app-config';
@@ -146,7 +146,7 @@ export class MessagesService {
   ): Promise<Turn> {
     const { signal } = admission;
     const waitingForLock = this.metrics.chatLockWait.startTimer();
-    return this.repository.withChatLock(key.chatId, async () => {
+    return this.repository.withChatLock(key.chatId, async (lock) => {
       waitingForLock();
       // Stopped while the turn waited: nothing was acknowledged, so nothing is stored.
       if (stopReasonOf(signal) === 'client-left') throw new TurnCancelledError(null, null);
@@ -165,15 +165,19 @@ export class MessagesService {
           return { userMessage, assistantMessage: storedReply };
         }
       } else {
-        userMessage = await this.repository.appendMessage(key, {
-          role: 'user',
-          content,
-          status: 'completed',
-          inReplyTo: null,
-          model: null,
-          usage: null,
-          tokenCount: contentTokens,
-        });
+        userMessage = await this.repository.appendMessage(
+          key,
+          {
+            role: 'user',
+            content,
+            status: 'completed',
+            inReplyTo: null,
+            model: null,
+            usage: null,
+            tokenCount: contentTokens,
+          },
+          lock,
+        );
         // Turns that ran first may have changed the chat's settings meanwhile: it is read again then.
         if (userMessage.seq !== chat.messageCount + 1) chat = await this.chats.get(key);
         await idempotencyKey.recordProgress(userMessage);
@@ -186,7 +190,7 @@ export class MessagesService {
       const llmCall = this.startLlmCall(chat, requestId);
       try {
         // A repeat answers its own message with the history it had, whatever came after.
-        const messages = await this.context.build(chat, userMessage.seq);
+        const messages = await this.context.build(chat, userMessage);
         const request = { model: chat.model, messages, maxOutputTokens: this.config.llmMaxOutputTokens, signal };
         for await (const part of this.llm.stream(request)) {
           if (part.type === 'finish') {
@@ -197,7 +201,7 @@ export class MessagesService {
           }
         }
       } catch (error) {
-        const partial = reply ? await this.storeReply(chat, userMessage, reply, 'incomplete') : null;
+        const partial = reply ? await this.storeReply(lock, chat, userMessage, reply, 'incomplete') : null;
         if (stopReasonOf(signal) === 'client-left') {
           llmCall.end('cancelled', null);
           throw new TurnCancelledError(userMessage, partial);
@@ -213,7 +217,8 @@ export class MessagesService {
       }
       llmCall.end('completed', finish?.usage ?? null);
 
-      const assistantMessage = await this.storeReply(chat, userMessage, reply, 'completed', finish);
+      const assistantMessage = await this.storeReply(lock, chat, userMessage, reply, 'completed', finish);
+      this.context.remember(chat, assistantMessage);
       await idempotencyKey.complete({ userMessage, assistantMessage });
       onEvent?.({ type: 'assistant_message', message: assistantMessage });
       return { userMessage, assistantMessage };
@@ -261,20 +266,25 @@ export class MessagesService {
   }
 
   private storeReply(
+    lock: ChatLock,
     chat: Chat,
     userMessage: Message,
     content: string,
     status: MessageStatus,
     finish?: { model: string; usage: LlmUsage | null },
   ): Promise<Message> {
-    return this.repository.appendMessage(chatKeyOf(chat), {
-      role: 'assistant',
-      content,
-      status,
-      inReplyTo: userMessage.id,
-      model: finish?.model ?? chat.model,
-      usage: finish?.usage ?? null,
-      tokenCount: this.tokens.count(content),
-    });
+    return this.repository.appendMessage(
+      chatKeyOf(chat),
+      {
+        role: 'assistant',
+        content,
+        status,
+        inReplyTo: userMessage.id,
+        model: finish?.model ?? chat.model,
+        usage: finish?.usage ?? null,
+        tokenCount: this.tokens.count(content),
+      },
+      lock,
+    );
   }
 }

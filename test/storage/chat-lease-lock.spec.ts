@@ -46,14 +46,14 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       let running = 0;
       let maxRunning = 0;
       const turn = (repository: ChatRepository, i: number) =>
-        repository.withChatLock(chat.id, async () => {
+        repository.withChatLock(chat.id, async (lock) => {
           running += 1;
           maxRunning = Math.max(maxRunning, running);
           // A turn reads the chat, then writes twice with a pause between: overlapping turns would interleave.
           const before = (await repository.findChat(key(chat.id)))!.messageCount;
-          await repository.appendMessage(key(chat.id), userMessage(`question ${i}`));
+          await repository.appendMessage(key(chat.id), userMessage(`question ${i}`), lock);
           await sleep(5);
-          const reply = await repository.appendMessage(key(chat.id), userMessage(`reply ${i}`));
+          const reply = await repository.appendMessage(key(chat.id), userMessage(`reply ${i}`), lock);
           running -= 1;
           return reply.seq - before;
         });
@@ -120,9 +120,9 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       const [a, b] = [await instance(leaseMs), await instance(leaseMs)];
       const chat = await a.repository.createChat(newChat());
       const order: string[] = [];
-      const holding = a.repository.withChatLock(chat.id, async () => {
+      const holding = a.repository.withChatLock(chat.id, async (lock) => {
         await sleep(leaseMs * 4);
-        await a.repository.appendMessage(key(chat.id), userMessage('after a long reply'));
+        await a.repository.appendMessage(key(chat.id), userMessage('after a long reply'), lock);
         order.push('a');
       });
       await until(
@@ -164,14 +164,14 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       const chat = await a.repository.createChat(newChat());
       const { db } = a.database;
 
-      const outcome = a.repository.withChatLock(chat.id, async () => {
-        await a.repository.appendMessage(key(chat.id), userMessage('a: question'));
+      const outcome = a.repository.withChatLock(chat.id, async (lock) => {
+        await a.repository.appendMessage(key(chat.id), userMessage('a: question'), lock);
         // As if this instance stalled past its lease: the lease lapses and another instance takes the chat.
         await db.updateTable('chat_leases').set({ expires_at: 0 }).where('chat_id', '=', chat.id).execute();
-        await b.repository.withChatLock(chat.id, () =>
-          b.repository.appendMessage(key(chat.id), userMessage('b: question')),
+        await b.repository.withChatLock(chat.id, (lockOfB) =>
+          b.repository.appendMessage(key(chat.id), userMessage('b: question'), lockOfB),
         );
-        await a.repository.appendMessage(key(chat.id), userMessage('a: reply'));
+        await a.repository.appendMessage(key(chat.id), userMessage('a: reply'), lock);
       });
 
       await expect(outcome).rejects.toBeInstanceOf(ChatLeaseLostError);

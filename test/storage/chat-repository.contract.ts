@@ -1,6 +1,6 @@
 import { validate as isUuid, version as uuidVersion } from 'uuid';
 import { ChatNotFoundError } from '../../src/chats/chat-errors';
-import { ChatRepository } from '../../src/chats/chat.repository';
+import { ChatLock, ChatRepository } from '../../src/chats/chat.repository';
 import { deferred } from '../support/deferred';
 import { key, newChat, TENANT, userMessage } from './fixtures';
 
@@ -296,11 +296,11 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         const order: number[] = [];
         let running = 0;
         let maxRunning = 0;
-        const work = (i: number) => async () => {
+        const work = (i: number) => async (lock: ChatLock) => {
           running += 1;
           maxRunning = Math.max(maxRunning, running);
           if (i === 0) await gate.promise;
-          await repository.appendMessage(key(chat.id), userMessage(`turn ${i}`));
+          await repository.appendMessage(key(chat.id), userMessage(`turn ${i}`), lock);
           order.push(i);
           running -= 1;
           return i;

@@ -2,6 +2,7 @@ import { ChatKey } from '../../src/chats/chat';
 import type { AppConfig } from '../../src/config/app-config';
 import { TokenCounter } from '../../src/llm/token-counter';
 import { ContextBuilder } from '../../src/messages/context-builder';
+import { Message } from '../../src/messages/message';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
 
 const SYSTEM_PROMPT = 'You are terse.';
@@ -33,7 +34,8 @@ describe(ContextBuilder.name, () => {
     } as AppConfig;
     const builder = new ContextBuilder(repository, tokens, config);
 
-    const context = await builder.build((await repository.findChat(key))!, 1400);
+    const [answered] = await repository.listMessages(key, { limit: 1, afterSeq: 1399 });
+    const context = await builder.build((await repository.findChat(key))!, answered);
 
     expect(context[0]).toEqual({ role: 'system', content: SYSTEM_PROMPT });
     expect(context.slice(1).map((m) => m.content)).toEqual(Array.from({ length: fits }, (_, i) => `m${401 + i}`));
@@ -51,16 +53,22 @@ describe(`${ContextBuilder.name} across turns`, () => {
   let repository: InMemoryChatRepository;
   let key: ChatKey;
   const chat = async () => (await repository.findChat(key))!;
+  /** Stores `count` messages; returns the last. */
   const append = async (count: number) => {
+    let last!: Message;
     for (let i = 0; i < count; i++) {
       const seq = (await chat()).messageCount + 1;
       const message = { content: `m${seq}`, status: 'completed' as const, model: null, usage: null, tokenCount: 1 };
-      await repository.appendMessage(key, { ...message, role: seq % 2 ? 'user' : 'assistant', inReplyTo: null });
+      last = await repository.appendMessage(key, { ...message, role: seq % 2 ? 'user' : 'assistant', inReplyTo: null });
     }
+    return last;
   };
+  const messageAt = async (seq: number) => (await repository.listMessages(key, { limit: 1, afterSeq: seq - 1 }))[0];
+  /** The context a turn answering message `seq` gets from `builder`. */
+  const contextAt = async (builder: ContextBuilder, seq: number) => builder.build(await chat(), await messageAt(seq));
   /** What a builder that keeps nothing between turns gives. */
   const fromScratch = async (throughSeq: number) =>
-    new ContextBuilder(repository, tokens, config).build(await chat(), throughSeq);
+    contextAt(new ContextBuilder(repository, tokens, config), throughSeq);
 
   beforeEach(async () => {
     repository = new InMemoryChatRepository();
@@ -74,30 +82,47 @@ describe(`${ContextBuilder.name} across turns`, () => {
     key = { tenantId: 'tenant', chatId: created.id };
   });
 
-  it('should read only what was stored since the last turn, and build the same context as a full read', async () => {
+  it('should read nothing after the first turn when the turns remember their replies, and build what a full read does', async () => {
     const builder = new ContextBuilder(repository, tokens, config);
+    const contexts = [];
     const fullReads = jest.spyOn(repository, 'listRecentMessages');
     const newerReads = jest.spyOn(repository, 'listMessages');
     for (let turn = 0; turn < 60; turn++) {
-      await append(1);
-      const throughSeq = (await chat()).messageCount;
-      const context = await builder.build(await chat(), throughSeq);
-      expect(context).toEqual(await fromScratch(throughSeq));
-      expect(context.at(-1)).toEqual({ role: 'user', content: `m${throughSeq}` });
-      await append(1);
+      // What a turn does: store the user message, build its context, store and remember the reply.
+      const question = await append(1);
+      contexts.push({ seq: question.seq, context: await builder.build(await chat(), question) });
+      builder.remember(await chat(), await append(1));
     }
-    // The first turn reads the history; every later one only the two messages since.
-    const [, ...later] = newerReads.mock.calls;
-    expect(later.every(([, page]) => page.limit === 2)).toBe(true);
-    expect(fullReads.mock.calls.length - 60).toBe(1);
+    expect(fullReads).toHaveBeenCalledTimes(1);
+    expect(newerReads).not.toHaveBeenCalled();
+    fullReads.mockRestore();
+    newerReads.mockRestore();
+    for (const { seq, context } of contexts) {
+      expect(context).toEqual(await fromScratch(seq));
+      expect(context.at(-1)).toEqual({ role: 'user', content: `m${seq}` });
+    }
+  });
+
+  it('should read only the messages stored between turns that it was not told of', async () => {
+    const builder = new ContextBuilder(repository, tokens, config);
+    await contextAt(builder, (await append(5)).seq);
+    const newerReads = jest.spyOn(repository, 'listMessages');
+
+    const question = await append(4);
+    const context = await builder.build(await chat(), question);
+
+    expect(newerReads).toHaveBeenCalledTimes(1);
+    expect(newerReads.mock.calls[0][1]).toEqual({ limit: 3, afterSeq: 5 });
+    newerReads.mockRestore();
+    expect(context).toEqual(await fromScratch(9));
   });
 
   it('should hand each turn the same frozen messages for the history they share, not copies', async () => {
     const builder = new ContextBuilder(repository, tokens, config);
     await append(9);
-    const first = await builder.build(await chat(), 9);
+    const first = await contextAt(builder, 9);
     await append(2);
-    const second = await builder.build(await chat(), 11);
+    const second = await contextAt(builder, 11);
 
     second.slice(0, first.length).forEach((message, i) => expect(message).toBe(first[i]));
     expect(second.every((message) => Object.isFrozen(message))).toBe(true);
@@ -106,12 +131,12 @@ describe(`${ContextBuilder.name} across turns`, () => {
   it('should take in messages other instances stored, and answer an older message with the history it had', async () => {
     const builder = new ContextBuilder(repository, tokens, config);
     await append(9);
-    await builder.build(await chat(), 9);
+    await contextAt(builder, 9);
     await append(30); // written elsewhere: seq 10 to 39
-    expect(await builder.build(await chat(), 39)).toEqual(await fromScratch(39));
-    expect(await builder.build(await chat(), 21)).toEqual(await fromScratch(21));
+    expect(await contextAt(builder, 39)).toEqual(await fromScratch(39));
+    expect(await contextAt(builder, 21)).toEqual(await fromScratch(21));
     await append(200);
-    expect(await builder.build(await chat(), 239)).toEqual(await fromScratch(239));
-    expect(await builder.build(await chat(), 239)).toEqual(await fromScratch(239));
+    expect(await contextAt(builder, 239)).toEqual(await fromScratch(239));
+    expect(await contextAt(builder, 239)).toEqual(await fromScratch(239));
   });
 });

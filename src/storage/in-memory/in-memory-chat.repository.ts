@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
-import { ChatRepository } from '../../chats/chat.repository';
+import { ChatLock, ChatRepository } from '../../chats/chat.repository';
 import { Message, NewMessage } from '../../messages/message';
 import type { StoredChatDigest } from '../../summaries/chat-digest.store';
 import { KeyedMutex } from '../keyed-mutex';
@@ -155,8 +155,9 @@ export class InMemoryChatRepository extends ChatRepository {
     return messages.slice(Math.max(0, end - limit), end).reverse();
   }
 
-  withChatLock<T>(chatId: string, work: () => Promise<T>): Promise<T> {
-    return this.locks.runExclusive(chatId, work);
+  withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>): Promise<T> {
+    // One process: holding the mutex is the whole lock, and it cannot be lost.
+    return this.locks.runExclusive(chatId, () => work({ chatId, holder: 'this process' }));
   }
 
   loadDigest(key: ChatKey): StoredChatDigest | null {

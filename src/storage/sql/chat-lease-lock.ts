@@ -1,18 +1,16 @@
 import { Logger } from '@nestjs/common';
 import { ExpressionBuilder, Kysely, sql } from 'kysely';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { hostname } from 'node:os';
 import { v7 as uuidv7 } from 'uuid';
+import type { ChatLock } from '../../chats/chat.repository';
 import { KeyedMutex } from '../keyed-mutex';
 import type { DatabaseSchema } from './database-schema';
 import type { LeaseReleaseSignals } from './lease-release-signals';
+import { prepareQuery } from './prepared-query';
 import type { SqlDialect } from './sql-dialect';
 
-/** A chat's lease as its holder knows it. */
-export interface HeldLease {
-  readonly chatId: string;
-  readonly owner: string;
-}
+/** A chat's lease as its holder knows it: its `holder` is the lease row's `owner`. */
+export type HeldLease = ChatLock;
 
 /** The lease expired and may belong to another instance: the work must not write as its holder. */
 export class ChatLeaseLostError extends Error {
@@ -49,21 +47,34 @@ const INSTANCE = `${hostname()}:${process.pid}`;
 export class ChatLeaseLock {
   private readonly logger = new Logger('Storage');
   private readonly local = new KeyedMutex();
-  private readonly held = new AsyncLocalStorage<HeldLease>();
+  /** The statements every turn runs, built once: the lease taken (when free, or next in line), and released. */
+  private readonly takeFree;
+  private readonly takeNext;
+  private readonly releaseLease;
 
   constructor(
     private readonly db: Kysely<DatabaseSchema>,
     private readonly dialect: SqlDialect,
     private readonly signals: LeaseReleaseSignals,
     private readonly leaseMs: number,
-  ) {}
+  ) {
+    this.takeFree = this.prepareTake({ unlessAwaited: true });
+    this.takeNext = this.prepareTake({ unlessAwaited: false });
+    this.releaseLease = prepareQuery(db, ({ chatId, owner }: { chatId: string; owner: string }) =>
+      db
+        .deleteFrom('chat_leases')
+        .where('chat_id', '=', chatId)
+        .where('owner', '=', owner)
+        .returning((eb) => this.awaited(eb, chatId).as('awaited')),
+    );
+  }
 
-  run<T>(chatId: string, work: () => Promise<T>): Promise<T> {
+  run<T>(chatId: string, work: (lease: HeldLease) => Promise<T>): Promise<T> {
     return this.local.runExclusive(chatId, async () => {
       const lease = await this.acquire(chatId);
       const stopRenewing = this.keepRenewed(lease);
       try {
-        return await this.held.run(lease, work);
+        return await work(lease);
       } finally {
         stopRenewing();
         await this.release(lease);
@@ -71,21 +82,15 @@ export class ChatLeaseLock {
     });
   }
 
-  /** The lease on the chat that the calling code runs under, if any. */
-  heldLease(chatId: string): HeldLease | undefined {
-    const lease = this.held.getStore();
-    return lease?.chatId === chatId ? lease : undefined;
-  }
-
   /** A condition for a write: true while the lease is still valid (not expired, not taken over). */
-  isStillHeld(lease: HeldLease) {
+  isStillHeld(lease: { chatId: string; holder: string }) {
     return (eb: ExpressionBuilder<DatabaseSchema, keyof DatabaseSchema>) =>
       eb.exists(
         eb
           .selectFrom('chat_leases')
           .select('owner')
           .where('chat_leases.chat_id', '=', lease.chatId)
-          .where('chat_leases.owner', '=', lease.owner)
+          .where('chat_leases.owner', '=', lease.holder)
           .where('chat_leases.expires_at', '>', this.dialect.nowMs),
       );
   }
@@ -96,7 +101,7 @@ export class ChatLeaseLock {
 
   private async acquire(chatId: string): Promise<HeldLease> {
     const owner = `${INSTANCE}:${uuidv7()}`;
-    if (await this.takeLease(chatId, owner, { unlessAwaited: true })) return { chatId, owner };
+    if (await this.takeLease(chatId, owner, { unlessAwaited: true })) return { chatId, holder: owner };
     const maxPollMs = Math.min(this.signals.maxPollMs, this.leaseMs / 3);
     let ticket = await this.enqueue(chatId, owner);
     let pauseMs = FIRST_POLL_MS;
@@ -106,7 +111,7 @@ export class ChatLeaseLock {
         if ((await this.isFirstInLine(chatId, ticket)) && (await this.takeLease(chatId, owner))) {
           wait.cancel();
           await this.leaveLine(ticket);
-          return { chatId, owner };
+          return { chatId, holder: owner };
         }
         pauseMs = (await wait.released) ? FIRST_POLL_MS : Math.min(pauseMs * 2, maxPollMs);
         // A place that lapsed (this instance stalled longer than the lease) is taken anew, last.
@@ -160,30 +165,35 @@ export class ChatLeaseLock {
    * leaves it to the instances in line, so one that did not queue never overtakes them.
    */
   private async takeLease(chatId: string, owner: string, { unlessAwaited = false } = {}): Promise<boolean> {
-    const taken = await this.db
-      .insertInto('chat_leases')
-      .columns(['chat_id', 'owner', 'expires_at'])
-      .expression(() => {
-        const lease = this.db.selectNoFrom((eb) => [
-          eb.val(chatId).as('chat_id'),
-          eb.val(owner).as('owner'),
-          this.expiry.as('expires_at'),
-        ]);
-        // `where true`: SQLite reads ON CONFLICT after a bare SELECT as part of the SELECT.
-        return unlessAwaited ? lease.where((eb) => eb.not(this.awaited(eb, chatId))) : lease.where(sql.lit(true));
-      })
-      .onConflict((conflict) =>
-        conflict
-          .column('chat_id')
-          .doUpdateSet({
-            owner: (eb) => eb.ref('excluded.owner'),
-            expires_at: (eb) => eb.ref('excluded.expires_at'),
-          })
-          .where('chat_leases.expires_at', '<=', this.dialect.nowMs),
-      )
-      .returning('owner')
-      .executeTakeFirst();
-    return taken !== undefined;
+    const { rows } = await (unlessAwaited ? this.takeFree : this.takeNext)({ chatId, owner });
+    return rows.length > 0;
+  }
+
+  private prepareTake({ unlessAwaited }: { unlessAwaited: boolean }) {
+    return prepareQuery(this.db, ({ chatId, owner }: { chatId: string; owner: string }) =>
+      this.db
+        .insertInto('chat_leases')
+        .columns(['chat_id', 'owner', 'expires_at'])
+        .expression(() => {
+          const lease = this.db.selectNoFrom((eb) => [
+            eb.val(chatId).as('chat_id'),
+            eb.val(owner).as('owner'),
+            this.expiry.as('expires_at'),
+          ]);
+          // `where true`: SQLite reads ON CONFLICT after a bare SELECT as part of the SELECT.
+          return unlessAwaited ? lease.where((eb) => eb.not(this.awaited(eb, chatId))) : lease.where(sql.lit(true));
+        })
+        .onConflict((conflict) =>
+          conflict
+            .column('chat_id')
+            .doUpdateSet({
+              owner: (eb) => eb.ref('excluded.owner'),
+              expires_at: (eb) => eb.ref('excluded.expires_at'),
+            })
+            .where('chat_leases.expires_at', '<=', this.dialect.nowMs),
+        )
+        .returning('owner'),
+    );
   }
 
   /** Whether an instance (a live place) waits in line for the chat. */
@@ -211,7 +221,7 @@ export class ChatLeaseLock {
           .updateTable('chat_leases')
           .set({ expires_at: this.expiry })
           .where('chat_id', '=', lease.chatId)
-          .where('owner', '=', lease.owner)
+          .where('owner', '=', lease.holder)
           .where('expires_at', '>', this.dialect.nowMs)
           .executeTakeFirst();
         if (numUpdatedRows === 0n) {
@@ -237,12 +247,9 @@ export class ChatLeaseLock {
 
   private async release(lease: HeldLease): Promise<void> {
     try {
-      const released = await this.db
-        .deleteFrom('chat_leases')
-        .where('chat_id', '=', lease.chatId)
-        .where('owner', '=', lease.owner)
-        .returning((eb) => this.awaited(eb, lease.chatId).as('awaited'))
-        .executeTakeFirst();
+      const {
+        rows: [released],
+      } = await this.releaseLease({ chatId: lease.chatId, owner: lease.holder });
       // Nobody in line, nobody to wake: a single instance sends no notifications at all.
       if (released?.awaited) await this.signals.announceRelease(lease.chatId);
     } catch (error) {

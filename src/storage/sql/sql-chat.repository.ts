@@ -3,10 +3,11 @@ import { Selectable, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
-import { ChatRepository, ContextMessage } from '../../chats/chat.repository';
+import { ChatLock, ChatRepository, ContextMessage } from '../../chats/chat.repository';
 import { Message, MessageRole, MessageStatus, NewMessage } from '../../messages/message';
-import { ChatLeaseLock, ChatLeaseLostError, HeldLease } from './chat-lease-lock';
+import { ChatLeaseLock, ChatLeaseLostError } from './chat-lease-lock';
 import type { ChatsTable, MessagesTable } from './database-schema';
+import { prepareQuery } from './prepared-query';
 import type { SqlDatabase } from './sql-database';
 
 const toDate = (value: Date | string): Date => (value instanceof Date ? value : new Date(value));
@@ -29,6 +30,20 @@ function toChat(row: Selectable<ChatsTable>): Chat {
 
 type NewMessageRow = ReturnType<typeof messageRow>;
 
+/** A new message's columns, all but its seq, in the order the insert names them. */
+const NEW_MESSAGE_COLUMNS = [
+  'id',
+  'chat_id',
+  'role',
+  'content',
+  'status',
+  'in_reply_to',
+  'model',
+  'usage',
+  'token_count',
+  'created_at',
+] as const satisfies readonly (keyof NewMessageRow)[];
+
 /** A new message's row, all but its seq. */
 function messageRow(chatId: string, input: NewMessage) {
   return {
@@ -44,6 +59,12 @@ function messageRow(chatId: string, input: NewMessage) {
     created_at: new Date().toISOString(),
   };
 }
+
+/** A page of a chat's messages. */
+type Page = ChatKey & { limit: number };
+
+/** What a message insert is given: its row, its chat's tenant and the lease it writes under. */
+type InsertArgs = NewMessageRow & { tenantId: string; holder: string };
 
 function toMessage(row: Selectable<MessagesTable>): Message {
   return {
@@ -68,6 +89,8 @@ function toMessage(row: Selectable<MessagesTable>): Message {
  */
 export class SqlChatRepository extends ChatRepository implements OnModuleDestroy {
   private readonly locks: ChatLeaseLock;
+  /** What every turn runs, built once (see prepareQuery); the rest is built at each call. */
+  private readonly statements;
 
   constructor(
     private readonly database: SqlDatabase,
@@ -75,6 +98,28 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
   ) {
     super();
     this.locks = new ChatLeaseLock(database.db, database.dialect, database.releaseSignals, leaseMs);
+    const db = database.db;
+    this.statements = {
+      findChat: prepareQuery(db, ({ chatId, tenantId }: ChatKey) =>
+        db.selectFrom('chats').selectAll().where('id', '=', chatId).where('tenant_id', '=', tenantId),
+      ),
+      insertMessage: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, { underLease: false })),
+      insertMessageUnderLease: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, { underLease: true })),
+      listMessages: prepareQuery(db, (page: Page) =>
+        this.messagesOf(page).selectAll('messages').orderBy('messages.seq').limit(page.limit),
+      ),
+      listMessagesAfter: prepareQuery(db, (page: Page & { afterSeq: number }) =>
+        this.messagesOf(page)
+          .selectAll('messages')
+          .where('messages.seq', '>', page.afterSeq)
+          .orderBy('messages.seq')
+          .limit(page.limit),
+      ),
+      listRecent: prepareQuery(db, (page: Page) => this.recentOf(page).limit(page.limit)),
+      listRecentBefore: prepareQuery(db, (page: Page & { beforeSeq: number }) =>
+        this.recentOf(page).where('messages.seq', '<', page.beforeSeq).limit(page.limit),
+      ),
+    };
   }
 
   private get db() {
@@ -116,12 +161,9 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
   }
 
   async findChat({ tenantId, chatId }: ChatKey): Promise<Chat | null> {
-    const row = await this.db
-      .selectFrom('chats')
-      .selectAll()
-      .where('id', '=', chatId)
-      .where('tenant_id', '=', tenantId)
-      .executeTakeFirst();
+    const {
+      rows: [row],
+    } = await this.statements.findChat({ tenantId, chatId });
     return row ? toChat(row) : null;
   }
 
@@ -174,12 +216,19 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     return numDeletedRows > 0n;
   }
 
-  async appendMessage(key: ChatKey, input: NewMessage): Promise<Message> {
-    const lease = this.locks.heldLease(key.chatId);
-    const row = await this.insertMessage(key, messageRow(key.chatId, input), lease);
+  async appendMessage(key: ChatKey, input: NewMessage, lock?: ChatLock): Promise<Message> {
+    const args: InsertArgs = {
+      ...messageRow(key.chatId, input),
+      tenantId: key.tenantId,
+      holder: lock?.holder ?? '',
+    };
+    const insert = lock ? this.statements.insertMessageUnderLease : this.statements.insertMessage;
+    const {
+      rows: [row],
+    } = await insert(args);
     if (row) return toMessage(row);
     // Nothing was written: the chat is gone, or the lease expired and may belong to another instance.
-    if (lease && (await this.findChat(key))) throw new ChatLeaseLostError(key.chatId);
+    if (lock && (await this.findChat(key))) throw new ChatLeaseLostError(key.chatId);
     throw new ChatNotFoundError(key.chatId);
   }
 
@@ -189,54 +238,57 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
    * chat row's lock makes concurrent appends take their seq one after another. SQLite has one
    * writer at a time, and a trigger counts (migration 0006).
    */
-  private insertMessage({ tenantId, chatId }: ChatKey, row: NewMessageRow, lease: HeldLease | undefined) {
-    const values = Object.entries(row).map(([column, value]) => sql.val(value).as(column));
-    const columns = ['seq' as const, ...(Object.keys(row) as (keyof NewMessageRow)[])];
+  private insertMessage(args: InsertArgs, { underLease }: { underLease: boolean }) {
+    const { chat_id: chatId, tenantId } = args;
+    const lease = () => this.locks.isStillHeld({ chatId, holder: args.holder });
+    const values = NEW_MESSAGE_COLUMNS.map((column) => sql.val(args[column]).as(column));
+    const columns = ['seq' as const, ...NEW_MESSAGE_COLUMNS];
     if (this.database.dialect.name === 'sqlite') {
       let chat = this.db.selectFrom('chats').where('id', '=', chatId).where('tenant_id', '=', tenantId);
-      if (lease) chat = chat.where(this.locks.isStillHeld(lease));
+      if (underLease) chat = chat.where(lease());
       return this.db
         .insertInto('messages')
         .columns(columns)
         .expression(chat.select((eb) => [eb(eb.ref('message_count'), '+', 1).as('seq'), ...values]))
-        .returningAll()
-        .executeTakeFirst();
+        .returningAll();
     }
     let counted = this.db
       .updateTable('chats')
       .set((eb) => ({
         message_count: eb('message_count', '+', 1),
-        updated_at: row.created_at,
-        last_message_at: row.created_at,
+        updated_at: args.created_at,
+        last_message_at: args.created_at,
       }))
       .where('id', '=', chatId)
       .where('tenant_id', '=', tenantId);
-    if (lease) counted = counted.where(this.locks.isStillHeld(lease));
+    if (underLease) counted = counted.where(lease());
     return this.db
       .with('counted', () => counted.returning('message_count'))
       .insertInto('messages')
       .columns(columns)
       .expression((eb) => eb.selectFrom('counted').select(['message_count as seq', ...values]))
-      .returningAll()
-      .executeTakeFirst();
+      .returningAll();
   }
 
   async listMessages(key: ChatKey, { limit, afterSeq }: { limit: number; afterSeq?: number }): Promise<Message[]> {
-    let query = this.messagesOf(key).selectAll('messages').orderBy('messages.seq').limit(limit);
-    if (afterSeq !== undefined) query = query.where('messages.seq', '>', afterSeq);
-    return (await query.execute()).map(toMessage);
+    const { tenantId, chatId } = key;
+    const { rows } =
+      afterSeq === undefined
+        ? await this.statements.listMessages({ tenantId, chatId, limit })
+        : await this.statements.listMessagesAfter({ tenantId, chatId, limit, afterSeq });
+    return rows.map(toMessage);
   }
 
   async listRecentMessages(
     key: ChatKey,
     { limit, beforeSeq }: { limit: number; beforeSeq?: number },
   ): Promise<ContextMessage[]> {
-    let query = this.messagesOf(key)
-      .select(['messages.seq', 'messages.role', 'messages.content', 'messages.token_count'])
-      .orderBy('messages.seq', 'desc')
-      .limit(limit);
-    if (beforeSeq !== undefined) query = query.where('messages.seq', '<', beforeSeq);
-    return (await query.execute()).map((row) => ({
+    const { tenantId, chatId } = key;
+    const { rows } =
+      beforeSeq === undefined
+        ? await this.statements.listRecent({ tenantId, chatId, limit })
+        : await this.statements.listRecentBefore({ tenantId, chatId, limit, beforeSeq });
+    return rows.map((row) => ({
       seq: row.seq,
       role: row.role as MessageRole,
       content: row.content,
@@ -244,7 +296,14 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     }));
   }
 
-  withChatLock<T>(chatId: string, work: () => Promise<T>): Promise<T> {
+  /** What a context needs of the chat's messages, newest first. */
+  private recentOf(key: ChatKey) {
+    return this.messagesOf(key)
+      .select(['messages.seq', 'messages.role', 'messages.content', 'messages.token_count'])
+      .orderBy('messages.seq', 'desc');
+  }
+
+  withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>): Promise<T> {
     return this.locks.run(chatId, work);
   }
 
