@@ -7,10 +7,10 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBuiltService } from './support/built-service.mjs';
+import { createPostgresSchema } from './support/postgres-schema.mjs';
 
 const require = createRequire(import.meta.url);
 const { sql } = require('kysely');
-const pg = require('pg');
 const { openSqlDatabase } = require('../dist/storage/open-sql-database.js');
 const { SqlChatRepository } = require('../dist/storage/sql/sql-chat.repository.js');
 const { encodeCursor } = require('../dist/common/pagination/cursor.js');
@@ -128,20 +128,15 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const schema = `konko_bench_${process.pid}`;
-const admin = new pg.Client({ connectionString: POSTGRES_URL });
+let schema;
 try {
-  await admin.connect();
+  schema = await createPostgresSchema(POSTGRES_URL, 'konko_bench');
 } catch (error) {
   console.log(`PostgreSQL: not measured, ${POSTGRES_URL} is not reachable (${error.message})`);
   process.exit(0);
 }
 try {
-  await admin.query(`create schema ${schema}`);
-  const url = new URL(POSTGRES_URL);
-  url.searchParams.set('options', `-c search_path=${schema}`);
-  await measure('PostgreSQL', { kind: 'postgres', url: url.toString() }, url.toString());
+  await measure('PostgreSQL', { kind: 'postgres', url: schema.url }, schema.url);
 } finally {
-  await admin.query(`drop schema if exists ${schema} cascade`);
-  await admin.end();
+  await schema.drop();
 }

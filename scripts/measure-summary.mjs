@@ -8,12 +8,11 @@
 //             PostgreSQL: its own schema of BENCH_POSTGRES_URL, dropped after.
 // MESSAGES (default 5000) and RESTARTS (default 3) change the sizes.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBuiltService } from './support/built-service.mjs';
+import { createPostgresSchema } from './support/postgres-schema.mjs';
 
-const require = createRequire(import.meta.url);
 const MESSAGES = Number(process.env.MESSAGES ?? 5000);
 const RESTARTS = Number(process.env.RESTARTS ?? 3);
 const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -109,24 +108,11 @@ async function withSqliteFile(measure) {
 }
 
 async function withPostgresSchema(measure) {
-  const { Client } = require('pg');
-  const admin = async (statement) => {
-    const client = new Client({ connectionString: POSTGRES_URL });
-    await client.connect();
-    try {
-      await client.query(statement);
-    } finally {
-      await client.end();
-    }
-  };
-  const schema = `konko_summary_bench_${process.pid}`;
-  await admin(`create schema ${schema}`);
+  const schema = await createPostgresSchema(POSTGRES_URL, 'konko_summary_bench');
   try {
-    const url = new URL(POSTGRES_URL);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    await measure(url.toString());
+    await measure(schema.url);
   } finally {
-    await admin(`drop schema if exists ${schema} cascade`);
+    await schema.drop();
   }
 }
 

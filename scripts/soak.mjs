@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createParser } from 'eventsource-parser';
-import pg from 'pg';
+import { createPostgresSchema } from './support/postgres-schema.mjs';
 import { startBuiltService } from './support/built-service.mjs';
 
 const { values: args } = parseArgs({
@@ -117,20 +117,8 @@ async function openStorage(kind) {
       drop: async () => rmSync(dir, { recursive: true, force: true }),
     };
   }
-  const schema = `konko_soak_${process.pid}_${Date.now()}`;
-  const admin = async (sql) => {
-    const client = new pg.Client({ connectionString: args.postgres });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`create schema ${schema}`);
-  const url = new URL(args.postgres);
-  url.searchParams.set('options', `-c search_path=${schema}`);
-  return { env: { DATABASE_URL: url.toString() }, drop: () => admin(`drop schema if exists ${schema} cascade`) };
+  const schema = await createPostgresSchema(args.postgres, 'konko_soak');
+  return { env: { DATABASE_URL: schema.url }, drop: schema.drop };
 }
 
 // ── Clients ───────────────────────────────────────────────────────────────────────────────────

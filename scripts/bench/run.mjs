@@ -14,9 +14,9 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { Pool } from 'undici';
 import { MAIN_JS, serviceEnv } from '../support/built-service.mjs';
+import { createPostgresSchema } from '../support/postgres-schema.mjs';
 import { summarize as summarizeProfile } from './profile-summary.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -492,21 +492,16 @@ async function measureService(label, upstream, workDir, databaseUrl, workloads) 
 }
 
 async function withPostgresSchema(run) {
-  const schema = `konko_bench_${process.pid}`;
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  let schema;
   try {
-    await admin.connect();
+    schema = await createPostgresSchema(POSTGRES_URL, 'konko_bench');
   } catch (error) {
     return { skipped: `PostgreSQL at ${POSTGRES_URL} is not reachable (${error.message})` };
   }
   try {
-    await admin.query(`create schema ${schema}`);
-    const url = new URL(POSTGRES_URL);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    return await run(url.toString());
+    return await run(schema.url);
   } finally {
-    await admin.query(`drop schema if exists ${schema} cascade`);
-    await admin.end();
+    await schema.drop();
   }
 }
 
