@@ -5,7 +5,7 @@
 // `--smoke` runs every workload briefly, to show the harness works; it exits non-zero when the
 // harness breaks (a request fails, a process does not start), never because a target is missed.
 // `--only=memory:W1,sqlite` measures only those (the bare server always runs); BENCH_CPU_PROF=<dir>
-// writes a CPU profile of the service's timed W1 run there (steady state, not start-up) and prints
+// writes CPU profiles of the service's timed W1 and W3 runs there (steady state, not start-up) and prints
 // where its time went; BENCH_W5_MESSAGES changes W5's 100,000.
 import autocannon from 'autocannon';
 import { execFileSync, spawn } from 'node:child_process';
@@ -40,6 +40,8 @@ const SIZE = SMOKE
       w6Turns: 200,
     };
 const W1_CLIENTS = 64;
+/** W1's rounds (see w1InRounds), over its w1Seconds. */
+const W1_ROUNDS = 5;
 const W2_CLIENTS = 16;
 const W2_UPSTREAM_MS = 100;
 const W3_UPSTREAM_MS = 1_000;
@@ -270,6 +272,7 @@ async function throughput(base, paths, seconds, body = { content: MESSAGE }, amo
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     requests: result.requests.total,
+    seconds: result.duration || seconds,
   };
 }
 
@@ -292,21 +295,71 @@ async function latencies(pool, paths, seconds) {
 
 // ---------------------------------------------------------------- workloads
 
-/** `profiler`, when given, profiles the timed run (the service's steady state). */
-async function w1(base, paths, cpuMs, profiler) {
+async function w1(base, paths, cpuMs) {
   if (!SMOKE) await throughput(base, paths, 3); // warm-up: JIT, connections, pools, the chats' first turns
-  await profiler?.start();
   const cpuBefore = cpuMs();
   const result = await throughput(base, paths, SIZE.w1Seconds);
-  const cpuMsPerTurn = (cpuMs() - cpuBefore) / result.requests;
-  const profile = await profiler?.stop(result.requests);
-  return { ...result, cpuMsPerTurn, ...(profile && { profile }) };
+  return { ...result, cpuMsPerTurn: (cpuMs() - cpuBefore) / result.requests };
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/**
+ * W1 of several targets (the floors, each storage) in rounds, each target in turn for a share of
+ * the time, so that this machine's drift over a run falls on all of them alike: measured a few
+ * minutes apart, the same code's CPU per turn moved by a third. `targets` are
+ * `{ key, base, paths, cpuMs }`; each result's latencies are the medians of its rounds'.
+ */
+async function w1InRounds(targets) {
+  const rounds = SMOKE ? 1 : W1_ROUNDS;
+  if (!SMOKE) for (const { base, paths } of targets) await throughput(base, paths, 3); // warm-up
+  const sums = targets.map(() => ({ requests: 0, seconds: 0, cpuMs: 0, p50: [], p99: [] }));
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const at = (round + i) % targets.length;
+      const { base, paths, cpuMs } = targets[at];
+      const cpuBefore = cpuMs();
+      const result = await throughput(base, paths, SIZE.w1Seconds / rounds);
+      const sum = sums[at];
+      sum.cpuMs += cpuMs() - cpuBefore;
+      sum.requests += result.requests;
+      sum.seconds += result.seconds;
+      sum.p50.push(result.p50Ms);
+      sum.p99.push(result.p99Ms);
+    }
+  }
+  return Object.fromEntries(
+    targets.map(({ key }, at) => {
+      const sum = sums[at];
+      return [
+        key,
+        {
+          turnsPerSecond: Math.round(sum.requests / sum.seconds),
+          p50Ms: median(sum.p50),
+          p99Ms: median(sum.p99),
+          requests: sum.requests,
+          cpuMsPerTurn: sum.cpuMs / sum.requests,
+          rounds,
+        },
+      ];
+    }),
+  );
+}
+
+/** With BENCH_CPU_PROF, a profile of a W1 window of its own, after the measured rounds. */
+async function profileW1(service, label, paths) {
+  const profiler = profilerOf(service, label, 'W1');
+  if (!profiler) return undefined;
+  await profiler.start();
+  const { requests } = await throughput(service.base, paths, SMOKE ? 0.5 : 4);
+  return profiler.stop(requests);
 }
 
 /** `delay(ms)` sets how long a turn's upstream (or the bare server standing in for it) takes. */
 async function w2(pool, paths, delay) {
   await delay(W2_UPSTREAM_MS);
   try {
+    if (!SMOKE) await latencies(pool, paths, 2); // warm-up, as W1 has: the chats' first turns, the JIT
     return await latencies(pool, paths, SIZE.w2Seconds);
   } finally {
     await delay(0);
@@ -316,14 +369,17 @@ async function w2(pool, paths, delay) {
 const upstreamDelay = (upstream) => (ms) => setUpstream(upstream, { latencyMs: ms });
 
 /** `paths(pool)` gives the chats' paths, one turn each. */
-async function w3(base, upstream, paths) {
+async function w3(base, upstream, paths, profiler) {
   const pool = clientFor(base, SIZE.w3Chats + 16);
   try {
     const chats = await paths(pool);
     await setUpstream(upstream, { latencyMs: W3_UPSTREAM_MS });
+    await profiler?.start();
     const started = now();
     await Promise.all(chats.map((path) => sendTurn(pool, path)));
-    return { wallSeconds: (now() - started) / 1000, chats: chats.length };
+    const wallSeconds = (now() - started) / 1000;
+    const profile = await profiler?.stop(chats.length);
+    return { wallSeconds, chats: chats.length, ...(profile && { profile }) };
   } finally {
     await setUpstream(upstream, { latencyMs: 0 });
     await pool.close();
@@ -439,12 +495,66 @@ function machine() {
   };
 }
 
-/** With BENCH_CPU_PROF, a CPU profile of the service's timed run and where its time went. */
-function profilerOf(service, label) {
+/**
+ * W1 of every storage in `stores`, and of the bare proxy's two floors when `floors` is given, all
+ * in one set of rounds with the services started side by side (each idle while another is loaded).
+ */
+async function w1Phase(upstream, workDir, stores, { floors }) {
+  const started = [];
+  const schemas = [];
+  const results = {};
+  try {
+    const targets = [];
+    if (floors) {
+      targets.push({ key: 'floor', base: floors.base, paths: proxyPaths(W1_CLIENTS), cpuMs: floors.cpuMs });
+      targets.push({
+        key: 'floorOpenai',
+        base: floors.base,
+        paths: proxyPaths(W1_CLIENTS, 'openai'),
+        cpuMs: floors.cpuMs,
+      });
+    }
+    for (const store of stores) {
+      let url;
+      if (store === 'sqlite') url = `sqlite:${join(workDir, 'bench-w1.db')}`;
+      if (store === 'postgres') {
+        try {
+          const schema = await createPostgresSchema(POSTGRES_URL, 'konko_bench');
+          schemas.push(schema);
+          url = schema.url;
+        } catch (error) {
+          results.postgres = { skipped: `PostgreSQL at ${POSTGRES_URL} is not reachable (${error.message})` };
+          continue;
+        }
+      }
+      const service = await startService(upstream.base, workDir, url, `${store}-w1`);
+      const pool = clientFor(service.base, 8);
+      started.push({ store, service, pool });
+      const paths = (await createChats(pool, W1_CLIENTS)).map(messagesPath);
+      targets.push({ key: store, base: service.base, paths, cpuMs: service.cpuMs, service });
+    }
+    Object.assign(results, await w1InRounds(targets));
+    for (const { key, service, paths } of targets) {
+      if (!service) continue;
+      const profile = await profileW1(service, key, paths);
+      if (profile) results[key].profile = profile;
+    }
+  } finally {
+    for (const { service, pool } of started) {
+      await pool.close();
+      await service.stop();
+    }
+    for (const schema of schemas) await schema.drop();
+  }
+  return results;
+}
+
+/** With BENCH_CPU_PROF, a CPU profile of the service's timed run of a workload and where its time went. */
+function profilerOf(service, label, workload) {
   if (!process.env.BENCH_CPU_PROF) return undefined;
   const dir = resolve(process.env.BENCH_CPU_PROF);
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${label}-W1.cpuprofile`);
+  const file = join(dir, `${label}-${workload}.cpuprofile`);
   return {
     start: () => service.probe('profile-start'),
     async stop(turns) {
@@ -472,12 +582,12 @@ async function measureService(label, upstream, workDir, databaseUrl, workloads) 
       process.stderr.write(`  ${label}: ${name} …\n`);
       const upstreamPool = upstream.pool;
       const chatPaths = async (count, on = pool) => (await createChats(on, count)).map(messagesPath);
-      if (name === 'W1') {
-        results.W1 = await w1(service.base, await chatPaths(W1_CLIENTS), service.cpuMs, profilerOf(service, label));
-      }
       if (name === 'W2') results.W2 = await w2(pool, await chatPaths(W2_CLIENTS), upstreamDelay(upstreamPool));
       if (name === 'W6') results.W6 = await w6(pool, upstreamPool, (await chatPaths(1))[0]);
-      if (name === 'W3') results.W3 = await w3(service.base, upstreamPool, (on) => chatPaths(SIZE.w3Chats, on));
+      if (name === 'W3') {
+        const paths = (on) => chatPaths(SIZE.w3Chats, on);
+        results.W3 = await w3(service.base, upstreamPool, paths, profilerOf(service, label, 'W3'));
+      }
       if (name === 'W4') results.W4 = await w4(pool, service);
       if (name === 'W5') results.W5 = await w5(service.base, pool, upstreamPool, service);
     }
@@ -550,12 +660,21 @@ async function main() {
     };
     // The floor is taken for the workloads measured in memory, which it is shown beside.
     const inMemory = PLAN.find(([store]) => store === 'memory')?.[1] ?? [];
-    process.stderr.write('bare proxy …\n');
     results.floor = {};
-    if (inMemory.includes('W1')) {
-      results.floor.W1 = await w1(bare.base, proxyPaths(W1_CLIENTS), bareCpuMs);
-      results.floor.W1openai = await w1(bare.base, proxyPaths(W1_CLIENTS, 'openai'), bareCpuMs);
+    const w1Stores = PLAN.filter(([, workloads]) => workloads.includes('W1')).map(([store]) => store);
+    if (w1Stores.length > 0) {
+      process.stderr.write(
+        `W1 in rounds: ${[...(inMemory.includes('W1') ? ['floors'] : []), ...w1Stores].join(', ')} …\n`,
+      );
+      const w1Results = await w1Phase(upstream, workDir, w1Stores, {
+        floors: inMemory.includes('W1') ? { base: bare.base, cpuMs: bareCpuMs } : undefined,
+      });
+      for (const [key, value] of Object.entries(w1Results)) {
+        if (key === 'floor' || key === 'floorOpenai') results.floor[key === 'floor' ? 'W1' : 'W1openai'] = value;
+        else results[key] = { ...results[key], W1: value };
+      }
     }
+    process.stderr.write('bare proxy …\n');
     if (inMemory.includes('W2')) {
       const delay = upstreamDelay(upstream.pool);
       results.floor.W2 = await w2(barePool, proxyPaths(W2_CLIENTS), delay);
@@ -565,16 +684,16 @@ async function main() {
     if (inMemory.includes('W3'))
       results.floor.W3 = await w3(bare.base, upstream.pool, async () => proxyPaths(SIZE.w3Chats));
     await barePool.close();
-    for (const [store, workloads] of PLAN) {
+    for (const [store, all] of PLAN) {
+      const workloads = all.filter((w) => w !== 'W1');
+      if (workloads.length === 0) continue;
       process.stderr.write(`${store} …\n`);
-      if (store === 'memory') results.memory = await measureService(store, upstream, workDir, undefined, workloads);
-      if (store === 'sqlite') {
-        const url = `sqlite:${join(workDir, 'bench.db')}`;
-        results.sqlite = await measureService(store, upstream, workDir, url, workloads);
-      }
-      if (store === 'postgres') {
-        results.postgres = await withPostgresSchema((url) => measureService(store, upstream, workDir, url, workloads));
-      }
+      const measure = (url) => measureService(store, upstream, workDir, url, workloads);
+      let measured;
+      if (store === 'memory') measured = await measure(undefined);
+      if (store === 'sqlite') measured = await measure(`sqlite:${join(workDir, 'bench.db')}`);
+      if (store === 'postgres') measured = await withPostgresSchema(measure);
+      results[store] = measured.skipped ? measured : { ...results[store], ...measured };
     }
   } catch (error) {
     failed = true;
