@@ -7,6 +7,7 @@ import type { Response } from 'express';
  */
 export class SseStream {
   private pingTimer: NodeJS.Timeout | undefined;
+  private headerFlush: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly response: Response,
@@ -19,7 +20,12 @@ export class SseStream {
     this.response.setHeader('Cache-Control', 'no-cache, no-transform');
     // Stops nginx and similar proxies from buffering the stream.
     this.response.setHeader('X-Accel-Buffering', 'no');
-    this.response.flushHeaders();
+    // The headers leave with the first event when it is written at once (on loopback every write
+    // costs a round through the receiver's network stack), or on the next pass of the event loop
+    // when the turn has to wait.
+    this.headerFlush = setImmediate(() => {
+      if (!this.response.headersSent && !this.response.destroyed) this.response.flushHeaders();
+    });
     this.pingTimer = setTimeout(() => this.ping(), this.pingIntervalMs);
   }
 
@@ -28,6 +34,7 @@ export class SseStream {
   }
 
   close(): void {
+    clearImmediate(this.headerFlush);
     clearTimeout(this.pingTimer);
     if (!this.response.writableEnded) this.response.end();
   }
@@ -38,6 +45,7 @@ export class SseStream {
 
   private write(chunk: string): void {
     if (this.response.writableEnded || this.response.destroyed) return;
+    clearImmediate(this.headerFlush);
     this.response.write(chunk);
     this.pingTimer?.refresh();
   }

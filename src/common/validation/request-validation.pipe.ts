@@ -1,5 +1,9 @@
 import { ArgumentMetadata, Injectable, ValidationError, ValidationPipe } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
 import { FieldError, RequestValidationError } from '../errors/domain-error';
+
+const isEmpty = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && Object.keys(value).length === 0;
 
 function flatten(errors: ValidationError[], parent = ''): FieldError[] {
   return errors.flatMap((error) => {
@@ -16,6 +20,9 @@ function flatten(errors: ValidationError[], parent = ''): FieldError[] {
  */
 @Injectable()
 export class RequestValidationPipe extends ValidationPipe {
+  /** Whether a query DTO accepts an empty query, worked out once per DTO. */
+  private readonly emptyQueryIsValid = new WeakMap<object, boolean>();
+
   constructor() {
     super({
       whitelist: true,
@@ -28,6 +35,19 @@ export class RequestValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    // Most requests carry no query string; validating `{}` again for every one cost a streamed
+    // turn a tenth of a millisecond before its first byte.
+    if (metadata.type === 'query' && metadata.metatype && isEmpty(value)) {
+      let valid = this.emptyQueryIsValid.get(metadata.metatype);
+      if (valid === undefined) {
+        valid = await super.transform({}, metadata).then(
+          () => true,
+          () => false,
+        );
+        this.emptyQueryIsValid.set(metadata.metatype, valid);
+      }
+      if (valid) return plainToInstance(metadata.metatype, {});
+    }
     if (metadata.type === 'body') {
       if (value === undefined) value = {};
       if (typeof value !== 'object' || value === null || Array.isArray(value)) {
