@@ -1,14 +1,15 @@
 // A PostgreSQL schema of its own for a measurement or the soak, created on the server at `url`
 // and dropped after, so nothing of the run stays behind.
-import postgres from 'postgres';
+import pg from 'pg';
 
 /** Runs one statement on the server at `url`, on a connection of its own. */
 async function runAdmin(url, statement) {
-  const sql = postgres(url, { max: 1, onnotice: () => undefined, connect_timeout: 5 });
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  await client.connect();
   try {
-    await sql.unsafe(statement);
+    await client.query(statement);
   } finally {
-    await sql.end();
+    await client.end();
   }
 }
 

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import postgres from 'postgres';
+import { Client } from 'pg';
 
 /** The machine's PostgreSQL (trust auth); TEST_POSTGRES_URL points the tests elsewhere. */
 export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -17,8 +17,9 @@ export function postgresUnavailableReason(): string | null {
     process.execPath,
     [
       '-e',
-      `const sql = require('postgres')(process.argv[1], { max: 1, connect_timeout: 3 });
-       sql\`select 1\`.then(() => sql.end(), (error) => { console.error(error.message); process.exit(1); });`,
+      `const { Client } = require('pg');
+       const client = new Client({ connectionString: process.argv[1], connectionTimeoutMillis: 3000 });
+       client.connect().then(() => client.end(), (error) => { console.error(error.message); process.exit(1); });`,
       TEST_POSTGRES_URL,
     ],
     { cwd: resolve(__dirname, '../..'), encoding: 'utf8', timeout: 10_000 },
@@ -45,10 +46,11 @@ export async function createTestSchema(): Promise<TestSchema> {
 }
 
 async function runAdmin(statement: string): Promise<void> {
-  const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => undefined });
+  const client = new Client({ connectionString: TEST_POSTGRES_URL });
+  await client.connect();
   try {
-    await sql.unsafe(statement);
+    await client.query(statement);
   } finally {
-    await sql.end();
+    await client.end();
   }
 }

@@ -1,50 +1,94 @@
-import type { LoggerService } from '@nestjs/common';
-import type { Sql } from 'postgres';
+import { Logger } from '@nestjs/common';
+import { Kysely, sql } from 'kysely';
+import { Client } from 'pg';
+import type { DatabaseSchema } from '../sql/database-schema';
 import { LeaseReleaseSignals } from '../sql/lease-release-signals';
 
 /** The notification channel; its payload is the chat id. Channels are per database, not per schema. */
 const CHANNEL = 'konko_chat_lease_released';
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 30_000;
 
 /**
- * Lease releases announced with NOTIFY and heard with LISTEN, on the dedicated connection
- * postgres.js keeps for listening (not one of the pool's, so none is held while waiting) and
- * listens again on after it was lost. Polling stays on as the fallback: while the connection is
- * down, or if a notification is lost, waiters still look every `maxPollMs`.
+ * Lease releases announced with NOTIFY and heard on one dedicated LISTEN connection (not from the
+ * pool, so no pooled connection is held while waiting). Polling stays on as the fallback: while
+ * the connection is down, or if a notification is lost, waiters still look every `maxPollMs`.
  */
 export class PostgresLeaseReleaseSignals extends LeaseReleaseSignals {
-  private listening: { unlisten(): Promise<void> } | undefined;
+  private readonly logger = new Logger('Storage');
+  private client: Client | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectDelayMs = RECONNECT_MIN_MS;
+  private closed = false;
 
   constructor(
-    private readonly sql: Sql,
+    private readonly db: Kysely<DatabaseSchema>,
+    private readonly connectionString: string,
     maxPollMs: number,
-    private readonly logger: LoggerService,
   ) {
     super(maxPollMs);
   }
 
-  /** Listens; a failure here stops start-up. */
+  /** Connects the listener; a failure here stops start-up, later ones are retried. */
   async start(): Promise<void> {
-    let connectedBefore = false;
-    this.listening = await this.sql.listen(
-      CHANNEL,
-      (chatId) => this.wake(chatId),
-      () => {
-        // Releases announced while nobody listened were missed: every waiter looks again.
-        if (connectedBefore) {
-          this.logger.log('Listening for lease releases again');
-          this.wakeAll();
-        }
-        connectedBefore = true;
-      },
-    );
+    await this.listen();
   }
 
   override async announceRelease(chatId: string): Promise<void> {
-    await this.sql.notify(CHANNEL, chatId);
+    await sql`select pg_notify(${CHANNEL}, ${chatId})`.execute(this.db);
   }
 
   override async close(): Promise<void> {
-    await this.listening?.unlisten().catch(() => undefined);
-    this.listening = undefined;
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async listen(): Promise<void> {
+    const client = new Client({ connectionString: this.connectionString });
+    client.on('notification', ({ payload }) => {
+      if (payload) this.wake(payload);
+    });
+    client.on('error', (error) => this.lost(client, error));
+    client.on('end', () => this.lost(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    if (this.closed) {
+      await client.end();
+      return;
+    }
+    this.client = client;
+    this.reconnectDelayMs = RECONNECT_MIN_MS;
+  }
+
+  private lost(client: Client, error?: Error): void {
+    if (this.closed || this.client !== client) return;
+    this.client = undefined;
+    client.end().catch(() => undefined);
+    this.logger.warn(
+      `Lost the lease notification connection${error ? ` (${error.message})` : ''}; polling until it is back`,
+    );
+    this.reconnectLater();
+  }
+
+  private reconnectLater(): void {
+    this.reconnectTimer = setTimeout(() => {
+      this.listen().then(
+        // Releases announced while nobody listened were missed: every waiter looks again.
+        () => this.wakeAll(),
+        () => {
+          this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, RECONNECT_MAX_MS);
+          this.reconnectLater();
+        },
+      );
+    }, this.reconnectDelayMs);
+    this.reconnectTimer.unref();
   }
 }
