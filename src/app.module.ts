@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { AuthModule } from './auth/auth.module';
 import { ChatsModule } from './chats/chats.module';
-import { appConfig } from './config/app-config';
+import { CONFIG_SLICES } from './config/config-slices';
 import { HealthModule } from './health/health.module';
 import { LlmModule } from './llm/llm.module';
 import { LoggingModule } from './logging/logging.module';
@@ -10,11 +10,13 @@ import { MessagesModule } from './messages/messages.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlaygroundModule } from './playground/playground.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
+import { StorageModule } from './storage/storage.module';
 import { SummariesModule } from './summaries/summaries.module';
 
 @Module({
   imports: [
-    ConfigModule.forRoot({ isGlobal: true, cache: true, load: [appConfig] }),
+    ConfigModule.forRoot({ isGlobal: true, cache: true, load: CONFIG_SLICES }),
+    StorageModule,
     LoggingModule,
     MetricsModule,
     AuthModule,

@@ -3,7 +3,7 @@ import helmet from 'helmet';
 import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-body.middleware';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { RequestValidationPipe } from './common/validation/request-validation.pipe';
-import { AppConfig, appConfig } from './config/app-config';
+import { httpConfig, HttpConfig } from './config/http.config';
 import { ROOT_LOGGER } from './logging/app-logger';
 import { requestLogging } from './logging/request-logging';
 import { httpMetrics } from './metrics/http-metrics.middleware';
@@ -15,7 +15,7 @@ import { setupOpenApi } from './openapi';
  * service. The app must be created with `bodyParser: false`.
  */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
-  const config = app.get<AppConfig>(appConfig.KEY);
+  const config = app.get<HttpConfig>(httpConfig.KEY);
   app.disable('x-powered-by');
   // Rate limits and logs read the client's address from `req.ip`, which this setting governs.
   app.set('trust proxy', config.trustProxy);

@@ -5,7 +5,13 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
-import { AppConfig, describeStorage, InvalidConfigError, LogLevel, parseAppConfig } from './config/app-config';
+import { authConfig, AuthConfig } from './config/auth.config';
+import { parseEveryConfigSlice } from './config/config-slices';
+import { InvalidConfigError } from './config/env';
+import { httpConfig, HttpConfig } from './config/http.config';
+import { llmConfig, LlmConfig } from './config/llm.config';
+import { loggingConfig, LogLevel } from './config/logging.config';
+import { describeStorage, storageConfig } from './config/storage.config';
 import { LlmProvider } from './llm/llm-provider';
 import { AppLogger } from './logging/app-logger';
 import { ShutdownState } from './health/shutdown-state';
@@ -21,10 +27,10 @@ const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
 };
 
 /** Validates the environment before Nest starts, so a bad value costs one clear line. */
-async function loadConfig(): Promise<AppConfig> {
+async function checkConfig(): Promise<void> {
   await ConfigModule.envVariablesLoaded;
   try {
-    return parseAppConfig(process.env);
+    parseEveryConfigSlice(process.env);
   } catch (error) {
     if (!(error instanceof InvalidConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);
@@ -32,31 +38,33 @@ async function loadConfig(): Promise<AppConfig> {
   }
 }
 
-function describeLlm(llm: LlmProvider, config: AppConfig): string {
-  return llm.isOffline ? llm.describe() : `${llm.describe()} (default model ${config.llmModel})`;
+function describeLlm(llm: LlmProvider, { defaultModel }: LlmConfig): string {
+  return llm.isOffline ? llm.describe() : `${llm.describe()} (default model ${defaultModel})`;
 }
 
 async function bootstrap(): Promise<void> {
-  const config = await loadConfig();
+  await checkConfig();
   // Nest's own boot chatter shows from LOG_LEVEL=debug; at info start-up is the one line below.
-  const bootLevels = NEST_LOG_LEVELS[config.logLevel === 'info' ? 'warn' : config.logLevel];
+  const { level } = loggingConfig.parse(process.env);
+  const bootLevels = NEST_LOG_LEVELS[level === 'info' ? 'warn' : level];
   const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger: bootLevels });
+  const http = app.get<HttpConfig>(httpConfig.KEY);
   configureApp(app);
-  await app.listen(config.port, config.host);
+  await app.listen(http.port, http.host);
   app.useLogger(app.get(AppLogger));
-  stopGracefully(app, config);
+  stopGracefully(app, http);
 
   const { port } = app.getHttpServer().address() as AddressInfo;
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  const host = http.host === '0.0.0.0' || http.host === '::' ? 'localhost' : http.host;
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const llm = describeLlm(app.get(LlmProvider), app.get(llmConfig.KEY));
   new Logger('Konko').log(
-    `Konko Chat API listening on ${base} — storage: ${describeStorage(config.storage)}, ` +
-      `LLM provider: ${describeLlm(app.get(LlmProvider), config)}, access: ${describeAccess(config)}, ` +
-      `docs: ${base}/${DOCS_PATH}`,
+    `Konko Chat API listening on ${base} — storage: ${describeStorage(app.get(storageConfig.KEY).database)}, ` +
+      `LLM provider: ${llm}, access: ${describeAccess(app.get(authConfig.KEY))}, docs: ${base}/${DOCS_PATH}`,
   );
 }
 
-function describeAccess({ apiKeys }: AppConfig): string {
+function describeAccess({ apiKeys }: AuthConfig): string {
   if (apiKeys.length === 0) return 'open (no API_KEYS: anyone who can reach it can use it)';
   const tenants = new Set(apiKeys.map((key) => key.tenantId)).size;
   return `API keys of ${tenants} tenant${tenants === 1 ? '' : 's'}`;
@@ -67,17 +75,17 @@ function describeAccess({ apiKeys }: AppConfig): string {
  * accepted; running turns get SHUTDOWN_GRACE_MS to finish, then are stopped (keeping what was
  * generated as incomplete); then storage closes.
  */
-function stopGracefully(app: NestExpressApplication, config: AppConfig): void {
+function stopGracefully(app: NestExpressApplication, { shutdownGraceMs }: HttpConfig): void {
   const logger = new Logger('Shutdown');
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.log(`${signal}: draining turns for up to ${config.shutdownGraceMs} ms`);
+    logger.log(`${signal}: draining turns for up to ${shutdownGraceMs} ms`);
     app.get(ShutdownState).begin();
     const server = app.getHttpServer();
     const connectionsClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-    await app.get(TurnAdmission).drain(config.shutdownGraceMs);
+    await app.get(TurnAdmission).drain(shutdownGraceMs);
     // Stopped turns still write their answers; give them a moment before cutting connections.
     server.closeIdleConnections();
     await Promise.race([connectionsClosed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);

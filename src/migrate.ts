@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
-import { describeStorage, InvalidConfigError, parseAppConfig } from './config/app-config';
+import { InvalidConfigError } from './config/env';
+import { describeStorage, parseStorageConfig } from './config/storage.config';
 import { openSqlDatabase } from './storage/open-sql-database';
 
 /** `npm run migrate`: brings the database DATABASE_URL names up to date, then exits. */
@@ -9,7 +10,7 @@ async function migrate(): Promise<void> {
   ConfigModule.forRoot();
   await ConfigModule.envVariablesLoaded;
   const logger = new Logger('Migrate');
-  const { storage } = parseAppConfig(process.env);
+  const { database: storage } = parseStorageConfig(process.env);
   if (storage.kind === 'memory') {
     logger.log('DATABASE_URL is unset: in-memory storage has no schema to migrate');
     return;

@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { authConfig, AuthConfig } from '../config/auth.config';
 import { tenantForKey } from './api-keys';
 import { IS_PUBLIC } from './public.decorator';
 import { OPEN_TENANT_ID, RequestWithTenant } from './tenant';
@@ -17,12 +17,12 @@ const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
-    @InjectAppConfig() private readonly config: AppConfig,
+    @authConfig.inject() private readonly auth: AuthConfig,
   ) {}
 
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<RequestWithTenant & { headers: Record<string, unknown> }>();
-    if (this.config.apiKeys.length === 0) {
+    if (this.auth.apiKeys.length === 0) {
       request.tenant = { id: OPEN_TENANT_ID, authenticated: false };
       return true;
     }
@@ -30,7 +30,7 @@ export class ApiKeyGuard implements CanActivate {
     const header = request.headers.authorization;
     const key = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
     if (key === undefined) throw new UnauthorizedError('missing');
-    const tenantId = tenantForKey(this.config.apiKeys, key);
+    const tenantId = tenantForKey(this.auth.apiKeys, key);
     if (tenantId === null) throw new UnauthorizedError('invalid');
     request.tenant = { id: tenantId, authenticated: true };
     return true;

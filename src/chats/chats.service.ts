@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { llmConfig, LlmConfig } from '../config/llm.config';
 import { IdempotencyService } from '../idempotency/idempotency.service';
 import { Chat, ChatChanges, chatFromJson, ChatKey } from './chat';
 import { ChatNotFoundError } from './chat-errors';
@@ -23,7 +23,7 @@ export class ChatsService {
   constructor(
     private readonly chats: ChatRepository,
     private readonly idempotency: IdempotencyService,
-    @InjectAppConfig() private readonly config: AppConfig,
+    @llmConfig.inject() private readonly llm: LlmConfig,
   ) {}
 
   /** With an Idempotency-Key, a repeat gets the chat the first request created, as it was then. */
@@ -36,7 +36,7 @@ export class ChatsService {
         tenantId,
         title: input.title ?? null,
         systemPrompt: input.systemPrompt ?? null,
-        model: input.model ?? this.config.llmModel,
+        model: input.model ?? this.llm.defaultModel,
         metadata: input.metadata ?? {},
       });
       await start.held.complete(chat);

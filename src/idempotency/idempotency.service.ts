@@ -1,7 +1,8 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { limitsConfig, LimitsConfig } from '../config/limits.config';
+import { storageConfig, StorageConfig } from '../config/storage.config';
 import { IdempotencyKeyInUseError, IdempotencyKeyReusedError } from './idempotency-errors';
 import { IdempotencyScope, IdempotencyStore } from './idempotency.store';
 
@@ -44,7 +45,8 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
 
   constructor(
     private readonly store: IdempotencyStore,
-    @InjectAppConfig() private readonly config: AppConfig,
+    @limitsConfig.inject() private readonly limits: LimitsConfig,
+    @storageConfig.inject() private readonly storage: StorageConfig,
   ) {}
 
   /**
@@ -53,14 +55,14 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
    */
   async start(scope: IdempotencyScope | undefined, body: unknown): Promise<IdempotentStart> {
     if (!scope) return { kind: 'run', held: NO_KEY };
-    const leaseMs = this.config.chatLockLeaseMs;
+    const leaseMs = this.storage.chatLockLeaseMs;
     const holder = randomUUID();
     const claim = await this.store.claim(scope, {
       holder,
       fingerprint: createHash('sha256')
         .update(stringify(body) ?? 'null')
         .digest('base64url'),
-      ttlMs: this.config.idempotencyTtlMs,
+      ttlMs: this.limits.idempotencyTtlMs,
       leaseMs,
       now: Date.now(),
     });

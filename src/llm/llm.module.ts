@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { AppConfig, appConfig } from '../config/app-config';
+import { llmConfig, LlmConfig } from '../config/llm.config';
 import { ConcurrencyLimitedLlmProvider } from './concurrency-limited-llm.provider';
 import { LlmProvider } from './llm-provider';
 import { OfflineLlmProvider } from './offline-llm.provider';
@@ -12,18 +12,18 @@ import { TokenCounter } from './token-counter';
     TokenCounter,
     {
       provide: LlmProvider,
-      inject: [appConfig.KEY, TokenCounter],
-      useFactory: (config: AppConfig, tokens: TokenCounter): LlmProvider => {
+      inject: [llmConfig.KEY, TokenCounter],
+      useFactory: (config: LlmConfig, tokens: TokenCounter): LlmProvider => {
         const provider =
-          config.llmProvider === 'openai'
+          config.provider === 'openai'
             ? new OpenAiLlmProvider({
                 apiKey: config.openAiApiKey,
                 baseUrl: config.openAiBaseUrl,
-                timeoutMs: config.llmTimeoutMs,
-                maxRetries: config.llmMaxRetries,
+                timeoutMs: config.timeoutMs,
+                maxRetries: config.maxRetries,
               })
             : new OfflineLlmProvider(tokens);
-        return new ConcurrencyLimitedLlmProvider(provider, config.llmMaxConcurrency);
+        return new ConcurrencyLimitedLlmProvider(provider, config.maxConcurrency);
       },
     },
   ],

@@ -1,4 +1,4 @@
-import { AppConfig, DEFAULT_CONTEXT_TOKENS } from '../config/app-config';
+import { DEFAULT_CONTEXT_TOKENS, LlmConfig } from '../config/llm.config';
 
 /** Context windows of well-known models, by name prefix (longest prefix wins). */
 const KNOWN_WINDOWS: ReadonlyArray<[prefix: string, tokens: number]> = [
@@ -19,6 +19,6 @@ export function contextWindowOf(model: string): number {
 }
 
 /** The context window a request to `model` may fill: LLM_CONTEXT_TOKENS when set. */
-export function contextTokensFor(config: AppConfig, model: string): number {
-  return config.llmContextTokens ?? contextWindowOf(model);
+export function contextTokensFor({ contextTokens }: LlmConfig, model: string): number {
+  return contextTokens ?? contextWindowOf(model);
 }

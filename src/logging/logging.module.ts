@@ -1,6 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import pino, { Logger as Pino } from 'pino';
-import { AppConfig, appConfig, LogLevel } from '../config/app-config';
+import { loggingConfig, LoggingConfig, LogLevel } from '../config/logging.config';
 import { AppLogger, ROOT_LOGGER } from './app-logger';
 
 const PINO_LEVELS: Record<LogLevel, string> = {
@@ -22,12 +22,11 @@ const PINO_LEVELS: Record<LogLevel, string> = {
   providers: [
     {
       provide: ROOT_LOGGER,
-      inject: [appConfig.KEY],
-      useFactory: (config: AppConfig): Pino =>
+      inject: [loggingConfig.KEY],
+      useFactory: (config: LoggingConfig): Pino =>
         pino({
-          level: PINO_LEVELS[config.logLevel],
-          transport:
-            config.logFormat === 'pretty' ? { target: 'pino-pretty', options: { singleLine: true } } : undefined,
+          level: PINO_LEVELS[config.level],
+          transport: config.format === 'pretty' ? { target: 'pino-pretty', options: { singleLine: true } } : undefined,
         }),
     },
     AppLogger,

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { Chat, chatKeyOf } from '../chats/chat';
 import { ChatRepository, ContextMessage } from '../chats/chat.repository';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { llmConfig, LlmConfig } from '../config/llm.config';
 import { LlmMessage } from '../llm/llm-provider';
 import { contextTokensFor } from '../llm/model-context-windows';
 import { TokenCounter } from '../llm/token-counter';
@@ -54,7 +54,7 @@ export class ContextBuilder {
   constructor(
     private readonly chats: ChatRepository,
     private readonly tokens: TokenCounter,
-    @InjectAppConfig() private readonly config: AppConfig,
+    @llmConfig.inject() private readonly llm: LlmConfig,
   ) {}
 
   /** Throws when a message of `contentTokens` could not fit even as the only message. */
@@ -178,11 +178,11 @@ export class ContextBuilder {
   }
 
   private budget(chat: Chat): number {
-    return contextTokensFor(this.config, chat.model) - this.config.llmMaxOutputTokens - TokenCounter.REPLY_PRIMING;
+    return contextTokensFor(this.llm, chat.model) - this.llm.maxOutputTokens - TokenCounter.REPLY_PRIMING;
   }
 
   private systemPrompt(chat: Chat): { message: LlmMessage; cost: number } {
-    const content = chat.systemPrompt ?? this.config.systemPrompt;
+    const content = chat.systemPrompt ?? this.llm.systemPrompt;
     let prompt = this.systemPrompts.get(content);
     if (!prompt) {
       prompt = {

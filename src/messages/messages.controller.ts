@@ -12,7 +12,7 @@ import {
 import { onClientLeft } from '../common/http/client-left';
 import { SseStream } from '../common/http/sse-stream';
 import { problemForRequest } from '../common/problem-details/problem-details.filter';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { httpConfig, HttpConfig } from '../config/http.config';
 import {
   ApiIdempotencyKey,
   IDEMPOTENT_REPLAYED_HEADER,
@@ -68,7 +68,7 @@ const upstreamProblem = (status: number, description: string, type: string, deta
 export class MessagesController {
   constructor(
     private readonly messages: MessagesService,
-    @InjectAppConfig() private readonly config: AppConfig,
+    @httpConfig.inject() private readonly http: HttpConfig,
   ) {}
 
   @Post()
@@ -138,7 +138,7 @@ export class MessagesController {
 
   /** A completed turn's events again: its reply as a single delta. */
   private streamReplay({ userMessage, assistantMessage }: Turn, response: Response) {
-    const stream = new SseStream(response, this.config.ssePingIntervalMs);
+    const stream = new SseStream(response, this.http.ssePingIntervalMs);
     stream.open();
     stream.send('user_message', MessageDto.from(userMessage));
     stream.send('delta', { content: assistantMessage.content });
@@ -148,7 +148,7 @@ export class MessagesController {
 
   /** The same turn, forwarded event by event; a failure after the stream began is an `error` event. */
   private async streamTurn(turn: PreparedTurn, requestId: string, request: Request, response: Response) {
-    const stream = new SseStream(response, this.config.ssePingIntervalMs);
+    const stream = new SseStream(response, this.http.ssePingIntervalMs);
     stream.open();
     try {
       await this.messages.runTurn(turn, {

@@ -3,7 +3,7 @@ import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
 import { ChatLock, ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { llmConfig, LlmConfig } from '../config/llm.config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
 import { LlmProvider, LlmUsage } from '../llm/llm-provider';
@@ -82,7 +82,7 @@ export class MessagesService {
     private readonly metrics: Metrics,
     private readonly admission: TurnAdmission,
     private readonly idempotency: IdempotencyService,
-    @InjectAppConfig() private readonly config: AppConfig,
+    @llmConfig.inject() private readonly llmSettings: LlmConfig,
   ) {}
 
   /**
@@ -191,7 +191,7 @@ export class MessagesService {
       try {
         // A repeat answers its own message with the history it had, whatever came after.
         const messages = await this.context.build(chat, userMessage);
-        const request = { model: chat.model, messages, maxOutputTokens: this.config.llmMaxOutputTokens, signal };
+        const request = { model: chat.model, messages, maxOutputTokens: this.llmSettings.maxOutputTokens, signal };
         for await (const part of this.llm.stream(request)) {
           if (part.type === 'finish') {
             finish = part;

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { limitsConfig, LimitsConfig } from '../config/limits.config';
 import { ChatBusyError, ShuttingDownError } from './message-errors';
 
 /** Why a turn was stopped before its end: its signal's `reason`. */
@@ -39,12 +39,12 @@ export class TurnAdmission {
   /** Smoothed duration of a turn, for Retry-After. */
   private turnSeconds = 1;
 
-  constructor(@InjectAppConfig() private readonly config: AppConfig) {}
+  constructor(@limitsConfig.inject() private readonly limits: LimitsConfig) {}
 
   admit(chatId: string): Admission {
     if (this.draining) throw new ShuttingDownError();
     const pending = this.pendingByChat.get(chatId) ?? 0;
-    if (pending >= this.config.maxPendingTurnsPerChat) {
+    if (pending >= this.limits.maxPendingTurnsPerChat) {
       throw new ChatBusyError(pending, Math.max(1, Math.ceil(this.turnSeconds * pending)));
     }
     this.pendingByChat.set(chatId, pending + 1);

@@ -3,7 +3,7 @@ import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, ThrottlerStorage } from '@nestjs/throttler';
 import { RequestWithTenant } from '../auth/tenant';
-import { AppConfig, appConfig } from '../config/app-config';
+import { limitsConfig, LimitsConfig } from '../config/limits.config';
 
 const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
 
@@ -12,9 +12,9 @@ const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
   providers: [
     {
       provide: RATE_LIMIT_STORAGE,
-      inject: [appConfig.KEY],
+      inject: [limitsConfig.KEY],
       // Nest calls the Redis storage's onModuleDestroy, which closes its connection.
-      useFactory: (config: AppConfig): ThrottlerStorage | null =>
+      useFactory: (config: LimitsConfig): ThrottlerStorage | null =>
         config.redisUrl ? new ThrottlerStorageRedisService(config.redisUrl) : null,
     },
   ],
@@ -30,8 +30,8 @@ class RateLimitStorageModule {}
   imports: [
     ThrottlerModule.forRootAsync({
       imports: [RateLimitStorageModule],
-      inject: [appConfig.KEY, RATE_LIMIT_STORAGE],
-      useFactory: (config: AppConfig, storage: ThrottlerStorage | null) => ({
+      inject: [limitsConfig.KEY, RATE_LIMIT_STORAGE],
+      useFactory: (config: LimitsConfig, storage: ThrottlerStorage | null) => ({
         throttlers: [{ ttl: config.rateLimitWindowMs, limit: Math.max(config.rateLimit, 1) }],
         skipIf: () => config.rateLimit === 0,
         storage: storage ?? undefined,

@@ -1,4 +1,4 @@
-import type { StorageSettings } from '../config/app-config';
+import type { StorageSettings } from '../config/storage.config';
 import { openPostgresDatabase } from './postgres/open-postgres-database';
 import { migrateToLatest } from './sql/migrate-to-latest';
 import type { SqlDatabase } from './sql/sql-database';

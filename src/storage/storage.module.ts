@@ -1,6 +1,6 @@
 import { Logger, Module } from '@nestjs/common';
 import { ChatRepository } from '../chats/chat.repository';
-import { AppConfig, appConfig } from '../config/app-config';
+import { storageConfig, StorageConfig } from '../config/storage.config';
 import { IdempotencyStore } from '../idempotency/idempotency.store';
 import { ChatDigestStore } from '../summaries/chat-digest.store';
 import { InMemoryChatDigestStore } from './in-memory/in-memory-chat-digest.store';
@@ -25,8 +25,8 @@ const SQL_DATABASE = Symbol('SQL_DATABASE');
   providers: [
     {
       provide: SQL_DATABASE,
-      inject: [appConfig.KEY],
-      useFactory: async ({ storage }: AppConfig): Promise<SqlDatabase | null> => {
+      inject: [storageConfig.KEY],
+      useFactory: async ({ database: storage }: StorageConfig): Promise<SqlDatabase | null> => {
         if (storage.kind === 'memory') return null;
         const { database, applied } = await openSqlDatabase(storage);
         if (applied.length > 0) new Logger('Storage').log(`Applied migrations: ${applied.join(', ')}`);
@@ -35,8 +35,8 @@ const SQL_DATABASE = Symbol('SQL_DATABASE');
     },
     {
       provide: ChatRepository,
-      inject: [appConfig.KEY, SQL_DATABASE],
-      useFactory: ({ chatLockLeaseMs }: AppConfig, database: SqlDatabase | null): ChatRepository =>
+      inject: [storageConfig.KEY, SQL_DATABASE],
+      useFactory: ({ chatLockLeaseMs }: StorageConfig, database: SqlDatabase | null): ChatRepository =>
         database ? new SqlChatRepository(database, chatLockLeaseMs) : new InMemoryChatRepository(),
     },
     {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { Chat } from '../chats/chat';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { llmConfig, LlmConfig } from '../config/llm.config';
 import { LlmProvider } from '../llm/llm-provider';
 import { contextTokensFor } from '../llm/model-context-windows';
 import { TokenCounter } from '../llm/token-counter';
@@ -27,7 +27,7 @@ export class ChatAbstracts {
 
   constructor(
     private readonly llm: LlmProvider,
-    @InjectAppConfig() private readonly config: AppConfig,
+    @llmConfig.inject() private readonly llmSettings: LlmConfig,
   ) {}
 
   /** `loadMessages` is only called when the abstract is not cached. */
@@ -59,7 +59,7 @@ export class ChatAbstracts {
 
   /** The newest messages that fit the model's window, oldest first, one line each. */
   private transcript(chat: Chat, messages: readonly Message[]): string {
-    let budget = contextTokensFor(this.config, chat.model) - ABSTRACT_TOKENS - 200;
+    let budget = contextTokensFor(this.llmSettings, chat.model) - ABSTRACT_TOKENS - 200;
     const lines: string[] = [];
     for (let i = messages.length - 1; i >= 0; i--) {
       budget -= messages[i].tokenCount + TokenCounter.MESSAGE_OVERHEAD;

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { CHAT_LIMITS } from '../chats/dto/chat-limits';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { llmConfig, LlmConfig } from '../config/llm.config';
 import { LlmProvider } from '../llm/llm-provider';
 import { TextAnalyzer } from './text-analyzer';
 
@@ -60,12 +60,12 @@ export class ChatTitler {
     private readonly chats: ChatRepository,
     private readonly analyzer: TextAnalyzer,
     private readonly llm: LlmProvider,
-    @InjectAppConfig() private readonly config: AppConfig,
+    @llmConfig.inject() private readonly llmSettings: LlmConfig,
   ) {}
 
   /** Never fails the turn: a title is a nicety. A title the user set meanwhile is kept. */
   async titleNewChat(chat: ChatKey, firstMessage: string): Promise<void> {
-    if (this.config.autoTitle === 'off') return;
+    if (this.llmSettings.autoTitle === 'off') return;
     try {
       const title = (await this.titleByLlm(firstMessage)) ?? this.titleFromMessage(firstMessage);
       if (title) await this.chats.setTitleIfUntitled(chat, title);
@@ -101,10 +101,10 @@ export class ChatTitler {
 
   /** With AUTO_TITLE=llm and a real model; null (use the first message) when it cannot. */
   private async titleByLlm(firstMessage: string): Promise<string | null> {
-    if (this.config.autoTitle !== 'llm' || this.llm.isOffline) return null;
+    if (this.llmSettings.autoTitle !== 'llm' || this.llm.isOffline) return null;
     const reply = await this.llm
       .complete({
-        model: this.config.llmModel,
+        model: this.llmSettings.defaultModel,
         messages: [
           { role: 'system', content: LLM_TITLE_PROMPT },
           { role: 'user', content: shorten(firstMessage, 2000) },

@@ -1,6 +1,6 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
-import { DEFAULT_SYSTEM_PROMPT } from '../../src/config/app-config';
+import { DEFAULT_SYSTEM_PROMPT } from '../../src/config/llm.config';
 import { LlmUpstreamError } from '../../src/llm/llm-errors';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';

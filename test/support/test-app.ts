@@ -3,7 +3,7 @@ import { Test } from '@nestjs/testing';
 import { AppModule } from '../../src/app.module';
 import { configureApp } from '../../src/app.setup';
 import { ChatRepository } from '../../src/chats/chat.repository';
-import { AppConfig, appConfig, parseAppConfig } from '../../src/config/app-config';
+import { CONFIG_SLICES } from '../../src/config/config-slices';
 import { LlmProvider } from '../../src/llm/llm-provider';
 
 export interface TestAppOptions {
@@ -17,10 +17,9 @@ export interface TestAppOptions {
 /** The real application, configured as `main.ts` does, with chosen parts swapped. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<NestExpressApplication> {
   // Request logs would drown the test output; tests that read logs run the built service.
-  const config: AppConfig = parseAppConfig({ LOG_LEVEL: 'error', LOG_FORMAT: 'json', ...options.env });
-  let builder = Test.createTestingModule({ imports: [AppModule] })
-    .overrideProvider(appConfig.KEY)
-    .useValue(config);
+  const env = { LOG_LEVEL: 'error', LOG_FORMAT: 'json', ...options.env };
+  let builder = Test.createTestingModule({ imports: [AppModule] });
+  for (const slice of CONFIG_SLICES) builder = builder.overrideProvider(slice.KEY).useValue(slice.parse(env));
   if (options.llm) builder = builder.overrideProvider(LlmProvider).useValue(options.llm);
   if (options.repository) builder = builder.overrideProvider(ChatRepository).useValue(options.repository);
   const moduleRef = await builder.compile();

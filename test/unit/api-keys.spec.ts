@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
 import { tenantForKey } from '../../src/auth/api-keys';
-import { InvalidConfigError, parseAppConfig } from '../../src/config/app-config';
+import { InvalidConfigError } from '../../src/config/env';
+import { parseAuthConfig } from '../../src/config/auth.config';
 
 const hex = (key: string) => createHash('sha256').update(key).digest('hex');
 
 describe('API keys', () => {
   it('should run open when no keys are configured', () => {
-    expect(parseAppConfig({}).apiKeys).toEqual([]);
+    expect(parseAuthConfig({}).apiKeys).toEqual([]);
   });
 
   it('should keep only the hash of each key, and find its tenant', () => {
-    const { apiKeys } = parseAppConfig({ API_KEYS: ' acme:acme-key-0123456789 , globex:globex-key-0123456789 ,' });
+    const { apiKeys } = parseAuthConfig({ API_KEYS: ' acme:acme-key-0123456789 , globex:globex-key-0123456789 ,' });
     expect(apiKeys.map((k) => [k.tenantId, k.sha256.toString('hex')])).toEqual([
       ['acme', hex('acme-key-0123456789')],
       ['globex', hex('globex-key-0123456789')],
@@ -23,7 +24,7 @@ describe('API keys', () => {
   });
 
   it('should let one tenant have several keys, so keys can be rotated', () => {
-    const { apiKeys } = parseAppConfig({ API_KEYS: 'acme:old-key-0123456789ab,acme:new-key-0123456789ab' });
+    const { apiKeys } = parseAuthConfig({ API_KEYS: 'acme:old-key-0123456789ab,acme:new-key-0123456789ab' });
     expect(tenantForKey(apiKeys, 'old-key-0123456789ab')).toBe('acme');
     expect(tenantForKey(apiKeys, 'new-key-0123456789ab')).toBe('acme');
   });
@@ -34,8 +35,8 @@ describe('API keys', () => {
     ['a short key', 'acme:short', 'the key of tenant acme is shorter than 16 characters'],
     ['one key for two tenants', 'acme:shared-key-0123456789,globex:shared-key-0123456789', 'share a key'],
   ])('should refuse %s with a line naming API_KEYS', (_case, value, message) => {
-    expect(() => parseAppConfig({ API_KEYS: value })).toThrow(InvalidConfigError);
-    expect(() => parseAppConfig({ API_KEYS: value })).toThrow(message);
-    expect(() => parseAppConfig({ API_KEYS: value })).not.toThrow(/0123456789/);
+    expect(() => parseAuthConfig({ API_KEYS: value })).toThrow(InvalidConfigError);
+    expect(() => parseAuthConfig({ API_KEYS: value })).toThrow(message);
+    expect(() => parseAuthConfig({ API_KEYS: value })).not.toThrow(/0123456789/);
   });
 });

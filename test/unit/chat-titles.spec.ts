@@ -1,4 +1,4 @@
-import { parseAppConfig } from '../../src/config/app-config';
+import { parseLlmConfig } from '../../src/config/llm.config';
 import { OfflineLlmProvider } from '../../src/llm/offline-llm.provider';
 import { TokenCounter } from '../../src/llm/token-counter';
 import { ChatTitler } from '../../src/summaries/chat-titles';
@@ -10,7 +10,7 @@ describe(ChatTitler.name, () => {
     new InMemoryChatRepository(),
     new TextAnalyzer(),
     new OfflineLlmProvider(new TokenCounter()),
-    parseAppConfig({}),
+    parseLlmConfig({}),
   );
 
   it.each([

@@ -1,5 +1,5 @@
 import { ChatKey } from '../../src/chats/chat';
-import type { AppConfig } from '../../src/config/app-config';
+import { parseLlmConfig } from '../../src/config/llm.config';
 import { TokenCounter } from '../../src/llm/token-counter';
 import { ContextBuilder } from '../../src/messages/context-builder';
 import { Message } from '../../src/messages/message';
@@ -27,11 +27,11 @@ describe(ContextBuilder.name, () => {
     // Room for the system prompt and exactly 1,000 one-token messages.
     const fits = 1000;
     const systemCost = tokens.count(SYSTEM_PROMPT) + TokenCounter.MESSAGE_OVERHEAD;
-    const config = {
-      llmContextTokens: systemCost + fits * MESSAGE_COST + 100 + TokenCounter.REPLY_PRIMING,
-      llmMaxOutputTokens: 100,
-      systemPrompt: 'unused',
-    } as AppConfig;
+    const config = parseLlmConfig({
+      LLM_CONTEXT_TOKENS: String(systemCost + fits * MESSAGE_COST + 100 + TokenCounter.REPLY_PRIMING),
+      LLM_MAX_OUTPUT_TOKENS: '100',
+      SYSTEM_PROMPT: 'unused',
+    });
     const builder = new ContextBuilder(repository, tokens, config);
 
     const [answered] = await repository.listMessages(key, { limit: 1, afterSeq: 1399 });
@@ -45,11 +45,11 @@ describe(ContextBuilder.name, () => {
 describe(`${ContextBuilder.name} across turns`, () => {
   const tokens = new TokenCounter();
   /** Room for the system prompt and 40 one-token messages. */
-  const config = {
-    llmContextTokens: 40 * MESSAGE_COST + 200 + TokenCounter.REPLY_PRIMING,
-    llmMaxOutputTokens: 100,
-    systemPrompt: SYSTEM_PROMPT,
-  } as AppConfig;
+  const config = parseLlmConfig({
+    LLM_CONTEXT_TOKENS: String(40 * MESSAGE_COST + 200 + TokenCounter.REPLY_PRIMING),
+    LLM_MAX_OUTPUT_TOKENS: '100',
+    SYSTEM_PROMPT: SYSTEM_PROMPT,
+  });
   let repository: InMemoryChatRepository;
   let key: ChatKey;
   const chat = async () => (await repository.findChat(key))!;

@@ -1,8 +1,9 @@
-import type { AppConfig } from '../../src/config/app-config';
+import { parseLimitsConfig } from '../../src/config/limits.config';
 import { ChatBusyError, ShuttingDownError } from '../../src/messages/message-errors';
 import { stopReasonOf, TurnAdmission } from '../../src/messages/turn-admission';
 
-const admission = (maxPendingTurnsPerChat = 32) => new TurnAdmission({ maxPendingTurnsPerChat } as AppConfig);
+const admission = (maxPendingTurnsPerChat = 32) =>
+  new TurnAdmission(parseLimitsConfig({ MAX_PENDING_TURNS_PER_CHAT: String(maxPendingTurnsPerChat) }));
 
 describe(TurnAdmission.name, () => {
   it('should stop only the turn told to, with the reason given', () => {

@@ -1,32 +1,28 @@
-import {
-  DEFAULT_LLM_MAX_CONCURRENCY,
-  DEFAULT_LLM_MODEL,
-  describeStorage,
-  InvalidConfigError,
-  parseAppConfig,
-} from '../../src/config/app-config';
+import { InvalidConfigError } from '../../src/config/env';
+import { DEFAULT_LLM_MAX_CONCURRENCY, DEFAULT_LLM_MODEL } from '../../src/config/llm.config';
+import { describeStorage } from '../../src/config/storage.config';
+import { configFrom } from '../support/config';
 
-describe(parseAppConfig.name, () => {
+describe('configuration slices', () => {
   it('should default to port 3000, in-memory storage and the offline provider', () => {
-    expect(parseAppConfig({})).toMatchObject({
-      port: 3000,
-      host: '0.0.0.0',
-      llmProvider: 'offline',
-      llmModel: DEFAULT_LLM_MODEL,
-      llmTimeoutMs: 60_000,
-      llmMaxRetries: 2,
-      llmContextTokens: undefined,
-      llmMaxOutputTokens: 1024,
-      storage: { kind: 'memory' },
-      chatLockLeaseMs: 30_000,
-      logLevel: 'info',
-      trustProxy: false,
+    expect(configFrom({})).toMatchObject({
+      http: { port: 3000, host: '0.0.0.0', trustProxy: false },
+      llm: {
+        provider: 'offline',
+        defaultModel: DEFAULT_LLM_MODEL,
+        timeoutMs: 60_000,
+        maxRetries: 2,
+        contextTokens: undefined,
+        maxOutputTokens: 1024,
+      },
+      storage: { database: { kind: 'memory' }, chatLockLeaseMs: 30_000 },
+      logging: { level: 'info' },
     });
   });
 
   it('should let a burst of a thousand upstream calls run at once by default', () => {
     expect(DEFAULT_LLM_MAX_CONCURRENCY).toBeGreaterThanOrEqual(1000);
-    expect(parseAppConfig({}).llmMaxConcurrency).toBe(DEFAULT_LLM_MAX_CONCURRENCY);
+    expect(configFrom({}).llm.maxConcurrency).toBe(DEFAULT_LLM_MAX_CONCURRENCY);
   });
 
   it.each([
@@ -34,12 +30,12 @@ describe(parseAppConfig.name, () => {
     ['loopback', ['loopback']],
     ['10.0.0.0/8, 192.168.1.7,uniquelocal', ['10.0.0.0/8', '192.168.1.7', 'uniquelocal']],
   ])('should take TRUST_PROXY=%s as %o', (value, trustProxy) => {
-    expect(parseAppConfig({ TRUST_PROXY: value }).trustProxy).toEqual(trustProxy);
+    expect(configFrom({ TRUST_PROXY: value }).http.trustProxy).toEqual(trustProxy);
   });
 
   it.each(['true', '10.0.0.0/33', 'proxy.internal'])('should refuse TRUST_PROXY=%s in one line naming it', (value) => {
-    expect(() => parseAppConfig({ TRUST_PROXY: value })).toThrow(InvalidConfigError);
-    expect(() => parseAppConfig({ TRUST_PROXY: value })).toThrow(/^Invalid configuration: TRUST_PROXY=/);
+    expect(() => configFrom({ TRUST_PROXY: value })).toThrow(InvalidConfigError);
+    expect(() => configFrom({ TRUST_PROXY: value })).toThrow(/^Invalid configuration: TRUST_PROXY=/);
   });
 
   it.each([
@@ -52,7 +48,7 @@ describe(parseAppConfig.name, () => {
       { kind: 'postgres', url: 'postgresql://127.0.0.1/test?sslmode=disable' },
     ],
   ])('should take DATABASE_URL=%s as %o', (url, storage) => {
-    expect(parseAppConfig({ DATABASE_URL: url }).storage).toEqual(storage);
+    expect(configFrom({ DATABASE_URL: url }).storage.database).toEqual(storage);
   });
 
   it.each([
@@ -75,19 +71,19 @@ describe(parseAppConfig.name, () => {
     ['1d', 86_400_000],
     ['60000ms', 60_000],
   ])('should read IDEMPOTENCY_TTL=%s as %d ms', (value, ms) => {
-    expect(parseAppConfig(value === undefined ? {} : { IDEMPOTENCY_TTL: value }).idempotencyTtlMs).toBe(ms);
+    expect(configFrom(value === undefined ? {} : { IDEMPOTENCY_TTL: value }).limits.idempotencyTtlMs).toBe(ms);
   });
 
   it.each(['forever', '30s'])('should refuse IDEMPOTENCY_TTL=%s (not a duration, or under a minute)', (value) => {
-    expect(() => parseAppConfig({ IDEMPOTENCY_TTL: value })).toThrow('IDEMPOTENCY_TTL');
+    expect(() => configFrom({ IDEMPOTENCY_TTL: value })).toThrow('IDEMPOTENCY_TTL');
   });
 
   it('should read the lease of database chat locks from CHAT_LOCK_LEASE_MS', () => {
-    expect(parseAppConfig({ CHAT_LOCK_LEASE_MS: '5000' }).chatLockLeaseMs).toBe(5000);
+    expect(configFrom({ CHAT_LOCK_LEASE_MS: '5000' }).storage.chatLockLeaseMs).toBe(5000);
   });
 
   it('should not repeat the password of a refused DATABASE_URL', () => {
-    expect(() => parseAppConfig({ DATABASE_URL: 'mysql://konko:s3cret@db/konko' })).toThrow(
+    expect(() => configFrom({ DATABASE_URL: 'mysql://konko:s3cret@db/konko' })).toThrow(
       'DATABASE_URL="mysql://konko:***@db/konko"',
     );
   });
@@ -95,19 +91,18 @@ describe(parseAppConfig.name, () => {
   it.each([{ OPENAI_API_KEY: 'sk-test' }, { OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1' }])(
     'should pick the openai provider when %o is set',
     (env) => {
-      expect(parseAppConfig(env).llmProvider).toBe('openai');
+      expect(configFrom(env).llm.provider).toBe('openai');
     },
   );
 
   it('should let LLM_PROVIDER=offline win over a configured key', () => {
-    expect(parseAppConfig({ OPENAI_API_KEY: 'sk-test', LLM_PROVIDER: 'offline' }).llmProvider).toBe('offline');
+    expect(configFrom({ OPENAI_API_KEY: 'sk-test', LLM_PROVIDER: 'offline' }).llm.provider).toBe('offline');
   });
 
   it('should treat empty variables as unset', () => {
-    expect(parseAppConfig({ PORT: '', OPENAI_API_KEY: '', LLM_MODEL: ' ' })).toMatchObject({
-      port: 3000,
-      llmProvider: 'offline',
-      llmModel: DEFAULT_LLM_MODEL,
+    expect(configFrom({ PORT: '', OPENAI_API_KEY: '', LLM_MODEL: ' ' })).toMatchObject({
+      http: { port: 3000 },
+      llm: { provider: 'offline', defaultModel: DEFAULT_LLM_MODEL },
     });
   });
 
@@ -123,7 +118,7 @@ describe(parseAppConfig.name, () => {
     [{ DATABASE_URL: './konko.db' }, 'DATABASE_URL'],
     [{ CHAT_LOCK_LEASE_MS: '100' }, 'CHAT_LOCK_LEASE_MS'],
   ])('should reject %o naming %s in a single line', (env, variable) => {
-    const attempt = () => parseAppConfig(env);
+    const attempt = () => configFrom(env);
     expect(attempt).toThrow(InvalidConfigError);
     expect(attempt).toThrow(variable);
     try {

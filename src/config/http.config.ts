@@ -1,0 +1,135 @@
+import { Transform } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Matches, Max, Min, MinLength } from 'class-validator';
+import proxyAddr from 'proxy-addr';
+import {
+  configSlice,
+  emptyToUndefined,
+  Environment,
+  InvalidConfigError,
+  readVariables,
+  refuse,
+  toInteger,
+} from './env';
+
+/** Where the service listens and how its HTTP edge behaves. */
+export interface HttpConfig {
+  port: number;
+  host: string;
+  /** Origins allowed to call from browsers; empty: no CORS headers. */
+  corsOrigins: string[];
+  /** Largest accepted JSON body, as body-parser reads it (`1mb`, `512kb`, bytes). */
+  bodyLimit: string;
+  /**
+   * Express's `trust proxy`: how many proxy hops, or which proxies (addresses, CIDRs, `loopback` …),
+   * to believe about the client's address in X-Forwarded-For; false: the peer is the client.
+   */
+  trustProxy: number | string[] | false;
+  /** Idle time after which a streamed response sends a `: ping` comment. */
+  ssePingIntervalMs: number;
+  /** How long in-flight turns may finish after SIGTERM before they are aborted. */
+  shutdownGraceMs: number;
+}
+
+class HttpVariables {
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  PORT?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MinLength(1)
+  HOST?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  CORS_ORIGINS?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^\d+(b|kb|mb)?$/i, { message: 'BODY_LIMIT must be a size such as 1mb, 512kb or 100000' })
+  BODY_LIMIT?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  TRUST_PROXY?: string;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(10)
+  SSE_PING_INTERVAL_MS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(0)
+  SHUTDOWN_GRACE_MS?: number;
+}
+
+/** Comma-separated origins (`https://app.example.com,http://localhost:5173`), each a URL origin. */
+function parseCorsOrigins(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const origins = value
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.origin !== origin) {
+      throw new InvalidConfigError(
+        `Invalid configuration: CORS_ORIGINS entry ${JSON.stringify(origin)} is not an origin such as https://app.example.com`,
+      );
+    }
+  }
+  return origins;
+}
+
+/**
+ * A hop count (`1`: the load balancer in front), or comma-separated addresses, CIDRs and the names
+ * `loopback`, `linklocal` and `uniquelocal`, as Express's `trust proxy` takes them. `true` (trust
+ * every hop) is refused: any client could then name its own address.
+ */
+function parseTrustProxy(value: string | undefined): number | string[] | false {
+  if (value === undefined) return false;
+  if (/^\d+$/.test(value.trim())) return Number(value);
+  const proxies = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  try {
+    proxyAddr.compile(proxies);
+  } catch (error) {
+    throw refuse(
+      'TRUST_PROXY',
+      value,
+      `is invalid: ${(error as Error).message}; use a hop count or addresses, CIDRs, loopback, linklocal or uniquelocal`,
+    );
+  }
+  return proxies;
+}
+
+export function parseHttpConfig(env: Environment): HttpConfig {
+  const vars = readVariables(HttpVariables, env);
+  return {
+    port: vars.PORT ?? 3000,
+    host: vars.HOST ?? '0.0.0.0',
+    corsOrigins: parseCorsOrigins(vars.CORS_ORIGINS),
+    bodyLimit: vars.BODY_LIMIT ?? '1mb',
+    trustProxy: parseTrustProxy(vars.TRUST_PROXY),
+    ssePingIntervalMs: vars.SSE_PING_INTERVAL_MS ?? 15_000,
+    shutdownGraceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000,
+  };
+}
+
+export const httpConfig = configSlice('http', parseHttpConfig);

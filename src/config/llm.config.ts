@@ -1,0 +1,132 @@
+import { Transform } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, IsUrl, Max, MaxLength, Min } from 'class-validator';
+import { configSlice, emptyToUndefined, Environment, InvalidConfigError, readVariables, toInteger } from './env';
+
+export type LlmProviderName = 'openai' | 'offline';
+/** How untitled chats get a title after their first exchange. */
+export type AutoTitleMode = 'first-message' | 'llm' | 'off';
+
+/** Which LLM answers, how it is called, and what a context may hold. */
+export interface LlmConfig {
+  provider: LlmProviderName;
+  openAiApiKey: string | undefined;
+  /** Any OpenAI-compatible Chat Completions endpoint; OpenAI's own when undefined. */
+  openAiBaseUrl: string | undefined;
+  /** The model of new chats that name none. */
+  defaultModel: string;
+  timeoutMs: number;
+  maxRetries: number;
+  /** undefined: the model's own window where known, else {@link DEFAULT_CONTEXT_TOKENS}. */
+  contextTokens: number | undefined;
+  maxOutputTokens: number;
+  /** The system prompt of chats that have none. */
+  systemPrompt: string;
+  /** Upstream LLM calls at once; more queue. */
+  maxConcurrency: number;
+  autoTitle: AutoTitleMode;
+}
+
+export const DEFAULT_LLM_MODEL = 'gpt-4.1-mini';
+export const DEFAULT_CONTEXT_TOKENS = 8192;
+export const DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant. Answer clearly and concisely.';
+/**
+ * High enough that a burst one instance can carry (each call holds a socket and a few KB) never
+ * queues: the limit is for a provider that must be protected, not for the service itself.
+ */
+export const DEFAULT_LLM_MAX_CONCURRENCY = 4096;
+
+class LlmVariables {
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(['openai', 'offline'])
+  LLM_PROVIDER?: LlmProviderName;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  OPENAI_API_KEY?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  OPENAI_BASE_URL?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MaxLength(200)
+  LLM_MODEL?: string;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  LLM_TIMEOUT_MS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(0)
+  @Max(10)
+  LLM_MAX_RETRIES?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(256)
+  LLM_CONTEXT_TOKENS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  LLM_MAX_OUTPUT_TOKENS?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MaxLength(8000)
+  SYSTEM_PROMPT?: string;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  LLM_MAX_CONCURRENCY?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(['first-message', 'llm', 'off'])
+  AUTO_TITLE?: AutoTitleMode;
+}
+
+export function parseLlmConfig(env: Environment): LlmConfig {
+  const vars = readVariables(LlmVariables, env);
+  const maxOutputTokens = vars.LLM_MAX_OUTPUT_TOKENS ?? 1024;
+  if (vars.LLM_CONTEXT_TOKENS !== undefined && vars.LLM_CONTEXT_TOKENS <= maxOutputTokens) {
+    throw new InvalidConfigError(
+      `Invalid configuration: LLM_CONTEXT_TOKENS=${vars.LLM_CONTEXT_TOKENS} must be larger than LLM_MAX_OUTPUT_TOKENS=${maxOutputTokens}`,
+    );
+  }
+  const openAiConfigured = vars.OPENAI_API_KEY !== undefined || vars.OPENAI_BASE_URL !== undefined;
+  if (vars.LLM_PROVIDER === 'openai' && !openAiConfigured) {
+    throw new InvalidConfigError(
+      'Invalid configuration: LLM_PROVIDER="openai" needs OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (a compatible server)',
+    );
+  }
+  return {
+    provider: vars.LLM_PROVIDER ?? (openAiConfigured ? 'openai' : 'offline'),
+    openAiApiKey: vars.OPENAI_API_KEY,
+    openAiBaseUrl: vars.OPENAI_BASE_URL,
+    defaultModel: vars.LLM_MODEL ?? DEFAULT_LLM_MODEL,
+    timeoutMs: vars.LLM_TIMEOUT_MS ?? 60_000,
+    maxRetries: vars.LLM_MAX_RETRIES ?? 2,
+    contextTokens: vars.LLM_CONTEXT_TOKENS,
+    maxOutputTokens,
+    systemPrompt: vars.SYSTEM_PROMPT ?? DEFAULT_SYSTEM_PROMPT,
+    maxConcurrency: vars.LLM_MAX_CONCURRENCY ?? DEFAULT_LLM_MAX_CONCURRENCY,
+    autoTitle: vars.AUTO_TITLE ?? 'first-message',
+  };
+}
+
+export const llmConfig = configSlice('llm', parseLlmConfig);

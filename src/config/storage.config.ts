@@ -1,0 +1,79 @@
+import { Transform } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Min } from 'class-validator';
+import { configSlice, emptyToUndefined, Environment, readVariables, refuse, toInteger } from './env';
+
+export type StorageSettings =
+  | { kind: 'memory' }
+  | { kind: 'sqlite'; path: string }
+  /** `url` may carry a password: show it through {@link describeStorage} only. */
+  | { kind: 'postgres'; url: string };
+
+/** Where chats are kept. */
+export interface StorageConfig {
+  database: StorageSettings;
+  /** How long a database chat lock outlives an instance that stopped renewing it (crashed). */
+  chatLockLeaseMs: number;
+}
+
+class StorageVariables {
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  DATABASE_URL?: string;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(500)
+  CHAT_LOCK_LEASE_MS?: number;
+}
+
+/** The URL with any password replaced, for messages and logs. */
+function redact(databaseUrl: string): string {
+  return databaseUrl.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^@/?#]*@/i, '$1:***@');
+}
+
+function parseDatabaseUrl(databaseUrl: string | undefined): StorageSettings {
+  if (databaseUrl === undefined) return { kind: 'memory' };
+  if (databaseUrl.startsWith('sqlite:')) {
+    // `sqlite:///abs/file.db` (URL form) and `sqlite:./file.db` both name a file path.
+    const path = databaseUrl.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path.trim() === '') throw refuse('DATABASE_URL', redact(databaseUrl), 'names no file: use sqlite:<path>');
+    return { kind: 'sqlite', path };
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    url = undefined;
+  }
+  if (url && (url.protocol === 'postgres:' || url.protocol === 'postgresql:'))
+    return { kind: 'postgres', url: databaseUrl };
+  throw refuse(
+    'DATABASE_URL',
+    redact(databaseUrl),
+    'is neither sqlite:<path> nor a postgres:// URL (unset it for in-memory storage)',
+  );
+}
+
+/** Which storage the settings name, for the start-up line: never shows a password. */
+export function describeStorage(storage: StorageSettings): string {
+  switch (storage.kind) {
+    case 'memory':
+      return 'in-memory';
+    case 'sqlite':
+      return `sqlite (${storage.path})`;
+    case 'postgres': {
+      const url = new URL(storage.url);
+      const host = url.hostname === '' ? 'localhost' : url.hostname;
+      return `postgres (${host}:${url.port || '5432'}${url.pathname})`;
+    }
+  }
+}
+
+export function parseStorageConfig(env: Environment): StorageConfig {
+  const vars = readVariables(StorageVariables, env);
+  return { database: parseDatabaseUrl(vars.DATABASE_URL), chatLockLeaseMs: vars.CHAT_LOCK_LEASE_MS ?? 30_000 };
+}
+
+export const storageConfig = configSlice('storage', parseStorageConfig);
