@@ -1,4 +1,4 @@
-import type { Message, NewMessage } from '../messages/message';
+import type { Message, NewMessage } from './message';
 import type { Chat, ChatChanges, ChatKey, NewChat } from './chat';
 
 /**

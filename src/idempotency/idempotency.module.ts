@@ -1,9 +1,7 @@
 import { Module } from '@nestjs/common';
-import { StorageModule } from '../storage/storage.module';
 import { IdempotencyService } from './idempotency.service';
 
 @Module({
-  imports: [StorageModule],
   providers: [IdempotencyService],
   exports: [IdempotencyService],
 })

@@ -1,6 +1,5 @@
+import { Message } from '../chats/message';
 import { DomainError } from '../common/errors/domain-error';
-import { MessageDto } from './dto/message.dto';
-import { Message } from './message';
 
 /** The new message alone does not fit the model's context budget. */
 export class MessageTooLongForContextError extends DomainError {
@@ -20,17 +19,10 @@ export class MessageTooLongForContextError extends DomainError {
   }
 }
 
-/** What a turn had stored when it stopped early; the problem document carries both. */
-function storedSoFar(userMessage: Message, partialReply: Message | null) {
-  return {
-    userMessage: MessageDto.from(userMessage),
-    ...(partialReply ? { assistantMessage: MessageDto.from(partialReply) } : {}),
-  };
-}
-
 /**
- * The upstream LLM failed, or the service had to stop, after the user message was stored. Same status as the LLM failure;
- * the stored user message (and any partial reply, stored as incomplete) travel with it so the
+ * The upstream LLM failed, or the service had to stop, after the user message was stored. Same
+ * status as the LLM failure; the stored user message (and any partial reply, stored as
+ * incomplete) travel with it, and the problem document shows them (turn-problems.ts), so the
  * client knows nothing was lost.
  */
 export class ReplyFailedError extends DomainError {
@@ -51,10 +43,6 @@ export class ReplyFailedError extends DomainError {
     this.code = failure.code;
     this.title = failure.title;
     this.retryAfterSeconds = failure.retryAfterSeconds;
-  }
-
-  override extensions() {
-    return storedSoFar(this.userMessage, this.partialReply);
   }
 }
 
@@ -95,9 +83,5 @@ export class TurnCancelledError extends DomainError {
     readonly partialReply: Message | null,
   ) {
     super('The client closed the request before the reply was complete.');
-  }
-
-  override extensions() {
-    return this.userMessage ? storedSoFar(this.userMessage, this.partialReply) : {};
   }
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
 import { ApiCreatedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ApiChatIdParam } from '../chats/chat-api.decorators';
@@ -11,7 +11,6 @@ import {
 } from '../common/problem-details/api-problem-response.decorator';
 import { onClientLeft } from '../common/http/client-left';
 import { SseStream } from '../common/http/sse-stream';
-import { problemForRequest } from '../common/problem-details/problem-details.filter';
 import { httpConfig, HttpConfig } from '../config/http.config';
 import {
   ApiIdempotencyKey,
@@ -24,8 +23,9 @@ import { ReplyFailedProblemDto } from './dto/reply-failed-problem.dto';
 import { SendMessageDto } from './dto/send-message.dto';
 import { SendMessageQuery } from './dto/send-message.query';
 import { DeltaEventDto, TURN_EVENT_STREAM_DESCRIPTION, TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
-import { MessagesService, PreparedTurn, Turn, TurnEvent } from './messages.service';
-import { stopReasonOf } from './turn-admission';
+import { MessagesService } from './messages.service';
+import { TurnEvent } from './turn';
+import { turnProblem, TurnProblemFilter } from './turn-problems';
 
 const EVENT_STREAM = 'text/event-stream';
 
@@ -34,7 +34,7 @@ function wantsEventStream(request: Request, query: SendMessageQuery): boolean {
   return query.stream ?? request.accepts(['application/json', EVENT_STREAM]) === EVENT_STREAM;
 }
 
-function eventData(event: TurnEvent): unknown {
+function eventData(event: Exclude<TurnEvent, { type: 'admitted' }>): unknown {
   return event.type === 'delta' ? { content: event.content } : MessageDto.from(event.message);
 }
 
@@ -65,6 +65,7 @@ const upstreamProblem = (status: number, description: string, type: string, deta
 
 @ApiTags('messages')
 @Controller('chats/:chatId/messages')
+@UseFilters(TurnProblemFilter)
 export class MessagesController {
   constructor(
     private readonly messages: MessagesService,
@@ -119,45 +120,36 @@ export class MessagesController {
     @Req() request: Request,
     @Res() response: Response,
   ): Promise<void> {
-    const prepared = await this.messages.prepareTurn(chat, body.content, idempotencyKey);
-    const streamed = wantsEventStream(request, query);
-    if (prepared.kind === 'replay') {
-      response.setHeader(IDEMPOTENT_REPLAYED_HEADER, 'true');
-      if (streamed) this.streamReplay(prepared.turn, response);
-      else response.status(201).json(TurnDto.from(prepared.turn));
+    const turn = { chat, content: body.content, idempotencyKey };
+    const options = {
+      requestId: String(request.id),
+      whenClientLeaves: (stop: () => void) => onClientLeft(response, stop),
+    };
+    if (!wantsEventStream(request, query)) {
+      const done = await this.messages.runTurn(turn, {
+        ...options,
+        onEvent: (event) => {
+          if (event.type === 'admitted' && event.replayed) response.setHeader(IDEMPOTENT_REPLAYED_HEADER, 'true');
+        },
+      });
+      response.status(201).json(TurnDto.from(done));
       return;
     }
-    onClientLeft(response, () => prepared.admission.stop('client-left'));
-    const requestId = String(request.id);
-    if (streamed) {
-      await this.streamTurn(prepared, requestId, request, response);
-      return;
-    }
-    response.status(201).json(TurnDto.from(await this.messages.runTurn(prepared, { requestId })));
-  }
-
-  /** A completed turn's events again: its reply as a single delta. */
-  private streamReplay({ userMessage, assistantMessage }: Turn, response: Response) {
+    // The stream opens once the turn is admitted; what fails before is a plain problem response.
     const stream = new SseStream(response, this.http.ssePingIntervalMs);
-    stream.open();
-    stream.send('user_message', MessageDto.from(userMessage));
-    stream.send('delta', { content: assistantMessage.content });
-    stream.send('assistant_message', MessageDto.from(assistantMessage));
-    stream.close();
-  }
-
-  /** The same turn, forwarded event by event; a failure after the stream began is an `error` event. */
-  private async streamTurn(turn: PreparedTurn, requestId: string, request: Request, response: Response) {
-    const stream = new SseStream(response, this.http.ssePingIntervalMs);
-    stream.open();
     try {
       await this.messages.runTurn(turn, {
-        requestId,
-        onEvent: (event) => stream.send(event.type, eventData(event)),
+        ...options,
+        onEvent: (event) => {
+          if (event.type !== 'admitted') return stream.send(event.type, eventData(event));
+          if (event.replayed) response.setHeader(IDEMPOTENT_REPLAYED_HEADER, 'true');
+          stream.open();
+        },
       });
     } catch (error) {
-      if (stopReasonOf(turn.admission.signal) !== 'client-left')
-        stream.send('error', problemForRequest(error, request));
+      if (!stream.isOpen) throw error;
+      // Nothing is sent once the client has left.
+      stream.send('error', turnProblem(error, request));
     } finally {
       stream.close();
     }

@@ -2,7 +2,6 @@ import { Module } from '@nestjs/common';
 import { ChatsModule } from '../chats/chats.module';
 import { IdempotencyModule } from '../idempotency/idempotency.module';
 import { LlmModule } from '../llm/llm.module';
-import { StorageModule } from '../storage/storage.module';
 import { SummariesModule } from '../summaries/summaries.module';
 import { ContextBuilder } from './context-builder';
 import { MessagesController } from './messages.controller';
@@ -10,7 +9,7 @@ import { MessagesService } from './messages.service';
 import { TurnAdmission } from './turn-admission';
 
 @Module({
-  imports: [ChatsModule, StorageModule, LlmModule, SummariesModule, IdempotencyModule],
+  imports: [ChatsModule, LlmModule, SummariesModule, IdempotencyModule],
   controllers: [MessagesController],
   providers: [MessagesService, ContextBuilder, TurnAdmission],
   exports: [TurnAdmission],

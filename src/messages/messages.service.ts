@@ -2,41 +2,32 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
 import { ChatLock, ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
+import { Message, messageFromJson, MessageStatus } from '../chats/message';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
-import { LlmProvider, LlmUsage } from '../llm/llm-provider';
+import { LlmMessage, LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
 import { Metrics } from '../metrics/metrics';
 import { ChatDigests } from '../summaries/chat-digests';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
-import { Message, messageFromJson, MessageStatus } from './message';
 import { ReplyFailedError, ShuttingDownError, TurnCancelledError } from './message-errors';
+import { BegunTurn, StreamedReply, Turn, TurnEvent, TurnOptions, TurnOutcome, TurnRequest } from './turn';
 import { Admission, stopReasonOf, TurnAdmission } from './turn-admission';
 
-export interface Turn {
-  userMessage: Message;
-  assistantMessage: Message;
-}
+const SEND_ROUTE = 'POST /chats/{chatId}/messages';
+/** A reply follows its message within the turns that were waiting then (MAX_PENDING_TURNS_PER_CHAT). */
+const REPLY_SEARCH_WINDOW = 1000;
+const ignoreEvent = (): void => undefined;
 
-/** What a turn reports as it goes; a streamed response forwards each one as it happens. */
-export type TurnEvent =
-  | { type: 'user_message'; message: Message }
-  | { type: 'delta'; content: string }
-  | { type: 'assistant_message'; message: Message };
-
-/**
- * A turn that passed the checks that need no lock (the chat exists, the message fits, the chat
- * is not overloaded) and holds its admission and its Idempotency-Key until `runTurn` ends.
- */
-export interface PreparedTurn {
+/** A turn let in: its admission and Idempotency-Key are held until it ends. */
+interface AdmittedTurn {
   kind: 'run';
-  chat: ChatKey;
+  request: TurnRequest;
   /** The chat as the turn found it on arrival. */
-  chatOnArrival: Chat;
-  content: string;
+  chat: Chat;
   contentTokens: number;
   admission: Admission;
   idempotencyKey: HeldIdempotencyKey;
@@ -44,26 +35,16 @@ export interface PreparedTurn {
   storedUserMessage: Message | null;
 }
 
-/** A repeat of a turn that already completed under the same Idempotency-Key: its outcome. */
-export interface ReplayedTurn {
+/** A repeat of a turn that completed under the same Idempotency-Key: its outcome. */
+interface ReplayedTurn {
   kind: 'replay';
   turn: Turn;
 }
-
-const SEND_ROUTE = 'POST /chats/{chatId}/messages';
-/** A reply follows its message within the turns that were waiting then (MAX_PENDING_TURNS_PER_CHAT). */
-const REPLY_SEARCH_WINDOW = 1000;
 
 const turnFromJson = (text: string): Turn => {
   const { userMessage, assistantMessage } = JSON.parse(text) as Record<keyof Turn, unknown>;
   return { userMessage: messageFromJson(userMessage), assistantMessage: messageFromJson(assistantMessage) };
 };
-
-export interface TurnOptions {
-  onEvent?: (event: TurnEvent) => void;
-  /** The id of the request that runs the turn, for its log lines. */
-  requestId?: string;
-}
 
 const messagesCursorScope = (chatId: string) => `messages:${chatId}`;
 
@@ -80,149 +61,47 @@ export class MessagesService {
     private readonly titles: ChatTitler,
     private readonly digests: ChatDigests,
     private readonly metrics: Metrics,
-    private readonly admission: TurnAdmission,
+    private readonly admissions: TurnAdmission,
     private readonly idempotency: IdempotencyService,
     @llmConfig.inject() private readonly llmSettings: LlmConfig,
   ) {}
 
   /**
-   * Errors that need no lock come first, before any response starts (404, 422, 409, 429, 503).
-   * A repeat of a completed turn with the same Idempotency-Key is answered from its record.
+   * The life of one turn. The reply to message n is generated with messages 1 … n (its branch) and
+   * stored as n + 1, whatever else arrives meanwhile, since the whole turn holds the chat's lock.
+   * Plain and streamed requests run it alike: a streamed response opens at `admitted` and forwards
+   * every event, a plain one waits for the end. What fails before `admitted` (404, 422, 409, 429,
+   * 503) is thrown before any event; what fails after is thrown with the messages stored so far.
    */
-  async prepareTurn(chat: ChatKey, content: string, idempotencyKey?: string): Promise<PreparedTurn | ReplayedTurn> {
-    const contentTokens = this.tokens.count(content);
-    const chatOnArrival = await this.chats.get(chat);
-    this.context.assertFits(chatOnArrival, contentTokens);
-    const scope = idempotencyKey && { ...chat, route: SEND_ROUTE, key: idempotencyKey };
-    const start = await this.idempotency.start(scope || undefined, { content });
-    if (start.kind === 'replay') return { kind: 'replay', turn: turnFromJson(start.outcome) };
-    const { held } = start;
-    try {
-      const storedUserMessage = held.progress === null ? null : messageFromJson(JSON.parse(held.progress));
-      const admission = this.admission.admit(chat.chatId);
-      return {
-        kind: 'run',
-        chat,
-        chatOnArrival,
-        content,
-        contentTokens,
-        admission,
-        idempotencyKey: held,
-        storedUserMessage,
-      };
-    } catch (error) {
-      await held.release();
-      throw error;
-    }
-  }
-
-  /**
-   * One turn: store the user message, stream the LLM's reply with the chat's context, store the
-   * reply. The whole turn holds the chat's lock, so the reply to message n is generated with
-   * messages 1 … n and stored as n + 1, whatever else arrives meanwhile. Plain and streamed
-   * responses both run this; a plain one just waits for the end. An untitled chat is titled after
-   * its first exchange, outside the lock.
-   */
-  async runTurn(turn: PreparedTurn, options: TurnOptions = {}): Promise<Turn> {
-    let untitledFirstMessage: string | undefined;
+  async runTurn(request: TurnRequest, { onEvent = ignoreEvent, whenClientLeaves, requestId }: TurnOptions = {}) {
+    const admitted = await this.admit(request);
+    if (admitted.kind === 'replay') return this.replay(admitted.turn, onEvent);
+    const { admission, idempotencyKey } = admitted;
+    whenClientLeaves?.(() => admission.stop('client-left'));
+    onEvent({ type: 'admitted', replayed: false });
     this.metrics.turnsInFlight.inc();
     try {
-      const done = await this.runLockedTurn(turn, options, (firstMessage) => (untitledFirstMessage = firstMessage));
-      this.digests.noteStored(turn.chat, done.assistantMessage.seq);
-      return done;
+      const waitingForLock = this.metrics.chatLockWait.startTimer();
+      const outcome = await this.repository.withChatLock(request.chat.chatId, async (lock): Promise<TurnOutcome> => {
+        waitingForLock();
+        const stopped = this.stopWhileWaiting(admission);
+        if (stopped) return { kind: 'failed', failure: stopped, begun: null };
+        const begun = await this.resumeOrAppendUserMessage(admitted, lock);
+        onEvent({ type: 'user_message', message: begun.userMessage });
+        if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, onEvent);
+        const context = await this.context.build(begun.chat, begun.userMessage);
+        const reply = await this.streamReply(begun.chat, context, admission.signal, onEvent);
+        return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { onEvent, requestId });
+      });
+      await this.finish(request.chat, idempotencyKey, outcome);
+      if (outcome.kind === 'failed') throw outcome.failure;
+      return outcome.turn;
     } finally {
-      turn.admission.release();
-      // After a failure the key stays with what was stored, so a repeat only generates the reply.
-      await turn.idempotencyKey.release();
+      admission.release();
+      // After a failure the key keeps what was stored, so a repeat only generates the reply.
+      await idempotencyKey.release();
       this.metrics.turnsInFlight.dec();
-      if (untitledFirstMessage !== undefined) await this.titles.titleNewChat(turn.chat, untitledFirstMessage);
     }
-  }
-
-  private runLockedTurn(
-    { chat: key, chatOnArrival, content, contentTokens, admission, idempotencyKey, storedUserMessage }: PreparedTurn,
-    { onEvent, requestId }: TurnOptions,
-    onFirstMessageOfUntitledChat: (content: string) => void,
-  ): Promise<Turn> {
-    const { signal } = admission;
-    const waitingForLock = this.metrics.chatLockWait.startTimer();
-    return this.repository.withChatLock(key.chatId, async (lock) => {
-      waitingForLock();
-      // Stopped while the turn waited: nothing was acknowledged, so nothing is stored.
-      if (stopReasonOf(signal) === 'client-left') throw new TurnCancelledError(null, null);
-      if (stopReasonOf(signal) === 'shutting-down') throw new ShuttingDownError();
-      let chat = chatOnArrival;
-      let userMessage = storedUserMessage;
-      if (userMessage) {
-        chat = await this.chats.get(key);
-        // An earlier attempt may have stored the reply and stopped before recording it: no second reply.
-        const storedReply = await this.completedReplyTo(key, userMessage);
-        if (storedReply) {
-          await idempotencyKey.complete({ userMessage, assistantMessage: storedReply });
-          onEvent?.({ type: 'user_message', message: userMessage });
-          onEvent?.({ type: 'delta', content: storedReply.content });
-          onEvent?.({ type: 'assistant_message', message: storedReply });
-          return { userMessage, assistantMessage: storedReply };
-        }
-      } else {
-        userMessage = await this.repository.appendMessage(
-          key,
-          {
-            role: 'user',
-            content,
-            status: 'completed',
-            inReplyTo: null,
-            model: null,
-            usage: null,
-            tokenCount: contentTokens,
-          },
-          lock,
-        );
-        // Turns that ran first may have changed the chat's settings meanwhile: it is read again then.
-        if (userMessage.seq !== chat.messageCount + 1) chat = await this.chats.get(key);
-        await idempotencyKey.recordProgress(userMessage);
-        if (userMessage.seq === 1 && chat.title === null) onFirstMessageOfUntitledChat(content);
-      }
-      onEvent?.({ type: 'user_message', message: userMessage });
-
-      let reply = '';
-      let finish: { model: string; usage: LlmUsage | null } | undefined;
-      const llmCall = this.startLlmCall(chat, requestId);
-      try {
-        // A repeat answers its own message with the history it had, whatever came after.
-        const messages = await this.context.build(chat, userMessage);
-        const request = { model: chat.model, messages, maxOutputTokens: this.llmSettings.maxOutputTokens, signal };
-        for await (const part of this.llm.stream(request)) {
-          if (part.type === 'finish') {
-            finish = part;
-          } else if (part.content) {
-            reply += part.content;
-            onEvent?.({ type: 'delta', content: part.content });
-          }
-        }
-      } catch (error) {
-        const partial = reply ? await this.storeReply(lock, chat, userMessage, reply, 'incomplete') : null;
-        if (stopReasonOf(signal) === 'client-left') {
-          llmCall.end('cancelled', null);
-          throw new TurnCancelledError(userMessage, partial);
-        }
-        const failure =
-          stopReasonOf(signal) === 'shutting-down'
-            ? new ShuttingDownError()
-            : error instanceof LlmError
-              ? error
-              : new LlmUpstreamError('The language model provider failed unexpectedly.');
-        llmCall.end(failure.code, null);
-        throw new ReplyFailedError(failure, userMessage, partial);
-      }
-      llmCall.end('completed', finish?.usage ?? null);
-
-      const assistantMessage = await this.storeReply(lock, chat, userMessage, reply, 'completed', finish);
-      this.context.remember(chat, assistantMessage);
-      await idempotencyKey.complete({ userMessage, assistantMessage });
-      onEvent?.({ type: 'assistant_message', message: assistantMessage });
-      return { userMessage, assistantMessage };
-    });
   }
 
   async listMessages(chat: ChatKey, { limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Message>> {
@@ -234,44 +113,198 @@ export class MessagesService {
     return { data, nextCursor: rows.length > limit ? encodeCursor(scope, data[data.length - 1].seq) : null };
   }
 
+  /**
+   * Admit it: the checks that need no lock (the chat exists, the message fits, the key is free, the
+   * chat is not overloaded). A repeat of a completed turn with the same Idempotency-Key is
+   * answered from its record.
+   */
+  private async admit(request: TurnRequest): Promise<AdmittedTurn | ReplayedTurn> {
+    const { chat: key, content, idempotencyKey } = request;
+    const contentTokens = this.tokens.count(content);
+    const chat = await this.chats.get(key);
+    this.context.assertFits(chat, contentTokens);
+    const scope = idempotencyKey === undefined ? undefined : { ...key, route: SEND_ROUTE, key: idempotencyKey };
+    const start = await this.idempotency.start(scope, { content });
+    if (start.kind === 'replay') return { kind: 'replay', turn: turnFromJson(start.outcome) };
+    const { held } = start;
+    try {
+      const storedUserMessage = held.progress === null ? null : messageFromJson(JSON.parse(held.progress));
+      const admission = this.admissions.admit(key.chatId);
+      return { kind: 'run', request, chat, contentTokens, admission, idempotencyKey: held, storedUserMessage };
+    } catch (error) {
+      await held.release();
+      throw error;
+    }
+  }
+
+  /** A completed turn's events again, its reply as a single delta. */
+  private replay(turn: Turn, onEvent: (event: TurnEvent) => void): Turn {
+    onEvent({ type: 'admitted', replayed: true });
+    onEvent({ type: 'user_message', message: turn.userMessage });
+    onEvent({ type: 'delta', content: turn.assistantMessage.content });
+    onEvent({ type: 'assistant_message', message: turn.assistantMessage });
+    return turn;
+  }
+
+  /** Stopped while it waited for the lock: nothing was acknowledged, so nothing is stored. */
+  private stopWhileWaiting({ signal }: Admission): ShuttingDownError | TurnCancelledError | null {
+    const reason = stopReasonOf(signal);
+    if (reason === 'client-left') return new TurnCancelledError(null, null);
+    if (reason === 'shutting-down') return new ShuttingDownError();
+    return null;
+  }
+
+  /**
+   * Resume or append the user message: a repeat of a failed attempt answers the message that
+   * attempt stored (and finds a reply stored but not recorded); anything else stores a new one,
+   * and records it on the key so that a repeat resumes from it.
+   */
+  private async resumeOrAppendUserMessage(turn: AdmittedTurn, lock: ChatLock): Promise<BegunTurn> {
+    const key = turn.request.chat;
+    if (turn.storedUserMessage) {
+      const userMessage = turn.storedUserMessage;
+      const storedReply = await this.completedReplyTo(key, userMessage);
+      return { chat: await this.chats.get(key), userMessage, storedReply, firstOfUntitledChat: false };
+    }
+    const userMessage = await this.repository.appendMessage(
+      key,
+      {
+        role: 'user',
+        content: turn.request.content,
+        status: 'completed',
+        inReplyTo: null,
+        model: null,
+        usage: null,
+        tokenCount: turn.contentTokens,
+      },
+      lock,
+    );
+    // Turns that ran first may have changed the chat's settings meanwhile: it is read again then.
+    const chat = userMessage.seq === turn.chat.messageCount + 1 ? turn.chat : await this.chats.get(key);
+    await turn.idempotencyKey.recordProgress(userMessage);
+    const firstOfUntitledChat = userMessage.seq === 1 && chat.title === null;
+    return { chat, userMessage, storedReply: undefined, firstOfUntitledChat };
+  }
+
+  /** An earlier attempt stored the reply and stopped before recording it: no second reply. */
+  private answeredBefore(begun: BegunTurn, reply: Message, onEvent: (event: TurnEvent) => void): TurnOutcome {
+    onEvent({ type: 'delta', content: reply.content });
+    onEvent({ type: 'assistant_message', message: reply });
+    return { kind: 'completed', turn: { userMessage: begun.userMessage, assistantMessage: reply }, begun };
+  }
+
+  /** Stream the reply: each delta is forwarded as it comes; a failure is kept, with what came before it. */
+  private async streamReply(
+    chat: Chat,
+    messages: LlmMessage[],
+    signal: AbortSignal,
+    onEvent: (event: TurnEvent) => void,
+  ): Promise<StreamedReply> {
+    const reply: StreamedReply = { content: '', startedAt: performance.now() };
+    try {
+      const request = { model: chat.model, messages, maxOutputTokens: this.llmSettings.maxOutputTokens, signal };
+      for await (const part of this.llm.stream(request)) {
+        if (part.type === 'finish') {
+          reply.finish = part;
+        } else if (part.content) {
+          reply.content += part.content;
+          onEvent({ type: 'delta', content: part.content });
+        }
+      }
+    } catch (error) {
+      reply.error = error;
+    }
+    return reply;
+  }
+
+  /**
+   * Store the reply, or sort the failure: what was generated before a failure is kept as
+   * `incomplete`, and the failure says why (the client left, the service is stopping, or the
+   * upstream failed) with the messages stored.
+   */
+  private async storeReplyOrSortFailure(
+    lock: ChatLock,
+    begun: BegunTurn,
+    reply: StreamedReply,
+    signal: AbortSignal,
+    { onEvent, requestId }: { onEvent: (event: TurnEvent) => void; requestId: string | undefined },
+  ): Promise<TurnOutcome> {
+    const { userMessage } = begun;
+    const observe = (outcome: string, usage: LlmUsage | null) =>
+      this.observeLlmCall(begun.chat, reply.startedAt, outcome, usage, requestId);
+    if (reply.error === undefined) {
+      observe('completed', reply.finish?.usage ?? null);
+      const assistantMessage = await this.storeReply(lock, begun, reply.content, 'completed', reply.finish);
+      this.context.remember(begun.chat, assistantMessage);
+      onEvent({ type: 'assistant_message', message: assistantMessage });
+      return { kind: 'completed', turn: { userMessage, assistantMessage }, begun };
+    }
+    const partial = reply.content ? await this.storeReply(lock, begun, reply.content, 'incomplete') : null;
+    const reason = stopReasonOf(signal);
+    if (reason === 'client-left') {
+      observe('cancelled', null);
+      return { kind: 'failed', failure: new TurnCancelledError(userMessage, partial), begun };
+    }
+    const cause =
+      reason === 'shutting-down'
+        ? new ShuttingDownError()
+        : reply.error instanceof LlmError
+          ? reply.error
+          : new LlmUpstreamError('The language model provider failed unexpectedly.');
+    observe(cause.code, null);
+    return { kind: 'failed', failure: new ReplyFailedError(cause, userMessage, partial), begun };
+  }
+
+  /**
+   * Finish: the key keeps a completed turn's outcome for repeats, the chat's digest learns of the
+   * new messages, and an untitled chat's first message gives it a title. Outside the lock.
+   */
+  private async finish(chat: ChatKey, idempotencyKey: HeldIdempotencyKey, outcome: TurnOutcome): Promise<void> {
+    if (outcome.kind === 'completed') {
+      await idempotencyKey.complete(outcome.turn);
+      this.digests.noteStored(chat, outcome.turn.assistantMessage.seq);
+    }
+    if (outcome.begun?.firstOfUntitledChat) await this.titles.titleNewChat(chat, outcome.begun.userMessage.content);
+  }
+
   /** The completed reply to `userMessage`, looked for among the messages stored just after it. */
   private async completedReplyTo(chat: ChatKey, userMessage: Message): Promise<Message | undefined> {
     const after = await this.repository.listMessages(chat, { limit: REPLY_SEARCH_WINDOW, afterSeq: userMessage.seq });
     return after.find((m) => m.inReplyTo === userMessage.id && m.status === 'completed');
   }
 
-  /** Times one LLM call for the metrics and a debug line (which carries the request id). */
-  private startLlmCall(chat: Chat, requestId: string | undefined) {
+  /** One LLM call for the metrics and a debug line (which carries the request id). */
+  private observeLlmCall(
+    chat: Chat,
+    startedAt: number,
+    outcome: string,
+    usage: LlmUsage | null,
+    requestId: string | undefined,
+  ): void {
     const labels = { provider: this.llm.name, model: chat.model };
-    const startedAt = performance.now();
-    return {
-      end: (outcome: string, usage: LlmUsage | null) => {
-        const seconds = (performance.now() - startedAt) / 1000;
-        this.metrics.llmRequestDuration.observe({ ...labels, outcome }, seconds);
-        if (usage) {
-          this.metrics.llmTokens.inc({ ...labels, kind: 'prompt' }, usage.promptTokens);
-          this.metrics.llmTokens.inc({ ...labels, kind: 'completion' }, usage.completionTokens);
-        }
-        this.logger.debug({
-          msg: 'LLM call ended',
-          req: { id: requestId },
-          chatId: chat.id,
-          ...labels,
-          outcome,
-          seconds,
-          usage,
-        });
-      },
-    };
+    const seconds = (performance.now() - startedAt) / 1000;
+    this.metrics.llmRequestDuration.observe({ ...labels, outcome }, seconds);
+    if (usage) {
+      this.metrics.llmTokens.inc({ ...labels, kind: 'prompt' }, usage.promptTokens);
+      this.metrics.llmTokens.inc({ ...labels, kind: 'completion' }, usage.completionTokens);
+    }
+    this.logger.debug({
+      msg: 'LLM call ended',
+      req: { id: requestId },
+      chatId: chat.id,
+      ...labels,
+      outcome,
+      seconds,
+      usage,
+    });
   }
 
   private storeReply(
     lock: ChatLock,
-    chat: Chat,
-    userMessage: Message,
+    { chat, userMessage }: BegunTurn,
     content: string,
     status: MessageStatus,
-    finish?: { model: string; usage: LlmUsage | null },
+    finish?: StreamedReply['finish'],
   ): Promise<Message> {
     return this.repository.appendMessage(
       chatKeyOf(chat),

@@ -1,4 +1,4 @@
-import { Logger, Module } from '@nestjs/common';
+import { Global, Logger, Module } from '@nestjs/common';
 import { ChatRepository } from '../chats/chat.repository';
 import { storageConfig, StorageConfig } from '../config/storage.config';
 import { IdempotencyStore } from '../idempotency/idempotency.store';
@@ -14,13 +14,16 @@ import { SqlIdempotencyStore } from './sql/sql-idempotency.store';
 
 /** The open database DATABASE_URL names, or null for in-memory storage. */
 const SQL_DATABASE = Symbol('SQL_DATABASE');
+/** Without a database: the chats' records in memory, which their digests are kept on too. */
+const IN_MEMORY_CHATS = Symbol('IN_MEMORY_CHATS');
 
 /**
- * Binds the storage ports, {@link ChatRepository}, {@link IdempotencyStore} and
- * {@link ChatDigestStore}, from DATABASE_URL:
- * in memory when unset, else SQLite or PostgreSQL, migrated to the latest schema before the
- * service starts. Nothing outside this module knows which one is bound.
+ * Binds the storage ports the features own, {@link ChatRepository}, {@link IdempotencyStore} and
+ * {@link ChatDigestStore}, from DATABASE_URL: in memory when unset, else SQLite or PostgreSQL,
+ * migrated to the latest schema before the service starts. Global, and imported by the
+ * application's root module alone: no feature imports storage, and none knows which is bound.
  */
+@Global()
 @Module({
   providers: [
     {
@@ -34,10 +37,18 @@ const SQL_DATABASE = Symbol('SQL_DATABASE');
       },
     },
     {
+      provide: IN_MEMORY_CHATS,
+      inject: [SQL_DATABASE],
+      useFactory: (database: SqlDatabase | null) => (database ? null : new InMemoryChatRepository()),
+    },
+    {
       provide: ChatRepository,
-      inject: [storageConfig.KEY, SQL_DATABASE],
-      useFactory: ({ chatLockLeaseMs }: StorageConfig, database: SqlDatabase | null): ChatRepository =>
-        database ? new SqlChatRepository(database, chatLockLeaseMs) : new InMemoryChatRepository(),
+      inject: [storageConfig.KEY, SQL_DATABASE, IN_MEMORY_CHATS],
+      useFactory: (
+        { chatLockLeaseMs }: StorageConfig,
+        database: SqlDatabase | null,
+        inMemory: InMemoryChatRepository | null,
+      ): ChatRepository => (database ? new SqlChatRepository(database, chatLockLeaseMs) : inMemory!),
     },
     {
       provide: IdempotencyStore,
@@ -47,13 +58,9 @@ const SQL_DATABASE = Symbol('SQL_DATABASE');
     },
     {
       provide: ChatDigestStore,
-      inject: [SQL_DATABASE, ChatRepository],
-      useFactory: (database: SqlDatabase | null, chats: ChatRepository): ChatDigestStore => {
-        if (database) return new SqlChatDigestStore(database);
-        // In memory, digests live on the chats' records.
-        if (chats instanceof InMemoryChatRepository) return new InMemoryChatDigestStore(chats);
-        throw new Error('A ChatRepository of your own needs a ChatDigestStore of your own: override both.');
-      },
+      inject: [SQL_DATABASE, IN_MEMORY_CHATS],
+      useFactory: (database: SqlDatabase | null, inMemory: InMemoryChatRepository | null): ChatDigestStore =>
+        database ? new SqlChatDigestStore(database) : new InMemoryChatDigestStore(inMemory!),
     },
   ],
   exports: [ChatRepository, IdempotencyStore, ChatDigestStore],

@@ -5,7 +5,7 @@ import { llmConfig, LlmConfig } from '../config/llm.config';
 import { LlmProvider } from '../llm/llm-provider';
 import { contextTokensFor } from '../llm/model-context-windows';
 import { TokenCounter } from '../llm/token-counter';
-import { Message } from '../messages/message';
+import { Message } from '../chats/message';
 
 const ABSTRACT_TOKENS = 300;
 const ABSTRACT_PROMPT =

@@ -1,5 +1,5 @@
 import { Chat } from '../chats/chat';
-import { Message, MessageRole } from '../messages/message';
+import { Message, MessageRole } from '../chats/message';
 import { ChatSummary, Sentiment } from './summary';
 import { MessageAnalysis } from './text-analyzer';
 

@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
-import { KeyedMutex } from '../storage/keyed-mutex';
+import { KeyedMutex } from '../common/concurrency/keyed-mutex';
 import { ChatDigest } from './chat-digest';
 import { ChatDigestStore } from './chat-digest.store';
 import { TextAnalyzer } from './text-analyzer';

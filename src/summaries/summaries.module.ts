@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ChatsModule } from '../chats/chats.module';
 import { LlmModule } from '../llm/llm.module';
-import { StorageModule } from '../storage/storage.module';
 import { ChatAbstracts } from './chat-abstracts';
 import { ChatDigests } from './chat-digests';
 import { ChatTitler } from './chat-titles';
@@ -11,7 +10,7 @@ import { TextAnalyzer } from './text-analyzer';
 
 /** Chat summaries, their digests and automatic chat titles: what text analysis says about a chat. */
 @Module({
-  imports: [ChatsModule, StorageModule, LlmModule],
+  imports: [ChatsModule, LlmModule],
   controllers: [SummariesController],
   providers: [SummariesService, TextAnalyzer, ChatAbstracts, ChatDigests, ChatTitler],
   exports: [ChatTitler, ChatDigests],

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
-import { Message } from '../messages/message';
+import { Message } from '../chats/message';
 import { ChatAbstracts } from './chat-abstracts';
 import { ChatDigests } from './chat-digests';
 import { ChatSummary } from './summary';

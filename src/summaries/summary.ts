@@ -1,4 +1,4 @@
-import { MessageRole } from '../messages/message';
+import { MessageRole } from '../chats/message';
 
 export type SentimentLabel = 'positive' | 'neutral' | 'negative';
 

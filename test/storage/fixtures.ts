@@ -1,5 +1,5 @@
 import { ChatKey, NewChat } from '../../src/chats/chat';
-import { NewMessage } from '../../src/messages/message';
+import { NewMessage } from '../../src/chats/message';
 
 /** The tenant the repository tests store their chats in, unless a test names another. */
 export const TENANT = 'tenant-a';

@@ -2,7 +2,7 @@ import { ChatKey } from '../../src/chats/chat';
 import { parseLlmConfig } from '../../src/config/llm.config';
 import { TokenCounter } from '../../src/llm/token-counter';
 import { ContextBuilder } from '../../src/messages/context-builder';
-import { Message } from '../../src/messages/message';
+import { Message } from '../../src/chats/message';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
 
 const SYSTEM_PROMPT = 'You are terse.';

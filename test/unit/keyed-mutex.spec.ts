@@ -1,4 +1,4 @@
-import { KeyedMutex } from '../../src/storage/keyed-mutex';
+import { KeyedMutex } from '../../src/common/concurrency/keyed-mutex';
 import { deferred } from '../support/deferred';
 
 describe(KeyedMutex.name, () => {

@@ -8,13 +8,20 @@ import type { Response } from 'express';
 export class SseStream {
   private pingTimer: NodeJS.Timeout | undefined;
   private headerFlush: NodeJS.Immediate | undefined;
+  private opened = false;
 
   constructor(
     private readonly response: Response,
     private readonly pingIntervalMs: number,
   ) {}
 
+  /** Whether `open` ran: before, the response is still free for a plain answer. */
+  get isOpen(): boolean {
+    return this.opened;
+  }
+
   open(): void {
+    this.opened = true;
     this.response.status(200);
     this.response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
     this.response.setHeader('Cache-Control', 'no-cache, no-transform');
@@ -34,6 +41,7 @@ export class SseStream {
   }
 
   close(): void {
+    if (!this.opened) return;
     clearImmediate(this.headerFlush);
     clearTimeout(this.pingTimer);
     if (!this.response.writableEnded) this.response.end();

@@ -100,14 +100,17 @@ export function problemForRequest(error: unknown, request: Request): ProblemDocu
   return problem;
 }
 
-/** Every error, from any layer, leaves the service as `application/problem+json`. */
+/**
+ * Every error, from any layer, leaves the service as `application/problem+json`. A feature whose
+ * errors carry more than their message extends it and its `problemFor`.
+ */
 @Catch()
 export class ProblemDetailsFilter implements ExceptionFilter {
   catch(error: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
     const request = http.getRequest<Request>();
     const response = http.getResponse<Response>();
-    const problem = problemForRequest(error, request);
+    const problem = this.problemFor(error, request);
 
     if (response.headersSent) {
       response.end();
@@ -120,5 +123,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       response.setHeader('WWW-Authenticate', 'Bearer realm="konko"');
     }
     response.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+  }
+
+  protected problemFor(error: unknown, request: Request): ProblemDocument {
+    return problemForRequest(error, request);
   }
 }

@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { Message } from '../message';
-import type { Turn } from '../messages.service';
+import { Message } from '../../chats/message';
+import type { Turn } from '../turn';
 
 export class TokenUsageDto {
   @ApiProperty({ example: 412 })

@@ -3,9 +3,9 @@ import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
 import { ChatLock, ChatRepository } from '../../chats/chat.repository';
-import { Message, NewMessage } from '../../messages/message';
+import { Message, NewMessage } from '../../chats/message';
 import type { StoredChatDigest } from '../../summaries/chat-digest.store';
-import { KeyedMutex } from '../keyed-mutex';
+import { KeyedMutex } from '../../common/concurrency/keyed-mutex';
 
 interface ChatRecord {
   tenantId: string;

@@ -3,7 +3,7 @@ import { ExpressionBuilder, Kysely, sql } from 'kysely';
 import { hostname } from 'node:os';
 import { v7 as uuidv7 } from 'uuid';
 import type { ChatLock } from '../../chats/chat.repository';
-import { KeyedMutex } from '../keyed-mutex';
+import { KeyedMutex } from '../../common/concurrency/keyed-mutex';
 import type { DatabaseSchema } from './database-schema';
 import type { LeaseReleaseSignals } from './lease-release-signals';
 import { prepareQuery } from './prepared-query';

@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError } from '../../chats/chat-errors';
 import { ChatLock, ChatRepository, ContextMessage } from '../../chats/chat.repository';
-import { Message, MessageRole, MessageStatus, NewMessage } from '../../messages/message';
+import { Message, MessageRole, MessageStatus, NewMessage } from '../../chats/message';
 import { ChatLeaseLock, ChatLeaseLostError } from './chat-lease-lock';
 import type { ChatsTable, MessagesTable } from './database-schema';
 import { prepareQuery } from './prepared-query';

@@ -1,0 +1,64 @@
+import type { Chat, ChatKey } from '../chats/chat';
+import type { Message } from '../chats/message';
+import type { DomainError } from '../common/errors/domain-error';
+import type { LlmUsage } from '../llm/llm-provider';
+
+/** What a client asks for when it sends a message. */
+export interface TurnRequest {
+  chat: ChatKey;
+  content: string;
+  /** The request's Idempotency-Key, if it has one. */
+  idempotencyKey?: string;
+}
+
+/** A completed turn: the user message and the reply to it. */
+export interface Turn {
+  userMessage: Message;
+  assistantMessage: Message;
+}
+
+/**
+ * What a turn reports as it goes; a streamed response forwards each one as it happens. The first
+ * is always `admitted`: the checks that need no lock passed (else the turn threw before any
+ * event), and a repeat of a completed turn says so with `replayed`.
+ */
+export type TurnEvent =
+  | { type: 'admitted'; replayed: boolean }
+  | { type: 'user_message'; message: Message }
+  | { type: 'delta'; content: string }
+  | { type: 'assistant_message'; message: Message };
+
+export interface TurnOptions {
+  onEvent?: (event: TurnEvent) => void;
+  /** Called once the turn is admitted with how to stop it; the HTTP edge stops it when its client leaves. */
+  whenClientLeaves?: (stop: () => void) => void;
+  /** The id of the request that runs the turn, for its log lines. */
+  requestId?: string;
+}
+
+/** The user message a turn answers, as it stands once the turn holds the chat's lock. */
+export interface BegunTurn {
+  /** The chat as the turn sees it under the lock. */
+  chat: Chat;
+  userMessage: Message;
+  /** A reply an earlier attempt with the same Idempotency-Key stored but could not record. */
+  storedReply: Message | undefined;
+  /** This turn stored the first message of a chat without a title, which it then titles. */
+  firstOfUntitledChat: boolean;
+}
+
+/** What the upstream gave: the reply's text so far, and how the call ended. */
+export interface StreamedReply {
+  content: string;
+  /** When the call began, by `performance.now()`. */
+  startedAt: number;
+  /** Set when the call completed. */
+  finish?: { model: string; usage: LlmUsage | null };
+  /** Set when it did not: what it failed with. */
+  error?: unknown;
+}
+
+/** How a turn ended under the lock: with its messages, or with the failure to report. */
+export type TurnOutcome =
+  | { kind: 'completed'; turn: Turn; begun: BegunTurn }
+  | { kind: 'failed'; failure: DomainError; begun: BegunTurn | null };
