@@ -7,7 +7,12 @@ export interface LlmMessage {
 
 export interface LlmRequest {
   model: string;
-  /** The whole context: system prompt first, then the conversation, oldest first. */
+  /**
+   * The whole context: system prompt first, then the conversation, oldest first. A message that is
+   * frozen is never changed, and a later request that holds the same message holds the same
+   * object: a provider may keep what it derived from it (see RequestBodyEncoder). Others it reads
+   * afresh.
+   */
   messages: readonly LlmMessage[];
   maxOutputTokens: number;
   /** Aborting it cancels the upstream call; the stream then rejects. */
