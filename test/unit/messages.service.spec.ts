@@ -1,0 +1,248 @@
+import { ChatNotFoundError } from '../../src/chats/chat-errors';
+import { IdempotencyKeyInUseError, IdempotencyKeyReusedError } from '../../src/idempotency/idempotency-errors';
+import { LlmUnavailableError } from '../../src/llm/llm-errors';
+import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
+import {
+  ChatBusyError,
+  MessageTooLongForContextError,
+  ReplyFailedError,
+  ShuttingDownError,
+  TurnCancelledError,
+} from '../../src/messages/message-errors';
+import { MessagesService } from '../../src/messages/messages.service';
+import { deferred } from '../support/deferred';
+import { echoReply } from '../support/recording-llm-provider';
+import { newTurnService } from '../support/turn-fixtures';
+
+/** Resolves when the request's signal aborts, as an upstream call that is cut off would. */
+const untilAborted = (request: LlmRequest): Promise<never> =>
+  new Promise((_resolve, reject) => request.signal!.addEventListener('abort', () => reject(request.signal!.reason)));
+
+describe(MessagesService.name, () => {
+  let ctx: Awaited<ReturnType<typeof newTurnService>>;
+  beforeEach(async () => {
+    ctx = await newTurnService();
+  });
+  afterEach(() => ctx.close());
+
+  describe('a new message', () => {
+    it('should store the user message and the reply, and report admitted, the message, the deltas, the reply', async () => {
+      const chat = await ctx.newChat();
+      const { done, events } = ctx.run(ctx.newTurn(chat, 'Hello there'));
+      const turn = await done;
+
+      expect(turn.userMessage).toMatchObject({ seq: 1, role: 'user', content: 'Hello there' });
+      expect(turn.assistantMessage).toMatchObject({
+        seq: 2,
+        role: 'assistant',
+        content: 'reply to: Hello there',
+        inReplyTo: turn.userMessage.id,
+        status: 'completed',
+      });
+      expect(events[0]).toEqual({ type: 'admitted', replayed: false });
+      expect(events[1]).toEqual({ type: 'user_message', message: turn.userMessage });
+      const deltas = events.slice(2, -1);
+      expect(deltas.every((e) => e.type === 'delta')).toBe(true);
+      expect(deltas.map((e) => (e.type === 'delta' ? e.content : '')).join('')).toBe(turn.assistantMessage.content);
+      expect(events.at(-1)).toEqual({ type: 'assistant_message', message: turn.assistantMessage });
+      expect(await ctx.messagesOf(chat)).toEqual([turn.userMessage, turn.assistantMessage]);
+    });
+
+    it('should send the history through the new message as context, after the system prompt', async () => {
+      const chat = await ctx.newChat();
+      await ctx.run(ctx.newTurn(chat, 'first')).done;
+      await ctx.run(ctx.newTurn(chat, 'second')).done;
+
+      const sent = ctx.llm.calls[1].request.messages.map((m) => `${m.role}:${m.content}`);
+      expect(sent.slice(1)).toEqual(['user:first', 'assistant:reply to: first', 'user:second']);
+      expect(sent[0]).toMatch(/^system:/);
+    });
+
+    it('should title an untitled chat from its first message, and leave a titled one as it is', async () => {
+      const untitled = await ctx.newChat();
+      const titled = await ctx.newChat({ title: 'Mine' });
+      await ctx.run(ctx.newTurn(untitled, 'How do I reset my password?')).done;
+      await ctx.run(ctx.newTurn(titled, 'How do I reset my password?')).done;
+
+      expect((await ctx.chats.get(untitled)).title).toBe('How do I reset my password');
+      expect((await ctx.chats.get(titled)).title).toBe('Mine');
+    });
+
+    it('should refuse what fails before admission without any event: an unknown chat, a message that cannot fit', async () => {
+      await ctx.close();
+      ctx = await newTurnService({ LLM_CONTEXT_TOKENS: '2048' });
+      const chat = await ctx.newChat();
+      const unknown = ctx.run(ctx.newTurn({ ...chat, chatId: '0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e' }, 'hi'));
+      await expect(unknown.done).rejects.toBeInstanceOf(ChatNotFoundError);
+      const huge = ctx.run(ctx.newTurn(chat, 'word '.repeat(3000)));
+      await expect(huge.done).rejects.toBeInstanceOf(MessageTooLongForContextError);
+
+      expect([...unknown.events, ...huge.events]).toEqual([]);
+      expect(await ctx.messagesOf(chat)).toEqual([]);
+      expect(ctx.llm.calls).toHaveLength(0);
+    });
+
+    it('should refuse a turn beyond the chat’s pending places with 429 before anything is stored', async () => {
+      await ctx.close();
+      ctx = await newTurnService({ MAX_PENDING_TURNS_PER_CHAT: '1' });
+      const chat = await ctx.newChat();
+      const gate = deferred();
+      ctx.llm.respond = async (request) => {
+        await gate.promise;
+        return echoReply(request);
+      };
+      const first = ctx.run(ctx.newTurn(chat, 'first'));
+      const second = ctx.run(ctx.newTurn(chat, 'second'));
+
+      await expect(second.done).rejects.toBeInstanceOf(ChatBusyError);
+      gate.resolve();
+      await first.done;
+      expect((await ctx.messagesOf(chat)).map((m) => m.content)).toEqual(['first', 'reply to: first']);
+    });
+  });
+
+  describe('failures', () => {
+    it('should keep the user message and report the upstream failure with it', async () => {
+      const chat = await ctx.newChat();
+      ctx.llm.respond = () => {
+        throw new LlmUnavailableError('The language model answered HTTP 503.', 7);
+      };
+      const { done } = ctx.run(ctx.newTurn(chat, 'Plan my day'));
+
+      const failure = (await done.catch((error: unknown) => error)) as ReplyFailedError;
+      expect(failure).toBeInstanceOf(ReplyFailedError);
+      expect(failure).toMatchObject({ code: 'llm-unavailable', retryAfterSeconds: 7, partialReply: null });
+      expect(await ctx.messagesOf(chat)).toEqual([failure.userMessage]);
+    });
+
+    it('should store what was generated before the client left as incomplete', async () => {
+      const chat = await ctx.newChat();
+      ctx.llm.respond = (request) =>
+        (async function* (): AsyncGenerator<LlmStreamPart> {
+          yield { type: 'delta', content: 'Once upon ' };
+          await untilAborted(request);
+        })();
+      let stop!: () => void;
+      const { done, reached } = ctx.run(ctx.newTurn(chat, 'Tell me a story'), {
+        whenClientLeaves: (stopTurn) => (stop = stopTurn),
+      });
+      await reached('delta');
+      stop();
+
+      const failure = (await done.catch((error: unknown) => error)) as TurnCancelledError;
+      expect(failure).toBeInstanceOf(TurnCancelledError);
+      expect(failure.partialReply).toMatchObject({ seq: 2, content: 'Once upon ', status: 'incomplete' });
+      expect((await ctx.messagesOf(chat)).map((m) => m.status)).toEqual(['completed', 'incomplete']);
+    });
+
+    it('should store nothing for a turn whose client left while it waited for the chat', async () => {
+      const chat = await ctx.newChat();
+      const gate = deferred();
+      ctx.llm.respond = async (request) => {
+        await gate.promise;
+        return echoReply(request);
+      };
+      const first = ctx.run(ctx.newTurn(chat, 'first'));
+      let stop!: () => void;
+      const waiting = ctx.run(ctx.newTurn(chat, 'second'), { whenClientLeaves: (s) => (stop = s) });
+      await waiting.reached('admitted');
+      stop();
+      gate.resolve();
+
+      await first.done;
+      await expect(waiting.done).rejects.toBeInstanceOf(TurnCancelledError);
+      expect((await ctx.messagesOf(chat)).map((m) => m.content)).toEqual(['first', 'reply to: first']);
+    });
+
+    it('should stop a running turn when shutdown’s grace is over, keeping what it had', async () => {
+      const chat = await ctx.newChat();
+      ctx.llm.respond = (request) =>
+        (async function* (): AsyncGenerator<LlmStreamPart> {
+          yield { type: 'delta', content: 'Partial' };
+          await untilAborted(request);
+        })();
+      const { done, reached } = ctx.run(ctx.newTurn(chat, 'Long answer please'));
+      await reached('delta');
+      const drained = ctx.admission.drain(0);
+
+      const failure = (await done.catch((error: unknown) => error)) as ReplyFailedError;
+      await drained;
+      expect(failure).toBeInstanceOf(ReplyFailedError);
+      expect(failure.failure).toBeInstanceOf(ShuttingDownError);
+      expect(failure.partialReply).toMatchObject({ content: 'Partial', status: 'incomplete' });
+    });
+  });
+
+  describe('repeats with an Idempotency-Key', () => {
+    it('should replay a completed turn without calling the LLM, saying it is a replay', async () => {
+      const chat = await ctx.newChat();
+      const first = await ctx.run(ctx.newTurn(chat, 'Once', 'key-1')).done;
+      const repeat = ctx.run(ctx.newTurn(chat, 'Once', 'key-1'));
+
+      expect(await repeat.done).toEqual(first);
+      expect(repeat.events).toEqual([
+        { type: 'admitted', replayed: true },
+        { type: 'user_message', message: first.userMessage },
+        { type: 'delta', content: first.assistantMessage.content },
+        { type: 'assistant_message', message: first.assistantMessage },
+      ]);
+      expect(ctx.llm.calls).toHaveLength(1);
+      expect(await ctx.messagesOf(chat)).toHaveLength(2);
+    });
+
+    it('should answer the stored user message after a failed attempt, with the history it had', async () => {
+      const chat = await ctx.newChat();
+      ctx.llm.respond = (request, call) => {
+        if (call === 1) throw new LlmUnavailableError('The language model answered HTTP 503.');
+        return echoReply(request);
+      };
+      const failed = (await ctx
+        .run(ctx.newTurn(chat, 'Plan my day', 'key-2'))
+        .done.catch((error: unknown) => error)) as ReplyFailedError;
+      await ctx.run(ctx.newTurn(chat, 'Unrelated')).done;
+
+      const retried = await ctx.run(ctx.newTurn(chat, 'Plan my day', 'key-2')).done;
+
+      expect(retried.userMessage).toEqual(failed.userMessage);
+      expect(retried.assistantMessage).toMatchObject({ seq: 4, inReplyTo: failed.userMessage.id });
+      expect(ctx.llm.calls[2].request.messages.slice(1).map((m) => m.content)).toEqual(['Plan my day']);
+      expect((await ctx.messagesOf(chat)).filter((m) => m.content === 'Plan my day')).toHaveLength(1);
+    });
+
+    it('should find a reply stored but not recorded, and not generate another', async () => {
+      const chat = await ctx.newChat();
+      jest.spyOn(ctx.idempotencyStore, 'complete').mockRejectedValueOnce(new Error('storage hiccup'));
+      const first = await ctx.run(ctx.newTurn(chat, 'Once only', 'key-3')).done;
+      // The key was left running; once its lease lapses, a repeat takes it over.
+      jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 60_000);
+
+      const repeat = ctx.run(ctx.newTurn(chat, 'Once only', 'key-3'));
+
+      expect(await repeat.done).toEqual(first);
+      expect(repeat.events.map((e) => e.type)).toEqual(['admitted', 'user_message', 'delta', 'assistant_message']);
+      expect(ctx.llm.calls).toHaveLength(1);
+      expect((await ctx.messagesOf(chat)).map((m) => m.seq)).toEqual([1, 2]);
+      jest.restoreAllMocks();
+    });
+
+    it('should refuse the key with another body, and while its first request still runs', async () => {
+      const chat = await ctx.newChat();
+      const gate = deferred();
+      ctx.llm.respond = async (request) => {
+        await gate.promise;
+        return echoReply(request);
+      };
+      const first = ctx.run(ctx.newTurn(chat, 'Slow one', 'key-4'));
+
+      await expect(ctx.run(ctx.newTurn(chat, 'Slow one', 'key-4')).done).rejects.toBeInstanceOf(
+        IdempotencyKeyInUseError,
+      );
+      await expect(ctx.run(ctx.newTurn(chat, 'Another body', 'key-4')).done).rejects.toBeInstanceOf(
+        IdempotencyKeyReusedError,
+      );
+      gate.resolve();
+      await first.done;
+      expect(ctx.llm.calls).toHaveLength(1);
+    });
+  });
+});
