@@ -13,7 +13,8 @@ import { TurnEvent, TurnRequest } from '../../src/messages/turn';
 import { TurnAdmission } from '../../src/messages/turn-admission';
 import { MetricsModule } from '../../src/metrics/metrics.module';
 import { StorageModule } from '../../src/storage/storage.module';
-import { RecordingLlmProvider } from './recording-llm-provider';
+import { deferred } from './deferred';
+import { echoReply, RecordingLlmProvider } from './recording-llm-provider';
 
 const TENANT = 'tenant-a';
 
@@ -73,6 +74,16 @@ export async function newTurnService(env: Environment = {}) {
 
   const messagesOf = async (chat: ChatKey) => repository.listMessages(chat, { limit: 100 });
 
+  /** Replies wait until the returned gate is opened. */
+  const holdReplies = () => {
+    const gate = deferred();
+    llm.respond = async (request) => {
+      await gate.promise;
+      return echoReply(request);
+    };
+    return gate;
+  };
+
   return {
     service,
     llm,
@@ -84,6 +95,7 @@ export async function newTurnService(env: Environment = {}) {
     newTurn,
     run,
     messagesOf,
+    holdReplies,
     close: () => moduleRef.close(),
   };
 }

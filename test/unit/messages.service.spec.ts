@@ -10,7 +10,6 @@ import {
   TurnCancelledError,
 } from '../../src/messages/message-errors';
 import { MessagesService } from '../../src/messages/messages.service';
-import { deferred } from '../support/deferred';
 import { echoReply } from '../support/recording-llm-provider';
 import { newTurnService } from '../support/turn-fixtures';
 
@@ -86,11 +85,7 @@ describe(MessagesService.name, () => {
       await ctx.close();
       ctx = await newTurnService({ MAX_PENDING_TURNS_PER_CHAT: '1' });
       const chat = await ctx.newChat();
-      const gate = deferred();
-      ctx.llm.respond = async (request) => {
-        await gate.promise;
-        return echoReply(request);
-      };
+      const gate = ctx.holdReplies();
       const first = ctx.run(ctx.newTurn(chat, 'first'));
       const second = ctx.run(ctx.newTurn(chat, 'second'));
 
@@ -137,11 +132,7 @@ describe(MessagesService.name, () => {
 
     it('should store nothing for a turn whose client left while it waited for the chat', async () => {
       const chat = await ctx.newChat();
-      const gate = deferred();
-      ctx.llm.respond = async (request) => {
-        await gate.promise;
-        return echoReply(request);
-      };
+      const gate = ctx.holdReplies();
       const first = ctx.run(ctx.newTurn(chat, 'first'));
       let stop!: () => void;
       const waiting = ctx.run(ctx.newTurn(chat, 'second'), { whenClientLeaves: (s) => (stop = s) });
@@ -227,11 +218,7 @@ describe(MessagesService.name, () => {
 
     it('should refuse the key with another body, and while its first request still runs', async () => {
       const chat = await ctx.newChat();
-      const gate = deferred();
-      ctx.llm.respond = async (request) => {
-        await gate.promise;
-        return echoReply(request);
-      };
+      const gate = ctx.holdReplies();
       const first = ctx.run(ctx.newTurn(chat, 'Slow one', 'key-4'));
 
       await expect(ctx.run(ctx.newTurn(chat, 'Slow one', 'key-4')).done).rejects.toBeInstanceOf(
