@@ -15,7 +15,7 @@ export interface AuthConfig {
   apiKeys: ApiKey[];
 }
 
-export const TENANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const TENANT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MIN_KEY_LENGTH = 16;
 const SHA256_HEX = /^[0-9a-f]{64}$/i;
 

@@ -9,12 +9,12 @@ declare module 'http' {
   }
 }
 
-export const REQUEST_ID_HEADER = 'x-request-id';
+const REQUEST_ID_HEADER = 'x-request-id';
 /** A client's request id is used only if it is short and plain, so it cannot forge log lines. */
 const ACCEPTABLE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** The client's `X-Request-Id` or a new one, echoed back on the response. */
-export function requestIdOf(request: Request, response: Response): string {
+function requestIdOf(request: Request, response: Response): string {
   const given = request.headers[REQUEST_ID_HEADER];
   const id = typeof given === 'string' && ACCEPTABLE_REQUEST_ID.test(given) ? given : randomUUID();
   response.setHeader('X-Request-Id', id);
