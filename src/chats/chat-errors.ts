@@ -9,3 +9,32 @@ export class ChatNotFoundError extends DomainError {
     super(`No chat has the id ${chatId}.`);
   }
 }
+
+/** A message named in a request body (`field`) is no message of the chat: the body is invalid. */
+export class UnknownMessageIdError extends DomainError {
+  readonly kind = 'invalid';
+  readonly code = 'validation-failed';
+  readonly title = 'Request validation failed';
+
+  constructor(
+    readonly messageId: string,
+    readonly field: 'parentId' | 'currentMessageId',
+  ) {
+    super(`${field}: no message of this chat has the id ${messageId}`);
+  }
+
+  override extensions() {
+    return { errors: [{ field: this.field, message: `no message of this chat has the id ${this.messageId}` }] };
+  }
+}
+
+/** A message named in a path is no message of the chat. */
+export class MessageNotFoundError extends DomainError {
+  readonly kind = 'not-found';
+  readonly code = 'message-not-found';
+  readonly title = 'Message not found';
+
+  constructor(readonly messageId: string) {
+    super(`No message of this chat has the id ${messageId}.`);
+  }
+}

@@ -11,8 +11,14 @@ export interface ChatLock {
   readonly holder: string;
 }
 
-/** What an LLM context needs of a stored message. */
-export type ContextMessage = Pick<Message, 'seq' | 'role' | 'content' | 'tokenCount'>;
+/** What an LLM context needs of a stored message, and where it sits in its branch. */
+export type ContextMessage = Pick<Message, 'id' | 'parentId' | 'seq' | 'role' | 'content' | 'tokenCount'>;
+
+/** A page of the branch that ends at the message `throughId`: the path from the root to it. */
+export interface BranchPage {
+  throughId: string;
+  limit: number;
+}
 
 /**
  * The storage port and DI token for chats and their messages. The storage module binds an
@@ -22,7 +28,9 @@ export type ContextMessage = Pick<Message, 'seq' | 'role' | 'content' | 'tokenCo
  * implementation matches the tenant in the same lookup as the chat (a SQL `where`, the in-memory
  * record's check), so a chat of another tenant behaves exactly as a chat that does not exist.
  *
- * Chats are ordered by id (UUIDv7, so by creation); messages by `seq`.
+ * Chats are ordered by id (UUIDv7, so by creation); messages by `seq`. A chat's messages form a
+ * tree (`parentId`); a *branch* is the path from a root to one message, and `seq` increases along
+ * it. Reading a branch costs the same however many other branches the chat has.
  */
 export abstract class ChatRepository {
   abstract createChat(chat: NewChat): Promise<Chat>;
@@ -45,20 +53,43 @@ export abstract class ChatRepository {
   abstract deleteChat(key: ChatKey): Promise<boolean>;
 
   /**
-   * Stores the message as the chat's next `seq` and updates the chat's counters. Under the chat's
-   * lock, `lock` is that lock: the write is refused (ChatLeaseLostError) if the lock was lost
-   * meanwhile. Throws ChatNotFoundError when the chat is gone.
+   * Stores the message as the chat's next `seq`, after its parent (see NewMessage.parentId), makes
+   * it the chat's current message and updates the chat's counters, in one write. Appends that
+   * follow the current message may run at once and form one line in the order they are written;
+   * appends with a `parentId` must hold the chat's lock. Under the lock, `lock` is that lock: the
+   * write is refused (ChatLeaseLostError) if the lock was lost meanwhile. Throws ChatNotFoundError when the chat is gone, and UnknownMessageIdError when
+   * `parentId` names no message of the chat (nothing is stored then).
    */
   abstract appendMessage(key: ChatKey, message: NewMessage, lock?: ChatLock): Promise<Message>;
 
-  /** Ascending by seq, starting after `afterSeq` when given; empty when the chat does not exist. */
+  /** The chat's message with that id; null when there is none. */
+  abstract findMessage(key: ChatKey, messageId: string): Promise<Message | null>;
+
+  /**
+   * Every message of the chat, every branch, ascending by seq, starting after `afterSeq` when
+   * given; empty when the chat does not exist.
+   */
   abstract listMessages(key: ChatKey, page: { limit: number; afterSeq?: number }): Promise<Message[]>;
 
   /**
-   * Descending by seq (newest first), starting before `beforeSeq` when given: only what a context
-   * needs of each, since a context reads many messages every turn.
+   * The branch through `throughId`, root first (ascending by seq), starting after `afterSeq` when
+   * given; empty when that message is not the chat's.
    */
-  abstract listRecentMessages(key: ChatKey, page: { limit: number; beforeSeq?: number }): Promise<ContextMessage[]>;
+  abstract listBranch(key: ChatKey, page: BranchPage & { afterSeq?: number }): Promise<Message[]>;
+
+  /**
+   * The branch through `throughId`, newest first: only what a context needs of each, since a
+   * context reads many messages. The next page is the branch through the last one's parent.
+   */
+  abstract listRecentMessages(key: ChatKey, page: BranchPage): Promise<ContextMessage[]>;
+
+  /**
+   * Switches the chat to the branch through `messageId`: its current message becomes that
+   * message's newest descendant (the one with the highest seq, or the message itself), in one step
+   * with respect to appends. Returns the chat; null when the chat does not exist. Throws
+   * UnknownMessageIdError (field `currentMessageId`) when the message is not the chat's.
+   */
+  abstract switchBranch(key: ChatKey, messageId: string): Promise<Chat | null>;
 
   /**
    * Runs `work` while holding the chat's exclusive turn lock, which it is given to pass on to its

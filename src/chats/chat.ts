@@ -11,6 +11,8 @@ export interface Chat {
   readonly createdAt: Date;
   readonly updatedAt: Date;
   readonly lastMessageAt: Date | null;
+  /** The last message of the branch the chat shows: its newest message unless a client switched. */
+  readonly currentMessageId: string | null;
 }
 
 /** Names a chat within its tenant: every read and write of a chat goes through one. */

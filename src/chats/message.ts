@@ -7,7 +7,10 @@ export interface TokenUsage {
   completionTokens: number;
 }
 
-/** One message of a chat. `seq` runs 1, 2, 3 … per chat with no gaps. */
+/**
+ * One message of a chat. `seq` runs 1, 2, 3 … per chat with no gaps, in the order the chat
+ * received its messages, across every branch. The messages form a tree by `parentId`.
+ */
 export interface Message {
   readonly id: string;
   readonly chatId: string;
@@ -16,6 +19,8 @@ export interface Message {
   readonly content: string;
   readonly status: MessageStatus;
   readonly inReplyTo: string | null;
+  /** The message it follows in its branch; null for the first message of a branch. */
+  readonly parentId: string | null;
   readonly model: string | null;
   readonly usage: TokenUsage | null;
   /** Tokens of `content`, counted once when stored so no turn re-tokenizes history. */
@@ -23,7 +28,18 @@ export interface Message {
   readonly createdAt: Date;
 }
 
-export type NewMessage = Omit<Message, 'id' | 'chatId' | 'seq' | 'createdAt'>;
+export type NewMessage = Omit<Message, 'id' | 'chatId' | 'seq' | 'createdAt' | 'parentId'> & {
+  /**
+   * Chosen by the caller when it must name the message before it is stored (a turn records its
+   * reply's id for a repeat): a UUIDv7 made after every message of the chat stored so far.
+   */
+  id?: string;
+  /**
+   * The message it follows: a message of the chat, or null for a new first message. Absent, it
+   * follows the chat's current message as the append finds it, so appends in a row form one line.
+   */
+  parentId?: string | null;
+};
 
 /** A message from its JSON text (as an Idempotency-Key record keeps it). */
 export function messageFromJson(json: unknown): Message {

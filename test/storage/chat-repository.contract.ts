@@ -1,6 +1,7 @@
 import { validate as isUuid, version as uuidVersion } from 'uuid';
-import { ChatNotFoundError } from '../../src/chats/chat-errors';
+import { ChatNotFoundError, UnknownMessageIdError } from '../../src/chats/chat-errors';
 import { ChatLock, ChatRepository } from '../../src/chats/chat.repository';
+import { Message } from '../../src/chats/message';
 import { deferred } from '../support/deferred';
 import { key, newChat, TENANT, userMessage } from './fixtures';
 
@@ -25,8 +26,11 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
     });
     afterEach(() => subject.close());
 
+    /** Appends `count` messages that follow the current one; returns the last. */
     const fill = async (chatId: string, count: number) => {
-      for (let i = 1; i <= count; i++) await repository.appendMessage(key(chatId), userMessage(`message ${i}`));
+      let last!: Message;
+      for (let i = 1; i <= count; i++) last = await repository.appendMessage(key(chatId), userMessage(`message ${i}`));
+      return last;
     };
 
     describe('chats', () => {
@@ -46,6 +50,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           createdAt: expect.any(Date),
           updatedAt: chat.createdAt,
           lastMessageAt: null,
+          currentMessageId: null,
         });
         expect(await repository.findChat(key(chat.id))).toEqual(chat);
       });
@@ -114,13 +119,16 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
       it('should delete a chat with its messages and leave other chats alone', async () => {
         const doomed = await repository.createChat(newChat());
         const kept = await repository.createChat(newChat());
-        await fill(doomed.id, 3);
+        const doomedLast = await fill(doomed.id, 3);
         await fill(kept.id, 2);
 
         expect(await repository.deleteChat(key(doomed.id))).toBe(true);
         expect(await repository.findChat(key(doomed.id))).toBeNull();
         expect(await repository.listMessages(key(doomed.id), { limit: 10 })).toEqual([]);
-        expect(await repository.listRecentMessages(key(doomed.id), { limit: 10 })).toEqual([]);
+        expect(await repository.listRecentMessages(key(doomed.id), { throughId: doomedLast.id, limit: 10 })).toEqual(
+          [],
+        );
+        expect(await repository.findMessage(key(doomed.id), doomedLast.id)).toBeNull();
         expect(await repository.deleteChat(key(doomed.id))).toBe(false);
         await expect(repository.appendMessage(key(doomed.id), userMessage('late'))).rejects.toBeInstanceOf(
           ChatNotFoundError,
@@ -136,7 +144,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
       it("should never find, change or list another tenant's chat", async () => {
         const mine = await repository.createChat(newChat({ title: 'Mine' }));
         const theirs = await repository.createChat(newChat({ tenantId: OTHER, title: 'Theirs' }));
-        await fill(mine.id, 2);
+        const mineLast = await fill(mine.id, 2);
 
         expect(theirs.tenantId).toBe(OTHER);
         expect((await repository.listChats(TENANT, { limit: 10 })).map((c) => c.id)).toEqual([mine.id]);
@@ -145,7 +153,12 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         expect(await repository.updateChat(key(mine.id, OTHER), { title: 'Stolen' })).toBeNull();
         expect(await repository.setTitleIfUntitled(key(theirs.id), 'Stolen')).toBeNull();
         expect(await repository.listMessages(key(mine.id, OTHER), { limit: 10 })).toEqual([]);
-        expect(await repository.listRecentMessages(key(mine.id, OTHER), { limit: 10 })).toEqual([]);
+        expect(await repository.listRecentMessages(key(mine.id, OTHER), { throughId: mineLast.id, limit: 10 })).toEqual(
+          [],
+        );
+        expect(await repository.listBranch(key(mine.id, OTHER), { throughId: mineLast.id, limit: 10 })).toEqual([]);
+        expect(await repository.findMessage(key(mine.id, OTHER), mineLast.id)).toBeNull();
+        expect(await repository.switchBranch(key(mine.id, OTHER), mineLast.id)).toBeNull();
         await expect(repository.appendMessage(key(mine.id, OTHER), userMessage('intrusion'))).rejects.toBeInstanceOf(
           ChatNotFoundError,
         );
@@ -203,6 +216,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           content: 'Héllo — 你好 👋',
           status: 'completed',
           inReplyTo: null,
+          parentId: null,
           model: null,
           usage: null,
           tokenCount: 7,
@@ -216,6 +230,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           content: 'Partial rep',
           status: 'incomplete',
           inReplyTo: question.id,
+          parentId: question.id,
           model: 'gpt-test',
           usage: { promptTokens: 12, completionTokens: 5 },
           tokenCount: 3,
@@ -233,6 +248,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           messageCount: 3,
           updatedAt: last.createdAt,
           lastMessageAt: last.createdAt,
+          currentMessageId: last.id,
         });
       });
 
@@ -277,15 +293,143 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         expect(await seqs(10)).toEqual([]);
       });
 
-      it('should list recent messages newest first, before a seq', async () => {
+      it("should list recent messages newest first, through a message, and on from the last one's parent", async () => {
         const chat = await repository.createChat(newChat());
         await fill(chat.id, 10);
-        const seqs = async (beforeSeq?: number) =>
-          (await repository.listRecentMessages(key(chat.id), { limit: 4, beforeSeq })).map((m) => m.seq);
-        expect(await seqs()).toEqual([10, 9, 8, 7]);
-        expect(await seqs(7)).toEqual([6, 5, 4, 3]);
-        expect(await seqs(3)).toEqual([2, 1]);
-        expect(await seqs(1)).toEqual([]);
+        const all = await repository.listMessages(key(chat.id), { limit: 10 });
+        const seqs = async (throughId: string) =>
+          (await repository.listRecentMessages(key(chat.id), { throughId, limit: 4 })).map((m) => m.seq);
+        expect(await seqs(all[9].id)).toEqual([10, 9, 8, 7]);
+        expect(await seqs(all[5].id)).toEqual([6, 5, 4, 3]);
+        expect(await seqs(all[1].id)).toEqual([2, 1]);
+        expect(await repository.listRecentMessages(key(chat.id), { throughId: all[9].id, limit: 1 })).toMatchObject([
+          {
+            id: all[9].id,
+            parentId: all[8].id,
+            seq: 10,
+            role: 'user',
+            content: 'message 10',
+            tokenCount: all[9].tokenCount,
+          },
+        ]);
+      });
+    });
+
+    describe('branches', () => {
+      /** Appends after `parent` (undefined: the current message); returns the message. */
+      const say = (chatId: string, content: string, parentId?: string | null) =>
+        repository.appendMessage(key(chatId), userMessage(content, { parentId }));
+      const contents = (messages: { content: string }[]) => messages.map((m) => m.content);
+      const branchOf = async (chatId: string, throughId: string) =>
+        contents(await repository.listBranch(key(chatId), { throughId, limit: 1000 }));
+      const recentOf = async (chatId: string, throughId: string, limit = 1000) =>
+        contents(await repository.listRecentMessages(key(chatId), { throughId, limit }));
+
+      it("should chain appends that follow the current message, each the next one's parent", async () => {
+        const chat = await repository.createChat(newChat());
+        const a = await say(chat.id, 'a');
+        const b = await say(chat.id, 'b');
+        const c = await say(chat.id, 'c');
+        expect([a.parentId, b.parentId, c.parentId]).toEqual([null, a.id, b.id]);
+        expect((await repository.findChat(key(chat.id)))!.currentMessageId).toBe(c.id);
+        expect(await repository.findMessage(key(chat.id), b.id)).toEqual(b);
+      });
+
+      it('should keep seq contiguous across branches, and read each branch without its siblings', async () => {
+        const chat = await repository.createChat(newChat());
+        const q1 = await say(chat.id, 'q1');
+        const a1 = await say(chat.id, 'a1');
+        const q2 = await say(chat.id, 'q2');
+        const a2 = await say(chat.id, 'a2');
+        const a1b = await say(chat.id, 'a1b', q1.id); // a second reply to q1
+        const q2b = await say(chat.id, 'q2b'); // follows a1b, the current message
+        const q1b = await say(chat.id, 'q1b', null); // an edit of the first message
+        const q2c = await say(chat.id, 'q2c', a1.id); // an edit of q2
+
+        expect([a1b, q2b, q1b, q2c].map((m) => m.seq)).toEqual([5, 6, 7, 8]);
+        expect([a1b.parentId, q2b.parentId, q1b.parentId, q2c.parentId]).toEqual([q1.id, a1b.id, null, a1.id]);
+        expect(await branchOf(chat.id, a2.id)).toEqual(['q1', 'a1', 'q2', 'a2']);
+        expect(await branchOf(chat.id, q2b.id)).toEqual(['q1', 'a1b', 'q2b']);
+        expect(await branchOf(chat.id, q1b.id)).toEqual(['q1b']);
+        expect(await branchOf(chat.id, q2c.id)).toEqual(['q1', 'a1', 'q2c']);
+        expect(await branchOf(chat.id, q2.id)).toEqual(['q1', 'a1', 'q2']);
+        expect(await recentOf(chat.id, q2c.id)).toEqual(['q2c', 'a1', 'q1']);
+        expect(await recentOf(chat.id, q2b.id, 2)).toEqual(['q2b', 'a1b']);
+        expect(await recentOf(chat.id, a2.id)).toEqual(['a2', 'q2', 'a1', 'q1']);
+        expect((await repository.listMessages(key(chat.id), { limit: 100 })).map((m) => m.seq)).toEqual([
+          1, 2, 3, 4, 5, 6, 7, 8,
+        ]);
+        expect((await repository.findChat(key(chat.id)))!).toMatchObject({ messageCount: 8, currentMessageId: q2c.id });
+      });
+
+      it('should page a branch root first after the last seq seen, across the lines it runs through', async () => {
+        const chat = await repository.createChat(newChat());
+        const line = [];
+        for (let i = 1; i <= 6; i++) line.push(await say(chat.id, `m${i}`));
+        await say(chat.id, 'x4', line[2].id); // a branch off m3
+        let last = await say(chat.id, 'n4', line[2].id);
+        for (let i = 5; i <= 7; i++) last = await say(chat.id, `n${i}`);
+        await say(chat.id, 'y', line[0].id);
+        const seen: string[] = [];
+        let afterSeq: number | undefined;
+        for (;;) {
+          const page = await repository.listBranch(key(chat.id), { throughId: last.id, limit: 2, afterSeq });
+          seen.push(...contents(page));
+          if (page.length < 2) break;
+          afterSeq = page[page.length - 1].seq;
+        }
+        expect(seen).toEqual(['m1', 'm2', 'm3', 'n4', 'n5', 'n6', 'n7']);
+      });
+
+      it('should refuse a parent that is no message of the chat, storing nothing', async () => {
+        const chat = await repository.createChat(newChat());
+        const other = await repository.createChat(newChat());
+        const theirs = await say(other.id, 'theirs');
+        await say(chat.id, 'mine');
+        for (const parentId of [theirs.id, '0190a000-0000-7000-8000-000000000000']) {
+          await expect(say(chat.id, 'orphan', parentId)).rejects.toBeInstanceOf(UnknownMessageIdError);
+        }
+        expect(await repository.findChat(key(chat.id))).toMatchObject({ messageCount: 1 });
+        expect(contents(await repository.listMessages(key(chat.id), { limit: 10 }))).toEqual(['mine']);
+        expect(await say(chat.id, 'next')).toMatchObject({ seq: 2 });
+      });
+
+      it('should switch to the newest descendant of a message, and append after it', async () => {
+        const chat = await repository.createChat(newChat());
+        const q1 = await say(chat.id, 'q1');
+        const a1 = await say(chat.id, 'a1');
+        const q2 = await say(chat.id, 'q2');
+        const a1b = await say(chat.id, 'a1b', q1.id);
+        const q2b = await say(chat.id, 'q2b');
+        const late = await say(chat.id, 'q3', q2.id); // newer, below a1
+
+        expect((await repository.switchBranch(key(chat.id), a1.id))!.currentMessageId).toBe(late.id);
+        expect((await repository.switchBranch(key(chat.id), a1b.id))!.currentMessageId).toBe(q2b.id);
+        expect((await repository.switchBranch(key(chat.id), q1.id))!.currentMessageId).toBe(late.id);
+        expect((await repository.switchBranch(key(chat.id), q2b.id))!.currentMessageId).toBe(q2b.id);
+        const next = await say(chat.id, 'after q2b');
+        expect(next.parentId).toBe(q2b.id);
+        await repository.switchBranch(key(chat.id), q2.id);
+        expect(await branchOf(chat.id, (await say(chat.id, 'after q3')).id)).toEqual([
+          'q1',
+          'a1',
+          'q2',
+          'q3',
+          'after q3',
+        ]);
+        await expect(
+          repository.switchBranch(key(chat.id), '0190a000-0000-7000-8000-000000000000'),
+        ).rejects.toBeInstanceOf(UnknownMessageIdError);
+        expect(await repository.switchBranch(key('0190a000-0000-7000-8000-000000000000'), q1.id)).toBeNull();
+      });
+
+      it('should form one line of simultaneous appends that follow the current message', async () => {
+        const chat = await repository.createChat(newChat());
+        await Promise.all(Array.from({ length: 20 }, (_, i) => say(chat.id, `m${i}`)));
+        const stored = await repository.listMessages(key(chat.id), { limit: 100 });
+        expect(stored.map((m) => m.parentId)).toEqual([null, ...stored.slice(0, -1).map((m) => m.id)]);
+        const current = (await repository.findChat(key(chat.id)))!.currentMessageId!;
+        expect(await branchOf(chat.id, current)).toEqual(contents(stored));
       });
     });
 

@@ -23,6 +23,9 @@ export interface ChatsTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   last_message_at: NullableTimestamp;
+  current_message_id: string | null;
+  /** The line of the current message: an append that follows it continues that line. */
+  current_line_id: string | null;
 }
 
 export interface MessagesTable {
@@ -33,6 +36,9 @@ export interface MessagesTable {
   content: string;
   status: string;
   in_reply_to: string | null;
+  parent_id: string | null;
+  /** The id of the first message of its line, the chain of first children it belongs to. */
+  line_id: string;
   model: string | null;
   usage: NullableJson<{ promptTokens: number; completionTokens: number }>;
   token_count: number;

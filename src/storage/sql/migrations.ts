@@ -157,6 +157,54 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
         if (!postgres) await sql`drop trigger messages_count_on_chat`.execute(db);
       },
     },
+    '0007_message_branches': {
+      // Messages form a tree. A line is a chain of first children (see SqlChatRepository), named by
+      // its first message's id, so a branch is read as a few index ranges, one per line it crosses.
+      // The chat keeps its current message and that message's line, which an append continues.
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('messages').addColumn('parent_id', uuid).execute();
+        await db.schema.alterTable('messages').addColumn('line_id', uuid).execute();
+        await db.schema.alterTable('chats').addColumn('current_message_id', uuid).execute();
+        await db.schema.alterTable('chats').addColumn('current_line_id', uuid).execute();
+        // Every chat so far is one line: message n follows message n - 1.
+        await sql`
+          update messages set
+            parent_id = (select p.id from messages p where p.chat_id = messages.chat_id and p.seq = messages.seq - 1),
+            line_id = (select f.id from messages f where f.chat_id = messages.chat_id and f.seq = 1)`.execute(db);
+        await sql`
+          update chats set
+            current_message_id = (select m.id from messages m where m.chat_id = chats.id and m.seq = chats.message_count),
+            current_line_id = (select m.id from messages m where m.chat_id = chats.id and m.seq = 1)`.execute(db);
+        await db.schema.createIndex('messages_line_id_seq').on('messages').columns(['line_id', 'seq']).execute();
+        await db.schema.createIndex('messages_parent_id').on('messages').column('parent_id').execute();
+        if (postgres) return;
+        await sql`drop trigger messages_count_on_chat`.execute(db);
+        await sql`
+          create trigger messages_count_on_chat after insert on messages begin
+            update chats
+            set message_count = message_count + 1, updated_at = new.created_at, last_message_at = new.created_at,
+                current_message_id = new.id, current_line_id = new.line_id
+            where id = new.chat_id;
+          end`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        if (!postgres) {
+          await sql`drop trigger messages_count_on_chat`.execute(db);
+          await sql`
+            create trigger messages_count_on_chat after insert on messages begin
+              update chats
+              set message_count = message_count + 1, updated_at = new.created_at, last_message_at = new.created_at
+              where id = new.chat_id;
+            end`.execute(db);
+        }
+        await db.schema.dropIndex('messages_parent_id').execute();
+        await db.schema.dropIndex('messages_line_id_seq').execute();
+        await db.schema.alterTable('chats').dropColumn('current_line_id').execute();
+        await db.schema.alterTable('chats').dropColumn('current_message_id').execute();
+        await db.schema.alterTable('messages').dropColumn('line_id').execute();
+        await db.schema.alterTable('messages').dropColumn('parent_id').execute();
+      },
+    },
   };
 }
 

@@ -1,4 +1,10 @@
-import { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
+import { CompiledQuery, Kysely, QueryResult } from 'kysely';
+
+/** A query builder, or a `sql` template (which needs the database to compile it). */
+interface Buildable<R> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any schema: only the compiler is used
+  compile(db: Kysely<any>): CompiledQuery<R>;
+}
 
 /** Marks a stand-in for an argument among a compiled query's parameters. */
 const STAND_IN = '\u0000arg:';
@@ -17,7 +23,7 @@ export type PreparedQuery<A, R> = (args: A) => Promise<QueryResult<R>>;
 export function prepareQuery<A extends object, R>(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any schema: only the driver is used
   db: Kysely<any>,
-  build: (args: A) => Compilable<R>,
+  build: (args: A) => Buildable<R>,
 ): PreparedQuery<A, R> {
   const used = new Set<string>();
   const standIns = new Proxy({} as A, {
@@ -26,7 +32,7 @@ export function prepareQuery<A extends object, R>(
       return `${STAND_IN}${String(name)}`;
     },
   });
-  const { sql, parameters } = build(standIns).compile();
+  const { sql, parameters } = build(standIns).compile(db);
   const slots = parameters.map((value) =>
     typeof value === 'string' && value.startsWith(STAND_IN) ? value.slice(STAND_IN.length) : undefined,
   );

@@ -1,9 +1,9 @@
 import { OnModuleDestroy } from '@nestjs/common';
-import { Selectable, sql } from 'kysely';
+import { RawBuilder, Selectable, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
-import { ChatNotFoundError } from '../../chats/chat-errors';
-import { ChatLock, ChatRepository, ContextMessage } from '../../chats/chat.repository';
+import { ChatNotFoundError, UnknownMessageIdError } from '../../chats/chat-errors';
+import { BranchPage, ChatLock, ChatRepository, ContextMessage } from '../../chats/chat.repository';
 import { Message, MessageRole, MessageStatus, NewMessage } from '../../chats/message';
 import { ChatLeaseLock, ChatLeaseLostError } from './chat-lease-lock';
 import type { ChatsTable, MessagesTable } from './database-schema';
@@ -25,29 +25,14 @@ function toChat(row: Selectable<ChatsTable>): Chat {
     createdAt: toDate(row.created_at),
     updatedAt: toDate(row.updated_at),
     lastMessageAt: row.last_message_at === null ? null : toDate(row.last_message_at),
+    currentMessageId: row.current_message_id,
   };
 }
 
-type NewMessageRow = ReturnType<typeof messageRow>;
-
-/** A new message's columns, all but its seq, in the order the insert names them. */
-const NEW_MESSAGE_COLUMNS = [
-  'id',
-  'chat_id',
-  'role',
-  'content',
-  'status',
-  'in_reply_to',
-  'model',
-  'usage',
-  'token_count',
-  'created_at',
-] as const satisfies readonly (keyof NewMessageRow)[];
-
-/** A new message's row, all but its seq. */
+/** A new message's row, all but its seq, parent and line. */
 function messageRow(chatId: string, input: NewMessage) {
   return {
-    id: uuidv7(),
+    id: input.id ?? uuidv7(),
     chat_id: chatId,
     role: input.role,
     content: input.content,
@@ -60,11 +45,22 @@ function messageRow(chatId: string, input: NewMessage) {
   };
 }
 
+/** What a message insert is given: its row, the parent it names, its chat's tenant and the lease it writes under. */
+type InsertArgs = ReturnType<typeof messageRow> & { parent_id: string; tenantId: string; holder: string };
+
+/** Whom a new message follows: the chat's current message, a named message, or none (a new root). */
+type ParentChoice = 'current' | 'named' | 'root';
+
 /** A page of a chat's messages. */
 type Page = ChatKey & { limit: number };
 
-/** What a message insert is given: its row, its chat's tenant and the lease it writes under. */
-type InsertArgs = NewMessageRow & { tenantId: string; holder: string };
+/** Where a message sits: its line, and the first message of that line (whose parent is in another line). */
+interface LineSlice {
+  seq: number;
+  line_id: string;
+  head_seq: number;
+  fork: string | null;
+}
 
 function toMessage(row: Selectable<MessagesTable>): Message {
   return {
@@ -75,6 +71,7 @@ function toMessage(row: Selectable<MessagesTable>): Message {
     content: row.content,
     status: row.status as MessageStatus,
     inReplyTo: row.in_reply_to,
+    parentId: row.parent_id,
     model: row.model,
     usage: row.usage === null ? null : fromJson(row.usage),
     tokenCount: row.token_count,
@@ -82,10 +79,30 @@ function toMessage(row: Selectable<MessagesTable>): Message {
   };
 }
 
+type ContextRow = Pick<Selectable<MessagesTable>, 'id' | 'parent_id' | 'seq' | 'role' | 'content' | 'token_count'>;
+
+const toContextMessage = (row: ContextRow): ContextMessage => ({
+  id: row.id,
+  parentId: row.parent_id,
+  seq: row.seq,
+  role: row.role as MessageRole,
+  content: row.content,
+  tokenCount: row.token_count,
+});
+
 /**
  * Chats and messages in SQLite or PostgreSQL (the dialect differences live in {@link SqlDatabase}).
- * Every list is a keyset query on an index: chats by (tenant_id, id), messages by (chat_id, seq).
- * Every query matches the tenant: chats by their `tenant_id`, messages through their chat's.
+ * Every list is a keyset query on an index: chats by (tenant_id, id), messages by (chat_id, seq),
+ * branches by (line_id, seq). Every query matches the tenant: chats by their `tenant_id`, messages
+ * through their chat's.
+ *
+ * Branches: a *line* is a chain of first children (a message, its first child, that one's first
+ * child …), named by its first message's id. A message continues its parent's line when it is
+ * the parent's first child, and starts a line of its own otherwise (a second reply, an edit, a new
+ * root). A chat that never branches is one line, and a branch is read as one index range per line
+ * it crosses, whatever else the chat holds. The chat row keeps its current message and that
+ * message's line, which is always a leaf's: an append that follows it continues the line without
+ * reading any message.
  */
 export class SqlChatRepository extends ChatRepository implements OnModuleDestroy {
   private readonly locks: ChatLeaseLock;
@@ -103,8 +120,19 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       findChat: prepareQuery(db, ({ chatId, tenantId }: ChatKey) =>
         db.selectFrom('chats').selectAll().where('id', '=', chatId).where('tenant_id', '=', tenantId),
       ),
-      insertMessage: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, { underLease: false })),
-      insertMessageUnderLease: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, { underLease: true })),
+      insertMessage: {
+        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', false)),
+        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', false)),
+        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', false)),
+      },
+      insertMessageUnderLease: {
+        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', true)),
+        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', true)),
+        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', true)),
+      },
+      findMessage: prepareQuery(db, (args: ChatKey & { messageId: string }) =>
+        this.messagesOf(args).selectAll('messages').where('messages.id', '=', args.messageId),
+      ),
       listMessages: prepareQuery(db, (page: Page) =>
         this.messagesOf(page).selectAll('messages').orderBy('messages.seq').limit(page.limit),
       ),
@@ -115,15 +143,39 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
           .orderBy('messages.seq')
           .limit(page.limit),
       ),
-      listRecent: prepareQuery(db, (page: Page) => this.recentOf(page).limit(page.limit)),
-      listRecentBefore: prepareQuery(db, (page: Page & { beforeSeq: number }) =>
-        this.recentOf(page).where('messages.seq', '<', page.beforeSeq).limit(page.limit),
+      lineSliceOf: prepareQuery(
+        db,
+        (args: ChatKey & { messageId: string }) => sql<LineSlice>`
+          select m.seq, m.line_id, head.seq as head_seq, head.parent_id as fork
+          from messages m join messages head on head.id = m.line_id
+          where m.id = ${args.messageId} and m.chat_id = ${this.chatIdOf(args)}`,
+      ),
+      lineAscending: prepareQuery(
+        db,
+        (args: { chatId: string; lineId: string; afterSeq: number; throughSeq: number; limit: number }) =>
+          sql<Selectable<MessagesTable>>`
+          select * from messages
+          where line_id = ${args.lineId} and chat_id = ${args.chatId} and seq > ${args.afterSeq} and seq <= ${args.throughSeq}
+          order by seq limit ${args.limit}`,
+      ),
+      lineNewestFirst: prepareQuery(
+        db,
+        (args: ChatKey & { throughId: string; limit: number }) => sql<ContextRow>`
+          select m.id, m.parent_id, m.seq, m.role, m.content, m.token_count
+          from messages through join messages m on m.line_id = through.line_id and m.seq <= through.seq
+          where through.id = ${args.throughId} and through.chat_id = ${this.chatIdOf(args)}
+          order by m.seq desc limit ${args.limit}`,
       ),
     };
   }
 
   private get db() {
     return this.database.db;
+  }
+
+  /** The chat's id, only when the chat belongs to the key's tenant: a subquery. */
+  private chatIdOf({ tenantId, chatId }: ChatKey): RawBuilder<string> {
+    return sql<string>`(select id from chats where id = ${chatId} and tenant_id = ${tenantId})`;
   }
 
   /** The messages of the chat, only when the chat belongs to the key's tenant. */
@@ -154,6 +206,8 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         created_at: now,
         updated_at: now,
         last_message_at: null,
+        current_message_id: null,
+        current_line_id: null,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -219,55 +273,104 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
   async appendMessage(key: ChatKey, input: NewMessage, lock?: ChatLock): Promise<Message> {
     const args: InsertArgs = {
       ...messageRow(key.chatId, input),
+      parent_id: input.parentId ?? '',
       tenantId: key.tenantId,
       holder: lock?.holder ?? '',
     };
-    const insert = lock ? this.statements.insertMessageUnderLease : this.statements.insertMessage;
+    const parent: ParentChoice = input.parentId === undefined ? 'current' : input.parentId === null ? 'root' : 'named';
+    const insert = (lock ? this.statements.insertMessageUnderLease : this.statements.insertMessage)[parent];
     const {
       rows: [row],
     } = await insert(args);
     if (row) return toMessage(row);
-    // Nothing was written: the chat is gone, or the lease expired and may belong to another instance.
-    if (lock && (await this.findChat(key))) throw new ChatLeaseLostError(key.chatId);
-    throw new ChatNotFoundError(key.chatId);
+    // Nothing was written: the chat is gone, the parent is not its message, or the lease expired.
+    if (!(await this.findChat(key))) throw new ChatNotFoundError(key.chatId);
+    if (parent === 'named' && !(await this.findMessage(key, args.parent_id))) {
+      throw new UnknownMessageIdError(args.parent_id, 'parentId');
+    }
+    throw new ChatLeaseLostError(key.chatId);
   }
 
   /**
    * Stores the message as its chat's next seq in one statement, only while the turn's lease (if
-   * any) holds, and counts it on the chat. PostgreSQL counts first, in a data-modifying WITH: the
-   * chat row's lock makes concurrent appends take their seq one after another. SQLite has one
-   * writer at a time, and a trigger counts (migration 0006).
+   * any) holds, makes it the chat's current message and counts it on the chat. PostgreSQL counts
+   * first, in a data-modifying WITH that reads the chat row `for update`, so concurrent appends
+   * take their seq and parent one after another. SQLite has one writer at a time, and a trigger
+   * counts (migrations 0006 and 0007).
    */
-  private insertMessage(args: InsertArgs, { underLease }: { underLease: boolean }) {
-    const { chat_id: chatId, tenantId } = args;
-    const lease = () => this.locks.isStillHeld({ chatId, holder: args.holder });
-    const values = NEW_MESSAGE_COLUMNS.map((column) => sql.val(args[column]).as(column));
-    const columns = ['seq' as const, ...NEW_MESSAGE_COLUMNS];
+  private insertMessage(args: InsertArgs, parent: ParentChoice, underLease: boolean) {
+    // Arguments are read only where the statement places them (see prepareQuery).
+    const { id, chat_id: chatId, tenantId } = args;
+    const lease = underLease
+      ? sql`and exists (select 1 from chat_leases l where l.chat_id = ${chatId} and l.owner = ${args.holder} and l.expires_at > ${this.database.dialect.nowMs})`
+      : sql``;
+    const values = sql.join([
+      sql`${id}`,
+      sql`${chatId}`,
+      sql`${args.role}`,
+      sql`${args.content}`,
+      sql`${args.status}`,
+      sql`${args.in_reply_to}`,
+      sql`${args.model}`,
+      sql`${args.usage}`,
+      sql`${args.token_count}`,
+      sql`${args.created_at}`,
+    ]);
+    const insertInto = sql`insert into messages (seq, id, chat_id, role, content, status, in_reply_to, model, usage, token_count, created_at, parent_id, line_id)`;
+    // A parent's first child continues its line; any other child starts one.
+    const lineAfter = (parentAlias: RawBuilder<unknown>) =>
+      sql`case when exists (select 1 from messages child where child.parent_id = ${parentAlias}.id) then ${id} else ${parentAlias}.line_id end`;
     if (this.database.dialect.name === 'sqlite') {
-      let chat = this.db.selectFrom('chats').where('id', '=', chatId).where('tenant_id', '=', tenantId);
-      if (underLease) chat = chat.where(lease());
-      return this.db
-        .insertInto('messages')
-        .columns(columns)
-        .expression(chat.select((eb) => [eb(eb.ref('message_count'), '+', 1).as('seq'), ...values]))
-        .returningAll();
+      const chat = sql`chats.id = ${chatId} and chats.tenant_id = ${tenantId} ${lease}`;
+      if (parent === 'current') {
+        return sql<Selectable<MessagesTable>>`${insertInto}
+          select chats.message_count + 1, ${values}, chats.current_message_id, coalesce(chats.current_line_id, ${id})
+          from chats where ${chat} returning *`;
+      }
+      if (parent === 'root') {
+        return sql<Selectable<MessagesTable>>`${insertInto}
+          select chats.message_count + 1, ${values}, null, ${id} from chats where ${chat} returning *`;
+      }
+      return sql<Selectable<MessagesTable>>`${insertInto}
+        select chats.message_count + 1, ${values}, parent.id, ${lineAfter(sql.raw('parent'))}
+        from chats join messages parent on parent.id = ${args.parent_id} and parent.chat_id = chats.id
+        where ${chat} returning *`;
     }
-    let counted = this.db
-      .updateTable('chats')
-      .set((eb) => ({
-        message_count: eb('message_count', '+', 1),
-        updated_at: args.created_at,
-        last_message_at: args.created_at,
-      }))
-      .where('id', '=', chatId)
-      .where('tenant_id', '=', tenantId);
-    if (underLease) counted = counted.where(lease());
-    return this.db
-      .with('counted', () => counted.returning('message_count'))
-      .insertInto('messages')
-      .columns(columns)
-      .expression((eb) => eb.selectFrom('counted').select(['message_count as seq', ...values]))
-      .returningAll();
+    const counted = sql`message_count = chats.message_count + 1, updated_at = ${args.created_at}, last_message_at = ${args.created_at}, current_message_id = ${id}`;
+    const chat = sql`chats.id = ${chatId} and chats.tenant_id = ${tenantId} ${lease}`;
+    if (parent === 'current') {
+      return sql<Selectable<MessagesTable>>`
+        with counted as (
+          update chats set ${counted}, current_line_id = coalesce(previous.current_line_id, ${id})
+          from (select id, current_message_id, current_line_id from chats where id = ${chatId} for update) previous
+          where chats.id = previous.id and ${chat}
+          returning chats.message_count as seq, previous.current_message_id as parent_id, chats.current_line_id as line_id
+        )
+        ${insertInto} select seq, ${values}, parent_id, line_id from counted returning *`;
+    }
+    if (parent === 'root') {
+      return sql<Selectable<MessagesTable>>`
+        with counted as (
+          update chats set ${counted}, current_line_id = ${id} where ${chat} returning chats.message_count as seq
+        )
+        ${insertInto} select seq, ${values}, null, ${id} from counted returning *`;
+    }
+    return sql<Selectable<MessagesTable>>`
+      with parent as (
+        select parent.id, ${lineAfter(sql.raw('parent'))} as line_id
+        from messages parent where parent.id = ${args.parent_id} and parent.chat_id = ${chatId}
+      ), counted as (
+        update chats set ${counted}, current_line_id = parent.line_id from parent where ${chat}
+        returning chats.message_count as seq, parent.id as parent_id, parent.line_id as line_id
+      )
+      ${insertInto} select seq, ${values}, parent_id, line_id from counted returning *`;
+  }
+
+  async findMessage({ tenantId, chatId }: ChatKey, messageId: string): Promise<Message | null> {
+    const {
+      rows: [row],
+    } = await this.statements.findMessage({ tenantId, chatId, messageId });
+    return row ? toMessage(row) : null;
   }
 
   async listMessages(key: ChatKey, { limit, afterSeq }: { limit: number; afterSeq?: number }): Promise<Message[]> {
@@ -279,28 +382,78 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     return rows.map(toMessage);
   }
 
-  async listRecentMessages(
+  async listBranch(
     key: ChatKey,
-    { limit, beforeSeq }: { limit: number; beforeSeq?: number },
-  ): Promise<ContextMessage[]> {
+    { throughId, limit, afterSeq = 0 }: BranchPage & { afterSeq?: number },
+  ): Promise<Message[]> {
     const { tenantId, chatId } = key;
-    const { rows } =
-      beforeSeq === undefined
-        ? await this.statements.listRecent({ tenantId, chatId, limit })
-        : await this.statements.listRecentBefore({ tenantId, chatId, limit, beforeSeq });
-    return rows.map((row) => ({
-      seq: row.seq,
-      role: row.role as MessageRole,
-      content: row.content,
-      tokenCount: row.token_count,
-    }));
+    // The branch's lines, newest first, back to the first that holds messages after `afterSeq`.
+    const slices: LineSlice[] = [];
+    for (let messageId: string | null = throughId; messageId !== null;) {
+      const {
+        rows: [slice],
+      } = await this.statements.lineSliceOf({ tenantId, chatId, messageId });
+      if (!slice) break;
+      if (slice.seq > afterSeq) slices.push(slice);
+      messageId = slice.head_seq > afterSeq ? slice.fork : null;
+    }
+    const page: Message[] = [];
+    for (let s = slices.length - 1; s >= 0 && page.length < limit; s--) {
+      const { rows } = await this.statements.lineAscending({
+        chatId,
+        lineId: slices[s].line_id,
+        afterSeq,
+        throughSeq: slices[s].seq,
+        limit: limit - page.length,
+      });
+      for (const row of rows) page.push(toMessage(row));
+    }
+    return page;
   }
 
-  /** What a context needs of the chat's messages, newest first. */
-  private recentOf(key: ChatKey) {
-    return this.messagesOf(key)
-      .select(['messages.seq', 'messages.role', 'messages.content', 'messages.token_count'])
-      .orderBy('messages.seq', 'desc');
+  async listRecentMessages(key: ChatKey, { throughId, limit }: BranchPage): Promise<ContextMessage[]> {
+    const { tenantId, chatId } = key;
+    const page: ContextMessage[] = [];
+    // One line at a time: a line read to its first message continues at that message's parent.
+    for (let through: string | null = throughId; through !== null && page.length < limit;) {
+      const wanted = limit - page.length;
+      const { rows } = await this.statements.lineNewestFirst({ tenantId, chatId, throughId: through, limit: wanted });
+      for (const row of rows) page.push(toContextMessage(row));
+      through = rows.length > 0 && rows.length < wanted ? rows[rows.length - 1].parent_id : null;
+    }
+    return page;
+  }
+
+  async switchBranch(key: ChatKey, messageId: string): Promise<Chat | null> {
+    const { tenantId, chatId } = key;
+    // Appends move message_count: an update conditioned on the count read before the descendant
+    // was found cannot make a message current that has since been given a child.
+    for (;;) {
+      const chat = await this.findChat(key);
+      if (!chat) return null;
+      const newest = await sql<{ id: string; line_id: string }>`
+        with recursive below(id, seq) as (
+          select id, seq from messages where id = ${messageId} and chat_id = ${chatId}
+          union all
+          select child.id, child.seq from messages child join below on child.parent_id = below.id
+        )
+        select id, line_id from messages where id = (select id from below order by seq desc limit 1)`.execute(this.db);
+      const [descendant] = newest.rows;
+      if (!descendant) throw new UnknownMessageIdError(messageId, 'currentMessageId');
+      const row = await this.db
+        .updateTable('chats')
+        .set({
+          current_message_id: descendant.id,
+          current_line_id: descendant.line_id,
+          updated_at: new Date().toISOString(),
+        })
+        .where('id', '=', chatId)
+        .where('tenant_id', '=', tenantId)
+        .where('message_count', '=', chat.messageCount)
+        .returningAll()
+        .executeTakeFirst();
+      if (row) return toChat(row);
+    }
   }
 
   withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>): Promise<T> {
