@@ -95,8 +95,8 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Rename a chat or change its system prompt or metadata
-         * @description Absent fields stay; `null` clears a field.
+         * Rename a chat, change its system prompt or metadata, or switch its branch
+         * @description Absent fields stay; `null` clears a field. `currentMessageId` switches branch: the current branch becomes the path through that message to its newest descendant.
          */
         patch: operations["ChatsController_update"];
         trace?: never;
@@ -108,14 +108,37 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List a chat's messages by seq, oldest first */
+        /**
+         * List a chat's messages: its current branch, root first, or every message
+         * @description The current branch (the path from the root to `currentMessageId`) by default; `?branch=all` lists every message of every branch by seq, for clients that draw the tree. Each list rejects the other's cursors.
+         */
         get: operations["MessagesController_list"];
         put?: never;
         /**
          * Send a message and get the reply
-         * @description Stores the user message, asks the LLM with the chat's system prompt and history, stores and returns the reply. Turns of one chat are served one at a time, first come first served. With `Accept: text/event-stream` or `?stream=true` the reply is streamed as server-sent events (200); errors found before the turn starts (404, 422) are plain problem responses either way.
+         * @description Stores the user message, asks the LLM with the chat's system prompt and the message's branch as history, stores and returns the reply. Without `parentId` the message follows the current branch; with one it continues that message (an edit is the new text sent with the edited message's `parentId`). Turns of one chat are served one at a time, first come first served. With `Accept: text/event-stream` or `?stream=true` the reply is streamed as server-sent events (200); errors found before the turn starts (404, 422) are plain problem responses either way.
          */
         post: operations["MessagesController_send"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chatId}/messages/{messageId}/regenerate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Generate a new reply to a user message
+         * @description A new reply to that user message (or to the user message an assistant `messageId` answers), generated with the branch up to it as context and stored as a new child of it, beside the earlier replies; it becomes the chat's current message. Takes no body (or `{}`). Streaming, `Idempotency-Key`, backpressure and upstream errors work as for sending; `userMessage` is the existing user message.
+         */
+        post: operations["MessagesController_regenerate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -253,6 +276,12 @@ export interface components {
              * @example 2026-11-25T09:31:12.000Z
              */
             lastMessageAt: string | null;
+            /**
+             * Format: uuid
+             * @description The last message of the branch the chat shows (its newest message unless a client switched); null while empty
+             * @example 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d
+             */
+            currentMessageId: string | null;
         };
         ChatPageDto: {
             data: components["schemas"]["ChatDto"][];
@@ -276,6 +305,19 @@ export interface components {
             metadata?: {
                 [key: string]: string;
             } | null;
+            /**
+             * Format: uuid
+             * @description Switches branch: the current branch becomes the path through this message to its newest descendant (the one with the highest seq, or the message itself)
+             * @example 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d
+             */
+            currentMessageId?: string;
+        };
+        DeltaEventDto: {
+            /**
+             * @description The next piece of the reply
+             * @example Start at Belém
+             */
+            content: string;
         };
         TokenUsageDto: {
             /** @example 412 */
@@ -295,7 +337,7 @@ export interface components {
              */
             chatId: string;
             /**
-             * @description 1, 2, 3 … in the order the chat received them; no gaps
+             * @description 1, 2, 3 … in the order the chat received them, across every branch; no gaps
              * @example 1
              */
             seq: number;
@@ -318,6 +360,12 @@ export interface components {
              * @example null
              */
             inReplyTo: string | null;
+            /**
+             * Format: uuid
+             * @description The message it follows in its branch; null for the first message of a branch
+             * @example null
+             */
+            parentId: string | null;
             /**
              * @description Assistant messages: the model that wrote it
              * @example null
@@ -354,19 +402,18 @@ export interface components {
             /** @description The stored user message; nothing the user sent is lost */
             userMessage: components["schemas"]["MessageDto"];
         };
-        DeltaEventDto: {
-            /**
-             * @description The next piece of the reply
-             * @example Start at Belém
-             */
-            content: string;
-        };
         SendMessageDto: {
             /**
              * @description Not blank
              * @example What should I see in Lisbon in one day?
              */
             content: string;
+            /**
+             * Format: uuid
+             * @description The message this one follows: any message of the chat (to edit a message, send the new text with the edited message's `parentId`), or null for a new first message. Absent: the current branch's last message as it is when the turn runs.
+             * @example 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b
+             */
+            parentId?: string | null;
         };
         TurnDto: {
             /** @description The stored user message */
@@ -381,6 +428,7 @@ export interface components {
              *       "content": "Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …",
              *       "status": "completed",
              *       "inReplyTo": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
+             *       "parentId": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
              *       "model": "gpt-4.1-mini",
              *       "usage": {
              *         "promptTokens": 412,
@@ -751,8 +799,8 @@ export interface operations {
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
                      *       "errors": [
                      *         {
-                     *           "field": "content",
-                     *           "message": "content must not be blank"
+                     *           "field": "limit",
+                     *           "message": "limit must not be greater than 100"
                      *         }
                      *       ]
                      *     }
@@ -914,8 +962,8 @@ export interface operations {
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
                      *       "errors": [
                      *         {
-                     *           "field": "content",
-                     *           "message": "content must not be blank"
+                     *           "field": "title",
+                     *           "message": "title must be shorter than or equal to 200 characters"
                      *         }
                      *       ]
                      *     }
@@ -948,7 +996,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                chatId: unknown;
+                chatId: string;
             };
             cookie?: never;
         };
@@ -1025,7 +1073,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                chatId: unknown;
+                chatId: string;
             };
             cookie?: never;
         };
@@ -1101,7 +1149,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                chatId: unknown;
+                chatId: string;
             };
             cookie?: never;
         };
@@ -1222,12 +1270,12 @@ export interface operations {
                      *       "type": "urn:konko:problem:validation-failed",
                      *       "title": "Request validation failed",
                      *       "status": 422,
-                     *       "detail": "model: property model should not exist",
+                     *       "detail": "currentMessageId: no message of this chat has the id 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
                      *       "errors": [
                      *         {
-                     *           "field": "content",
-                     *           "message": "content must not be blank"
+                     *           "field": "currentMessageId",
+                     *           "message": "no message of this chat has the id 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d"
                      *         }
                      *       ]
                      *     }
@@ -1261,10 +1309,12 @@ export interface operations {
                 limit?: number;
                 /** @description Opaque cursor from the previous page's `nextCursor` */
                 cursor?: string;
+                /** @description `current`: the branch the chat shows, root first; `all`: every message of every branch, by seq */
+                branch?: "current" | "all";
             };
             header?: never;
             path: {
-                chatId: unknown;
+                chatId: string;
             };
             cookie?: never;
         };
@@ -1331,8 +1381,8 @@ export interface operations {
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
                      *       "errors": [
                      *         {
-                     *           "field": "content",
-                     *           "message": "content must not be blank"
+                     *           "field": "limit",
+                     *           "message": "limit must not be greater than 1000"
                      *         }
                      *       ]
                      *     }
@@ -1371,7 +1421,7 @@ export interface operations {
                 "Idempotency-Key"?: string;
             };
             path: {
-                chatId: unknown;
+                chatId: string;
             };
             cookie?: never;
         };
@@ -1405,7 +1455,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description The stored user message and reply (plain JSON) */
+            /** @description The user message and the stored reply (plain JSON) */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1535,12 +1585,12 @@ export interface operations {
                      *       "type": "urn:konko:problem:validation-failed",
                      *       "title": "Request validation failed",
                      *       "status": 422,
-                     *       "detail": "content: content must not be blank",
+                     *       "detail": "parentId: no message of this chat has the id 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
                      *       "errors": [
                      *         {
-                     *           "field": "content",
-                     *           "message": "content must not be blank"
+                     *           "field": "parentId",
+                     *           "message": "no message of this chat has the id 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b"
                      *         }
                      *       ]
                      *     }
@@ -1607,6 +1657,7 @@ export interface operations {
                      *         "content": "What should I see in Lisbon in one day?",
                      *         "status": "completed",
                      *         "inReplyTo": null,
+                     *         "parentId": null,
                      *         "model": null,
                      *         "usage": null,
                      *         "createdAt": "2026-11-25T09:31:10.000Z"
@@ -1639,6 +1690,7 @@ export interface operations {
                      *         "content": "What should I see in Lisbon in one day?",
                      *         "status": "completed",
                      *         "inReplyTo": null,
+                     *         "parentId": null,
                      *         "model": null,
                      *         "usage": null,
                      *         "createdAt": "2026-11-25T09:31:10.000Z"
@@ -1669,6 +1721,335 @@ export interface operations {
                      *         "content": "What should I see in Lisbon in one day?",
                      *         "status": "completed",
                      *         "inReplyTo": null,
+                     *         "parentId": null,
+                     *         "model": null,
+                     *         "usage": null,
+                     *         "createdAt": "2026-11-25T09:31:10.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
+                };
+            };
+        };
+    };
+    MessagesController_regenerate: {
+        parameters: {
+            query?: {
+                /** @description true: answer as `text/event-stream` (like `Accept: text/event-stream`); false: plain JSON */
+                stream?: boolean;
+            };
+            header?: {
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored reply) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                messageId: string;
+                chatId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. If the client disconnects, the upstream call is aborted and what was generated is stored as incomplete. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example event: user_message
+                     *     data: {"id":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":1,"role":"user","content":"What should I see in Lisbon in one day?","status":"completed","inReplyTo":null,"model":null,"usage":null,"createdAt":"2026-11-25T09:31:10.000Z"}
+                     *
+                     *     : ping
+                     *
+                     *     event: delta
+                     *     data: {"content":"Start at Belém "}
+                     *
+                     *     event: delta
+                     *     data: {"content":"for the tower."}
+                     *
+                     *     event: assistant_message
+                     *     data: {"id":"0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":2,"role":"assistant","content":"Start at Belém for the tower.","status":"completed","inReplyTo":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","model":"gpt-4.1-mini","usage":{"promptTokens":412,"completionTokens":8},"createdAt":"2026-11-25T09:31:12.000Z"}
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            /** @description The user message and the stored reply (plain JSON) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnDto"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is not valid JSON.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Missing or invalid API key (only when the service has API keys configured) */
+            401: {
+                headers: {
+                    /** @description Bearer realm="konko" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:unauthorized",
+                     *       "title": "Missing or invalid API key",
+                     *       "status": 401,
+                     *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /**
+             * @description Chat not found
+             *
+             *     Chat or message not found (`chat-not-found`, `message-not-found`)
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:message-not-found",
+                     *       "title": "Chat or message not found (`chat-not-found`, `message-not-found`)",
+                     *       "status": 404,
+                     *       "detail": "No message of this chat has the id 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description The first request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:idempotency-key-in-use",
+                     *       "title": "The first request with this Idempotency-Key is still running",
+                     *       "status": 409,
+                     *       "detail": "The first request with this Idempotency-Key is still running; repeat it after it ends to get its outcome.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "The request body is larger than the service accepts.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "Request bodies must be application/json.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
+                     *       "status": 422,
+                     *       "detail": "model: property model should not exist",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "errors": [
+                     *         {
+                     *           "field": "model",
+                     *           "message": "property model should not exist"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
+            /** @description Too many turns already wait on this chat (or the caller is over its rate limit) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:chat-busy",
+                     *       "title": "Too many turns already wait on this chat (or the caller is over its rate limit)",
+                     *       "status": 429,
+                     *       "detail": "32 turns already wait on this chat; send this message again after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Unexpected failure (no internals are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "The service failed to handle the request. It has been logged.",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description The language model failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:llm-failed",
+                     *       "title": "The language model failed",
+                     *       "status": 502,
+                     *       "detail": "The language model answered HTTP 500. Your message was stored as message 1; send another message to try again.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "userMessage": {
+                     *         "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
+                     *         "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *         "seq": 1,
+                     *         "role": "user",
+                     *         "content": "What should I see in Lisbon in one day?",
+                     *         "status": "completed",
+                     *         "inReplyTo": null,
+                     *         "parentId": null,
+                     *         "model": null,
+                     *         "usage": null,
+                     *         "createdAt": "2026-11-25T09:31:10.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
+                };
+            };
+            /** @description The language model is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait, when the upstream said */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:llm-unavailable",
+                     *       "title": "The language model is unavailable",
+                     *       "status": 503,
+                     *       "detail": "The language model answered HTTP 429. Your message was stored as message 1; send another message to try again.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "userMessage": {
+                     *         "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
+                     *         "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *         "seq": 1,
+                     *         "role": "user",
+                     *         "content": "What should I see in Lisbon in one day?",
+                     *         "status": "completed",
+                     *         "inReplyTo": null,
+                     *         "parentId": null,
+                     *         "model": null,
+                     *         "usage": null,
+                     *         "createdAt": "2026-11-25T09:31:10.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
+                };
+            };
+            /** @description The language model did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:llm-timeout",
+                     *       "title": "The language model did not answer in time",
+                     *       "status": 504,
+                     *       "detail": "The language model did not answer within LLM_TIMEOUT_MS. Your message was stored as message 1; send another message to try again.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "userMessage": {
+                     *         "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
+                     *         "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *         "seq": 1,
+                     *         "role": "user",
+                     *         "content": "What should I see in Lisbon in one day?",
+                     *         "status": "completed",
+                     *         "inReplyTo": null,
+                     *         "parentId": null,
                      *         "model": null,
                      *         "usage": null,
                      *         "createdAt": "2026-11-25T09:31:10.000Z"
@@ -1688,7 +2069,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                chatId: unknown;
+                chatId: string;
             };
             cookie?: never;
         };
@@ -1755,8 +2136,8 @@ export interface operations {
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
                      *       "errors": [
                      *         {
-                     *           "field": "content",
-                     *           "message": "content must not be blank"
+                     *           "field": "abstract",
+                     *           "message": "abstract must be a boolean value"
                      *         }
                      *       ]
                      *     }

@@ -66,12 +66,16 @@ export class ChatsController {
 
   @Patch(':chatId')
   @ApiOperation({
-    summary: 'Rename a chat or change its system prompt or metadata',
-    description: 'Absent fields stay; `null` clears a field.',
+    summary: 'Rename a chat, change its system prompt or metadata, or switch its branch',
+    description:
+      'Absent fields stay; `null` clears a field. `currentMessageId` switches branch: the current branch becomes ' +
+      'the path through that message to its newest descendant.',
   })
   @ApiChatIdParam()
   @ApiOkResponse({ type: ChatDto })
-  @ApiValidationProblemResponse('model: property model should not exist')
+  @ApiValidationProblemResponse(
+    'currentMessageId: no message of this chat has the id 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d',
+  )
   @ApiJsonBodyProblemResponses()
   async update(@ChatKeyParam() chat: ChatKey, @Body() body: UpdateChatDto): Promise<ChatDto> {
     return ChatDto.from(await this.chats.update(chat, body));

@@ -60,12 +60,18 @@ export class ChatsService {
     return chat;
   }
 
+  /** Applies the changes; a switch of branch first, so that a bad `currentMessageId` changes nothing. */
   async update(key: ChatKey, input: UpdateChatDto): Promise<Chat> {
+    let chat: Chat | null = null;
+    if (input.currentMessageId !== undefined) {
+      chat = await this.chats.switchBranch(key, input.currentMessageId);
+      if (!chat) throw new ChatNotFoundError(key.chatId);
+    }
     const changes: ChatChanges = {};
     if (input.title !== undefined) changes.title = input.title;
     if (input.systemPrompt !== undefined) changes.systemPrompt = input.systemPrompt;
     if (input.metadata !== undefined) changes.metadata = input.metadata ?? {};
-    const chat = await this.chats.updateChat(key, changes);
+    if (chat === null || Object.keys(changes).length > 0) chat = await this.chats.updateChat(key, changes);
     if (!chat) throw new ChatNotFoundError(key.chatId);
     return chat;
   }

@@ -1,9 +1,21 @@
-import { Body, Controller, Get, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
-import { ApiCreatedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { applyDecorators, Body, Controller, Get, Param, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
+import {
+  ApiBody,
+  ApiCreatedResponse,
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ApiChatIdParam } from '../chats/chat-api.decorators';
 import { ChatKey } from '../chats/chat';
+import { MessageNotFoundError } from '../chats/chat-errors';
 import { ChatKeyParam } from '../chats/chat-key.decorator';
+import { ParseIdPipe } from '../common/ids/parse-id.pipe';
+import { EmptyBodyPipe } from '../common/validation/empty-body.pipe';
 import {
   ApiJsonBodyProblemResponses,
   ApiProblemResponse,
@@ -24,7 +36,7 @@ import { SendMessageDto } from './dto/send-message.dto';
 import { SendMessageQuery } from './dto/send-message.query';
 import { DeltaEventDto, TURN_EVENT_STREAM_DESCRIPTION, TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
 import { MessagesService } from './messages.service';
-import { TurnEvent } from './turn';
+import { TurnEvent, TurnRequest } from './turn';
 import { turnProblem, TurnProblemFilter } from './turn-problems';
 
 const EVENT_STREAM = 'text/event-stream';
@@ -38,6 +50,9 @@ function eventData(event: Exclude<TurnEvent, { type: 'admitted' }>): unknown {
   return event.type === 'delta' ? { content: event.content } : MessageDto.from(event.message);
 }
 
+/** `{messageId}` path parameters: a non-UUID is an unknown message (404). */
+const MessageIdPipe = new ParseIdPipe((id) => new MessageNotFoundError(id));
+
 const USER_MESSAGE_EXAMPLE = {
   id: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b',
   chatId: '0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e',
@@ -46,6 +61,7 @@ const USER_MESSAGE_EXAMPLE = {
   content: 'What should I see in Lisbon in one day?',
   status: 'completed',
   inReplyTo: null,
+  parentId: null,
   model: null,
   usage: null,
   createdAt: '2026-11-25T09:31:10.000Z',
@@ -63,6 +79,38 @@ const upstreamProblem = (status: number, description: string, type: string, deta
       : undefined,
   });
 
+/** What sending and regenerating answer alike: the turn, plain or streamed, and how it can fail. */
+const ApiTurnResponses = () =>
+  applyDecorators(
+    ApiExtraModels(DeltaEventDto, MessageDto, ReplyFailedProblemDto),
+    ApiCreatedResponse({ type: TurnDto, description: 'The user message and the stored reply (plain JSON)' }),
+    ApiResponse({
+      status: 200,
+      description: TURN_EVENT_STREAM_DESCRIPTION,
+      content: { [EVENT_STREAM]: { schema: { type: 'string' }, example: TURN_EVENT_STREAM_EXAMPLE } },
+    }),
+    ApiProblemResponse(429, {
+      description: 'Too many turns already wait on this chat (or the caller is over its rate limit)',
+      type: 'urn:konko:problem:chat-busy',
+      detail: '32 turns already wait on this chat; send this message again after the time in Retry-After.',
+      headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' } } },
+    }),
+    upstreamProblem(502, 'The language model failed', 'llm-failed', 'The language model answered HTTP 500.'),
+    upstreamProblem(
+      503,
+      'The language model is unavailable',
+      'llm-unavailable',
+      'The language model answered HTTP 429.',
+      true,
+    ),
+    upstreamProblem(
+      504,
+      'The language model did not answer in time',
+      'llm-timeout',
+      'The language model did not answer within LLM_TIMEOUT_MS.',
+    ),
+  );
+
 @ApiTags('messages')
 @Controller('chats/:chatId/messages')
 @UseFilters(TurnProblemFilter)
@@ -76,42 +124,18 @@ export class MessagesController {
   @ApiOperation({
     summary: 'Send a message and get the reply',
     description:
-      "Stores the user message, asks the LLM with the chat's system prompt and history, stores and returns the reply. " +
+      "Stores the user message, asks the LLM with the chat's system prompt and the message's branch as history, " +
+      'stores and returns the reply. Without `parentId` the message follows the current branch; with one it ' +
+      "continues that message (an edit is the new text sent with the edited message's `parentId`). " +
       'Turns of one chat are served one at a time, first come first served. ' +
       'With `Accept: text/event-stream` or `?stream=true` the reply is streamed as server-sent events (200); ' +
       'errors found before the turn starts (404, 422) are plain problem responses either way.',
   })
   @ApiChatIdParam()
-  @ApiExtraModels(DeltaEventDto, MessageDto, ReplyFailedProblemDto)
-  @ApiCreatedResponse({ type: TurnDto, description: 'The stored user message and reply (plain JSON)' })
-  @ApiResponse({
-    status: 200,
-    description: TURN_EVENT_STREAM_DESCRIPTION,
-    content: { [EVENT_STREAM]: { schema: { type: 'string' }, example: TURN_EVENT_STREAM_EXAMPLE } },
-  })
-  @ApiValidationProblemResponse()
+  @ApiTurnResponses()
+  @ApiValidationProblemResponse('parentId: no message of this chat has the id 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b')
   @ApiJsonBodyProblemResponses()
   @ApiIdempotencyKey('the same stored messages')
-  @ApiProblemResponse(429, {
-    description: 'Too many turns already wait on this chat (or the caller is over its rate limit)',
-    type: 'urn:konko:problem:chat-busy',
-    detail: '32 turns already wait on this chat; send this message again after the time in Retry-After.',
-    headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' } } },
-  })
-  @upstreamProblem(502, 'The language model failed', 'llm-failed', 'The language model answered HTTP 500.')
-  @upstreamProblem(
-    503,
-    'The language model is unavailable',
-    'llm-unavailable',
-    'The language model answered HTTP 429.',
-    true,
-  )
-  @upstreamProblem(
-    504,
-    'The language model did not answer in time',
-    'llm-timeout',
-    'The language model did not answer within LLM_TIMEOUT_MS.',
-  )
   async send(
     @ChatKeyParam() chat: ChatKey,
     @Body() body: SendMessageDto,
@@ -120,7 +144,46 @@ export class MessagesController {
     @Req() request: Request,
     @Res() response: Response,
   ): Promise<void> {
-    const turn = { chat, content: body.content, idempotencyKey };
+    const turn: TurnRequest = { kind: 'send', chat, content: body.content, parentId: body.parentId, idempotencyKey };
+    await this.runTurn(turn, query, request, response);
+  }
+
+  @Post(':messageId/regenerate')
+  @ApiOperation({
+    summary: 'Generate a new reply to a user message',
+    description:
+      'A new reply to that user message (or to the user message an assistant `messageId` answers), generated ' +
+      'with the branch up to it as context and stored as a new child of it, beside the earlier replies; it ' +
+      "becomes the chat's current message. Takes no body (or `{}`). Streaming, `Idempotency-Key`, backpressure " +
+      'and upstream errors work as for sending; `userMessage` is the existing user message.',
+  })
+  // Above the chat's 404, which it replaces: one status, one example.
+  @ApiProblemResponse(404, {
+    description: 'Chat or message not found (`chat-not-found`, `message-not-found`)',
+    type: 'urn:konko:problem:message-not-found',
+    detail: 'No message of this chat has the id 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.',
+  })
+  @ApiChatIdParam()
+  @ApiParam({ name: 'messageId', type: String, format: 'uuid', example: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b' })
+  @ApiBody({ required: false, schema: { type: 'object', maxProperties: 0, example: {} } })
+  @ApiTurnResponses()
+  @ApiValidationProblemResponse('model: property model should not exist')
+  @ApiJsonBodyProblemResponses()
+  @ApiIdempotencyKey('the same stored reply')
+  async regenerate(
+    @ChatKeyParam() chat: ChatKey,
+    @Param('messageId', MessageIdPipe) messageId: string,
+    @Body(EmptyBodyPipe) _body: void,
+    @Query() query: SendMessageQuery,
+    @IdempotencyKeyHeader() idempotencyKey: string | undefined,
+    @Req() request: Request,
+    @Res() response: Response,
+  ): Promise<void> {
+    await this.runTurn({ kind: 'regenerate', chat, messageId, idempotencyKey }, query, request, response);
+  }
+
+  /** Runs the turn and answers it plain, or as a stream that opens once the turn is admitted. */
+  private async runTurn(turn: TurnRequest, query: SendMessageQuery, request: Request, response: Response) {
     const options = {
       requestId: String(request.id),
       whenClientLeaves: (stop: () => void) => onClientLeft(response, stop),
@@ -135,7 +198,7 @@ export class MessagesController {
       response.status(201).json(TurnDto.from(done));
       return;
     }
-    // The stream opens once the turn is admitted; what fails before is a plain problem response.
+    // What fails before the turn is admitted is a plain problem response.
     const stream = new SseStream(response, this.http.ssePingIntervalMs);
     try {
       await this.messages.runTurn(turn, {
@@ -156,7 +219,12 @@ export class MessagesController {
   }
 
   @Get()
-  @ApiOperation({ summary: "List a chat's messages by seq, oldest first" })
+  @ApiOperation({
+    summary: "List a chat's messages: its current branch, root first, or every message",
+    description:
+      'The current branch (the path from the root to `currentMessageId`) by default; `?branch=all` lists every ' +
+      "message of every branch by seq, for clients that draw the tree. Each list rejects the other's cursors.",
+  })
   @ApiChatIdParam()
   @ApiOkResponse({ type: MessagePageDto })
   @ApiValidationProblemResponse('limit: limit must not be greater than 1000')

@@ -1,5 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
+import { MessageNotFoundError, UnknownMessageIdError } from '../chats/chat-errors';
 import { ChatLock, ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { Message, messageFromJson, MessageStatus } from '../chats/message';
@@ -14,10 +16,22 @@ import { ChatDigests } from '../summaries/chat-digests';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
 import { ReplyFailedError, ShuttingDownError, TurnCancelledError } from './message-errors';
-import { BegunTurn, StreamedReply, Turn, TurnEvent, TurnOptions, TurnOutcome, TurnRequest } from './turn';
+import {
+  BegunTurn,
+  RegenerateRequest,
+  SendRequest,
+  StreamedReply,
+  Turn,
+  TurnEvent,
+  TurnOptions,
+  TurnOutcome,
+  TurnProgress,
+  TurnRequest,
+} from './turn';
 import { Admission, stopReasonOf, TurnAdmission } from './turn-admission';
 
 const SEND_ROUTE = 'POST /chats/{chatId}/messages';
+const REGENERATE_ROUTE = 'POST /chats/{chatId}/messages/{messageId}/regenerate';
 /** A reply follows its message within the turns that were waiting then (MAX_PENDING_TURNS_PER_CHAT). */
 const REPLY_SEARCH_WINDOW = 1000;
 const ignoreEvent = (): void => undefined;
@@ -28,11 +42,14 @@ interface AdmittedTurn {
   request: TurnRequest;
   /** The chat as the turn found it on arrival. */
   chat: Chat;
+  /** Tokens of the new message's content (a send). */
   contentTokens: number;
+  /** The stored user message a regeneration answers again. */
+  answered: Message | null;
   admission: Admission;
   idempotencyKey: HeldIdempotencyKey;
-  /** The user message an earlier attempt with the same Idempotency-Key stored before it failed. */
-  storedUserMessage: Message | null;
+  /** What an earlier attempt with the same Idempotency-Key recorded before it failed. */
+  progress: TurnProgress | null;
 }
 
 /** A repeat of a turn that completed under the same Idempotency-Key: its outcome. */
@@ -41,12 +58,29 @@ interface ReplayedTurn {
   turn: Turn;
 }
 
+/** What a send or a regeneration checks before it is let in. */
+interface Checked {
+  chat: Chat;
+  contentTokens: number;
+  answered: Message | null;
+  route: string;
+  fingerprint: object;
+}
+
 const turnFromJson = (text: string): Turn => {
   const { userMessage, assistantMessage } = JSON.parse(text) as Record<keyof Turn, unknown>;
   return { userMessage: messageFromJson(userMessage), assistantMessage: messageFromJson(assistantMessage) };
 };
 
-const messagesCursorScope = (chatId: string) => `messages:${chatId}`;
+/** Progress as recorded; the release before branches recorded the bare user message. */
+const progressFromJson = (text: string): TurnProgress => {
+  const recorded = JSON.parse(text) as Partial<Record<keyof TurnProgress, unknown>>;
+  if (recorded.userMessage === undefined) return { userMessage: messageFromJson(recorded) };
+  return { userMessage: messageFromJson(recorded.userMessage), replyId: recorded.replyId as string };
+};
+
+const allMessagesCursorScope = (chatId: string) => `messages:${chatId}`;
+const branchCursorScope = (chatId: string) => `branch:${chatId}`;
 
 @Injectable()
 export class MessagesService {
@@ -104,37 +138,68 @@ export class MessagesService {
     }
   }
 
-  async listMessages(chat: ChatKey, { limit, cursor }: { limit: number; cursor?: string }): Promise<Page<Message>> {
-    await this.chats.get(chat);
-    const scope = messagesCursorScope(chat.chatId);
+  /**
+   * The chat's current branch, root first, or with `branch: 'all'` every message by seq. Each list
+   * has cursors of its own: a branch's cursor is its last seq, since seq increases along a branch.
+   */
+  async listMessages(
+    key: ChatKey,
+    { limit, cursor, branch }: { limit: number; cursor?: string; branch?: 'current' | 'all' },
+  ): Promise<Page<Message>> {
+    const chat = await this.chats.get(key);
+    const all = branch === 'all';
+    const scope = all ? allMessagesCursorScope(key.chatId) : branchCursorScope(key.chatId);
     const afterSeq = cursor === undefined ? undefined : decodeCursor<number>(cursor, scope, 'number');
-    const rows = await this.repository.listMessages(chat, { limit: limit + 1, afterSeq });
+    let rows: Message[];
+    if (all) rows = await this.repository.listMessages(key, { limit: limit + 1, afterSeq });
+    else if (chat.currentMessageId === null) rows = [];
+    else rows = await this.repository.listBranch(key, { throughId: chat.currentMessageId, limit: limit + 1, afterSeq });
     const data = rows.slice(0, limit);
     return { data, nextCursor: rows.length > limit ? encodeCursor(scope, data[data.length - 1].seq) : null };
   }
 
   /**
-   * Admit it: the checks that need no lock (the chat exists, the message fits, the key is free, the
-   * chat is not overloaded). A repeat of a completed turn with the same Idempotency-Key is
-   * answered from its record.
+   * Admit it: the checks that need no lock (the chat exists, the message fits and its parent is the
+   * chat's, the key is free, the chat is not overloaded). A repeat of a completed turn with the
+   * same Idempotency-Key is answered from its record.
    */
   private async admit(request: TurnRequest): Promise<AdmittedTurn | ReplayedTurn> {
-    const { chat: key, content, idempotencyKey } = request;
-    const contentTokens = this.tokens.count(content);
-    const chat = await this.chats.get(key);
-    this.context.assertFits(chat, contentTokens);
-    const scope = idempotencyKey === undefined ? undefined : { ...key, route: SEND_ROUTE, key: idempotencyKey };
-    const start = await this.idempotency.start(scope, { content });
+    const { chat: key, idempotencyKey } = request;
+    const { chat, contentTokens, answered, route, fingerprint } =
+      request.kind === 'send' ? await this.checkSend(request) : await this.checkRegenerate(request);
+    const scope = idempotencyKey === undefined ? undefined : { ...key, route, key: idempotencyKey };
+    const start = await this.idempotency.start(scope, fingerprint);
     if (start.kind === 'replay') return { kind: 'replay', turn: turnFromJson(start.outcome) };
     const { held } = start;
     try {
-      const storedUserMessage = held.progress === null ? null : messageFromJson(JSON.parse(held.progress));
+      const progress = held.progress === null ? null : progressFromJson(held.progress);
       const admission = this.admissions.admit(key.chatId);
-      return { kind: 'run', request, chat, contentTokens, admission, idempotencyKey: held, storedUserMessage };
+      return { kind: 'run', request, chat, contentTokens, answered, admission, idempotencyKey: held, progress };
     } catch (error) {
       await held.release();
       throw error;
     }
+  }
+
+  private async checkSend({ chat: key, content, parentId }: SendRequest): Promise<Checked> {
+    const contentTokens = this.tokens.count(content);
+    const chat = await this.chats.get(key);
+    this.context.assertFits(chat, contentTokens);
+    if (typeof parentId === 'string' && !(await this.repository.findMessage(key, parentId))) {
+      throw new UnknownMessageIdError(parentId, 'parentId');
+    }
+    return { chat, contentTokens, answered: null, route: SEND_ROUTE, fingerprint: { content, parentId } };
+  }
+
+  /** A regeneration answers a stored user message: the one named, or the one the named reply answers. */
+  private async checkRegenerate({ chat: key, messageId }: RegenerateRequest): Promise<Checked> {
+    const chat = await this.chats.get(key);
+    const named = await this.repository.findMessage(key, messageId);
+    if (!named) throw new MessageNotFoundError(messageId);
+    const answered = named.role === 'user' ? named : await this.repository.findMessage(key, named.inReplyTo!);
+    if (!answered) throw new MessageNotFoundError(messageId);
+    this.context.assertFits(chat, answered.tokenCount);
+    return { chat, contentTokens: 0, answered, route: REGENERATE_ROUTE, fingerprint: { messageId: answered.id } };
   }
 
   /** A completed turn's events again, its reply as a single delta. */
@@ -156,23 +221,38 @@ export class MessagesService {
 
   /**
    * Resume or append the user message: a repeat of a failed attempt answers the message that
-   * attempt stored (and finds a reply stored but not recorded); anything else stores a new one,
-   * and records it on the key so that a repeat resumes from it.
+   * attempt stored (and finds a reply it stored but could not record); a regeneration answers its
+   * stored message; a send stores a new one. Either records its progress on the key, so that a
+   * repeat resumes from it.
    */
   private async resumeOrAppendUserMessage(turn: AdmittedTurn, lock: ChatLock): Promise<BegunTurn> {
-    const key = turn.request.chat;
-    if (turn.storedUserMessage) {
-      const userMessage = turn.storedUserMessage;
-      const storedReply = await this.completedReplyTo(key, userMessage);
-      return { chat: await this.chats.get(key), userMessage, storedReply, firstOfUntitledChat: false };
+    const { request, progress } = turn;
+    const key = request.chat;
+    if (progress) {
+      const { userMessage } = progress;
+      const storedReply = await this.replyStoredBefore(key, progress);
+      const replyId = await this.recordProgress(turn, userMessage);
+      return { chat: await this.chats.get(key), userMessage, storedReply, replyId, firstOfUntitledChat: false };
+    }
+    if (request.kind === 'regenerate') {
+      const userMessage = turn.answered!;
+      const replyId = await this.recordProgress(turn, userMessage);
+      return {
+        chat: await this.chats.get(key),
+        userMessage,
+        storedReply: undefined,
+        replyId,
+        firstOfUntitledChat: false,
+      };
     }
     const userMessage = await this.repository.appendMessage(
       key,
       {
         role: 'user',
-        content: turn.request.content,
+        content: request.content,
         status: 'completed',
         inReplyTo: null,
+        parentId: request.parentId,
         model: null,
         usage: null,
         tokenCount: turn.contentTokens,
@@ -181,9 +261,26 @@ export class MessagesService {
     );
     // Turns that ran first may have changed the chat's settings meanwhile: it is read again then.
     const chat = userMessage.seq === turn.chat.messageCount + 1 ? turn.chat : await this.chats.get(key);
-    await turn.idempotencyKey.recordProgress(userMessage);
+    const replyId = await this.recordProgress(turn, userMessage);
     const firstOfUntitledChat = userMessage.seq === 1 && chat.title === null;
-    return { chat, userMessage, storedReply: undefined, firstOfUntitledChat };
+    return { chat, userMessage, storedReply: undefined, replyId, firstOfUntitledChat };
+  }
+
+  /**
+   * Names the reply to come and records it with its user message on the key, for a repeat to
+   * resume from. Under the lock, so the id is newer than every message of the chat.
+   */
+  private async recordProgress(turn: AdmittedTurn, userMessage: Message): Promise<string> {
+    const replyId = uuidv7();
+    await turn.idempotencyKey.recordProgress({ userMessage, replyId } satisfies TurnProgress);
+    return replyId;
+  }
+
+  /** The completed reply an earlier attempt with the same Idempotency-Key stored but could not record. */
+  private async replyStoredBefore(chat: ChatKey, { userMessage, replyId }: TurnProgress): Promise<Message | undefined> {
+    if (replyId === undefined) return this.completedReplyTo(chat, userMessage);
+    const reply = await this.repository.findMessage(chat, replyId);
+    return reply?.status === 'completed' ? reply : undefined;
   }
 
   /** An earlier attempt stored the reply and stopped before recording it: no second reply. */
@@ -267,7 +364,10 @@ export class MessagesService {
     if (outcome.begun?.firstOfUntitledChat) await this.titles.titleNewChat(chat, outcome.begun.userMessage.content);
   }
 
-  /** The completed reply to `userMessage`, looked for among the messages stored just after it. */
+  /**
+   * The completed reply to `userMessage` among the messages stored just after it: how a repeat
+   * finds its reply when the attempt before it recorded no reply id (releases before branches).
+   */
   private async completedReplyTo(chat: ChatKey, userMessage: Message): Promise<Message | undefined> {
     const after = await this.repository.listMessages(chat, { limit: REPLY_SEARCH_WINDOW, afterSeq: userMessage.seq });
     return after.find((m) => m.inReplyTo === userMessage.id && m.status === 'completed');
@@ -301,7 +401,7 @@ export class MessagesService {
 
   private storeReply(
     lock: ChatLock,
-    { chat, userMessage }: BegunTurn,
+    { chat, userMessage, replyId }: BegunTurn,
     content: string,
     status: MessageStatus,
     finish?: StreamedReply['finish'],
@@ -309,10 +409,12 @@ export class MessagesService {
     return this.repository.appendMessage(
       chatKeyOf(chat),
       {
+        id: replyId,
         role: 'assistant',
         content,
         status,
         inReplyTo: userMessage.id,
+        parentId: userMessage.id,
         model: finish?.model ?? chat.model,
         usage: finish?.usage ?? null,
         tokenCount: this.tokens.count(content),

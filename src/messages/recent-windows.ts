@@ -11,10 +11,10 @@ const MAX_HISTORY_BATCH = 1024;
 const WINDOW_CACHE_TOKENS = 20_000_000;
 
 /**
- * A chat's newest messages through `lastSeq`, oldest first, enough to fill `budget` tokens (the
- * largest context its model allows) or all of them (`fromStart`); `costs[i]` is the cost of
- * `messages[i]` in a context, kept apart so a turn picks its context without touching every
- * message object of a long history.
+ * The newest messages of a chat's branch through its message `lastId`, oldest first, enough to
+ * fill `budget` tokens (the largest context its model allows) or all of them (`fromStart`);
+ * `costs[i]` is the cost of `messages[i]` in a context, kept apart so a turn picks its context
+ * without touching every message object of a long history.
  *
  * The contract with whoever reads a window's messages: each is frozen, and is the same object in
  * every window (every turn) that holds it. A provider may therefore keep what it derived from a
@@ -31,6 +31,7 @@ interface KeptWindow extends RecentWindow {
   costs: number[];
   tokens: number;
   budget: number;
+  lastId: string;
   lastSeq: number;
   fromStart: boolean;
 }
@@ -42,8 +43,12 @@ const costOf = ({ tokenCount }: ContextMessage): number => tokenCount + TokenCou
  * Each chat's recent window, kept between turns, so a turn reads only the messages stored since
  * the last one it knows of, not a context's worth of history: a full window's turn costs 0.4 ms
  * more in memory without it, and 3 ms more on SQLite and PostgreSQL (docs/performance.md).
- * Messages never change once stored, and a gap in `seq` (another instance wrote, or the window
- * was evicted) means a full read. Used under the chat's turn lock, one turn at a time per chat.
+ *
+ * A window holds one branch. It grows only by a message whose parent is its last message, so it
+ * can never serve another branch: a turn on another branch (an edit, a regeneration, a switch)
+ * reads that branch afresh, and so does one after a gap (another instance wrote much, or the
+ * window was evicted). Messages never change once stored. Used under the chat's turn lock, one
+ * turn at a time per chat.
  */
 export class RecentWindows {
   private readonly windows = new LRUCache<string, KeptWindow>({
@@ -56,43 +61,44 @@ export class RecentWindows {
 
   /** The window through `answered`, a stored message of the chat, filling `budget` tokens. */
   async through(chat: ChatKey, answered: ContextMessage, budget: number): Promise<RecentWindow> {
-    return (await this.extended(chat, answered, budget)) ?? (await this.read(chat, answered.seq, budget));
+    return (await this.extended(chat, answered, budget)) ?? (await this.read(chat, answered, budget));
   }
 
   /**
    * A message this instance just stored (a turn's reply): the chat's window takes it in, so the
-   * next turn need not read it back. A window that is behind stays as it is and catches up then.
+   * next turn need not read it back. A window of another branch, or one that is behind, stays as it
+   * is and is replaced or catches up then.
    */
   remember(chat: ChatKey, stored: ContextMessage): void {
     const window = this.windows.get(chat.chatId);
-    if (window?.lastSeq === stored.seq - 1) this.extend(chat, window, [stored]);
+    if (window?.lastId === stored.parentId) this.extend(chat, window, [stored]);
   }
 
   /**
    * The kept window brought up to `answered`; undefined when there is none that can be. The
-   * message a turn answers is the one it just stored, and its earlier reply was remembered, so
-   * usually nothing is read.
+   * message a turn answers is the one it just stored, after the reply it remembered, so usually
+   * nothing is read.
    */
   private async extended(chat: ChatKey, answered: ContextMessage, budget: number): Promise<KeptWindow | undefined> {
-    const throughSeq = answered.seq;
     const window = this.windows.get(chat.chatId);
-    // None kept, one for another budget or that no longer covers it, or a repeat answering an older message.
-    if (
-      !window ||
-      window.budget !== budget ||
-      (!window.fromStart && window.tokens < budget) ||
-      window.lastSeq > throughSeq
-    ) {
-      return undefined;
+    // None kept, or one for another budget or that no longer covers it.
+    if (!window || window.budget !== budget || (!window.fromStart && window.tokens < budget)) return undefined;
+    if (window.lastId === answered.id) return window;
+    if (window.lastId === answered.parentId) {
+      this.extend(chat, window, [answered]);
+      return window;
     }
-    if (window.lastSeq === throughSeq) return window;
-    const missing = throughSeq - window.lastSeq - 1;
-    // Far behind (other instances wrote much meanwhile): the full read stops at the budget instead.
-    if (missing >= FIRST_HISTORY_BATCH) return undefined;
-    const between =
-      missing === 0 ? [] : await this.chats.listMessages(chat, { limit: missing, afterSeq: window.lastSeq });
-    if (between.length !== missing) return undefined;
-    this.extend(chat, window, [...between, answered]);
+    // Other instances wrote meanwhile: the branch's messages since the window's last one, if it
+    // is on this branch and not far behind (then the full read stops at the budget instead).
+    const since = answered.seq - window.lastSeq;
+    if (since <= 1 || since > FIRST_HISTORY_BATCH) return undefined;
+    const between = await this.chats.listBranch(chat, {
+      throughId: answered.id,
+      afterSeq: window.lastSeq,
+      limit: since,
+    });
+    if (between[0]?.parentId !== window.lastId || between[between.length - 1].id !== answered.id) return undefined;
+    this.extend(chat, window, between);
     return window;
   }
 
@@ -104,31 +110,33 @@ export class RecentWindows {
       window.costs.push(cost);
       window.tokens += cost;
     }
-    window.lastSeq = newer[newer.length - 1].seq;
+    const last = newer[newer.length - 1];
+    window.lastId = last.id;
+    window.lastSeq = last.seq;
     this.trim(window);
     // Deleted first: setting the same object again would keep the size it had.
     this.windows.delete(chat.chatId);
     this.windows.set(chat.chatId, window);
   }
 
-  /** Reads the newest messages through `throughSeq` until they fill the budget, and keeps them. */
-  private async read(chat: ChatKey, throughSeq: number, budget: number): Promise<KeptWindow> {
+  /** Reads the branch back from `answered` until its messages fill the budget, and keeps them. */
+  private async read(chat: ChatKey, answered: ContextMessage, budget: number): Promise<KeptWindow> {
     const newestFirst: ContextMessage[] = [];
     let tokens = 0;
-    let beforeSeq = throughSeq + 1;
     let fromStart = false;
+    let throughId: string | null = answered.id;
     for (let limit = FIRST_HISTORY_BATCH; tokens < budget; limit = Math.min(limit * 2, MAX_HISTORY_BATCH)) {
-      const batch = await this.chats.listRecentMessages(chat, { limit, beforeSeq });
+      const batch = await this.chats.listRecentMessages(chat, { throughId, limit });
       for (const stored of batch) {
         newestFirst.push(stored);
         tokens += costOf(stored);
         if (tokens >= budget) break;
       }
-      if (batch.length < limit) {
+      throughId = batch.length < limit ? null : batch[batch.length - 1].parentId;
+      if (throughId === null) {
         fromStart = tokens < budget;
         break;
       }
-      beforeSeq = batch[batch.length - 1].seq;
     }
     const oldestFirst = newestFirst.reverse();
     const window: KeptWindow = {
@@ -136,7 +144,8 @@ export class RecentWindows {
       costs: oldestFirst.map(costOf),
       tokens,
       budget,
-      lastSeq: throughSeq,
+      lastId: answered.id,
+      lastSeq: answered.seq,
       fromStart,
     };
     this.windows.set(chat.chatId, window);

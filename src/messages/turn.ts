@@ -3,12 +3,36 @@ import type { Message } from '../chats/message';
 import type { DomainError } from '../common/errors/domain-error';
 import type { LlmUsage } from '../llm/llm-provider';
 
-/** What a client asks for when it sends a message. */
-export interface TurnRequest {
+/** What a client asks for: to send a message, or a new reply to a stored user message. */
+export type TurnRequest = SendRequest | RegenerateRequest;
+
+export interface SendRequest {
+  kind: 'send';
   chat: ChatKey;
   content: string;
+  /** The message the new one follows (null: a new first message); absent: the current branch's last. */
+  parentId?: string | null;
   /** The request's Idempotency-Key, if it has one. */
   idempotencyKey?: string;
+}
+
+export interface RegenerateRequest {
+  kind: 'regenerate';
+  chat: ChatKey;
+  /** A user message, or an assistant message (then the user message it answers). */
+  messageId: string;
+  idempotencyKey?: string;
+}
+
+/**
+ * What an attempt records on its Idempotency-Key once it holds its user message, for a repeat to
+ * resume from: the message, and the id its reply is stored under, so that a repeat finds a reply
+ * the attempt stored but could not record, and never takes another request's reply for it.
+ */
+export interface TurnProgress {
+  userMessage: Message;
+  /** Absent in progress recorded by releases before branches, which recorded the bare message. */
+  replyId?: string;
 }
 
 /** A completed turn: the user message and the reply to it. */
@@ -43,6 +67,8 @@ export interface BegunTurn {
   userMessage: Message;
   /** A reply an earlier attempt with the same Idempotency-Key stored but could not record. */
   storedReply: Message | undefined;
+  /** The id this attempt's reply is stored under, recorded on its Idempotency-Key beforehand. */
+  replyId: string;
   /** This turn stored the first message of a chat without a title, which it then titles. */
   firstOfUntitledChat: boolean;
 }

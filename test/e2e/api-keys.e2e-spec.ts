@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Redis from 'ioredis';
 import request from 'supertest';
 import { ChatDto } from '../../src/chats/dto/chat.dto';
+import { TurnDto } from '../../src/messages/dto/message.dto';
 import { RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
 
@@ -66,7 +67,9 @@ describe('API keys and tenants (e2e)', () => {
     it("should keep each tenant's chats invisible to the other on every route", async () => {
       const mine = (await http().post('/chats').set(as(ACME_KEY)).send({ title: 'Acme roadmap' }).expect(201))
         .body as ChatDto;
-      await http().post(`/chats/${mine.id}/messages`).set(as(ACME_KEY)).send({ content: 'Plan Q3' }).expect(201);
+      const turn = (
+        await http().post(`/chats/${mine.id}/messages`).set(as(ACME_KEY)).send({ content: 'Plan Q3' }).expect(201)
+      ).body as TurnDto;
       const theirs = (await http().post('/chats').set(as(GLOBEX_KEY)).send({ title: 'Globex secrets' }).expect(201))
         .body as ChatDto;
       const llmCallsBefore = llm.calls.length;
@@ -87,6 +90,11 @@ describe('API keys and tenants (e2e)', () => {
         http().post(`/chats/${mine.id}/messages`).set('Idempotency-Key', 'k-1').send({ content: 'Again' }),
         http().get(`/chats/${mine.id}/summary`),
         http().get(`/chats/${mine.id}/summary?abstract=true`),
+        http().get(`/chats/${mine.id}/messages?branch=all`),
+        http().patch(`/chats/${mine.id}`).send({ currentMessageId: turn.userMessage.id }),
+        http().post(`/chats/${mine.id}/messages`).send({ content: 'Edit', parentId: turn.userMessage.id }),
+        http().post(`/chats/${mine.id}/messages/${turn.userMessage.id}/regenerate`),
+        http().post(`/chats/${mine.id}/messages/${turn.assistantMessage.id}/regenerate?stream=true`),
       ];
       for (const probe of probes) {
         const response = await probe.set(as(GLOBEX_KEY)).expect(404);
@@ -101,6 +109,7 @@ describe('API keys and tenants (e2e)', () => {
       expect((await http().get(`/chats/${mine.id}`).set(as(ACME_KEY)).expect(200)).body).toMatchObject({
         title: 'Acme roadmap',
         messageCount: 2,
+        currentMessageId: turn.assistantMessage.id,
       });
       const messages = (await http().get(`/chats/${mine.id}/messages`).set(as(ACME_KEY)).expect(200)).body.data;
       expect(messages.map((m: { content: string }) => m.content)[0]).toBe('Plan Q3');

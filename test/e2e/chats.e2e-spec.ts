@@ -25,6 +25,7 @@ describe('Chats (e2e)', () => {
       createdAt: expect.any(String),
       updatedAt: response.body.createdAt,
       lastMessageAt: null,
+      currentMessageId: null,
     });
     expect(new Date(response.body.createdAt).toISOString()).toBe(response.body.createdAt);
   });

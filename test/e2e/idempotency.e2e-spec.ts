@@ -28,8 +28,8 @@ describe.each(storages)('Idempotency-Key on %s storage (e2e)', (_storage, create
     if (key !== undefined) req.set('Idempotency-Key', key);
     return req.send({ content });
   };
-  const messagesOf = async (chatId: string) =>
-    (await http().get(`/chats/${chatId}/messages`).expect(200)).body.data as MessageDto[];
+  const messagesOf = async (chatId: string, branch: 'current' | 'all' = 'current') =>
+    (await http().get(`/chats/${chatId}/messages?branch=${branch}`).expect(200)).body.data as MessageDto[];
 
   beforeEach(() => {
     llm = new RecordingLlmProvider();
@@ -119,9 +119,11 @@ describe.each(storages)('Idempotency-Key on %s storage (e2e)', (_storage, create
     const lastCall = llm.calls[llm.calls.length - 1].request.messages;
     expect(lastCall.map((m) => m.content).slice(1)).toEqual(['Plan my day']);
 
-    const messages = await messagesOf(chatId);
+    const messages = await messagesOf(chatId, 'all');
     expect(messages.filter((m) => m.content === 'Plan my day')).toHaveLength(1);
     expect(messages.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+    // The other turn followed the message that had no reply yet; the late reply is a branch of its own.
+    expect((await messagesOf(chatId)).map((m) => m.seq)).toEqual([1, 4]);
     expect((await send(chatId, 'Plan my day', 'turn-f').expect(201)).body).toEqual(retried);
     expect(llm.calls).toHaveLength(3);
   });

@@ -30,6 +30,7 @@ describe('Messages (e2e)', () => {
       content: 'Hello?',
       status: 'completed',
       inReplyTo: null,
+      parentId: null,
       model: null,
       usage: null,
       createdAt: expect.any(String),
@@ -42,6 +43,7 @@ describe('Messages (e2e)', () => {
       content: 'reply to: Hello?',
       status: 'completed',
       inReplyTo: response.body.userMessage.id,
+      parentId: response.body.userMessage.id,
       model: 'fake-model',
       usage: { promptTokens: 10, completionTokens: 3 },
       createdAt: expect.any(String),
@@ -57,7 +59,11 @@ describe('Messages (e2e)', () => {
     const stored = (await http().get(`/chats/${chat.id}/messages`).expect(200)).body;
     expect(stored).toEqual({ data: [response.body.userMessage, response.body.assistantMessage], nextCursor: null });
     const after = (await http().get(`/chats/${chat.id}`).expect(200)).body;
-    expect(after).toMatchObject({ messageCount: 2, lastMessageAt: response.body.assistantMessage.createdAt });
+    expect(after).toMatchObject({
+      messageCount: 2,
+      lastMessageAt: response.body.assistantMessage.createdAt,
+      currentMessageId: response.body.assistantMessage.id,
+    });
   });
 
   it('should send the whole history, oldest first, and the service default system prompt', async () => {

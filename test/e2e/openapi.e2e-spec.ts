@@ -39,6 +39,7 @@ describe('OpenAPI document (e2e)', () => {
         'PATCH /chats/{chatId}',
         'DELETE /chats/{chatId}',
         'POST /chats/{chatId}/messages',
+        'POST /chats/{chatId}/messages/{messageId}/regenerate',
         'GET /chats/{chatId}/messages',
         'GET /chats/{chatId}/summary',
         'GET /health/live',

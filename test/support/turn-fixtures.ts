@@ -44,10 +44,20 @@ export async function newTurnService(env: Environment = {}) {
     return { tenantId: TENANT, chatId: chat.chat.id };
   };
 
-  /** What a client sends: `content` to `chat`, with an Idempotency-Key when given. */
-  const newTurn = (chat: ChatKey, content: string, idempotencyKey?: string): TurnRequest => ({
+  /** What a client sends: `content` to `chat`, with an Idempotency-Key and a parent when given. */
+  const newTurn = (chat: ChatKey, content: string, idempotencyKey?: string, parentId?: string | null): TurnRequest => ({
+    kind: 'send',
     chat,
     content,
+    idempotencyKey,
+    parentId,
+  });
+
+  /** A request for a new reply to the message `messageId` of `chat`. */
+  const newRegeneration = (chat: ChatKey, messageId: string, idempotencyKey?: string): TurnRequest => ({
+    kind: 'regenerate',
+    chat,
+    messageId,
     idempotencyKey,
   });
 
@@ -93,6 +103,7 @@ export async function newTurnService(env: Environment = {}) {
     chats: moduleRef.get(ChatsService),
     newChat,
     newTurn,
+    newRegeneration,
     run,
     messagesOf,
     holdReplies,

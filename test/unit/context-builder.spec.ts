@@ -86,7 +86,7 @@ describe(`${ContextBuilder.name} across turns`, () => {
     const builder = new ContextBuilder(repository, tokens, config);
     const contexts = [];
     const fullReads = jest.spyOn(repository, 'listRecentMessages');
-    const newerReads = jest.spyOn(repository, 'listMessages');
+    const newerReads = jest.spyOn(repository, 'listBranch');
     for (let turn = 0; turn < 60; turn++) {
       // What a turn does: store the user message, build its context, store and remember the reply.
       const question = await append(1);
@@ -106,13 +106,13 @@ describe(`${ContextBuilder.name} across turns`, () => {
   it('should read only the messages stored between turns that it was not told of', async () => {
     const builder = new ContextBuilder(repository, tokens, config);
     await contextAt(builder, (await append(5)).seq);
-    const newerReads = jest.spyOn(repository, 'listMessages');
+    const newerReads = jest.spyOn(repository, 'listBranch');
 
     const question = await append(4);
     const context = await builder.build(await chat(), question);
 
     expect(newerReads).toHaveBeenCalledTimes(1);
-    expect(newerReads.mock.calls[0][1]).toEqual({ limit: 3, afterSeq: 5 });
+    expect(newerReads.mock.calls[0][1]).toEqual({ throughId: question.id, limit: 4, afterSeq: 5 });
     newerReads.mockRestore();
     expect(context).toEqual(await fromScratch(9));
   });
@@ -138,5 +138,82 @@ describe(`${ContextBuilder.name} across turns`, () => {
     await append(200);
     expect(await contextAt(builder, 239)).toEqual(await fromScratch(239));
     expect(await contextAt(builder, 239)).toEqual(await fromScratch(239));
+  });
+
+  /**
+   * What a turn answering `answered` must send, worked out from every stored message: the system
+   * prompt, then the newest messages of the path from the root to `answered` that fit the budget.
+   */
+  const expectedContext = async (answered: Message) => {
+    const all = await repository.listMessages(key, { limit: 100_000 });
+    const byId = new Map(all.map((m) => [m.id, m]));
+    const path: Message[] = [];
+    for (let at: Message | undefined = answered; at; at = at.parentId === null ? undefined : byId.get(at.parentId)) {
+      path.push(at);
+    }
+    // The budget of `config`, less the system prompt.
+    let remaining = 40 * MESSAGE_COST + 100 - (tokens.count(SYSTEM_PROMPT) + TokenCounter.MESSAGE_OVERHEAD);
+    const fitting = [];
+    for (const message of path) {
+      if (remaining < MESSAGE_COST) break;
+      remaining -= MESSAGE_COST;
+      fitting.push({ role: message.role, content: message.content });
+    }
+    return [{ role: 'system', content: SYSTEM_PROMPT }, ...fitting.reverse()];
+  };
+
+  it('should give every turn its own branch, over random sends, edits, regenerations and switches', async () => {
+    const builder = new ContextBuilder(repository, tokens, config);
+    // mulberry32: the same steps on every run.
+    let seed = 0x5eed;
+    const random = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
+    const store = (role: 'user' | 'assistant', parentId?: string | null) =>
+      repository.appendMessage(key, {
+        role,
+        content: `${role} ${Math.floor(random() * 1e6).toString(36)}`,
+        status: 'completed',
+        inReplyTo: null,
+        parentId,
+        model: null,
+        usage: null,
+        tokenCount: 1,
+      });
+    const kinds = { send: 0, edit: 0, regenerate: 0, switch: 0, elsewhere: 0 };
+    for (let step = 0; step < 300; step++) {
+      const all = await repository.listMessages(key, { limit: 100_000 });
+      const users = all.filter((m) => m.role === 'user');
+      const roll = random();
+      let answered: Message;
+      if (all.length === 0 || roll < 0.4) {
+        kinds.send++;
+        answered = await store('user');
+      } else if (roll < 0.55) {
+        kinds.edit++;
+        answered = await store('user', pick(users).parentId);
+      } else if (roll < 0.7) {
+        kinds.regenerate++;
+        answered = pick(users);
+      } else if (roll < 0.85) {
+        kinds.switch++;
+        await repository.switchBranch(key, pick(all).id);
+        continue;
+      } else {
+        // Another instance runs a turn: this builder is told of neither message.
+        kinds.elsewhere++;
+        await store('user');
+        await store('assistant');
+        continue;
+      }
+      const context = await builder.build(await chat(), answered);
+      expect(context).toEqual(await expectedContext(answered));
+      builder.remember(await chat(), await store('assistant', answered.id));
+    }
+    expect(Object.values(kinds).every((count) => count > 20)).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-import { ChatNotFoundError } from '../../src/chats/chat-errors';
+import { ChatNotFoundError, MessageNotFoundError, UnknownMessageIdError } from '../../src/chats/chat-errors';
 import { IdempotencyKeyInUseError, IdempotencyKeyReusedError } from '../../src/idempotency/idempotency-errors';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
@@ -230,6 +230,82 @@ describe(MessagesService.name, () => {
       gate.resolve();
       await first.done;
       expect(ctx.llm.calls).toHaveLength(1);
+    });
+  });
+
+  describe('branches', () => {
+    it('should refuse a parent that is no message of the chat before any event, storing nothing', async () => {
+      const chat = await ctx.newChat();
+      const other = await ctx.newChat();
+      const theirs = await ctx.run(ctx.newTurn(other, 'theirs')).done;
+      const turn = ctx.run(ctx.newTurn(chat, 'orphan', undefined, theirs.userMessage.id));
+
+      await expect(turn.done).rejects.toBeInstanceOf(UnknownMessageIdError);
+      expect(turn.events).toEqual([]);
+      expect(await ctx.messagesOf(chat)).toEqual([]);
+    });
+
+    it('should regenerate a reply beside the earlier one, starting with the existing user message', async () => {
+      const chat = await ctx.newChat();
+      const first = await ctx.run(ctx.newTurn(chat, 'one')).done;
+      await ctx.run(ctx.newTurn(chat, 'two')).done;
+      const again = ctx.run(ctx.newRegeneration(chat, first.assistantMessage.id));
+      const turn = await again.done;
+
+      expect(again.events[1]).toEqual({ type: 'user_message', message: first.userMessage });
+      expect(turn.assistantMessage).toMatchObject({ seq: 5, parentId: first.userMessage.id });
+      expect(ctx.llm.calls[2].request.messages.slice(1).map((m) => m.content)).toEqual(['one']);
+      expect((await ctx.chats.get(chat)).currentMessageId).toBe(turn.assistantMessage.id);
+      await expect(
+        ctx.run(ctx.newRegeneration(chat, '0190a000-0000-7000-8000-000000000000')).done,
+      ).rejects.toBeInstanceOf(MessageNotFoundError);
+    });
+
+    it('should find a regeneration stored but not recorded, and not generate another', async () => {
+      const chat = await ctx.newChat();
+      const first = await ctx.run(ctx.newTurn(chat, 'one')).done;
+      jest.spyOn(ctx.idempotencyStore, 'complete').mockRejectedValueOnce(new Error('storage hiccup'));
+      const again = await ctx.run(ctx.newRegeneration(chat, first.userMessage.id, 'regen-1')).done;
+      jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 60_000);
+
+      expect(await ctx.run(ctx.newRegeneration(chat, first.userMessage.id, 'regen-1')).done).toEqual(again);
+      expect(ctx.llm.calls).toHaveLength(2);
+      jest.restoreAllMocks();
+    });
+
+    it('should resume a failed regeneration with a reply of its own, though another request answered the message meanwhile', async () => {
+      const chat = await ctx.newChat();
+      const first = await ctx.run(ctx.newTurn(chat, 'one')).done;
+      ctx.llm.respond = (request, call) => {
+        if (call === 2) throw new LlmUnavailableError('The language model answered HTTP 503.');
+        return echoReply(request);
+      };
+      await expect(ctx.run(ctx.newRegeneration(chat, first.userMessage.id, 'regen-2')).done).rejects.toBeInstanceOf(
+        ReplyFailedError,
+      );
+      const other = await ctx.run(ctx.newRegeneration(chat, first.userMessage.id)).done;
+      const resumed = await ctx.run(ctx.newRegeneration(chat, first.userMessage.id, 'regen-2')).done;
+
+      expect(resumed.assistantMessage.id).not.toBe(other.assistantMessage.id);
+      expect(resumed.assistantMessage).toMatchObject({ seq: 4, inReplyTo: first.userMessage.id });
+      expect(ctx.llm.calls).toHaveLength(4);
+    });
+
+    it('should find a reply that an attempt of the release before branches stored, from the bare message it recorded', async () => {
+      const chat = await ctx.newChat();
+      const recordProgress = ctx.idempotencyStore.recordProgress.bind(ctx.idempotencyStore);
+      jest
+        .spyOn(ctx.idempotencyStore, 'recordProgress')
+        .mockImplementation((scope, holder, progress) =>
+          recordProgress(scope, holder, JSON.stringify((JSON.parse(progress) as { userMessage: unknown }).userMessage)),
+        );
+      jest.spyOn(ctx.idempotencyStore, 'complete').mockRejectedValueOnce(new Error('storage hiccup'));
+      const first = await ctx.run(ctx.newTurn(chat, 'Once only', 'old-key')).done;
+      jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 60_000);
+
+      expect(await ctx.run(ctx.newTurn(chat, 'Once only', 'old-key')).done).toEqual(first);
+      expect(ctx.llm.calls).toHaveLength(1);
+      jest.restoreAllMocks();
     });
   });
 });

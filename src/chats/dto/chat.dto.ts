@@ -29,6 +29,16 @@ export class ChatDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true, example: '2026-11-25T09:31:12.000Z' })
   lastMessageAt: string | null;
 
+  @ApiProperty({
+    type: String,
+    format: 'uuid',
+    nullable: true,
+    description:
+      'The last message of the branch the chat shows (its newest message unless a client switched); null while empty',
+    example: '0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d',
+  })
+  currentMessageId: string | null;
+
   static from(chat: Chat): ChatDto {
     return {
       id: chat.id,
@@ -40,6 +50,7 @@ export class ChatDto {
       createdAt: chat.createdAt.toISOString(),
       updatedAt: chat.updatedAt.toISOString(),
       lastMessageAt: chat.lastMessageAt?.toISOString() ?? null,
+      currentMessageId: chat.currentMessageId,
     };
   }
 }

@@ -1,5 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsOptional, IsString, MaxLength, ValidateIf } from 'class-validator';
+import { IsId } from '../../common/validation/is-id.decorator';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
 import { IsStringMap } from '../../common/validation/is-string-map.decorator';
 import { CHAT_LIMITS } from './chat-limits';
@@ -36,4 +37,16 @@ export class UpdateChatDto {
   @IsOptional()
   @IsStringMap(CHAT_LIMITS.metadata)
   metadata?: Record<string, string> | null;
+
+  @ApiPropertyOptional({
+    type: String,
+    format: 'uuid',
+    description:
+      'Switches branch: the current branch becomes the path through this message to its newest descendant ' +
+      '(the one with the highest seq, or the message itself)',
+    example: '0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d',
+  })
+  @ValidateIf((dto: UpdateChatDto) => dto.currentMessageId !== undefined)
+  @IsId()
+  currentMessageId?: string;
 }

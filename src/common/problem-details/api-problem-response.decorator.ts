@@ -40,15 +40,17 @@ export function ApiProblemResponse(status: number, options: ProblemResponseOptio
   );
 }
 
-/** 422 with per-field `errors[]`. */
-export const ApiValidationProblemResponse = (detail = 'content: content must not be blank') =>
-  ApiProblemResponse(422, {
+/** 422 with per-field `errors[]`; `detail` is `field: message`, as the service writes it. */
+export const ApiValidationProblemResponse = (detail = 'content: content must not be blank') => {
+  const [field, message] = detail.split(/: (.*)/s);
+  return ApiProblemResponse(422, {
     description: 'Request validation failed',
     type: 'urn:konko:problem:validation-failed',
     detail,
     schema: ValidationProblemDto,
-    extensions: { errors: [{ field: 'content', message: 'content must not be blank' }] },
+    extensions: { errors: [{ field, message }] },
   });
+};
 
 /** The errors any route with a JSON body can answer before it reaches the handler. */
 export const ApiJsonBodyProblemResponses = () =>

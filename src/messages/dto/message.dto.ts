@@ -17,7 +17,10 @@ export class MessageDto {
   @ApiProperty({ format: 'uuid', example: '0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e' })
   chatId: string;
 
-  @ApiProperty({ description: '1, 2, 3 … in the order the chat received them; no gaps', example: 1 })
+  @ApiProperty({
+    description: '1, 2, 3 … in the order the chat received them, across every branch; no gaps',
+    example: 1,
+  })
   seq: number;
 
   @ApiProperty({ enum: ['user', 'assistant'], example: 'user' })
@@ -41,6 +44,15 @@ export class MessageDto {
     example: null,
   })
   inReplyTo: string | null;
+
+  @ApiProperty({
+    type: String,
+    format: 'uuid',
+    nullable: true,
+    description: 'The message it follows in its branch; null for the first message of a branch',
+    example: null,
+  })
+  parentId: string | null;
 
   @ApiProperty({
     type: String,
@@ -70,6 +82,7 @@ export class MessageDto {
       content: message.content,
       status: message.status,
       inReplyTo: message.inReplyTo,
+      parentId: message.parentId,
       model: message.model,
       usage: message.usage,
       createdAt: message.createdAt.toISOString(),
@@ -85,6 +98,7 @@ const ASSISTANT_EXAMPLE = {
   content: 'Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …',
   status: 'completed',
   inReplyTo: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b',
+  parentId: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b',
   model: 'gpt-4.1-mini',
   usage: { promptTokens: 412, completionTokens: 57 },
   createdAt: '2026-11-25T09:31:12.000Z',

@@ -1,5 +1,6 @@
-import { ApiProperty } from '@nestjs/swagger';
-import { IsString, MaxLength } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsId } from '../../common/validation/is-id.decorator';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
 
 export const MAX_MESSAGE_LENGTH = 32_000;
@@ -15,4 +16,18 @@ export class SendMessageDto {
   @IsNotBlank()
   @MaxLength(MAX_MESSAGE_LENGTH)
   content: string;
+
+  @ApiPropertyOptional({
+    type: String,
+    format: 'uuid',
+    nullable: true,
+    description:
+      'The message this one follows: any message of the chat (to edit a message, send the new text with the ' +
+      "edited message's `parentId`), or null for a new first message. Absent: the current branch's last message " +
+      'as it is when the turn runs.',
+    example: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b',
+  })
+  @IsOptional()
+  @IsId()
+  parentId?: string | null;
 }
