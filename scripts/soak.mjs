@@ -3,9 +3,10 @@
  * npm run soak [-- --duration 60 --clients 32 --chats 16 --storage memory,sqlite,postgres]
  *
  * Runs the built service (npm run build first) against a loopback OpenAI-compatible fake that
- * injects faults at random, drives it with many clients sending plain and streamed turns (some
- * disconnecting mid-reply, every failure retried with its Idempotency-Key, as a careful client
- * does), then reads every chat back and checks its invariants. Exits 1 on any violation.
+ * injects faults at random, drives it with many clients sending plain and streamed turns, edits
+ * and regenerations, and switching branches (some disconnecting mid-reply, every failure retried
+ * with its Idempotency-Key, as a careful client does), then reads every chat back and checks its
+ * invariants, the message tree's included. Exits 1 on any violation.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -29,6 +30,8 @@ const DURATION_MS = Number(args.duration) * 1000;
 const CLIENTS = Number(args.clients);
 const CHATS = Number(args.chats);
 const LLM_TIMEOUT_MS = 1500;
+/** What the upstream's replies name for a message that comes first in its branch. */
+const SYSTEM = '(system)';
 const MAX_ATTEMPTS = 6;
 const STUCK_MS = 30_000;
 
@@ -56,8 +59,11 @@ function startUpstream(injected) {
     let body = '';
     for await (const chunk of req) body += chunk;
     const request = JSON.parse(body);
-    const last = request.messages[request.messages.length - 1].content;
-    const reply = `echo: ${last}`;
+    const { messages } = request;
+    // The reply names the message it answers and the one before it in the context, so the
+    // invariants can tell whether the context was the message's own branch.
+    const before = messages[messages.length - 2];
+    const reply = `echo: ${messages[messages.length - 1].content} after: ${before.role === 'system' ? SYSTEM : before.content}`;
     const fault = pickFault();
     injected.set(fault, (injected.get(fault) ?? 0) + 1);
     const chunk = (delta, finish = null) =>
@@ -125,40 +131,51 @@ async function openStorage(kind) {
 const percentile = (sorted, p) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
 
-/** One attempt of a turn: what the client learned (acknowledged user message id, done, status). */
-async function attempt(baseUrl, chatId, turn, streamed, disconnect) {
+/** One attempt of a turn: what the client learned (acknowledged message ids, done, status). */
+async function attempt(baseUrl, turn, streamed, disconnect) {
   const controller = new AbortController();
   const headers = { 'content-type': 'application/json', 'idempotency-key': turn.key };
   if (streamed) headers.accept = 'text/event-stream';
-  const outcome = { acknowledged: null, done: false, status: 0, disconnected: false, stuck: false };
+  const outcome = { acknowledged: null, reply: null, done: false, status: 0, disconnected: false, stuck: false };
   // A request the service never finishes is a failure of the service, not of the soak.
   const stuckTimer = setTimeout(() => {
     outcome.stuck = true;
     controller.abort();
   }, STUCK_MS);
+  const [path, body] =
+    turn.kind === 'regenerate'
+      ? [`messages/${turn.messageId}/regenerate`, {}]
+      : [
+          'messages',
+          turn.parentId === undefined ? { content: turn.content } : { content: turn.content, parentId: turn.parentId },
+        ];
   try {
     if (disconnect && !streamed) setTimeout(() => controller.abort(), Math.random() * 30).unref();
-    const response = await fetch(`${baseUrl}/chats/${chatId}/messages`, {
+    const response = await fetch(`${baseUrl}/chats/${turn.chatId}/${path}`, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ content: turn.content }),
+      body: JSON.stringify(body),
       signal: controller.signal,
     });
     outcome.status = response.status;
     if (!streamed || response.status !== 200) {
       const body = await response.json();
       if (response.status === 201) {
-        outcome.acknowledged = body.userMessage.id;
+        outcome.acknowledged = body.userMessage;
+        outcome.reply = body.assistantMessage.id;
         outcome.done = true;
-      } else if (body.userMessage) outcome.acknowledged = body.userMessage.id;
+      } else if (body.userMessage) outcome.acknowledged = body.userMessage;
       outcome.retryAfter = Number(response.headers.get('retry-after') ?? 0);
       return outcome;
     }
     const parser = createParser({
       onEvent: ({ event, data }) => {
         const payload = JSON.parse(data);
-        if (event === 'user_message') outcome.acknowledged = payload.id;
-        if (event === 'assistant_message') outcome.done = true;
+        if (event === 'user_message') outcome.acknowledged = payload;
+        if (event === 'assistant_message') {
+          outcome.reply = payload.id;
+          outcome.done = true;
+        }
         if (event === 'delta' && disconnect) controller.abort();
       },
     });
@@ -180,27 +197,59 @@ async function attempt(baseUrl, chatId, turn, streamed, disconnect) {
   return outcome;
 }
 
-async function runClient(baseUrl, chatIds, clientNo, deadline, stats, turns) {
+/** What a client does next on a chat: mostly sends, some edits, regenerations and switches. */
+function nextTurn(chat, key, content) {
+  const roll = Math.random();
+  const known = chat.userMessages;
+  const pick = () => known[Math.floor(Math.random() * known.length)];
+  if (known.length > 0 && roll < 0.1) return { kind: 'edit', key, content, parentId: pick().parentId };
+  if (known.length > 0 && roll < 0.2) return { kind: 'regenerate', key, messageId: pick().id };
+  return { kind: 'send', key, content };
+}
+
+async function runClient(baseUrl, chats, clientNo, deadline, stats, turns) {
   for (let n = 0; Date.now() < deadline; n++) {
-    const chatId = chatIds[Math.floor(Math.random() * chatIds.length)];
+    const chat = chats[Math.floor(Math.random() * chats.length)];
+    if (chat.userMessages.length > 0 && Math.random() < 0.05) {
+      // Switch to another branch, as the playground's ‹ n / m › does.
+      const message = chat.userMessages[Math.floor(Math.random() * chat.userMessages.length)];
+      const response = await fetch(`${baseUrl}/chats/${chat.id}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ currentMessageId: message.id }),
+      });
+      await response.arrayBuffer();
+      stats.requests++;
+      stats.switches++;
+      stats.statuses.set(response.status, (stats.statuses.get(response.status) ?? 0) + 1);
+      if (response.status !== 200) stats.stuck.push(`switching chat ${chat.id} answered ${response.status}`);
+      continue;
+    }
     const turn = {
-      chatId,
-      key: `soak-${clientNo}-${n}`,
-      content: `client ${clientNo} turn ${n}`,
+      chatId: chat.id,
+      ...nextTurn(chat, `soak-${clientNo}-${n}`, `client ${clientNo} turn ${n}`),
       acknowledged: new Set(),
+      replies: new Set(),
       done: false,
     };
     turns.push(turn);
+    stats.kinds[turn.kind]++;
     const started = performance.now();
     for (let i = 0; i < MAX_ATTEMPTS && !turn.done; i++) {
       const streamed = Math.random() < 0.5;
       const disconnect = Math.random() < 0.08;
-      const outcome = await attempt(baseUrl, chatId, turn, streamed, disconnect);
+      const outcome = await attempt(baseUrl, turn, streamed, disconnect);
       stats.requests++;
       if (outcome.stuck) stats.stuck.push(`${turn.key}: no answer within ${STUCK_MS / 1000} s`);
       else if (outcome.disconnected) stats.disconnects++;
       stats.statuses.set(outcome.status, (stats.statuses.get(outcome.status) ?? 0) + 1);
-      if (outcome.acknowledged) turn.acknowledged.add(outcome.acknowledged);
+      if (outcome.acknowledged) {
+        if (!turn.acknowledged.has(outcome.acknowledged.id) && turn.kind !== 'regenerate') {
+          chat.userMessages.push({ id: outcome.acknowledged.id, parentId: outcome.acknowledged.parentId });
+        }
+        turn.acknowledged.add(outcome.acknowledged.id);
+      }
+      if (outcome.reply) turn.replies.add(outcome.reply);
       if (outcome.done) {
         turn.done = true;
         stats.latencies.push(performance.now() - started);
@@ -218,7 +267,7 @@ async function readAll(baseUrl, chatId) {
   const messages = [];
   for (let cursor; ;) {
     const page = await (
-      await fetch(`${baseUrl}/chats/${chatId}/messages?limit=1000${cursor ? `&cursor=${cursor}` : ''}`)
+      await fetch(`${baseUrl}/chats/${chatId}/messages?branch=all&limit=1000${cursor ? `&cursor=${cursor}` : ''}`)
     ).json();
     messages.push(...page.data);
     if (!page.nextCursor) return messages;
@@ -226,30 +275,49 @@ async function readAll(baseUrl, chatId) {
   }
 }
 
-function checkChat(messages, turnsOfChat, violations) {
-  const fail = (what) => violations.push(`chat ${messages[0]?.chatId}: ${what}`);
+function checkChat(chat, messages, turnsOfChat, violations) {
+  const fail = (what) => violations.push(`chat ${chat.id}: ${what}`);
   messages.forEach((m, i) => m.seq !== i + 1 && fail(`seq ${m.seq} at position ${i + 1}`));
   const byId = new Map(messages.map((m) => [m.id, m]));
+  const current = chat.currentMessageId;
+  if (messages.length === 0 ? current !== null : !byId.has(current))
+    fail(`currentMessageId ${current} is no message of the chat`);
+  for (const m of messages) {
+    const parent = m.parentId === null ? null : byId.get(m.parentId);
+    if (m.parentId !== null && (!parent || parent.seq >= m.seq))
+      fail(`message ${m.seq}'s parent is not an earlier message of the chat`);
+  }
   const completedReplies = new Map();
   for (const m of messages.filter((m) => m.role === 'assistant')) {
     const question = byId.get(m.inReplyTo);
     if (!question || question.role !== 'user') fail(`reply ${m.seq} answers no user message`);
-    else if (question.seq >= m.seq) fail(`reply ${m.seq} comes before its message ${question.seq}`);
+    else if (m.parentId !== question.id) fail(`reply ${m.seq} does not follow the message it answers`);
     else if (m.status === 'completed') {
-      if (m.content !== `echo: ${question.content}`)
-        fail(`reply ${m.seq} was not generated for message ${question.seq}`);
+      const before = question.parentId === null ? SYSTEM : byId.get(question.parentId)?.content;
+      if (m.content !== `echo: ${question.content} after: ${before}`)
+        fail(`reply ${m.seq} was not generated for message ${question.seq} in its own branch`);
       completedReplies.set(question.id, (completedReplies.get(question.id) ?? 0) + 1);
     }
   }
+  const regenerations = new Map();
+  for (const turn of turnsOfChat.filter((t) => t.kind === 'regenerate'))
+    regenerations.set(turn.messageId, (regenerations.get(turn.messageId) ?? 0) + 1);
   for (const [id, count] of completedReplies)
-    if (count > 1) fail(`message ${byId.get(id).seq} has ${count} completed replies`);
+    if (count > 1 + (regenerations.get(id) ?? 0))
+      fail(`message ${byId.get(id).seq} has ${count} completed replies, more than its turns asked for`);
   for (const turn of turnsOfChat) {
-    const stored = messages.filter((m) => m.role === 'user' && m.content === turn.content);
-    if (stored.length > 1) fail(`key ${turn.key} stored its message ${stored.length} times`);
+    if (turn.replies.size > 1) fail(`key ${turn.key} was answered with ${turn.replies.size} replies`);
+    for (const id of turn.replies)
+      if (byId.get(id)?.status !== 'completed') fail(`acknowledged reply ${id} of key ${turn.key} is lost`);
     for (const id of turn.acknowledged)
       if (!byId.has(id)) fail(`acknowledged message ${id} of key ${turn.key} is lost`);
     if (turn.acknowledged.size > 1) fail(`key ${turn.key} was acknowledged as ${turn.acknowledged.size} messages`);
+    if (turn.kind === 'regenerate') continue;
+    const stored = messages.filter((m) => m.role === 'user' && m.content === turn.content);
+    if (stored.length > 1) fail(`key ${turn.key} stored its message ${stored.length} times`);
     if (turn.done && !completedReplies.has(stored[0]?.id)) fail(`key ${turn.key} completed but has no completed reply`);
+    if (turn.kind === 'edit' && stored[0] && stored[0].parentId !== turn.parentId)
+      fail(`edit ${turn.key} does not follow the message it was sent after`);
   }
 }
 
@@ -268,12 +336,16 @@ async function soak(storageKind) {
     AUTO_TITLE: 'off',
   });
   try {
-    const chatIds = [];
-    for (let i = 0; i < CHATS; i++)
-      chatIds.push((await (await fetch(`${service.base}/chats`, { method: 'POST' })).json()).id);
+    const chats = [];
+    for (let i = 0; i < CHATS; i++) {
+      const { id } = await (await fetch(`${service.base}/chats`, { method: 'POST' })).json();
+      chats.push({ id, userMessages: [] });
+    }
     const stats = {
       stuck: [],
       requests: 0,
+      switches: 0,
+      kinds: { send: 0, edit: 0, regenerate: 0 },
       disconnects: 0,
       turnsDone: 0,
       turnsGivenUp: 0,
@@ -284,18 +356,20 @@ async function soak(storageKind) {
     const startedAt = Date.now();
     await Promise.all(
       Array.from({ length: CLIENTS }, (_, i) =>
-        runClient(service.base, chatIds, i, startedAt + DURATION_MS, stats, turns),
+        runClient(service.base, chats, i, startedAt + DURATION_MS, stats, turns),
       ),
     );
     const seconds = (Date.now() - startedAt) / 1000;
     const violations = [...stats.stuck];
     let stored = 0;
-    for (const chatId of chatIds) {
-      const messages = await readAll(service.base, chatId);
+    for (const { id } of chats) {
+      const chat = await (await fetch(`${service.base}/chats/${id}`)).json();
+      const messages = await readAll(service.base, id);
       stored += messages.length;
       checkChat(
+        chat,
         messages,
-        turns.filter((t) => t.chatId === chatId),
+        turns.filter((t) => t.chatId === id),
         violations,
       );
     }
@@ -307,6 +381,8 @@ async function soak(storageKind) {
       turnsDone: stats.turnsDone,
       turnsGivenUp: stats.turnsGivenUp,
       requests: stats.requests,
+      turnsByKind: stats.kinds,
+      branchSwitches: stats.switches,
       upstreamCalls: [...injected.values()].reduce((a, b) => a + b, 0),
       faultsInjected: faults,
       faultsByKind: Object.fromEntries([...injected].filter(([f]) => f !== 'none')),
@@ -340,6 +416,9 @@ console.table(
     storage: r.storage,
     s: r.seconds,
     'turns done': r.turnsDone,
+    edits: r.turnsByKind.edit,
+    regenerations: r.turnsByKind.regenerate,
+    switches: r.branchSwitches,
     'given up': r.turnsGivenUp,
     faults: r.faultsInjected,
     disconnects: r.clientDisconnects,

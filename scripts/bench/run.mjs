@@ -28,7 +28,16 @@ const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.
 
 /** Sizes of each workload; the smoke run only shows that every part works. */
 const SIZE = SMOKE
-  ? { w1Seconds: 0.5, w2Seconds: 0.5, w3Chats: 20, w4Sizes: [10, 40, 80, 160], w4Turns: 3, w5Messages: 500, w6Turns: 3 }
+  ? {
+      w1Seconds: 0.5,
+      w2Seconds: 0.5,
+      w3Chats: 20,
+      w4Sizes: [10, 40, 80, 160],
+      w4Turns: 3,
+      w4Branches: 4,
+      w5Messages: 500,
+      w6Turns: 3,
+    }
   : {
       w1Seconds: 10,
       w2Seconds: 10,
@@ -36,6 +45,8 @@ const SIZE = SMOKE
       // The first size is a short chat, the cost of a full window beside it; the others all fill it.
       w4Sizes: [10, 1_000, 5_000, 20_000],
       w4Turns: 100,
+      // W4b: a chat of this many branches of ten messages each, beside a line of as many messages.
+      w4Branches: 100,
       w5Messages: Number(process.env.BENCH_W5_MESSAGES ?? 100_000),
       w6Turns: 200,
     };
@@ -427,6 +438,57 @@ async function w4(pool, service) {
   return { medianMs: medians, ratio: medians[longest] / medians[shortest] };
 }
 
+/**
+ * Branches cost nothing per turn: a chat of `w4Branches` branches (each five turns after an edit
+ * of a random earlier message) beside a line of as many messages, both filling the window. In
+ * rounds, a turn that follows the current branch on each, and an edit from a random reply on
+ * each (a new branch, whose context is read afresh).
+ */
+async function w4b(pool, service) {
+  const [line, branched] = await createChats(pool, 2);
+  const turnsPerBranch = 5;
+  await fillChat(pool, line, SIZE.w4Branches * turnsPerBranch * 2);
+  const replies = { [line]: [], [branched]: [] };
+  const turn = async (chatId, parentId) => {
+    const body = parentId === undefined ? { content: MESSAGE } : { content: MESSAGE, parentId };
+    const { assistantMessage } = await expectStatus(call(pool, 'POST', messagesPath(chatId), body), 201, 'W4b turn');
+    replies[chatId].push(assistantMessage.id);
+  };
+  const randomReply = (chatId) => replies[chatId][Math.floor(Math.random() * replies[chatId].length)];
+  for (let branch = 0; branch < SIZE.w4Branches; branch++) {
+    await turn(branched, branch === 0 ? undefined : randomReply(branched));
+    for (let i = 1; i < turnsPerBranch; i++) await turn(branched);
+  }
+  const lineReplies = await expectStatus(
+    call(pool, 'GET', `${messagesPath(line)}?branch=all&limit=1000`),
+    200,
+    'W4b list',
+  );
+  replies[line] = lineReplies.data.filter((m) => m.role === 'assistant').map((m) => m.id);
+  await service.untilIdle();
+  const kinds = [
+    ['lineTurn', () => turn(line)],
+    ['branchedTurn', () => turn(branched)],
+    ['lineEdit', () => turn(line, randomReply(line))],
+    ['branchedEdit', () => turn(branched, randomReply(branched))],
+  ];
+  const samples = Object.fromEntries(kinds.map(([kind]) => [kind, []]));
+  for (let round = 0; round < SIZE.w4Turns; round++) {
+    for (let i = 0; i < kinds.length; i++) {
+      const [kind, run] = kinds[(round + i) % kinds.length];
+      const started = now();
+      await run();
+      samples[kind].push(now() - started);
+    }
+  }
+  const medianMs = Object.fromEntries(kinds.map(([kind]) => [kind, summarize(samples[kind]).p50]));
+  return {
+    medianMs,
+    turnRatio: medianMs.branchedTurn / medianMs.lineTurn,
+    editRatio: medianMs.branchedEdit / medianMs.lineEdit,
+  };
+}
+
 async function w5(base, pool, upstream, service) {
   await setUpstream(upstream, { replyChars: 200, pieces: 40 });
   try {
@@ -589,6 +651,7 @@ async function measureService(label, upstream, workDir, databaseUrl, workloads) 
         results.W3 = await w3(service.base, upstreamPool, paths, profilerOf(service, label, 'W3'));
       }
       if (name === 'W4') results.W4 = await w4(pool, service);
+      if (name === 'W4b') results.W4b = await w4b(pool, service);
       if (name === 'W5') results.W5 = await w5(service.base, pool, upstreamPool, service);
     }
   } catch (error) {
@@ -625,9 +688,9 @@ const ONLY = args
   .split(',')
   .map((entry) => entry.split(':'));
 const PLAN = [
-  ['memory', ['W1', 'W2', 'W6', 'W3', 'W4', 'W5']],
-  ['sqlite', ['W1', 'W4']],
-  ['postgres', ['W1', 'W4']],
+  ['memory', ['W1', 'W2', 'W6', 'W3', 'W4', 'W4b', 'W5']],
+  ['sqlite', ['W1', 'W4', 'W4b']],
+  ['postgres', ['W1', 'W4', 'W4b']],
 ]
   .map(([store, workloads]) => [
     store,
@@ -802,6 +865,19 @@ function table(r) {
     ],
     ['W4 SQLite', w4(sqlite.W4), 'ratio ≤ 1.2', mark(sqlite.W4?.ratio, (v) => v <= 1.2)],
     ['W4 PostgreSQL', w4(postgres.W4), 'ratio ≤ 1.2', mark(postgres.W4?.ratio, (v) => v <= 1.2)],
+    ...[
+      ['memory', m],
+      ['SQLite', sqlite],
+      ['PostgreSQL', postgres],
+    ].map(([name, store]) => [
+      `W4b ${name}: ${SIZE.w4Branches} branches vs a line, turn / edit (ms)`,
+      store.W4b
+        ? `${fmt(store.W4b.medianMs.branchedTurn, 2)} vs ${fmt(store.W4b.medianMs.lineTurn, 2)} (${fmt(store.W4b.turnRatio, 2)}) / ` +
+          `${fmt(store.W4b.medianMs.branchedEdit, 2)} vs ${fmt(store.W4b.medianMs.lineEdit, 2)} (${fmt(store.W4b.editRatio, 2)})`
+        : '—',
+      "a branched chat's turn costs a line's",
+      '',
+    ]),
     [
       `W5 memory: bytes per 200-char message, ${SIZE.w5Messages.toLocaleString('en')} stored`,
       m.W5 ? `${m.W5.bytesPerMessage} B` : '—',
