@@ -22,7 +22,7 @@ const SRC_FOLDERS = {
   health: ['common', 'config', 'auth', 'chats', 'llm'],
   'rate-limit': ['common', 'config', 'auth'],
   playground: ['common', 'auth'],
-  storage: ['common', 'config', 'chats', 'idempotency', 'summaries'],
+  storage: ['common', 'config', 'chats', 'idempotency', 'summaries', 'messages'],
 };
 
 export default tseslint.config(

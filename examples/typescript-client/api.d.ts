@@ -145,6 +145,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/chats/{chatId}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop the chat's running turn
+         * @description Stops the turn that is generating a reply in the chat, on whichever instance runs it, within a second: the upstream request is aborted and what was generated is stored with `status: "incomplete"`. Its streams end with that message as the final `assistant_message` event, and a waiting plain request gets 201 with it. Turns still waiting for the chat run as usual.
+         */
+        post: operations["RunningTurnsController_stop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chatId}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Resume the stream of the chat's turn
+         * @description With `Last-Event-ID` (or `?lastEventId=`): the events of that turn after that id, then live until the turn ends; if the turn has ended, its final event only (`assistant_message`, or `error`). Without one: every event of the turn running now. Events are those of sending a message, each with an `id:` line. An id this service did not give out for this chat gets 422 (checked whether or not a turn runs).
+         */
+        get: operations["RunningTurnsController_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/chats/{chatId}/summary": {
         parameters: {
             query?: never;
@@ -1431,26 +1471,30 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. If the client disconnects, the upstream call is aborted and what was generated is stored as incomplete. */
+            /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     /**
-                     * @example event: user_message
-                     *     data: {"id":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":1,"role":"user","content":"What should I see in Lisbon in one day?","status":"completed","inReplyTo":null,"model":null,"usage":null,"createdAt":"2026-11-25T09:31:10.000Z"}
+                     * @example id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.0
+                     *     event: user_message
+                     *     data: {"id":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":1,"role":"user","content":"What should I see in Lisbon in one day?","status":"completed","inReplyTo":null,"parentId":null,"model":null,"usage":null,"createdAt":"2026-11-25T09:31:10.000Z"}
                      *
                      *     : ping
                      *
+                     *     id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.1
                      *     event: delta
                      *     data: {"content":"Start at Belém "}
                      *
+                     *     id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.2
                      *     event: delta
                      *     data: {"content":"for the tower."}
                      *
+                     *     id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.3
                      *     event: assistant_message
-                     *     data: {"id":"0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":2,"role":"assistant","content":"Start at Belém for the tower.","status":"completed","inReplyTo":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","model":"gpt-4.1-mini","usage":{"promptTokens":412,"completionTokens":8},"createdAt":"2026-11-25T09:31:12.000Z"}
+                     *     data: {"id":"0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":2,"role":"assistant","content":"Start at Belém for the tower.","status":"completed","inReplyTo":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","parentId":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","model":"gpt-4.1-mini","usage":{"promptTokens":412,"completionTokens":8},"createdAt":"2026-11-25T09:31:12.000Z"}
                      */
                     "text/event-stream": string;
                 };
@@ -1755,26 +1799,30 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. If the client disconnects, the upstream call is aborted and what was generated is stored as incomplete. */
+            /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     /**
-                     * @example event: user_message
-                     *     data: {"id":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":1,"role":"user","content":"What should I see in Lisbon in one day?","status":"completed","inReplyTo":null,"model":null,"usage":null,"createdAt":"2026-11-25T09:31:10.000Z"}
+                     * @example id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.0
+                     *     event: user_message
+                     *     data: {"id":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":1,"role":"user","content":"What should I see in Lisbon in one day?","status":"completed","inReplyTo":null,"parentId":null,"model":null,"usage":null,"createdAt":"2026-11-25T09:31:10.000Z"}
                      *
                      *     : ping
                      *
+                     *     id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.1
                      *     event: delta
                      *     data: {"content":"Start at Belém "}
                      *
+                     *     id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.2
                      *     event: delta
                      *     data: {"content":"for the tower."}
                      *
+                     *     id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.3
                      *     event: assistant_message
-                     *     data: {"id":"0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":2,"role":"assistant","content":"Start at Belém for the tower.","status":"completed","inReplyTo":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","model":"gpt-4.1-mini","usage":{"promptTokens":412,"completionTokens":8},"createdAt":"2026-11-25T09:31:12.000Z"}
+                     *     data: {"id":"0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":2,"role":"assistant","content":"Start at Belém for the tower.","status":"completed","inReplyTo":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","parentId":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","model":"gpt-4.1-mini","usage":{"promptTokens":412,"completionTokens":8},"createdAt":"2026-11-25T09:31:12.000Z"}
                      */
                     "text/event-stream": string;
                 };
@@ -2057,6 +2105,241 @@ export interface operations {
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
+                };
+            };
+        };
+    };
+    RunningTurnsController_stop: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                chatId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A turn was generating; it stops */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No turn was generating */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid API key (only when the service has API keys configured) */
+            401: {
+                headers: {
+                    /** @description Bearer realm="konko" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:unauthorized",
+                     *       "title": "Missing or invalid API key",
+                     *       "status": 401,
+                     *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Chat not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:chat-not-found",
+                     *       "title": "Chat not found",
+                     *       "status": 404,
+                     *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Unexpected failure (no internals are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "The service failed to handle the request. It has been logged.",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    RunningTurnsController_stream: {
+        parameters: {
+            query?: {
+                /** @description The `id` of the last event the client received, when it cannot send the `Last-Event-ID` header (this wins over the header) */
+                lastEventId?: string;
+            };
+            header?: {
+                /** @description The `id` of the last event the client received */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                chatId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The turn's events as server-sent events, each with an `id:` line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.0
+                     *     event: user_message
+                     *     data: {"id":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":1,"role":"user","content":"What should I see in Lisbon in one day?","status":"completed","inReplyTo":null,"parentId":null,"model":null,"usage":null,"createdAt":"2026-11-25T09:31:10.000Z"}
+                     *
+                     *     : ping
+                     *
+                     *     id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.1
+                     *     event: delta
+                     *     data: {"content":"Start at Belém "}
+                     *
+                     *     id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.2
+                     *     event: delta
+                     *     data: {"content":"for the tower."}
+                     *
+                     *     id: 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.3
+                     *     event: assistant_message
+                     *     data: {"id":"0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":2,"role":"assistant","content":"Start at Belém for the tower.","status":"completed","inReplyTo":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","parentId":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","model":"gpt-4.1-mini","usage":{"promptTokens":412,"completionTokens":8},"createdAt":"2026-11-25T09:31:12.000Z"}
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            /** @description No turn runs, and no Last-Event-ID was given */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid API key (only when the service has API keys configured) */
+            401: {
+                headers: {
+                    /** @description Bearer realm="konko" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:unauthorized",
+                     *       "title": "Missing or invalid API key",
+                     *       "status": 401,
+                     *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Chat not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:chat-not-found",
+                     *       "title": "Chat not found",
+                     *       "status": 404,
+                     *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description The turn runs on another instance, and without REDIS_URL its events stay there */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:turn-elsewhere",
+                     *       "title": "The turn runs on another instance, and without REDIS_URL its events stay there",
+                     *       "status": 409,
+                     *       "detail": "This chat's turn runs on another instance of the service, and its events can only be resumed there (instances share them through Redis when REDIS_URL is set). Retry, or read the messages once it ends.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
+                     *       "status": 422,
+                     *       "detail": "Last-Event-ID: not an event id this service gave out for this chat",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "errors": [
+                     *         {
+                     *           "field": "Last-Event-ID",
+                     *           "message": "not an event id this service gave out for this chat"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
+            /** @description Unexpected failure (no internals are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "The service failed to handle the request. It has been logged.",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
         };

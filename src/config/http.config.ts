@@ -1,5 +1,5 @@
 import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Matches, Max, Min, MinLength } from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength } from 'class-validator';
 import proxyAddr from 'proxy-addr';
 import {
   configSlice,
@@ -28,6 +28,8 @@ export interface HttpConfig {
   ssePingIntervalMs: number;
   /** How long in-flight turns may finish after SIGTERM before they are aborted. */
   shutdownGraceMs: number;
+  /** `continue`: a turn outlives its client's connection; `stop`: a client that leaves stops its turn. */
+  clientDisconnect: 'continue' | 'stop';
 }
 
 class HttpVariables {
@@ -70,6 +72,11 @@ class HttpVariables {
   @IsInt()
   @Min(0)
   SHUTDOWN_GRACE_MS?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsIn(['continue', 'stop'], { message: 'CLIENT_DISCONNECT must be continue or stop' })
+  CLIENT_DISCONNECT?: 'continue' | 'stop';
 }
 
 /** Comma-separated origins (`https://app.example.com,http://localhost:5173`), each a URL origin. */
@@ -129,6 +136,7 @@ export function parseHttpConfig(env: Environment): HttpConfig {
     trustProxy: parseTrustProxy(vars.TRUST_PROXY),
     ssePingIntervalMs: vars.SSE_PING_INTERVAL_MS ?? 15_000,
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000,
+    clientDisconnect: vars.CLIENT_DISCONNECT ?? 'continue',
   };
 }
 

@@ -1,5 +1,5 @@
 import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, IsUrl, Matches, Min } from 'class-validator';
+import { IsInt, IsOptional, Matches, Min } from 'class-validator';
 import { configSlice, emptyToUndefined, Environment, InvalidConfigError, readVariables, toInteger } from './env';
 
 /** How much one client, one chat and one key may ask of the service, and for how long. */
@@ -7,8 +7,6 @@ export interface LimitsConfig {
   /** Requests per client per window; 0 turns rate limiting off. */
   rateLimit: number;
   rateLimitWindowMs: number;
-  /** Shared rate-limit counters, so limits hold across instances; in memory when unset. */
-  redisUrl: string | undefined;
   /** Turns that may wait on (or run for) one chat in this instance; more get 429. */
   maxPendingTurnsPerChat: number;
   /** How long an Idempotency-Key's outcome is kept and replayed. */
@@ -30,11 +28,6 @@ class LimitsVariables {
   @IsInt()
   @Min(1000)
   RATE_LIMIT_WINDOW_MS?: number;
-
-  @IsOptional()
-  @Transform(emptyToUndefined)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['redis', 'rediss'] })
-  REDIS_URL?: string;
 
   @IsOptional()
   @Transform(toInteger)
@@ -66,7 +59,6 @@ export function parseLimitsConfig(env: Environment): LimitsConfig {
   return {
     rateLimit: vars.RATE_LIMIT ?? 600,
     rateLimitWindowMs: vars.RATE_LIMIT_WINDOW_MS ?? 60_000,
-    redisUrl: vars.REDIS_URL,
     maxPendingTurnsPerChat: vars.MAX_PENDING_TURNS_PER_CHAT ?? 32,
     idempotencyTtlMs: parseIdempotencyTtl(vars.IDEMPOTENCY_TTL),
   };

@@ -1,5 +1,5 @@
 import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Min } from 'class-validator';
+import { IsInt, IsOptional, IsString, IsUrl, Min } from 'class-validator';
 import { configSlice, emptyToUndefined, Environment, readVariables, refuse, toInteger } from './env';
 
 export type StorageSettings =
@@ -8,11 +8,16 @@ export type StorageSettings =
   /** `url` may carry a password: show it through {@link describeStorage} only. */
   | { kind: 'postgres'; url: string };
 
-/** Where chats are kept. */
+/** Where chats are kept, and the state instances share. */
 export interface StorageConfig {
   database: StorageSettings;
   /** How long a database chat lock outlives an instance that stopped renewing it (crashed). */
   chatLockLeaseMs: number;
+  /**
+   * Redis, for what instances share beyond the database: rate-limit counters, running turns' events
+   * (for resumes on any instance) and stop requests. Unset: kept in this instance's memory.
+   */
+  redisUrl: string | undefined;
 }
 
 class StorageVariables {
@@ -26,6 +31,11 @@ class StorageVariables {
   @IsInt()
   @Min(500)
   CHAT_LOCK_LEASE_MS?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['redis', 'rediss'] })
+  REDIS_URL?: string;
 }
 
 /** The URL with any password replaced, for messages and logs. */
@@ -73,7 +83,11 @@ export function describeStorage(storage: StorageSettings): string {
 
 export function parseStorageConfig(env: Environment): StorageConfig {
   const vars = readVariables(StorageVariables, env);
-  return { database: parseDatabaseUrl(vars.DATABASE_URL), chatLockLeaseMs: vars.CHAT_LOCK_LEASE_MS ?? 30_000 };
+  return {
+    database: parseDatabaseUrl(vars.DATABASE_URL),
+    chatLockLeaseMs: vars.CHAT_LOCK_LEASE_MS ?? 30_000,
+    redisUrl: vars.REDIS_URL,
+  };
 }
 
 export const storageConfig = configSlice('storage', parseStorageConfig);

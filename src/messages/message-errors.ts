@@ -1,5 +1,14 @@
 import { Message } from '../chats/message';
-import { DomainError } from '../common/errors/domain-error';
+import { DomainError, ErrorKind } from '../common/errors/domain-error';
+
+/**
+ * A turn's failure after it was admitted: the messages it stored travel with it (the problem
+ * document shows them, turn-problems.ts), so the client knows nothing was lost.
+ */
+export abstract class TurnFailure extends DomainError {
+  abstract readonly userMessage: Message | null;
+  abstract readonly partialReply: Message | null;
+}
 
 /** The new message alone does not fit the model's context budget. */
 export class MessageTooLongForContextError extends DomainError {
@@ -25,7 +34,7 @@ export class MessageTooLongForContextError extends DomainError {
  * incomplete) travel with it, and the problem document shows them (turn-problems.ts), so the
  * client knows nothing was lost.
  */
-export class ReplyFailedError extends DomainError {
+export class ReplyFailedError extends TurnFailure {
   readonly kind: DomainError['kind'];
   readonly code: string;
   readonly title: string;
@@ -73,7 +82,7 @@ export class ShuttingDownError extends DomainError {
 }
 
 /** The client left mid-turn: the upstream call was aborted and what was generated kept. */
-export class TurnCancelledError extends DomainError {
+export class TurnCancelledError extends TurnFailure {
   readonly kind = 'client-closed';
   readonly code = 'turn-cancelled';
   readonly title = 'The client closed the request';
@@ -83,5 +92,69 @@ export class TurnCancelledError extends DomainError {
     readonly partialReply: Message | null,
   ) {
     super('The client closed the request before the reply was complete.');
+  }
+}
+
+/**
+ * A turn that ended without a stored reply whose failure is no longer known: the instance that
+ * ran it stopped (it crashed, or was killed), or its failure was forgotten.
+ */
+export class TurnInterruptedError extends TurnFailure {
+  readonly kind = 'unavailable';
+  readonly code = 'turn-interrupted';
+  readonly title = 'The turn ended without a reply';
+  override readonly retryAfterSeconds = 1;
+  readonly partialReply = null;
+
+  constructor(readonly userMessage: Message | null) {
+    super(
+      userMessage
+        ? `The turn ended without a stored reply. Your message was stored as message ${userMessage.seq}; regenerate it to try again.`
+        : 'The turn ended before it stored anything; send the message again.',
+    );
+  }
+}
+
+/** A turn's failure as another instance reported it, with the messages it had stored. */
+export class RelayedTurnFailure extends TurnFailure {
+  constructor(
+    readonly kind: ErrorKind,
+    readonly code: string,
+    readonly title: string,
+    detail: string,
+    override readonly retryAfterSeconds: number | undefined,
+    readonly userMessage: Message | null,
+    readonly partialReply: Message | null,
+  ) {
+    super(detail);
+  }
+}
+
+/** The turn to resume runs on another instance, and without REDIS_URL its events stay there. */
+export class TurnElsewhereError extends DomainError {
+  readonly kind = 'conflict';
+  readonly code = 'turn-elsewhere';
+  readonly title = 'The turn runs on another instance';
+
+  constructor() {
+    super(
+      "This chat's turn runs on another instance of the service, and its events can only be resumed there " +
+        '(instances share them through Redis when REDIS_URL is set). Retry, or read the messages once it ends.',
+    );
+  }
+}
+
+/** A Last-Event-ID this service did not give out for this chat. */
+export class UnknownLastEventIdError extends DomainError {
+  readonly kind = 'invalid';
+  readonly code = 'validation-failed';
+  readonly title = 'Request validation failed';
+
+  constructor(readonly field: 'Last-Event-ID' | 'lastEventId') {
+    super(`${field}: not an event id this service gave out for this chat`);
+  }
+
+  override extensions() {
+    return { errors: [{ field: this.field, message: 'not an event id this service gave out for this chat' }] };
   }
 }

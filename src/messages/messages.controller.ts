@@ -36,7 +36,9 @@ import { SendMessageDto } from './dto/send-message.dto';
 import { SendMessageQuery } from './dto/send-message.query';
 import { DeltaEventDto, TURN_EVENT_STREAM_DESCRIPTION, TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
 import { MessagesService } from './messages.service';
-import { TurnEvent, TurnRequest } from './turn';
+import { isFinal, TurnRequest } from './turn';
+import { turnEventId } from './turn-event-ids';
+import { writeTurnEvent } from './turn-event-stream';
 import { turnProblem, TurnProblemFilter } from './turn-problems';
 
 const EVENT_STREAM = 'text/event-stream';
@@ -46,9 +48,8 @@ function wantsEventStream(request: Request, query: SendMessageQuery): boolean {
   return query.stream ?? request.accepts(['application/json', EVENT_STREAM]) === EVENT_STREAM;
 }
 
-function eventData(event: Exclude<TurnEvent, { type: 'admitted' }>): unknown {
-  return event.type === 'delta' ? { content: event.content } : MessageDto.from(event.message);
-}
+/** A turn that failed before it had a user message or a reply to name it by. */
+const UNNAMED_TURN = () => ({ userMessageId: null, replyId: crypto.randomUUID() });
 
 /** `{messageId}` path parameters: a non-UUID is an unknown message (404). */
 const MessageIdPipe = new ParseIdPipe((id) => new MessageNotFoundError(id));
@@ -182,11 +183,16 @@ export class MessagesController {
     await this.runTurn({ kind: 'regenerate', chat, messageId, idempotencyKey }, query, request, response);
   }
 
-  /** Runs the turn and answers it plain, or as a stream that opens once the turn is admitted. */
+  /**
+   * Runs the turn and answers it plain, or as a stream that opens once the turn is admitted. By
+   * default the turn outlives its connection: a client that leaves can resume (GET …/stream), and
+   * the reply is stored whole; with CLIENT_DISCONNECT=stop, leaving stops the turn.
+   */
   private async runTurn(turn: TurnRequest, query: SendMessageQuery, request: Request, response: Response) {
     const options = {
       requestId: String(request.id),
-      whenClientLeaves: (stop: () => void) => onClientLeft(response, stop),
+      whenClientLeaves:
+        this.http.clientDisconnect === 'stop' ? (stop: () => void) => onClientLeft(response, stop) : undefined,
     };
     if (!wantsEventStream(request, query)) {
       const done = await this.messages.runTurn(turn, {
@@ -195,24 +201,28 @@ export class MessagesController {
           if (event.type === 'admitted' && event.replayed) response.setHeader(IDEMPOTENT_REPLAYED_HEADER, 'true');
         },
       });
-      response.status(201).json(TurnDto.from(done));
+      if (!response.destroyed) response.status(201).json(TurnDto.from(done));
       return;
     }
     // What fails before the turn is admitted is a plain problem response.
     const stream = new SseStream(response, this.http.ssePingIntervalMs);
+    let ended = false;
     try {
       await this.messages.runTurn(turn, {
         ...options,
         onEvent: (event) => {
-          if (event.type !== 'admitted') return stream.send(event.type, eventData(event));
-          if (event.replayed) response.setHeader(IDEMPOTENT_REPLAYED_HEADER, 'true');
-          stream.open();
+          if (event.type === 'admitted') {
+            if (event.replayed) response.setHeader(IDEMPOTENT_REPLAYED_HEADER, 'true');
+            return stream.open();
+          }
+          ended = isFinal(event);
+          writeTurnEvent(stream, event, request);
         },
       });
     } catch (error) {
       if (!stream.isOpen) throw error;
-      // Nothing is sent once the client has left.
-      stream.send('error', turnProblem(error, request));
+      // A failure the turn could not report as its event (it never held the chat) still ends the stream.
+      if (!ended) stream.send('error', turnProblem(error, request), turnEventId(UNNAMED_TURN(), 0));
     } finally {
       stream.close();
     }

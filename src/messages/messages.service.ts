@@ -15,6 +15,7 @@ import { Metrics } from '../metrics/metrics';
 import { ChatDigests } from '../summaries/chat-digests';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
+import { LiveTurns, RunningTurn } from './live-turns';
 import { ReplyFailedError, ShuttingDownError, TurnCancelledError } from './message-errors';
 import {
   BegunTurn,
@@ -29,6 +30,7 @@ import {
   TurnRequest,
 } from './turn';
 import { Admission, stopReasonOf, TurnAdmission } from './turn-admission';
+import { turnEventId } from './turn-event-ids';
 
 const SEND_ROUTE = 'POST /chats/{chatId}/messages';
 const REGENERATE_ROUTE = 'POST /chats/{chatId}/messages/{messageId}/regenerate';
@@ -97,6 +99,7 @@ export class MessagesService {
     private readonly metrics: Metrics,
     private readonly admissions: TurnAdmission,
     private readonly idempotency: IdempotencyService,
+    private readonly live: LiveTurns,
     @llmConfig.inject() private readonly llmSettings: LlmConfig,
   ) {}
 
@@ -116,17 +119,26 @@ export class MessagesService {
     this.metrics.turnsInFlight.inc();
     try {
       const waitingForLock = this.metrics.chatLockWait.startTimer();
-      const outcome = await this.repository.withChatLock(request.chat.chatId, async (lock): Promise<TurnOutcome> => {
-        waitingForLock();
-        const stopped = this.stopWhileWaiting(admission);
-        if (stopped) return { kind: 'failed', failure: stopped, begun: null };
-        const begun = await this.resumeOrAppendUserMessage(admitted, lock);
-        onEvent({ type: 'user_message', message: begun.userMessage });
-        if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, onEvent);
-        const context = await this.context.build(begun.chat, begun.userMessage);
-        const reply = await this.streamReply(begun.chat, context, admission.signal, onEvent);
-        return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { onEvent, requestId });
-      });
+      const outcome = await this.repository.withChatLock(request.chat.chatId, (lock) =>
+        // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
+        this.live.run(
+          lock,
+          () => admission.stop('stopped'),
+          onEvent,
+          async (turn): Promise<TurnOutcome> => {
+            waitingForLock();
+            const stopped = this.stopWhileWaiting(admission);
+            if (stopped) return { kind: 'failed', failure: stopped, begun: null };
+            const begun = await this.resumeOrAppendUserMessage(admitted, lock);
+            turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
+            turn.emit({ type: 'user_message', message: begun.userMessage });
+            if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
+            const context = await this.context.build(begun.chat, begun.userMessage);
+            const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
+            return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
+          },
+        ),
+      );
       await this.finish(request.chat, idempotencyKey, outcome);
       if (outcome.kind === 'failed') throw outcome.failure;
       return outcome.turn;
@@ -202,12 +214,13 @@ export class MessagesService {
     return { chat, contentTokens: 0, answered, route: REGENERATE_ROUTE, fingerprint: { messageId: answered.id } };
   }
 
-  /** A completed turn's events again, its reply as a single delta. */
+  /** A completed turn's events again, its reply as a single delta, named as the turn named them. */
   private replay(turn: Turn, onEvent: (event: TurnEvent) => void): Turn {
+    const id = { userMessageId: turn.userMessage.id, replyId: turn.assistantMessage.id };
     onEvent({ type: 'admitted', replayed: true });
-    onEvent({ type: 'user_message', message: turn.userMessage });
-    onEvent({ type: 'delta', content: turn.assistantMessage.content });
-    onEvent({ type: 'assistant_message', message: turn.assistantMessage });
+    onEvent({ type: 'user_message', id: turnEventId(id, 0), message: turn.userMessage });
+    onEvent({ type: 'delta', id: turnEventId(id, 1), content: turn.assistantMessage.content });
+    onEvent({ type: 'assistant_message', id: turnEventId(id, 2), message: turn.assistantMessage });
     return turn;
   }
 
@@ -284,9 +297,9 @@ export class MessagesService {
   }
 
   /** An earlier attempt stored the reply and stopped before recording it: no second reply. */
-  private answeredBefore(begun: BegunTurn, reply: Message, onEvent: (event: TurnEvent) => void): TurnOutcome {
-    onEvent({ type: 'delta', content: reply.content });
-    onEvent({ type: 'assistant_message', message: reply });
+  private answeredBefore(begun: BegunTurn, reply: Message, turn: RunningTurn): TurnOutcome {
+    turn.emit({ type: 'delta', content: reply.content });
+    turn.emit({ type: 'assistant_message', message: reply });
     return { kind: 'completed', turn: { userMessage: begun.userMessage, assistantMessage: reply }, begun };
   }
 
@@ -295,7 +308,7 @@ export class MessagesService {
     chat: Chat,
     messages: LlmMessage[],
     signal: AbortSignal,
-    onEvent: (event: TurnEvent) => void,
+    turn: RunningTurn,
   ): Promise<StreamedReply> {
     const reply: StreamedReply = { content: '', startedAt: performance.now() };
     try {
@@ -305,7 +318,7 @@ export class MessagesService {
           reply.finish = part;
         } else if (part.content) {
           reply.content += part.content;
-          onEvent({ type: 'delta', content: part.content });
+          turn.emit({ type: 'delta', content: part.content });
         }
       }
     } catch (error) {
@@ -315,29 +328,31 @@ export class MessagesService {
   }
 
   /**
-   * Store the reply, or sort the failure: what was generated before a failure is kept as
-   * `incomplete`, and the failure says why (the client left, the service is stopping, or the
-   * upstream failed) with the messages stored.
+   * Store the reply, or sort the failure: a stopped turn keeps what was generated as its
+   * (incomplete) reply; what was generated before a failure is kept as `incomplete` too, and the
+   * failure says why (the client left, the service is stopping, or the upstream failed) with the
+   * messages stored.
    */
   private async storeReplyOrSortFailure(
     lock: ChatLock,
     begun: BegunTurn,
     reply: StreamedReply,
     signal: AbortSignal,
-    { onEvent, requestId }: { onEvent: (event: TurnEvent) => void; requestId: string | undefined },
+    { turn, requestId }: { turn: RunningTurn; requestId: string | undefined },
   ): Promise<TurnOutcome> {
     const { userMessage } = begun;
     const observe = (outcome: string, usage: LlmUsage | null) =>
       this.observeLlmCall(begun.chat, reply.startedAt, outcome, usage, requestId);
-    if (reply.error === undefined) {
-      observe('completed', reply.finish?.usage ?? null);
-      const assistantMessage = await this.storeReply(lock, begun, reply.content, 'completed', reply.finish);
+    const reason = stopReasonOf(signal);
+    if (reply.error === undefined || reason === 'stopped') {
+      const status = reply.error === undefined ? 'completed' : 'incomplete';
+      observe(status === 'completed' ? 'completed' : 'stopped', reply.finish?.usage ?? null);
+      const assistantMessage = await this.storeReply(lock, begun, reply.content, status, reply.finish);
       this.context.remember(begun.chat, assistantMessage);
-      onEvent({ type: 'assistant_message', message: assistantMessage });
+      turn.emit({ type: 'assistant_message', message: assistantMessage });
       return { kind: 'completed', turn: { userMessage, assistantMessage }, begun };
     }
     const partial = reply.content ? await this.storeReply(lock, begun, reply.content, 'incomplete') : null;
-    const reason = stopReasonOf(signal);
     if (reason === 'client-left') {
       observe('cancelled', null);
       return { kind: 'failed', failure: new TurnCancelledError(userMessage, partial), begun };

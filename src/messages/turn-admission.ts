@@ -2,8 +2,11 @@ import { Injectable } from '@nestjs/common';
 import { limitsConfig, LimitsConfig } from '../config/limits.config';
 import { ChatBusyError, ShuttingDownError } from './message-errors';
 
-/** Why a turn was stopped before its end: its signal's `reason`. */
-export type TurnStopReason = 'client-left' | 'shutting-down';
+/**
+ * Why a turn was stopped before its end, its signal's `reason`: its client left (with
+ * CLIENT_DISCONNECT=stop), shutdown's grace ran out, or a client asked (POST …/stop).
+ */
+export type TurnStopReason = 'client-left' | 'shutting-down' | 'stopped';
 
 /** A turn let in: it holds one of its chat's pending places until released. */
 export interface Admission {

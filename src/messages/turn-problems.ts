@@ -6,7 +6,7 @@ import {
   problemForRequest,
 } from '../common/problem-details/problem-details.filter';
 import { MessageDto } from './dto/message.dto';
-import { ReplyFailedError, TurnCancelledError } from './message-errors';
+import { TurnFailure } from './message-errors';
 
 /**
  * The problem document of a turn's failure, with the messages it had stored as the API shows them
@@ -14,7 +14,7 @@ import { ReplyFailedError, TurnCancelledError } from './message-errors';
  */
 export function turnProblem(error: unknown, request: Request): ProblemDocument {
   const problem = problemForRequest(error, request);
-  if (!(error instanceof ReplyFailedError || error instanceof TurnCancelledError) || !error.userMessage) return problem;
+  if (!(error instanceof TurnFailure) || !error.userMessage) return problem;
   return {
     ...problem,
     userMessage: MessageDto.from(error.userMessage),

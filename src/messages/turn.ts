@@ -42,19 +42,45 @@ export interface Turn {
 }
 
 /**
+ * Names a turn: the user message it answers and the id its reply is stored under (chosen before
+ * the reply exists). A turn that failed before it held a user message has none.
+ */
+export interface TurnId {
+  userMessageId: string | null;
+  replyId: string;
+}
+
+/**
+ * An event of a turn that holds its chat, as its stream sends it and a resume sends it again;
+ * `id` names its place in the turn (turn-event-ids.ts). The last is `assistant_message` (a
+ * stopped turn's too, with its incomplete reply) or `failed`.
+ */
+export type StreamedTurnEvent =
+  | { type: 'user_message'; id: string; message: Message }
+  | { type: 'delta'; id: string; content: string }
+  | { type: 'assistant_message'; id: string; message: Message }
+  /** `failure`: a DomainError, or whatever else went wrong (shown as a 500). */
+  | { type: 'failed'; id: string; failure: unknown };
+
+/** A turn's last event. */
+export type FinalTurnEvent = Extract<StreamedTurnEvent, { type: 'assistant_message' | 'failed' }>;
+
+export const isFinal = (event: StreamedTurnEvent): event is FinalTurnEvent =>
+  event.type === 'assistant_message' || event.type === 'failed';
+
+/**
  * What a turn reports as it goes; a streamed response forwards each one as it happens. The first
  * is always `admitted`: the checks that need no lock passed (else the turn threw before any
  * event), and a repeat of a completed turn says so with `replayed`.
  */
-export type TurnEvent =
-  | { type: 'admitted'; replayed: boolean }
-  | { type: 'user_message'; message: Message }
-  | { type: 'delta'; content: string }
-  | { type: 'assistant_message'; message: Message };
+export type TurnEvent = { type: 'admitted'; replayed: boolean } | StreamedTurnEvent;
 
 export interface TurnOptions {
   onEvent?: (event: TurnEvent) => void;
-  /** Called once the turn is admitted with how to stop it; the HTTP edge stops it when its client leaves. */
+  /**
+   * Called once the turn is admitted with how to stop it; the HTTP edge stops it when its client
+   * leaves (with CLIENT_DISCONNECT=stop only: by default a turn outlives its connection).
+   */
   whenClientLeaves?: (stop: () => void) => void;
   /** The id of the request that runs the turn, for its log lines. */
   requestId?: string;

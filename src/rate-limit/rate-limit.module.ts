@@ -4,6 +4,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, ThrottlerStorage } from '@nestjs/throttler';
 import { RequestWithTenant } from '../auth/tenant';
 import { limitsConfig, LimitsConfig } from '../config/limits.config';
+import { storageConfig, StorageConfig } from '../config/storage.config';
 
 const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
 
@@ -12,10 +13,10 @@ const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
   providers: [
     {
       provide: RATE_LIMIT_STORAGE,
-      inject: [limitsConfig.KEY],
+      inject: [storageConfig.KEY],
       // Nest calls the Redis storage's onModuleDestroy, which closes its connection.
-      useFactory: (config: LimitsConfig): ThrottlerStorage | null =>
-        config.redisUrl ? new ThrottlerStorageRedisService(config.redisUrl) : null,
+      useFactory: ({ redisUrl }: StorageConfig): ThrottlerStorage | null =>
+        redisUrl ? new ThrottlerStorageRedisService(redisUrl) : null,
     },
   ],
   exports: [RATE_LIMIT_STORAGE],

@@ -2,6 +2,7 @@ import { Global, Logger, Module } from '@nestjs/common';
 import { ChatRepository } from '../chats/chat.repository';
 import { storageConfig, StorageConfig } from '../config/storage.config';
 import { IdempotencyStore } from '../idempotency/idempotency.store';
+import { LocalTurnRelay, TurnRelay } from '../messages/turn-relay';
 import { ChatDigestStore } from '../summaries/chat-digest.store';
 import { InMemoryChatDigestStore } from './in-memory/in-memory-chat-digest.store';
 import { InMemoryChatRepository } from './in-memory/in-memory-chat.repository';
@@ -11,6 +12,8 @@ import { SqlChatDigestStore } from './sql/sql-chat-digest.store';
 import { SqlChatRepository } from './sql/sql-chat.repository';
 import type { SqlDatabase } from './sql/sql-database';
 import { SqlIdempotencyStore } from './sql/sql-idempotency.store';
+import { SqlTurnRelay } from './sql/sql-turn-relay';
+import { RedisTurnRelay } from './redis/redis-turn-relay';
 
 /** The open database DATABASE_URL names, or null for in-memory storage. */
 const SQL_DATABASE = Symbol('SQL_DATABASE');
@@ -20,8 +23,10 @@ const IN_MEMORY_CHATS = Symbol('IN_MEMORY_CHATS');
 /**
  * Binds the storage ports the features own, {@link ChatRepository}, {@link IdempotencyStore} and
  * {@link ChatDigestStore}, from DATABASE_URL: in memory when unset, else SQLite or PostgreSQL,
- * migrated to the latest schema before the service starts. Global, and imported by the
- * application's root module alone: no feature imports storage, and none knows which is bound.
+ * migrated to the latest schema before the service starts; and {@link TurnRelay}, what instances
+ * share of running turns: through Redis with REDIS_URL, else through the database, else nothing.
+ * Global, and imported by the application's root module alone: no feature imports storage, and
+ * none knows which is bound.
  */
 @Global()
 @Module({
@@ -62,7 +67,15 @@ const IN_MEMORY_CHATS = Symbol('IN_MEMORY_CHATS');
       useFactory: (database: SqlDatabase | null, inMemory: InMemoryChatRepository | null): ChatDigestStore =>
         database ? new SqlChatDigestStore(database) : new InMemoryChatDigestStore(inMemory!),
     },
+    {
+      provide: TurnRelay,
+      inject: [storageConfig.KEY, SQL_DATABASE],
+      useFactory: ({ redisUrl, chatLockLeaseMs }: StorageConfig, database: SqlDatabase | null): TurnRelay => {
+        if (redisUrl) return new RedisTurnRelay(redisUrl, chatLockLeaseMs);
+        return database ? new SqlTurnRelay(database) : new LocalTurnRelay();
+      },
+    },
   ],
-  exports: [ChatRepository, IdempotencyStore, ChatDigestStore],
+  exports: [ChatRepository, IdempotencyStore, ChatDigestStore, TurnRelay],
 })
 export class StorageModule {}

@@ -100,7 +100,7 @@ describe.each(storages)('Branches on %s storage (e2e)', (_storage, createDatabas
       {},
     );
     const events = await streamed.all();
-    expect(events[0]).toEqual({ event: 'user_message', data: first.userMessage });
+    expect(events[0]).toEqual({ event: 'user_message', data: first.userMessage, id: expect.any(String) });
     expect(events.at(-1)).toMatchObject({
       event: 'assistant_message',
       data: { seq: 6, parentId: first.userMessage.id },

@@ -25,11 +25,21 @@ describe('Streamed replies (e2e)', () => {
     EventStreamClient.post(`${baseUrl}${path}`, { content }, headers);
   const storedMessages = async () => (await http().get(`/chats/${chatId}/messages`).expect(200)).body.data;
 
-  beforeEach(async () => {
-    llm = new RecordingLlmProvider();
-    app = await createTestApp({ llm, env: { SSE_PING_INTERVAL_MS: '20' } });
+  const start = async (env: Record<string, string> = {}) => {
+    app = await createTestApp({ llm, env: { SSE_PING_INTERVAL_MS: '20', ...env } });
     baseUrl = await listenOnLoopback(app);
     chatId = (await http().post('/chats').expect(201)).body.id;
+  };
+  /** The behaviour before turns outlived their connections: a client that leaves stops its turn. */
+  const restartStoppingWhenClientsLeave = async () => {
+    app.getHttpServer().closeAllConnections();
+    await app.close();
+    await start({ CLIENT_DISCONNECT: 'stop' });
+  };
+
+  beforeEach(async () => {
+    llm = new RecordingLlmProvider();
+    await start();
   });
   afterEach(async () => {
     // fetch may leave a pre-opened connection that never sends a request; don't wait for its timeout.
@@ -101,7 +111,8 @@ describe('Streamed replies (e2e)', () => {
     expect((await client.all()).map((e) => e.event).pop()).toBe('assistant_message');
   });
 
-  it('should abort the upstream call when the client leaves, keep the partial reply and free the chat', async () => {
+  it('should abort the upstream call when the client leaves, keep the partial reply and free the chat (CLIENT_DISCONNECT=stop)', async () => {
+    await restartStoppingWhenClientsLeave();
     let upstreamSignal: AbortSignal | undefined;
     llm.respond = (req) =>
       (async function* (): AsyncGenerator<LlmStreamPart> {
@@ -135,7 +146,8 @@ describe('Streamed replies (e2e)', () => {
     ]);
   });
 
-  it('should store nothing for a client that leaves while its turn still waits for the chat', async () => {
+  it('should store nothing for a client that leaves while its turn still waits for the chat (CLIENT_DISCONNECT=stop)', async () => {
+    await restartStoppingWhenClientsLeave();
     let releaseFirst!: () => void;
     const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
     llm.respond = async (req, call) => {

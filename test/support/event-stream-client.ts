@@ -4,6 +4,8 @@ export interface ReceivedEvent {
   event: string;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   data: any;
+  /** The event's `id:`, when it has one. */
+  id?: string;
 }
 
 type Waiter = { test: () => boolean; resolve: () => void; reject: (error: Error) => void };
@@ -33,6 +35,16 @@ export class EventStreamClient {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', ...headers },
       body: JSON.stringify(body),
+      signal: controller.signal,
+    });
+    return new EventStreamClient(response, controller);
+  }
+
+  /** GETs a stream (a resume) and starts reading the answer. */
+  static async get(url: string, headers: Record<string, string> = {}): Promise<EventStreamClient> {
+    const controller = new AbortController();
+    const response = await fetch(url, {
+      headers: { Accept: 'text/event-stream', ...headers },
       signal: controller.signal,
     });
     return new EventStreamClient(response, controller);
@@ -75,7 +87,8 @@ export class EventStreamClient {
 
   private async read(): Promise<void> {
     const parser = createParser({
-      onEvent: ({ event, data }) => this.events.push({ event: event ?? 'message', data: JSON.parse(data) }),
+      onEvent: ({ event, data, id }) =>
+        this.events.push({ event: event ?? 'message', data: JSON.parse(data), ...(id === undefined ? {} : { id }) }),
       onComment: (comment) => this.comments.push(comment.trim()),
     });
     const decoder = new TextDecoder();

@@ -39,11 +39,19 @@ describe(MessagesService.name, () => {
         status: 'completed',
       });
       expect(events[0]).toEqual({ type: 'admitted', replayed: false });
-      expect(events[1]).toEqual({ type: 'user_message', message: turn.userMessage });
+      expect(events[1]).toEqual({ type: 'user_message', id: expect.any(String), message: turn.userMessage });
       const deltas = events.slice(2, -1);
       expect(deltas.every((e) => e.type === 'delta')).toBe(true);
       expect(deltas.map((e) => (e.type === 'delta' ? e.content : '')).join('')).toBe(turn.assistantMessage.content);
-      expect(events.at(-1)).toEqual({ type: 'assistant_message', message: turn.assistantMessage });
+      expect(events.at(-1)).toEqual({
+        type: 'assistant_message',
+        id: expect.any(String),
+        message: turn.assistantMessage,
+      });
+      // Each event is named by the turn (its user message and reply) and its place in it.
+      const ids = events.slice(1).map((e) => ('id' in e ? e.id : ''));
+      const turnName = `${turn.userMessage.id}.${turn.assistantMessage.id}`;
+      expect(ids).toEqual(ids.map((_, i) => `${turnName}.${i}`));
       expect(await ctx.messagesOf(chat)).toEqual([turn.userMessage, turn.assistantMessage]);
     });
 
@@ -171,11 +179,12 @@ describe(MessagesService.name, () => {
       const repeat = ctx.run(ctx.newTurn(chat, 'Once', 'key-1'));
 
       expect(await repeat.done).toEqual(first);
+      const turnName = `${first.userMessage.id}.${first.assistantMessage.id}`;
       expect(repeat.events).toEqual([
         { type: 'admitted', replayed: true },
-        { type: 'user_message', message: first.userMessage },
-        { type: 'delta', content: first.assistantMessage.content },
-        { type: 'assistant_message', message: first.assistantMessage },
+        { type: 'user_message', id: `${turnName}.0`, message: first.userMessage },
+        { type: 'delta', id: `${turnName}.1`, content: first.assistantMessage.content },
+        { type: 'assistant_message', id: `${turnName}.2`, message: first.assistantMessage },
       ]);
       expect(ctx.llm.calls).toHaveLength(1);
       expect(await ctx.messagesOf(chat)).toHaveLength(2);
@@ -252,7 +261,7 @@ describe(MessagesService.name, () => {
       const again = ctx.run(ctx.newRegeneration(chat, first.assistantMessage.id));
       const turn = await again.done;
 
-      expect(again.events[1]).toEqual({ type: 'user_message', message: first.userMessage });
+      expect(again.events[1]).toEqual({ type: 'user_message', id: expect.any(String), message: first.userMessage });
       expect(turn.assistantMessage).toMatchObject({ seq: 5, parentId: first.userMessage.id });
       expect(ctx.llm.calls[2].request.messages.slice(1).map((m) => m.content)).toEqual(['one']);
       expect((await ctx.chats.get(chat)).currentMessageId).toBe(turn.assistantMessage.id);

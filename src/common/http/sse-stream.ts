@@ -1,9 +1,10 @@
 import type { Response } from 'express';
 
 /**
- * A `text/event-stream` response. Each event is one `event:` line and one `data:` line of JSON
- * (JSON never holds a raw newline, so no data splitting is needed). While nothing is sent for
- * `pingIntervalMs`, a `: ping` comment keeps proxies and clients from timing the stream out.
+ * A `text/event-stream` response. Each event is an `id:` line when it has one, an `event:` line
+ * and one `data:` line of JSON (JSON never holds a raw newline, so no data splitting is needed).
+ * While nothing is sent for `pingIntervalMs`, a `: ping` comment keeps proxies and clients from
+ * timing the stream out.
  */
 export class SseStream {
   private pingTimer: NodeJS.Timeout | undefined;
@@ -36,8 +37,14 @@ export class SseStream {
     this.pingTimer = setTimeout(() => this.ping(), this.pingIntervalMs);
   }
 
-  send(event: string, data: unknown): void {
-    this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  send(event: string, data: unknown, id?: string): void {
+    const idLine = id === undefined ? '' : `id: ${id}\n`;
+    this.write(`${idLine}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  /** Whether the client is gone: nothing sent now reaches it. */
+  get isClosed(): boolean {
+    return this.response.writableEnded || this.response.destroyed;
   }
 
   close(): void {
@@ -52,7 +59,7 @@ export class SseStream {
   }
 
   private write(chunk: string): void {
-    if (this.response.writableEnded || this.response.destroyed) return;
+    if (this.isClosed) return;
     clearImmediate(this.headerFlush);
     this.response.write(chunk);
     this.pingTimer?.refresh();

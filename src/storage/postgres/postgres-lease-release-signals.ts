@@ -4,8 +4,9 @@ import { Client } from 'pg';
 import type { DatabaseSchema } from '../sql/database-schema';
 import { LeaseReleaseSignals } from '../sql/lease-release-signals';
 
-/** The notification channel; its payload is the chat id. Channels are per database, not per schema. */
+/** The notification channels; their payload is the chat id. Channels are per database, not per schema. */
 const CHANNEL = 'konko_chat_lease_released';
+const STOP_CHANNEL = 'konko_turn_stop_requested';
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 30_000;
 
@@ -38,6 +39,14 @@ export class PostgresLeaseReleaseSignals extends LeaseReleaseSignals {
     await sql`select pg_notify(${CHANNEL}, ${chatId})`.execute(this.db);
   }
 
+  override async announceStop(chatId: string): Promise<void> {
+    await sql`select pg_notify(${STOP_CHANNEL}, ${chatId})`.execute(this.db);
+  }
+
+  protected override get notifies(): boolean {
+    return true;
+  }
+
   override async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.reconnectTimer);
@@ -48,14 +57,17 @@ export class PostgresLeaseReleaseSignals extends LeaseReleaseSignals {
 
   private async listen(): Promise<void> {
     const client = new Client({ connectionString: this.connectionString });
-    client.on('notification', ({ payload }) => {
-      if (payload) this.wake(payload);
+    client.on('notification', ({ channel, payload }) => {
+      if (!payload) return;
+      if (channel === STOP_CHANNEL) this.stopAnnounced(payload);
+      else this.wake(payload);
     });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
+      await client.query(`LISTEN ${STOP_CHANNEL}`);
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;
@@ -81,7 +93,7 @@ export class PostgresLeaseReleaseSignals extends LeaseReleaseSignals {
   private reconnectLater(): void {
     this.reconnectTimer = setTimeout(() => {
       this.listen().then(
-        // Releases announced while nobody listened were missed: every waiter looks again.
+        // Announcements made while nobody listened were missed: every waiter and turn looks again.
         () => this.wakeAll(),
         () => {
           this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, RECONNECT_MAX_MS);

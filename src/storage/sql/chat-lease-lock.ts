@@ -189,6 +189,8 @@ export class ChatLeaseLock {
             .doUpdateSet({
               owner: (eb) => eb.ref('excluded.owner'),
               expires_at: (eb) => eb.ref('excluded.expires_at'),
+              // A stop meant for the turn before.
+              stop_requested: (eb) => eb.ref('excluded.stop_requested'),
             })
             .where('chat_leases.expires_at', '<=', this.dialect.nowMs),
         )

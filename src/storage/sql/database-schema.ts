@@ -50,6 +50,8 @@ export interface ChatLeasesTable {
   chat_id: string;
   owner: string;
   expires_at: EpochMs;
+  /** A stop was requested for the turn that holds the lease (SQLite stores 0 or 1). */
+  stop_requested: ColumnType<boolean | number, boolean | number | undefined, boolean | number>;
 }
 
 /** Instances waiting for a chat's lease, in arrival order (`ticket`), each alive until `expires_at`. */

@@ -11,8 +11,47 @@ export interface ReleaseWait {
 export class LeaseReleaseSignals {
   private readonly waiting = new Map<string, Set<() => void>>();
 
-  /** @param maxPollMs the longest pause between two looks at a lease when no signal comes */
-  constructor(readonly maxPollMs: number) {}
+  private readonly stopWatchers = new Map<string, Set<() => void>>();
+
+  /**
+   * @param maxPollMs the longest pause between two looks at a lease when no signal comes
+   * @param stopPollMs how often a running turn looks for a stop request when none is announced
+   */
+  constructor(
+    readonly maxPollMs: number,
+    private readonly stopPollMs = 250,
+  ) {}
+
+  /**
+   * Calls `check` whenever a stop may have been requested for the chat's running turn: when one is
+   * announced (dialects with notifications), else every `stopPollMs`. Returns how to stop watching.
+   */
+  watchForStop(chatId: string, check: () => void): () => void {
+    const watchers = this.stopWatchers.get(chatId) ?? new Set();
+    watchers.add(check);
+    this.stopWatchers.set(chatId, watchers);
+    const poll = this.notifies ? undefined : setInterval(check, this.stopPollMs);
+    poll?.unref();
+    return () => {
+      clearInterval(poll);
+      watchers.delete(check);
+      if (watchers.size === 0) this.stopWatchers.delete(chatId);
+    };
+  }
+
+  /** Tells the instance that runs the chat's turn that a stop was requested for it. */
+  async announceStop(_chatId: string): Promise<void> {
+    // Polling only: the running turn looks by itself.
+  }
+
+  /** Whether announcements reach this instance (then nobody polls for stops). */
+  protected get notifies(): boolean {
+    return false;
+  }
+
+  protected stopAnnounced(chatId: string): void {
+    for (const check of [...(this.stopWatchers.get(chatId) ?? [])]) check();
+  }
 
   /** Start waiting before looking at the lease, so a release announced meanwhile is not missed. */
   waitForRelease(chatId: string, timeoutMs: number): ReleaseWait {
@@ -44,8 +83,9 @@ export class LeaseReleaseSignals {
     for (const wake of [...(this.waiting.get(chatId) ?? [])]) wake();
   }
 
-  /** After missed signals (a lost connection), every waiter looks again. */
+  /** After missed signals (a lost connection), every waiter and running turn looks again. */
   protected wakeAll(): void {
     for (const chatId of [...this.waiting.keys()]) this.wake(chatId);
+    for (const chatId of [...this.stopWatchers.keys()]) this.stopAnnounced(chatId);
   }
 }

@@ -205,6 +205,21 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
         await db.schema.alterTable('messages').dropColumn('parent_id').execute();
       },
     },
+    '0008_turn_stop_requests': {
+      // A stop requested for a chat's running turn marks the lease its turn holds; the instance
+      // that holds it sees the mark (SqlTurnRelay), and the next holder starts without one.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .alterTable('chat_leases')
+          .addColumn('stop_requested', postgres ? 'boolean' : 'integer', (c) =>
+            c.notNull().defaultTo(postgres ? sql`false` : 0),
+          )
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable('chat_leases').dropColumn('stop_requested').execute();
+      },
+    },
   };
 }
 

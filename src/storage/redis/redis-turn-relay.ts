@@ -1,0 +1,188 @@
+import { Logger, OnModuleDestroy } from '@nestjs/common';
+import Redis from 'ioredis';
+import type { ChatLock } from '../../chats/chat.repository';
+import { isFinal, StreamedTurnEvent, TurnId } from '../../messages/turn';
+import { decodeTurnEvent, encodeTurnEvent } from '../../messages/turn-event-codec';
+import { parseTurnEventId, sameTurn, turnKeyOf } from '../../messages/turn-event-ids';
+import { RelayedTurn, RunningElsewhere, TurnRelay } from '../../messages/turn-relay';
+
+const STOP_CHANNEL = 'konko:turn-stop';
+const runningKey = (chatId: string) => `konko:turn-running:${chatId}`;
+const eventsKey = (turn: TurnId) => `konko:turn-events:${turnKeyOf(turn)}`;
+
+/** Events are written at most this often while a turn runs (a final event at once). */
+const FLUSH_MS = 20;
+/** A turn's events outlive it this long in Redis, for resumes of its final event. */
+const EVENTS_TTL_MS = 10 * 60_000;
+/** Each turn's stream keeps at most about this many entries (each entry holds the events of one flush). */
+const MAX_ENTRIES = 10_000;
+/** A follower that hears nothing for this long checks that the turn's instance still runs it. */
+const BLOCK_MS = 1_000;
+/** Deletes the chat's running mark only while it still names this turn. */
+const DELETE_IF_OURS = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+
+type Entry = [id: string, fields: string[]];
+
+/**
+ * Instances that share Redis (REDIS_URL): each running turn is marked under its chat (renewed
+ * while it runs, so a crashed instance's mark lapses after CHAT_LOCK_LEASE_MS), its events go to
+ * a Redis stream of its own (capped, and kept EVENTS_TTL_MS after its last write) that any
+ * instance can follow for a resume, and stops are published to every instance.
+ */
+export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
+  private readonly logger = new Logger('Redis');
+  readonly sharesEvents = true;
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  /** The stop of each chat's turn that this instance runs. */
+  private readonly stops = new Map<string, () => void>();
+
+  constructor(
+    url: string,
+    private readonly leaseMs: number,
+  ) {
+    super();
+    // Commands issued in one pass of the event loop go to Redis in one write.
+    this.redis = new Redis(url, { enableAutoPipelining: true, lazyConnect: false });
+    this.redis.on('error', (error) => this.logger.warn(`Redis: ${error.message}`));
+    this.subscriber = this.redis.duplicate({ enableAutoPipelining: false });
+    this.subscriber.on('error', (error) => this.logger.warn(`Redis subscriber: ${error.message}`));
+    this.subscriber.on('message', (_channel: string, chatId: string) => this.stops.get(chatId)?.());
+    void this.subscriber.subscribe(STOP_CHANNEL).catch((error: Error) => {
+      this.logger.warn(`Could not subscribe to stop requests: ${error.message}`);
+    });
+  }
+
+  begin(lock: ChatLock, stop: () => void): RelayedTurn {
+    this.stops.set(lock.chatId, stop);
+    let turn: TurnId | null = null;
+    let pending: StreamedTurnEvent[] = [];
+    let flushTimer: NodeJS.Timeout | undefined;
+    let renewal: NodeJS.Timeout | undefined;
+    const flush = () => {
+      clearTimeout(flushTimer);
+      flushTimer = undefined;
+      if (pending.length === 0) return;
+      const key = eventsKey(parseTurnEventId(pending[0].id)!);
+      const batch = JSON.stringify(pending.map(encodeTurnEvent));
+      pending = [];
+      this.redis.xadd(key, 'MAXLEN', '~', MAX_ENTRIES, '*', 'e', batch).catch(this.warn('publish events'));
+      this.redis.pexpire(key, EVENTS_TTL_MS).catch(this.warn('publish events'));
+    };
+    return {
+      identify: (id) => {
+        turn = id;
+        const mark = JSON.stringify(id);
+        this.redis.set(runningKey(lock.chatId), mark, 'PX', this.leaseMs).catch(this.warn('mark a running turn'));
+        renewal = setInterval(() => {
+          this.redis.pexpire(runningKey(lock.chatId), this.leaseMs).catch(this.warn('renew a running turn'));
+        }, this.leaseMs / 3);
+        renewal.unref();
+      },
+      publish: (event) => {
+        pending.push(event);
+        if (isFinal(event)) flush();
+        else flushTimer ??= setTimeout(flush, FLUSH_MS);
+      },
+      end: () => {
+        flush();
+        clearInterval(renewal);
+        if (this.stops.get(lock.chatId) === stop) this.stops.delete(lock.chatId);
+        if (turn) {
+          this.redis
+            .eval(DELETE_IF_OURS, 1, runningKey(lock.chatId), JSON.stringify(turn))
+            .catch(this.warn('unmark a running turn'));
+        }
+      },
+    };
+  }
+
+  async requestStop(chatId: string): Promise<boolean> {
+    if ((await this.redis.exists(runningKey(chatId))) === 0) return false;
+    await this.redis.publish(STOP_CHANNEL, chatId);
+    return true;
+  }
+
+  async runningTurn(chatId: string): Promise<RunningElsewhere | null> {
+    const mark = await this.redis.get(runningKey(chatId));
+    return mark === null ? null : { turn: JSON.parse(mark) as TurnId };
+  }
+
+  async follow(
+    chatId: string,
+    turn: TurnId,
+    afterIndex: number,
+    signal: AbortSignal,
+  ): Promise<AsyncIterable<StreamedTurnEvent> | null> {
+    const entries = (await this.redis.xrange(eventsKey(turn), '-', '+')) as Entry[];
+    if (entries.length === 0 && !(await this.runs(chatId, turn))) return null;
+    return this.followStream(chatId, turn, afterIndex, entries, signal);
+  }
+
+  private async *followStream(
+    chatId: string,
+    turn: TurnId,
+    afterIndex: number,
+    entries: Entry[],
+    signal: AbortSignal,
+  ): AsyncGenerator<StreamedTurnEvent> {
+    const written = entries.flatMap(decodeEntry);
+    const final = written.find(isFinal);
+    if (final) {
+      yield final; // an ended turn: its final event only
+      return;
+    }
+    const after = (event: StreamedTurnEvent) => parseTurnEventId(event.id)!.index > afterIndex;
+    yield* written.filter(after);
+    let lastId = entries.at(-1)?.[0] ?? '0-0';
+    // A blocking read holds its connection: each follower has its own, closed when it stops.
+    const reader = this.redis.duplicate({ enableAutoPipelining: false });
+    reader.on('error', () => undefined);
+    const leave = () => reader.disconnect();
+    signal.addEventListener('abort', leave);
+    try {
+      while (!signal.aborted) {
+        const read = (await reader.xread('BLOCK', BLOCK_MS, 'STREAMS', eventsKey(turn), lastId).catch(() => null)) as
+          [string, Entry[]][] | null;
+        if (signal.aborted) return;
+        const fresh = read?.[0]?.[1] ?? [];
+        if (fresh.length === 0) {
+          if (await this.runs(chatId, turn)) continue;
+          // Its instance let go of it (or died): whatever it wrote last, and no more.
+          fresh.push(...((await this.redis.xrange(eventsKey(turn), `(${lastId}`, '+')) as Entry[]));
+          for (const event of fresh.flatMap(decodeEntry).filter(after)) {
+            yield event;
+            if (isFinal(event)) return;
+          }
+          return;
+        }
+        lastId = fresh[fresh.length - 1][0];
+        for (const event of fresh.flatMap(decodeEntry).filter(after)) {
+          yield event;
+          if (isFinal(event)) return;
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', leave);
+      reader.disconnect();
+    }
+  }
+
+  private async runs(chatId: string, turn: TurnId): Promise<boolean> {
+    const mark = await this.redis.get(runningKey(chatId));
+    return mark !== null && sameTurn(JSON.parse(mark) as TurnId, turn);
+  }
+
+  private warn(what: string) {
+    return (error: Error) => this.logger.warn(`Could not ${what}: ${error.message}`);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await Promise.allSettled([this.subscriber.quit(), this.redis.quit()]);
+  }
+}
+
+function decodeEntry([, fields]: Entry): StreamedTurnEvent[] {
+  const batch = fields[fields.indexOf('e') + 1];
+  return (JSON.parse(batch) as Parameters<typeof decodeTurnEvent>[0][]).map(decodeTurnEvent);
+}

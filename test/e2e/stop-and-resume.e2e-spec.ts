@@ -1,0 +1,216 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { LlmUnavailableError } from '../../src/llm/llm-errors';
+import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
+import { MessageDto, TurnDto } from '../../src/messages/dto/message.dto';
+import { deferred } from '../support/deferred';
+import { EventStreamClient, ReceivedEvent } from '../support/event-stream-client';
+import { RecordingLlmProvider } from '../support/recording-llm-provider';
+import { createTestApp, listenOnLoopback } from '../support/test-app';
+import { TestDatabase, testDatabases } from '../support/test-databases';
+
+const storages: [string, (() => Promise<TestDatabase>) | null][] = [['memory', null], ...testDatabases()];
+
+/** Settles when the request's signal aborts, as an upstream call that is cut off would. */
+const untilAborted = (request: LlmRequest) =>
+  new Promise<never>((_resolve, reject) =>
+    request.signal!.addEventListener('abort', () => reject(request.signal!.reason)),
+  );
+
+describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_storage, createDatabase) => {
+  let app: NestExpressApplication;
+  let database: TestDatabase | undefined;
+  let llm: RecordingLlmProvider;
+  let baseUrl: string;
+  let chatId: string;
+  const http = () => request(app.getHttpServer());
+
+  beforeEach(async () => {
+    llm = new RecordingLlmProvider();
+    database = createDatabase ? await createDatabase() : undefined;
+    app = await createTestApp({ llm, env: database ? { DATABASE_URL: database.url } : {} });
+    baseUrl = await listenOnLoopback(app);
+    chatId = (await http().post('/chats').expect(201)).body.id;
+  });
+  afterEach(async () => {
+    app.getHttpServer().closeAllConnections();
+    await app.close();
+    await database?.drop();
+  });
+
+  /** The upstream sends `pieces`, then waits for `gate` (or an abort) before it finishes. */
+  const replyHeldAfter = (pieces: string[]) => {
+    const gate = deferred();
+    const upstream: { signal?: AbortSignal } = {};
+    llm.respond = (req) =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        upstream.signal = req.signal;
+        for (const content of pieces) yield { type: 'delta', content };
+        await Promise.race([gate.promise, untilAborted(req)]);
+        yield { type: 'delta', content: ' and the end.' };
+        yield { type: 'finish', model: 'fake-model', usage: null };
+      })();
+    return { gate, upstream };
+  };
+  const send = (content: string) => EventStreamClient.post(`${baseUrl}/chats/${chatId}/messages`, { content });
+  const resume = (headers: Record<string, string> = {}, query = '') =>
+    EventStreamClient.get(`${baseUrl}/chats/${chatId}/stream${query}`, headers);
+  const stored = async () =>
+    (await http().get(`/chats/${chatId}/messages?branch=all`).expect(200)).body.data as MessageDto[];
+  const deltasOf = (events: ReceivedEvent[]) =>
+    events
+      .filter((e) => e.event === 'delta')
+      .map((e) => e.data.content as string)
+      .join('');
+
+  it('should go on with a turn whose client left, and store its reply whole', async () => {
+    const { gate } = replyHeldAfter(['Once upon ', 'a time']);
+    const client = await send('Tell me a story');
+    await client.waitForEvents(3);
+    client.disconnect();
+    gate.resolve();
+
+    const next = (await http().post(`/chats/${chatId}/messages`).send({ content: 'And then?' }).expect(201))
+      .body as TurnDto;
+    const [, reply] = await stored();
+    expect(reply).toMatchObject({ status: 'completed', content: 'Once upon a time and the end.' });
+    expect(next.userMessage.parentId).toBe(reply.id);
+  });
+
+  it('should go on with a plain turn whose client left', async () => {
+    const { gate } = replyHeldAfter(['Plain ']);
+    const controller = new AbortController();
+    const plain = fetch(`${baseUrl}/chats/${chatId}/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'Hello' }),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    await new Promise<void>((resolve) => {
+      const poll = () => (llm.calls.length > 0 ? resolve() : setImmediate(poll));
+      poll();
+    });
+    controller.abort();
+    await plain;
+    const resumed = await resume();
+    gate.resolve();
+    const events = await resumed.all();
+    expect(events.at(-1)).toMatchObject({ event: 'assistant_message', data: { status: 'completed' } });
+    expect((await stored()).map((m) => m.content)).toEqual(['Hello', 'Plain  and the end.']);
+  });
+
+  it('should give every event an id and resume after the last one seen, joining to the stored reply exactly', async () => {
+    const { gate } = replyHeldAfter(['One, ', 'two, ', 'three']);
+    const client = await send('Count');
+    // What the client saw before it lost the connection.
+    const seen = (await client.waitForEvents(3)).slice(0, 3);
+    client.disconnect();
+    expect(seen.every((e) => typeof e.id === 'string' && e.id.length > 0)).toBe(true);
+    expect(new Set(seen.map((e) => e.id)).size).toBe(seen.length);
+
+    const resumed = await resume({ 'Last-Event-ID': seen[2].id! });
+    await resumed.waitForEvents(1);
+    gate.resolve();
+    const rest = await resumed.all();
+
+    expect(resumed.response.status).toBe(200);
+    expect(rest[0].data).toEqual({ content: 'three' });
+    const [, reply] = await stored();
+    expect(deltasOf(seen) + deltasOf(rest)).toBe(reply.content);
+    expect(rest.at(-1)).toEqual({ event: 'assistant_message', data: reply, id: expect.any(String) });
+    expect(new Set([...seen, ...rest].map((e) => e.id)).size).toBe(seen.length + rest.length);
+  });
+
+  it('should send every event of the running turn to a resume without an id, then follow it live', async () => {
+    const { gate } = replyHeldAfter(['Hello ', 'there']);
+    const client = await send('Hi');
+    const seen = (await client.waitForEvents(3)).slice(0, 3);
+    const resumed = await resume();
+    await resumed.waitForEvents(3);
+    gate.resolve();
+    const all = await resumed.all();
+    expect(all.slice(0, 3)).toEqual(seen.slice(0, 3));
+    expect(all).toEqual(await client.all());
+  });
+
+  it('should answer a resume of an ended turn with its final event only, by header or query', async () => {
+    const client = await send('Quick one');
+    const events = await client.all();
+    for (const id of [events[1].id!, events.at(-1)!.id!]) {
+      const byHeader = await (await resume({ 'Last-Event-ID': id })).all();
+      const byQuery = await (await resume({}, `?lastEventId=${encodeURIComponent(id)}`)).all();
+      expect(byHeader.map((e) => [e.event, e.data])).toEqual([['assistant_message', events.at(-1)!.data]]);
+      expect(byQuery).toEqual(byHeader);
+    }
+  });
+
+  it('should answer a resume of a failed turn with its error event', async () => {
+    llm.respond = () => {
+      throw new LlmUnavailableError('The language model answered HTTP 503.');
+    };
+    const events = await (await send('Fail please')).all();
+    expect(events.at(-1)!.event).toBe('error');
+    const resumed = await (await resume({ 'Last-Event-ID': events[0].id! })).all();
+    // The same problem; its `instance` is the request that reports it.
+    const { instance: _sent, ...problem } = events.at(-1)!.data;
+    expect(resumed.map((e) => [e.event, e.data])).toEqual([
+      ['error', { ...problem, instance: `/chats/${chatId}/stream` }],
+    ]);
+  });
+
+  it('should answer 204 with nothing to resume, 422 for an id it did not give out, 404 for an unknown chat', async () => {
+    await http().get(`/chats/${chatId}/stream`).expect(204);
+    for (const id of ['nope', `${crypto.randomUUID()}.${crypto.randomUUID()}.0`, '-.x.1']) {
+      const response = await http().get(`/chats/${chatId}/stream`).set('Last-Event-ID', id).expect(422);
+      expect(response.body.errors).toEqual([{ field: 'Last-Event-ID', message: expect.any(String) }]);
+    }
+    const query = await http().get(`/chats/${chatId}/stream?lastEventId=garbage`).expect(422);
+    expect(query.body.errors[0].field).toBe('lastEventId');
+    // An id of another chat's turn is not one given out for this chat.
+    const otherChat = (await http().post('/chats').expect(201)).body.id;
+    const other = await (
+      await EventStreamClient.post(`${baseUrl}/chats/${otherChat}/messages`, { content: 'elsewhere' })
+    ).all();
+    await http().get(`/chats/${chatId}/stream`).set('Last-Event-ID', other[0].id!).expect(422);
+    await http().get(`/chats/${crypto.randomUUID()}/stream`).expect(404);
+    await http().post(`/chats/${crypto.randomUUID()}/stop`).expect(404);
+  });
+
+  it('should stop a streamed turn: the upstream aborted, the partial reply stored incomplete and sent last', async () => {
+    const { upstream } = replyHeldAfter(['Partial ', 'answer']);
+    const client = await send('Go on and on');
+    await client.waitForEvents(3);
+    const follower = await resume();
+    await follower.waitForEvents(3);
+
+    await http().post(`/chats/${chatId}/stop`).expect(202);
+    const events = await client.all();
+
+    expect(upstream.signal?.aborted).toBe(true);
+    const [, reply] = await stored();
+    expect(reply).toMatchObject({ status: 'incomplete', content: 'Partial answer' });
+    expect(events.at(-1)).toEqual({ event: 'assistant_message', data: reply, id: expect.any(String) });
+    expect((await follower.all()).at(-1)!.data).toEqual(reply);
+    await http().post(`/chats/${chatId}/stop`).expect(204);
+  });
+
+  it('should answer a waiting plain request 201 with the stopped reply, and run the turns that wait', async () => {
+    const { gate } = replyHeldAfter([]);
+    const plain = http().post(`/chats/${chatId}/messages`).send({ content: 'Slow' });
+    const waiting = http().post(`/chats/${chatId}/messages`).send({ content: 'Next' });
+    const running = plain.then((r) => r);
+    const next = waiting.then((r) => r);
+    await new Promise<void>((resolve) => {
+      const poll = () => (llm.calls.length > 0 ? resolve() : setImmediate(poll));
+      poll();
+    });
+    await http().post(`/chats/${chatId}/stop`).expect(202);
+    gate.resolve();
+
+    const stopped = await running;
+    expect(stopped.status).toBe(201);
+    expect(stopped.body.assistantMessage).toMatchObject({ status: 'incomplete', content: '' });
+    expect((await next).status).toBe(201);
+    expect((await next).body.assistantMessage).toMatchObject({ status: 'completed' });
+  });
+});
