@@ -1,8 +1,9 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import type { Locator, Page } from 'playwright-core';
 import request from 'supertest';
+import { ChatDto } from '../../src/chats/dto/chat.dto';
 import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
-import { MessagePageDto } from '../../src/messages/dto/message.dto';
+import { MessageDto, MessagePageDto } from '../../src/messages/dto/message.dto';
 import { describeWithChromium, launchChromium, screenshot, TestBrowser } from '../support/browser';
 import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
@@ -37,6 +38,14 @@ function untilAborted(req: LlmRequest): Promise<never> {
     if (signal.aborted) reject(signal.reason);
     signal.addEventListener('abort', () => reject(signal.reason), { once: true });
   });
+}
+
+/** A streamed reply that sends `first`, then holds until `gate` opens before the rest and the finish. */
+async function* heldReply(gate: Promise<void>, first: string, rest: string): AsyncGenerator<LlmStreamPart> {
+  yield { type: 'delta', content: first };
+  await gate;
+  yield { type: 'delta', content: rest };
+  yield { type: 'finish', model: 'fake-model', usage: { promptTokens: 10, completionTokens: 3 } };
 }
 
 const text = async (locator: Locator) => (await locator.textContent())?.trim();
@@ -89,6 +98,11 @@ describeWithChromium('Playground (browser)', () => {
     await page.locator('#chat-list [aria-current="true"]').waitFor();
     await messageInput(page).waitFor({ state: 'visible' });
   }
+
+  const openChatId = (page: Page) => new URL(page.url()).hash.slice(1);
+  const stored = async (chatId: string, query = '') =>
+    ((await http().get(`/chats/${chatId}/messages${query}`).expect(200)).body as MessagePageDto).data;
+  const contents = (messages: MessageDto[]) => messages.map((m) => m.content);
 
   it('should send a message and show the reply as it streams in', async () => {
     const llm = new RecordingLlmProvider();
@@ -300,6 +314,39 @@ describeWithChromium('Playground (browser)', () => {
     // The chat belongs to the key's tenant.
     const chats = (await http().get('/chats').set('Authorization', `Bearer ${key}`).expect(200)).body;
     expect(chats.data).toHaveLength(1);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should start a chat when a first message is typed with no chat selected', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = () => heldReply(rest.promise, 'Hello ', 'there.');
+    const page = await start({ llm });
+    await page.getByText('Provider: recording').waitFor();
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    expect(await text(page.locator('#messages-empty'))).toBe(
+      'Type a message to start a chat, or pick one from the list.',
+    );
+
+    // The system prompt typed in the sidebar counts, as for New chat.
+    await page.getByLabel('System prompt').fill('Be brief.');
+    await messageInput(page).fill('Hi, this is my first message');
+    await screenshot(page, '17-typing-right-away');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Hello').waitFor();
+    await page.locator('#chat-list [aria-current="true"]').waitFor();
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Hello there.').waitFor();
+    await page.locator('#chat-list [aria-current="true"]', { hasText: 'Hi, this is my first message' }).waitFor();
+    await screenshot(page, '18-chat-started');
+
+    const chats = (await http().get('/chats').expect(200)).body as { data: ChatDto[] };
+    expect(chats.data).toEqual([
+      expect.objectContaining({ id: openChatId(page), systemPrompt: 'Be brief.', messageCount: 2 }),
+    ]);
+    expect(contents(await stored(openChatId(page)))).toEqual(['Hi, this is my first message', 'Hello there.']);
+    expect(llm.calls).toHaveLength(1);
+    expect(await page.getByLabel('System prompt').inputValue()).toBe('');
     expect(pageErrors).toEqual([]);
   });
 

@@ -226,11 +226,12 @@ function renderChatHead() {
   ui.chatMeta.textContent = chat ? `Model: ${chat.model} · created ${formatTime(chat.createdAt)}` : '';
   ui.chatSystem.hidden = !chat?.systemPrompt;
   ui.chatSystem.textContent = chat?.systemPrompt ? `System prompt: ${chat.systemPrompt}` : '';
-  const open = Boolean(chat);
-  ui.input.disabled = !open;
-  ui.send.disabled = !open || state.turn !== null;
-  ui.messagesEmpty.hidden = open && ui.messages.children.length > 0;
-  ui.messagesEmpty.textContent = open ? 'No messages yet: say something.' : 'Start a chat, or pick one from the list.';
+  // No chat open: the composer still works, its first message starts a chat.
+  ui.send.disabled = state.turn !== null;
+  ui.messagesEmpty.hidden = ui.messages.children.length > 0;
+  ui.messagesEmpty.textContent = chat
+    ? 'No messages yet: say something.'
+    : 'Type a message to start a chat, or pick one from the list.';
 }
 
 async function openChat(chatId) {
@@ -238,39 +239,50 @@ async function openChat(chatId) {
   if (state.turn) state.turn.abort();
   clearNotice();
   try {
-    const chat = await api(`/chats/${encodeURIComponent(chatId)}`);
-    const messages = [];
-    let cursor = null;
-    for (let page = 0; page < MESSAGE_PAGES; page += 1) {
-      const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
-      const result = await api(`/chats/${encodeURIComponent(chatId)}/messages?limit=1000${query}`);
-      messages.push(...result.data);
-      cursor = result.nextCursor;
-      if (!cursor) break;
-    }
-    state.chat = chat;
-    history.replaceState(null, '', `#${chat.id}`);
-    ui.messages.replaceChildren(...messages.map((message) => renderMessage(message)));
-    if (cursor) showNotice(`Showing the first ${messages.length} messages of this chat.`);
-    renderChatHead();
-    markCurrentChat();
-    scrollToEnd(true);
-    if (ui.summaryPanel.open) void loadSummary();
-    else ui.summaryBody.replaceChildren();
+    await showChat(await api(`/chats/${encodeURIComponent(chatId)}`));
   } catch (error) {
     showNotice(describeError(error));
   }
 }
 
+/** Shows a chat's current branch, root first. */
+async function showChat(chat) {
+  const messages = [];
+  let cursor = null;
+  for (let page = 0; page < MESSAGE_PAGES; page += 1) {
+    const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+    const result = await api(`/chats/${encodeURIComponent(chat.id)}/messages?limit=1000${query}`);
+    messages.push(...result.data);
+    cursor = result.nextCursor;
+    if (!cursor) break;
+  }
+  state.chat = chat;
+  history.replaceState(null, '', `#${chat.id}`);
+  ui.messages.replaceChildren(...messages.map((message) => renderMessage(message)));
+  if (cursor) showNotice(`Showing the first ${messages.length} messages of this chat.`);
+  renderChatHead();
+  markCurrentChat();
+  scrollToEnd(true);
+  if (ui.summaryPanel.open) void loadSummary();
+  else ui.summaryBody.replaceChildren();
+}
+
+/** Creates a chat with the system prompt typed in the sidebar (if any) and shows it. */
+async function createChat() {
+  const systemPrompt = ui.systemPrompt.value.trim();
+  const chat = await api('/chats', { method: 'POST', body: systemPrompt ? { systemPrompt } : {} });
+  ui.systemPrompt.value = '';
+  await loadChats();
+  await showChat(chat);
+}
+
 ui.newChatForm.addEventListener('submit', async (event) => {
   event.preventDefault();
+  // Like opening another chat, starting one stops a reply still streaming.
+  if (state.turn) state.turn.abort();
   clearNotice();
-  const systemPrompt = ui.systemPrompt.value.trim();
   try {
-    const chat = await api('/chats', { method: 'POST', body: systemPrompt ? { systemPrompt } : {} });
-    ui.systemPrompt.value = '';
-    await loadChats();
-    await openChat(chat.id);
+    await createChat();
     ui.input.focus();
   } catch (error) {
     showNotice(describeError(error));
@@ -323,15 +335,26 @@ function setTurnRunning(controller) {
   state.turn = controller;
   const running = controller !== null;
   ui.stop.disabled = !running;
-  ui.send.disabled = running || !state.chat;
+  ui.send.disabled = running;
   ui.composer.setAttribute('aria-busy', String(running));
 }
 
+/** Sends a message after the current branch; with no chat open, it starts one first. */
 async function sendMessage(content) {
-  const chatId = state.chat.id;
   const controller = new AbortController();
   setTurnRunning(controller);
   clearNotice();
+  if (!state.chat) {
+    try {
+      await createChat();
+    } catch (error) {
+      setTurnRunning(null);
+      ui.input.value = ui.input.value || content; // nothing was stored: give the text back
+      showNotice(describeError(error));
+      return;
+    }
+  }
+  const chatId = state.chat.id;
   const userItem = renderMessage({ role: 'user', content, status: 'completed', model: null });
   userItem.dataset.status = 'sending';
   const replyItem = renderMessage({ role: 'assistant', content: '', status: 'streaming', model: null });
@@ -409,7 +432,7 @@ async function refreshChat(chatId) {
 ui.composer.addEventListener('submit', (event) => {
   event.preventDefault();
   const content = ui.input.value;
-  if (!state.chat || state.turn || content.trim() === '') return;
+  if (state.turn || content.trim() === '') return;
   ui.input.value = '';
   void sendMessage(content);
 });
