@@ -1,8 +1,9 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import type { Locator, Page } from 'playwright-core';
 import request from 'supertest';
+import { ChatDto } from '../../src/chats/dto/chat.dto';
 import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
-import { MessagePageDto } from '../../src/messages/dto/message.dto';
+import { MessageDto, MessagePageDto } from '../../src/messages/dto/message.dto';
 import { describeWithChromium, launchChromium, screenshot, TestBrowser } from '../support/browser';
 import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
@@ -37,6 +38,14 @@ function untilAborted(req: LlmRequest): Promise<never> {
     if (signal.aborted) reject(signal.reason);
     signal.addEventListener('abort', () => reject(signal.reason), { once: true });
   });
+}
+
+/** A streamed reply that sends `first`, then holds until `gate` opens before the rest and the finish. */
+async function* heldReply(gate: Promise<void>, first: string, rest: string): AsyncGenerator<LlmStreamPart> {
+  yield { type: 'delta', content: first };
+  await gate;
+  yield { type: 'delta', content: rest };
+  yield { type: 'finish', model: 'fake-model', usage: { promptTokens: 10, completionTokens: 3 } };
 }
 
 const text = async (locator: Locator) => (await locator.textContent())?.trim();
@@ -89,6 +98,28 @@ describeWithChromium('Playground (browser)', () => {
     await page.locator('#chat-list [aria-current="true"]').waitFor();
     await messageInput(page).waitFor({ state: 'visible' });
   }
+
+  /** Sends a message from the composer and waits for its reply, the `replies`th of the page. */
+  async function say(page: Page, content: string, replies: number) {
+    await messageInput(page).fill(content);
+    await messageInput(page).press('Enter');
+    await page
+      .locator('#messages .message--assistant[data-status="completed"]')
+      .nth(replies - 1)
+      .waitFor();
+  }
+
+  /** What the page shows: the text of each message, in order. */
+  const shown = (page: Page) => page.locator('#messages .message__content').allTextContents();
+  const userMessage = (page: Page, hasText: string) => page.locator('#messages .message--user', { hasText });
+  /** Edit, Save, Regenerate and the version buttons, enabled. */
+  const enabledBranchButtons = (page: Page) => page.locator('#messages .branch-action:enabled');
+  const openChatId = (page: Page) => new URL(page.url()).hash.slice(1);
+  const storedChat = async (chatId: string) => (await http().get(`/chats/${chatId}`).expect(200)).body as ChatDto;
+  const stored = async (chatId: string, query = '') =>
+    ((await http().get(`/chats/${chatId}/messages${query}`).expect(200)).body as MessagePageDto).data;
+  const contents = (messages: MessageDto[]) => messages.map((m) => m.content);
+  const nextPatch = (page: Page) => page.waitForRequest((req) => req.method() === 'PATCH');
 
   it('should send a message and show the reply as it streams in', async () => {
     const llm = new RecordingLlmProvider();
@@ -300,6 +331,209 @@ describeWithChromium('Playground (browser)', () => {
     // The chat belongs to the key's tenant.
     const chats = (await http().get('/chats').set('Authorization', `Bearer ${key}`).expect(200)).body;
     expect(chats.data).toHaveLength(1);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should edit a message in place and stream the reply of its new branch', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = (req, call) => (call === 3 ? heldReply(rest.promise, 'Sand and ', 'sea.') : echoReply(req));
+    const page = await start({ llm });
+    await startChat(page);
+    await say(page, 'Plan a day in Lisbon', 1);
+    await say(page, 'Add a museum', 2);
+
+    // Escape leaves the message as it was, with the keyboard back on its Edit button.
+    const museum = userMessage(page, 'Add a museum');
+    await museum.getByRole('button', { name: 'Edit' }).click();
+    const field = page.getByLabel('Edit message');
+    expect(await field.inputValue()).toBe('Add a museum');
+    await page.keyboard.press('Escape');
+    await field.waitFor({ state: 'detached' });
+    await museum.locator('.message__action:focus').waitFor();
+
+    await page.keyboard.press('Enter');
+    await field.fill('Add a beach');
+    await screenshot(page, '09-editing');
+    await field.press('Enter');
+
+    // The edited message and its reply leave the page; the new reply streams after the new text.
+    await assistantReply(page, 'streaming', 'Sand and').waitFor();
+    expect(await shown(page)).toEqual([
+      'Plan a day in Lisbon',
+      'reply to: Plan a day in Lisbon',
+      'Add a beach',
+      'Sand and ',
+    ]);
+    expect(await page.getByRole('button', { name: 'Stop' }).isEnabled()).toBe(true);
+    expect(await enabledBranchButtons(page).count()).toBe(0);
+    await screenshot(page, '10-edit-streaming');
+
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Sand and sea.').waitFor();
+    await userMessage(page, 'Add a beach').locator('.versions', { hasText: '2 / 2' }).waitFor();
+    expect(await enabledBranchButtons(page).count()).toBeGreaterThan(0);
+    await screenshot(page, '11-edit-done');
+
+    // Stored as a new branch beside the edited message, after the same parent; it is the one shown.
+    const chatId = openChatId(page);
+    const all = await stored(chatId, '?branch=all');
+    expect(contents(all)).toEqual([
+      'Plan a day in Lisbon',
+      'reply to: Plan a day in Lisbon',
+      'Add a museum',
+      'reply to: Add a museum',
+      'Add a beach',
+      'Sand and sea.',
+    ]);
+    expect(all[4].parentId).toBe(all[2].parentId);
+    expect(all[4].parentId).toBe(all[1].id);
+    expect(contents(await stored(chatId))).toEqual(await shown(page));
+    expect(llm.calls[2].request.messages.slice(1).map((m) => m.content)).toEqual([
+      'Plan a day in Lisbon',
+      'reply to: Plan a day in Lisbon',
+      'Add a beach',
+    ]);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should put the branch back and reopen the edit when the service refuses it', async () => {
+    const page = await start({ llm: new RecordingLlmProvider() });
+    await startChat(page);
+    await say(page, 'one', 1);
+    await say(page, 'two', 2);
+    const refusal = { type: 'urn:konko:problem:chat-busy', title: 'Chat busy', status: 429 };
+    await page.route(/\/messages$/, (route) =>
+      route.fulfill({ status: 429, contentType: 'application/problem+json', body: JSON.stringify(refusal) }),
+    );
+    await userMessage(page, 'two').getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Edit message').fill('deux');
+    await page.getByLabel('Edit message').press('Enter');
+
+    await page.locator('#notice', { hasText: 'Chat busy' }).waitFor();
+    expect(await shown(page)).toEqual(['one', 'reply to: one', 'two', 'reply to: two']);
+    expect(await page.getByLabel('Edit message').inputValue()).toBe('deux');
+    expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('TEXTAREA');
+    // Every button is back as it was: enabled, now that no reply streams.
+    expect(await enabledBranchButtons(page).count()).toBe(await page.locator('#messages .branch-action').count());
+    expect(contents(await stored(openChatId(page), '?branch=all'))).toEqual(await shown(page));
+    await screenshot(page, '11b-edit-refused');
+    expect(pageErrors.filter((error) => !/status of 429/.test(error))).toEqual([]);
+  });
+
+  it('should regenerate a reply as it streams, and flip back to the first one', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = (req, call) => (call === 2 ? heldReply(rest.promise, 'Another ', 'take.') : echoReply(req));
+    const page = await start({ llm });
+    await startChat(page);
+    await say(page, 'Tell me a joke', 1);
+
+    await assistantReply(page, 'completed').getByRole('button', { name: 'Regenerate' }).click();
+    await assistantReply(page, 'streaming', 'Another').waitFor();
+    expect(await shown(page)).toEqual(['Tell me a joke', 'Another ']);
+    expect(await enabledBranchButtons(page).count()).toBe(0);
+    await screenshot(page, '12-regenerate-streaming');
+
+    rest.resolve();
+    const again = assistantReply(page, 'completed', 'Another take.');
+    await again.locator('.versions', { hasText: '2 / 2' }).waitFor();
+    await screenshot(page, '13-regenerated');
+
+    // Stored as a second reply to the same message, and current.
+    const chatId = openChatId(page);
+    const [question, firstReply, secondReply] = await stored(chatId, '?branch=all');
+    expect([firstReply, secondReply]).toEqual([
+      expect.objectContaining({ content: 'reply to: Tell me a joke', parentId: question.id }),
+      expect.objectContaining({ content: 'Another take.', parentId: question.id }),
+    ]);
+    expect((await storedChat(chatId)).currentMessageId).toBe(secondReply.id);
+
+    // Flipping back makes the first reply current again, and shows it.
+    const patch = nextPatch(page);
+    await again.getByRole('button', { name: 'Previous version' }).click();
+    expect((await patch).postDataJSON()).toEqual({ currentMessageId: firstReply.id });
+    const first = assistantReply(page, 'completed', 'reply to: Tell me a joke');
+    await first.locator('.versions', { hasText: '1 / 2' }).waitFor();
+    expect(await shown(page)).toEqual(['Tell me a joke', 'reply to: Tell me a joke']);
+    expect((await storedChat(chatId)).currentMessageId).toBe(firstReply.id);
+    // The keyboard stays on the versions: the way back, now that there is none further.
+    expect(await first.locator('.versions__step:focus').getAttribute('aria-label')).toBe('Next version');
+    await screenshot(page, '14-flipped-back');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should flip between first messages on a phone with the keyboard, showing the newest branch of each', async () => {
+    const page = await start({ llm: new RecordingLlmProvider(), viewport: { width: 390, height: 844 } });
+    await startChat(page);
+    await say(page, 'one', 1);
+    await say(page, 'two', 2);
+    await userMessage(page, 'one').getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Edit message').fill('uno');
+    await page.getByLabel('Edit message').press('Enter');
+    await assistantReply(page, 'completed', 'reply to: uno').waitFor();
+    const uno = userMessage(page, 'uno');
+    await uno.locator('.versions', { hasText: '2 / 2' }).waitFor();
+    expect(await shown(page)).toEqual(['uno', 'reply to: uno']);
+    await screenshot(page, '15-phone-versions');
+
+    const chatId = openChatId(page);
+    const roots = (await stored(chatId, '?branch=all')).filter((m) => m.parentId === null);
+    expect(contents(roots)).toEqual(['one', 'uno']);
+
+    // The first root, continued by the server to its newest descendant.
+    await uno.getByRole('button', { name: 'Previous version' }).focus();
+    let patch = nextPatch(page);
+    await page.keyboard.press('Enter');
+    expect((await patch).postDataJSON()).toEqual({ currentMessageId: roots[0].id });
+    const one = userMessage(page, 'one');
+    await one.locator('.versions', { hasText: '1 / 2' }).waitFor();
+    expect(await shown(page)).toEqual(['one', 'reply to: one', 'two', 'reply to: two']);
+    const branch = await stored(chatId);
+    expect((await storedChat(chatId)).currentMessageId).toBe(branch[3].id);
+    expect(contents(branch)).toEqual(await shown(page));
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await screenshot(page, '16-phone-flipped');
+
+    // The keyboard is on "Next version" now: Enter goes back.
+    patch = nextPatch(page);
+    await page.keyboard.press('Enter');
+    expect((await patch).postDataJSON()).toEqual({ currentMessageId: roots[1].id });
+    await uno.locator('.versions', { hasText: '2 / 2' }).waitFor();
+    expect(await shown(page)).toEqual(['uno', 'reply to: uno']);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should start a chat when a first message is typed with no chat selected', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = () => heldReply(rest.promise, 'Hello ', 'there.');
+    const page = await start({ llm });
+    await page.getByText('Provider: recording').waitFor();
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    expect(await text(page.locator('#messages-empty'))).toBe(
+      'Type a message to start a chat, or pick one from the list.',
+    );
+
+    // The system prompt typed in the sidebar counts, as for New chat.
+    await page.getByLabel('System prompt').fill('Be brief.');
+    await messageInput(page).fill('Hi, this is my first message');
+    await screenshot(page, '17-typing-right-away');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Hello').waitFor();
+    await page.locator('#chat-list [aria-current="true"]').waitFor();
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Hello there.').waitFor();
+    await page.locator('#chat-list [aria-current="true"]', { hasText: 'Hi, this is my first message' }).waitFor();
+    await screenshot(page, '18-chat-started');
+
+    const chats = (await http().get('/chats').expect(200)).body as { data: ChatDto[] };
+    expect(chats.data).toEqual([
+      expect.objectContaining({ id: openChatId(page), systemPrompt: 'Be brief.', messageCount: 2 }),
+    ]);
+    expect(contents(await stored(openChatId(page)))).toEqual(['Hi, this is my first message', 'Hello there.']);
+    expect(llm.calls).toHaveLength(1);
+    expect(await page.getByLabel('System prompt').inputValue()).toBe('');
     expect(pageErrors).toEqual([]);
   });
 

@@ -40,6 +40,8 @@ const state = {
   /** The running streamed turn's AbortController. */
   turn: null,
   nextChatsCursor: null,
+  /** Message ids by parentId ('' for roots), each group by seq: the versions "‹ n / m ›" flips through. */
+  siblings: new Map(),
 };
 
 // ---------------------------------------------------------------- API
@@ -226,11 +228,37 @@ function renderChatHead() {
   ui.chatMeta.textContent = chat ? `Model: ${chat.model} · created ${formatTime(chat.createdAt)}` : '';
   ui.chatSystem.hidden = !chat?.systemPrompt;
   ui.chatSystem.textContent = chat?.systemPrompt ? `System prompt: ${chat.systemPrompt}` : '';
-  const open = Boolean(chat);
-  ui.input.disabled = !open;
-  ui.send.disabled = !open || state.turn !== null;
-  ui.messagesEmpty.hidden = open && ui.messages.children.length > 0;
-  ui.messagesEmpty.textContent = open ? 'No messages yet: say something.' : 'Start a chat, or pick one from the list.';
+  // No chat open: the composer still works, its first message starts a chat.
+  ui.send.disabled = state.turn !== null;
+  ui.messagesEmpty.hidden = ui.messages.children.length > 0;
+  ui.messagesEmpty.textContent = chat
+    ? 'No messages yet: say something.'
+    : 'Type a message to start a chat, or pick one from the list.';
+}
+
+/** Every message of a list (`''`: the current branch, `'&branch=all'`: every branch), page by page. */
+async function readMessages(chatId, query) {
+  const messages = [];
+  let cursor = null;
+  for (let page = 0; page < MESSAGE_PAGES; page += 1) {
+    const after = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+    const result = await api(`/chats/${encodeURIComponent(chatId)}/messages?limit=1000${query}${after}`);
+    messages.push(...result.data);
+    cursor = result.nextCursor;
+    if (!cursor) break;
+  }
+  return { messages, complete: !cursor };
+}
+
+/** Messages that share a parent are versions of one another; `?branch=all` lists by seq, so each group is too. */
+function groupSiblings(allMessages) {
+  const groups = new Map();
+  for (const message of allMessages) {
+    const key = message.parentId ?? '';
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(message.id);
+  }
+  return groups;
 }
 
 async function openChat(chatId) {
@@ -238,39 +266,43 @@ async function openChat(chatId) {
   if (state.turn) state.turn.abort();
   clearNotice();
   try {
-    const chat = await api(`/chats/${encodeURIComponent(chatId)}`);
-    const messages = [];
-    let cursor = null;
-    for (let page = 0; page < MESSAGE_PAGES; page += 1) {
-      const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
-      const result = await api(`/chats/${encodeURIComponent(chatId)}/messages?limit=1000${query}`);
-      messages.push(...result.data);
-      cursor = result.nextCursor;
-      if (!cursor) break;
-    }
-    state.chat = chat;
-    history.replaceState(null, '', `#${chat.id}`);
-    ui.messages.replaceChildren(...messages.map((message) => renderMessage(message)));
-    if (cursor) showNotice(`Showing the first ${messages.length} messages of this chat.`);
-    renderChatHead();
-    markCurrentChat();
-    scrollToEnd(true);
-    if (ui.summaryPanel.open) void loadSummary();
-    else ui.summaryBody.replaceChildren();
+    await showChat(await api(`/chats/${encodeURIComponent(chatId)}`));
   } catch (error) {
     showNotice(describeError(error));
   }
 }
 
+/** Shows a chat's current branch, root first; every message with versions gets "‹ n / m ›". */
+async function showChat(chat) {
+  const [branch, all] = await Promise.all([readMessages(chat.id, ''), readMessages(chat.id, '&branch=all')]);
+  state.chat = chat;
+  state.siblings = groupSiblings(all.messages);
+  history.replaceState(null, '', `#${chat.id}`);
+  ui.messages.replaceChildren(...branch.messages.map((message) => renderMessage(message)));
+  if (!branch.complete) showNotice(`Showing the first ${branch.messages.length} messages of this chat.`);
+  renderChatHead();
+  markCurrentChat();
+  scrollToEnd(true);
+  if (ui.summaryPanel.open) void loadSummary();
+  else ui.summaryBody.replaceChildren();
+}
+
+/** Creates a chat with the system prompt typed in the sidebar (if any) and shows it. */
+async function createChat() {
+  const systemPrompt = ui.systemPrompt.value.trim();
+  const chat = await api('/chats', { method: 'POST', body: systemPrompt ? { systemPrompt } : {} });
+  ui.systemPrompt.value = '';
+  await loadChats();
+  await showChat(chat);
+}
+
 ui.newChatForm.addEventListener('submit', async (event) => {
   event.preventDefault();
+  // Like opening another chat, starting one stops a reply still streaming.
+  if (state.turn) state.turn.abort();
   clearNotice();
-  const systemPrompt = ui.systemPrompt.value.trim();
   try {
-    const chat = await api('/chats', { method: 'POST', body: systemPrompt ? { systemPrompt } : {} });
-    ui.systemPrompt.value = '';
-    await loadChats();
-    await openChat(chat.id);
+    await createChat();
     ui.input.focus();
   } catch (error) {
     showNotice(describeError(error));
@@ -283,24 +315,29 @@ ui.moreChats.addEventListener('click', () => void loadChats({ more: true }).catc
 
 function renderMessage(message) {
   const item = el('li', `message message--${message.role}`);
+  item.dataset.role = message.role;
   const meta = el('div', 'message__meta');
   meta.append(el('span', 'message__role', message.role === 'user' ? 'You' : 'Assistant'));
-  const content = el('p', 'message__content', message.content);
-  item.append(meta, content);
+  item.append(meta, el('p', 'message__content', message.content), el('div', 'message__actions'));
   fillMessage(item, message);
   return item;
 }
 
-/** Puts a stored message's content, status and model on its list item. */
+/** Puts a stored message's content, status, model and actions on its list item. */
 function fillMessage(item, message) {
   item.dataset.status = message.status;
-  if (message.id) item.dataset.messageId = message.id;
   item.removeAttribute('aria-busy');
   item.querySelector('.message__content').textContent = message.content;
   const meta = item.querySelector('.message__meta');
   meta.querySelectorAll('.message__model, .badge').forEach((node) => node.remove());
   if (message.model) meta.append(el('span', 'message__model', message.model));
   if (message.status === 'incomplete') meta.append(el('span', 'badge badge--incomplete', 'incomplete'));
+  // Only a stored message (one with an id) can be edited, answered again or flipped.
+  if (message.id) {
+    item.dataset.messageId = message.id;
+    item.dataset.parentKey = message.parentId ?? '';
+    renderActions(item);
+  }
 }
 
 function markStopped(item, label) {
@@ -323,78 +360,141 @@ function setTurnRunning(controller) {
   state.turn = controller;
   const running = controller !== null;
   ui.stop.disabled = !running;
-  ui.send.disabled = running || !state.chat;
+  ui.send.disabled = running;
   ui.composer.setAttribute('aria-busy', String(running));
+  syncBranchButtons();
 }
 
-async function sendMessage(content) {
+/**
+ * Streams one turn's reply into a new item after `userItem`: the new user message (still marked
+ * `sending`), or the stored one a regeneration answers. `takenOff` are the items the turn's new
+ * branch replaces on the page: when the service stored nothing new they come back, and `giveBack`
+ * returns the text typed.
+ */
+async function streamTurn(controller, path, body, userItem, { takenOff = [], giveBack } = {}) {
   const chatId = state.chat.id;
-  const controller = new AbortController();
-  setTurnRunning(controller);
-  clearNotice();
-  const userItem = renderMessage({ role: 'user', content, status: 'completed', model: null });
-  userItem.dataset.status = 'sending';
   const replyItem = renderMessage({ role: 'assistant', content: '', status: 'streaming', model: null });
-  replyItem.dataset.status = 'streaming';
   replyItem.setAttribute('aria-busy', 'true');
   replyItem.querySelector('.message__meta').append(el('span', 'badge badge--streaming', 'writing…'));
-  ui.messages.append(userItem, replyItem);
+  ui.messages.append(replyItem);
   ui.messagesEmpty.hidden = true;
   scrollToEnd(true);
+  let storedNew = false;
   let finished = false;
+  let failure = null;
   try {
-    const response = await fetch(`/chats/${encodeURIComponent(chatId)}/messages`, {
+    const response = await fetch(`/chats/${encodeURIComponent(chatId)}/${path}`, {
       method: 'POST',
       headers: requestHeaders({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
-      body: JSON.stringify({ content }),
+      body: JSON.stringify(body),
       signal: controller.signal,
     });
     if (!response.ok) throw await errorFrom(response);
     const text = replyItem.querySelector('.message__content');
     for await (const { event, data } of readEvents(response.body)) {
-      if (event === 'user_message') fillMessage(userItem, data);
-      else if (event === 'delta') {
+      if (event === 'user_message') {
+        storedNew ||= userItem.dataset.status === 'sending';
+        fillMessage(userItem, data);
+      } else if (event === 'delta') {
         text.textContent += data.content;
         scrollToEnd();
       } else if (event === 'assistant_message') {
         fillMessage(replyItem, data);
-        finished = true;
+        scrollToEnd(); // its actions made it taller
+        storedNew = finished = true;
       } else if (event === 'error') {
+        // The turn failed after it began; what was generated before is stored as incomplete.
         if (data.assistantMessage) fillMessage(replyItem, data.assistantMessage);
-        else replyItem.remove();
-        showNotice(describeError(new ApiError(data.status, data)));
+        storedNew ||= Boolean(data.assistantMessage);
+        failure = new ApiError(data.status, data);
         finished = true;
       }
     }
     if (!finished) markStopped(replyItem, 'incomplete (the stream ended early)');
   } catch (error) {
-    if (controller.signal.aborted) {
-      // The service stores what was generated so far with status "incomplete".
-      markStopped(replyItem, 'incomplete (stopped)');
-    } else {
-      if (userItem.dataset.status === 'sending') {
-        userItem.remove();
-        ui.input.value = ui.input.value || content; // nothing was stored: give the text back
-      }
-      if (!replyItem.querySelector('.message__content').textContent) replyItem.remove();
-      else markStopped(replyItem, 'incomplete');
-      showNotice(describeError(error));
-    }
-  } finally {
-    setTurnRunning(null);
-    if (state.chat?.id === chatId) {
-      void refreshChat(chatId);
-      ui.input.focus();
-    }
+    failure = error;
+  }
+  setTurnRunning(null);
+  const stopped = controller.signal.aborted;
+  if (stopped) {
+    // The service stores what was generated so far with status "incomplete".
+    if (!finished) markStopped(replyItem, 'incomplete (stopped)');
+  } else if (failure) {
+    showNotice(describeError(failure));
+    if (!replyItem.querySelector('.message__content').textContent) replyItem.remove();
+    else if (replyItem.dataset.status !== 'incomplete') markStopped(replyItem, 'incomplete');
+  }
+  if (state.chat?.id !== chatId) return;
+  void refreshChat(chatId);
+  ui.input.focus();
+  if (failure && !storedNew && !stopped) {
+    // Nothing new was stored: the page shows the branch as it was, and the text typed is not lost.
+    if (userItem.dataset.status === 'sending') userItem.remove();
+    replyItem.remove();
+    ui.messages.append(...takenOff);
+    syncBranchButtons(); // they were disabled when the turn began
+    giveBack?.();
   }
 }
 
-/** After a turn: the chat's new title and counts, in the head and the list. */
+/** Removes `item` and every item after it: the part of the branch a new version replaces. */
+function takeOffFrom(item) {
+  const taken = [];
+  for (let node = item; node; node = node.nextElementSibling) taken.push(node);
+  taken.forEach((node) => node.remove());
+  return taken;
+}
+
+/**
+ * Sends a message after the current branch or, editing, as a new version of the user message
+ * `replacing`: after the same parent, so the edited message and what followed it leave the page.
+ * With no chat open, it starts one first.
+ */
+async function sendMessage(content, { replacing } = {}) {
+  const controller = new AbortController();
+  setTurnRunning(controller);
+  clearNotice();
+  const giveBack = replacing ? () => startEdit(replacing, content) : () => (ui.input.value = ui.input.value || content);
+  if (!state.chat) {
+    try {
+      await createChat();
+    } catch (error) {
+      setTurnRunning(null);
+      giveBack();
+      showNotice(describeError(error));
+      return;
+    }
+  }
+  const body = replacing ? { content, parentId: replacing.dataset.parentKey || null } : { content };
+  const takenOff = replacing ? takeOffFrom(replacing) : [];
+  const userItem = renderMessage({ role: 'user', content, status: 'completed', model: null });
+  userItem.dataset.status = 'sending';
+  ui.messages.append(userItem);
+  await streamTurn(controller, 'messages', body, userItem, { takenOff, giveBack });
+}
+
+/** A new reply to the message `replyItem` answers, streamed in its place (what followed it leaves the page). */
+async function regenerate(replyItem) {
+  const controller = new AbortController();
+  setTurnRunning(controller);
+  clearNotice();
+  // A branch alternates: the item before a reply is the user message it answers.
+  const userItem = replyItem.previousElementSibling;
+  const path = `messages/${encodeURIComponent(replyItem.dataset.messageId)}/regenerate`;
+  await streamTurn(controller, path, {}, userItem, { takenOff: takeOffFrom(replyItem) });
+}
+
+/** After a turn: the chat's new title and counts, in the head and the list, and its messages' versions. */
 async function refreshChat(chatId) {
   try {
-    const chat = await api(`/chats/${encodeURIComponent(chatId)}`);
+    const [chat, all] = await Promise.all([
+      api(`/chats/${encodeURIComponent(chatId)}`),
+      readMessages(chatId, '&branch=all'),
+    ]);
     if (state.chat?.id !== chatId) return;
     state.chat = chat;
+    state.siblings = groupSiblings(all.messages);
+    ui.messages.querySelectorAll('.message[data-message-id]').forEach(renderActions);
     renderChatHead();
     const button = ui.chatList.querySelector(`button[data-chat-id="${CSS.escape(chatId)}"]`);
     if (button) button.parentElement.replaceWith(renderChatItem(chat));
@@ -402,14 +502,14 @@ async function refreshChat(chatId) {
     ui.chatListEmpty.hidden = true;
     if (ui.summaryPanel.open) void loadSummary();
   } catch {
-    // The chat list simply stays as it was.
+    // The chat list and the versions simply stay as they were.
   }
 }
 
 ui.composer.addEventListener('submit', (event) => {
   event.preventDefault();
   const content = ui.input.value;
-  if (!state.chat || state.turn || content.trim() === '') return;
+  if (state.turn || content.trim() === '') return;
   ui.input.value = '';
   void sendMessage(content);
 });
@@ -425,6 +525,127 @@ ui.stop.addEventListener('click', () => state.turn?.abort());
 document.addEventListener('keydown', (event) => {
   if (event.key === 'Escape' && state.turn) state.turn.abort();
 });
+
+// ---------------------------------------------------------------- branches: edit, regenerate, versions
+
+/** A button that starts or switches a branch: it waits while a reply streams, which would change that branch. */
+function branchButton(text, className = 'secondary') {
+  const button = el('button', `${className} branch-action`, text);
+  button.type = 'button';
+  button.disabled = state.turn !== null;
+  return button;
+}
+
+/** Version buttons at either end (`data-switch-to=""`) have nowhere to go. */
+function syncBranchButtons() {
+  for (const button of ui.messages.querySelectorAll('.branch-action')) {
+    button.disabled = state.turn !== null || button.dataset.switchTo === '';
+  }
+}
+
+/** A stored message's "‹ n / m ›" (when it has siblings) and its Edit (yours) or Regenerate (replies). */
+function renderActions(item) {
+  const actions = item.querySelector('.message__actions');
+  // Rebuilt after every turn: only the versions change, so the action button (and its focus) stays.
+  actions.querySelector('.versions')?.remove();
+  if (!actions.querySelector('.message__action')) {
+    const isUser = item.dataset.role === 'user';
+    const action = branchButton(isUser ? 'Edit' : 'Regenerate', 'secondary message__action');
+    action.addEventListener('click', () => (isUser ? startEdit(item) : void regenerate(item)));
+    actions.append(action);
+  }
+  const siblings = state.siblings.get(item.dataset.parentKey) ?? [];
+  const index = siblings.indexOf(item.dataset.messageId);
+  if (siblings.length < 2 || index < 0) return;
+  const versions = el('div', 'versions');
+  versions.setAttribute('role', 'group');
+  versions.setAttribute('aria-label', `Version ${index + 1} of ${siblings.length}`);
+  const count = el('span', 'versions__count', `${index + 1} / ${siblings.length}`);
+  count.setAttribute('aria-hidden', 'true'); // the group's label says it
+  versions.append(versionButton(item, siblings[index - 1], -1), count, versionButton(item, siblings[index + 1], 1));
+  actions.prepend(versions);
+}
+
+function versionButton(item, siblingId, step) {
+  const label = step < 0 ? 'Previous version' : 'Next version';
+  const button = branchButton(step < 0 ? '‹' : '›', 'secondary versions__step');
+  button.setAttribute('aria-label', label);
+  button.title = label;
+  button.dataset.step = String(step);
+  button.dataset.switchTo = siblingId ?? '';
+  button.disabled ||= !siblingId;
+  button.addEventListener('click', () => void switchVersion(item.dataset.parentKey, siblingId, step));
+  return button;
+}
+
+/** Makes a sibling current (the service continues it to its newest descendant) and shows that branch. */
+async function switchVersion(parentKey, siblingId, step) {
+  clearNotice();
+  try {
+    const chat = await api(`/chats/${encodeURIComponent(state.chat.id)}`, {
+      method: 'PATCH',
+      body: { currentMessageId: siblingId },
+    });
+    await showChat(chat);
+    // The list was drawn anew: keep the keyboard on the versions of the message flipped.
+    const item = [...ui.messages.children].find((node) => node.dataset.parentKey === parentKey);
+    const steps = item ? [...item.querySelectorAll('.versions__step:enabled')] : [];
+    (steps.find((button) => button.dataset.step === String(step)) ?? steps[0])?.focus();
+  } catch (error) {
+    showNotice(describeError(error));
+  }
+}
+
+/** Edits a user message in place: Save sends the text as a new version of it; Cancel leaves it as it was. */
+function startEdit(item, text = item.querySelector('.message__content').textContent) {
+  const fieldId = `edit-${item.dataset.messageId}`;
+  const form = el('form', 'edit-form');
+  const label = el('label', null, 'Edit message');
+  label.htmlFor = fieldId;
+  const field = el('textarea');
+  field.id = fieldId;
+  field.rows = 3;
+  field.maxLength = 32000;
+  field.value = text;
+  const hint = el('p', 'hint', 'Enter saves it as a new version, Shift+Enter adds a line, Escape cancels.');
+  hint.id = `${fieldId}-hint`;
+  field.setAttribute('aria-describedby', hint.id);
+  const save = branchButton('Save', 'edit-form__save');
+  save.type = 'submit';
+  const cancel = el('button', 'secondary', 'Cancel');
+  cancel.type = 'button';
+  const buttons = el('div', 'row');
+  buttons.append(save, cancel);
+  form.append(label, field, hint, buttons);
+
+  const close = () => {
+    form.remove();
+    item.classList.remove('message--editing');
+  };
+  cancel.addEventListener('click', () => {
+    close();
+    item.querySelector('.message__action')?.focus();
+  });
+  field.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    } else if (event.key === 'Escape') {
+      event.stopPropagation(); // cancels the edit, not a reply streaming meanwhile
+      cancel.click();
+    }
+  });
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (state.turn || field.value.trim() === '') return;
+    close();
+    void sendMessage(field.value, { replacing: item });
+  });
+
+  item.classList.add('message--editing'); // hides the text and the actions while the form shows
+  item.querySelector('.message__content').after(form);
+  field.focus();
+}
 
 // ---------------------------------------------------------------- summary
 
