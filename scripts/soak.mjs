@@ -33,6 +33,8 @@ const LLM_TIMEOUT_MS = 1500;
 /** What the upstream's replies name for a message that comes first in its branch. */
 const SYSTEM = '(system)';
 const MAX_ATTEMPTS = 6;
+/** A turn whose key is still in use waits for it (its first request runs on), this many times at most. */
+const MAX_WAITS = 40;
 const STUCK_MS = 30_000;
 
 // ── The upstream: an OpenAI-compatible fake that fails on purpose ──────────────────────────────
@@ -131,8 +133,59 @@ async function openStorage(kind) {
 const percentile = (sorted, p) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
 
+/** Reads a `text/event-stream` body, calling `onEvent` with each event; `signal` ends it early. */
+async function readEvents(response, onEvent, signal) {
+  const parser = createParser({
+    onEvent: ({ event, data, id }) => onEvent({ event, data: JSON.parse(data), id }),
+  });
+  const decoder = new TextDecoder();
+  for await (const bytes of response.body) {
+    parser.feed(decoder.decode(bytes, { stream: true }));
+    // Leave at once: undici's body iterator can miss an abort that races the body's end.
+    if (signal.aborted) return;
+  }
+}
+
+/** The place of an event in its turn: the last part of its id (the soak may look inside). */
+const indexOf = (id) => Number(id.split('.').at(-1));
+
+/**
+ * A client that lost its stream resumes it after the last event it saw, by header or query, and
+ * checks that what it saw and what it resumed join to the reply exactly.
+ */
+async function resumeTurn(baseUrl, turn, seen, outcome, stats) {
+  const path = `${baseUrl}/chats/${turn.chatId}/stream`;
+  const byHeader = Math.random() < 0.5;
+  const response = await fetch(byHeader ? path : `${path}?lastEventId=${encodeURIComponent(seen.lastId)}`, {
+    headers: byHeader ? { 'last-event-id': seen.lastId } : {},
+  });
+  stats.resumes++;
+  if (response.status !== 200) {
+    stats.violations.push(`${turn.key}: a resume after ${seen.lastId} answered ${response.status}`);
+    return;
+  }
+  let deltas = '';
+  let contiguous = true;
+  let expected = indexOf(seen.lastId) + 1;
+  await readEvents(
+    response,
+    ({ event, data, id }) => {
+      contiguous &&= indexOf(id) === expected++;
+      if (event === 'delta') deltas += data.content;
+      if (event === 'assistant_message') {
+        outcome.reply = data.id;
+        outcome.done = true;
+        // An ended turn resumes with its final event alone; a running one with every event since.
+        if (contiguous && seen.deltas + deltas !== data.content)
+          stats.violations.push(`${turn.key}: the resumed stream does not join to reply ${data.id}`);
+      }
+    },
+    new AbortController().signal,
+  );
+}
+
 /** One attempt of a turn: what the client learned (acknowledged message ids, done, status). */
-async function attempt(baseUrl, turn, streamed, disconnect) {
+async function attempt(baseUrl, turn, { streamed, disconnect, stop }, stats) {
   const controller = new AbortController();
   const headers = { 'content-type': 'application/json', 'idempotency-key': turn.key };
   if (streamed) headers.accept = 'text/event-stream';
@@ -149,6 +202,7 @@ async function attempt(baseUrl, turn, streamed, disconnect) {
           'messages',
           turn.parentId === undefined ? { content: turn.content } : { content: turn.content, parentId: turn.parentId },
         ];
+  const seen = { deltas: '', lastId: null };
   try {
     if (disconnect && !streamed) setTimeout(() => controller.abort(), Math.random() * 30).unref();
     const response = await fetch(`${baseUrl}/chats/${turn.chatId}/${path}`, {
@@ -168,32 +222,37 @@ async function attempt(baseUrl, turn, streamed, disconnect) {
       outcome.retryAfter = Number(response.headers.get('retry-after') ?? 0);
       return outcome;
     }
-    const parser = createParser({
-      onEvent: ({ event, data }) => {
-        const payload = JSON.parse(data);
-        if (event === 'user_message') outcome.acknowledged = payload;
+    let stopping;
+    await readEvents(
+      response,
+      ({ event, data, id }) => {
+        seen.lastId = id;
+        if (event === 'user_message') outcome.acknowledged = data;
         if (event === 'assistant_message') {
-          outcome.reply = payload.id;
+          outcome.reply = data.id;
           outcome.done = true;
         }
-        if (event === 'delta' && disconnect) controller.abort();
+        if (event !== 'delta') return;
+        seen.deltas += data.content;
+        if (disconnect) controller.abort();
+        if (stop && !stopping) {
+          stats.stops++;
+          // A stop stops whatever turn of the chat runs when it arrives: this one, or the next.
+          turn.chatStops.push(performance.now());
+          stopping = fetch(`${baseUrl}/chats/${turn.chatId}/stop`, { method: 'POST' }).then((r) => r.arrayBuffer());
+        }
       },
-    });
-    const decoder = new TextDecoder();
-    for await (const bytes of response.body) {
-      parser.feed(decoder.decode(bytes, { stream: true }));
-      // Leave at once: undici's body iterator can miss an abort that races the body's end.
-      if (controller.signal.aborted) {
-        outcome.disconnected = true;
-        break;
-      }
-    }
+      controller.signal,
+    );
+    await stopping;
   } catch (error) {
     if (error.name !== 'AbortError') throw error;
     outcome.disconnected = true;
   } finally {
     clearTimeout(stuckTimer);
   }
+  if (controller.signal.aborted) outcome.disconnected = true;
+  if (outcome.disconnected && !outcome.stuck && seen.lastId) await resumeTurn(baseUrl, turn, seen, outcome, stats);
   return outcome;
 }
 
@@ -227,6 +286,8 @@ async function runClient(baseUrl, chats, clientNo, deadline, stats, turns) {
     }
     const turn = {
       chatId: chat.id,
+      chatStops: chat.stops,
+      windows: [],
       ...nextTurn(chat, `soak-${clientNo}-${n}`, `client ${clientNo} turn ${n}`),
       acknowledged: new Set(),
       replies: new Set(),
@@ -235,10 +296,14 @@ async function runClient(baseUrl, chats, clientNo, deadline, stats, turns) {
     turns.push(turn);
     stats.kinds[turn.kind]++;
     const started = performance.now();
-    for (let i = 0; i < MAX_ATTEMPTS && !turn.done; i++) {
+    // Waits for a key still in use (409) or a busy chat (429) are not attempts.
+    for (let tries = 0, waits = 0; tries < MAX_ATTEMPTS && waits < MAX_WAITS && !turn.done;) {
       const streamed = Math.random() < 0.5;
       const disconnect = Math.random() < 0.08;
-      const outcome = await attempt(baseUrl, turn, streamed, disconnect);
+      const stop = !disconnect && Math.random() < 0.03;
+      const window = [performance.now()];
+      const outcome = await attempt(baseUrl, turn, { streamed, disconnect, stop }, stats);
+      turn.windows.push([...window, performance.now()]);
       stats.requests++;
       if (outcome.stuck) stats.stuck.push(`${turn.key}: no answer within ${STUCK_MS / 1000} s`);
       else if (outcome.disconnected) stats.disconnects++;
@@ -254,8 +319,9 @@ async function runClient(baseUrl, chats, clientNo, deadline, stats, turns) {
         turn.done = true;
         stats.latencies.push(performance.now() - started);
       } else if (outcome.status === 409 || outcome.status === 429) {
-        await new Promise((r) => setTimeout(r, Math.max(outcome.retryAfter, 0.05) * 1000));
-      }
+        waits++;
+        await new Promise((r) => setTimeout(r, Math.max(outcome.retryAfter, 0.05 * waits) * 1000));
+      } else tries++;
     }
     if (turn.done) stats.turnsDone++;
     else stats.turnsGivenUp++;
@@ -306,16 +372,23 @@ function checkChat(chat, messages, turnsOfChat, violations) {
     if (count > 1 + (regenerations.get(id) ?? 0))
       fail(`message ${byId.get(id).seq} has ${count} completed replies, more than its turns asked for`);
   for (const turn of turnsOfChat) {
+    // A stop sent to the chat while one of the turn's attempts ran may have stopped it.
+    const stopped = turn.chatStops.some((at) => turn.windows.some(([from, to]) => from <= at && at <= to));
     if (turn.replies.size > 1) fail(`key ${turn.key} was answered with ${turn.replies.size} replies`);
-    for (const id of turn.replies)
-      if (byId.get(id)?.status !== 'completed') fail(`acknowledged reply ${id} of key ${turn.key} is lost`);
+    for (const id of turn.replies) {
+      const reply = byId.get(id);
+      if (!reply) fail(`acknowledged reply ${id} of key ${turn.key} is lost`);
+      // A stopped turn keeps what was generated as an incomplete reply.
+      else if (reply.status !== 'completed' && !stopped) fail(`reply ${id} of key ${turn.key} is ${reply.status}`);
+    }
     for (const id of turn.acknowledged)
       if (!byId.has(id)) fail(`acknowledged message ${id} of key ${turn.key} is lost`);
     if (turn.acknowledged.size > 1) fail(`key ${turn.key} was acknowledged as ${turn.acknowledged.size} messages`);
     if (turn.kind === 'regenerate') continue;
     const stored = messages.filter((m) => m.role === 'user' && m.content === turn.content);
     if (stored.length > 1) fail(`key ${turn.key} stored its message ${stored.length} times`);
-    if (turn.done && !completedReplies.has(stored[0]?.id)) fail(`key ${turn.key} completed but has no completed reply`);
+    if (turn.done && !stopped && !completedReplies.has(stored[0]?.id))
+      fail(`key ${turn.key} completed but has no completed reply`);
     if (turn.kind === 'edit' && stored[0] && stored[0].parentId !== turn.parentId)
       fail(`edit ${turn.key} does not follow the message it was sent after`);
   }
@@ -339,12 +412,15 @@ async function soak(storageKind) {
     const chats = [];
     for (let i = 0; i < CHATS; i++) {
       const { id } = await (await fetch(`${service.base}/chats`, { method: 'POST' })).json();
-      chats.push({ id, userMessages: [] });
+      chats.push({ id, userMessages: [], stops: [] });
     }
     const stats = {
       stuck: [],
       requests: 0,
       switches: 0,
+      resumes: 0,
+      stops: 0,
+      violations: [],
       kinds: { send: 0, edit: 0, regenerate: 0 },
       disconnects: 0,
       turnsDone: 0,
@@ -360,7 +436,7 @@ async function soak(storageKind) {
       ),
     );
     const seconds = (Date.now() - startedAt) / 1000;
-    const violations = [...stats.stuck];
+    const violations = [...stats.stuck, ...stats.violations];
     let stored = 0;
     for (const { id } of chats) {
       const chat = await (await fetch(`${service.base}/chats/${id}`)).json();
@@ -383,6 +459,8 @@ async function soak(storageKind) {
       requests: stats.requests,
       turnsByKind: stats.kinds,
       branchSwitches: stats.switches,
+      resumes: stats.resumes,
+      stops: stats.stops,
       upstreamCalls: [...injected.values()].reduce((a, b) => a + b, 0),
       faultsInjected: faults,
       faultsByKind: Object.fromEntries([...injected].filter(([f]) => f !== 'none')),
@@ -419,6 +497,8 @@ console.table(
     edits: r.turnsByKind.edit,
     regenerations: r.turnsByKind.regenerate,
     switches: r.branchSwitches,
+    resumes: r.resumes,
+    stops: r.stops,
     'given up': r.turnsGivenUp,
     faults: r.faultsInjected,
     disconnects: r.clientDisconnects,

@@ -107,7 +107,7 @@ export class RunningTurnsService {
   ): Promise<FinalTurnEvent | undefined> {
     const reply = userMessage === null ? null : await this.repository.findMessage(key, after.replyId);
     if (reply && reply.inReplyTo === userMessage?.id) {
-      return { type: 'assistant_message', id: this.nextId(after), message: reply };
+      return { type: 'assistant_message', id: this.live.finalIdOf(after) ?? this.nextId(after), message: reply };
     }
     return this.live.failureOf(after);
   }
@@ -116,7 +116,7 @@ export class RunningTurnsService {
     return { type: 'failed', id: this.nextId(after), failure: new TurnInterruptedError(userMessage) };
   }
 
-  /** The id of an event that follows `after` in its turn. */
+  /** An id for a final event this instance did not see: after `after` in its turn. */
   private nextId(after: TurnPosition): string {
     const turn: TurnId = { userMessageId: after.userMessageId, replyId: after.replyId };
     return turnEventId(turn, after.index + 1);

@@ -1,0 +1,164 @@
+import { once } from 'node:events';
+import Redis from 'ioredis';
+import type { MessageDto } from '../../src/messages/dto/message.dto';
+import { EventStreamClient } from '../support/event-stream-client';
+import { FakeOpenAiServer } from '../support/fake-openai-server';
+import { ServiceProcess, startService } from '../support/service-process';
+import { TestDatabase, testDatabases } from '../support/test-databases';
+
+// Each test starts service processes on real databases and Redis.
+jest.setTimeout(60_000);
+
+const REDIS_URL = 'redis://127.0.0.1:6379/13';
+const PIECES = ['Once ', 'upon ', 'a ', 'time'];
+/** SQLite always; PostgreSQL unless it is unreachable outside CI (testDatabases prints why). */
+const databases = testDatabases();
+const postgres = databases.find(([name]) => name === 'postgres');
+
+/** Two instances of the built service on one database (and Redis, when given), one upstream. */
+function twoInstances(createDatabase: () => Promise<TestDatabase>, extraEnv: () => Record<string, string>) {
+  const ctx = {} as { llm: FakeOpenAiServer; database: TestDatabase; a: ServiceProcess; b: ServiceProcess };
+  beforeEach(async () => {
+    ctx.llm = await new FakeOpenAiServer().start();
+    ctx.database = await createDatabase();
+    const env = {
+      DATABASE_URL: ctx.database.url,
+      OPENAI_BASE_URL: ctx.llm.baseUrl,
+      LLM_MAX_RETRIES: '0',
+      RATE_LIMIT: '0',
+      AUTO_TITLE: 'off',
+      CHAT_LOCK_LEASE_MS: '2000',
+      ...extraEnv(),
+    };
+    [ctx.a, ctx.b] = [await startService(env), await startService(env)];
+  });
+  afterEach(async () => {
+    await Promise.all([ctx.a?.stop(), ctx.b?.stop()]);
+    await ctx.llm.close();
+    await ctx.database.drop();
+  });
+  return ctx;
+}
+
+const post = (service: ServiceProcess, path: string, body?: unknown) =>
+  fetch(`${service.baseUrl}${path}`, {
+    method: 'POST',
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+const newChat = async (service: ServiceProcess) =>
+  ((await (await post(service, '/chats')).json()) as { id: string }).id;
+const messagesOf = async (service: ServiceProcess, chatId: string) =>
+  ((await (await fetch(`${service.baseUrl}/chats/${chatId}/messages?branch=all`)).json()) as { data: MessageDto[] })
+    .data;
+
+/** A streamed turn on `service` whose upstream holds after two pieces; the events its client saw by then. */
+async function heldTurn(ctx: { llm: FakeOpenAiServer }, service: ServiceProcess, chatId: string) {
+  ctx.llm.enqueue({ kind: 'reply', pieces: PIECES, holdAfter: 2 });
+  const held = once(ctx.llm, 'held');
+  const client = await EventStreamClient.post(`${service.baseUrl}/chats/${chatId}/messages`, { content: 'A story' });
+  await held;
+  const seen = (await client.waitForEvents(3)).slice(0, 3);
+  return { client, seen };
+}
+
+describe.each(postgres ? [postgres] : [])(
+  'Two instances on one %s and one Redis (e2e, service processes)',
+  (_name, create) => {
+    const ctx = twoInstances(create, () => ({ REDIS_URL }));
+    beforeAll(async () => {
+      const redis = new Redis(REDIS_URL);
+      await redis.flushdb();
+      await redis.quit();
+    });
+
+    it('should resume on B a turn that runs on A, stop it from B, and abort A’s upstream call', async () => {
+      const chatId = await newChat(ctx.a);
+      const { client, seen } = await heldTurn(ctx, ctx.a, chatId);
+      client.disconnect();
+
+      const resumed = await EventStreamClient.get(`${ctx.b.baseUrl}/chats/${chatId}/stream`, {
+        'Last-Event-ID': seen[2].id!,
+      });
+      expect(resumed.response.status).toBe(200);
+      const abandoned = once(ctx.llm, 'abandoned');
+      expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(202);
+      await abandoned;
+      const rest = await resumed.all();
+
+      const [, reply] = await messagesOf(ctx.b, chatId);
+      expect(reply).toMatchObject({ status: 'incomplete', content: 'Once upon ' });
+      expect(rest).toEqual([{ event: 'assistant_message', data: reply, id: expect.any(String) }]);
+      expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(204);
+    });
+
+    it('should follow on B the events A sends after the resume, joining to the stored reply', async () => {
+      const chatId = await newChat(ctx.a);
+      const { client, seen } = await heldTurn(ctx, ctx.a, chatId);
+      client.disconnect();
+      const resumed = await EventStreamClient.get(`${ctx.b.baseUrl}/chats/${chatId}/stream`, {
+        'Last-Event-ID': seen[1].id!,
+      });
+      await resumed.waitForEvents(1);
+      ctx.llm.release();
+      const rest = await resumed.all();
+
+      const [, reply] = await messagesOf(ctx.b, chatId);
+      // The client resumes after the second event it saw.
+      const deltas = [...seen.slice(0, 2), ...rest].filter((e) => e.event === 'delta').map((e) => e.data.content);
+      expect(deltas.join('')).toBe(reply.content);
+      expect(reply).toMatchObject({ status: 'completed', content: PIECES.join('') });
+      expect(rest.at(-1)).toMatchObject({ event: 'assistant_message', data: reply });
+    });
+
+    it('should answer a resume with what was stored after the instance running the turn was killed', async () => {
+      const chatId = await newChat(ctx.a);
+      const { seen } = await heldTurn(ctx, ctx.a, chatId);
+      await ctx.a.kill();
+
+      const resumed = await (
+        await EventStreamClient.get(`${ctx.b.baseUrl}/chats/${chatId}/stream`, { 'Last-Event-ID': seen[2].id! })
+      ).all();
+
+      const stored = await messagesOf(ctx.b, chatId);
+      expect(stored).toEqual([seen[0].data]);
+      expect(resumed).toEqual([
+        {
+          event: 'error',
+          id: expect.any(String),
+          data: expect.objectContaining({ type: 'urn:konko:problem:turn-interrupted', userMessage: seen[0].data }),
+        },
+      ]);
+    });
+  },
+);
+
+describe.each(databases)('Two instances on one %s without Redis (e2e, service processes)', (_name, create) => {
+  const ctx = twoInstances(create, () => ({}));
+
+  it('should stop from B the turn A runs, and refuse to resume it on B with 409', async () => {
+    const chatId = await newChat(ctx.a);
+    const { client, seen } = await heldTurn(ctx, ctx.a, chatId);
+
+    const elsewhere = await fetch(`${ctx.b.baseUrl}/chats/${chatId}/stream`, {
+      headers: { 'Last-Event-ID': seen[2].id! },
+    });
+    expect(elsewhere.status).toBe(409);
+    expect(await elsewhere.json()).toMatchObject({ type: 'urn:konko:problem:turn-elsewhere' });
+    expect((await fetch(`${ctx.b.baseUrl}/chats/${chatId}/stream`)).status).toBe(409);
+
+    const abandoned = once(ctx.llm, 'abandoned');
+    expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(202);
+    await abandoned;
+    const events = await client.all();
+    const [, reply] = await messagesOf(ctx.b, chatId);
+    expect(reply).toMatchObject({ status: 'incomplete', content: 'Once upon ' });
+    expect(events.at(-1)).toEqual({ event: 'assistant_message', data: reply, id: expect.any(String) });
+    // Ended: any instance answers a resume with its final event, read from the database.
+    const final = await (
+      await EventStreamClient.get(`${ctx.b.baseUrl}/chats/${chatId}/stream`, { 'Last-Event-ID': seen[2].id! })
+    ).all();
+    expect(final.map((e) => e.data)).toEqual([reply]);
+    expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(204);
+  });
+});
