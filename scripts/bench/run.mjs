@@ -25,6 +25,8 @@ const args = process.argv.slice(2);
 const SMOKE = args.includes('--smoke');
 const OUT = resolve(args.find((a) => a.startsWith('--out='))?.slice(6) ?? join(ROOT, 'bench-results.json'));
 const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** The `redis` target: the in-memory service with REDIS_URL, which every running turn's events then go through. */
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/12';
 
 /** Sizes of each workload; the smoke run only shows that every part works. */
 const SIZE = SMOKE
@@ -111,7 +113,13 @@ async function stopChild(child) {
   children.delete(child);
 }
 
-async function startService(upstreamBase, workDir, databaseUrl, label) {
+/** The environment of a storage target: `redis` is memory storage with REDIS_URL. */
+const storeEnv = (store, databaseUrl) => ({
+  ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  ...(store === 'redis' ? { REDIS_URL } : {}),
+});
+
+async function startService(upstreamBase, workDir, storeVariables, label) {
   const logFile = join(workDir, `service-${label}.log`);
   const probeDir = mkdtempSync(join(workDir, `probe-${label}-`));
   const out = openSync(logFile, 'w');
@@ -128,7 +136,7 @@ async function startService(upstreamBase, workDir, databaseUrl, label) {
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'info',
     BENCH_PROBE_DIR: probeDir,
-    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...storeVariables,
   });
   const nodeArgs = ['--expose-gc', '--import', join(ROOT, 'scripts/bench/service-probe.mjs')];
   // In a folder of its own, so no .env of the checkout changes what is measured.
@@ -543,6 +551,54 @@ async function w6(pool, upstream, path) {
   }
 }
 
+/**
+ * Resuming a stream: a streamed turn whose tokens come 5 ms apart is dropped after its first delta,
+ * and resumed with `GET …/stream` and that event's id; the time from the resume request to its
+ * first event.
+ */
+async function w6resume(pool, upstream, path) {
+  await setUpstream(upstream, { interTokenMs: 5 });
+  const firstEvent = [];
+  try {
+    for (let i = 0; i < SIZE.w6Turns; i++) {
+      const response = await pool.request({
+        method: 'POST',
+        path,
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ content: MESSAGE }),
+      });
+      if (response.statusCode !== 200) throw new Error(`stream: HTTP ${response.statusCode}`);
+      let text = '';
+      let lastId;
+      for await (const chunk of response.body) {
+        text += chunk;
+        lastId = /id: (\S+)\nevent: delta/.exec(text)?.[1];
+        if (lastId) break; // the client drops the stream
+      }
+      if (!lastId) throw new Error(`stream ended without a delta: ${text.slice(-600)}`);
+      const started = now();
+      const resumed = await pool.request({
+        method: 'GET',
+        path: path.replace(/\/messages$/, '/stream'),
+        headers: { accept: 'text/event-stream', 'last-event-id': lastId },
+      });
+      if (resumed.statusCode !== 200) throw new Error(`resume: HTTP ${resumed.statusCode}`);
+      let rest = '';
+      let first;
+      for await (const chunk of resumed.body) {
+        rest += chunk;
+        if (first === undefined && rest.includes('event: ')) first = now() - started;
+      }
+      if (!rest.includes('event: assistant_message')) throw new Error(`resume ended without the reply: ${rest}`);
+      firstEvent.push(first);
+    }
+    const { p50, p99 } = summarize(firstEvent);
+    return { p50Ms: p50, p99Ms: p99 };
+  } finally {
+    await setUpstream(upstream, {});
+  }
+}
+
 // ---------------------------------------------------------------- the run
 
 function machine() {
@@ -589,7 +645,7 @@ async function w1Phase(upstream, workDir, stores, { floors }) {
           continue;
         }
       }
-      const service = await startService(upstream.base, workDir, url, `${store}-w1`);
+      const service = await startService(upstream.base, workDir, storeEnv(store, url), `${store}-w1`);
       const pool = clientFor(service.base, 8);
       started.push({ store, service, pool });
       const paths = (await createChats(pool, W1_CLIENTS)).map(messagesPath);
@@ -636,7 +692,7 @@ function profilerOf(service, label, workload) {
 }
 
 async function measureService(label, upstream, workDir, databaseUrl, workloads) {
-  const service = await startService(upstream.base, workDir, databaseUrl, label);
+  const service = await startService(upstream.base, workDir, storeEnv(label, databaseUrl), label);
   const pool = clientFor(service.base, 80);
   const results = {};
   try {
@@ -646,6 +702,7 @@ async function measureService(label, upstream, workDir, databaseUrl, workloads) 
       const chatPaths = async (count, on = pool) => (await createChats(on, count)).map(messagesPath);
       if (name === 'W2') results.W2 = await w2(pool, await chatPaths(W2_CLIENTS), upstreamDelay(upstreamPool));
       if (name === 'W6') results.W6 = await w6(pool, upstreamPool, (await chatPaths(1))[0]);
+      if (name === 'W6r') results.W6r = await w6resume(pool, upstreamPool, (await chatPaths(1))[0]);
       if (name === 'W3') {
         const paths = (on) => chatPaths(SIZE.w3Chats, on);
         results.W3 = await w3(service.base, upstreamPool, paths, profilerOf(service, label, 'W3'));
@@ -688,7 +745,8 @@ const ONLY = args
   .split(',')
   .map((entry) => entry.split(':'));
 const PLAN = [
-  ['memory', ['W1', 'W2', 'W6', 'W3', 'W4', 'W4b', 'W5']],
+  ['memory', ['W1', 'W2', 'W6', 'W6r', 'W3', 'W4', 'W4b', 'W5']],
+  ['redis', ['W1', 'W2', 'W6', 'W6r']],
   ['sqlite', ['W1', 'W4', 'W4b']],
   ['postgres', ['W1', 'W4', 'W4b']],
 ]
@@ -753,7 +811,7 @@ async function main() {
       process.stderr.write(`${store} …\n`);
       const measure = (url) => measureService(store, upstream, workDir, url, workloads);
       let measured;
-      if (store === 'memory') measured = await measure(undefined);
+      if (store === 'memory' || store === 'redis') measured = await measure(undefined);
       if (store === 'sqlite') measured = await measure(`sqlite:${join(workDir, 'bench.db')}`);
       if (store === 'postgres') measured = await withPostgresSchema(measure);
       results[store] = measured.skipped ? measured : { ...results[store], ...measured };
@@ -812,6 +870,9 @@ function table(r) {
   const w3Ratio = ratio(m.W3?.wallSeconds, floor.W3?.wallSeconds);
   const w6Over = m.W6 && floor.W6 ? m.W6.p50Ms - floor.W6.p50Ms : undefined;
   const w6 = (x, extra = '') => (x ? `p50 ${fmt(x.p50Ms, 2)} ms, p99 ${fmt(x.p99Ms, 2)} ms${extra}` : '—');
+  const withRedis = r.redis ?? {};
+  const redisCpu = ratio(withRedis.W1?.cpuMsPerTurn, m.W1?.cpuMsPerTurn);
+  const redisW6Over = withRedis.W6 && floor.W6 ? withRedis.W6.p50Ms - floor.W6.p50Ms : undefined;
   const rows = [
     [
       'W1 memory: 64 clients, 0 ms upstream',
@@ -891,6 +952,26 @@ function table(r) {
       mark(w6Over, (v) => v <= 1),
     ],
     ['W6 floor: bare proxy', w6(floor.W6), '', ''],
+    ['W6 memory: resumed stream, its first event after the resume request', w6(m.W6r), '', ''],
+    [
+      'W1 memory with REDIS_URL',
+      w1(withRedis.W1, redisCpu === undefined ? '' : ` (${fmt(redisCpu, 2)}× memory's CPU per turn)`),
+      "as memory's, within noise",
+      '',
+    ],
+    [
+      'W2 memory with REDIS_URL',
+      w2(withRedis.W2, w2Over(withRedis.W2, floor.W2openai), 'the openai-client floor'),
+      "as memory's, within noise",
+      '',
+    ],
+    [
+      'W6 memory with REDIS_URL',
+      w6(withRedis.W6, redisW6Over === undefined ? '' : ` (p50 ${signed(redisW6Over, 2)} ms over the bare proxy's)`),
+      "as memory's, within noise",
+      '',
+    ],
+    ['W6 memory with REDIS_URL: resumed stream', w6(withRedis.W6r), '', ''],
   ];
   const head = ['workload', 'result', 'target', 'met'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => String(row[i]).length)));
