@@ -22,7 +22,8 @@ const SRC_FOLDERS = {
   health: ['common', 'config', 'auth', 'chats', 'llm'],
   'rate-limit': ['common', 'config', 'auth'],
   playground: ['common', 'auth'],
-  storage: ['common', 'config', 'chats', 'idempotency', 'summaries', 'messages'],
+  search: ['common', 'config', 'auth', 'chats', 'messages'],
+  storage: ['common', 'config', 'chats', 'idempotency', 'summaries', 'messages', 'search'],
 };
 
 export default tseslint.config(

@@ -10,6 +10,7 @@ import { MessagesModule } from './messages/messages.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlaygroundModule } from './playground/playground.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
+import { SearchModule } from './search/search.module';
 import { StorageModule } from './storage/storage.module';
 import { SummariesModule } from './summaries/summaries.module';
 
@@ -25,6 +26,7 @@ import { SummariesModule } from './summaries/summaries.module';
     ChatsModule,
     MessagesModule,
     SummariesModule,
+    SearchModule,
     LlmModule,
     PlaygroundModule,
   ],

@@ -205,6 +205,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search the caller's messages
+         * @description Every chat and every branch: the messages that contain every word of `q` (in any letter case; word stems where the storage supports them), best match first, then newest. A message is found as soon as its turn has stored it, and never after its chat is deleted.
+         */
+        get: operations["SearchController_search"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -572,6 +592,47 @@ export interface components {
              * @example A couple plans a May weekend in Lisbon; the assistant suggests Alfama, tram 28, custard tarts in Belém and a day on the coast.
              */
             abstract?: string;
+        };
+        SnippetDto: {
+            /**
+             * @description An excerpt of the message around its first match; `…` where it was cut; no markup
+             * @example …the refund for order 1042 was delayed by the carrier, and we credited…
+             */
+            text: string;
+            /**
+             * @description [start, end) of each matched word in `text`, in UTF-16 code units (as JavaScript strings count)
+             * @example [
+             *       [
+             *         5,
+             *         11
+             *       ],
+             *       [
+             *         36,
+             *         43
+             *       ]
+             *     ]
+             */
+            matches: number[][];
+        };
+        SearchHitDto: {
+            /**
+             * Format: uuid
+             * @example 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e
+             */
+            chatId: string;
+            /** @example Order 1042 */
+            chatTitle: string | null;
+            message: components["schemas"]["MessageDto"];
+            snippet: components["schemas"]["SnippetDto"];
+        };
+        SearchPageDto: {
+            /** @description Best match first, then newest */
+            data: components["schemas"]["SearchHitDto"][];
+            /**
+             * @description Pass as `cursor` (with the same `q`) for the next page; null on the last page
+             * @example null
+             */
+            nextCursor: string | null;
         };
     };
     responses: never;
@@ -2495,6 +2556,93 @@ export interface operations {
                      *       "status": 504,
                      *       "detail": "The language model did not answer within LLM_TIMEOUT_MS.",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    SearchController_search: {
+        parameters: {
+            query: {
+                limit?: number;
+                /** @description Opaque cursor from the previous page's `nextCursor` */
+                cursor?: string;
+                /** @description Words a message must all contain, in any letter case (word stems where the storage supports them; words such as "the" or "and" are left out) */
+                q: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchPageDto"];
+                };
+            };
+            /** @description Missing or invalid API key (only when the service has API keys configured) */
+            401: {
+                headers: {
+                    /** @description Bearer realm="konko" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:unauthorized",
+                     *       "title": "Missing or invalid API key",
+                     *       "status": 401,
+                     *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
+                     *       "status": 422,
+                     *       "detail": "q: q must not be blank",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "errors": [
+                     *         {
+                     *           "field": "q",
+                     *           "message": "q must not be blank"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
+            /** @description Unexpected failure (no internals are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "The service failed to handle the request. It has been logged.",
+                     *       "instance": "/chats"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];

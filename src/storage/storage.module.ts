@@ -3,15 +3,18 @@ import { ChatRepository } from '../chats/chat.repository';
 import { storageConfig, StorageConfig } from '../config/storage.config';
 import { IdempotencyStore } from '../idempotency/idempotency.store';
 import { LocalTurnRelay, TurnRelay } from '../messages/turn-relay';
+import { MessageSearch } from '../search/message-search';
 import { ChatDigestStore } from '../summaries/chat-digest.store';
 import { InMemoryChatDigestStore } from './in-memory/in-memory-chat-digest.store';
 import { InMemoryChatRepository } from './in-memory/in-memory-chat.repository';
 import { InMemoryIdempotencyStore } from './in-memory/in-memory-idempotency.store';
+import { InMemoryMessageSearch } from './in-memory/in-memory-message-search';
 import { openSqlDatabase } from './open-sql-database';
 import { SqlChatDigestStore } from './sql/sql-chat-digest.store';
 import { SqlChatRepository } from './sql/sql-chat.repository';
 import type { SqlDatabase } from './sql/sql-database';
 import { SqlIdempotencyStore } from './sql/sql-idempotency.store';
+import { SqlMessageSearch } from './sql/sql-message-search';
 import { SqlTurnRelay } from './sql/sql-turn-relay';
 import { RedisTurnRelay } from './redis/redis-turn-relay';
 
@@ -22,7 +25,7 @@ const IN_MEMORY_CHATS = Symbol('IN_MEMORY_CHATS');
 
 /**
  * Binds the storage ports the features own, {@link ChatRepository}, {@link IdempotencyStore} and
- * {@link ChatDigestStore}, from DATABASE_URL: in memory when unset, else SQLite or PostgreSQL,
+ * {@link ChatDigestStore} and {@link MessageSearch}, from DATABASE_URL: in memory when unset, else SQLite or PostgreSQL,
  * migrated to the latest schema before the service starts; and {@link TurnRelay}, what instances
  * share of running turns: through Redis with REDIS_URL, else through the database, else nothing.
  * Global, and imported by the application's root module alone: no feature imports storage, and
@@ -68,6 +71,12 @@ const IN_MEMORY_CHATS = Symbol('IN_MEMORY_CHATS');
         database ? new SqlChatDigestStore(database) : new InMemoryChatDigestStore(inMemory!),
     },
     {
+      provide: MessageSearch,
+      inject: [SQL_DATABASE, IN_MEMORY_CHATS],
+      useFactory: (database: SqlDatabase | null, inMemory: InMemoryChatRepository | null): MessageSearch =>
+        database ? new SqlMessageSearch(database) : new InMemoryMessageSearch(inMemory!),
+    },
+    {
       provide: TurnRelay,
       inject: [storageConfig.KEY, SQL_DATABASE],
       useFactory: ({ redisUrl, chatLockLeaseMs }: StorageConfig, database: SqlDatabase | null): TurnRelay => {
@@ -76,6 +85,6 @@ const IN_MEMORY_CHATS = Symbol('IN_MEMORY_CHATS');
       },
     },
   ],
-  exports: [ChatRepository, IdempotencyStore, ChatDigestStore, TurnRelay],
+  exports: [ChatRepository, IdempotencyStore, ChatDigestStore, TurnRelay, MessageSearch],
 })
 export class StorageModule {}

@@ -95,6 +95,11 @@ describe('API keys and tenants (e2e)', () => {
         http().post(`/chats/${mine.id}/messages`).send({ content: 'Edit', parentId: turn.userMessage.id }),
         http().post(`/chats/${mine.id}/messages/${turn.userMessage.id}/regenerate`),
         http().post(`/chats/${mine.id}/messages/${turn.assistantMessage.id}/regenerate?stream=true`),
+        http().post(`/chats/${mine.id}/stop`),
+        http().get(`/chats/${mine.id}/stream`),
+        http()
+          .get(`/chats/${mine.id}/stream`)
+          .set('Last-Event-ID', `${turn.userMessage.id}.${turn.assistantMessage.id}.0`),
       ];
       for (const probe of probes) {
         const response = await probe.set(as(GLOBEX_KEY)).expect(404);
@@ -104,6 +109,15 @@ describe('API keys and tenants (e2e)', () => {
         });
       }
       expect(llm.calls).toHaveLength(llmCallsBefore);
+      // Search finds the caller's own messages only.
+      const found = (tenantKey: string) =>
+        http()
+          .get('/search?q=plan%20q3')
+          .set(as(tenantKey))
+          .expect(200)
+          .then((r) => r.body.data as unknown[]);
+      expect(await found(GLOBEX_KEY)).toEqual([]);
+      expect(await found(ACME_KEY)).toHaveLength(2);
 
       // Acme's chat is untouched, and Acme cannot reach Globex's either.
       expect((await http().get(`/chats/${mine.id}`).set(as(ACME_KEY)).expect(200)).body).toMatchObject({

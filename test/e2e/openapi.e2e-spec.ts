@@ -44,6 +44,7 @@ describe('OpenAPI document (e2e)', () => {
         'GET /chats/{chatId}/summary',
         'POST /chats/{chatId}/stop',
         'GET /chats/{chatId}/stream',
+        'GET /search',
         'GET /health/live',
         'GET /health/ready',
         'GET /metrics',

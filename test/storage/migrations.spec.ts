@@ -3,6 +3,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { openPostgresDatabase } from '../../src/storage/postgres/open-postgres-database';
 import { currentSchema, migrationsFor } from '../../src/storage/sql/migrations';
 import type { SqlDatabase } from '../../src/storage/sql/sql-database';
+import { SqlMessageSearch } from '../../src/storage/sql/sql-message-search';
 import { openSqliteDatabase } from '../../src/storage/sqlite/open-sqlite-database';
 import { openTestRepository, TestDatabase, testDatabases } from '../support/test-databases';
 import { key, TENANT, userMessage } from './fixtures';
@@ -30,7 +31,7 @@ describe.each(testDatabases())('Migrations on %s', (_name, create) => {
   });
   afterEach(() => database.drop());
 
-  it('should make each chat stored before branches the line it was, and append after its last message', async () => {
+  it('should make each chat stored before branches the line it was, index it for search, and append after it', async () => {
     const old = await openAsIs(database);
     await migrateTo(old, '0006_sqlite_counts_messages');
     const chatId = uuidv7();
@@ -49,8 +50,15 @@ describe.each(testDatabases())('Migrations on %s', (_name, create) => {
       await sql`update chats set message_count = 3 where id = ${chatId}`.execute(old.db);
     await old.close();
 
-    const { repository, close } = await openTestRepository(database);
+    const { repository, database: migratedDatabase, close } = await openTestRepository(database);
     try {
+      // The search index is built for the messages stored before it.
+      const found = await new SqlMessageSearch(migratedDatabase).search({
+        tenantId: TENANT,
+        terms: ['old'],
+        limit: 10,
+      });
+      expect(found.map((hit) => hit.message.id).sort()).toEqual([...ids].sort());
       const migrated = await repository.listMessages(key(chatId), { limit: 10 });
       expect(migrated.map((m) => [m.id, m.parentId])).toEqual([
         [ids[0], null],

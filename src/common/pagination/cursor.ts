@@ -5,7 +5,7 @@ import { RequestValidationError } from '../errors/domain-error';
  * Opaque list cursors. Each names the list it belongs to (its `scope`), so a cursor from one
  * list is rejected by another instead of silently paging the wrong thing.
  */
-export function encodeCursor(scope: string, position: string | number): string {
+export function encodeCursor(scope: string, position: string | number | object): string {
   return Buffer.from(JSON.stringify({ s: scope, p: position })).toString('base64url');
 }
 
@@ -13,6 +13,13 @@ export function decodeCursor<P extends string | number>(
   cursor: string,
   scope: string,
   kind: P extends number ? 'number' : 'string' | 'uuid',
+): P;
+/** A cursor whose position is an object; `isPosition` accepts only what the service could have issued. */
+export function decodeCursor<P extends object>(cursor: string, scope: string, isPosition: (p: unknown) => p is P): P;
+export function decodeCursor<P>(
+  cursor: string,
+  scope: string,
+  kind: 'number' | 'string' | 'uuid' | ((p: unknown) => p is P),
 ): P {
   let parsed: unknown;
   try {
@@ -21,7 +28,7 @@ export function decodeCursor<P extends string | number>(
     parsed = undefined;
   }
   const { s, p } = (parsed ?? {}) as { s?: unknown; p?: unknown };
-  if (s !== scope || !isPosition(p, kind)) {
+  if (s !== scope || !(typeof kind === 'function' ? kind(p) : isPosition(p, kind))) {
     throw new RequestValidationError([{ field: 'cursor', message: 'cursor does not belong to this list' }]);
   }
   return p as P;

@@ -42,6 +42,12 @@ function lowerBound<T, K>(sorted: readonly T[], key: K, keyOf: (item: T) => K): 
 const itself = (id: string) => id;
 const seqOf = (message: Message) => message.seq;
 
+/** What changes in the chats kept in memory, for an index kept of them (InMemoryMessageSearch). */
+export interface InMemoryChatsListener {
+  stored(tenantId: string, message: Message): void;
+  deleted(tenantId: string, messages: readonly Message[]): void;
+}
+
 /** Where a message sits: its line, and its index in that line. */
 interface Place {
   line: Message[];
@@ -58,6 +64,7 @@ export class InMemoryChatRepository extends ChatRepository {
   /** Each tenant's chat ids in ascending order; UUIDv7 ids sort by creation. */
   private readonly orderByTenant = new Map<string, string[]>();
   private readonly locks = new KeyedMutex();
+  private listener: InMemoryChatsListener | undefined;
 
   /** The chat's record, only when it belongs to the key's tenant. */
   private recordOf({ tenantId, chatId }: ChatKey): ChatRecord | undefined {
@@ -131,8 +138,10 @@ export class InMemoryChatRepository extends ChatRepository {
   }
 
   async deleteChat(key: ChatKey): Promise<boolean> {
-    if (!this.recordOf(key)) return false;
+    const record = this.recordOf(key);
+    if (!record) return false;
     this.chats.delete(key.chatId);
+    this.listener?.deleted(key.tenantId, record.messages);
     const order = this.orderByTenant.get(key.tenantId)!;
     order.splice(lowerBound(order, key.chatId, itself), 1);
     if (order.length === 0) this.orderByTenant.delete(key.tenantId);
@@ -172,6 +181,7 @@ export class InMemoryChatRepository extends ChatRepository {
     });
     this.placeInLine(record, message, parent);
     record.current = message;
+    this.listener?.stored(record.tenantId, message);
     record.chat = Object.freeze({
       ...record.chat,
       messageCount: record.messages.length,
@@ -311,6 +321,23 @@ export class InMemoryChatRepository extends ChatRepository {
       if (last.seq > newest.seq) newest = last;
     }
     return newest;
+  }
+
+  /** Tells `listener` of every message stored and every chat deleted from now on. */
+  listen(listener: InMemoryChatsListener): void {
+    this.listener = listener;
+  }
+
+  /** Every message of the tenant's chats, oldest chat first. */
+  *messagesOfTenant(tenantId: string): Generator<Message> {
+    for (const chatId of this.orderByTenant.get(tenantId) ?? []) yield* this.chats.get(chatId)!.messages;
+  }
+
+  /** The tenant's message and its chat, by id; null when either is gone. */
+  storedMessage(tenantId: string, chatId: string, messageId: string): { chat: Chat; message: Message } | null {
+    const record = this.recordOf({ tenantId, chatId });
+    const message = record && this.messageOf(record, messageId);
+    return message ? { chat: record.chat, message } : null;
   }
 
   withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>): Promise<T> {

@@ -220,6 +220,45 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
         await db.schema.alterTable('chat_leases').dropColumn('stop_requested').execute();
       },
     },
+    '0009_message_search': {
+      // Full-text search by the database's own machinery, built here for the messages stored so
+      // far and kept by the database from then on. PostgreSQL: the `english` configuration (stop
+      // words out, Snowball stems) in a generated column with a GIN index. SQLite: an FTS5 index
+      // of the messages table (Porter stems, diacritics kept as PostgreSQL keeps them), kept by
+      // triggers; it goes with its messages, cascades included.
+      async up(db: Kysely<unknown>) {
+        if (postgres) {
+          await sql`
+            alter table messages add column search_vector tsvector
+            generated always as (to_tsvector('english', content)) stored`.execute(db);
+          await sql`create index messages_search_vector on messages using gin (search_vector)`.execute(db);
+          return;
+        }
+        await sql`
+          create virtual table messages_fts using fts5(
+            content, content = 'messages', content_rowid = 'rowid',
+            tokenize = 'porter unicode61 remove_diacritics 0')`.execute(db);
+        await sql`
+          create trigger messages_fts_insert after insert on messages begin
+            insert into messages_fts (rowid, content) values (new.rowid, new.content);
+          end`.execute(db);
+        await sql`
+          create trigger messages_fts_delete after delete on messages begin
+            insert into messages_fts (messages_fts, rowid, content) values ('delete', old.rowid, old.content);
+          end`.execute(db);
+        await sql`insert into messages_fts (messages_fts) values ('rebuild')`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        if (postgres) {
+          await sql`drop index messages_search_vector`.execute(db);
+          await sql`alter table messages drop column search_vector`.execute(db);
+          return;
+        }
+        await sql`drop trigger messages_fts_delete`.execute(db);
+        await sql`drop trigger messages_fts_insert`.execute(db);
+        await sql`drop table messages_fts`.execute(db);
+      },
+    },
   };
 }
 

@@ -62,7 +62,7 @@ interface LineSlice {
   fork: string | null;
 }
 
-function toMessage(row: Selectable<MessagesTable>): Message {
+export function toMessage(row: Selectable<MessagesTable>): Message {
   return {
     id: row.id,
     chatId: row.chat_id,
@@ -78,6 +78,31 @@ function toMessage(row: Selectable<MessagesTable>): Message {
     createdAt: toDate(row.created_at),
   };
 }
+
+/**
+ * A message's columns, named: PostgreSQL also keeps each message's search vector (migration
+ * 0009), which no read of messages needs to carry.
+ */
+export const MESSAGE_COLUMNS = [
+  'id',
+  'chat_id',
+  'seq',
+  'role',
+  'content',
+  'status',
+  'in_reply_to',
+  'parent_id',
+  'line_id',
+  'model',
+  'usage',
+  'token_count',
+  'created_at',
+] as const satisfies readonly (keyof MessagesTable)[];
+
+/** The columns as SQL, qualified by `table` when given. */
+export const messageColumnsOf = (table?: string) =>
+  sql.raw(MESSAGE_COLUMNS.map((c) => (table ? `${table}.${c}` : c)).join(', '));
+const MESSAGE_FIELDS = MESSAGE_COLUMNS.map((c) => `messages.${c}` as const);
 
 type ContextRow = Pick<Selectable<MessagesTable>, 'id' | 'parent_id' | 'seq' | 'role' | 'content' | 'token_count'>;
 
@@ -131,14 +156,14 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', true)),
       },
       findMessage: prepareQuery(db, (args: ChatKey & { messageId: string }) =>
-        this.messagesOf(args).selectAll('messages').where('messages.id', '=', args.messageId),
+        this.messagesOf(args).select(MESSAGE_FIELDS).where('messages.id', '=', args.messageId),
       ),
       listMessages: prepareQuery(db, (page: Page) =>
-        this.messagesOf(page).selectAll('messages').orderBy('messages.seq').limit(page.limit),
+        this.messagesOf(page).select(MESSAGE_FIELDS).orderBy('messages.seq').limit(page.limit),
       ),
       listMessagesAfter: prepareQuery(db, (page: Page & { afterSeq: number }) =>
         this.messagesOf(page)
-          .selectAll('messages')
+          .select(MESSAGE_FIELDS)
           .where('messages.seq', '>', page.afterSeq)
           .orderBy('messages.seq')
           .limit(page.limit),
@@ -154,7 +179,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         db,
         (args: { chatId: string; lineId: string; afterSeq: number; throughSeq: number; limit: number }) =>
           sql<Selectable<MessagesTable>>`
-          select * from messages
+          select ${messageColumnsOf()} from messages
           where line_id = ${args.lineId} and chat_id = ${args.chatId} and seq > ${args.afterSeq} and seq <= ${args.throughSeq}
           order by seq limit ${args.limit}`,
       ),
@@ -325,16 +350,16 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       if (parent === 'current') {
         return sql<Selectable<MessagesTable>>`${insertInto}
           select chats.message_count + 1, ${values}, chats.current_message_id, coalesce(chats.current_line_id, ${id})
-          from chats where ${chat} returning *`;
+          from chats where ${chat} returning ${messageColumnsOf()}`;
       }
       if (parent === 'root') {
         return sql<Selectable<MessagesTable>>`${insertInto}
-          select chats.message_count + 1, ${values}, null, ${id} from chats where ${chat} returning *`;
+          select chats.message_count + 1, ${values}, null, ${id} from chats where ${chat} returning ${messageColumnsOf()}`;
       }
       return sql<Selectable<MessagesTable>>`${insertInto}
         select chats.message_count + 1, ${values}, parent.id, ${lineAfter(sql.raw('parent'))}
         from chats join messages parent on parent.id = ${args.parent_id} and parent.chat_id = chats.id
-        where ${chat} returning *`;
+        where ${chat} returning ${messageColumnsOf()}`;
     }
     const counted = sql`message_count = chats.message_count + 1, updated_at = ${args.created_at}, last_message_at = ${args.created_at}, current_message_id = ${id}`;
     const chat = sql`chats.id = ${chatId} and chats.tenant_id = ${tenantId} ${lease}`;
@@ -346,14 +371,14 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
           where chats.id = previous.id and ${chat}
           returning chats.message_count as seq, previous.current_message_id as parent_id, chats.current_line_id as line_id
         )
-        ${insertInto} select seq, ${values}, parent_id, line_id from counted returning *`;
+        ${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
     }
     if (parent === 'root') {
       return sql<Selectable<MessagesTable>>`
         with counted as (
           update chats set ${counted}, current_line_id = ${id} where ${chat} returning chats.message_count as seq
         )
-        ${insertInto} select seq, ${values}, null, ${id} from counted returning *`;
+        ${insertInto} select seq, ${values}, null, ${id} from counted returning ${messageColumnsOf()}`;
     }
     return sql<Selectable<MessagesTable>>`
       with parent as (
@@ -363,7 +388,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         update chats set ${counted}, current_line_id = parent.line_id from parent where ${chat}
         returning chats.message_count as seq, parent.id as parent_id, parent.line_id as line_id
       )
-      ${insertInto} select seq, ${values}, parent_id, line_id from counted returning *`;
+      ${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
   }
 
   async findMessage({ tenantId, chatId }: ChatKey, messageId: string): Promise<Message | null> {

@@ -1,0 +1,21 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { IsString, MaxLength } from 'class-validator';
+import { PageQuery } from '../../common/pagination/page-query';
+import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
+
+export const MAX_QUERY_LENGTH = 200;
+
+export class SearchQueryDto extends PageQuery({ maxLimit: 100, defaultLimit: 20 }) {
+  @ApiProperty({
+    minLength: 1,
+    maxLength: MAX_QUERY_LENGTH,
+    description:
+      'Words a message must all contain, in any letter case (word stems where the storage supports them; ' +
+      'words such as "the" or "and" are left out)',
+    example: 'refund delay',
+  })
+  @IsString()
+  @IsNotBlank()
+  @MaxLength(MAX_QUERY_LENGTH)
+  q: string;
+}

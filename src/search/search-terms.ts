@@ -1,0 +1,40 @@
+import stem from 'wink-porter2-stemmer';
+
+/**
+ * The words PostgreSQL's `english` text search configuration leaves out of every document (the
+ * Snowball list). A query drops them on every storage, so that every storage finds the same
+ * messages for the same query.
+ */
+const STOP_WORDS = new Set(
+  (
+    'i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers ' +
+    'herself it its itself they them their theirs themselves what which who whom this that these those am is are ' +
+    'was were be been being have has had having do does did doing a an the and but if or because as until while ' +
+    'of at by for with about against between into through during before after above below to from up down in out ' +
+    'on off over under again further then once here there when where why how all any both each few more most ' +
+    'other some such no nor not only own same so than too very s t can will just don should now'
+  ).split(' '),
+);
+
+const WORD = /[\p{L}\p{N}]+/gu;
+
+/** A text's words, lower-cased, with where each starts and ends (UTF-16 offsets). */
+export function wordsWithOffsets(text: string): { word: string; start: number; end: number }[] {
+  return [...text.matchAll(WORD)].map((match) => ({
+    word: match[0].toLowerCase(),
+    start: match.index,
+    end: match.index + match[0].length,
+  }));
+}
+
+export const wordsOf = (text: string): string[] => text.toLowerCase().match(WORD) ?? [];
+
+export const isStopWord = (word: string): boolean => STOP_WORDS.has(word);
+
+/** The stem a lower-case word is found by (Porter2, as PostgreSQL's `english` configuration stems). */
+export const stemOf = (word: string): string => stem(word);
+
+/** What a query asks for: its words, lower-cased, once each, without stop words. */
+export const searchTermsOf = (query: string): string[] => [
+  ...new Set(wordsOf(query).filter((word) => !isStopWord(word))),
+];

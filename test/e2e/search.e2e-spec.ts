@@ -1,0 +1,124 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import fc from 'fast-check';
+import request from 'supertest';
+import { TurnDto } from '../../src/messages/dto/message.dto';
+import { SearchPageDto } from '../../src/search/dto/search-hit.dto';
+import { RecordingLlmProvider } from '../support/recording-llm-provider';
+import { createTestApp } from '../support/test-app';
+import { TestDatabase, testDatabases } from '../support/test-databases';
+
+const storages: [string, (() => Promise<TestDatabase>) | null][] = [['memory', null], ...testDatabases()];
+
+describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase) => {
+  let app: NestExpressApplication;
+  let database: TestDatabase | undefined;
+  const http = () => request(app.getHttpServer());
+
+  beforeEach(async () => {
+    database = createDatabase ? await createDatabase() : undefined;
+    const llm = new RecordingLlmProvider((req) => ({
+      content: `noted: ${req.messages[req.messages.length - 1].content}`,
+      model: 'fake-model',
+      usage: null,
+    }));
+    app = await createTestApp({ llm, env: database ? { DATABASE_URL: database.url } : {} });
+  });
+  afterEach(async () => {
+    await app.close();
+    await database?.drop();
+  });
+
+  const newChat = async (title: string) => (await http().post('/chats').send({ title }).expect(201)).body.id as string;
+  const say = async (chatId: string, content: string, parentId?: string) =>
+    (await http().post(`/chats/${chatId}/messages`).send({ content, parentId }).expect(201)).body as TurnDto;
+  const search = async (query: string) => (await http().get(`/search?${query}`).expect(200)).body as SearchPageDto;
+
+  it('should find the messages with every word, best first, with the chat and a snippet of the match', async () => {
+    const orders = await newChat('Orders');
+    const travel = await newChat('Travel');
+    const first = await say(orders, 'Where is the refund for order 1042?');
+    await say(orders, 'The carrier delayed the REFUND again', first.assistantMessage.id);
+    await say(travel, 'Is a train to Porto refundable?');
+
+    const page = await search('q=refund%20order');
+    expect(page.nextCursor).toBeNull();
+    expect(page.data.map((hit) => hit.message.content).sort()).toEqual([
+      'Where is the refund for order 1042?',
+      'noted: Where is the refund for order 1042?',
+    ]);
+    const hit = page.data.find((h) => h.message.id === first.userMessage.id);
+    expect(hit).toEqual({
+      chatId: orders,
+      chatTitle: 'Orders',
+      message: first.userMessage,
+      snippet: {
+        text: 'Where is the refund for order 1042?',
+        matches: [
+          [13, 19],
+          [24, 29],
+        ],
+      },
+    });
+    // Every branch and every chat of the caller, by stem: "refundable" is found too.
+    const refunds = await search('q=Refunded');
+    expect(refunds.data.map((h) => h.chatTitle).sort()).toEqual([
+      'Orders',
+      'Orders',
+      'Orders',
+      'Orders',
+      'Travel',
+      'Travel',
+    ]);
+  });
+
+  it('should page stably with its own cursors, and never find a deleted chat', async () => {
+    const chatId = await newChat('Inbox');
+    for (let i = 0; i < 7; i++) await say(chatId, `invoice number ${i}`);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: SearchPageDto = await search(`q=invoice&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      seen.push(...page.data.map((h) => h.message.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toHaveLength(14);
+    expect(new Set(seen).size).toBe(14);
+
+    const firstCursor = (await search('q=invoice&limit=3')).nextCursor!;
+    await http().get(`/search?q=number&cursor=${firstCursor}`).expect(422);
+    const listCursor = (await http().get(`/chats/${chatId}/messages?limit=1`).expect(200)).body.nextCursor;
+    await http().get(`/search?q=invoice&cursor=${listCursor}`).expect(422);
+
+    await http().delete(`/chats/${chatId}`).expect(204);
+    expect((await search('q=invoice')).data).toEqual([]);
+  });
+
+  it('should answer 422 for a q that is blank, missing or too long, and a limit out of range', async () => {
+    for (const query of [
+      '',
+      'q=',
+      'q=%20%20',
+      `q=${'a'.repeat(201)}`,
+      'q=x&limit=0',
+      'q=x&limit=101',
+      'q=x&cursor=bad',
+    ]) {
+      const response = await http().get(`/search?${query}`).expect(422);
+      expect(response.body.type).toBe('urn:konko:problem:validation-failed');
+    }
+    // Words no storage indexes, such as "the": a valid query that finds nothing.
+    expect(await search('q=the%20and')).toEqual({ data: [], nextCursor: null });
+  });
+
+  it('should never answer a q with a 5xx', async () => {
+    const chatId = await newChat('Fuzz');
+    await say(chatId, 'Ünïcödé, "quotes", (parens) AND OR NOT * ^ : - 🚀 résumé');
+    await fc.assert(
+      fc.asyncProperty(fc.string({ minLength: 1, maxLength: 200, unit: 'binary' }), async (q) => {
+        const response = await http().get('/search').query({ q });
+        expect([200, 422]).toContain(response.status);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
