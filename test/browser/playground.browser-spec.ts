@@ -50,6 +50,13 @@ async function* heldReply(gate: Promise<void>, first: string, rest: string): Asy
 
 const text = async (locator: Locator) => (await locator.textContent())?.trim();
 
+/** Resolves once `condition` holds, checked on every turn of the event loop. */
+const until = (condition: () => boolean) =>
+  new Promise<void>((resolve) => {
+    const check = () => (condition() ? resolve() : setImmediate(check));
+    check();
+  });
+
 describeWithChromium('Playground (browser)', () => {
   let app: NestExpressApplication;
   let baseUrl: string;
@@ -160,7 +167,7 @@ describeWithChromium('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('should stop a reply mid-way and leave it marked incomplete', async () => {
+  it('should stop a reply through the service, which stores what was written as incomplete', async () => {
     const llm = new RecordingLlmProvider();
     llm.respond = (req, call) =>
       call > 1
@@ -171,38 +178,134 @@ describeWithChromium('Playground (browser)', () => {
             await untilAborted(req);
           })();
     const page = await start({ llm });
+    const failedRequests: string[] = [];
+    page.on('requestfailed', (req) => failedRequests.push(`${req.method()} ${req.url()}`));
     await startChat(page);
     await messageInput(page).fill('Write me a long essay');
     await messageInput(page).press('Enter');
     await assistantReply(page, 'streaming', 'Partial answer').waitFor();
 
+    const stop = page.waitForRequest((req) => req.method() === 'POST' && req.url().endsWith('/stop'));
     await page.getByRole('button', { name: 'Stop' }).click();
+    const chatId = openChatId(page);
+    expect(new URL((await stop).url()).pathname).toBe(`/chats/${chatId}/stop`);
+    expect((await (await stop).response())?.status()).toBe(202);
+
+    // The stream ends with the stored reply (it has an id, and a Regenerate button): the page kept
+    // reading it and cut off no request; the service aborted the upstream call.
     const stopped = assistantReply(page, 'incomplete', 'Partial answer');
-    await stopped.waitFor();
+    await stopped.getByRole('button', { name: 'Regenerate' }).waitFor();
     expect(await text(stopped.locator('.badge'))).toBe('incomplete (stopped)');
+    const [, reply] = await stored(chatId);
+    expect(reply).toMatchObject({ role: 'assistant', status: 'incomplete', content: 'Partial answer' });
+    expect(await stopped.getAttribute('data-message-id')).toBe(reply.id);
+    expect(llm.calls[0].request.signal?.aborted).toBe(true);
+    expect(failedRequests).toEqual([]);
     await screenshot(page, '03-reply-stopped');
 
-    // The next turn waits for the chat, so once it is answered the stopped reply is stored.
-    await messageInput(page).fill('Are you there?');
-    await messageInput(page).press('Enter');
-    await assistantReply(page, 'completed', 'reply to: Are you there?').waitFor();
-    expect(llm.calls[0].request.signal?.aborted).toBe(true);
+    await say(page, 'Are you there?', 1);
+    expect(await text(assistantReply(page, 'completed').locator('.message__content'))).toBe('reply to: Are you there?');
 
     // Reopened from the service, the stored reply is marked incomplete too.
     await page.reload();
-    const stored = assistantReply(page, 'incomplete');
-    await stored.waitFor();
-    expect(await text(stored.locator('.message__content'))).toBe('Partial answer');
-    expect(await text(stored.locator('.badge'))).toBe('incomplete');
-    const chatId = new URL(page.url()).hash.slice(1);
-    const messages: MessagePageDto = (await http().get(`/chats/${chatId}/messages`).expect(200)).body;
-    expect(messages.data.map((m) => `${m.role}:${m.status}`)).toEqual([
+    const reopened = assistantReply(page, 'incomplete');
+    await reopened.waitFor();
+    expect(await text(reopened.locator('.message__content'))).toBe('Partial answer');
+    expect(await text(reopened.locator('.badge'))).toBe('incomplete');
+    expect((await stored(chatId)).map((m) => `${m.role}:${m.status}`)).toEqual([
       'user:completed',
       'assistant:incomplete',
       'user:completed',
       'assistant:completed',
     ]);
     await screenshot(page, '04-stopped-reply-reopened');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should stop a regeneration and an edit through the service too', async () => {
+    const llm = new RecordingLlmProvider();
+    llm.respond = (req, call) =>
+      call === 1
+        ? echoReply(req)
+        : (async function* (): AsyncGenerator<LlmStreamPart> {
+            yield { type: 'delta', content: `Draft ${call}` };
+            await untilAborted(req);
+          })();
+    const page = await start({ llm });
+    await startChat(page);
+    await say(page, 'Plan a day', 1);
+
+    // Escape stops a regeneration.
+    await assistantReply(page, 'completed').getByRole('button', { name: 'Regenerate' }).click();
+    await assistantReply(page, 'streaming', 'Draft 2').waitFor();
+    await page.keyboard.press('Escape');
+    const regenerated = assistantReply(page, 'incomplete', 'Draft 2');
+    await regenerated.locator('.versions', { hasText: '2 / 2' }).waitFor();
+    expect(await text(regenerated.locator('.badge'))).toBe('incomplete (stopped)');
+
+    // Stop stops the reply to an edit.
+    await userMessage(page, 'Plan a day').getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Edit message').fill('Plan a night');
+    await page.getByLabel('Edit message').press('Enter');
+    await assistantReply(page, 'streaming', 'Draft 3').waitFor();
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await userMessage(page, 'Plan a night').locator('.versions', { hasText: '2 / 2' }).waitFor();
+    expect(await text(assistantReply(page, 'incomplete', 'Draft 3').locator('.badge'))).toBe('incomplete (stopped)');
+    await screenshot(page, '03b-edit-stopped');
+
+    expect(llm.calls.map((call) => call.request.signal?.aborted)).toEqual([false, true, true]);
+    const chatId = openChatId(page);
+    expect((await stored(chatId, '?branch=all')).map((m) => `${m.content}:${m.status}`)).toEqual([
+      'Plan a day:completed',
+      'reply to: Plan a day:completed',
+      'Draft 2:incomplete',
+      'Plan a night:completed',
+      'Draft 3:incomplete',
+    ]);
+    expect(contents(await stored(chatId))).toEqual(await shown(page));
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should stop a reply that waits for its chat once it runs, not the turn it waits for', async () => {
+    const llm = new RecordingLlmProvider();
+    const first = deferred();
+    llm.respond = (req, call) =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        if (call === 1) await Promise.race([first.promise, untilAborted(req)]);
+        yield { type: 'delta', content: `Reply ${call}` };
+        if (call === 1) yield { type: 'finish', model: 'fake-model', usage: null };
+        else await untilAborted(req);
+      })();
+    const page = await start({ llm });
+    const stops: string[] = [];
+    page.on('request', (req) => req.url().endsWith('/stop') && stops.push(req.url()));
+    await startChat(page);
+    const chatId = openChatId(page);
+    // Another client's turn holds the chat.
+    const other = http()
+      .post(`/chats/${chatId}/messages`)
+      .send({ content: 'From elsewhere' })
+      .then((r) => r);
+    await until(() => llm.calls.length === 1);
+
+    await messageInput(page).fill('From the page');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming').waitFor();
+    await page.getByRole('button', { name: 'Stop' }).click();
+    expect(await page.getByRole('button', { name: 'Stop' }).isDisabled()).toBe(true);
+
+    first.resolve();
+    expect((await other).body.assistantMessage).toMatchObject({ status: 'completed', content: 'Reply 1' });
+    const stopped = assistantReply(page, 'incomplete');
+    await stopped.getByRole('button', { name: 'Regenerate' }).waitFor();
+    expect(await text(stopped.locator('.badge'))).toBe('incomplete (stopped)');
+    expect(stops).toEqual([`${baseUrl}/chats/${chatId}/stop`]);
+    expect((await stored(chatId)).map((m) => `${m.content.replace('Reply 2', '…')}:${m.status}`)).toEqual([
+      'From elsewhere:completed',
+      'Reply 1:completed',
+      'From the page:completed',
+      expect.stringMatching(/^…?:incomplete$/), // stopped before or after its first delta
+    ]);
     expect(pageErrors).toEqual([]);
   });
 
