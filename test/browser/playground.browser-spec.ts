@@ -266,6 +266,83 @@ describeWithChromium('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should resume a reply after a reload, sending the API key, and show it once, as stored', async () => {
+    const key = 'acme-key-0123456789abcdef';
+    const llm = new RecordingLlmProvider();
+    const more = deferred();
+    const rest = deferred();
+    llm.respond = () =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        yield { type: 'delta', content: 'Once upon ' };
+        yield { type: 'delta', content: 'a time' };
+        await more.promise;
+        yield { type: 'delta', content: ', a chat ' };
+        await rest.promise;
+        yield { type: 'delta', content: 'began.' };
+        yield { type: 'finish', model: 'fake-model', usage: { promptTokens: 20, completionTokens: 7 } };
+      })();
+    const page = await start({
+      llm,
+      env: { API_KEYS: `acme:${key}` },
+      // The key as the key field keeps it (the API key test enters it by hand).
+      beforeLoad: (page) => page.addInitScript((key) => (sessionStorage['konko.playground.apiKey'] = key), key),
+    });
+    await startChat(page);
+    await messageInput(page).fill('Tell me a story');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Once upon a time').waitFor();
+    const chatId = openChatId(page);
+
+    // Reloaded, the page shows the reply as far as it had read it and asks for what follows.
+    const resume = page.waitForRequest((req) => req.url().endsWith(`/chats/${chatId}/stream`));
+    await page.reload();
+    const headers = (await resume).headers();
+    expect(headers['authorization']).toBe(`Bearer ${key}`);
+    expect(headers['last-event-id']).toEqual(expect.any(String));
+    await assistantReply(page, 'streaming', 'Once upon a time').waitFor();
+    expect(await page.getByRole('button', { name: 'Stop' }).isEnabled()).toBe(true);
+    await screenshot(page, '19-resumed-after-reload');
+
+    // What follows is appended once: the text read before the reload is not repeated.
+    more.resolve();
+    await assistantReply(page, 'streaming', 'Once upon a time, a chat').waitFor();
+    expect(await shown(page)).toEqual(['Tell me a story', 'Once upon a time, a chat ']);
+
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Once upon a time, a chat began.').waitFor();
+    const messages = (
+      (await http().get(`/chats/${chatId}/messages`).set('Authorization', `Bearer ${key}`).expect(200))
+        .body as MessagePageDto
+    ).data;
+    expect(messages.map((m) => `${m.role}:${m.status}`)).toEqual(['user:completed', 'assistant:completed']);
+    expect(await shown(page)).toEqual(contents(messages));
+    expect(llm.calls).toHaveLength(1);
+    await screenshot(page, '20-resumed-reply-done');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should resume a reply whose connection drops, from its last event', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = () => heldReply(rest.promise, 'Lost and ', 'found.');
+    const page = await start({ llm });
+    await startChat(page);
+    await messageInput(page).fill('Say something');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Lost and').waitFor();
+
+    // The service drops every connection, the reply's stream with them; the turn goes on.
+    const resume = page.waitForResponse((res) => res.url().endsWith('/stream'));
+    app.getHttpServer().closeAllConnections();
+    expect((await resume).request().headers()['last-event-id']).toEqual(expect.any(String));
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Lost and found.').waitFor();
+    expect(await shown(page)).toEqual(contents(await stored(openChatId(page))));
+    expect(await shown(page)).toEqual(['Say something', 'Lost and found.']);
+    // The browser reports the stream it lost; nothing else went wrong.
+    expect(pageErrors).toEqual(['Failed to load resource: net::ERR_INCOMPLETE_CHUNKED_ENCODING']);
+  });
+
   it('should stop a reply that waits for its chat once it runs, not the turn it waits for', async () => {
     const llm = new RecordingLlmProvider();
     const first = deferred();
@@ -306,6 +383,34 @@ describeWithChromium('Playground (browser)', () => {
       'From the page:completed',
       expect.stringMatching(/^…?:incomplete$/), // stopped before or after its first delta
     ]);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should follow a reply still being written when its chat is opened again', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = (req, call) => (call === 1 ? heldReply(rest.promise, 'Still ', 'here.') : echoReply(req));
+    const page = await start({ llm });
+    await startChat(page);
+    await messageInput(page).fill('Are you still there?');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Still').waitFor();
+    const firstChat = openChatId(page);
+
+    // In another chat meanwhile: the page no longer reads the reply, which goes on.
+    await startChat(page);
+    await say(page, 'Meanwhile', 1);
+    expect(llm.calls[0].request.signal?.aborted).toBe(false);
+
+    // Opened again, the chat shows the reply so far (every event of its turn) and follows it.
+    const follow = page.waitForRequest((req) => req.url().endsWith(`/chats/${firstChat}/stream`));
+    await page.locator(`#chat-list button[data-chat-id="${firstChat}"]`).click();
+    expect((await follow).headers()['last-event-id']).toBeUndefined();
+    await assistantReply(page, 'streaming', 'Still').waitFor();
+    expect(await shown(page)).toEqual(['Are you still there?', 'Still ']);
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Still here.').waitFor();
+    expect(await shown(page)).toEqual(contents(await stored(firstChat)));
     expect(pageErrors).toEqual([]);
   });
 
@@ -430,7 +535,10 @@ describeWithChromium('Playground (browser)', () => {
     expect(withKey.length).toBeGreaterThan(3);
     expect(withKey.filter((call) => call.authorization !== `Bearer ${key}`)).toEqual([]);
     expect(withKey.map((call) => call.path)).toContainEqual(expect.stringMatching(/^\/chats\/[^/]+\/messages$/));
-    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([key]);
+    // Kept in the tab's sessionStorage, beside the open chat (which holds no key).
+    const kept = await page.evaluate(() => ({ ...sessionStorage }));
+    expect(kept['konko.playground.apiKey']).toBe(key);
+    expect(Object.values(kept).filter((value) => value.includes(key))).toEqual([key]);
     // The chat belongs to the key's tenant.
     const chats = (await http().get('/chats').set('Authorization', `Bearer ${key}`).expect(200)).body;
     expect(chats.data).toHaveLength(1);

@@ -2,7 +2,9 @@
 // is set with textContent, never parsed as HTML.
 
 const KEY_STORAGE = 'konko.playground.apiKey';
+const OPEN_STORAGE = 'konko.playground.open'; // the open chat, and how far its reply in progress was read
 const MESSAGE_PAGES = 20; // pages of 1,000 messages read when a chat opens
+const RESUME_TRIES = 4; // resumes of a reply whose connection drops, 0, 1, 2 and 3 s apart
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -264,14 +266,18 @@ function groupSiblings(allMessages) {
   return groups;
 }
 
+/** Shows a chat, and follows the reply the service is writing in it, if any (see attach). */
 async function openChat(chatId) {
   leaveTurn();
   clearNotice();
+  const saved = rememberedReply(chatId);
   try {
     await showChat(await api(`/chats/${encodeURIComponent(chatId)}`));
   } catch (error) {
     showNotice(describeError(error));
+    return;
   }
+  void attach(chatId, saved);
 }
 
 /** Shows a chat's current branch, root first; every message with versions gets "‹ n / m ›". */
@@ -280,6 +286,7 @@ async function showChat(chat) {
   state.chat = chat;
   state.siblings = groupSiblings(all.messages);
   history.replaceState(null, '', `#${chat.id}`);
+  remember(chat.id);
   ui.messages.replaceChildren(...branch.messages.map((message) => renderMessage(message)));
   if (!branch.complete) showNotice(`Showing the first ${branch.messages.length} messages of this chat.`);
   renderChatHead();
@@ -366,10 +373,30 @@ function setTurnRunning(turn) {
   syncBranchButtons();
 }
 
-// ---------------------------------------------------------------- turns: stream, stop
+// ---------------------------------------------------------------- turns: stream, stop, resume
 //
-// A turn goes on in the service whatever becomes of its connection: Stop asks the service to stop
-// it (POST …/stop).
+// A turn goes on in the service whatever becomes of its connection. Stop asks the service to stop
+// it (POST …/stop); a stream cut off (a reload, a network error) is read on from its last event
+// (GET …/stream with Last-Event-ID).
+
+/** This tab's open chat and, while its reply is being written, how far the page read it: `{ chatId, reply }`. */
+function remembered() {
+  try {
+    return JSON.parse(sessionStorage.getItem(OPEN_STORAGE)) ?? {};
+  } catch {
+    return {};
+  }
+}
+
+function remember(chatId, reply = null) {
+  sessionStorage.setItem(OPEN_STORAGE, JSON.stringify({ chatId, reply }));
+}
+
+/** The chat's reply in progress as the page last read it, `{ userMessageId, lastEventId, content }`, or null. */
+function rememberedReply(chatId) {
+  const open = remembered();
+  return open.chatId === chatId ? open.reply : null;
+}
 
 /**
  * A reply the page reads: its chat, the user message it answers, the items that show them, the
@@ -417,9 +444,16 @@ async function sendStop(turn) {
   }
 }
 
-/** A reply being written, at the end of the list. */
-function addReplyItem() {
-  const replyItem = renderMessage({ role: 'assistant', content: '', status: 'streaming', model: null });
+/** The turn's stream again: after the last event read or, with none, every event of the turn running now. */
+function resumeRequest(turn) {
+  const headers = requestHeaders({ Accept: 'text/event-stream' });
+  if (turn.lastEventId) headers['Last-Event-ID'] = turn.lastEventId;
+  return fetch(`/chats/${encodeURIComponent(turn.chatId)}/stream`, { headers, signal: turn.reading.signal });
+}
+
+/** A reply being written, at the end of the list: empty, or with the text read before a reload. */
+function addReplyItem(content = '') {
+  const replyItem = renderMessage({ role: 'assistant', content, status: 'streaming', model: null });
   replyItem.setAttribute('aria-busy', 'true');
   replyItem.querySelector('.message__meta').append(el('span', 'badge badge--streaming', 'writing…'));
   ui.messages.append(replyItem);
@@ -429,23 +463,56 @@ function addReplyItem() {
 }
 
 /**
- * Reads the turn's events from `request()`'s response. Resolves with the final event's
- * `{ reply, failure }`, or `{}` when the stream ended without one; throws what the service
- * refused, or a network error.
+ * Shows the turn's reply after the user message it answers, in place of the reply shown there (a
+ * regeneration's first one, or this one, stored already). False when that message is not the
+ * branch's last exchange, the chat is no longer open, or the page reads another reply.
+ */
+function placeReply(turn, userMessageId, content) {
+  const userItem = [...ui.messages.children].find((item) => item.dataset.messageId === userMessageId);
+  const next = userItem?.nextElementSibling;
+  if (!userItem || next?.nextElementSibling || state.turn || state.chat?.id !== turn.chatId) return false;
+  turn.takenOff = next ? takeOffFrom(next) : [];
+  turn.userItem = userItem;
+  turn.replyItem = addReplyItem(content);
+  setTurnRunning(turn);
+  return true;
+}
+
+/**
+ * Reads the turn's events from `request()`'s response; should the connection drop before the
+ * final event, reads on from a resume after the last event read. Resolves with the final event's
+ * `{ reply, failure }`, or `{}` (the stream ended without one, or nothing runs: 204); throws what
+ * the service refused, or the last network error.
  */
 async function readTurn(turn, request) {
-  const response = await request();
-  if (!response.ok) throw await errorFrom(response);
-  for await (const { event, data, id } of readEvents(response.body)) {
-    const final = showEvent(turn, event, data);
-    if (final) return final;
-    if (id) advance(turn, id);
+  for (let tries = 0; ; tries += 1) {
+    try {
+      const response = await request();
+      if (!response.ok) throw await errorFrom(response);
+      if (response.status === 204) return {};
+      for await (const { event, data, id } of readEvents(response.body)) {
+        const final = showEvent(turn, event, data);
+        if (final) return final;
+        if (id) advance(turn, id);
+      }
+    } catch (error) {
+      const resumable = !turn.reading.signal.aborted && !(error instanceof ApiError) && turn.lastEventId;
+      if (!resumable || tries === RESUME_TRIES) throw error;
+    }
+    if (!turn.lastEventId || tries === RESUME_TRIES) return {};
+    await new Promise((resolve) => setTimeout(resolve, tries * 1000));
+    request = () => resumeRequest(turn);
   }
-  return {};
 }
 
 /** Shows one event of the turn; the final one returns how the turn ended. */
 function showEvent(turn, event, data) {
+  // Followed from its start, the turn shows once its first event names the message it answers.
+  if (event === 'user_message' && !turn.replyItem) placeReply(turn, data.id, '');
+  if (!turn.replyItem) {
+    turn.reading.abort();
+    throw turn.reading.signal.reason;
+  }
   if (event === 'user_message') {
     turn.userMessageId = data.id;
     fillMessage(turn.userItem, data);
@@ -465,10 +532,13 @@ function showEvent(turn, event, data) {
   return null;
 }
 
-/** Notes the event read last; sends a Stop pressed before it. */
+/** Notes the event read last, in the tab too (a reload resumes after it); sends a Stop pressed before it. */
 function advance(turn, id) {
   if (turn.stopping && !turn.lastEventId) void sendStop(turn);
   turn.lastEventId = id;
+  if (state.chat?.id !== turn.chatId) return;
+  const content = turn.replyItem.querySelector('.message__content').textContent;
+  remember(turn.chatId, { userMessageId: turn.userMessageId, lastEventId: id, content });
 }
 
 /**
@@ -485,8 +555,8 @@ async function followTurn(turn, request) {
     outcome = { failure: error };
   }
   if (state.turn === turn) setTurnRunning(null);
-  // The page left the chat: the turn goes on without it.
-  if (turn.reading.signal.aborted || state.chat?.id !== turn.chatId) return;
+  // The page left the chat (the turn goes on without it), or no turn ran.
+  if (turn.reading.signal.aborted || !turn.replyItem || state.chat?.id !== turn.chatId) return;
   const { reply, failure } = outcome;
   const { userItem, replyItem } = turn;
   if (failure) {
@@ -496,6 +566,8 @@ async function followTurn(turn, request) {
   } else if (!reply) {
     markStopped(replyItem, 'incomplete (the stream ended early)');
   }
+  // Ended, or refused: nothing to resume. (After a network error a reload may still resume.)
+  if (reply || failure instanceof ApiError) remember(turn.chatId);
   void refreshChat(turn.chatId);
   ui.input.focus();
   const storedNew = Boolean(reply) || (sending && turn.userMessageId !== null);
@@ -522,6 +594,21 @@ async function streamTurn(turn, path, body, userItem) {
       signal: turn.reading.signal,
     }),
   );
+}
+
+/**
+ * After a chat opens, follows the reply the service is writing in it. The reply this tab was
+ * reading before a reload shows as far as it was read, and goes on after its last event; else the
+ * page asks for every event of the turn running now (204: none runs).
+ */
+async function attach(chatId, saved) {
+  const turn = newTurn(chatId);
+  if (saved) {
+    Object.assign(turn, { userMessageId: saved.userMessageId, lastEventId: saved.lastEventId });
+    if (!placeReply(turn, saved.userMessageId, saved.content)) return;
+    remember(chatId, saved);
+  }
+  await followTurn(turn, () => resumeRequest(turn));
 }
 
 /** Removes `item` and every item after it: the part of the branch a new version replaces. */
@@ -796,7 +883,8 @@ async function reload() {
   clearNotice();
   try {
     await loadChats();
-    const chatId = decodeURIComponent(location.hash.slice(1));
+    // The chat in the address, else the one this tab had open (before a reload).
+    const chatId = decodeURIComponent(location.hash.slice(1)) || remembered().chatId;
     if (chatId) await openChat(chatId);
   } catch (error) {
     showNotice(describeError(error));
