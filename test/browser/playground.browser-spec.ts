@@ -50,6 +50,13 @@ async function* heldReply(gate: Promise<void>, first: string, rest: string): Asy
 
 const text = async (locator: Locator) => (await locator.textContent())?.trim();
 
+/** Resolves once `condition` holds, checked on every turn of the event loop. */
+const until = (condition: () => boolean) =>
+  new Promise<void>((resolve) => {
+    const check = () => (condition() ? resolve() : setImmediate(check));
+    check();
+  });
+
 describeWithChromium('Playground (browser)', () => {
   let app: NestExpressApplication;
   let baseUrl: string;
@@ -160,7 +167,7 @@ describeWithChromium('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('should stop a reply mid-way and leave it marked incomplete', async () => {
+  it('should stop a reply through the service, which stores what was written as incomplete', async () => {
     const llm = new RecordingLlmProvider();
     llm.respond = (req, call) =>
       call > 1
@@ -171,38 +178,239 @@ describeWithChromium('Playground (browser)', () => {
             await untilAborted(req);
           })();
     const page = await start({ llm });
+    const failedRequests: string[] = [];
+    page.on('requestfailed', (req) => failedRequests.push(`${req.method()} ${req.url()}`));
     await startChat(page);
     await messageInput(page).fill('Write me a long essay');
     await messageInput(page).press('Enter');
     await assistantReply(page, 'streaming', 'Partial answer').waitFor();
 
+    const stop = page.waitForRequest((req) => req.method() === 'POST' && req.url().endsWith('/stop'));
     await page.getByRole('button', { name: 'Stop' }).click();
+    const chatId = openChatId(page);
+    expect(new URL((await stop).url()).pathname).toBe(`/chats/${chatId}/stop`);
+    expect((await (await stop).response())?.status()).toBe(202);
+
+    // The stream ends with the stored reply (it has an id, and a Regenerate button): the page kept
+    // reading it and cut off no request; the service aborted the upstream call.
     const stopped = assistantReply(page, 'incomplete', 'Partial answer');
-    await stopped.waitFor();
+    await stopped.getByRole('button', { name: 'Regenerate' }).waitFor();
     expect(await text(stopped.locator('.badge'))).toBe('incomplete (stopped)');
+    const [, reply] = await stored(chatId);
+    expect(reply).toMatchObject({ role: 'assistant', status: 'incomplete', content: 'Partial answer' });
+    expect(await stopped.getAttribute('data-message-id')).toBe(reply.id);
+    expect(llm.calls[0].request.signal?.aborted).toBe(true);
+    expect(failedRequests).toEqual([]);
     await screenshot(page, '03-reply-stopped');
 
-    // The next turn waits for the chat, so once it is answered the stopped reply is stored.
-    await messageInput(page).fill('Are you there?');
-    await messageInput(page).press('Enter');
-    await assistantReply(page, 'completed', 'reply to: Are you there?').waitFor();
-    expect(llm.calls[0].request.signal?.aborted).toBe(true);
+    await say(page, 'Are you there?', 1);
+    expect(await text(assistantReply(page, 'completed').locator('.message__content'))).toBe('reply to: Are you there?');
 
     // Reopened from the service, the stored reply is marked incomplete too.
     await page.reload();
-    const stored = assistantReply(page, 'incomplete');
-    await stored.waitFor();
-    expect(await text(stored.locator('.message__content'))).toBe('Partial answer');
-    expect(await text(stored.locator('.badge'))).toBe('incomplete');
-    const chatId = new URL(page.url()).hash.slice(1);
-    const messages: MessagePageDto = (await http().get(`/chats/${chatId}/messages`).expect(200)).body;
-    expect(messages.data.map((m) => `${m.role}:${m.status}`)).toEqual([
+    const reopened = assistantReply(page, 'incomplete');
+    await reopened.waitFor();
+    expect(await text(reopened.locator('.message__content'))).toBe('Partial answer');
+    expect(await text(reopened.locator('.badge'))).toBe('incomplete');
+    expect((await stored(chatId)).map((m) => `${m.role}:${m.status}`)).toEqual([
       'user:completed',
       'assistant:incomplete',
       'user:completed',
       'assistant:completed',
     ]);
     await screenshot(page, '04-stopped-reply-reopened');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should stop a regeneration and an edit through the service too', async () => {
+    const llm = new RecordingLlmProvider();
+    llm.respond = (req, call) =>
+      call === 1
+        ? echoReply(req)
+        : (async function* (): AsyncGenerator<LlmStreamPart> {
+            yield { type: 'delta', content: `Draft ${call}` };
+            await untilAborted(req);
+          })();
+    const page = await start({ llm });
+    await startChat(page);
+    await say(page, 'Plan a day', 1);
+
+    // Escape stops a regeneration.
+    await assistantReply(page, 'completed').getByRole('button', { name: 'Regenerate' }).click();
+    await assistantReply(page, 'streaming', 'Draft 2').waitFor();
+    await page.keyboard.press('Escape');
+    const regenerated = assistantReply(page, 'incomplete', 'Draft 2');
+    await regenerated.locator('.versions', { hasText: '2 / 2' }).waitFor();
+    expect(await text(regenerated.locator('.badge'))).toBe('incomplete (stopped)');
+
+    // Stop stops the reply to an edit.
+    await userMessage(page, 'Plan a day').getByRole('button', { name: 'Edit' }).click();
+    await page.getByLabel('Edit message').fill('Plan a night');
+    await page.getByLabel('Edit message').press('Enter');
+    await assistantReply(page, 'streaming', 'Draft 3').waitFor();
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await userMessage(page, 'Plan a night').locator('.versions', { hasText: '2 / 2' }).waitFor();
+    expect(await text(assistantReply(page, 'incomplete', 'Draft 3').locator('.badge'))).toBe('incomplete (stopped)');
+    await screenshot(page, '03b-edit-stopped');
+
+    expect(llm.calls.map((call) => call.request.signal?.aborted)).toEqual([false, true, true]);
+    const chatId = openChatId(page);
+    expect((await stored(chatId, '?branch=all')).map((m) => `${m.content}:${m.status}`)).toEqual([
+      'Plan a day:completed',
+      'reply to: Plan a day:completed',
+      'Draft 2:incomplete',
+      'Plan a night:completed',
+      'Draft 3:incomplete',
+    ]);
+    expect(contents(await stored(chatId))).toEqual(await shown(page));
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should resume a reply after a reload, sending the API key, and show it once, as stored', async () => {
+    const key = 'acme-key-0123456789abcdef';
+    const llm = new RecordingLlmProvider();
+    const more = deferred();
+    const rest = deferred();
+    llm.respond = () =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        yield { type: 'delta', content: 'Once upon ' };
+        yield { type: 'delta', content: 'a time' };
+        await more.promise;
+        yield { type: 'delta', content: ', a chat ' };
+        await rest.promise;
+        yield { type: 'delta', content: 'began.' };
+        yield { type: 'finish', model: 'fake-model', usage: { promptTokens: 20, completionTokens: 7 } };
+      })();
+    const page = await start({
+      llm,
+      env: { API_KEYS: `acme:${key}` },
+      // The key as the key field keeps it (the API key test enters it by hand).
+      beforeLoad: (page) => page.addInitScript((key) => (sessionStorage['konko.playground.apiKey'] = key), key),
+    });
+    await startChat(page);
+    await messageInput(page).fill('Tell me a story');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Once upon a time').waitFor();
+    const chatId = openChatId(page);
+
+    // Reloaded, the page shows the reply as far as it had read it and asks for what follows.
+    const resume = page.waitForRequest((req) => req.url().endsWith(`/chats/${chatId}/stream`));
+    await page.reload();
+    const headers = (await resume).headers();
+    expect(headers['authorization']).toBe(`Bearer ${key}`);
+    expect(headers['last-event-id']).toEqual(expect.any(String));
+    await assistantReply(page, 'streaming', 'Once upon a time').waitFor();
+    expect(await page.getByRole('button', { name: 'Stop' }).isEnabled()).toBe(true);
+    await screenshot(page, '19-resumed-after-reload');
+
+    // What follows is appended once: the text read before the reload is not repeated.
+    more.resolve();
+    await assistantReply(page, 'streaming', 'Once upon a time, a chat').waitFor();
+    expect(await shown(page)).toEqual(['Tell me a story', 'Once upon a time, a chat ']);
+
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Once upon a time, a chat began.').waitFor();
+    const messages = (
+      (await http().get(`/chats/${chatId}/messages`).set('Authorization', `Bearer ${key}`).expect(200))
+        .body as MessagePageDto
+    ).data;
+    expect(messages.map((m) => `${m.role}:${m.status}`)).toEqual(['user:completed', 'assistant:completed']);
+    expect(await shown(page)).toEqual(contents(messages));
+    expect(llm.calls).toHaveLength(1);
+    await screenshot(page, '20-resumed-reply-done');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should resume a reply whose connection drops, from its last event', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = () => heldReply(rest.promise, 'Lost and ', 'found.');
+    const page = await start({ llm });
+    await startChat(page);
+    await messageInput(page).fill('Say something');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Lost and').waitFor();
+
+    // The service drops every connection, the reply's stream with them; the turn goes on.
+    const resume = page.waitForResponse((res) => res.url().endsWith('/stream'));
+    app.getHttpServer().closeAllConnections();
+    expect((await resume).request().headers()['last-event-id']).toEqual(expect.any(String));
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Lost and found.').waitFor();
+    expect(await shown(page)).toEqual(contents(await stored(openChatId(page))));
+    expect(await shown(page)).toEqual(['Say something', 'Lost and found.']);
+    // The browser reports the stream it lost; nothing else went wrong.
+    expect(pageErrors).toEqual(['Failed to load resource: net::ERR_INCOMPLETE_CHUNKED_ENCODING']);
+  });
+
+  it('should stop a reply that waits for its chat once it runs, not the turn it waits for', async () => {
+    const llm = new RecordingLlmProvider();
+    const first = deferred();
+    llm.respond = (req, call) =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        if (call === 1) await Promise.race([first.promise, untilAborted(req)]);
+        yield { type: 'delta', content: `Reply ${call}` };
+        if (call === 1) yield { type: 'finish', model: 'fake-model', usage: null };
+        else await untilAborted(req);
+      })();
+    const page = await start({ llm });
+    const stops: string[] = [];
+    page.on('request', (req) => req.url().endsWith('/stop') && stops.push(req.url()));
+    await startChat(page);
+    const chatId = openChatId(page);
+    // Another client's turn holds the chat.
+    const other = http()
+      .post(`/chats/${chatId}/messages`)
+      .send({ content: 'From elsewhere' })
+      .then((r) => r);
+    await until(() => llm.calls.length === 1);
+
+    await messageInput(page).fill('From the page');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming').waitFor();
+    await page.getByRole('button', { name: 'Stop' }).click();
+    expect(await page.getByRole('button', { name: 'Stop' }).isDisabled()).toBe(true);
+
+    first.resolve();
+    expect((await other).body.assistantMessage).toMatchObject({ status: 'completed', content: 'Reply 1' });
+    const stopped = assistantReply(page, 'incomplete');
+    await stopped.getByRole('button', { name: 'Regenerate' }).waitFor();
+    expect(await text(stopped.locator('.badge'))).toBe('incomplete (stopped)');
+    expect(stops).toEqual([`${baseUrl}/chats/${chatId}/stop`]);
+    expect((await stored(chatId)).map((m) => `${m.content.replace('Reply 2', '…')}:${m.status}`)).toEqual([
+      'From elsewhere:completed',
+      'Reply 1:completed',
+      'From the page:completed',
+      expect.stringMatching(/^…?:incomplete$/), // stopped before or after its first delta
+    ]);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should follow a reply still being written when its chat is opened again', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = (req, call) => (call === 1 ? heldReply(rest.promise, 'Still ', 'here.') : echoReply(req));
+    const page = await start({ llm });
+    await startChat(page);
+    await messageInput(page).fill('Are you still there?');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Still').waitFor();
+    const firstChat = openChatId(page);
+
+    // In another chat meanwhile: the page no longer reads the reply, which goes on.
+    await startChat(page);
+    await say(page, 'Meanwhile', 1);
+    expect(llm.calls[0].request.signal?.aborted).toBe(false);
+
+    // Opened again, the chat shows the reply so far (every event of its turn) and follows it.
+    const follow = page.waitForRequest((req) => req.url().endsWith(`/chats/${firstChat}/stream`));
+    await page.locator(`#chat-list button[data-chat-id="${firstChat}"]`).click();
+    expect((await follow).headers()['last-event-id']).toBeUndefined();
+    await assistantReply(page, 'streaming', 'Still').waitFor();
+    expect(await shown(page)).toEqual(['Are you still there?', 'Still ']);
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Still here.').waitFor();
+    expect(await shown(page)).toEqual(contents(await stored(firstChat)));
     expect(pageErrors).toEqual([]);
   });
 
@@ -327,7 +535,10 @@ describeWithChromium('Playground (browser)', () => {
     expect(withKey.length).toBeGreaterThan(3);
     expect(withKey.filter((call) => call.authorization !== `Bearer ${key}`)).toEqual([]);
     expect(withKey.map((call) => call.path)).toContainEqual(expect.stringMatching(/^\/chats\/[^/]+\/messages$/));
-    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([key]);
+    // Kept in the tab's sessionStorage, beside the open chat (which holds no key).
+    const kept = await page.evaluate(() => ({ ...sessionStorage }));
+    expect(kept['konko.playground.apiKey']).toBe(key);
+    expect(Object.values(kept).filter((value) => value.includes(key))).toEqual([key]);
     // The chat belongs to the key's tenant.
     const chats = (await http().get('/chats').set('Authorization', `Bearer ${key}`).expect(200)).body;
     expect(chats.data).toHaveLength(1);

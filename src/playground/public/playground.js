@@ -2,7 +2,9 @@
 // is set with textContent, never parsed as HTML.
 
 const KEY_STORAGE = 'konko.playground.apiKey';
+const OPEN_STORAGE = 'konko.playground.open'; // the open chat, and how far its reply in progress was read
 const MESSAGE_PAGES = 20; // pages of 1,000 messages read when a chat opens
+const RESUME_TRIES = 4; // resumes of a reply whose connection drops, 0, 1, 2 and 3 s apart
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -37,7 +39,7 @@ const ui = {
 const state = {
   /** The open chat, as the API last returned it. */
   chat: null,
-  /** The running streamed turn's AbortController. */
+  /** The reply the page is reading (newTurn()), or null. */
   turn: null,
   nextChatsCursor: null,
   /** Message ids by parentId ('' for roots), each group by seq: the versions "‹ n / m ›" flips through. */
@@ -83,10 +85,11 @@ async function api(path, { method = 'GET', body } = {}) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) throw await errorFrom(response);
-  return response.status === 204 ? null : response.json();
+  const text = await response.text(); // empty for 202 and 204
+  return text ? JSON.parse(text) : null;
 }
 
-/** Yields `{ event, data }` for each server-sent event of a streamed response; comments are skipped. */
+/** Yields `{ event, data, id }` for each server-sent event of a streamed response; comments are skipped. */
 async function* readEvents(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
@@ -97,12 +100,14 @@ async function* readEvents(body) {
     buffer = frames.pop();
     for (const frame of frames) {
       let event = 'message';
+      let id = null;
       const data = [];
       for (const line of frame.split('\n')) {
         if (line.startsWith('event:')) event = line.slice(6).trim();
+        else if (line.startsWith('id:')) id = line.slice(3).trim();
         else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
       }
-      if (data.length > 0) yield { event, data: JSON.parse(data.join('\n')) };
+      if (data.length > 0) yield { event, data: JSON.parse(data.join('\n')), id };
     }
   }
 }
@@ -261,15 +266,18 @@ function groupSiblings(allMessages) {
   return groups;
 }
 
+/** Shows a chat, and follows the reply the service is writing in it, if any (see attach). */
 async function openChat(chatId) {
-  // One reply streams at a time: leaving its chat stops it (the service keeps it as incomplete).
-  if (state.turn) state.turn.abort();
+  leaveTurn();
   clearNotice();
+  const saved = rememberedReply(chatId);
   try {
     await showChat(await api(`/chats/${encodeURIComponent(chatId)}`));
   } catch (error) {
     showNotice(describeError(error));
+    return;
   }
+  void attach(chatId, saved);
 }
 
 /** Shows a chat's current branch, root first; every message with versions gets "‹ n / m ›". */
@@ -278,6 +286,7 @@ async function showChat(chat) {
   state.chat = chat;
   state.siblings = groupSiblings(all.messages);
   history.replaceState(null, '', `#${chat.id}`);
+  remember(chat.id);
   ui.messages.replaceChildren(...branch.messages.map((message) => renderMessage(message)));
   if (!branch.complete) showNotice(`Showing the first ${branch.messages.length} messages of this chat.`);
   renderChatHead();
@@ -298,8 +307,7 @@ async function createChat() {
 
 ui.newChatForm.addEventListener('submit', async (event) => {
   event.preventDefault();
-  // Like opening another chat, starting one stops a reply still streaming.
-  if (state.turn) state.turn.abort();
+  leaveTurn(); // as opening another chat does
   clearNotice();
   try {
     await createChat();
@@ -356,85 +364,251 @@ function scrollToEnd(force = false) {
   if (last && (force || nearEnd)) last.scrollIntoView({ block: 'nearest' });
 }
 
-function setTurnRunning(controller) {
-  state.turn = controller;
-  const running = controller !== null;
-  ui.stop.disabled = !running;
+function setTurnRunning(turn) {
+  state.turn = turn;
+  const running = turn !== null;
+  ui.stop.disabled = !running || turn.stopping;
   ui.send.disabled = running;
   ui.composer.setAttribute('aria-busy', String(running));
   syncBranchButtons();
 }
 
+// ---------------------------------------------------------------- turns: stream, stop, resume
+//
+// A turn goes on in the service whatever becomes of its connection. Stop asks the service to stop
+// it (POST …/stop); a stream cut off (a reload, a network error) is read on from its last event
+// (GET …/stream with Last-Event-ID).
+
+/** This tab's open chat and, while its reply is being written, how far the page read it: `{ chatId, reply }`. */
+function remembered() {
+  try {
+    return JSON.parse(sessionStorage.getItem(OPEN_STORAGE)) ?? {};
+  } catch {
+    return {};
+  }
+}
+
+function remember(chatId, reply = null) {
+  sessionStorage.setItem(OPEN_STORAGE, JSON.stringify({ chatId, reply }));
+}
+
+/** The chat's reply in progress as the page last read it, `{ userMessageId, lastEventId, content }`, or null. */
+function rememberedReply(chatId) {
+  const open = remembered();
+  return open.chatId === chatId ? open.reply : null;
+}
+
 /**
- * Streams one turn's reply into a new item after `userItem`: the new user message (still marked
- * `sending`), or the stored one a regeneration answers. `takenOff` are the items the turn's new
- * branch replaces on the page: when the service stored nothing new they come back, and `giveBack`
- * returns the text typed.
+ * A reply the page reads: its chat, the user message it answers, the items that show them, the
+ * last event read, whether Stop was pressed, and what to put back should the service store
+ * nothing new (`takenOff`, `giveBack`: see followTurn).
  */
-async function streamTurn(controller, path, body, userItem, { takenOff = [], giveBack } = {}) {
-  const chatId = state.chat.id;
-  const replyItem = renderMessage({ role: 'assistant', content: '', status: 'streaming', model: null });
+function newTurn(chatId = null) {
+  return {
+    chatId,
+    reading: new AbortController(),
+    userMessageId: null,
+    userItem: null,
+    replyItem: null,
+    lastEventId: null,
+    stopping: false,
+    takenOff: [],
+    giveBack: null,
+  };
+}
+
+/** Stops reading the reply, as opening another chat does: the service goes on and stores it whole. */
+function leaveTurn() {
+  if (!state.turn) return;
+  state.turn.reading.abort();
+  setTurnRunning(null);
+}
+
+/** Stop (or Escape): the service stops the turn; its stream ends with the reply, stored incomplete. */
+function stopTurn() {
+  const turn = state.turn;
+  if (!turn || turn.stopping) return;
+  turn.stopping = true;
+  ui.stop.disabled = true;
+  // Before its first event the turn may still be waiting for the chat: then advance() sends it.
+  if (turn.lastEventId) void sendStop(turn);
+}
+
+async function sendStop(turn) {
+  try {
+    await api(`/chats/${encodeURIComponent(turn.chatId)}/stop`, { method: 'POST' });
+  } catch (error) {
+    showNotice(describeError(error));
+    turn.stopping = false; // Stop can be pressed again
+    if (state.turn === turn) ui.stop.disabled = false;
+  }
+}
+
+/** The turn's stream again: after the last event read or, with none, every event of the turn running now. */
+function resumeRequest(turn) {
+  const headers = requestHeaders({ Accept: 'text/event-stream' });
+  if (turn.lastEventId) headers['Last-Event-ID'] = turn.lastEventId;
+  return fetch(`/chats/${encodeURIComponent(turn.chatId)}/stream`, { headers, signal: turn.reading.signal });
+}
+
+/** A reply being written, at the end of the list: empty, or with the text read before a reload. */
+function addReplyItem(content = '') {
+  const replyItem = renderMessage({ role: 'assistant', content, status: 'streaming', model: null });
   replyItem.setAttribute('aria-busy', 'true');
   replyItem.querySelector('.message__meta').append(el('span', 'badge badge--streaming', 'writing…'));
   ui.messages.append(replyItem);
   ui.messagesEmpty.hidden = true;
   scrollToEnd(true);
-  let storedNew = false;
-  let finished = false;
-  let failure = null;
+  return replyItem;
+}
+
+/**
+ * Shows the turn's reply after the user message it answers, in place of the reply shown there (a
+ * regeneration's first one, or this one, stored already). False when that message is not the
+ * branch's last exchange, the chat is no longer open, or the page reads another reply.
+ */
+function placeReply(turn, userMessageId, content) {
+  const userItem = [...ui.messages.children].find((item) => item.dataset.messageId === userMessageId);
+  const next = userItem?.nextElementSibling;
+  if (!userItem || next?.nextElementSibling || state.turn || state.chat?.id !== turn.chatId) return false;
+  turn.takenOff = next ? takeOffFrom(next) : [];
+  turn.userItem = userItem;
+  turn.replyItem = addReplyItem(content);
+  setTurnRunning(turn);
+  return true;
+}
+
+/**
+ * Reads the turn's events from `request()`'s response; should the connection drop before the
+ * final event, reads on from a resume after the last event read. Resolves with the final event's
+ * `{ reply, failure }`, or `{}` (the stream ended without one, or nothing runs: 204); throws what
+ * the service refused, or the last network error.
+ */
+async function readTurn(turn, request) {
+  for (let tries = 0; ; tries += 1) {
+    try {
+      const response = await request();
+      if (!response.ok) throw await errorFrom(response);
+      if (response.status === 204) return {};
+      for await (const { event, data, id } of readEvents(response.body)) {
+        const final = showEvent(turn, event, data);
+        if (final) return final;
+        if (id) advance(turn, id);
+      }
+    } catch (error) {
+      const resumable = !turn.reading.signal.aborted && !(error instanceof ApiError) && turn.lastEventId;
+      if (!resumable || tries === RESUME_TRIES) throw error;
+    }
+    if (!turn.lastEventId || tries === RESUME_TRIES) return {};
+    await new Promise((resolve) => setTimeout(resolve, tries * 1000));
+    request = () => resumeRequest(turn);
+  }
+}
+
+/** Shows one event of the turn; the final one returns how the turn ended. */
+function showEvent(turn, event, data) {
+  // Followed from its start, the turn shows once its first event names the message it answers.
+  if (event === 'user_message' && !turn.replyItem) placeReply(turn, data.id, '');
+  if (!turn.replyItem) {
+    turn.reading.abort();
+    throw turn.reading.signal.reason;
+  }
+  if (event === 'user_message') {
+    turn.userMessageId = data.id;
+    fillMessage(turn.userItem, data);
+  } else if (event === 'delta') {
+    turn.replyItem.querySelector('.message__content').textContent += data.content;
+    scrollToEnd();
+  } else if (event === 'assistant_message') {
+    fillMessage(turn.replyItem, data);
+    if (turn.stopping && data.status === 'incomplete') markStopped(turn.replyItem, 'incomplete (stopped)');
+    scrollToEnd(); // its actions made it taller
+    return { reply: data };
+  } else if (event === 'error') {
+    // The turn failed after it began; what was generated before is stored as incomplete.
+    if (data.assistantMessage) fillMessage(turn.replyItem, data.assistantMessage);
+    return { reply: data.assistantMessage, failure: new ApiError(data.status, data) };
+  }
+  return null;
+}
+
+/** Notes the event read last, in the tab too (a reload resumes after it); sends a Stop pressed before it. */
+function advance(turn, id) {
+  if (turn.stopping && !turn.lastEventId) void sendStop(turn);
+  turn.lastEventId = id;
+  if (state.chat?.id !== turn.chatId) return;
+  const content = turn.replyItem.querySelector('.message__content').textContent;
+  remember(turn.chatId, { userMessageId: turn.userMessageId, lastEventId: id, content });
+}
+
+/**
+ * Reads the turn to its end, then shows how it ended: a failure in the notice, and when the
+ * service stored nothing new (a refused edit), the items the turn took off come back and
+ * `giveBack` returns the text typed.
+ */
+async function followTurn(turn, request) {
+  const sending = turn.userItem?.dataset.status === 'sending';
+  let outcome;
   try {
-    const response = await fetch(`/chats/${encodeURIComponent(chatId)}/${path}`, {
+    outcome = await readTurn(turn, request);
+  } catch (error) {
+    outcome = { failure: error };
+  }
+  if (state.turn === turn) setTurnRunning(null);
+  // The page left the chat (the turn goes on without it), or no turn ran.
+  if (turn.reading.signal.aborted || !turn.replyItem || state.chat?.id !== turn.chatId) return;
+  const { reply, failure } = outcome;
+  const { userItem, replyItem } = turn;
+  if (failure) {
+    showNotice(describeError(failure));
+    if (!replyItem.querySelector('.message__content').textContent) replyItem.remove();
+    else if (!reply) markStopped(replyItem, 'incomplete');
+  } else if (!reply) {
+    markStopped(replyItem, 'incomplete (the stream ended early)');
+  }
+  // Ended, or refused: nothing to resume. (After a network error a reload may still resume.)
+  if (reply || failure instanceof ApiError) remember(turn.chatId);
+  void refreshChat(turn.chatId);
+  ui.input.focus();
+  const storedNew = Boolean(reply) || (sending && turn.userMessageId !== null);
+  if (failure && !storedNew) {
+    // Nothing new was stored: the page shows the branch as it was, and the text typed is not lost.
+    if (sending) userItem.remove();
+    replyItem.remove();
+    ui.messages.append(...turn.takenOff);
+    syncBranchButtons(); // they were disabled when the turn began
+    turn.giveBack?.();
+  }
+}
+
+/** Sends the turn's request (`path`: messages, or a regeneration) and streams its reply after `userItem`. */
+async function streamTurn(turn, path, body, userItem) {
+  turn.chatId = state.chat.id;
+  turn.userItem = userItem;
+  turn.replyItem = addReplyItem();
+  await followTurn(turn, () =>
+    fetch(`/chats/${encodeURIComponent(turn.chatId)}/${path}`, {
       method: 'POST',
       headers: requestHeaders({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
       body: JSON.stringify(body),
-      signal: controller.signal,
-    });
-    if (!response.ok) throw await errorFrom(response);
-    const text = replyItem.querySelector('.message__content');
-    for await (const { event, data } of readEvents(response.body)) {
-      if (event === 'user_message') {
-        storedNew ||= userItem.dataset.status === 'sending';
-        fillMessage(userItem, data);
-      } else if (event === 'delta') {
-        text.textContent += data.content;
-        scrollToEnd();
-      } else if (event === 'assistant_message') {
-        fillMessage(replyItem, data);
-        scrollToEnd(); // its actions made it taller
-        storedNew = finished = true;
-      } else if (event === 'error') {
-        // The turn failed after it began; what was generated before is stored as incomplete.
-        if (data.assistantMessage) fillMessage(replyItem, data.assistantMessage);
-        storedNew ||= Boolean(data.assistantMessage);
-        failure = new ApiError(data.status, data);
-        finished = true;
-      }
-    }
-    if (!finished) markStopped(replyItem, 'incomplete (the stream ended early)');
-  } catch (error) {
-    failure = error;
+      signal: turn.reading.signal,
+    }),
+  );
+}
+
+/**
+ * After a chat opens, follows the reply the service is writing in it. The reply this tab was
+ * reading before a reload shows as far as it was read, and goes on after its last event; else the
+ * page asks for every event of the turn running now (204: none runs).
+ */
+async function attach(chatId, saved) {
+  const turn = newTurn(chatId);
+  if (saved) {
+    Object.assign(turn, { userMessageId: saved.userMessageId, lastEventId: saved.lastEventId });
+    if (!placeReply(turn, saved.userMessageId, saved.content)) return;
+    remember(chatId, saved);
   }
-  setTurnRunning(null);
-  const stopped = controller.signal.aborted;
-  if (stopped) {
-    // The service stores what was generated so far with status "incomplete".
-    if (!finished) markStopped(replyItem, 'incomplete (stopped)');
-  } else if (failure) {
-    showNotice(describeError(failure));
-    if (!replyItem.querySelector('.message__content').textContent) replyItem.remove();
-    else if (replyItem.dataset.status !== 'incomplete') markStopped(replyItem, 'incomplete');
-  }
-  if (state.chat?.id !== chatId) return;
-  void refreshChat(chatId);
-  ui.input.focus();
-  if (failure && !storedNew && !stopped) {
-    // Nothing new was stored: the page shows the branch as it was, and the text typed is not lost.
-    if (userItem.dataset.status === 'sending') userItem.remove();
-    replyItem.remove();
-    ui.messages.append(...takenOff);
-    syncBranchButtons(); // they were disabled when the turn began
-    giveBack?.();
-  }
+  await followTurn(turn, () => resumeRequest(turn));
 }
 
 /** Removes `item` and every item after it: the part of the branch a new version replaces. */
@@ -451,37 +625,37 @@ function takeOffFrom(item) {
  * With no chat open, it starts one first.
  */
 async function sendMessage(content, { replacing } = {}) {
-  const controller = new AbortController();
-  setTurnRunning(controller);
+  const turn = newTurn();
+  setTurnRunning(turn);
   clearNotice();
-  const giveBack = replacing ? () => startEdit(replacing, content) : () => (ui.input.value = ui.input.value || content);
+  turn.giveBack = replacing ? () => startEdit(replacing, content) : () => (ui.input.value = ui.input.value || content);
   if (!state.chat) {
     try {
       await createChat();
     } catch (error) {
       setTurnRunning(null);
-      giveBack();
+      turn.giveBack();
       showNotice(describeError(error));
       return;
     }
   }
   const body = replacing ? { content, parentId: replacing.dataset.parentKey || null } : { content };
-  const takenOff = replacing ? takeOffFrom(replacing) : [];
+  turn.takenOff = replacing ? takeOffFrom(replacing) : [];
   const userItem = renderMessage({ role: 'user', content, status: 'completed', model: null });
   userItem.dataset.status = 'sending';
   ui.messages.append(userItem);
-  await streamTurn(controller, 'messages', body, userItem, { takenOff, giveBack });
+  await streamTurn(turn, 'messages', body, userItem);
 }
 
 /** A new reply to the message `replyItem` answers, streamed in its place (what followed it leaves the page). */
 async function regenerate(replyItem) {
-  const controller = new AbortController();
-  setTurnRunning(controller);
+  const turn = newTurn();
+  setTurnRunning(turn);
   clearNotice();
   // A branch alternates: the item before a reply is the user message it answers.
   const userItem = replyItem.previousElementSibling;
-  const path = `messages/${encodeURIComponent(replyItem.dataset.messageId)}/regenerate`;
-  await streamTurn(controller, path, {}, userItem, { takenOff: takeOffFrom(replyItem) });
+  turn.takenOff = takeOffFrom(replyItem);
+  await streamTurn(turn, `messages/${encodeURIComponent(replyItem.dataset.messageId)}/regenerate`, {}, userItem);
 }
 
 /** After a turn: the chat's new title and counts, in the head and the list, and its messages' versions. */
@@ -521,9 +695,9 @@ ui.input.addEventListener('keydown', (event) => {
   }
 });
 
-ui.stop.addEventListener('click', () => state.turn?.abort());
+ui.stop.addEventListener('click', stopTurn);
 document.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && state.turn) state.turn.abort();
+  if (event.key === 'Escape') stopTurn();
 });
 
 // ---------------------------------------------------------------- branches: edit, regenerate, versions
@@ -709,7 +883,8 @@ async function reload() {
   clearNotice();
   try {
     await loadChats();
-    const chatId = decodeURIComponent(location.hash.slice(1));
+    // The chat in the address, else the one this tab had open (before a reload).
+    const chatId = decodeURIComponent(location.hash.slice(1)) || remembered().chatId;
     if (chatId) await openChat(chatId);
   } catch (error) {
     showNotice(describeError(error));
