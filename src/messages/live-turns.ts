@@ -34,23 +34,19 @@ interface Live {
   relayed: RelayedTurn;
 }
 
-/** Final events are kept this long after their turn, for resumes: a failure whole, a reply's id (it is in storage). */
-const FINALS_KEPT_MS = 60 * 60_000;
+/** Failures are kept this long after their turn, for resumes; a reply is read from storage. */
+const FAILURES_KEPT_MS = 60 * 60_000;
 
 /**
  * The turns this instance runs, one per chat at most (the chat's lock): their events, kept while
  * they run for the streams that resume them, and how to stop them. A turn's events are dropped
  * when it ends; a resume of an ended turn gets its final event, the reply from storage or the
- * failure kept here (bounded, as are the final events' ids). The relay carries stops and events to
- * and from other instances.
+ * failure kept here (bounded). The relay carries stops and events to and from other instances.
  */
 @Injectable()
 export class LiveTurns {
   private readonly running = new Map<string, Live>();
-  private readonly finals = new LRUCache<string, FinalTurnEvent | { type: 'reply'; id: string }>({
-    max: 10_000,
-    ttl: FINALS_KEPT_MS,
-  });
+  private readonly failures = new LRUCache<string, FinalTurnEvent>({ max: 10_000, ttl: FAILURES_KEPT_MS });
 
   constructor(private readonly relay: TurnRelay) {}
 
@@ -75,8 +71,7 @@ export class LiveTurns {
       live.events.push(event);
       relayed.publish(event);
       for (const follower of live.followers) follower.push(event);
-      if (event.type === 'failed') this.finals.set(turnKeyOf(live.turn), event);
-      if (event.type === 'assistant_message') this.finals.set(turnKeyOf(live.turn), { type: 'reply', id: event.id });
+      if (event.type === 'failed') this.failures.set(turnKeyOf(live.turn), event);
       onEvent(event);
     };
     const turn: RunningTurn = {
@@ -120,13 +115,7 @@ export class LiveTurns {
 
   /** The failure an ended turn of this instance reported, while it is kept. */
   failureOf(turn: TurnId): FinalTurnEvent | undefined {
-    const final = this.finals.get(turnKeyOf(turn));
-    return final?.type === 'failed' ? final : undefined;
-  }
-
-  /** The id of an ended turn's final event, while it is kept. */
-  finalIdOf(turn: TurnId): string | undefined {
-    return this.finals.get(turnKeyOf(turn))?.id;
+    return this.failures.get(turnKeyOf(turn));
   }
 }
 

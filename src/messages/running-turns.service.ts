@@ -6,7 +6,7 @@ import { Message } from '../chats/message';
 import { LiveTurns } from './live-turns';
 import { TurnElsewhereError, TurnInterruptedError, UnknownLastEventIdError } from './message-errors';
 import { FinalTurnEvent, isFinal, StreamedTurnEvent, TurnId } from './turn';
-import { parseTurnEventId, turnEventId, TurnPosition } from './turn-event-ids';
+import { END, parseTurnEventId, turnEventId, TurnPosition } from './turn-event-ids';
 import { TurnRelay } from './turn-relay';
 
 /** A Last-Event-ID as the client sent it, and where (the header, or the query). */
@@ -107,18 +107,18 @@ export class RunningTurnsService {
   ): Promise<FinalTurnEvent | undefined> {
     const reply = userMessage === null ? null : await this.repository.findMessage(key, after.replyId);
     if (reply && reply.inReplyTo === userMessage?.id) {
-      return { type: 'assistant_message', id: this.live.finalIdOf(after) ?? this.nextId(after), message: reply };
+      return { type: 'assistant_message', id: this.finalId(after), message: reply };
     }
     return this.live.failureOf(after);
   }
 
   private interrupted(after: TurnPosition, userMessage: Message | null): FinalTurnEvent {
-    return { type: 'failed', id: this.nextId(after), failure: new TurnInterruptedError(userMessage) };
+    return { type: 'failed', id: this.finalId(after), failure: new TurnInterruptedError(userMessage) };
   }
 
-  /** An id for a final event this instance did not see: after `after` in its turn. */
-  private nextId(after: TurnPosition): string {
+  /** The id of a final event told after its turn ended: its place is no longer known (END). */
+  private finalId(after: TurnPosition): string {
     const turn: TurnId = { userMessageId: after.userMessageId, replyId: after.replyId };
-    return turnEventId(turn, after.index + 1);
+    return turnEventId(turn, END);
   }
 }

@@ -1,32 +1,37 @@
 import { isUUID } from 'class-validator';
 import type { TurnId } from './turn';
 
-/** Where an event sits: its turn, and its place in it (0 for the first). */
+/**
+ * Where an event sits: its turn, and its place in it (0 for the first). The final event of a turn
+ * that ended before a resume asked for it sits at END: its place among the turn's events is no
+ * longer known there, and it must not take the id of another event.
+ */
 export interface TurnPosition extends TurnId {
   index: number;
 }
 
+export const END = Number.POSITIVE_INFINITY;
 const NO_USER_MESSAGE = '-';
 
 /**
- * An event's id, `<user message id>.<reply id>.<index>`: opaque to clients, and enough for any
- * instance to find the turn again (its reply in storage) after the turn's events are gone.
+ * An event's id, `<user message id>.<reply id>.<index>` (or `.end`): opaque to clients, and enough
+ * for any instance to find the turn again (its reply in storage) after the turn's events are gone.
  */
 export const turnEventId = ({ userMessageId, replyId }: TurnId, index: number): string =>
-  `${userMessageId ?? NO_USER_MESSAGE}.${replyId}.${index}`;
+  `${userMessageId ?? NO_USER_MESSAGE}.${replyId}.${index === END ? 'end' : index}`;
 
 /** The position an event id names; null for anything this service could not have given out. */
 export function parseTurnEventId(id: string): TurnPosition | null {
   const parts = id.split('.');
   if (parts.length !== 3) return null;
   const [user, replyId, index] = parts;
-  if (!(user === NO_USER_MESSAGE || isUUID(user)) || !isUUID(replyId) || !/^(0|[1-9]\d{0,8})$/.test(index)) {
+  if (!(user === NO_USER_MESSAGE || isUUID(user)) || !isUUID(replyId) || !/^(0|[1-9]\d{0,8}|end)$/.test(index)) {
     return null;
   }
   return {
     userMessageId: user === NO_USER_MESSAGE ? null : user.toLowerCase(),
     replyId: replyId.toLowerCase(),
-    index: Number(index),
+    index: index === 'end' ? END : Number(index),
   };
 }
 

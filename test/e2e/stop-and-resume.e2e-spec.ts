@@ -141,6 +141,9 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
       const byQuery = await (await resume({}, `?lastEventId=${encodeURIComponent(id)}`)).all();
       expect(byHeader.map((e) => [e.event, e.data])).toEqual([['assistant_message', events.at(-1)!.data]]);
       expect(byQuery).toEqual(byHeader);
+      // Its place among the turn's events is not told again: the id ends the turn, and resumes it as well.
+      expect(byHeader[0].id).toBe(`${events[0].data.id}.${events.at(-1)!.data.id}.end`);
+      expect(await (await resume({ 'Last-Event-ID': byHeader[0].id! })).all()).toEqual(byHeader);
     }
   });
 
