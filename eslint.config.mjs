@@ -23,6 +23,7 @@ const SRC_FOLDERS = {
   'rate-limit': ['common', 'config', 'auth'],
   playground: ['common', 'auth'],
   search: ['common', 'config', 'auth', 'chats', 'messages'],
+  transfer: ['common', 'config', 'auth', 'chats', 'idempotency', 'llm', 'messages'],
   storage: ['common', 'config', 'chats', 'idempotency', 'summaries', 'messages', 'search'],
 };
 

@@ -13,6 +13,7 @@ import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { SearchModule } from './search/search.module';
 import { StorageModule } from './storage/storage.module';
 import { SummariesModule } from './summaries/summaries.module';
+import { TransferModule } from './transfer/transfer.module';
 
 @Module({
   imports: [
@@ -27,6 +28,7 @@ import { SummariesModule } from './summaries/summaries.module';
     MessagesModule,
     SummariesModule,
     SearchModule,
+    TransferModule,
     LlmModule,
     PlaygroundModule,
   ],

@@ -1,4 +1,5 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { json, NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-body.middleware';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
@@ -9,6 +10,7 @@ import { requestLogging } from './logging/request-logging';
 import { httpMetrics } from './metrics/http-metrics.middleware';
 import { Metrics } from './metrics/metrics';
 import { setupOpenApi } from './openapi';
+import { IMPORT_PATH } from './transfer/import-path';
 
 /**
  * Everything the HTTP edge needs, shared by `main.ts` and the tests so they serve the same
@@ -31,6 +33,12 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
     });
   }
   app.use(requireJsonBody);
+  // Imports carry whole chats: their route alone reads bodies up to IMPORT_BODY_LIMIT. Its parser
+  // runs first, and the general one then leaves a body already read alone.
+  const importBody = json({ limit: config.importBodyLimit, type: JSON_MEDIA_TYPES });
+  app.use(`/${IMPORT_PATH}`, (request: Request, response: Response, next: NextFunction) =>
+    request.method === 'POST' ? importBody(request, response, next) : next(),
+  );
   // A 32,000-character message is at most 128 KiB of UTF-8; the default 1 MB leaves room.
   app.useBodyParser('json', { limit: config.bodyLimit, type: JSON_MEDIA_TYPES });
   app.useGlobalFilters(new ProblemDetailsFilter());

@@ -225,6 +225,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/chats/{chatId}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export a chat: every message of every branch, or its current branch as Markdown
+         * @description The export document (`konko.chat.v1`) holds the chat and every message of every branch by seq; `POST /chats/import` takes it back, here or on another instance. `?format=markdown` gives the title, then the current branch, a section a message. Either is written as it is read.
+         */
+        get: operations["ExportController_exportChat"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export every chat of the caller's, newest first: one export document a line
+         * @description Newline-delimited JSON: each line is the export document of one chat, as `GET /chats/{chatId}/export` gives it. Chats and messages are read a page at a time and written as they are read, at the pace the client reads.
+         */
+        get: operations["ExportController_exportAll"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a chat: an export document, or a plain list of messages
+         * @description Stores a new chat with new ids and the same order, branches, contents, statuses and message times as the document, and its `createdAt`; the current branch is the document's (the last message of a plain list). A plain list is in the OpenAI Chat shape: a leading `system` message becomes the `systemPrompt`, the others form one branch. An `incomplete` assistant message may be empty; every other message follows the limits of sending. All or nothing: a bad document is a 422 naming its first bad field, and nothing is stored. At most 10,000 messages, in a body of up to IMPORT_BODY_LIMIT (16 MB by default).
+         */
+        post: operations["ImportController_import"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -633,6 +693,56 @@ export interface components {
              * @example null
              */
             nextCursor: string | null;
+        };
+        ExportDocumentDto: {
+            /**
+             * @example konko.chat.v1
+             * @enum {string}
+             */
+            format: "konko.chat.v1";
+            /** @description An import keeps `title`, `systemPrompt`, `model`, `metadata`, `createdAt` and the current branch (`currentMessageId`, which must name a message of the document); it gives the rest anew */
+            chat: components["schemas"]["ChatDto"];
+            /** @description Every message of every branch, by seq (an import takes at most 10,000). It keeps their order, `role`, `content`, `status`, `model`, `usage` and `createdAt`; `parentId` and `inReplyTo` must be null or name an earlier message of the document, and become the new ids; `id`, `chatId` and `seq` are given anew */
+            messages: components["schemas"]["MessageDto"][];
+        };
+        ImportedMessageDto: {
+            /**
+             * @description Only the first message may be `system`: it becomes the chat's `systemPrompt`
+             * @example user
+             * @enum {string}
+             */
+            role: "system" | "user" | "assistant";
+            /**
+             * @description Not blank; a system message follows the limits of `systemPrompt`
+             * @example What should I see in Lisbon in one day?
+             */
+            content: string;
+        };
+        MessageListImportDto: {
+            /** @example Trip to Lisbon */
+            title?: string | null;
+            /**
+             * @description Instructions sent first in every turn; the service default (SYSTEM_PROMPT) when absent
+             * @example You are a friendly travel planner. Keep answers short.
+             */
+            systemPrompt?: string | null;
+            /**
+             * @description Model for this chat's replies; LLM_MODEL when absent
+             * @example gpt-4.1-mini
+             */
+            model?: string;
+            /**
+             * @description Your own labels: at most 16 keys of up to 64 characters, string values of up to 512
+             * @example {
+             *       "customerId": "c_42",
+             *       "channel": "web"
+             *     }
+             */
+            metadata?: {
+                [key: string]: string;
+            };
+            /** @description One branch, in order; the last message becomes the current one */
+            messages: components["schemas"]["ImportedMessageDto"][];
         };
     };
     responses: never;
@@ -2623,6 +2733,399 @@ export interface operations {
                      *         {
                      *           "field": "q",
                      *           "message": "q must not be blank"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
+            /** @description Unexpected failure (no internals are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "The service failed to handle the request. It has been logged.",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    ExportController_exportChat: {
+        parameters: {
+            query?: {
+                /** @description `json`: the export document; `markdown`: the title and the current branch, a section a message */
+                format?: "json" | "markdown";
+            };
+            header?: never;
+            path: {
+                chatId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export document, or with `?format=markdown` the current branch as Markdown */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "format": "konko.chat.v1",
+                     *       "chat": {
+                     *         "id": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *         "title": "Trip to Lisbon",
+                     *         "systemPrompt": "You are a friendly travel planner. Keep answers short.",
+                     *         "model": "gpt-4.1-mini",
+                     *         "metadata": {
+                     *           "customerId": "c_42"
+                     *         },
+                     *         "messageCount": 2,
+                     *         "createdAt": "2026-11-25T09:30:00.000Z",
+                     *         "updatedAt": "2026-11-25T09:31:12.000Z",
+                     *         "lastMessageAt": "2026-11-25T09:31:12.000Z",
+                     *         "currentMessageId": "0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d"
+                     *       },
+                     *       "messages": [
+                     *         {
+                     *           "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
+                     *           "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *           "seq": 1,
+                     *           "role": "user",
+                     *           "content": "What should I see in Lisbon in one day?",
+                     *           "status": "completed",
+                     *           "inReplyTo": null,
+                     *           "parentId": null,
+                     *           "model": null,
+                     *           "usage": null,
+                     *           "createdAt": "2026-11-25T09:31:10.000Z"
+                     *         },
+                     *         {
+                     *           "id": "0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d",
+                     *           "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *           "seq": 2,
+                     *           "role": "assistant",
+                     *           "content": "Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …",
+                     *           "status": "completed",
+                     *           "inReplyTo": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
+                     *           "parentId": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
+                     *           "model": "gpt-4.1-mini",
+                     *           "usage": {
+                     *             "promptTokens": 412,
+                     *             "completionTokens": 57
+                     *           },
+                     *           "createdAt": "2026-11-25T09:31:12.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ExportDocumentDto"];
+                    /**
+                     * @example # Trip to Lisbon
+                     *
+                     *     ## User
+                     *
+                     *     What should I see in Lisbon in one day?
+                     *
+                     *     ## Assistant
+                     *
+                     *     Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …
+                     */
+                    "text/markdown": string;
+                };
+            };
+            /** @description Missing or invalid API key (only when the service has API keys configured) */
+            401: {
+                headers: {
+                    /** @description Bearer realm="konko" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:unauthorized",
+                     *       "title": "Missing or invalid API key",
+                     *       "status": 401,
+                     *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Chat not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:chat-not-found",
+                     *       "title": "Chat not found",
+                     *       "status": 404,
+                     *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
+                     *       "status": 422,
+                     *       "detail": "format: format must be one of the following values: json, markdown",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "errors": [
+                     *         {
+                     *           "field": "format",
+                     *           "message": "format must be one of the following values: json, markdown"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
+            /** @description Unexpected failure (no internals are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "The service failed to handle the request. It has been logged.",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    ExportController_exportAll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One export document a line (`application/x-ndjson`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {"format":"konko.chat.v1","chat":{"id":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","title":"Trip to Lisbon","systemPrompt":"You are a friendly travel planner. Keep answers short.","model":"gpt-4.1-mini","metadata":{"customerId":"c_42"},"messageCount":2,"createdAt":"2026-11-25T09:30:00.000Z","updatedAt":"2026-11-25T09:31:12.000Z","lastMessageAt":"2026-11-25T09:31:12.000Z","currentMessageId":"0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d"},"messages":[{"id":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":1,"role":"user","content":"What should I see in Lisbon in one day?","status":"completed","inReplyTo":null,"parentId":null,"model":null,"usage":null,"createdAt":"2026-11-25T09:31:10.000Z"},{"id":"0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d","chatId":"0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e","seq":2,"role":"assistant","content":"Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …","status":"completed","inReplyTo":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","parentId":"0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b","model":"gpt-4.1-mini","usage":{"promptTokens":412,"completionTokens":57},"createdAt":"2026-11-25T09:31:12.000Z"}]} */
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Missing or invalid API key (only when the service has API keys configured) */
+            401: {
+                headers: {
+                    /** @description Bearer realm="konko" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:unauthorized",
+                     *       "title": "Missing or invalid API key",
+                     *       "status": 401,
+                     *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Unexpected failure (no internals are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "The service failed to handle the request. It has been logged.",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    ImportController_import: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportDocumentDto"] | components["schemas"]["MessageListImportDto"];
+            };
+        };
+        responses: {
+            /** @description The new chat; `Location` names it */
+            201: {
+                headers: {
+                    /** @description Path of the new chat */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatDto"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is not valid JSON.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Missing or invalid API key (only when the service has API keys configured) */
+            401: {
+                headers: {
+                    /** @description Bearer realm="konko" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:unauthorized",
+                     *       "title": "Missing or invalid API key",
+                     *       "status": 401,
+                     *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
+                     *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description The first request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:idempotency-key-in-use",
+                     *       "title": "The first request with this Idempotency-Key is still running",
+                     *       "status": 409,
+                     *       "detail": "The first request with this Idempotency-Key is still running; repeat it after it ends to get its outcome.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /**
+             * @description Body too large
+             *
+             *     Here the limit is IMPORT_BODY_LIMIT (16 MB by default), not BODY_LIMIT
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "The request body is larger than the service accepts.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "Request bodies must be application/json.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
+                     *       "status": 422,
+                     *       "detail": "messages[12].role: role must be one of the following values: user, assistant",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "errors": [
+                     *         {
+                     *           "field": "messages[12].role",
+                     *           "message": "role must be one of the following values: user, assistant"
                      *         }
                      *       ]
                      *     }

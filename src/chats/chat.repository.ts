@@ -14,6 +14,22 @@ export interface ChatLock {
 /** What an LLM context needs of a stored message, and where it sits in its branch. */
 export type ContextMessage = Pick<Message, 'id' | 'parentId' | 'seq' | 'role' | 'content' | 'tokenCount'>;
 
+/** A message of an imported chat, as it is to be stored: its id and parent are already the new ones. */
+export type ImportedMessage = Omit<Message, 'chatId' | 'seq'>;
+
+/** A whole chat to store at once, from an export document or a list of messages. */
+export interface ChatImport {
+  chat: NewChat;
+  createdAt: Date;
+  /**
+   * By seq, each after its parent and the message it replies to. Ids are UUIDv7 made in this
+   * order, so they ascend with seq as the ids of appended messages do.
+   */
+  messages: ImportedMessage[];
+  /** The last message of the current branch, one with no children; null when there are no messages. */
+  currentMessageId: string | null;
+}
+
 /** A page of the branch that ends at the message `throughId`: the path from the root to it. */
 export interface BranchPage {
   throughId: string;
@@ -34,6 +50,13 @@ export interface BranchPage {
  */
 export abstract class ChatRepository {
   abstract createChat(chat: NewChat): Promise<Chat>;
+
+  /**
+   * Creates the chat with all its messages, all or nothing, numbered 1, 2, 3 … in the given
+   * order. Its `updatedAt` is now; its `lastMessageAt` the last message's time. Throws
+   * UnknownMessageIdError when a `parentId` names no earlier message (nothing is stored then).
+   */
+  abstract importChat(chat: ChatImport): Promise<Chat>;
 
   abstract findChat(key: ChatKey): Promise<Chat | null>;
 

@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Query, Res } from '@nestjs/common';
-import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import {
   ApiJsonBodyProblemResponses,
@@ -7,14 +7,11 @@ import {
 } from '../common/problem-details/api-problem-response.decorator';
 import { ApiChatIdParam } from './chat-api.decorators';
 import { TenantId } from '../auth/tenant-id.decorator';
-import {
-  ApiIdempotencyKey,
-  IDEMPOTENT_REPLAYED_HEADER,
-  IdempotencyKeyHeader,
-} from '../idempotency/idempotency-key.decorator';
+import { ApiIdempotencyKey, IdempotencyKeyHeader } from '../idempotency/idempotency-key.decorator';
 import { ChatKey } from './chat';
 import { ChatKeyParam } from './chat-key.decorator';
 import { ChatsService } from './chats.service';
+import { answerCreatedChat, ApiCreatedChatResponse } from './created-chat-response';
 import { ChatDto, ChatPageDto } from './dto/chat.dto';
 import { CreateChatDto } from './dto/create-chat.dto';
 import { ListChatsQuery } from './dto/list-chats.query';
@@ -27,11 +24,7 @@ export class ChatsController {
 
   @Post()
   @ApiOperation({ summary: 'Create a chat', description: 'The body is optional; unknown fields are rejected.' })
-  @ApiCreatedResponse({
-    type: ChatDto,
-    description: 'The new chat; `Location` names it',
-    headers: { Location: { description: 'Path of the new chat', schema: { type: 'string' } } },
-  })
+  @ApiCreatedChatResponse()
   @ApiValidationProblemResponse('title: title must be shorter than or equal to 200 characters')
   @ApiJsonBodyProblemResponses()
   @ApiIdempotencyKey('the same chat')
@@ -41,10 +34,7 @@ export class ChatsController {
     @IdempotencyKeyHeader() idempotencyKey: string | undefined,
     @Res({ passthrough: true }) response: Response,
   ): Promise<ChatDto> {
-    const { chat, replayed } = await this.chats.create(tenantId, body, idempotencyKey);
-    response.location(`/chats/${chat.id}`);
-    if (replayed) response.setHeader(IDEMPOTENT_REPLAYED_HEADER, 'true');
-    return ChatDto.from(chat);
+    return answerCreatedChat(response, await this.chats.create(tenantId, body, idempotencyKey));
   }
 
   @Get()

@@ -28,17 +28,30 @@ export class ChatsService {
 
   /** With an Idempotency-Key, a repeat gets the chat the first request created, as it was then. */
   async create(tenantId: string, input: CreateChatDto, idempotencyKey?: string): Promise<CreatedChat> {
-    const scope = idempotencyKey && { tenantId, route: CREATE_ROUTE, chatId: '', key: idempotencyKey };
-    const start = await this.idempotency.start(scope || undefined, input);
-    if (start.kind === 'replay') return { chat: chatFromJson(start.outcome), replayed: true };
-    try {
-      const chat = await this.chats.createChat({
+    return this.createOnce({ tenantId, route: CREATE_ROUTE, key: idempotencyKey }, input, () =>
+      this.chats.createChat({
         tenantId,
         title: input.title ?? null,
         systemPrompt: input.systemPrompt ?? null,
         model: input.model ?? this.llm.defaultModel,
         metadata: input.metadata ?? {},
-      });
+      }),
+    );
+  }
+
+  /**
+   * Runs `create` once per Idempotency-Key of the tenant and route: a repeat with the same `body`
+   * gets the chat the first request created, as it was then. Without a key it just runs.
+   */
+  async createOnce(
+    { tenantId, route, key }: { tenantId: string; route: string; key?: string },
+    body: unknown,
+    create: () => Promise<Chat>,
+  ): Promise<CreatedChat> {
+    const start = await this.idempotency.start(key ? { tenantId, route, chatId: '', key } : undefined, body);
+    if (start.kind === 'replay') return { chat: chatFromJson(start.outcome), replayed: true };
+    try {
+      const chat = await create();
       await start.held.complete(chat);
       return { chat, replayed: false };
     } finally {

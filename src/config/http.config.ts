@@ -19,6 +19,8 @@ export interface HttpConfig {
   corsOrigins: string[];
   /** Largest accepted JSON body, as body-parser reads it (`1mb`, `512kb`, bytes). */
   bodyLimit: string;
+  /** The same for `POST /chats/import` alone, whose bodies carry whole chats. */
+  importBodyLimit: string;
   /**
    * Express's `trust proxy`: how many proxy hops, or which proxies (addresses, CIDRs, `loopback` …),
    * to believe about the client's address in X-Forwarded-For; false: the peer is the client.
@@ -31,6 +33,9 @@ export interface HttpConfig {
   /** `continue`: a turn outlives its client's connection; `stop`: a client that leaves stops its turn. */
   clientDisconnect: 'continue' | 'stop';
 }
+
+/** A body size as body-parser reads it. */
+const BODY_SIZE = /^\d+(b|kb|mb)?$/i;
 
 class HttpVariables {
   @IsOptional()
@@ -53,8 +58,13 @@ class HttpVariables {
 
   @IsOptional()
   @Transform(emptyToUndefined)
-  @Matches(/^\d+(b|kb|mb)?$/i, { message: 'BODY_LIMIT must be a size such as 1mb, 512kb or 100000' })
+  @Matches(BODY_SIZE, { message: 'BODY_LIMIT must be a size such as 1mb, 512kb or 100000' })
   BODY_LIMIT?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(BODY_SIZE, { message: 'IMPORT_BODY_LIMIT must be a size such as 16mb, 512kb or 100000' })
+  IMPORT_BODY_LIMIT?: string;
 
   @IsOptional()
   @Transform(emptyToUndefined)
@@ -133,6 +143,7 @@ export function parseHttpConfig(env: Environment): HttpConfig {
     host: vars.HOST ?? '0.0.0.0',
     corsOrigins: parseCorsOrigins(vars.CORS_ORIGINS),
     bodyLimit: vars.BODY_LIMIT ?? '1mb',
+    importBodyLimit: vars.IMPORT_BODY_LIMIT ?? '16mb',
     trustProxy: parseTrustProxy(vars.TRUST_PROXY),
     ssePingIntervalMs: vars.SSE_PING_INTERVAL_MS ?? 15_000,
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000,

@@ -41,6 +41,9 @@ describe('API keys and tenants (e2e)', () => {
         ['get', '/chats'],
         ['get', `/chats/${MISSING_CHAT}`],
         ['post', `/chats/${MISSING_CHAT}/messages`],
+        ['get', `/chats/${MISSING_CHAT}/export`],
+        ['post', '/chats/import'],
+        ['get', '/export'],
         ['get', '/metrics'],
       ] as const) {
         const response = await http()[method](path).set(headers).expect(401);
@@ -100,6 +103,8 @@ describe('API keys and tenants (e2e)', () => {
         http()
           .get(`/chats/${mine.id}/stream`)
           .set('Last-Event-ID', `${turn.userMessage.id}.${turn.assistantMessage.id}.0`),
+        http().get(`/chats/${mine.id}/export`),
+        http().get(`/chats/${mine.id}/export?format=markdown`),
       ];
       for (const probe of probes) {
         const response = await probe.set(as(GLOBEX_KEY)).expect(404);

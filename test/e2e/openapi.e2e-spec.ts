@@ -45,6 +45,9 @@ describe('OpenAPI document (e2e)', () => {
         'POST /chats/{chatId}/stop',
         'GET /chats/{chatId}/stream',
         'GET /search',
+        'GET /chats/{chatId}/export',
+        'POST /chats/import',
+        'GET /export',
         'GET /health/live',
         'GET /health/ready',
         'GET /metrics',
@@ -63,7 +66,9 @@ describe('OpenAPI document (e2e)', () => {
           // No body: a deletion's 204, a stop's 202 and 204, a resume's 204.
           if (status === '204' || status === '202') continue;
           const content = response.content ?? {};
-          expect({ where, status, media: Object.keys(content).length }).toEqual({ where, status, media: 1 });
+          // One media type, but where the request picks the form (an export as JSON or Markdown).
+          const media = where === 'GET /chats/{chatId}/export' && status === '200' ? 2 : 1;
+          expect({ where, status, media: Object.keys(content).length }).toEqual({ where, status, media });
           for (const [mediaType, media] of Object.entries(content)) {
             expect({ where, status, schema: media.schema }).toEqual({ where, status, schema: expect.any(Object) });
             if (Number(status) >= 400) {
@@ -122,6 +127,28 @@ describe('OpenAPI document (e2e)', () => {
         });
       }
     }
+  });
+
+  it('should describe export and import: both import shapes, the Markdown and NDJSON answers, and their errors', () => {
+    const statuses = (path: string, method: string) => Object.keys(document.paths[path][method].responses).sort();
+    const exportChat = document.paths['/chats/{chatId}/export'].get;
+    expect(Object.keys(exportChat.responses['200'].content ?? {})).toEqual(['application/json', 'text/markdown']);
+    expect(exportChat.responses['200'].content?.['text/markdown'].example).toMatch(/^# /);
+    expect(statuses('/chats/{chatId}/export', 'get')).toEqual(['200', '401', '404', '422', '500']);
+    const exportAll = document.paths['/export'].get;
+    expect(Object.keys(exportAll.responses['200'].content ?? {})).toEqual(['application/x-ndjson']);
+
+    const importChat = document.paths['/chats/import'].post as Operation & {
+      requestBody: { content: Record<string, { schema: { oneOf?: unknown[] }; examples?: object }> };
+    };
+    const body = importChat.requestBody.content['application/json'];
+    expect(body.schema.oneOf).toEqual([
+      { $ref: '#/components/schemas/ExportDocumentDto' },
+      { $ref: '#/components/schemas/MessageListImportDto' },
+    ]);
+    expect(Object.keys(body.examples ?? {})).toEqual(['exportDocument', 'messageList']);
+    expect(statuses('/chats/import', 'post')).toEqual(['201', '400', '401', '409', '413', '415', '422', '500']);
+    expect(importChat.responses['413'].content?.['application/problem+json'].example).toMatchObject({ status: 413 });
   });
 
   it('should describe the streamed reply and its events', () => {

@@ -93,6 +93,17 @@ describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase)
     expect((await search('q=invoice')).data).toEqual([]);
   });
 
+  it('should find an imported chat’s messages at once', async () => {
+    const imported = await http()
+      .post('/chats/import')
+      .send({ title: 'Imported', messages: [{ role: 'user', content: 'Where is the zephyr parcel?' }] })
+      .expect(201);
+    const page = await search('q=zephyr');
+    expect(page.data.map((hit) => [hit.chatId, hit.chatTitle, hit.message.content])).toEqual([
+      [imported.body.id, 'Imported', 'Where is the zephyr parcel?'],
+    ]);
+  });
+
   it('should answer 422 for a q that is blank, missing or too long, and a limit out of range', async () => {
     for (const query of [
       '',

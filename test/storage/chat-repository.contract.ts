@@ -3,7 +3,7 @@ import { ChatNotFoundError, UnknownMessageIdError } from '../../src/chats/chat-e
 import { ChatLock, ChatRepository } from '../../src/chats/chat.repository';
 import { Message } from '../../src/chats/message';
 import { deferred } from '../support/deferred';
-import { key, newChat, TENANT, userMessage } from './fixtures';
+import { importedMessages, key, newChat, TENANT, userMessage } from './fixtures';
 
 /** A repository over empty storage, and how to dispose of it. */
 export interface RepositoryUnderTest {
@@ -430,6 +430,121 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         expect(stored.map((m) => m.parentId)).toEqual([null, ...stored.slice(0, -1).map((m) => m.id)]);
         const current = (await repository.findChat(key(chat.id)))!.currentMessageId!;
         expect(await branchOf(chat.id, current)).toEqual(contents(stored));
+      });
+    });
+
+    describe('importChat', () => {
+      const contents = (messages: { content: string }[]) => messages.map((m) => m.content);
+      const branchOf = async (chatId: string, throughId: string) =>
+        contents(await repository.listBranch(key(chatId), { throughId, limit: 1000 }));
+
+      it('should store a whole chat: its times, its messages as given by seq, and its current message', async () => {
+        // m1 ← m2 ← m3 ← m4, m2 ← m5 ← m6 (an edit), m1 ← m7 (a second reply), m8 a second root.
+        const messages = importedMessages([null, 0, 1, 2, 1, 4, 0, null]);
+        messages[3] = {
+          ...messages[3],
+          status: 'incomplete',
+          content: '',
+          model: 'gpt-test',
+          inReplyTo: messages[2].id,
+        };
+        messages[1] = { ...messages[1], usage: { promptTokens: 12, completionTokens: 5 }, tokenCount: 9 };
+        const createdAt = new Date('2025-12-31T09:00:00.000Z');
+        const before = Date.now();
+        const chat = await repository.importChat({
+          chat: newChat({ title: 'Imported', metadata: { source: 'export' } }),
+          createdAt,
+          messages,
+          currentMessageId: messages[5].id,
+        });
+
+        expect(isUuid(chat.id) && uuidVersion(chat.id)).toBe(7);
+        expect(chat).toEqual({
+          id: chat.id,
+          tenantId: TENANT,
+          title: 'Imported',
+          systemPrompt: null,
+          model: 'test-model',
+          metadata: { source: 'export' },
+          messageCount: 8,
+          createdAt,
+          updatedAt: expect.any(Date),
+          lastMessageAt: messages[7].createdAt,
+          currentMessageId: messages[5].id,
+        });
+        expect(chat.updatedAt.getTime()).toBeGreaterThanOrEqual(before);
+        expect(await repository.findChat(key(chat.id))).toEqual(chat);
+        const stored = await repository.listMessages(key(chat.id), { limit: 100 });
+        expect(stored).toEqual(messages.map((m, i) => ({ ...m, chatId: chat.id, seq: i + 1 })));
+        expect(await repository.findMessage(key(chat.id), messages[4].id)).toEqual(stored[4]);
+
+        expect(await branchOf(chat.id, messages[5].id)).toEqual(['m1', 'm2', 'm5', 'm6']);
+        expect(await branchOf(chat.id, messages[3].id)).toEqual(['m1', 'm2', 'm3', '']);
+        expect(await branchOf(chat.id, messages[6].id)).toEqual(['m1', 'm7']);
+        expect(await branchOf(chat.id, messages[7].id)).toEqual(['m8']);
+        expect(
+          contents(await repository.listRecentMessages(key(chat.id), { throughId: messages[5].id, limit: 10 })),
+        ).toEqual(['m6', 'm5', 'm2', 'm1']);
+        expect((await repository.listChats(TENANT, { limit: 10 })).map((c) => c.id)).toEqual([chat.id]);
+      });
+
+      it('should go on as a chat of its own would: appends, edits and switches', async () => {
+        const messages = importedMessages([null, 0, 1, 2, 1, 4]);
+        const chat = await repository.importChat({
+          chat: newChat(),
+          createdAt: new Date(),
+          messages,
+          currentMessageId: messages[5].id,
+        });
+        const next = await repository.appendMessage(key(chat.id), userMessage('after m6'));
+        expect(next).toMatchObject({ seq: 7, parentId: messages[5].id });
+        expect(await branchOf(chat.id, next.id)).toEqual(['m1', 'm2', 'm5', 'm6', 'after m6']);
+        const edit = await repository.appendMessage(
+          key(chat.id),
+          userMessage('edit of m3', { parentId: messages[1].id }),
+        );
+        expect(await branchOf(chat.id, edit.id)).toEqual(['m1', 'm2', 'edit of m3']);
+        expect((await repository.switchBranch(key(chat.id), messages[2].id))!.currentMessageId).toBe(messages[3].id);
+        const afterM4 = await repository.appendMessage(key(chat.id), userMessage('after m4'));
+        expect(await branchOf(chat.id, afterM4.id)).toEqual(['m1', 'm2', 'm3', 'm4', 'after m4']);
+        expect(await repository.findChat(key(chat.id))).toMatchObject({
+          messageCount: 9,
+          currentMessageId: afterM4.id,
+        });
+      });
+
+      it("should import a chat without messages, listed by its id among the tenant's chats", async () => {
+        const older = await repository.createChat(newChat());
+        const chat = await repository.importChat({
+          chat: newChat({ tenantId: 'tenant-b' }),
+          createdAt: new Date('2020-01-01T00:00:00.000Z'),
+          messages: [],
+          currentMessageId: null,
+        });
+        const newer = await repository.importChat({
+          chat: newChat(),
+          createdAt: new Date(0),
+          messages: [],
+          currentMessageId: null,
+        });
+        expect(chat).toMatchObject({
+          tenantId: 'tenant-b',
+          messageCount: 0,
+          lastMessageAt: null,
+          currentMessageId: null,
+        });
+        expect(await repository.findChat(key(chat.id))).toBeNull();
+        expect((await repository.listChats(TENANT, { limit: 10 })).map((c) => c.id)).toEqual([newer.id, older.id]);
+        expect((await repository.appendMessage(key(newer.id), userMessage('first'))).seq).toBe(1);
+      });
+
+      it('should refuse a parent that is no earlier message, storing nothing', async () => {
+        const messages = importedMessages([null, 0, 1]);
+        messages[1] = { ...messages[1], parentId: messages[2].id };
+        await expect(
+          repository.importChat({ chat: newChat(), createdAt: new Date(), messages, currentMessageId: messages[2].id }),
+        ).rejects.toBeInstanceOf(UnknownMessageIdError);
+        expect(await repository.listChats(TENANT, { limit: 10 })).toEqual([]);
       });
     });
 

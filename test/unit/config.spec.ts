@@ -6,7 +6,7 @@ import { configFrom } from '../support/config';
 describe('configuration slices', () => {
   it('should default to port 3000, in-memory storage and the offline provider', () => {
     expect(configFrom({})).toMatchObject({
-      http: { port: 3000, host: '0.0.0.0', trustProxy: false },
+      http: { port: 3000, host: '0.0.0.0', trustProxy: false, bodyLimit: '1mb', importBodyLimit: '16mb' },
       llm: {
         provider: 'offline',
         defaultModel: DEFAULT_LLM_MODEL,

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError, UnknownMessageIdError } from '../../chats/chat-errors';
-import { BranchPage, ChatLock, ChatRepository, ContextMessage } from '../../chats/chat.repository';
+import { BranchPage, ChatImport, ChatLock, ChatRepository, ContextMessage } from '../../chats/chat.repository';
 import { Message, NewMessage } from '../../chats/message';
 import type { StoredChatDigest } from '../../summaries/chat-digest.store';
 import { KeyedMutex } from '../../common/concurrency/keyed-mutex';
@@ -48,6 +48,37 @@ export interface InMemoryChatsListener {
   deleted(tenantId: string, messages: readonly Message[]): void;
 }
 
+/**
+ * A message as stored. Spelled out rather than spread: V8 gives every object built by
+ * `{ ...input, more }` a hidden class of its own, which costs hundreds of bytes per stored message
+ * and makes every reader of messages megamorphic. The chat's own id, not the caller's string: that
+ * one is often a slice of a request URL, which it would keep alive.
+ */
+function frozenMessage(
+  id: string,
+  record: ChatRecord,
+  input: NewMessage,
+  parent: Message | null,
+  createdAt: Date,
+): Message {
+  return Object.freeze({
+    id,
+    chatId: record.chat.id,
+    seq: record.messages.length + 1,
+    role: input.role,
+    content: input.content,
+    status: input.status,
+    inReplyTo: input.inReplyTo,
+    parentId: parent === null ? null : parent.id,
+    model: input.model,
+    usage:
+      input.usage &&
+      Object.freeze({ promptTokens: input.usage.promptTokens, completionTokens: input.usage.completionTokens }),
+    tokenCount: input.tokenCount,
+    createdAt,
+  });
+}
+
 /** Where a message sits: its line, and its index in that line. */
 interface Place {
   line: Message[];
@@ -73,7 +104,34 @@ export class InMemoryChatRepository extends ChatRepository {
   }
 
   async createChat(input: NewChat): Promise<Chat> {
-    const now = new Date();
+    const record = this.newRecord(input, new Date());
+    this.add(record);
+    return record.chat;
+  }
+
+  async importChat({ chat: input, createdAt, messages, currentMessageId }: ChatImport): Promise<Chat> {
+    // Built whole before it is added: a failure part way leaves nothing behind.
+    const record = this.newRecord(input, createdAt);
+    for (const message of messages) {
+      const parent = message.parentId === null ? null : this.messageOf(record, message.parentId);
+      if (message.parentId !== null && !parent) throw new UnknownMessageIdError(message.parentId, 'parentId');
+      const stored = frozenMessage(message.id, record, message, parent, message.createdAt);
+      this.placeInLine(record, stored, parent);
+    }
+    record.current = currentMessageId === null ? null : this.messageOf(record, currentMessageId);
+    record.chat = Object.freeze({
+      ...record.chat,
+      messageCount: record.messages.length,
+      updatedAt: new Date(),
+      lastMessageAt: record.messages.at(-1)?.createdAt ?? null,
+      currentMessageId: record.current?.id ?? null,
+    });
+    this.add(record);
+    for (const message of record.messages) this.listener?.stored(record.tenantId, message);
+    return record.chat;
+  }
+
+  private newRecord(input: NewChat, createdAt: Date): ChatRecord {
     const chat: Chat = Object.freeze({
       id: uuidv7(),
       tenantId: input.tenantId,
@@ -82,13 +140,13 @@ export class InMemoryChatRepository extends ChatRepository {
       model: input.model,
       metadata: Object.freeze({ ...input.metadata }),
       messageCount: 0,
-      createdAt: now,
-      updatedAt: now,
+      createdAt,
+      updatedAt: createdAt,
       lastMessageAt: null,
       currentMessageId: null,
     });
     const messages: Message[] = [];
-    this.chats.set(chat.id, {
+    return {
       tenantId: input.tenantId,
       chat,
       messages,
@@ -96,13 +154,17 @@ export class InMemoryChatRepository extends ChatRepository {
       lineOf: undefined,
       current: null,
       digest: null,
-    });
-    let order = this.orderByTenant.get(input.tenantId);
-    if (!order) this.orderByTenant.set(input.tenantId, (order = []));
+    };
+  }
+
+  private add(record: ChatRecord): void {
+    const { id, tenantId } = record.chat;
+    this.chats.set(id, record);
+    let order = this.orderByTenant.get(tenantId);
+    if (!order) this.orderByTenant.set(tenantId, (order = []));
     const last = order[order.length - 1];
-    if (last === undefined || last < chat.id) order.push(chat.id);
-    else order.splice(lowerBound(order, chat.id, itself), 0, chat.id);
-    return chat;
+    if (last === undefined || last < id) order.push(id);
+    else order.splice(lowerBound(order, id, itself), 0, id);
   }
 
   async findChat(key: ChatKey): Promise<Chat | null> {
@@ -159,26 +221,7 @@ export class InMemoryChatRepository extends ChatRepository {
       if (!parent) throw new UnknownMessageIdError(input.parentId, 'parentId');
     }
     const createdAt = new Date();
-    // Spelled out rather than spread: V8 gives every object built by `{ ...input, more }` a hidden
-    // class of its own, which costs hundreds of bytes per stored message and makes every reader of
-    // messages megamorphic. The chat's own id, not the caller's string: that one is often a slice of
-    // a request URL, which it would keep alive.
-    const message: Message = Object.freeze({
-      id: input.id ?? uuidv7(),
-      chatId: record.chat.id,
-      seq: record.messages.length + 1,
-      role: input.role,
-      content: input.content,
-      status: input.status,
-      inReplyTo: input.inReplyTo,
-      parentId: parent === null ? null : parent.id,
-      model: input.model,
-      usage:
-        input.usage &&
-        Object.freeze({ promptTokens: input.usage.promptTokens, completionTokens: input.usage.completionTokens }),
-      tokenCount: input.tokenCount,
-      createdAt,
-    });
+    const message = frozenMessage(input.id ?? uuidv7(), record, input, parent, createdAt);
     this.placeInLine(record, message, parent);
     record.current = message;
     this.listener?.stored(record.tenantId, message);

@@ -1,9 +1,16 @@
 import { OnModuleDestroy } from '@nestjs/common';
-import { RawBuilder, Selectable, sql } from 'kysely';
+import { CompiledQuery, Insertable, RawBuilder, Selectable, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError, UnknownMessageIdError } from '../../chats/chat-errors';
-import { BranchPage, ChatLock, ChatRepository, ContextMessage } from '../../chats/chat.repository';
+import {
+  BranchPage,
+  ChatImport,
+  ChatLock,
+  ChatRepository,
+  ContextMessage,
+  ImportedMessage,
+} from '../../chats/chat.repository';
 import { Message, MessageRole, MessageStatus, NewMessage } from '../../chats/message';
 import { ChatLeaseLock, ChatLeaseLostError } from './chat-lease-lock';
 import type { ChatsTable, MessagesTable } from './database-schema';
@@ -43,6 +50,51 @@ function messageRow(chatId: string, input: NewMessage) {
     token_count: input.tokenCount,
     created_at: new Date().toISOString(),
   };
+}
+
+/** The most rows one insert of an import writes: 13 parameters each stays far below either database's limit. */
+const MAX_IMPORT_BATCH = 512;
+
+/**
+ * How many of `remaining` rows the next insert writes: a power of two, so imports of any size run
+ * a handful of distinct statements, which both databases' statement caches then keep.
+ */
+const importBatchSize = (remaining: number) => Math.min(MAX_IMPORT_BATCH, 2 ** Math.floor(Math.log2(remaining)));
+
+/**
+ * The parameters of an imported chat's message rows (MESSAGE_COLUMNS, in order), and each message's line: a
+ * parent's first child continues the parent's line; any other child, and every root, starts a
+ * line named by its own id.
+ */
+function importedRows(chatId: string, messages: readonly ImportedMessage[]) {
+  const lineOf = new Map<string, string>();
+  const hasChild = new Set<string>();
+  const rows = messages.map((message, index) => {
+    let lineId = message.id;
+    if (message.parentId !== null) {
+      const parentLine = lineOf.get(message.parentId);
+      if (parentLine === undefined) throw new UnknownMessageIdError(message.parentId, 'parentId');
+      if (!hasChild.has(message.parentId)) lineId = parentLine;
+      hasChild.add(message.parentId);
+    }
+    lineOf.set(message.id, lineId);
+    return [
+      message.id,
+      chatId,
+      index + 1,
+      message.role,
+      message.content,
+      message.status,
+      message.inReplyTo,
+      message.parentId,
+      lineId,
+      message.model,
+      message.usage && JSON.stringify(message.usage),
+      message.tokenCount,
+      message.createdAt.toISOString(),
+    ];
+  });
+  return { rows, lineOf };
 }
 
 /** What a message insert is given: its row, the parent it names, its chat's tenant and the lease it writes under. */
@@ -133,6 +185,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
   private readonly locks: ChatLeaseLock;
   /** What every turn runs, built once (see prepareQuery); the rest is built at each call. */
   private readonly statements;
+  private readonly importInserts = new Map<number, string>();
 
   constructor(
     private readonly database: SqlDatabase,
@@ -237,6 +290,66 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       .returningAll()
       .executeTakeFirstOrThrow();
     return toChat(row);
+  }
+
+  /**
+   * One transaction: the chat, its messages in a few multi-row inserts, then the chat's count and
+   * current message (which SQLite's trigger set row by row meanwhile).
+   */
+  async importChat({ chat, createdAt, messages, currentMessageId }: ChatImport): Promise<Chat> {
+    const chatId = uuidv7();
+    const { rows, lineOf } = importedRows(chatId, messages);
+    const importedAt = new Date().toISOString();
+    return this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('chats')
+        .values({
+          id: chatId,
+          tenant_id: chat.tenantId,
+          title: chat.title,
+          system_prompt: chat.systemPrompt,
+          model: chat.model,
+          metadata: JSON.stringify(chat.metadata),
+          created_at: createdAt.toISOString(),
+          updated_at: importedAt,
+          last_message_at: null,
+          current_message_id: null,
+          current_line_id: null,
+        })
+        .execute();
+      for (let at = 0; at < rows.length;) {
+        const size = importBatchSize(rows.length - at);
+        await trx.executeQuery(CompiledQuery.raw(this.importInsert(size), rows.slice(at, at + size).flat()));
+        at += size;
+      }
+      const row = await trx
+        .updateTable('chats')
+        .set({
+          message_count: rows.length,
+          updated_at: importedAt,
+          last_message_at: messages.at(-1)?.createdAt.toISOString() ?? null,
+          current_message_id: currentMessageId,
+          current_line_id: currentMessageId === null ? null : lineOf.get(currentMessageId)!,
+        })
+        .where('id', '=', chatId)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toChat(row);
+    });
+  }
+
+  /**
+   * The text of an insert of `size` imported messages, compiled once per size: through the query
+   * builder, the thousands of parameters of each took as much CPU as storing them.
+   */
+  private importInsert(size: number): string {
+    let text = this.importInserts.get(size);
+    if (text === undefined) {
+      const row = Object.fromEntries(MESSAGE_COLUMNS.map((column) => [column, null])) as Insertable<MessagesTable>;
+      text = this.db.insertInto('messages').values(Array<typeof row>(size).fill(row)).compile().sql;
+      this.importInserts.set(size, text);
+    }
+    return text;
   }
 
   async findChat({ tenantId, chatId }: ChatKey): Promise<Chat | null> {

@@ -1,0 +1,17 @@
+import type { Response } from 'express';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/**
+ * Answers 200 with `chunks` as the body, each written as it comes and the next one read only once
+ * the client has taken what came before (backpressure), so the whole body is never held. A client
+ * that leaves ends the reading; a failure part way cuts the connection, since the status is gone.
+ */
+export async function streamText(response: Response, contentType: string, chunks: AsyncIterable<string>) {
+  response.status(200).type(contentType);
+  try {
+    await pipeline(Readable.from(chunks, { highWaterMark: 1 }), response);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw error;
+  }
+}

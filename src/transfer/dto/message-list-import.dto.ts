@@ -1,0 +1,40 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { CreateChatDto } from '../../chats/dto/create-chat.dto';
+import { MAX_MESSAGE_LENGTH } from '../../messages/dto/send-message.dto';
+import { MAX_IMPORTED_MESSAGES } from '../import-document';
+
+export const MESSAGE_LIST_IMPORT_EXAMPLE = {
+  title: 'Trip to Lisbon',
+  messages: [
+    { role: 'system', content: 'You are a friendly travel planner. Keep answers short.' },
+    { role: 'user', content: 'What should I see in Lisbon in one day?' },
+    { role: 'assistant', content: 'Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …' },
+  ],
+};
+
+export class ImportedMessageDto {
+  @ApiProperty({
+    enum: ['system', 'user', 'assistant'],
+    description: "Only the first message may be `system`: it becomes the chat's `systemPrompt`",
+    example: 'user',
+  })
+  role: 'system' | 'user' | 'assistant';
+
+  @ApiProperty({
+    minLength: 1,
+    maxLength: MAX_MESSAGE_LENGTH,
+    description: 'Not blank; a system message follows the limits of `systemPrompt`',
+    example: 'What should I see in Lisbon in one day?',
+  })
+  content: string;
+}
+
+/** A chat as a plain list of messages, in the OpenAI Chat shape. */
+export class MessageListImportDto extends CreateChatDto {
+  @ApiProperty({
+    type: [ImportedMessageDto],
+    maxItems: MAX_IMPORTED_MESSAGES,
+    description: 'One branch, in order; the last message becomes the current one',
+  })
+  messages: ImportedMessageDto[];
+}

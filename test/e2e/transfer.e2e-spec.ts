@@ -1,0 +1,517 @@
+import { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { ChatRepository } from '../../src/chats/chat.repository';
+import { ChatDto } from '../../src/chats/dto/chat.dto';
+import { LlmUpstreamError } from '../../src/llm/llm-errors';
+import { MessageDto, TurnDto } from '../../src/messages/dto/message.dto';
+import { EXPORT_PAGE } from '../../src/transfer/chat-exporter';
+import { ExportDocumentDto } from '../../src/transfer/dto/export-document.dto';
+import { branchedDocument, withoutIds } from '../support/chat-documents';
+import { RecordingLlmProvider } from '../support/recording-llm-provider';
+import { createTestApp } from '../support/test-app';
+import { TestDatabase, testDatabases } from '../support/test-databases';
+
+const storages: [string, (() => Promise<TestDatabase>) | null][] = [['memory', null], ...testDatabases()];
+const UNKNOWN_ID = '0190a000-0000-7000-8000-000000000000';
+const ACME_KEY = 'acme-3f9c1e7a5b2d4c6e8f0a';
+const GLOBEX_KEY = 'globex-9b8a7c6d5e4f3a2b1c0d';
+
+describe.each(storages)('Export and import on %s storage (e2e)', (_storage, createDatabase) => {
+  let app: NestExpressApplication;
+  let database: TestDatabase | undefined;
+  let llm: RecordingLlmProvider;
+  const http = () => request(app.getHttpServer());
+
+  const start = async (env: Record<string, string> = {}) => {
+    app = await createTestApp({
+      llm,
+      env: { RATE_LIMIT: '0', ...(database && { DATABASE_URL: database.url }), ...env },
+    });
+  };
+  beforeEach(async () => {
+    llm = new RecordingLlmProvider();
+    database = createDatabase ? await createDatabase() : undefined;
+    await start();
+  });
+  afterEach(async () => {
+    await app.close();
+    await database?.drop();
+    jest.restoreAllMocks();
+  });
+
+  const newChat = async (body: object = {}) =>
+    ((await http().post('/chats').send(body).expect(201)).body as ChatDto).id;
+  const say = async (chatId: string, content: string, parentId?: string | null) =>
+    (await http().post(`/chats/${chatId}/messages`).send({ content, parentId }).expect(201)).body as TurnDto;
+  const chatOf = async (chatId: string) => (await http().get(`/chats/${chatId}`).expect(200)).body as ChatDto;
+  const messagesOf = async (chatId: string, branch: 'current' | 'all' = 'current') =>
+    (await http().get(`/chats/${chatId}/messages?branch=${branch}&limit=1000`).expect(200)).body.data as MessageDto[];
+  const exportOf = async (chatId: string) =>
+    (await http().get(`/chats/${chatId}/export`).expect(200)).body as ExportDocumentDto;
+  const importing = (body: object) => http().post('/chats/import').send(body);
+  const chatIds = async () =>
+    ((await http().get('/chats?limit=100').expect(200)).body.data as ChatDto[]).map((c) => c.id);
+  const contents = (messages: { content: string }[]) => messages.map((m) => m.content);
+  /** What the LLM was last sent, without the system prompt. */
+  const lastContext = () => llm.calls[llm.calls.length - 1].request.messages.slice(1).map((m) => m.content);
+
+  describe('export', () => {
+    it('should export the chat and every message of every branch by seq', async () => {
+      const chatId = await newChat({ title: 'Lisbon', metadata: { plan: 'pro' } });
+      const first = await say(chatId, 'Plan a day');
+      await say(chatId, 'Add a museum');
+      await say(chatId, 'Add a beach', first.assistantMessage.id);
+
+      const response = await http().get(`/chats/${chatId}/export`).expect(200);
+      expect(response.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(response.body).toEqual({
+        format: 'konko.chat.v1',
+        chat: await chatOf(chatId),
+        messages: await messagesOf(chatId, 'all'),
+      });
+      expect(response.body.messages.map((m: MessageDto) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    });
+
+    it('should export the title and the current branch as Markdown, a section a message', async () => {
+      const chatId = await newChat({ title: 'Lisbon\nin May' });
+      const first = await say(chatId, 'Plan a day');
+      await say(chatId, 'Add a museum');
+      await say(chatId, 'Add a *beach*', first.assistantMessage.id);
+
+      const response = await http().get(`/chats/${chatId}/export?format=markdown`).expect(200);
+      expect(response.headers['content-type']).toBe('text/markdown; charset=utf-8');
+      expect(response.text).toBe(
+        [
+          '# Lisbon in May',
+          '## User\n\nPlan a day',
+          '## Assistant\n\nreply to: Plan a day',
+          '## User\n\nAdd a *beach*',
+          '## Assistant\n\nreply to: Add a *beach*\n',
+        ].join('\n\n'),
+      );
+      const untitled = await newChat();
+      expect((await http().get(`/chats/${untitled}/export?format=markdown`).expect(200)).text).toBe(
+        '# Untitled chat\n',
+      );
+      const stopped = (await importing(branchedDocument()).expect(201)).body as ChatDto;
+      const stoppedReply = (await messagesOf(stopped.id, 'all'))[3];
+      await http().patch(`/chats/${stopped.id}`).send({ currentMessageId: stoppedReply.id }).expect(200);
+      expect((await http().get(`/chats/${stopped.id}/export?format=markdown`).expect(200)).text).toContain(
+        '## User\n\nAdd a museum\n\n## Assistant (incomplete)\n\n\n',
+      );
+    });
+
+    it('should answer 404 for an unknown chat and 422 for an unknown format', async () => {
+      for (const path of [`/chats/${UNKNOWN_ID}/export`, `/chats/not-a-uuid/export?format=markdown`]) {
+        const response = await http().get(path).expect(404);
+        expect(response.body.type).toBe('urn:konko:problem:chat-not-found');
+      }
+      const chatId = await newChat();
+      const response = await http().get(`/chats/${chatId}/export?format=pdf`).expect(422);
+      expect(response.body.errors).toEqual([{ field: 'format', message: expect.stringContaining('json, markdown') }]);
+    });
+
+    it('should stream every chat once, newest first, one export document a line, reading a page at a time', async () => {
+      const repository = app.get(ChatRepository);
+      const listChats = jest.spyOn(repository, 'listChats');
+      const listMessages = jest.spyOn(repository, 'listMessages');
+      const created: string[] = [];
+      for (let i = 0; i < EXPORT_PAGE.chats * 2 + 3; i++) created.push(await newChat({ title: `chat ${i}` }));
+      await say(created[0], 'oldest');
+      await say(created[created.length - 1], 'newest');
+
+      const response = await http().get('/export').expect(200);
+      expect(response.headers['content-type']).toBe('application/x-ndjson; charset=utf-8');
+      expect(response.text.endsWith('\n')).toBe(true);
+      const documents = response.text
+        .slice(0, -1)
+        .split('\n')
+        .map((line) => JSON.parse(line) as ExportDocumentDto);
+      expect(documents.map((d) => d.chat.id)).toEqual([...created].reverse());
+      expect(documents[0]).toEqual(await exportOf(created[created.length - 1]));
+      expect(contents(documents[documents.length - 1].messages)).toEqual(['oldest', 'reply to: oldest']);
+
+      const readsOfChats = listChats.mock.calls.map(([, page]) => page.limit);
+      expect(readsOfChats.length).toBeGreaterThanOrEqual(3);
+      expect(Math.max(...readsOfChats)).toBeLessThanOrEqual(EXPORT_PAGE.chats);
+      expect(Math.max(...listMessages.mock.calls.map(([, page]) => page.limit))).toBeLessThanOrEqual(
+        EXPORT_PAGE.messages,
+      );
+    });
+
+    it('should page a chat of more messages than a page', async () => {
+      const repository = app.get(ChatRepository);
+      const messages = Array.from({ length: EXPORT_PAGE.messages + 2 }, (_, i) => ({
+        role: i % 2 === 0 ? 'user' : 'assistant',
+        content: `message ${i}`,
+      }));
+      const chat = (await importing({ messages }).expect(201)).body as ChatDto;
+      const listMessages = jest.spyOn(repository, 'listMessages');
+
+      const exported = await exportOf(chat.id);
+      expect(contents(exported.messages)).toEqual(contents(messages));
+      expect(listMessages.mock.calls.map(([, page]) => page.limit)).toEqual([EXPORT_PAGE.messages, 2]);
+      const markdown = (await http().get(`/chats/${chat.id}/export?format=markdown`).expect(200)).text;
+      expect(markdown.match(/^## /gm)).toHaveLength(messages.length);
+      expect(markdown.endsWith(`message ${messages.length - 1}\n`)).toBe(true);
+    });
+
+    it('should answer an empty body when the caller has no chats', async () => {
+      expect((await http().get('/export').expect(200)).text).toBe('');
+    });
+  });
+
+  describe('import', () => {
+    it('should import a plain list of messages as one branch, a leading system message as the system prompt', async () => {
+      const response = await importing({
+        title: 'From OpenAI',
+        metadata: { source: 'openai' },
+        messages: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'Plan a day in Lisbon' },
+          { role: 'assistant', content: 'Belém, then Alfama.' },
+          { role: 'assistant', content: 'Or Sintra.' },
+          { role: 'user', content: 'Add a museum' },
+        ],
+      }).expect(201);
+      const chat = response.body as ChatDto;
+      expect(response.headers.location).toBe(`/chats/${chat.id}`);
+      expect(chat).toEqual({
+        id: expect.any(String),
+        title: 'From OpenAI',
+        systemPrompt: 'Be brief.',
+        model: 'gpt-4.1-mini',
+        metadata: { source: 'openai' },
+        messageCount: 4,
+        createdAt: expect.any(String),
+        updatedAt: expect.any(String),
+        lastMessageAt: chat.createdAt,
+        currentMessageId: expect.any(String),
+      });
+      expect(await chatOf(chat.id)).toEqual(chat);
+
+      const messages = await messagesOf(chat.id, 'all');
+      expect(messages.map((m) => [m.seq, m.role, m.content, m.status, m.createdAt])).toEqual([
+        [1, 'user', 'Plan a day in Lisbon', 'completed', chat.createdAt],
+        [2, 'assistant', 'Belém, then Alfama.', 'completed', chat.createdAt],
+        [3, 'assistant', 'Or Sintra.', 'completed', chat.createdAt],
+        [4, 'user', 'Add a museum', 'completed', chat.createdAt],
+      ]);
+      expect(messages.map((m) => m.parentId)).toEqual([null, ...messages.slice(0, -1).map((m) => m.id)]);
+      expect(messages.map((m) => m.inReplyTo)).toEqual([null, messages[0].id, null, null]);
+      expect(chat.currentMessageId).toBe(messages[3].id);
+      expect(messages.map((m) => m.id)).toEqual(messages.map((m) => m.id).sort());
+
+      await say(chat.id, 'And a beach?');
+      expect(llm.calls[0].request.messages[0]).toEqual({ role: 'system', content: 'Be brief.' });
+      expect(lastContext()).toEqual([...contents(messages), 'And a beach?']);
+    });
+
+    it('should keep branches, statuses, times and the current branch of an export document', async () => {
+      const document = branchedDocument();
+      const chat = (await importing(document).expect(201)).body as ChatDto;
+      expect(chat).toMatchObject({
+        title: 'Lisbon',
+        systemPrompt: 'Be brief.',
+        model: 'llama3',
+        metadata: { customerId: 'c_42' },
+        messageCount: 8,
+        createdAt: '2025-12-31T09:00:00.000Z',
+        lastMessageAt: '2026-01-08T10:00:00.000Z',
+      });
+      expect(chat.id).not.toBe(document.chat.id);
+      expect(new Date(chat.updatedAt).getTime()).toBeGreaterThan(new Date(document.chat.updatedAt).getTime());
+
+      const exported = await exportOf(chat.id);
+      expect(withoutIds(exported)).toEqual(withoutIds(document));
+      expect(exported.messages.every((m) => !document.messages.some((d) => d.id === m.id))).toBe(true);
+      expect(contents(await messagesOf(chat.id))).toEqual([
+        'Plan a day in Lisbon',
+        'Belém, then Alfama.',
+        'Add a beach',
+        'Cascais is a train ride away.',
+      ]);
+
+      // The branches work as the chat's own: a send follows the current branch, a switch finds the newest below.
+      await say(chat.id, 'How long by train?');
+      expect(lastContext()).toEqual([...contents(await messagesOf(chat.id)).slice(0, 4), 'How long by train?']);
+      const all = await messagesOf(chat.id, 'all');
+      const switched = await http().patch(`/chats/${chat.id}`).send({ currentMessageId: all[2].id }).expect(200);
+      expect(switched.body.currentMessageId).toBe(all[3].id);
+      await say(chat.id, 'After the stopped reply');
+      expect(lastContext()).toEqual([
+        'Plan a day in Lisbon',
+        'Belém, then Alfama.',
+        'Add a museum',
+        '',
+        'After the stopped reply',
+      ]);
+      await say(chat.id, 'Plan a day in Braga', null);
+      expect((await chatOf(chat.id)).messageCount).toBe(14);
+    });
+
+    it("should make the current message the newest below the document's, as switching to it would", async () => {
+      const document = branchedDocument();
+      document.chat.currentMessageId = document.messages[0].id;
+      const chat = (await importing(document).expect(201)).body as ChatDto;
+      expect(contents(await messagesOf(chat.id))).toEqual(['Plan a day in Lisbon', 'Start at']);
+
+      document.chat.currentMessageId = null;
+      const latest = (await importing(document).expect(201)).body as ChatDto;
+      expect(contents(await messagesOf(latest.id))).toEqual(['Plan a day in Porto']);
+    });
+
+    it('should import an empty chat, and a chat whose messages are all in one branch', async () => {
+      const empty = (await importing({ messages: [] }).expect(201)).body as ChatDto;
+      expect(empty).toMatchObject({ title: null, messageCount: 0, currentMessageId: null, lastMessageAt: null });
+      expect((await exportOf(empty.id)).messages).toEqual([]);
+      const onlySystem = (await importing({ messages: [{ role: 'system', content: 'Be kind.' }] }).expect(201))
+        .body as ChatDto;
+      expect(onlySystem).toMatchObject({ systemPrompt: 'Be kind.', messageCount: 0 });
+      await say(empty.id, 'hello');
+      expect(await chatOf(empty.id)).toMatchObject({ messageCount: 2 });
+    });
+
+    it('should create one chat for repeats with the same Idempotency-Key, and refuse the key for another body', async () => {
+      const document = branchedDocument();
+      const first = await importing(document).set('Idempotency-Key', 'import-1').expect(201);
+      const repeat = await importing(document).set('Idempotency-Key', 'import-1').expect(201);
+      expect(first.headers['idempotent-replayed']).toBeUndefined();
+      expect(repeat.headers['idempotent-replayed']).toBe('true');
+      expect(repeat.headers.location).toBe(first.headers.location);
+      expect(repeat.body).toEqual(first.body);
+      const other = await importing({ messages: [] }).set('Idempotency-Key', 'import-1').expect(422);
+      expect(other.body.type).toBe('urn:konko:problem:idempotency-key-reused');
+      // The key is the import's own: creating a chat with it is another request.
+      await http().post('/chats').set('Idempotency-Key', 'import-1').expect(201);
+      expect(await chatIds()).toHaveLength(2);
+    });
+  });
+
+  it("should export, list and import only the caller's chats: another tenant's chat is not found", async () => {
+    await app.close();
+    await start({ API_KEYS: `acme:${ACME_KEY},globex:${GLOBEX_KEY}` });
+    const as = (key: string) => ({ Authorization: `Bearer ${key}` });
+    const importAs = async (key: string, body: object, idempotencyKey = 'same-key') =>
+      (await importing(body).set(as(key)).set('Idempotency-Key', idempotencyKey).expect(201)).body as ChatDto;
+    const exportAllAs = async (key: string) =>
+      (await http().get('/export').set(as(key)).expect(200)).text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as ExportDocumentDto).chat.id);
+
+    const acme = await importAs(ACME_KEY, branchedDocument());
+    const globex = await importAs(GLOBEX_KEY, branchedDocument());
+    expect(globex.id).not.toBe(acme.id);
+    expect(await exportAllAs(ACME_KEY)).toEqual([acme.id]);
+    expect(await exportAllAs(GLOBEX_KEY)).toEqual([globex.id]);
+    for (const path of [`/chats/${acme.id}/export`, `/chats/${acme.id}/export?format=markdown`]) {
+      const response = await http().get(path).set(as(GLOBEX_KEY)).expect(404);
+      expect(response.body).toMatchObject({
+        type: 'urn:konko:problem:chat-not-found',
+        detail: `No chat has the id ${acme.id}.`,
+      });
+      await http().get(path).set(as(ACME_KEY)).expect(200);
+    }
+    const acmeChats = (await http().get('/chats').set(as(ACME_KEY)).expect(200)).body.data as ChatDto[];
+    expect(acmeChats.map((c) => c.id)).toEqual([acme.id]);
+  });
+});
+
+/** Checks run before anything is stored, the same on every storage. */
+describe('Import validation (e2e)', () => {
+  let app: NestExpressApplication;
+  const http = () => request(app.getHttpServer());
+  const importing = (body: object) => http().post('/chats/import').send(body);
+  const chatIds = async () =>
+    ((await http().get('/chats?limit=100').expect(200)).body.data as ChatDto[]).map((c) => c.id);
+
+  beforeAll(async () => {
+    app = await createTestApp({ env: { RATE_LIMIT: '0' } });
+  });
+  afterAll(() => app.close());
+
+  it.each([
+    [
+      'a role a plain list does not know',
+      (m: object[]) => [...m.slice(0, 12), { role: 'tool', content: 'x' }],
+      'messages[12].role',
+    ],
+    [
+      'a system message after the first',
+      (m: object[]) => [...m, { role: 'system', content: 'x' }],
+      'messages[13].role',
+    ],
+    ['blank content', (m: object[]) => [...m.slice(0, 5), { role: 'user', content: '  ' }], 'messages[5].content'],
+    [
+      'content over 32,000 characters',
+      (m: object[]) => [{ role: 'user', content: 'x'.repeat(32_001) }, ...m],
+      'messages[0].content',
+    ],
+    [
+      'an unknown field in a message',
+      (m: object[]) => [...m.slice(0, 3), { role: 'user', content: 'x', name: 'bob' }],
+      'messages[3].name',
+    ],
+    ['a message that is not an object', (m: object[]) => [...m.slice(0, 2), 'hello'], 'messages[2]'],
+    [
+      'a system prompt over 8,000 characters',
+      (m: object[]) => [{ role: 'system', content: 'x'.repeat(8001) }, ...m],
+      'messages[0].content',
+    ],
+    [
+      'more than 10,000 messages',
+      (m: object[]) => Array.from({ length: 10_001 }, (_, i) => m[i % m.length]),
+      'messages',
+    ],
+  ])('should refuse a plain list with %s, naming the field, and store nothing', async (_case, change, field) => {
+    await http().post('/chats').expect(201);
+    const before = await chatIds();
+    const messages = Array.from({ length: 13 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `m${i}` }));
+    const response = await importing({ messages: change(messages) }).expect(422);
+    expect(response.body).toMatchObject({ type: 'urn:konko:problem:validation-failed' });
+    expect(response.body.errors).toEqual([{ field, message: expect.any(String) }]);
+    expect(response.body.detail).toBe(`${field}: ${response.body.errors[0].message}`);
+    expect(await chatIds()).toEqual(before);
+  });
+
+  it.each([
+    ['another format', (d: ExportDocumentDto) => ({ ...d, format: 'konko.chat.v2' }), 'format'],
+    [
+      'a parent that comes later',
+      (d: ExportDocumentDto) => setMessage(d, 1, { parentId: d.messages[2].id }),
+      'messages[1].parentId',
+    ],
+    [
+      'a parent of another chat',
+      (d: ExportDocumentDto) => setMessage(d, 4, { parentId: UNKNOWN_ID }),
+      'messages[4].parentId',
+    ],
+    [
+      'a reply to an unknown message',
+      (d: ExportDocumentDto) => setMessage(d, 5, { inReplyTo: UNKNOWN_ID }),
+      'messages[5].inReplyTo',
+    ],
+    ['an id used twice', (d: ExportDocumentDto) => setMessage(d, 2, { id: d.messages[0].id }), 'messages[2].id'],
+    [
+      'an empty completed reply',
+      (d: ExportDocumentDto) => setMessage(d, 3, { status: 'completed' }),
+      'messages[3].content',
+    ],
+    ['an empty user message', (d: ExportDocumentDto) => setMessage(d, 0, { content: '' }), 'messages[0].content'],
+    ['a system message', (d: ExportDocumentDto) => setMessage(d, 0, { role: 'system' }), 'messages[0].role'],
+    ['a bad time', (d: ExportDocumentDto) => setMessage(d, 6, { createdAt: 'yesterday' }), 'messages[6].createdAt'],
+    [
+      'negative usage',
+      (d: ExportDocumentDto) => setMessage(d, 1, { usage: { promptTokens: -1, completionTokens: 1 } }),
+      'messages[1].usage.promptTokens',
+    ],
+    [
+      'an unknown current message',
+      (d: ExportDocumentDto) => ({ ...d, chat: { ...d.chat, currentMessageId: UNKNOWN_ID } }),
+      'chat.currentMessageId',
+    ],
+    [
+      'a title over 200 characters',
+      (d: ExportDocumentDto) => ({ ...d, chat: { ...d.chat, title: 'x'.repeat(201) } }),
+      'chat.title',
+    ],
+    [
+      '17 metadata keys',
+      (d: ExportDocumentDto) => ({
+        ...d,
+        chat: { ...d.chat, metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])) },
+      }),
+      'chat.metadata',
+    ],
+    ['no chat time', (d: ExportDocumentDto) => ({ ...d, chat: { ...d.chat, createdAt: undefined } }), 'chat.createdAt'],
+    ['an unknown field', (d: ExportDocumentDto) => ({ ...d, extra: true }), 'extra'],
+  ])('should refuse an export document with %s, naming the field, and store nothing', async (_case, change, field) => {
+    const before = await chatIds();
+    const response = await importing(change(branchedDocument())).expect(422);
+    expect(response.body.errors).toEqual([{ field, message: expect.any(String) }]);
+    expect(await chatIds()).toEqual(before);
+  });
+});
+
+/** The document with one message's fields changed. */
+function setMessage(document: ExportDocumentDto, index: number, fields: object): ExportDocumentDto {
+  const messages = document.messages.map((m, i) => (i === index ? { ...m, ...fields } : m)) as MessageDto[];
+  return { ...document, messages };
+}
+
+describe('Import body limit (e2e)', () => {
+  let app: NestExpressApplication;
+  afterEach(() => app.close());
+
+  it('should take import bodies up to IMPORT_BODY_LIMIT, over BODY_LIMIT, and answer 413 past it', async () => {
+    app = await createTestApp({ env: { BODY_LIMIT: '1kb', IMPORT_BODY_LIMIT: '8kb' } });
+    const http = () => request(app.getHttpServer());
+    const messages = (count: number) =>
+      Array.from({ length: count }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: 'x'.repeat(90) }));
+    await http()
+      .post('/chats/import')
+      .send({ messages: messages(40) })
+      .expect(201);
+    await http()
+      .post('/chats')
+      .send({ title: 'x'.repeat(200), metadata: { k: 'v'.repeat(500), l: 'w'.repeat(500) } })
+      .expect(413);
+
+    const tooLarge = await http()
+      .post('/chats/import')
+      .send({ messages: messages(100) })
+      .expect(413);
+    expect(tooLarge.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(tooLarge.body).toMatchObject({
+      status: 413,
+      detail: 'The request body is larger than the service accepts.',
+    });
+    expect((await http().get('/chats').expect(200)).body.data).toHaveLength(1);
+    await http().post('/chats/import').set('Content-Type', 'text/plain').send('{"messages":[]}').expect(415);
+  });
+});
+
+describe('Export and import across storages (e2e)', () => {
+  it('should export a chat imported on another storage as it was there, ids aside: memory → SQLite → PostgreSQL', async () => {
+    const llm = new RecordingLlmProvider();
+    const databases = await Promise.all(testDatabases().map(([, create]) => create()));
+    const apps = [
+      await createTestApp({ llm }),
+      ...(await Promise.all(databases.map((database) => createTestApp({ llm, env: { DATABASE_URL: database.url } })))),
+    ];
+    try {
+      const on = (app: NestExpressApplication) => request(app.getHttpServer());
+      const exportOf = async (app: NestExpressApplication, chatId: string) =>
+        (await on(app).get(`/chats/${chatId}/export`).expect(200)).body as ExportDocumentDto;
+
+      // Made by turns on the first: an edit, a regeneration, a reply the upstream broke off, a switch back.
+      const chatId = (await on(apps[0]).post('/chats').send({ systemPrompt: 'Be brief.' }).expect(201)).body.id;
+      const say = async (content: string, parentId?: string) =>
+        (await on(apps[0]).post(`/chats/${chatId}/messages`).send({ content, parentId }).expect(201)).body as TurnDto;
+      const first = await say('Plan a day in Lisbon');
+      const second = await say('Add a museum');
+      await say('Add a beach', first.assistantMessage.id);
+      await on(apps[0]).post(`/chats/${chatId}/messages/${first.userMessage.id}/regenerate`).expect(201);
+      llm.respond = async () =>
+        (async function* () {
+          yield { type: 'delta' as const, content: 'Start at' };
+          throw new LlmUpstreamError('The language model answered HTTP 500.');
+        })();
+      await on(apps[0]).post(`/chats/${chatId}/messages`).send({ content: 'And then?' }).expect(502);
+      await on(apps[0]).patch(`/chats/${chatId}`).send({ currentMessageId: second.userMessage.id }).expect(200);
+
+      let document = await exportOf(apps[0], chatId);
+      expect(document.messages.map((m) => m.status)).toContain('incomplete');
+      for (const app of apps.slice(1)) {
+        const imported = (await on(app).post('/chats/import').send(document).expect(201)).body as ChatDto;
+        const again = await exportOf(app, imported.id);
+        expect(withoutIds(again)).toEqual(withoutIds(document));
+        document = again;
+      }
+    } finally {
+      for (const app of apps) await app.close();
+      for (const database of databases) await database.drop();
+    }
+  });
+});

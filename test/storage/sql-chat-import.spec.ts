@@ -1,0 +1,59 @@
+import { Kysely } from 'kysely';
+import { openTestRepository, OpenedRepository, TestDatabase, testDatabases } from '../support/test-databases';
+import { importedMessages, newChat, TENANT } from './fixtures';
+
+/** A line of `count` messages, each the child of the one before. */
+const line = (count: number) => importedMessages(Array.from({ length: count }, (_, i) => (i === 0 ? null : i - 1)));
+
+describe.each(testDatabases())('SqlChatRepository.importChat on %s', (_name, create) => {
+  let database: TestDatabase;
+  let opened: OpenedRepository;
+
+  beforeEach(async () => {
+    database = await create();
+    opened = await openTestRepository(database);
+  });
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await opened.close();
+    await database.drop();
+  });
+
+  it('should store a thousand messages in six multi-row inserts', async () => {
+    const executeQuery = jest.spyOn(Kysely.prototype, 'executeQuery');
+    const messages = line(1000);
+    const chat = await opened.repository.importChat({
+      chat: newChat(),
+      createdAt: new Date(),
+      messages,
+      currentMessageId: messages[999].id,
+    });
+    const inserts = executeQuery.mock.calls.filter(
+      ([query]) => 'sql' in query && /^insert into "messages"/.test(query.sql),
+    );
+    expect(inserts).toHaveLength(6); // 512 + 256 + 128 + 64 + 32 + 8
+    expect(chat.messageCount).toBe(1000);
+    const stored = await opened.database.db
+      .selectFrom('messages')
+      .select(({ fn }) => [fn.countAll<number>().as('count'), fn.count<number>('line_id').distinct().as('lines')])
+      .where('chat_id', '=', chat.id)
+      .executeTakeFirstOrThrow();
+    expect([Number(stored.count), Number(stored.lines)]).toEqual([1000, 1]);
+  });
+
+  it('should store nothing when a statement fails part way: one transaction', async () => {
+    const messages = line(700);
+    // The same id twice: the primary key refuses the last insert, after the others went in.
+    messages[699] = { ...messages[699], id: messages[10].id };
+    // The driver's error, not always an Error of the test's realm: its code says what failed.
+    await expect(
+      opened.repository.importChat({ chat: newChat(), createdAt: new Date(), messages, currentMessageId: null }),
+    ).rejects.toHaveProperty('code', expect.stringMatching(/^(SQLITE_CONSTRAINT_PRIMARYKEY|23505)$/));
+    expect(await opened.repository.listChats(TENANT, { limit: 10 })).toEqual([]);
+    const { count } = await opened.database.db
+      .selectFrom('messages')
+      .select(({ fn }) => fn.countAll<number>().as('count'))
+      .executeTakeFirstOrThrow();
+    expect(Number(count)).toBe(0);
+  });
+});
