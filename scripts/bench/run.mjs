@@ -37,8 +37,12 @@ const SIZE = SMOKE
       w4Sizes: [10, 40, 80, 160],
       w4Turns: 3,
       w4Branches: 4,
+      w8Small: 100,
+      w8Large: 1_000,
+      w8Rounds: 5,
       w5Messages: 500,
       w6Turns: 3,
+      w7Messages: 200,
     }
   : {
       w1Seconds: 10,
@@ -49,8 +53,13 @@ const SIZE = SMOKE
       w4Turns: 100,
       // W4b: a chat of this many branches of ten messages each, beside a line of as many messages.
       w4Branches: 100,
+      // W8: search in a tenant of each size (the large one imported 10,000 messages a chat).
+      w8Small: 1_000,
+      w8Large: 100_000,
+      w8Rounds: 200,
       w5Messages: Number(process.env.BENCH_W5_MESSAGES ?? 100_000),
       w6Turns: 200,
+      w7Messages: 5_000,
     };
 const W1_CLIENTS = 64;
 /** W1's rounds (see w1InRounds), over its w1Seconds. */
@@ -59,6 +68,8 @@ const W2_CLIENTS = 16;
 const W2_UPSTREAM_MS = 100;
 const W3_UPSTREAM_MS = 1_000;
 const W6_UPSTREAM_MS = 20;
+/** W7's timed imports, after one to warm up; the median counts. */
+const W7_IMPORTS = 3;
 /** What each setting of the upstream starts from, so none outlives the workload that set it. */
 const DEFAULT_UPSTREAM = { latencyMs: 0, replyChars: 60, pieces: 12, interTokenMs: 0, ttftTags: false };
 const MESSAGE = 'How should we size the connection pool of a service whose traffic comes in bursts?';
@@ -213,12 +224,13 @@ function clientFor(base, connections = 64) {
   return new Pool(base, { connections, keepAliveTimeout: 60_000 });
 }
 
+/** `body` is sent as JSON; a string is taken as JSON already (serialized ahead, outside a timing). */
 async function call(pool, method, path, body, headers = {}) {
   const response = await pool.request({
     method,
     path,
     headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.body.text();
   return { status: response.statusCode, json: text ? JSON.parse(text) : null, text };
@@ -599,6 +611,88 @@ async function w6resume(pool, upstream, path) {
   }
 }
 
+/**
+ * Import against turns: a chat of `w7Messages` messages (user and assistant pairs, one branch)
+ * stored by turns with an instant upstream (the fake upstream at its default latency, 0), then the
+ * same messages, its export document, stored by `POST /chats/import` in batched statements. One
+ * import warms up; the median of the timed ones counts.
+ */
+async function w7(pool) {
+  const [chatId] = await createChats(pool, 1);
+  const turnsStarted = now();
+  await fillChat(pool, chatId, SIZE.w7Messages);
+  const turnsMs = now() - turnsStarted;
+  const document = await expectStatus(call(pool, 'GET', `/chats/${chatId}/export`), 200, 'W7 export');
+  if (document.messages.length !== SIZE.w7Messages) throw new Error(`W7: ${document.messages.length} messages stored`);
+  const body = JSON.stringify(document);
+  const importMs = [];
+  for (let i = 0; i <= W7_IMPORTS; i++) {
+    const started = now();
+    const chat = await expectStatus(call(pool, 'POST', '/chats/import', body), 201, 'W7 import');
+    if (i > 0) importMs.push(now() - started);
+    if (chat.messageCount !== SIZE.w7Messages) throw new Error(`W7: ${chat.messageCount} messages imported`);
+  }
+  const medianImportMs = median(importMs);
+  return { messages: SIZE.w7Messages, turnsMs, importMs: medianImportMs, ratio: turnsMs / medianImportMs };
+}
+
+const W8_KEYS = { small: 'bench-small-tenant-key-0000', large: 'bench-large-tenant-key-0000' };
+const W8_API_KEYS = Object.entries(W8_KEYS)
+  .map(([tenant, key]) => `${tenant}:${key}`)
+  .join(',');
+/** Everyday words the W8 messages are made of; PROBE is rare, in the same few messages of each tenant. */
+const W8_WORDS = (
+  'order parcel delivery refund invoice account payment carrier address customer support question answer ' +
+  'price discount shipping return warehouse package tracking number email phone weekend morning evening ' +
+  'travel hotel flight train ticket booking museum river bridge market coffee bread garden window street'
+).split(' ');
+const W8_PROBE = 'zephyr';
+
+/**
+ * Search with an index, not a scan: the p50 of a query in a tenant of `w8Small` messages and in
+ * one of `w8Large`, each holding the probe word in the same ten messages, queried in turn (every
+ * chat imported first). Memory builds a tenant's index at its first search, before the rounds.
+ */
+async function w8(pool) {
+  const importChat = async (tenant, count, withProbe) => {
+    const messages = Array.from({ length: count }, (_, i) => {
+      const words = Array.from({ length: 12 }, (_, w) => W8_WORDS[(i * 7 + w * 13) % W8_WORDS.length]);
+      if (i < withProbe) words.splice(5, 0, W8_PROBE);
+      return { role: i % 2 ? 'assistant' : 'user', content: words.join(' ') };
+    });
+    const auth = { authorization: `Bearer ${W8_KEYS[tenant]}` };
+    await expectStatus(call(pool, 'POST', '/chats/import', { messages }, auth), 201, `W8 import (${tenant})`);
+  };
+  const perChat = Math.min(SIZE.w8Large, 10_000);
+  await importChat('small', SIZE.w8Small, 10);
+  await importChat('large', perChat, 10);
+  for (let stored = perChat; stored < SIZE.w8Large; stored += perChat) await importChat('large', perChat, 0);
+  const search = async (tenant) => {
+    const auth = { authorization: `Bearer ${W8_KEYS[tenant]}` };
+    const started = now();
+    const page = await expectStatus(call(pool, 'GET', `/search?q=${W8_PROBE}&limit=20`, undefined, auth), 200, 'W8');
+    const ms = now() - started;
+    if (page.data.length === 0) throw new Error(`W8: the ${tenant} tenant found nothing`);
+    return ms;
+  };
+  await search('small');
+  await search('large');
+  const samples = { small: [], large: [] };
+  for (let round = 0; round < SIZE.w8Rounds; round++) {
+    for (const tenant of round % 2 ? ['small', 'large'] : ['large', 'small'])
+      samples[tenant].push(await search(tenant));
+  }
+  const small = summarize(samples.small).p50;
+  const large = summarize(samples.large).p50;
+  return {
+    smallMessages: SIZE.w8Small,
+    largeMessages: SIZE.w8Large,
+    smallP50Ms: small,
+    largeP50Ms: large,
+    ratio: large / small,
+  };
+}
+
 // ---------------------------------------------------------------- the run
 
 function machine() {
@@ -691,8 +785,8 @@ function profilerOf(service, label, workload) {
   };
 }
 
-async function measureService(label, upstream, workDir, databaseUrl, workloads) {
-  const service = await startService(upstream.base, workDir, storeEnv(label, databaseUrl), label);
+async function measureService(label, upstream, workDir, databaseUrl, workloads, extraEnv = {}) {
+  const service = await startService(upstream.base, workDir, { ...storeEnv(label, databaseUrl), ...extraEnv }, label);
   const pool = clientFor(service.base, 80);
   const results = {};
   try {
@@ -710,6 +804,8 @@ async function measureService(label, upstream, workDir, databaseUrl, workloads) 
       if (name === 'W4') results.W4 = await w4(pool, service);
       if (name === 'W4b') results.W4b = await w4b(pool, service);
       if (name === 'W5') results.W5 = await w5(service.base, pool, upstreamPool, service);
+      if (name === 'W7') results.W7 = await w7(pool);
+      if (name === 'W8') results.W8 = await w8(pool);
     }
   } catch (error) {
     error.message += `\n(service log: ${service.logFile})`;
@@ -745,10 +841,10 @@ const ONLY = args
   .split(',')
   .map((entry) => entry.split(':'));
 const PLAN = [
-  ['memory', ['W1', 'W2', 'W6', 'W6r', 'W3', 'W4', 'W4b', 'W5']],
+  ['memory', ['W1', 'W2', 'W6', 'W6r', 'W3', 'W4', 'W4b', 'W5', 'W7', 'W8']],
   ['redis', ['W1', 'W2', 'W6', 'W6r']],
-  ['sqlite', ['W1', 'W4', 'W4b']],
-  ['postgres', ['W1', 'W4', 'W4b']],
+  ['sqlite', ['W1', 'W4', 'W4b', 'W7', 'W8']],
+  ['postgres', ['W1', 'W4', 'W4b', 'W7', 'W8']],
 ]
   .map(([store, workloads]) => [
     store,
@@ -806,15 +902,21 @@ async function main() {
       results.floor.W3 = await w3(bare.base, upstream.pool, async () => proxyPaths(SIZE.w3Chats));
     await barePool.close();
     for (const [store, all] of PLAN) {
-      const workloads = all.filter((w) => w !== 'W1');
-      if (workloads.length === 0) continue;
-      process.stderr.write(`${store} …\n`);
-      const measure = (url) => measureService(store, upstream, workDir, url, workloads);
-      let measured;
-      if (store === 'memory' || store === 'redis') measured = await measure(undefined);
-      if (store === 'sqlite') measured = await measure(`sqlite:${join(workDir, 'bench.db')}`);
-      if (store === 'postgres') measured = await withPostgresSchema(measure);
-      results[store] = measured.skipped ? measured : { ...results[store], ...measured };
+      // W8 needs two tenants, so API keys: a service of its own, on a database of its own.
+      const runs = [
+        [all.filter((w) => w !== 'W1' && w !== 'W8'), {}, 'bench.db'],
+        [all.filter((w) => w === 'W8'), { API_KEYS: W8_API_KEYS }, 'bench-w8.db'],
+      ];
+      for (const [workloads, env, sqliteFile] of runs) {
+        if (workloads.length === 0) continue;
+        process.stderr.write(`${store} …\n`);
+        const measure = (url) => measureService(store, upstream, workDir, url, workloads, env);
+        let measured;
+        if (store === 'memory' || store === 'redis') measured = await measure(undefined);
+        if (store === 'sqlite') measured = await measure(`sqlite:${join(workDir, sqliteFile)}`);
+        if (store === 'postgres') measured = await withPostgresSchema(measure);
+        results[store] = measured.skipped ? measured : { ...results[store], ...measured };
+      }
     }
   } catch (error) {
     failed = true;
@@ -939,6 +1041,18 @@ function table(r) {
       "a branched chat's turn costs a line's",
       '',
     ]),
+    ...[
+      ['memory', m],
+      ['SQLite', sqlite],
+      ['PostgreSQL', postgres],
+    ].map(([name, store]) => [
+      `W8 ${name}: search p50 in a tenant of ${SIZE.w8Large.toLocaleString('en')} messages vs ${SIZE.w8Small.toLocaleString('en')}`,
+      store.W8
+        ? `${fmt(store.W8.largeP50Ms, 2)} vs ${fmt(store.W8.smallP50Ms, 2)} ms: ${fmt(store.W8.ratio, 2)}×`
+        : '—',
+      '≤ 2×',
+      mark(store.W8?.ratio, (v) => v <= 2),
+    ]),
     [
       `W5 memory: bytes per 200-char message, ${SIZE.w5Messages.toLocaleString('en')} stored`,
       m.W5 ? `${m.W5.bytesPerMessage} B` : '—',
@@ -952,6 +1066,18 @@ function table(r) {
       mark(w6Over, (v) => v <= 1),
     ],
     ['W6 floor: bare proxy', w6(floor.W6), '', ''],
+    ...[
+      ['memory', m],
+      ['SQLite', sqlite],
+      ['PostgreSQL', postgres],
+    ].map(([name, store]) => [
+      `W7 ${name}: a ${SIZE.w7Messages.toLocaleString('en')}-message chat imported vs stored by turns`,
+      store.W7
+        ? `import ${fmt(store.W7.importMs, 0)} ms, turns ${fmt(store.W7.turnsMs, 0)} ms: ${fmt(store.W7.ratio, 1)}× faster`
+        : '—',
+      '≥ 20× faster',
+      mark(store.W7?.ratio, (v) => v >= 20),
+    ]),
     ['W6 memory: resumed stream, its first event after the resume request', w6(m.W6r), '', ''],
     [
       'W1 memory with REDIS_URL',
