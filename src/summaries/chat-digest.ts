@@ -85,8 +85,8 @@ export class ChatDigest {
     this.messageCount += 1;
     if (message.role === 'user') this.userMessageCount += 1;
     this.tokenCount += message.tokenCount;
-    this.firstMessageAt ??= message.createdAt;
-    this.lastMessageAt = message.createdAt;
+    this.firstMessageAt ??= new Date(message.createdAt);
+    this.lastMessageAt = new Date(message.createdAt);
 
     for (const sentence of analysis.sentences) {
       this.sentenceCount += 1;

@@ -52,7 +52,7 @@ export class ChatImporter {
         model: message.model,
         usage: message.usage,
         tokenCount: this.tokens.count(message.content),
-        createdAt: message.createdAt ?? importedAt,
+        createdAt: (message.createdAt ?? importedAt).toISOString(),
       });
       tokenized += message.content.length;
       if (tokenized >= TOKENIZE_SLICE) {

@@ -5,6 +5,9 @@ import { Message } from '../../src/chats/message';
 import { deferred } from '../support/deferred';
 import { importedMessages, key, newChat, TENANT, userMessage } from './fixtures';
 
+/** A stored message's time: ISO 8601 in UTC with milliseconds, as the API shows it. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 /** A repository over empty storage, and how to dispose of it. */
 export interface RepositoryUnderTest {
   repository: ChatRepository;
@@ -220,7 +223,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           model: null,
           usage: null,
           tokenCount: 7,
-          createdAt: expect.any(Date),
+          createdAt: expect.stringMatching(ISO_TIME),
         });
         expect(answer).toEqual({
           id: answer.id,
@@ -234,7 +237,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           model: 'gpt-test',
           usage: { promptTokens: 12, completionTokens: 5 },
           tokenCount: 3,
-          createdAt: expect.any(Date),
+          createdAt: expect.stringMatching(ISO_TIME),
         });
         expect(await repository.listMessages(key(chat.id), { limit: 10 })).toEqual([question, answer]);
       });
@@ -246,8 +249,8 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         expect(await repository.findChat(key(chat.id))).toEqual({
           ...chat,
           messageCount: 3,
-          updatedAt: last.createdAt,
-          lastMessageAt: last.createdAt,
+          updatedAt: new Date(last.createdAt),
+          lastMessageAt: new Date(last.createdAt),
           currentMessageId: last.id,
         });
       });
@@ -469,7 +472,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           messageCount: 8,
           createdAt,
           updatedAt: expect.any(Date),
-          lastMessageAt: messages[7].createdAt,
+          lastMessageAt: new Date(messages[7].createdAt),
           currentMessageId: messages[5].id,
         });
         expect(chat.updatedAt.getTime()).toBeGreaterThanOrEqual(before);

@@ -45,6 +45,6 @@ export const importedMessages = (parents: (number | null)[]): ImportedMessage[] 
     model: null,
     usage: null,
     tokenCount: 2,
-    createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)),
+    createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
   }));
 };

@@ -85,7 +85,7 @@ export class MessageDto {
       parentId: message.parentId,
       model: message.model,
       usage: message.usage,
-      createdAt: message.createdAt.toISOString(),
+      createdAt: message.createdAt,
     };
   }
 }

@@ -41,6 +41,10 @@ function lowerBound<T, K>(sorted: readonly T[], key: K, keyOf: (item: T) => K): 
 
 const itself = (id: string) => id;
 const seqOf = (message: Message) => message.seq;
+const lastMessageAtOf = (record: ChatRecord): Date | null => {
+  const last = record.messages.at(-1);
+  return last ? new Date(last.createdAt) : null;
+};
 
 /** What changes in the chats kept in memory, for an index kept of them (InMemoryMessageSearch). */
 export interface InMemoryChatsListener {
@@ -59,7 +63,7 @@ function frozenMessage(
   record: ChatRecord,
   input: NewMessage,
   parent: Message | null,
-  createdAt: Date,
+  createdAt: string,
 ): Message {
   return Object.freeze({
     id,
@@ -123,7 +127,7 @@ export class InMemoryChatRepository extends ChatRepository {
       ...record.chat,
       messageCount: record.messages.length,
       updatedAt: new Date(),
-      lastMessageAt: record.messages.at(-1)?.createdAt ?? null,
+      lastMessageAt: lastMessageAtOf(record),
       currentMessageId: record.current?.id ?? null,
     });
     this.add(record);
@@ -221,7 +225,7 @@ export class InMemoryChatRepository extends ChatRepository {
       if (!parent) throw new UnknownMessageIdError(input.parentId, 'parentId');
     }
     const createdAt = new Date();
-    const message = frozenMessage(input.id ?? uuidv7(), record, input, parent, createdAt);
+    const message = frozenMessage(input.id ?? uuidv7(), record, input, parent, createdAt.toISOString());
     this.placeInLine(record, message, parent);
     record.current = message;
     this.listener?.stored(record.tenantId, message);

@@ -18,6 +18,7 @@ import { prepareQuery } from './prepared-query';
 import type { SqlDatabase } from './sql-database';
 
 const toDate = (value: Date | string): Date => (value instanceof Date ? value : new Date(value));
+const toIsoTime = (value: Date | string): string => toDate(value).toISOString();
 const fromJson = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
 
 function toChat(row: Selectable<ChatsTable>): Chat {
@@ -91,7 +92,7 @@ function importedRows(chatId: string, messages: readonly ImportedMessage[]) {
       message.model,
       message.usage && JSON.stringify(message.usage),
       message.tokenCount,
-      message.createdAt.toISOString(),
+      message.createdAt,
     ];
   });
   return { rows, lineOf };
@@ -127,7 +128,7 @@ export function toMessage(row: Selectable<MessagesTable>): Message {
     model: row.model,
     usage: row.usage === null ? null : fromJson(row.usage),
     tokenCount: row.token_count,
-    createdAt: toDate(row.created_at),
+    createdAt: toIsoTime(row.created_at),
   };
 }
 
@@ -327,7 +328,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         .set({
           message_count: rows.length,
           updated_at: importedAt,
-          last_message_at: messages.at(-1)?.createdAt.toISOString() ?? null,
+          last_message_at: messages.at(-1)?.createdAt ?? null,
           current_message_id: currentMessageId,
           current_line_id: currentMessageId === null ? null : lineOf.get(currentMessageId)!,
         })
