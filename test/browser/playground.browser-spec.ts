@@ -1,10 +1,12 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { readFileSync } from 'node:fs';
 import type { Locator, Page } from 'playwright-core';
 import request from 'supertest';
 import { ChatDto } from '../../src/chats/dto/chat.dto';
 import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
 import { MessageDto, MessagePageDto } from '../../src/messages/dto/message.dto';
 import { SearchHitDto } from '../../src/search/dto/search-hit.dto';
+import { ExportDocumentDto } from '../../src/transfer/dto/export-document.dto';
 import { describeWithChromium, launchChromium, screenshot, TestBrowser } from '../support/browser';
 import { branchedDocument } from '../support/chat-documents';
 import { deferred } from '../support/deferred';
@@ -132,6 +134,13 @@ describeWithChromium('Playground (browser)', () => {
   const searchFor = async (page: Page, q: string) => {
     await page.getByLabel('Search messages').fill(q);
     await page.getByLabel('Search messages').press('Enter');
+  };
+  /** Clicks the button and reads the file it downloads. */
+  const download = async (page: Page, button: string) => {
+    const saving = page.waitForEvent('download');
+    await page.getByRole('button', { name: button }).click();
+    const file = await saving;
+    return { name: file.suggestedFilename(), text: readFileSync((await file.path())!, 'utf8') };
   };
 
   it('should send a message and show the reply as it streams in', async () => {
@@ -850,6 +859,41 @@ describeWithChromium('Playground (browser)', () => {
     await page.locator('#search-results').waitFor({ state: 'hidden' });
     expect(await page.getByLabel('Search messages').inputValue()).toBe('');
     expect(pageErrors.filter((error) => !/status of 422/.test(error))).toEqual([]);
+  });
+
+  it('should export the open chat as JSON and Markdown files that hold what the service exports', async () => {
+    const page = await start({ llm: new RecordingLlmProvider() });
+    await startChat(page, 'Be brief.');
+    await say(page, 'Plan a day in Lisbon', 1);
+    await say(page, 'Add a museum', 2);
+    await page.locator('#chat-list [aria-current="true"]', { hasText: 'Plan a day in Lisbon' }).waitFor();
+    const chatId = openChatId(page);
+    expect((await storedChat(chatId)).title).toBe('Plan a day in Lisbon');
+
+    const json = await download(page, 'Export JSON');
+    expect(json.name).toBe('Plan a day in Lisbon.json');
+    const exported = (await http().get(`/chats/${chatId}/export`).expect(200)).body as ExportDocumentDto;
+    expect(JSON.parse(json.text)).toEqual(exported);
+    expect(exported.chat).toMatchObject({ id: chatId, systemPrompt: 'Be brief.' });
+    expect(contents(exported.messages as MessageDto[])).toEqual(await shown(page));
+
+    const markdown = await download(page, 'Export Markdown');
+    expect(markdown.name).toBe('Plan a day in Lisbon.md');
+    expect(markdown.text).toBe((await http().get(`/chats/${chatId}/export?format=markdown`).expect(200)).text);
+    expect(markdown.text).toBe(
+      '# Plan a day in Lisbon\n\n## User\n\nPlan a day in Lisbon\n\n## Assistant\n\nreply to: Plan a day in Lisbon\n' +
+        '\n## User\n\nAdd a museum\n\n## Assistant\n\nreply to: Add a museum\n',
+    );
+
+    // A title is a file name without what separates or quotes paths; with no title, the id is.
+    await http().patch(`/chats/${chatId}`).send({ title: 'Lisbon / Porto: "2 days"?' }).expect(200);
+    await page.locator(`#chat-list button[data-chat-id="${chatId}"]`).click();
+    await page.locator('#chat-title', { hasText: 'Lisbon / Porto' }).waitFor();
+    expect((await download(page, 'Export JSON')).name).toBe('Lisbon Porto 2 days.json');
+    await startChat(page);
+    const untitled = await download(page, 'Export Markdown');
+    expect(untitled).toEqual({ name: `${openChatId(page)}.md`, text: '# Untitled chat\n' });
+    expect(pageErrors).toEqual([]);
   });
 
   it('should serve Swagger UI at /docs, whose "Try it out" creates a chat', async () => {

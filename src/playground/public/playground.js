@@ -28,6 +28,9 @@ const ui = {
   chatListEmpty: $('chat-list-empty'),
   moreChats: $('more-chats'),
   chatTitle: $('chat-title'),
+  exportGroup: $('export'),
+  exportJson: $('export-json'),
+  exportMarkdown: $('export-markdown'),
   chatMeta: $('chat-meta'),
   chatSystem: $('chat-system'),
   notice: $('notice'),
@@ -242,6 +245,7 @@ function renderChatHead() {
   ui.chatMeta.textContent = chat ? `Model: ${chat.model} · created ${formatTime(chat.createdAt)}` : '';
   ui.chatSystem.hidden = !chat?.systemPrompt;
   ui.chatSystem.textContent = chat?.systemPrompt ? `System prompt: ${chat.systemPrompt}` : '';
+  ui.exportGroup.hidden = !chat;
   // No chat open: the composer still works, its first message starts a chat.
   ui.send.disabled = state.turn !== null;
   ui.messagesEmpty.hidden = ui.messages.children.length > 0;
@@ -948,6 +952,50 @@ ui.clearSearch.addEventListener('click', () => {
   clearSearch();
   ui.searchInput.focus();
 });
+
+// ---------------------------------------------------------------- export
+
+const EXPORT_FORMATS = {
+  json: { query: '', accept: 'application/json', extension: 'json' },
+  markdown: { query: '?format=markdown', accept: 'text/markdown', extension: 'md' },
+};
+
+/** The chat's title as a file name (no characters that separate or quote paths), else its id. */
+function exportFileName(chat, extension) {
+  const title = (chat.title ?? '')
+    .replace(/[\\/:*?"<>|\p{Cc}]+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 100)
+    .replace(/^[.\s]+|[.\s]+$/g, '');
+  return `${title || chat.id}.${extension}`;
+}
+
+/** Fetched, not linked to: a link could not send the API key. Saved through a Blob and an <a download>. */
+async function exportChat(format) {
+  const chat = state.chat;
+  if (!chat) return;
+  const { query, accept, extension } = EXPORT_FORMATS[format];
+  clearNotice();
+  try {
+    const response = await fetch(`/chats/${encodeURIComponent(chat.id)}/export${query}`, {
+      headers: requestHeaders({ Accept: accept }),
+    });
+    if (!response.ok) throw await errorFrom(response);
+    const url = URL.createObjectURL(await response.blob());
+    const link = el('a');
+    link.href = url;
+    link.download = exportFileName(chat, extension);
+    link.click();
+    // The browser may read the URL after click() returns.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (error) {
+    showNotice(describeError(error));
+  }
+}
+
+ui.exportJson.addEventListener('click', () => void exportChat('json'));
+ui.exportMarkdown.addEventListener('click', () => void exportChat('markdown'));
 
 // ---------------------------------------------------------------- summary
 
