@@ -142,6 +142,11 @@ describeWithChromium('Playground (browser)', () => {
     const file = await saving;
     return { name: file.suggestedFilename(), text: readFileSync((await file.path())!, 'utf8') };
   };
+  const jsonFile = (name: string, body: unknown) => ({
+    name,
+    mimeType: 'application/json',
+    buffer: Buffer.from(JSON.stringify(body)),
+  });
 
   it('should send a message and show the reply as it streams in', async () => {
     const llm = new RecordingLlmProvider();
@@ -894,6 +899,58 @@ describeWithChromium('Playground (browser)', () => {
     const untitled = await download(page, 'Export Markdown');
     expect(untitled).toEqual({ name: `${openChatId(page)}.md`, text: '# Untitled chat\n' });
     expect(pageErrors).toEqual([]);
+  });
+
+  it('should import a chat from a file and open it, and show what is wrong with a bad file', async () => {
+    const page = await start();
+    await page.getByText('No chats yet.').waitFor();
+    const lisbon = branchedDocument();
+    const picking = page.waitForEvent('filechooser');
+    await page.getByRole('button', { name: 'Import…' }).click();
+    await (await picking).setFiles(jsonFile('lisbon.json', lisbon));
+
+    // Opened at its current branch, and selected in the list, with the keyboard on the composer.
+    await page.locator('#chat-list [aria-current="true"]', { hasText: 'Lisbon' }).waitFor();
+    await assistantReply(page, 'completed', 'Cascais is a train ride away.').waitFor();
+    expect(await shown(page)).toEqual([
+      'Plan a day in Lisbon',
+      'Belém, then Alfama.',
+      'Add a beach',
+      'Cascais is a train ride away.',
+    ]);
+    expect(await text(page.locator('#chat-system'))).toBe('System prompt: Be brief.');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('message-input');
+    const chatId = openChatId(page);
+    expect(chatId).not.toBe(lisbon.chat.id);
+    expect(contents(await stored(chatId, '?branch=all'))).toEqual(lisbon.messages.map((m) => m.content));
+    await screenshot(page, '23-imported');
+
+    // Refused: the problem's detail names the first bad field; nothing is stored, the chat stays open.
+    const bad = {
+      title: 'Bad',
+      messages: [
+        { role: 'user', content: 'Hi' },
+        { role: 'robot', content: 'Beep' },
+      ],
+    };
+    const refusal = (await http().post('/chats/import').send(bad).expect(422)).body;
+    expect(refusal.detail).toMatch(/^messages\[1\]\.role: /);
+    await page.locator('#import-file').setInputFiles(jsonFile('bad.json', bad));
+    await page.locator('#notice', { hasText: refusal.detail }).waitFor();
+    await screenshot(page, '24-import-refused');
+    // Not JSON at all: the service's 400 says so.
+    const notJson = '{"messages": [';
+    const malformed = (
+      await http().post('/chats/import').set('Content-Type', 'application/json').send(notJson).expect(400)
+    ).body;
+    await page.locator('#import-file').setInputFiles({ ...jsonFile('notes.json', null), buffer: Buffer.from(notJson) });
+    await page.locator('#notice', { hasText: `Bad Request: ${malformed.detail}` }).waitFor();
+
+    expect(openChatId(page)).toBe(chatId);
+    expect(await shown(page)).toHaveLength(4);
+    const chats = (await http().get('/chats').expect(200)).body as { data: ChatDto[] };
+    expect(chats.data.map((chat) => chat.id)).toEqual([chatId]);
+    expect(pageErrors.filter((error) => !/status of 4(00|22)/.test(error))).toEqual([]);
   });
 
   it('should serve Swagger UI at /docs, whose "Try it out" creates a chat', async () => {

@@ -17,6 +17,8 @@ const ui = {
   forgetKey: $('forget-key'),
   newChatForm: $('new-chat-form'),
   systemPrompt: $('system-prompt'),
+  importChat: $('import-chat'),
+  importFile: $('import-file'),
   searchForm: $('search-form'),
   searchInput: $('search-input'),
   searchResults: $('search-results'),
@@ -90,11 +92,12 @@ async function errorFrom(response) {
   return new ApiError(response.status, problem);
 }
 
-async function api(path, { method = 'GET', body } = {}) {
+/** `body` goes as JSON; `json` is JSON text sent as it is (a file's: the service says what is wrong with it). */
+async function api(path, { method = 'GET', body, json = body === undefined ? undefined : JSON.stringify(body) } = {}) {
   const response = await fetch(path, {
     method,
-    headers: requestHeaders(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-    body: body === undefined ? undefined : JSON.stringify(body),
+    headers: requestHeaders(json === undefined ? {} : { 'Content-Type': 'application/json' }),
+    body: json,
   });
   if (!response.ok) throw await errorFrom(response);
   const text = await response.text(); // empty for 202 and 204
@@ -953,7 +956,7 @@ ui.clearSearch.addEventListener('click', () => {
   ui.searchInput.focus();
 });
 
-// ---------------------------------------------------------------- export
+// ---------------------------------------------------------------- export and import
 
 const EXPORT_FORMATS = {
   json: { query: '', accept: 'application/json', extension: 'json' },
@@ -996,6 +999,26 @@ async function exportChat(format) {
 
 ui.exportJson.addEventListener('click', () => void exportChat('json'));
 ui.exportMarkdown.addEventListener('click', () => void exportChat('markdown'));
+
+/** Posts the file's text as it is, then lists and opens the new chat; a refusal names the first bad field. */
+async function importChat(file) {
+  clearNotice();
+  try {
+    const chat = await api('/chats/import', { method: 'POST', json: await file.text() });
+    await loadChats(); // newest first: the new chat heads it
+    await openChat(chat.id);
+    ui.input.focus();
+  } catch (error) {
+    showNotice(describeError(error));
+  }
+}
+
+ui.importChat.addEventListener('click', () => ui.importFile.click());
+ui.importFile.addEventListener('change', () => {
+  const [file] = ui.importFile.files;
+  ui.importFile.value = ''; // picking the same file again is a change too
+  if (file) void importChat(file);
+});
 
 // ---------------------------------------------------------------- summary
 
