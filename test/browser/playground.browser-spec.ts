@@ -1,10 +1,14 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { readFileSync } from 'node:fs';
 import type { Locator, Page } from 'playwright-core';
 import request from 'supertest';
 import { ChatDto } from '../../src/chats/dto/chat.dto';
 import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
 import { MessageDto, MessagePageDto } from '../../src/messages/dto/message.dto';
+import { SearchHitDto } from '../../src/search/dto/search-hit.dto';
+import { ExportDocumentDto } from '../../src/transfer/dto/export-document.dto';
 import { describeWithChromium, launchChromium, screenshot, TestBrowser } from '../support/browser';
+import { branchedDocument } from '../support/chat-documents';
 import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
@@ -127,6 +131,22 @@ describeWithChromium('Playground (browser)', () => {
     ((await http().get(`/chats/${chatId}/messages${query}`).expect(200)).body as MessagePageDto).data;
   const contents = (messages: MessageDto[]) => messages.map((m) => m.content);
   const nextPatch = (page: Page) => page.waitForRequest((req) => req.method() === 'PATCH');
+  const searchFor = async (page: Page, q: string) => {
+    await page.getByLabel('Search messages').fill(q);
+    await page.getByLabel('Search messages').press('Enter');
+  };
+  /** Clicks the button and reads the file it downloads. */
+  const download = async (page: Page, button: string) => {
+    const saving = page.waitForEvent('download');
+    await page.getByRole('button', { name: button }).click();
+    const file = await saving;
+    return { name: file.suggestedFilename(), text: readFileSync((await file.path())!, 'utf8') };
+  };
+  const jsonFile = (name: string, body: unknown) => ({
+    name,
+    mimeType: 'application/json',
+    buffer: Buffer.from(JSON.stringify(body)),
+  });
 
   it('should send a message and show the reply as it streams in', async () => {
     const llm = new RecordingLlmProvider();
@@ -746,6 +766,191 @@ describeWithChromium('Playground (browser)', () => {
     expect(llm.calls).toHaveLength(1);
     expect(await page.getByLabel('System prompt').inputValue()).toBe('');
     expect(pageErrors).toEqual([]);
+  });
+
+  it('should search every chat and open the chat of a hit, scrolled to the hit', async () => {
+    // A long chat, there before the page loads: the page opens a chat at its end, far below the hit.
+    const packing = Array.from({ length: 30 }, (_, n) => ({
+      role: n % 2 === 0 ? 'user' : 'assistant',
+      content: n === 2 ? 'Do I need my passport for <b>Porto</b>?' : `Packing step ${n + 1}: more socks.`,
+    }));
+    let packingId = '';
+    const page = await start({
+      llm: new RecordingLlmProvider(),
+      beforeLoad: async () => {
+        const imported = await http().post('/chats/import').send({ title: 'Packing list', messages: packing });
+        packingId = (imported.body as ChatDto).id;
+      },
+    });
+    const patches: string[] = [];
+    page.on('request', (req) => req.method() === 'PATCH' && patches.push(req.url()));
+    await startChat(page);
+    await say(page, 'Where should I eat tonight?', 1);
+
+    await searchFor(page, 'passport');
+    const hit = page.locator('#search-hits .search-hit');
+    await hit.waitFor();
+    const [expected] = (await http().get('/search?q=passport').expect(200)).body.data as SearchHitDto[];
+    expect(await hit.count()).toBe(1);
+    expect(await text(hit.locator('.search-hit__title'))).toBe('Packing list');
+    // The snippet shows as text, with each match of the service's in a <mark>.
+    expect(await text(hit.locator('.search-hit__snippet'))).toBe('Do I need my passport for <b>Porto</b>?');
+    expect(await text(hit.locator('.search-hit__snippet'))).toBe(expected.snippet.text);
+    expect(await hit.locator('mark').allTextContents()).toEqual(['passport']);
+    expect(await page.locator('#search-hits b').count()).toBe(0);
+    await screenshot(page, '21-search-hits');
+
+    await hit.click();
+    const opened = page.locator('#messages .message--hit');
+    await opened.waitFor();
+    expect(openChatId(page)).toBe(packingId);
+    expect(await opened.getAttribute('data-message-id')).toBe(expected.message.id);
+    expect(await text(opened.locator('.message__content'))).toBe('Do I need my passport for <b>Porto</b>?');
+    expect(await text(page.locator('#chat-title'))).toBe('Packing list');
+    await page.locator('#chat-list [aria-current="true"]', { hasText: 'Packing list' }).waitFor();
+    expect(await shown(page)).toEqual(packing.map((m) => m.content));
+    // Scrolled into the list's view, away from its end; the keyboard is on it.
+    const list = (await page.locator('#messages').boundingBox())!;
+    const box = (await opened.boundingBox())!;
+    expect(box.y).toBeGreaterThanOrEqual(list.y);
+    expect(box.y + box.height).toBeLessThanOrEqual(list.y + list.height);
+    const last = (await page.locator('#messages .message').last().boundingBox())!;
+    expect(last.y).toBeGreaterThan(list.y + list.height);
+    expect(await page.evaluate(() => document.activeElement?.dataset.messageId)).toBe(expected.message.id);
+    // On the current branch already: nothing switched.
+    expect(patches).toEqual([]);
+    await screenshot(page, '22-search-hit-opened');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should open a hit on another branch with that branch, and say when nothing matches or q is refused', async () => {
+    let lisbonId = '';
+    const page = await start({
+      llm: new RecordingLlmProvider(),
+      beforeLoad: async () => {
+        lisbonId = ((await http().post('/chats/import').send(branchedDocument()).expect(201)).body as ChatDto).id;
+      },
+    });
+    await page.locator('#chat-list button', { hasText: 'Lisbon' }).click();
+    await assistantReply(page, 'completed', 'Cascais is a train ride away.').waitFor();
+
+    await searchFor(page, 'museum');
+    const hit = page.locator('#search-hits .search-hit', { hasText: 'Add a museum' });
+    const museum = (await stored(lisbonId, '?branch=all')).find((m) => m.content === 'Add a museum')!;
+    const patch = nextPatch(page);
+    await hit.click();
+    // The hit's branch becomes current (continued by the service to its newest message), and shows.
+    expect((await patch).postDataJSON()).toEqual({ currentMessageId: museum.id });
+    await page.locator('#messages .message--hit', { hasText: 'Add a museum' }).waitFor();
+    expect(await shown(page)).toEqual(['Plan a day in Lisbon', 'Belém, then Alfama.', 'Add a museum', '']);
+    expect(await text(userMessage(page, 'Add a museum').locator('.versions__count'))).toBe('1 / 2');
+    expect(contents(await stored(lisbonId))).toEqual(await shown(page));
+
+    await searchFor(page, 'zanzibar');
+    await page.locator('#search-status', { hasText: 'No messages match “zanzibar”.' }).waitFor();
+    expect(await page.locator('#search-hits li').count()).toBe(0);
+
+    // The service's limit on q, shown as its problem says.
+    const long = 'lisbon '.repeat(30);
+    const refusal = (await http().get('/search').query({ q: long.trim() }).expect(422)).body;
+    await searchFor(page, long);
+    await page.locator('#notice', { hasText: refusal.detail }).waitFor();
+    expect(await page.locator('#search-results').isHidden()).toBe(true);
+
+    // Escape clears the search.
+    await searchFor(page, 'beach');
+    await page.locator('#search-hits .search-hit', { hasText: 'Add a beach' }).waitFor();
+    await page.getByLabel('Search messages').press('Escape');
+    await page.locator('#search-results').waitFor({ state: 'hidden' });
+    expect(await page.getByLabel('Search messages').inputValue()).toBe('');
+    expect(pageErrors.filter((error) => !/status of 422/.test(error))).toEqual([]);
+  });
+
+  it('should export the open chat as JSON and Markdown files that hold what the service exports', async () => {
+    const page = await start({ llm: new RecordingLlmProvider() });
+    await startChat(page, 'Be brief.');
+    await say(page, 'Plan a day in Lisbon', 1);
+    await say(page, 'Add a museum', 2);
+    await page.locator('#chat-list [aria-current="true"]', { hasText: 'Plan a day in Lisbon' }).waitFor();
+    const chatId = openChatId(page);
+    expect((await storedChat(chatId)).title).toBe('Plan a day in Lisbon');
+
+    const json = await download(page, 'Export JSON');
+    expect(json.name).toBe('Plan a day in Lisbon.json');
+    const exported = (await http().get(`/chats/${chatId}/export`).expect(200)).body as ExportDocumentDto;
+    expect(JSON.parse(json.text)).toEqual(exported);
+    expect(exported.chat).toMatchObject({ id: chatId, systemPrompt: 'Be brief.' });
+    expect(contents(exported.messages as MessageDto[])).toEqual(await shown(page));
+
+    const markdown = await download(page, 'Export Markdown');
+    expect(markdown.name).toBe('Plan a day in Lisbon.md');
+    expect(markdown.text).toBe((await http().get(`/chats/${chatId}/export?format=markdown`).expect(200)).text);
+    expect(markdown.text).toBe(
+      '# Plan a day in Lisbon\n\n## User\n\nPlan a day in Lisbon\n\n## Assistant\n\nreply to: Plan a day in Lisbon\n' +
+        '\n## User\n\nAdd a museum\n\n## Assistant\n\nreply to: Add a museum\n',
+    );
+
+    // A title is a file name without what separates or quotes paths; with no title, the id is.
+    await http().patch(`/chats/${chatId}`).send({ title: 'Lisbon / Porto: "2 days"?' }).expect(200);
+    await page.locator(`#chat-list button[data-chat-id="${chatId}"]`).click();
+    await page.locator('#chat-title', { hasText: 'Lisbon / Porto' }).waitFor();
+    expect((await download(page, 'Export JSON')).name).toBe('Lisbon Porto 2 days.json');
+    await startChat(page);
+    const untitled = await download(page, 'Export Markdown');
+    expect(untitled).toEqual({ name: `${openChatId(page)}.md`, text: '# Untitled chat\n' });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should import a chat from a file and open it, and show what is wrong with a bad file', async () => {
+    const page = await start();
+    await page.getByText('No chats yet.').waitFor();
+    const lisbon = branchedDocument();
+    const picking = page.waitForEvent('filechooser');
+    await page.getByRole('button', { name: 'Import…' }).click();
+    await (await picking).setFiles(jsonFile('lisbon.json', lisbon));
+
+    // Opened at its current branch, and selected in the list, with the keyboard on the composer.
+    await page.locator('#chat-list [aria-current="true"]', { hasText: 'Lisbon' }).waitFor();
+    await assistantReply(page, 'completed', 'Cascais is a train ride away.').waitFor();
+    expect(await shown(page)).toEqual([
+      'Plan a day in Lisbon',
+      'Belém, then Alfama.',
+      'Add a beach',
+      'Cascais is a train ride away.',
+    ]);
+    expect(await text(page.locator('#chat-system'))).toBe('System prompt: Be brief.');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('message-input');
+    const chatId = openChatId(page);
+    expect(chatId).not.toBe(lisbon.chat.id);
+    expect(contents(await stored(chatId, '?branch=all'))).toEqual(lisbon.messages.map((m) => m.content));
+    await screenshot(page, '23-imported');
+
+    // Refused: the problem's detail names the first bad field; nothing is stored, the chat stays open.
+    const bad = {
+      title: 'Bad',
+      messages: [
+        { role: 'user', content: 'Hi' },
+        { role: 'robot', content: 'Beep' },
+      ],
+    };
+    const refusal = (await http().post('/chats/import').send(bad).expect(422)).body;
+    expect(refusal.detail).toMatch(/^messages\[1\]\.role: /);
+    await page.locator('#import-file').setInputFiles(jsonFile('bad.json', bad));
+    await page.locator('#notice', { hasText: refusal.detail }).waitFor();
+    await screenshot(page, '24-import-refused');
+    // Not JSON at all: the service's 400 says so.
+    const notJson = '{"messages": [';
+    const malformed = (
+      await http().post('/chats/import').set('Content-Type', 'application/json').send(notJson).expect(400)
+    ).body;
+    await page.locator('#import-file').setInputFiles({ ...jsonFile('notes.json', null), buffer: Buffer.from(notJson) });
+    await page.locator('#notice', { hasText: `Bad Request: ${malformed.detail}` }).waitFor();
+
+    expect(openChatId(page)).toBe(chatId);
+    expect(await shown(page)).toHaveLength(4);
+    const chats = (await http().get('/chats').expect(200)).body as { data: ChatDto[] };
+    expect(chats.data.map((chat) => chat.id)).toEqual([chatId]);
+    expect(pageErrors.filter((error) => !/status of 4(00|22)/.test(error))).toEqual([]);
   });
 
   it('should serve Swagger UI at /docs, whose "Try it out" creates a chat', async () => {

@@ -17,10 +17,22 @@ const ui = {
   forgetKey: $('forget-key'),
   newChatForm: $('new-chat-form'),
   systemPrompt: $('system-prompt'),
+  importChat: $('import-chat'),
+  importFile: $('import-file'),
+  searchForm: $('search-form'),
+  searchInput: $('search-input'),
+  searchResults: $('search-results'),
+  searchStatus: $('search-status'),
+  searchHits: $('search-hits'),
+  moreHits: $('more-hits'),
+  clearSearch: $('clear-search'),
   chatList: $('chat-list'),
   chatListEmpty: $('chat-list-empty'),
   moreChats: $('more-chats'),
   chatTitle: $('chat-title'),
+  exportGroup: $('export'),
+  exportJson: $('export-json'),
+  exportMarkdown: $('export-markdown'),
   chatMeta: $('chat-meta'),
   chatSystem: $('chat-system'),
   notice: $('notice'),
@@ -44,6 +56,8 @@ const state = {
   nextChatsCursor: null,
   /** Message ids by parentId ('' for roots), each group by seq: the versions "‹ n / m ›" flips through. */
   siblings: new Map(),
+  /** The results shown: their words, the cursor of the next page, and the number of the search asked last. */
+  search: { q: '', nextCursor: null, asked: 0 },
 };
 
 // ---------------------------------------------------------------- API
@@ -78,11 +92,12 @@ async function errorFrom(response) {
   return new ApiError(response.status, problem);
 }
 
-async function api(path, { method = 'GET', body } = {}) {
+/** `body` goes as JSON; `json` is JSON text sent as it is (a file's: the service says what is wrong with it). */
+async function api(path, { method = 'GET', body, json = body === undefined ? undefined : JSON.stringify(body) } = {}) {
   const response = await fetch(path, {
     method,
-    headers: requestHeaders(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-    body: body === undefined ? undefined : JSON.stringify(body),
+    headers: requestHeaders(json === undefined ? {} : { 'Content-Type': 'application/json' }),
+    body: json,
   });
   if (!response.ok) throw await errorFrom(response);
   const text = await response.text(); // empty for 202 and 204
@@ -233,6 +248,7 @@ function renderChatHead() {
   ui.chatMeta.textContent = chat ? `Model: ${chat.model} · created ${formatTime(chat.createdAt)}` : '';
   ui.chatSystem.hidden = !chat?.systemPrompt;
   ui.chatSystem.textContent = chat?.systemPrompt ? `System prompt: ${chat.systemPrompt}` : '';
+  ui.exportGroup.hidden = !chat;
   // No chat open: the composer still works, its first message starts a chat.
   ui.send.disabled = state.turn !== null;
   ui.messagesEmpty.hidden = ui.messages.children.length > 0;
@@ -266,23 +282,38 @@ function groupSiblings(allMessages) {
   return groups;
 }
 
-/** Shows a chat, and follows the reply the service is writing in it, if any (see attach). */
-async function openChat(chatId) {
+/**
+ * Shows a chat, and follows the reply the service is writing in it, if any (see attach). With
+ * `at` (a search hit), the branch shown holds that message, and the page scrolls to it.
+ */
+async function openChat(chatId, { at = null } = {}) {
   leaveTurn();
   clearNotice();
   const saved = rememberedReply(chatId);
   try {
-    await showChat(await api(`/chats/${encodeURIComponent(chatId)}`));
+    let chat = await api(`/chats/${encodeURIComponent(chatId)}`);
+    let branch = at ? await readMessages(chatId, '') : undefined;
+    // The page shows the current branch only, so a hit elsewhere makes its branch current, as
+    // flipping versions does: what the user sends next then follows the messages they looked at.
+    if (branch && !branch.messages.some((message) => message.id === at)) {
+      chat = await api(`/chats/${encodeURIComponent(chatId)}`, { method: 'PATCH', body: { currentMessageId: at } });
+      branch = undefined;
+    }
+    await showChat(chat, branch);
   } catch (error) {
     showNotice(describeError(error));
     return;
   }
+  if (at) showMessage(at);
   void attach(chatId, saved);
 }
 
-/** Shows a chat's current branch, root first; every message with versions gets "‹ n / m ›". */
-async function showChat(chat) {
-  const [branch, all] = await Promise.all([readMessages(chat.id, ''), readMessages(chat.id, '&branch=all')]);
+/** Shows a chat's current branch (`branchRead`: read already), root first; every message with versions gets "‹ n / m ›". */
+async function showChat(chat, branchRead) {
+  const [branch, all] = await Promise.all([
+    branchRead ?? readMessages(chat.id, ''),
+    readMessages(chat.id, '&branch=all'),
+  ]);
   state.chat = chat;
   state.siblings = groupSiblings(all.messages);
   history.replaceState(null, '', `#${chat.id}`);
@@ -354,6 +385,16 @@ function markStopped(item, label) {
   const meta = item.querySelector('.message__meta');
   meta.querySelectorAll('.badge').forEach((node) => node.remove());
   meta.append(el('span', 'badge badge--incomplete', label));
+}
+
+/** Marks a message and scrolls to it, with the keyboard on it (its actions are a Tab away). */
+function showMessage(messageId) {
+  const item = [...ui.messages.children].find((node) => node.dataset.messageId === messageId);
+  if (!item) return;
+  item.classList.add('message--hit');
+  item.tabIndex = -1;
+  item.scrollIntoView({ block: 'center' });
+  item.focus({ preventScroll: true });
 }
 
 function scrollToEnd(force = false) {
@@ -820,6 +861,164 @@ function startEdit(item, text = item.querySelector('.message__content').textCont
   item.querySelector('.message__content').after(form);
   field.focus();
 }
+
+// ---------------------------------------------------------------- search
+
+/** The snippet's text with each match in a <mark>: text nodes only, so nothing in it is read as markup. */
+function highlighted(text, matches) {
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of [...matches].sort((a, b) => a[0] - b[0])) {
+    if (start < at || end <= start || end > text.length) continue; // overlapping or out of range: left plain
+    parts.push(text.slice(at, start), el('mark', null, text.slice(start, end)));
+    at = end;
+  }
+  parts.push(text.slice(at));
+  return parts;
+}
+
+function renderHit(hit) {
+  const item = el('li');
+  const button = el('button', 'search-hit');
+  button.type = 'button';
+  button.dataset.chatId = hit.chatId;
+  button.dataset.messageId = hit.message.id;
+  const snippet = el('span', 'search-hit__snippet');
+  snippet.append(...highlighted(hit.snippet.text, hit.snippet.matches));
+  const author = hit.message.role === 'user' ? 'You' : 'Assistant';
+  button.append(
+    el('span', 'search-hit__title', hit.chatTitle || 'Untitled chat'),
+    snippet,
+    el('span', 'search-hit__meta', `${author} · ${formatTime(hit.message.createdAt)}`),
+  );
+  button.addEventListener('click', () => void openChat(hit.chatId, { at: hit.message.id }));
+  item.append(button);
+  return item;
+}
+
+/** Searches the words typed, or (`more`) reads on the results shown. */
+async function search({ more = false } = {}) {
+  const q = more ? state.search.q : ui.searchInput.value.trim();
+  if (!q) {
+    clearSearch();
+    return;
+  }
+  const asked = (state.search.asked += 1);
+  const cursor = more ? `&cursor=${encodeURIComponent(state.search.nextCursor)}` : '';
+  clearNotice();
+  ui.searchResults.setAttribute('aria-busy', 'true');
+  try {
+    const page = await api(`/search?q=${encodeURIComponent(q)}&limit=20${cursor}`);
+    if (asked !== state.search.asked) return; // a newer search (or Clear) came meanwhile
+    state.search.q = q;
+    state.search.nextCursor = page.nextCursor;
+    if (!more) ui.searchHits.replaceChildren();
+    ui.searchHits.append(...page.data.map(renderHit));
+    ui.moreHits.hidden = !page.nextCursor;
+    const found = ui.searchHits.children.length > 0;
+    ui.searchStatus.textContent = found ? `Messages with “${q}”, best match first:` : `No messages match “${q}”.`;
+    ui.searchResults.hidden = false;
+  } catch (error) {
+    if (asked !== state.search.asked) return;
+    if (!more) clearSearch();
+    showNotice(describeError(error));
+  } finally {
+    if (asked === state.search.asked) ui.searchResults.removeAttribute('aria-busy');
+  }
+}
+
+function clearSearch() {
+  state.search = { q: '', nextCursor: null, asked: state.search.asked + 1 };
+  ui.searchResults.hidden = true;
+  ui.searchResults.removeAttribute('aria-busy');
+  ui.searchHits.replaceChildren();
+  ui.searchStatus.textContent = '';
+}
+
+ui.searchForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void search();
+});
+ui.searchInput.addEventListener('input', () => {
+  if (ui.searchInput.value === '') clearSearch(); // the field's own clear button
+});
+ui.searchInput.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  event.preventDefault();
+  event.stopPropagation(); // clears the search, and stops no reply streaming meanwhile
+  ui.searchInput.value = '';
+  clearSearch();
+});
+ui.moreHits.addEventListener('click', () => void search({ more: true }));
+ui.clearSearch.addEventListener('click', () => {
+  ui.searchInput.value = '';
+  clearSearch();
+  ui.searchInput.focus();
+});
+
+// ---------------------------------------------------------------- export and import
+
+const EXPORT_FORMATS = {
+  json: { query: '', accept: 'application/json', extension: 'json' },
+  markdown: { query: '?format=markdown', accept: 'text/markdown', extension: 'md' },
+};
+
+/** The chat's title as a file name (no characters that separate or quote paths), else its id. */
+function exportFileName(chat, extension) {
+  const title = (chat.title ?? '')
+    .replace(/[\\/:*?"<>|\p{Cc}]+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 100)
+    .replace(/^[.\s]+|[.\s]+$/g, '');
+  return `${title || chat.id}.${extension}`;
+}
+
+/** Fetched, not linked to: a link could not send the API key. Saved through a Blob and an <a download>. */
+async function exportChat(format) {
+  const chat = state.chat;
+  if (!chat) return;
+  const { query, accept, extension } = EXPORT_FORMATS[format];
+  clearNotice();
+  try {
+    const response = await fetch(`/chats/${encodeURIComponent(chat.id)}/export${query}`, {
+      headers: requestHeaders({ Accept: accept }),
+    });
+    if (!response.ok) throw await errorFrom(response);
+    const url = URL.createObjectURL(await response.blob());
+    const link = el('a');
+    link.href = url;
+    link.download = exportFileName(chat, extension);
+    link.click();
+    // The browser may read the URL after click() returns.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (error) {
+    showNotice(describeError(error));
+  }
+}
+
+ui.exportJson.addEventListener('click', () => void exportChat('json'));
+ui.exportMarkdown.addEventListener('click', () => void exportChat('markdown'));
+
+/** Posts the file's text as it is, then lists and opens the new chat; a refusal names the first bad field. */
+async function importChat(file) {
+  clearNotice();
+  try {
+    const chat = await api('/chats/import', { method: 'POST', json: await file.text() });
+    await loadChats(); // newest first: the new chat heads it
+    await openChat(chat.id);
+    ui.input.focus();
+  } catch (error) {
+    showNotice(describeError(error));
+  }
+}
+
+ui.importChat.addEventListener('click', () => ui.importFile.click());
+ui.importFile.addEventListener('change', () => {
+  const [file] = ui.importFile.files;
+  ui.importFile.value = ''; // picking the same file again is a change too
+  if (file) void importChat(file);
+});
 
 // ---------------------------------------------------------------- summary
 
