@@ -2,7 +2,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { json, NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-body.middleware';
-import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
+import { passOnBodyParserErrors, ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { RequestValidationPipe } from './common/validation/request-validation.pipe';
 import { httpConfig, HttpConfig } from './config/http.config';
 import { ROOT_LOGGER } from './logging/app-logger';
@@ -41,6 +41,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   );
   // A 32,000-character message is at most 128 KiB of UTF-8; the default 1 MB leaves room.
   app.useBodyParser('json', { limit: config.bodyLimit, type: JSON_MEDIA_TYPES });
+  app.use(passOnBodyParserErrors);
   app.useGlobalFilters(new ProblemDetailsFilter());
   app.useGlobalPipes(new RequestValidationPipe());
   setupOpenApi(app);

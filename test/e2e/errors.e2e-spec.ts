@@ -31,6 +31,11 @@ describe('Problem documents (e2e)', () => {
   it('should answer malformed JSON with 400', async () => {
     const response = await http().post('/chats').set('Content-Type', 'application/json').send('{"title": ');
     expectProblem(response, 400, '/chats');
+    expect(response.body.detail).toBe('The request body is not valid JSON.');
+    // The import route reads its bodies with a parser of its own.
+    const imported = await http().post('/chats/import').set('Content-Type', 'application/json').send('{"chat": ');
+    expectProblem(imported, 400, '/chats/import');
+    expect(imported.body.detail).toBe('The request body is not valid JSON.');
   });
 
   it('should answer a body over the limit with 413', async () => {

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 import { STATUS_CODES } from 'node:http';
 import { DomainError, ErrorKind } from '../errors/domain-error';
 import { problemTypeUri } from './problem-type';
@@ -50,6 +50,24 @@ function isBodyParserError(error: unknown): error is BodyParserError {
     typeof (error as Partial<BodyParserError>).type === 'string' &&
     typeof (error as Partial<BodyParserError>).status === 'number'
   );
+}
+
+/**
+ * Express error middleware for after the body parsers. Nest would turn the parser's SyntaxError
+ * into a BadRequestException holding only the parser's words; passed on as a plain Error with its
+ * `type` and `status`, it is answered like every other body-parser error.
+ */
+export function passOnBodyParserErrors(
+  error: unknown,
+  _request: Request,
+  _response: Response,
+  next: NextFunction,
+): void {
+  if (error instanceof SyntaxError && isBodyParserError(error)) {
+    next(Object.assign(new Error(error.message), { type: error.type, status: error.status }));
+    return;
+  }
+  next(error);
 }
 
 /** Describes any thrown value as an RFC 9457 problem document (status and members). */
