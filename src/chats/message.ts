@@ -1,5 +1,8 @@
 export type MessageRole = 'user' | 'assistant';
-/** `incomplete`: an assistant reply cut short (the client left, the upstream broke). */
+/**
+ * `incomplete`: an assistant reply cut short: stopped (POST …/stop, shutdown's grace ran out), its
+ * client left (with CLIENT_DISCONNECT=stop), or the upstream broke.
+ */
 export type MessageStatus = 'completed' | 'incomplete';
 
 export interface TokenUsage {

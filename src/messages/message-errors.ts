@@ -81,7 +81,7 @@ export class ShuttingDownError extends DomainError {
   }
 }
 
-/** The client left mid-turn: the upstream call was aborted and what was generated kept. */
+/** The client left mid-turn (with CLIENT_DISCONNECT=stop): the upstream call was aborted and what was generated kept. */
 export class TurnCancelledError extends TurnFailure {
   readonly kind = 'client-closed';
   readonly code = 'turn-cancelled';

@@ -104,8 +104,9 @@ export class MessagesService {
   ) {}
 
   /**
-   * The life of one turn. The reply to message n is generated with messages 1 … n (its branch) and
-   * stored as n + 1, whatever else arrives meanwhile, since the whole turn holds the chat's lock.
+   * The life of one turn. The reply to a user message is generated with that message's branch up to
+   * it, never a sibling's, and stored as its child, whatever else arrives meanwhile, since the
+   * whole turn holds the chat's lock.
    * Plain and streamed requests run it alike: a streamed response opens at `admitted` and forwards
    * every event, a plain one waits for the end. What fails before `admitted` (404, 422, 409, 429,
    * 503) is thrown before any event; what fails after is thrown with the messages stored so far.

@@ -12,7 +12,8 @@ export type TurnStopReason = 'client-left' | 'shutting-down' | 'stopped';
 export interface Admission {
   /**
    * The turn's one stop signal: it aborts, with a {@link TurnStopReason} as its reason, when the
-   * turn must stop (its client left, or shutdown's grace period ran out). The upstream call
+   * turn must stop (a client asked, shutdown's grace period ran out, or with CLIENT_DISCONNECT=stop
+   * its client left). The upstream call
    * listens to it directly, so a turn makes no other signal of its own.
    */
   readonly signal: AbortSignal;

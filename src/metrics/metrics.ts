@@ -16,7 +16,7 @@ export class Metrics {
 
   readonly llmRequestDuration = new Histogram({
     name: 'llm_request_duration_seconds',
-    help: 'LLM calls of chat turns by provider, model and outcome (completed, cancelled or the problem type)',
+    help: 'LLM calls of chat turns by provider, model and outcome (completed, stopped, cancelled or the problem type)',
     labelNames: ['provider', 'model', 'outcome'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers: [this.registry],
