@@ -30,7 +30,7 @@ import {
   IdempotencyKeyHeader,
 } from '../idempotency/idempotency-key.decorator';
 import { ListMessagesQuery } from './dto/list-messages.query';
-import { MessageDto, MessagePageDto, TurnDto } from './dto/message.dto';
+import { MessageDto, MessagePageDto, TurnDto, USER_MESSAGE_EXAMPLE } from './dto/message.dto';
 import { ReplyFailedProblemDto } from './dto/reply-failed-problem.dto';
 import { SendMessageDto } from './dto/send-message.dto';
 import { SendMessageQuery } from './dto/send-message.query';
@@ -53,20 +53,6 @@ const UNNAMED_TURN = () => ({ userMessageId: null, replyId: crypto.randomUUID() 
 
 /** `{messageId}` path parameters: a non-UUID is an unknown message (404). */
 const MessageIdPipe = new ParseIdPipe((id) => new MessageNotFoundError(id));
-
-const USER_MESSAGE_EXAMPLE = {
-  id: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b',
-  chatId: '0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e',
-  seq: 1,
-  role: 'user',
-  content: 'What should I see in Lisbon in one day?',
-  status: 'completed',
-  inReplyTo: null,
-  parentId: null,
-  model: null,
-  usage: null,
-  createdAt: '2026-11-25T09:31:10.000Z',
-};
 
 const upstreamProblem = (status: number, description: string, type: string, detail: string, retryAfter = false) =>
   ApiProblemResponse(status, {

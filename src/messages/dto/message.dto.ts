@@ -90,7 +90,22 @@ export class MessageDto {
   }
 }
 
-const ASSISTANT_EXAMPLE = {
+/** The examples of one turn's messages, used wherever OpenAPI shows a message. */
+export const USER_MESSAGE_EXAMPLE = {
+  id: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b',
+  chatId: '0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e',
+  seq: 1,
+  role: 'user',
+  content: 'What should I see in Lisbon in one day?',
+  status: 'completed',
+  inReplyTo: null,
+  parentId: null,
+  model: null,
+  usage: null,
+  createdAt: '2026-11-25T09:31:10.000Z',
+};
+
+export const ASSISTANT_MESSAGE_EXAMPLE = {
   id: '0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d',
   chatId: '0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e',
   seq: 2,
@@ -108,7 +123,7 @@ export class TurnDto {
   @ApiProperty({ type: MessageDto, description: 'The stored user message' })
   userMessage: MessageDto;
 
-  @ApiProperty({ type: MessageDto, description: 'The stored reply', example: ASSISTANT_EXAMPLE })
+  @ApiProperty({ type: MessageDto, description: 'The stored reply', example: ASSISTANT_MESSAGE_EXAMPLE })
   assistantMessage: MessageDto;
 
   static from({ userMessage, assistantMessage }: Turn): TurnDto {
