@@ -1,4 +1,4 @@
-import { Kysely } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import { openTestRepository, OpenedRepository, TestDatabase, testDatabases } from '../support/test-databases';
 import { importedMessages, newChat, TENANT } from './fixtures';
 
@@ -57,3 +57,52 @@ describe.each(testDatabases())('SqlChatRepository.importChat on %s', (_name, cre
     expect(Number(count)).toBe(0);
   });
 });
+
+// SQLite's planner keeps no statistics of its own to refresh.
+describe.each(testDatabases().filter(([name]) => name === 'postgres'))(
+  'SqlChatRepository.importChat on %s',
+  (_name, create) => {
+    let database: TestDatabase;
+    let opened: OpenedRepository;
+
+    beforeEach(async () => {
+      database = await create();
+      opened = await openTestRepository(database);
+    });
+    afterEach(async () => {
+      await opened.close();
+      await database.drop();
+    });
+
+    it("should bring PostgreSQL's statistics of chats and messages up to date after a large import", async () => {
+      const rowsInStatistics = async () => {
+        const { rows } = await sql<{ chats: number; messages: number }>`
+          select (select reltuples::float8 from pg_class where oid = 'chats'::regclass) as chats,
+                 (select reltuples::float8 from pg_class where oid = 'messages'::regclass) as messages`.execute(
+          opened.database.db,
+        );
+        return rows[0];
+      };
+      // Only the import may analyze the table here, not autovacuum meanwhile.
+      for (const table of ['chats', 'messages'])
+        await sql`alter table ${sql.table(table)} set (autovacuum_enabled = false)`.execute(opened.database.db);
+      const small = line(999);
+      await opened.repository.importChat({
+        chat: newChat(),
+        createdAt: new Date(),
+        messages: small,
+        currentMessageId: null,
+      });
+      expect(await rowsInStatistics()).toEqual({ chats: -1, messages: -1 }); // never analyzed
+      const large = line(1000);
+      await opened.repository.importChat({
+        chat: newChat(),
+        createdAt: new Date(),
+        messages: large,
+        currentMessageId: null,
+      });
+      // Until then the planner took the table for empty and searched through a chat's index.
+      expect(await rowsInStatistics()).toEqual({ chats: 2, messages: 1999 });
+    });
+  },
+);
