@@ -5,24 +5,28 @@ import { importedMessages, newChat, TENANT } from './fixtures';
 /** A line of `count` messages, each the child of the one before. */
 const line = (count: number) => importedMessages(Array.from({ length: count }, (_, i) => (i === 0 ? null : i - 1)));
 
-describe.each(testDatabases())('SqlChatRepository.importChat on %s', (_name, create) => {
-  let database: TestDatabase;
-  let opened: OpenedRepository;
-
+/** A repository over an empty database of its own for each test of the enclosing describe. */
+function freshRepositoryPerTest(create: () => Promise<TestDatabase>): { opened: OpenedRepository } {
+  const context = {} as { opened: OpenedRepository; database: TestDatabase };
   beforeEach(async () => {
-    database = await create();
-    opened = await openTestRepository(database);
+    context.database = await create();
+    context.opened = await openTestRepository(context.database);
   });
   afterEach(async () => {
     jest.restoreAllMocks();
-    await opened.close();
-    await database.drop();
+    await context.opened.close();
+    await context.database.drop();
   });
+  return context;
+}
+
+describe.each(testDatabases())('SqlChatRepository.importChat on %s', (_name, create) => {
+  const context = freshRepositoryPerTest(create);
 
   it('should store a thousand messages in six multi-row inserts', async () => {
     const executeQuery = jest.spyOn(Kysely.prototype, 'executeQuery');
     const messages = line(1000);
-    const chat = await opened.repository.importChat({
+    const chat = await context.opened.repository.importChat({
       chat: newChat(),
       createdAt: new Date(),
       messages,
@@ -33,7 +37,7 @@ describe.each(testDatabases())('SqlChatRepository.importChat on %s', (_name, cre
     );
     expect(inserts).toHaveLength(6); // 512 + 256 + 128 + 64 + 32 + 8
     expect(chat.messageCount).toBe(1000);
-    const stored = await opened.database.db
+    const stored = await context.opened.database.db
       .selectFrom('messages')
       .select(({ fn }) => [fn.countAll<number>().as('count'), fn.count<number>('line_id').distinct().as('lines')])
       .where('chat_id', '=', chat.id)
@@ -47,10 +51,15 @@ describe.each(testDatabases())('SqlChatRepository.importChat on %s', (_name, cre
     messages[699] = { ...messages[699], id: messages[10].id };
     // The driver's error, not always an Error of the test's realm: its code says what failed.
     await expect(
-      opened.repository.importChat({ chat: newChat(), createdAt: new Date(), messages, currentMessageId: null }),
+      context.opened.repository.importChat({
+        chat: newChat(),
+        createdAt: new Date(),
+        messages,
+        currentMessageId: null,
+      }),
     ).rejects.toHaveProperty('code', expect.stringMatching(/^(SQLITE_CONSTRAINT_PRIMARYKEY|23505)$/));
-    expect(await opened.repository.listChats(TENANT, { limit: 10 })).toEqual([]);
-    const { count } = await opened.database.db
+    expect(await context.opened.repository.listChats(TENANT, { limit: 10 })).toEqual([]);
+    const { count } = await context.opened.database.db
       .selectFrom('messages')
       .select(({ fn }) => fn.countAll<number>().as('count'))
       .executeTakeFirstOrThrow();
@@ -62,32 +71,22 @@ describe.each(testDatabases())('SqlChatRepository.importChat on %s', (_name, cre
 describe.each(testDatabases().filter(([name]) => name === 'postgres'))(
   'SqlChatRepository.importChat on %s',
   (_name, create) => {
-    let database: TestDatabase;
-    let opened: OpenedRepository;
-
-    beforeEach(async () => {
-      database = await create();
-      opened = await openTestRepository(database);
-    });
-    afterEach(async () => {
-      await opened.close();
-      await database.drop();
-    });
+    const context = freshRepositoryPerTest(create);
 
     it("should bring PostgreSQL's statistics of chats and messages up to date after a large import", async () => {
       const rowsInStatistics = async () => {
         const { rows } = await sql<{ chats: number; messages: number }>`
           select (select reltuples::float8 from pg_class where oid = 'chats'::regclass) as chats,
                  (select reltuples::float8 from pg_class where oid = 'messages'::regclass) as messages`.execute(
-          opened.database.db,
+          context.opened.database.db,
         );
         return rows[0];
       };
       // Only the import may analyze the table here, not autovacuum meanwhile.
       for (const table of ['chats', 'messages'])
-        await sql`alter table ${sql.table(table)} set (autovacuum_enabled = false)`.execute(opened.database.db);
+        await sql`alter table ${sql.table(table)} set (autovacuum_enabled = false)`.execute(context.opened.database.db);
       const small = line(999);
-      await opened.repository.importChat({
+      await context.opened.repository.importChat({
         chat: newChat(),
         createdAt: new Date(),
         messages: small,
@@ -95,7 +94,7 @@ describe.each(testDatabases().filter(([name]) => name === 'postgres'))(
       });
       expect(await rowsInStatistics()).toEqual({ chats: -1, messages: -1 }); // never analyzed
       const large = line(1000);
-      await opened.repository.importChat({
+      await context.opened.repository.importChat({
         chat: newChat(),
         createdAt: new Date(),
         messages: large,
