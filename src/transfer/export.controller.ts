@@ -15,9 +15,9 @@ const JSON_TEXT = 'application/json; charset=utf-8';
 const MARKDOWN = 'text/markdown; charset=utf-8';
 const NDJSON = 'application/x-ndjson; charset=utf-8';
 
-const MARKDOWN_EXAMPLE =
-  '# Trip to Lisbon\n\n## User\n\nWhat should I see in Lisbon in one day?\n\n' +
-  '## Assistant\n\nStart at Belém for the tower and pastéis, then ride tram 28 up to Alfama …\n';
+const MARKDOWN_EXAMPLE = `# ${EXPORT_DOCUMENT_EXAMPLE.chat.title}\n\n${EXPORT_DOCUMENT_EXAMPLE.messages
+  .map(({ role, content }) => `## ${role === 'user' ? 'User' : 'Assistant'}\n\n${content}\n`)
+  .join('\n')}`;
 
 @ApiTags('export and import')
 @ApiExtraModels(ExportDocumentDto)

@@ -27,7 +27,7 @@ export class InMemoryMessageSearch extends MessageSearch {
       stored: (tenantId, message) => this.indexes.get(tenantId)?.add(indexed(message)),
       deleted: (tenantId, messages) => {
         const index = this.indexes.get(tenantId);
-        for (const { id } of index ? messages : []) index!.discard(id);
+        if (index) for (const { id } of messages) index.discard(id);
       },
     });
   }

@@ -353,14 +353,11 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
    * time in one of 1,000).
    */
   private async analyzeAfterImport(count: number): Promise<void> {
-    const {
-      rows: [table],
-    } = await sql<{
-      rows: number;
-    }>`select reltuples::float8 as rows from pg_class where oid = 'messages'::regclass`.execute(this.db);
-    // reltuples is -1 for a table never analyzed.
-    if (count < Math.max(ANALYZE_AFTER_IMPORT_MIN, 0.1 * Math.max(table?.rows ?? 0, 0))) return;
     try {
+      const { rows } = await sql<{ rows: number }>`
+        select reltuples::float8 as rows from pg_class where oid = 'messages'::regclass`.execute(this.db);
+      // reltuples is -1 for a table never analyzed.
+      if (count < Math.max(ANALYZE_AFTER_IMPORT_MIN, 0.1 * rows[0].rows)) return;
       await sql`analyze chats, messages`.execute(this.db);
     } catch (error) {
       // The chat is stored; without fresh statistics only its searches are slower, until autovacuum.
