@@ -6,7 +6,7 @@ export interface RelayedTurn {
   /** The turn now has a name (its user message is known): it can be found and followed by it. */
   identify(turn: TurnId): void;
   publish(event: StreamedTurnEvent): void;
-  /** The turn let go of its chat; every event was published. */
+  /** The turn let go of its chat; every event was published. It follows a final event at once. */
   end(): void;
 }
 
