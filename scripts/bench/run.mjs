@@ -725,6 +725,15 @@ async function w1Phase(upstream, workDir, stores, { floors }) {
         paths: proxyPaths(W1_CLIENTS, 'openai'),
         cpuMs: floors.cpuMs,
       });
+      const framework = await startHelper('framework-server.mjs', [`${upstream.base}/v1`]);
+      if (PINNED) execFileSync('taskset', ['-cp', SERVICE_CORE, String(framework.child.pid)], { stdio: 'ignore' });
+      started.push({ service: framework });
+      targets.push({
+        key: 'floorFramework',
+        base: framework.base,
+        paths: Array.from({ length: W1_CLIENTS }, () => messagesPath(crypto.randomUUID())),
+        cpuMs: () => cpuMsOf(framework.child.pid),
+      });
     }
     for (const store of stores) {
       let url;
@@ -753,7 +762,7 @@ async function w1Phase(upstream, workDir, stores, { floors }) {
     }
   } finally {
     for (const { service, pool } of started) {
-      await pool.close();
+      await pool?.close();
       await service.stop();
     }
     for (const schema of schemas) await schema.drop();
@@ -887,7 +896,8 @@ async function main() {
         floors: inMemory.includes('W1') ? { base: bare.base, cpuMs: bareCpuMs } : undefined,
       });
       for (const [key, value] of Object.entries(w1Results)) {
-        if (key === 'floor' || key === 'floorOpenai') results.floor[key === 'floor' ? 'W1' : 'W1openai'] = value;
+        const floorKey = { floor: 'W1', floorOpenai: 'W1openai', floorFramework: 'W1framework' }[key];
+        if (floorKey) results.floor[floorKey] = value;
         else results[key] = { ...results[key], W1: value };
       }
     }
@@ -953,6 +963,11 @@ function table(r) {
       ? `${x.turnsPerSecond} turns/s, p50 ${fmt(x.p50Ms, 0)} ms, p99 ${fmt(x.p99Ms, 0)} ms, CPU ${fmt(x.cpuMsPerTurn, 3)} ms/turn${extra}`
       : (r.postgres?.skipped ?? '—');
   const cpuRatio = ratio(m.W1?.cpuMsPerTurn, floor.W1?.cpuMsPerTurn);
+  const frameworkRatio = ratio(m.W1?.cpuMsPerTurn, floor.W1framework?.cpuMsPerTurn);
+  const ofBareProxy = (x) => {
+    const of = ratio(x?.cpuMsPerTurn, floor.W1?.cpuMsPerTurn);
+    return of === undefined ? '' : ` (${fmt(of, 2)}× the bare proxy's)`;
+  };
   const ofMemory = (x) => ratio(x?.turnsPerSecond, m.W1?.turnsPerSecond);
   const share = (x) => (ofMemory(x) === undefined ? '' : ` (${Math.round(100 * ofMemory(x))}% of memory's turns/s)`);
   const w2Over = (x, base) => x && base && { p50: x.p50 - base.p50, p99: x.p99 - base.p99 };
@@ -978,7 +993,13 @@ function table(r) {
   const rows = [
     [
       'W1 memory: 64 clients, 0 ms upstream',
-      w1(m.W1, cpuRatio === undefined ? '' : ` (${fmt(cpuRatio, 2)}× the bare proxy's)`),
+      w1(
+        m.W1,
+        cpuRatio === undefined
+          ? ''
+          : ` (${fmt(cpuRatio, 2)}× the bare proxy's` +
+              (frameworkRatio === undefined ? ')' : `, ${fmt(frameworkRatio, 2)}× the framework's)`),
+      ),
       "CPU/turn ≤ 4× the bare proxy's",
       mark(cpuRatio, (v) => v <= 4),
     ],
@@ -996,7 +1017,13 @@ function table(r) {
     ],
     ['W1 ceiling: bare node:http', w1(bare.W1), '', ''],
     ['W1 floor: bare proxy, one upstream call', w1(floor.W1), '', ''],
-    ['W1 floor: the same through the openai client', w1(floor.W1openai), '', ''],
+    ['W1 floor: the same through the openai client', w1(floor.W1openai, ofBareProxy(floor.W1openai)), '', ''],
+    [
+      'W1 floor: Express, Nest and the provider, nothing else',
+      w1(floor.W1framework, ofBareProxy(floor.W1framework)),
+      '',
+      '',
+    ],
     [
       `W2 memory: 16 clients, ${W2_UPSTREAM_MS} ms upstream`,
       w2(m.W2, mw2, 'the openai-client floor'),
