@@ -91,6 +91,53 @@ function hasTaskset() {
   }
 }
 
+/**
+ * The local PostgreSQL and Redis servers the targets use go to the load's core while the bench
+ * runs, as the upstream does, so that the service's core is the service's alone (where they
+ * share a machine with the service, they stand in for servers of their own). Their cores are
+ * given back at the end, also when the bench is interrupted. Servers elsewhere, or processes
+ * this user may not move, are left as they are.
+ */
+const movedServers = [];
+
+function moveLocalServers() {
+  if (!PINNED) return;
+  const local = (url) => ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
+  const names = [...(local(POSTGRES_URL) ? ['postgres'] : []), ...(local(REDIS_URL) ? ['redis-server'] : [])];
+  for (const name of names) {
+    let pids = [];
+    try {
+      pids = execFileSync('pgrep', ['-x', name], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    } catch {
+      continue; // none running here
+    }
+    for (const pid of pids) {
+      try {
+        const mask = /: *([0-9a-f]+)$/.exec(execFileSync('taskset', ['-p', pid], { encoding: 'utf8' }).trim())[1];
+        execFileSync('taskset', ['-a', '-cp', LOAD_CORE, pid], { stdio: 'ignore' });
+        movedServers.push({ pid, mask });
+      } catch {
+        // gone, or not ours to move
+      }
+    }
+  }
+  if (movedServers.length > 0) {
+    process.stderr.write(
+      `local database and Redis processes on core ${LOAD_CORE} while the bench runs (${movedServers.length})\n`,
+    );
+  }
+}
+
+function restoreLocalServers() {
+  for (const { pid, mask } of movedServers.splice(0)) {
+    try {
+      execFileSync('taskset', ['-a', '-p', mask, pid], { stdio: 'ignore' });
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
 function spawnOn(core, command, argv, options) {
   return PINNED ? spawn('taskset', ['-c', core, command, ...argv], options) : spawn(command, argv, options);
 }
@@ -703,6 +750,7 @@ function machine() {
     cores: CORES,
     node: process.version,
     pinned: PINNED,
+    localServersMoved: movedServers.length > 0,
     loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
   };
 }
@@ -865,6 +913,7 @@ async function main() {
   if (!existsSync(MAIN_JS)) throw new Error('dist/main.js is missing: run `npm run build` first');
   // The benchmark's own process drives the load from the other core than the service's.
   if (PINNED) execFileSync('taskset', ['-cp', LOAD_CORE, String(process.pid)], { stdio: 'ignore' });
+  moveLocalServers();
   const workDir = mkdtempSync(join(tmpdir(), 'konko-bench-'));
   const results = { machine: machine(), smoke: SMOKE, startedAt: new Date().toISOString() };
   const upstream = await startHelper('fake-upstream.mjs');
@@ -936,6 +985,7 @@ async function main() {
     await upstream.stop();
     await bare.stop();
     for (const child of children) await stopChild(child);
+    restoreLocalServers();
     if (!failed) rmSync(workDir, { recursive: true, force: true });
   }
   if (failed) process.exit(1);
@@ -1132,7 +1182,8 @@ function table(r) {
   const mc = r.machine;
   return [
     `Konko Chat API benchmark${r.smoke ? ' (smoke: sizes too small to mean anything)' : ''}`,
-    `${mc.cpu}, ${mc.cores} cores, Node ${mc.node}; service on core ${SERVICE_CORE}, load and upstream on core ${LOAD_CORE}` +
+    `${mc.cpu}, ${mc.cores} cores, Node ${mc.node}; service on core ${SERVICE_CORE}, load and upstream` +
+      `${mc.localServersMoved ? ', local PostgreSQL and Redis' : ''} on core ${LOAD_CORE}` +
       `${mc.pinned ? '' : ' (not pinned: no taskset)'}; load average at start ${mc.loadAverage}`,
     'The service runs at its shipped defaults but RATE_LIMIT=0: all of the load comes from one address.',
     '',
@@ -1146,6 +1197,7 @@ function table(r) {
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     for (const child of children) child.kill('SIGKILL');
+    restoreLocalServers();
     process.exit(130);
   });
 }
@@ -1153,5 +1205,6 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 main().catch((error) => {
   process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
   for (const child of children) child.kill('SIGKILL');
+  restoreLocalServers();
   process.exit(1);
 });
