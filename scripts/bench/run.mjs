@@ -92,13 +92,16 @@ function hasTaskset() {
 }
 
 /**
- * The local PostgreSQL and Redis servers the targets use go to the load's core while the bench
- * runs, as the upstream does, so that the service's core is the service's alone (where they
- * share a machine with the service, they stand in for servers of their own). Their cores are
- * given back at the end, also when the bench is interrupted. Servers elsewhere, or processes
- * this user may not move, are left as they are.
+ * While W1 runs, the local PostgreSQL and Redis servers the targets use go to the load's core, as
+ * the upstream does, so that the service's core is the service's alone and its throughput is
+ * its own (where they share a machine with the service, they stand in for servers of their own).
+ * Their cores are given back after W1, also when the bench is interrupted. The other workloads
+ * time single turns on an idle machine and leave them where they are. Servers elsewhere, or
+ * processes this user may not move, are left as they are.
  */
 const movedServers = [];
+/** How many server processes W1 moved, for the table's heading. */
+let serversMovedInW1 = 0;
 
 function moveLocalServers() {
   if (!PINNED) return;
@@ -121,9 +124,10 @@ function moveLocalServers() {
       }
     }
   }
+  serversMovedInW1 = movedServers.length;
   if (movedServers.length > 0) {
     process.stderr.write(
-      `local database and Redis processes on core ${LOAD_CORE} while the bench runs (${movedServers.length})\n`,
+      `  local database and Redis processes on core ${LOAD_CORE} during W1 (${movedServers.length})\n`,
     );
   }
 }
@@ -144,10 +148,18 @@ function spawnOn(core, command, argv, options) {
 
 const children = new Set();
 
-async function startHelper(script, argv = []) {
-  const child = spawnOn(LOAD_CORE, process.execPath, [join(ROOT, 'scripts/bench', script), ...argv], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+/** A helper on the load's core; with `probeDir`, on the service's with the probe preloaded, as a service is. */
+async function startHelper(script, argv = [], { probeDir } = {}) {
+  const nodeArgs = probeDir ? ['--expose-gc', '--import', join(ROOT, 'scripts/bench/service-probe.mjs')] : [];
+  const child = spawnOn(
+    probeDir ? SERVICE_CORE : LOAD_CORE,
+    process.execPath,
+    [...nodeArgs, join(ROOT, 'scripts/bench', script), ...argv],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: probeDir ? { ...process.env, BENCH_PROBE_DIR: probeDir } : process.env,
+    },
+  );
   children.add(child);
   let output = '';
   const port = await new Promise((resolvePort, reject) => {
@@ -158,7 +170,12 @@ async function startHelper(script, argv = []) {
     });
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${output}`)));
   });
-  return { child, base: `http://127.0.0.1:${port}`, stop: () => stopChild(child) };
+  return {
+    child,
+    base: `http://127.0.0.1:${port}`,
+    stop: () => stopChild(child),
+    ...(probeDir && { probe: probeOf(child, probeDir) }),
+  };
 }
 
 async function stopChild(child) {
@@ -176,6 +193,21 @@ const storeEnv = (store, databaseUrl) => ({
   ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
   ...(store === 'redis' ? { REDIS_URL } : {}),
 });
+
+/** Sends the probe preloaded into `child` a command and waits (at most 10 s) for its answer. */
+function probeOf(child, probeDir) {
+  return async (command) => {
+    const answerFile = join(probeDir, 'answer');
+    rmSync(answerFile, { force: true });
+    writeFileSync(join(probeDir, 'command'), command);
+    child.kill('SIGUSR2');
+    for (let i = 0; i < 400 && !existsSync(answerFile); i++) await sleep(25);
+    await sleep(25);
+    const answer = readFileSync(answerFile, 'utf8');
+    if (answer.startsWith('error') || answer.startsWith('unknown')) throw new Error(`probe: ${answer}`);
+    return answer;
+  };
+}
 
 async function startService(upstreamBase, workDir, storeVariables, label) {
   const logFile = join(workDir, `service-${label}.log`);
@@ -215,18 +247,7 @@ async function startService(upstreamBase, workDir, storeVariables, label) {
     await sleep(50);
     base = /listening on (http:\/\/[^\s"]+)/.exec(readFileSync(logFile, 'utf8'))?.[1];
   }
-  /** Sends the probe a command and waits (at most 10 s) for its answer. */
-  const probe = async (command) => {
-    const answerFile = join(probeDir, 'answer');
-    rmSync(answerFile, { force: true });
-    writeFileSync(join(probeDir, 'command'), command);
-    child.kill('SIGUSR2');
-    for (let i = 0; i < 400 && !existsSync(answerFile); i++) await sleep(25);
-    await sleep(25);
-    const answer = readFileSync(answerFile, 'utf8');
-    if (answer.startsWith('error') || answer.startsWith('unknown')) throw new Error(`probe: ${answer}`);
-    return answer;
-  };
+  const probe = probeOf(child, probeDir);
   return {
     base,
     child,
@@ -750,7 +771,6 @@ function machine() {
     cores: CORES,
     node: process.version,
     pinned: PINNED,
-    localServersMoved: movedServers.length > 0,
     loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
   };
 }
@@ -763,6 +783,7 @@ async function w1Phase(upstream, workDir, stores, { floors }) {
   const started = [];
   const schemas = [];
   const results = {};
+  moveLocalServers();
   try {
     const targets = [];
     if (floors) {
@@ -773,14 +794,17 @@ async function w1Phase(upstream, workDir, stores, { floors }) {
         paths: proxyPaths(W1_CLIENTS, 'openai'),
         cpuMs: floors.cpuMs,
       });
-      const framework = await startHelper('framework-server.mjs', [`${upstream.base}/v1`]);
-      if (PINNED) execFileSync('taskset', ['-cp', SERVICE_CORE, String(framework.child.pid)], { stdio: 'ignore' });
+      const framework = await startHelper('framework-server.mjs', [`${upstream.base}/v1`], {
+        probeDir: mkdtempSync(join(workDir, 'probe-framework-')),
+      });
       started.push({ service: framework });
       targets.push({
         key: 'floorFramework',
+        label: 'framework',
         base: framework.base,
         paths: Array.from({ length: W1_CLIENTS }, () => messagesPath(crypto.randomUUID())),
         cpuMs: () => cpuMsOf(framework.child.pid),
+        service: framework,
       });
     }
     for (const store of stores) {
@@ -803,9 +827,9 @@ async function w1Phase(upstream, workDir, stores, { floors }) {
       targets.push({ key: store, base: service.base, paths, cpuMs: service.cpuMs, service });
     }
     Object.assign(results, await w1InRounds(targets));
-    for (const { key, service, paths } of targets) {
+    for (const { key, label, service, paths } of targets) {
       if (!service) continue;
-      const profile = await profileW1(service, key, paths);
+      const profile = await profileW1(service, label ?? key, paths);
       if (profile) results[key].profile = profile;
     }
   } finally {
@@ -814,6 +838,7 @@ async function w1Phase(upstream, workDir, stores, { floors }) {
       await service.stop();
     }
     for (const schema of schemas) await schema.drop();
+    restoreLocalServers();
   }
   return results;
 }
@@ -913,7 +938,6 @@ async function main() {
   if (!existsSync(MAIN_JS)) throw new Error('dist/main.js is missing: run `npm run build` first');
   // The benchmark's own process drives the load from the other core than the service's.
   if (PINNED) execFileSync('taskset', ['-cp', LOAD_CORE, String(process.pid)], { stdio: 'ignore' });
-  moveLocalServers();
   const workDir = mkdtempSync(join(tmpdir(), 'konko-bench-'));
   const results = { machine: machine(), smoke: SMOKE, startedAt: new Date().toISOString() };
   const upstream = await startHelper('fake-upstream.mjs');
@@ -944,6 +968,7 @@ async function main() {
       const w1Results = await w1Phase(upstream, workDir, w1Stores, {
         floors: inMemory.includes('W1') ? { base: bare.base, cpuMs: bareCpuMs } : undefined,
       });
+      results.localServersMovedInW1 = serversMovedInW1 > 0;
       for (const [key, value] of Object.entries(w1Results)) {
         const floorKey = { floor: 'W1', floorOpenai: 'W1openai', floorFramework: 'W1framework' }[key];
         if (floorKey) results.floor[floorKey] = value;
@@ -985,7 +1010,6 @@ async function main() {
     await upstream.stop();
     await bare.stop();
     for (const child of children) await stopChild(child);
-    restoreLocalServers();
     if (!failed) rmSync(workDir, { recursive: true, force: true });
   }
   if (failed) process.exit(1);
@@ -1183,7 +1207,7 @@ function table(r) {
   return [
     `Konko Chat API benchmark${r.smoke ? ' (smoke: sizes too small to mean anything)' : ''}`,
     `${mc.cpu}, ${mc.cores} cores, Node ${mc.node}; service on core ${SERVICE_CORE}, load and upstream` +
-      `${mc.localServersMoved ? ', local PostgreSQL and Redis' : ''} on core ${LOAD_CORE}` +
+      `${r.localServersMovedInW1 ? ' (in W1 also local PostgreSQL and Redis)' : ''} on core ${LOAD_CORE}` +
       `${mc.pinned ? '' : ' (not pinned: no taskset)'}; load average at start ${mc.loadAverage}`,
     'The service runs at its shipped defaults but RATE_LIMIT=0: all of the load comes from one address.',
     '',
