@@ -70,6 +70,22 @@ describe('SQLite group commit', () => {
     expect(committed()).toEqual(['y']);
   });
 
+  it('should fail every write of a group whose commit failed, and go on with the next group', async () => {
+    const [database] = open;
+    // A deferred foreign key is checked at COMMIT: a row that breaks it fails the commit, not its statement.
+    await sql`create table parents (id text primary key)`.execute(database.db);
+    await sql`create table children (parent_id text references parents (id) deferrable initially deferred)`.execute(
+      database.db,
+    );
+    const results = await Promise.allSettled([
+      insert(database, 'a'),
+      sql`insert into children (parent_id) values ('nobody')`.execute(database.db),
+    ]);
+    expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected']);
+    await insert(database, 'b');
+    expect(committed()).toEqual(['b']);
+  });
+
   it('should commit the open group before an explicit transaction, and hold other writes until it ends', async () => {
     const [database] = open;
     const before = insert(database, 'before');

@@ -178,7 +178,12 @@ export class GroupCommitSqliteDriver implements Driver {
       this.db.exec('commit');
       batch.resolve();
     } catch (error) {
-      if (this.db.inTransaction) this.db.exec('rollback');
+      // A failed COMMIT (a deferred constraint, a full disk) can leave the transaction open.
+      try {
+        if (this.db.inTransaction) this.db.exec('rollback');
+      } catch {
+        // Nothing of the batch was committed either way; its callers hear of the commit's error.
+      }
       batch.reject(error);
     }
   }
