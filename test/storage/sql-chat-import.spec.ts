@@ -1,9 +1,14 @@
 import { Kysely, sql } from 'kysely';
+import type { ImportedMessage } from '../../src/chats/chat.repository';
 import { openTestRepository, OpenedRepository, TestDatabase, testDatabases } from '../support/test-databases';
 import { importedMessages, newChat, TENANT } from './fixtures';
 
 /** A line of `count` messages, each the child of the one before. */
 const line = (count: number) => importedMessages(Array.from({ length: count }, (_, i) => (i === 0 ? null : i - 1)));
+
+/** Imports `messages` as a new chat of the repository. */
+const importInto = (opened: OpenedRepository, messages: ImportedMessage[], currentMessageId: string | null = null) =>
+  opened.repository.importChat({ chat: newChat(), createdAt: new Date(), messages, currentMessageId });
 
 /** A repository over an empty database of its own for each test of the enclosing describe. */
 function freshRepositoryPerTest(create: () => Promise<TestDatabase>): { opened: OpenedRepository } {
@@ -26,12 +31,7 @@ describe.each(testDatabases())('SqlChatRepository.importChat on %s', (_name, cre
   it('should store a thousand messages in six multi-row inserts', async () => {
     const executeQuery = jest.spyOn(Kysely.prototype, 'executeQuery');
     const messages = line(1000);
-    const chat = await context.opened.repository.importChat({
-      chat: newChat(),
-      createdAt: new Date(),
-      messages,
-      currentMessageId: messages[999].id,
-    });
+    const chat = await importInto(context.opened, messages, messages[999].id);
     const inserts = executeQuery.mock.calls.filter(
       ([query]) => 'sql' in query && /^insert into "messages"/.test(query.sql),
     );
@@ -50,14 +50,10 @@ describe.each(testDatabases())('SqlChatRepository.importChat on %s', (_name, cre
     // The same id twice: the primary key refuses the last insert, after the others went in.
     messages[699] = { ...messages[699], id: messages[10].id };
     // The driver's error, not always an Error of the test's realm: its code says what failed.
-    await expect(
-      context.opened.repository.importChat({
-        chat: newChat(),
-        createdAt: new Date(),
-        messages,
-        currentMessageId: null,
-      }),
-    ).rejects.toHaveProperty('code', expect.stringMatching(/^(SQLITE_CONSTRAINT_PRIMARYKEY|23505)$/));
+    await expect(importInto(context.opened, messages)).rejects.toHaveProperty(
+      'code',
+      expect.stringMatching(/^(SQLITE_CONSTRAINT_PRIMARYKEY|23505)$/),
+    );
     expect(await context.opened.repository.listChats(TENANT, { limit: 10 })).toEqual([]);
     const { count } = await context.opened.database.db
       .selectFrom('messages')
@@ -85,21 +81,9 @@ describe.each(testDatabases().filter(([name]) => name === 'postgres'))(
       // Only the import may analyze the table here, not autovacuum meanwhile.
       for (const table of ['chats', 'messages'])
         await sql`alter table ${sql.table(table)} set (autovacuum_enabled = false)`.execute(context.opened.database.db);
-      const small = line(999);
-      await context.opened.repository.importChat({
-        chat: newChat(),
-        createdAt: new Date(),
-        messages: small,
-        currentMessageId: null,
-      });
+      await importInto(context.opened, line(999));
       expect(await rowsInStatistics()).toEqual({ chats: -1, messages: -1 }); // never analyzed
-      const large = line(1000);
-      await context.opened.repository.importChat({
-        chat: newChat(),
-        createdAt: new Date(),
-        messages: large,
-        currentMessageId: null,
-      });
+      await importInto(context.opened, line(1000));
       // Until then the planner took the table for empty and searched through a chat's index.
       expect(await rowsInStatistics()).toEqual({ chats: 2, messages: 1999 });
     });

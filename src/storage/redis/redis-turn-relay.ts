@@ -91,7 +91,8 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
       clearTimeout(flushTimer);
       flushTimer = undefined;
       if (pending.length === 0 && !(unmark && turn)) return;
-      const key = eventsKey(pending.length > 0 ? parseTurnEventId(pending[0].id)! : turn!);
+      // Before the turn has a name, its one event (a failure) names it.
+      const key = eventsKey(turn ?? parseTurnEventId(pending[0].id)!);
       const batch = pending.length > 0 ? JSON.stringify(pending.map(encodeTurnEvent)) : '';
       pending = [];
       this.redis
