@@ -199,6 +199,9 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     super();
     this.locks = new ChatLeaseLock(database.db, database.dialect, database.releaseSignals, leaseMs);
     const db = database.db;
+    // A message named by id is read by its primary key alone, in a materialized WITH, and its chat
+    // checked after. Given both conditions, PostgreSQL planned unanalyzed tables with the chat's
+    // (chat_id, seq) index and read the whole chat: 5.6 ms a turn in a 20,000-message chat.
     this.statements = {
       findChat: prepareQuery(db, ({ chatId, tenantId }: ChatKey) =>
         db.selectFrom('chats').selectAll().where('id', '=', chatId).where('tenant_id', '=', tenantId),
@@ -213,8 +216,11 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', true)),
         root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', true)),
       },
-      findMessage: prepareQuery(db, (args: ChatKey & { messageId: string }) =>
-        this.messagesOf(args).select(MESSAGE_FIELDS).where('messages.id', '=', args.messageId),
+      findMessage: prepareQuery(
+        db,
+        (args: ChatKey & { messageId: string }) => sql<Selectable<MessagesTable>>`
+          with found as materialized (select ${messageColumnsOf()} from messages where id = ${args.messageId})
+          select ${messageColumnsOf()} from found where chat_id = ${this.chatIdOf(args)}`,
       ),
       listMessages: prepareQuery(db, (page: Page) =>
         this.messagesOf(page).select(MESSAGE_FIELDS).orderBy('messages.seq').limit(page.limit),
@@ -229,24 +235,28 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       lineSliceOf: prepareQuery(
         db,
         (args: ChatKey & { messageId: string }) => sql<LineSlice>`
+          with m as materialized (select seq, line_id, chat_id from messages where id = ${args.messageId})
           select m.seq, m.line_id, head.seq as head_seq, head.parent_id as fork
-          from messages m join messages head on head.id = m.line_id
-          where m.id = ${args.messageId} and m.chat_id = ${this.chatIdOf(args)}`,
+          from m join messages head on head.id = m.line_id
+          where m.chat_id = ${this.chatIdOf(args)}`,
       ),
       lineAscending: prepareQuery(
         db,
-        (args: { chatId: string; lineId: string; afterSeq: number; throughSeq: number; limit: number }) =>
+        // A line id is the id of its first message, so a line is one chat's: a condition on the
+        // chat would only offer the planner the chat's (chat_id, seq) index, the wrong one.
+        (args: { lineId: string; afterSeq: number; throughSeq: number; limit: number }) =>
           sql<Selectable<MessagesTable>>`
           select ${messageColumnsOf()} from messages
-          where line_id = ${args.lineId} and chat_id = ${args.chatId} and seq > ${args.afterSeq} and seq <= ${args.throughSeq}
+          where line_id = ${args.lineId} and seq > ${args.afterSeq} and seq <= ${args.throughSeq}
           order by seq limit ${args.limit}`,
       ),
       lineNewestFirst: prepareQuery(
         db,
         (args: ChatKey & { throughId: string; limit: number }) => sql<ContextRow>`
+          with through as materialized (select line_id, seq, chat_id from messages where id = ${args.throughId})
           select m.id, m.parent_id, m.seq, m.role, m.content, m.token_count
-          from messages through join messages m on m.line_id = through.line_id and m.seq <= through.seq
-          where through.id = ${args.throughId} and through.chat_id = ${this.chatIdOf(args)}
+          from through join messages m on m.line_id = through.line_id and m.seq <= through.seq
+          where through.chat_id = ${this.chatIdOf(args)}
           order by m.seq desc limit ${args.limit}`,
       ),
     };
@@ -520,12 +530,14 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         )
         ${insertInto} select seq, ${values}, null, ${id} from counted returning ${messageColumnsOf()}`;
     }
+    // The parent by its primary key alone, as in the constructor's statements.
     return sql<Selectable<MessagesTable>>`
-      with parent as (
-        select parent.id, ${lineAfter(sql.raw('parent'))} as line_id
-        from messages parent where parent.id = ${args.parent_id} and parent.chat_id = ${chatId}
+      with parent as materialized (
+        select parent.id, parent.chat_id, ${lineAfter(sql.raw('parent'))} as line_id
+        from messages parent where parent.id = ${args.parent_id}
       ), counted as (
-        update chats set ${counted}, current_line_id = parent.line_id from parent where ${chat}
+        update chats set ${counted}, current_line_id = parent.line_id from parent
+        where parent.chat_id = ${chatId} and ${chat}
         returning chats.message_count as seq, parent.id as parent_id, parent.line_id as line_id
       )
       ${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
@@ -565,7 +577,6 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     const page: Message[] = [];
     for (let s = slices.length - 1; s >= 0 && page.length < limit; s--) {
       const { rows } = await this.statements.lineAscending({
-        chatId,
         lineId: slices[s].line_id,
         afterSeq,
         throughSeq: slices[s].seq,
