@@ -82,8 +82,17 @@ export abstract class ChatRepository {
    * appends with a `parentId` must hold the chat's lock. Under the lock, `lock` is that lock: the
    * write is refused (ChatLeaseLostError) if the lock was lost meanwhile. Throws ChatNotFoundError when the chat is gone, and UnknownMessageIdError when
    * `parentId` names no message of the chat (nothing is stored then).
+   *
+   * `lastUnderLock` says this is the lock's last write: a storage shared by instances may let go
+   * of the lock with it, so other instances can take the chat at once and the end of the work
+   * costs no write of its own. The work must write nothing more under the lock after it.
    */
-  abstract appendMessage(key: ChatKey, message: NewMessage, lock?: ChatLock): Promise<Message>;
+  abstract appendMessage(
+    key: ChatKey,
+    message: NewMessage,
+    lock?: ChatLock,
+    options?: { lastUnderLock?: boolean },
+  ): Promise<Message>;
 
   /** The chat's message with that id; null when there is none. */
   abstract findMessage(key: ChatKey, messageId: string): Promise<Message | null>;

@@ -436,6 +436,8 @@ export class MessagesService {
         tokenCount: this.tokens.count(content),
       },
       lock,
+      // A turn writes nothing after its reply: other instances may have the chat from here.
+      { lastUnderLock: true },
     );
   }
 }

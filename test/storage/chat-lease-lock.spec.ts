@@ -135,6 +135,38 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       expect(order).toEqual(['a', 'b']);
     });
 
+    it("should let a waiting instance have the chat from the work's last write", async () => {
+      const [a, b] = [await instance(), await instance()];
+      const chat = await a.repository.createChat(newChat());
+      const order: string[] = [];
+      let waiting: Promise<unknown> | undefined;
+
+      await a.repository.withChatLock(chat.id, async (lock) => {
+        const question = await a.repository.appendMessage(key(chat.id), userMessage('a: question'), lock);
+        waiting = b.repository.withChatLock(chat.id, async (lockOfB) => {
+          await b.repository.appendMessage(key(chat.id), userMessage('b: question'), lockOfB);
+          order.push('b');
+        });
+        await until(async () => (await waiters(a, chat.id)) === 1, 'b waits');
+        const reply = userMessage('a: reply', { role: 'assistant', parentId: question.id, inReplyTo: question.id });
+        await a.repository.appendMessage(key(chat.id), reply, lock, { lastUnderLock: true });
+        // a's work has not ended, and b has the chat already.
+        await until(async () => order.includes('b'), 'b writes while a still works');
+        order.push('a ends');
+      });
+      await waiting;
+
+      expect(order).toEqual(['b', 'a ends']);
+      const stored = await a.repository.listMessages(key(chat.id), { limit: 10 });
+      expect(stored.map((m) => [m.seq, m.content])).toEqual([
+        [1, 'a: question'],
+        [2, 'a: reply'],
+        [3, 'b: question'],
+      ]);
+      expect(await a.database.db.selectFrom('chat_leases').select('owner').execute()).toEqual([]);
+      await expect(b.repository.withChatLock(chat.id, async () => 'free again')).resolves.toBe('free again');
+    });
+
     it("should take over a crashed instance's lease once it expires", async () => {
       const a = await instance();
       const chat = await a.repository.createChat(newChat());

@@ -22,6 +22,13 @@ export class ChatLeaseLostError extends Error {
 }
 
 const FIRST_POLL_MS = 5;
+
+/** A lease this instance holds while its work runs. */
+interface Holding {
+  stopRenewing: () => void;
+  /** Let go of by the work's last write (see {@link ChatLeaseLock.releasedBy}). */
+  released: boolean;
+}
 /** Tells operators which instance holds or waits for a lease. */
 const INSTANCE = `${hostname()}:${process.pid}`;
 
@@ -47,6 +54,7 @@ const INSTANCE = `${hostname()}:${process.pid}`;
 export class ChatLeaseLock {
   private readonly logger = new Logger('Storage');
   private readonly local = new KeyedMutex();
+  private readonly holdings = new Map<string, Holding>();
   /** The statements every turn runs, built once: the lease taken (when free, or next in line), and released. */
   private readonly takeFree;
   private readonly takeNext;
@@ -60,26 +68,53 @@ export class ChatLeaseLock {
   ) {
     this.takeFree = this.prepareTake({ unlessAwaited: true });
     this.takeNext = this.prepareTake({ unlessAwaited: false });
-    this.releaseLease = prepareQuery(db, ({ chatId, owner }: { chatId: string; owner: string }) =>
-      db
-        .deleteFrom('chat_leases')
-        .where('chat_id', '=', chatId)
-        .where('owner', '=', owner)
-        .returning((eb) => this.awaited(eb, chatId).as('awaited')),
-    );
+    this.releaseLease = prepareQuery(db, (lease: HeldLease) => this.releaseStatement(lease));
   }
 
   run<T>(chatId: string, work: (lease: HeldLease) => Promise<T>): Promise<T> {
     return this.local.runExclusive(chatId, async () => {
       const lease = await this.acquire(chatId);
-      const stopRenewing = this.keepRenewed(lease);
+      const holding: Holding = { stopRenewing: this.keepRenewed(lease), released: false };
+      this.holdings.set(lease.holder, holding);
       try {
         return await work(lease);
       } finally {
-        stopRenewing();
-        await this.release(lease);
+        this.holdings.delete(lease.holder);
+        holding.stopRenewing();
+        if (!holding.released) await this.release(lease);
       }
     });
+  }
+
+  /**
+   * Deletes the lease's row and says whether an instance waits for it: a statement of its own at
+   * the end of the work, or run by the work's last write beside it (then {@link releasedBy}).
+   */
+  releaseStatement({ chatId, holder }: HeldLease) {
+    return this.db
+      .deleteFrom('chat_leases')
+      .where('chat_id', '=', chatId)
+      .where('owner', '=', holder)
+      .returning((eb) => this.awaited(eb, chatId).as('awaited'));
+  }
+
+  /**
+   * The work's last write released the lease (its {@link releaseStatement} ran with it): other
+   * instances may take the chat now, and the end of the work has nothing left to release.
+   */
+  async releasedBy(lease: HeldLease, { awaited }: { awaited: boolean }): Promise<void> {
+    const holding = this.holdings.get(lease.holder);
+    if (holding) {
+      holding.released = true;
+      holding.stopRenewing();
+    }
+    if (!awaited) return;
+    // Waiters look again by themselves before long; the write stands.
+    await this.signals
+      .announceRelease(lease.chatId)
+      .catch((error: Error) =>
+        this.logger.warn(`Could not announce the release of chat ${lease.chatId}: ${error.message}`),
+      );
   }
 
   /** A condition for a write: true while the lease is still valid (not expired, not taken over). */
@@ -251,7 +286,7 @@ export class ChatLeaseLock {
     try {
       const {
         rows: [released],
-      } = await this.releaseLease({ chatId: lease.chatId, owner: lease.holder });
+      } = await this.releaseLease(lease);
       // Nobody in line, nobody to wake: a single instance sends no notifications at all.
       if (released?.awaited) await this.signals.announceRelease(lease.chatId);
     } catch (error) {

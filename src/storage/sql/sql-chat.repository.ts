@@ -207,15 +207,21 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         db.selectFrom('chats').selectAll().where('id', '=', chatId).where('tenant_id', '=', tenantId),
       ),
       insertMessage: {
-        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', false)),
-        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', false)),
-        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', false)),
+        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', 'none')),
+        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', 'none')),
+        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', 'none')),
       },
       insertMessageUnderLease: {
-        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', true)),
-        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', true)),
-        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', true)),
+        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', 'held')),
+        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', 'held')),
+        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', 'held')),
       },
+      insertMessageReleasingLease: {
+        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', 'released')),
+        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', 'released')),
+        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', 'released')),
+      },
+      releaseLease: prepareQuery(db, (lease: ChatLock) => this.locks.releaseStatement(lease)),
       findMessage: prepareQuery(
         db,
         (args: ChatKey & { messageId: string }) => sql<Selectable<MessagesTable>>`
@@ -445,7 +451,12 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     return numDeletedRows > 0n;
   }
 
-  async appendMessage(key: ChatKey, input: NewMessage, lock?: ChatLock): Promise<Message> {
+  async appendMessage(
+    key: ChatKey,
+    input: NewMessage,
+    lock?: ChatLock,
+    { lastUnderLock = false } = {},
+  ): Promise<Message> {
     const args: InsertArgs = {
       ...messageRow(key.chatId, input),
       parent_id: input.parentId ?? '',
@@ -453,10 +464,26 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       holder: lock?.holder ?? '',
     };
     const parent: ParentChoice = input.parentId === undefined ? 'current' : input.parentId === null ? 'root' : 'named';
-    const insert = (lock ? this.statements.insertMessageUnderLease : this.statements.insertMessage)[parent];
+    // PostgreSQL releases the lease in the insert's statement; SQLite, which has no writes in a
+    // WITH, right after it.
+    const releasing = lock !== undefined && lastUnderLock;
+    const inOneStatement = releasing && this.database.dialect.name === 'postgres';
+    const insert = (
+      inOneStatement
+        ? this.statements.insertMessageReleasingLease
+        : lock
+          ? this.statements.insertMessageUnderLease
+          : this.statements.insertMessage
+    )[parent];
     const {
       rows: [row],
     } = await insert(args);
+    if (row && releasing) {
+      const awaited = inOneStatement
+        ? (row as { lease_awaited?: boolean | null }).lease_awaited
+        : (await this.statements.releaseLease(lock)).rows[0]?.awaited;
+      await this.locks.releasedBy(lock, { awaited: Boolean(awaited) });
+    }
     if (row) return toMessage(row);
     // Nothing was written: the chat is gone, the parent is not its message, or the lease expired.
     if (!(await this.findChat(key))) throw new ChatNotFoundError(key.chatId);
@@ -471,14 +498,16 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
    * any) holds, makes it the chat's current message and counts it on the chat. PostgreSQL counts
    * first, in a data-modifying WITH that reads the chat row `for update`, so concurrent appends
    * take their seq and parent one after another. SQLite has one writer at a time, and a trigger
-   * counts (migrations 0006 and 0007).
+   * counts (migrations 0006 and 0007). `released`: PostgreSQL also deletes the lease in the same
+   * statement (whose parts all see the lease as it was before), and says whether it was awaited.
    */
-  private insertMessage(args: InsertArgs, parent: ParentChoice, underLease: boolean) {
+  private insertMessage(args: InsertArgs, parent: ParentChoice, lease: 'none' | 'held' | 'released') {
     // Arguments are read only where the statement places them (see prepareQuery).
     const { id, chat_id: chatId, tenantId } = args;
-    const lease = underLease
-      ? sql`and exists (select 1 from chat_leases l where l.chat_id = ${chatId} and l.owner = ${args.holder} and l.expires_at > ${this.database.dialect.nowMs})`
-      : sql``;
+    const held =
+      lease !== 'none'
+        ? sql`and exists (select 1 from chat_leases l where l.chat_id = ${chatId} and l.owner = ${args.holder} and l.expires_at > ${this.database.dialect.nowMs})`
+        : sql``;
     const values = sql.join([
       sql`${id}`,
       sql`${chatId}`,
@@ -496,7 +525,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     const lineAfter = (parentAlias: RawBuilder<unknown>) =>
       sql`case when exists (select 1 from messages child where child.parent_id = ${parentAlias}.id) then ${id} else ${parentAlias}.line_id end`;
     if (this.database.dialect.name === 'sqlite') {
-      const chat = sql`chats.id = ${chatId} and chats.tenant_id = ${tenantId} ${lease}`;
+      const chat = sql`chats.id = ${chatId} and chats.tenant_id = ${tenantId} ${held}`;
       if (parent === 'current') {
         return sql<Selectable<MessagesTable>>`${insertInto}
           select chats.message_count + 1, ${values}, chats.current_message_id, coalesce(chats.current_line_id, ${id})
@@ -512,35 +541,39 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         where ${chat} returning ${messageColumnsOf()}`;
     }
     const counted = sql`message_count = chats.message_count + 1, updated_at = ${args.created_at}, last_message_at = ${args.created_at}, current_message_id = ${id}`;
-    const chat = sql`chats.id = ${chatId} and chats.tenant_id = ${tenantId} ${lease}`;
+    const chat = sql`chats.id = ${chatId} and chats.tenant_id = ${tenantId} ${held}`;
+    let steps: RawBuilder<unknown>;
+    let insert: RawBuilder<unknown>;
     if (parent === 'current') {
-      return sql<Selectable<MessagesTable>>`
-        with counted as (
+      steps = sql`counted as (
           update chats set ${counted}, current_line_id = coalesce(previous.current_line_id, ${id})
           from (select id, current_message_id, current_line_id from chats where id = ${chatId} for update) previous
           where chats.id = previous.id and ${chat}
           returning chats.message_count as seq, previous.current_message_id as parent_id, chats.current_line_id as line_id
-        )
-        ${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
-    }
-    if (parent === 'root') {
-      return sql<Selectable<MessagesTable>>`
-        with counted as (
+        )`;
+      insert = sql`${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
+    } else if (parent === 'root') {
+      steps = sql`counted as (
           update chats set ${counted}, current_line_id = ${id} where ${chat} returning chats.message_count as seq
-        )
-        ${insertInto} select seq, ${values}, null, ${id} from counted returning ${messageColumnsOf()}`;
+        )`;
+      insert = sql`${insertInto} select seq, ${values}, null, ${id} from counted returning ${messageColumnsOf()}`;
+    } else {
+      // The parent by its primary key alone, as in the constructor's statements.
+      steps = sql`parent as materialized (
+          select parent.id, parent.chat_id, ${lineAfter(sql.raw('parent'))} as line_id
+          from messages parent where parent.id = ${args.parent_id}
+        ), counted as (
+          update chats set ${counted}, current_line_id = parent.line_id from parent
+          where parent.chat_id = ${chatId} and ${chat}
+          returning chats.message_count as seq, parent.id as parent_id, parent.line_id as line_id
+        )`;
+      insert = sql`${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
     }
-    // The parent by its primary key alone, as in the constructor's statements.
-    return sql<Selectable<MessagesTable>>`
-      with parent as materialized (
-        select parent.id, parent.chat_id, ${lineAfter(sql.raw('parent'))} as line_id
-        from messages parent where parent.id = ${args.parent_id}
-      ), counted as (
-        update chats set ${counted}, current_line_id = parent.line_id from parent
-        where parent.chat_id = ${chatId} and ${chat}
-        returning chats.message_count as seq, parent.id as parent_id, parent.line_id as line_id
-      )
-      ${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
+    if (lease !== 'released') return sql<Selectable<MessagesTable>>`with ${steps} ${insert}`;
+    const release = this.locks.releaseStatement({ chatId, holder: args.holder });
+    return sql<Selectable<MessagesTable> & { lease_awaited: boolean | null }>`
+      with released as (${release}), ${steps}, inserted as (${insert})
+      select inserted.*, (select awaited from released) as lease_awaited from inserted`;
   }
 
   async findMessage({ tenantId, chatId }: ChatKey, messageId: string): Promise<Message | null> {
