@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { UnknownMessageIdError } from '../../src/chats/chat-errors';
 import { ChatRepository } from '../../src/chats/chat.repository';
 import { ChatLeaseLostError } from '../../src/storage/sql/chat-lease-lock';
 import { OpenedRepository, openTestRepository, TestDatabase, testDatabases } from '../support/test-databases';
@@ -165,6 +166,25 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       ]);
       expect(await a.database.db.selectFrom('chat_leases').select('owner').execute()).toEqual([]);
       await expect(b.repository.withChatLock(chat.id, async () => 'free again')).resolves.toBe('free again');
+    });
+
+    it('should keep the lease when the last write is refused', async () => {
+      const a = await instance();
+      const [chat, other] = [await a.repository.createChat(newChat()), await a.repository.createChat(newChat())];
+      const elsewhere = await a.repository.appendMessage(key(other.id), userMessage('in another chat'));
+      const leases = async () =>
+        (await a.database.db.selectFrom('chat_leases').select('chat_id').execute()).map((l) => l.chat_id);
+
+      const held = await a.repository.withChatLock(chat.id, async (lock) => {
+        const reply = userMessage('a reply to a message of another chat', { parentId: elsewhere.id });
+        await expect(
+          a.repository.appendMessage(key(chat.id), reply, lock, { lastUnderLock: true }),
+        ).rejects.toBeInstanceOf(UnknownMessageIdError);
+        return leases();
+      });
+
+      expect(held).toEqual([chat.id]);
+      expect(await leases()).toEqual([]);
     });
 
     it("should take over a crashed instance's lease once it expires", async () => {

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { ExpressionBuilder, Kysely, sql } from 'kysely';
+import { ExpressionBuilder, Kysely, RawBuilder, sql } from 'kysely';
 import { hostname } from 'node:os';
 import { v7 as uuidv7 } from 'uuid';
 import type { ChatLock } from '../../chats/chat.repository';
@@ -88,13 +88,15 @@ export class ChatLeaseLock {
 
   /**
    * Deletes the lease's row and says whether an instance waits for it: a statement of its own at
-   * the end of the work, or run by the work's last write beside it (then {@link releasedBy}).
+   * the end of the work, or run by the work's last write beside it, only `when` that wrote (then
+   * {@link releasedBy}).
    */
-  releaseStatement({ chatId, holder }: HeldLease) {
+  releaseStatement({ chatId, holder }: HeldLease, when: RawBuilder<boolean> = sql<boolean>`true`) {
     return this.db
       .deleteFrom('chat_leases')
       .where('chat_id', '=', chatId)
       .where('owner', '=', holder)
+      .where(when)
       .returning((eb) => this.awaited(eb, chatId).as('awaited'));
   }
 
@@ -102,15 +104,17 @@ export class ChatLeaseLock {
    * The work's last write released the lease (its {@link releaseStatement} ran with it): other
    * instances may take the chat now, and the end of the work has nothing left to release.
    */
-  async releasedBy(lease: HeldLease, { awaited }: { awaited: boolean }): Promise<void> {
+  releasedBy(lease: HeldLease, { awaited }: { awaited: boolean }): void {
     const holding = this.holdings.get(lease.holder);
     if (holding) {
       holding.released = true;
       holding.stopRenewing();
     }
     if (!awaited) return;
-    // Waiters look again by themselves before long; the write stands.
-    await this.signals
+    // Not awaited: the work ends in this pass of the event loop, before another instance can have
+    // started a turn of the chat that a stop sent here could be meant for. Waiters that miss the
+    // announcement look again by themselves before long.
+    this.signals
       .announceRelease(lease.chatId)
       .catch((error: Error) =>
         this.logger.warn(`Could not announce the release of chat ${lease.chatId}: ${error.message}`),

@@ -478,12 +478,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     const {
       rows: [row],
     } = await insert(args);
-    if (row && releasing) {
-      const awaited = inOneStatement
-        ? (row as { lease_awaited?: boolean | null }).lease_awaited
-        : (await this.statements.releaseLease(lock)).rows[0]?.awaited;
-      await this.locks.releasedBy(lock, { awaited: Boolean(awaited) });
-    }
+    if (row && releasing) await this.releasedWith(row, lock, inOneStatement);
     if (row) return toMessage(row);
     // Nothing was written: the chat is gone, the parent is not its message, or the lease expired.
     if (!(await this.findChat(key))) throw new ChatNotFoundError(key.chatId);
@@ -491,6 +486,23 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       throw new UnknownMessageIdError(args.parent_id, 'parentId');
     }
     throw new ChatLeaseLostError(key.chatId);
+  }
+
+  /** The lease went with the message: in its statement (PostgreSQL), or now, after it (SQLite). */
+  private async releasedWith(row: object, lock: ChatLock, inOneStatement: boolean): Promise<void> {
+    let awaited: unknown;
+    if (inOneStatement) {
+      awaited = (row as { lease_awaited?: boolean | null }).lease_awaited;
+    } else {
+      try {
+        awaited = (await this.statements.releaseLease(lock)).rows[0]?.awaited;
+      } catch (error) {
+        // The message is stored; the end of the work tries the release again.
+        logger.warn(`Could not release the turn lock of chat ${lock.chatId}: ${(error as Error).message}`);
+        return;
+      }
+    }
+    this.locks.releasedBy(lock, { awaited: Boolean(awaited) });
   }
 
   /**
@@ -570,9 +582,10 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       insert = sql`${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
     }
     if (lease !== 'released') return sql<Selectable<MessagesTable>>`with ${steps} ${insert}`;
-    const release = this.locks.releaseStatement({ chatId, holder: args.holder });
+    // Every part of a WITH runs: a message refused must leave the lease where it was.
+    const release = this.locks.releaseStatement({ chatId, holder: args.holder }, sql`exists (select 1 from counted)`);
     return sql<Selectable<MessagesTable> & { lease_awaited: boolean | null }>`
-      with released as (${release}), ${steps}, inserted as (${insert})
+      with ${steps}, released as (${release}), inserted as (${insert})
       select inserted.*, (select awaited from released) as lease_awaited from inserted`;
   }
 
