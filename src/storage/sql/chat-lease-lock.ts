@@ -87,34 +87,46 @@ export class ChatLeaseLock {
   }
 
   /**
-   * Deletes the lease's row and says whether an instance waits for it: a statement of its own at
-   * the end of the work, or run by the work's last write beside it, only `when` that wrote (then
-   * {@link releasedBy}).
+   * Deletes the lease's row and says whether an instance waits for it: run by {@link release}, or
+   * by the work's last write beside it, only `when` that wrote (then {@link releasedBy}).
    */
-  releaseStatement({ chatId, holder }: HeldLease, when: RawBuilder<boolean> = sql<boolean>`true`) {
+  releaseStatement({ chatId, holder }: HeldLease, when?: RawBuilder<boolean>) {
     return this.db
       .deleteFrom('chat_leases')
       .where('chat_id', '=', chatId)
       .where('owner', '=', holder)
-      .where(when)
+      .$if(when !== undefined, (qb) => qb.where(when!))
       .returning((eb) => this.awaited(eb, chatId).as('awaited'));
   }
 
   /**
-   * The work's last write released the lease (its {@link releaseStatement} ran with it): other
-   * instances may take the chat now, and the end of the work has nothing left to release.
+   * Releases the lease now, at the end of the work or after its last write; if that fails, the
+   * lease lapses by itself, or the end of the work tries again.
    */
-  releasedBy(lease: HeldLease, { awaited }: { awaited: boolean }): void {
+  async release(lease: HeldLease): Promise<void> {
+    try {
+      const {
+        rows: [released],
+      } = await this.releaseLease(lease);
+      await this.releasedBy(lease, { awaited: Boolean(released?.awaited) });
+    } catch (error) {
+      this.logger.warn(`Could not release the turn lock of chat ${lease.chatId}: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * The lease was released ({@link releaseStatement} ran): other instances may take the chat now,
+   * and the end of the work has nothing left to release. Resolves once waiters are told (a single
+   * instance, with nobody in line, sends nothing); never rejects.
+   */
+  releasedBy(lease: HeldLease, { awaited }: { awaited: boolean }): Promise<void> {
     const holding = this.holdings.get(lease.holder);
     if (holding) {
       holding.released = true;
       holding.stopRenewing();
     }
-    if (!awaited) return;
-    // Not awaited: the work ends in this pass of the event loop, before another instance can have
-    // started a turn of the chat that a stop sent here could be meant for. Waiters that miss the
-    // announcement look again by themselves before long.
-    this.signals
+    if (!awaited) return Promise.resolve();
+    return this.signals
       .announceRelease(lease.chatId)
       .catch((error: Error) =>
         this.logger.warn(`Could not announce the release of chat ${lease.chatId}: ${error.message}`),
@@ -284,19 +296,6 @@ export class ChatLeaseLock {
       stopped = true;
       clearTimeout(timer);
     };
-  }
-
-  private async release(lease: HeldLease): Promise<void> {
-    try {
-      const {
-        rows: [released],
-      } = await this.releaseLease(lease);
-      // Nobody in line, nobody to wake: a single instance sends no notifications at all.
-      if (released?.awaited) await this.signals.announceRelease(lease.chatId);
-    } catch (error) {
-      // The lease lapses by itself; the next holder waits at most until then.
-      this.logger.warn(`Could not release the turn lock of chat ${lease.chatId}: ${(error as Error).message}`);
-    }
   }
 }
 

@@ -108,6 +108,9 @@ type InsertArgs = ReturnType<typeof messageRow> & { parent_id: string; tenantId:
 /** Whom a new message follows: the chat's current message, a named message, or none (a new root). */
 type ParentChoice = 'current' | 'named' | 'root';
 
+/** A message insert's lease: none, checked, or checked and released with it (PostgreSQL). */
+type LeaseUse = 'none' | 'held' | 'released';
+
 /** A page of a chat's messages. */
 type Page = ChatKey & { limit: number };
 
@@ -206,22 +209,9 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       findChat: prepareQuery(db, ({ chatId, tenantId }: ChatKey) =>
         db.selectFrom('chats').selectAll().where('id', '=', chatId).where('tenant_id', '=', tenantId),
       ),
-      insertMessage: {
-        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', 'none')),
-        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', 'none')),
-        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', 'none')),
-      },
-      insertMessageUnderLease: {
-        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', 'held')),
-        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', 'held')),
-        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', 'held')),
-      },
-      insertMessageReleasingLease: {
-        current: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'current', 'released')),
-        named: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'named', 'released')),
-        root: prepareQuery(db, (args: InsertArgs) => this.insertMessage(args, 'root', 'released')),
-      },
-      releaseLease: prepareQuery(db, (lease: ChatLock) => this.locks.releaseStatement(lease)),
+      insertMessage: this.prepareInserts('none'),
+      insertMessageUnderLease: this.prepareInserts('held'),
+      insertMessageReleasingLease: this.prepareInserts('released'),
       findMessage: prepareQuery(
         db,
         (args: ChatKey & { messageId: string }) => sql<Selectable<MessagesTable>>`
@@ -478,31 +468,30 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     const {
       rows: [row],
     } = await insert(args);
-    if (row && releasing) await this.releasedWith(row, lock, inOneStatement);
-    if (row) return toMessage(row);
-    // Nothing was written: the chat is gone, the parent is not its message, or the lease expired.
-    if (!(await this.findChat(key))) throw new ChatNotFoundError(key.chatId);
-    if (parent === 'named' && !(await this.findMessage(key, args.parent_id))) {
-      throw new UnknownMessageIdError(args.parent_id, 'parentId');
+    if (!row) {
+      // Nothing was written: the chat is gone, the parent is not its message, or the lease expired.
+      if (!(await this.findChat(key))) throw new ChatNotFoundError(key.chatId);
+      if (parent === 'named' && !(await this.findMessage(key, args.parent_id))) {
+        throw new UnknownMessageIdError(args.parent_id, 'parentId');
+      }
+      throw new ChatLeaseLostError(key.chatId);
     }
-    throw new ChatLeaseLostError(key.chatId);
+    if (inOneStatement) {
+      // Not awaited: the turn then ends in this pass of the event loop, before a stop meant for
+      // another instance's next turn of the chat could find it here.
+      const { lease_awaited: awaited } = row as { lease_awaited?: boolean | null };
+      void this.locks.releasedBy(lock, { awaited: Boolean(awaited) });
+    } else if (releasing) {
+      await this.locks.release(lock);
+    }
+    return toMessage(row);
   }
 
-  /** The lease went with the message: in its statement (PostgreSQL), or now, after it (SQLite). */
-  private async releasedWith(row: object, lock: ChatLock, inOneStatement: boolean): Promise<void> {
-    let awaited: unknown;
-    if (inOneStatement) {
-      awaited = (row as { lease_awaited?: boolean | null }).lease_awaited;
-    } else {
-      try {
-        awaited = (await this.statements.releaseLease(lock)).rows[0]?.awaited;
-      } catch (error) {
-        // The message is stored; the end of the work tries the release again.
-        logger.warn(`Could not release the turn lock of chat ${lock.chatId}: ${(error as Error).message}`);
-        return;
-      }
-    }
-    this.locks.releasedBy(lock, { awaited: Boolean(awaited) });
+  /** The three kinds of message insert (see insertMessage), built once, with the lease as given. */
+  private prepareInserts(lease: LeaseUse) {
+    const prepare = (parent: ParentChoice) =>
+      prepareQuery(this.db, (args: InsertArgs) => this.insertMessage(args, parent, lease));
+    return { current: prepare('current'), named: prepare('named'), root: prepare('root') };
   }
 
   /**
@@ -513,7 +502,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
    * counts (migrations 0006 and 0007). `released`: PostgreSQL also deletes the lease in the same
    * statement (whose parts all see the lease as it was before), and says whether it was awaited.
    */
-  private insertMessage(args: InsertArgs, parent: ParentChoice, lease: 'none' | 'held' | 'released') {
+  private insertMessage(args: InsertArgs, parent: ParentChoice, lease: LeaseUse) {
     // Arguments are read only where the statement places them (see prepareQuery).
     const { id, chat_id: chatId, tenantId } = args;
     const held =
