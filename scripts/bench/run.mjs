@@ -15,7 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { MAIN_JS, serviceEnv } from '../support/built-service.mjs';
+import { MAIN_JS, NODE_FLAGS, serviceEnv } from '../support/built-service.mjs';
 import { createPostgresSchema } from '../support/postgres-schema.mjs';
 import { summarize as summarizeProfile } from './profile-summary.mjs';
 
@@ -148,9 +148,16 @@ function spawnOn(core, command, argv, options) {
 
 const children = new Set();
 
-/** A helper on the load's core; with `probeDir`, on the service's with the probe preloaded, as a service is. */
-async function startHelper(script, argv = [], { probeDir } = {}) {
-  const nodeArgs = probeDir ? ['--expose-gc', '--import', join(ROOT, 'scripts/bench/service-probe.mjs')] : [];
+/**
+ * A helper on the load's core; with `probeDir`, on the service's with the probe preloaded, as a
+ * service is. A server measured against the service (`measured`, or with a probe) runs with the
+ * service's Node flags.
+ */
+async function startHelper(script, argv = [], { probeDir, measured = Boolean(probeDir) } = {}) {
+  const nodeArgs = [
+    ...(measured ? NODE_FLAGS : []),
+    ...(probeDir ? ['--expose-gc', '--import', join(ROOT, 'scripts/bench/service-probe.mjs')] : []),
+  ];
   const child = spawnOn(
     probeDir ? SERVICE_CORE : LOAD_CORE,
     process.execPath,
@@ -228,7 +235,7 @@ async function startService(upstreamBase, workDir, storeVariables, label) {
     BENCH_PROBE_DIR: probeDir,
     ...storeVariables,
   });
-  const nodeArgs = ['--expose-gc', '--import', join(ROOT, 'scripts/bench/service-probe.mjs')];
+  const nodeArgs = [...NODE_FLAGS, '--expose-gc', '--import', join(ROOT, 'scripts/bench/service-probe.mjs')];
   // In a folder of its own, so no .env of the checkout changes what is measured.
   const child = spawnOn(SERVICE_CORE, process.execPath, [...nodeArgs, MAIN_JS], {
     cwd: workDir,
@@ -770,6 +777,7 @@ function machine() {
     cpu: model,
     cores: CORES,
     node: process.version,
+    nodeFlags: NODE_FLAGS,
     pinned: PINNED,
     loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
   };
@@ -942,7 +950,7 @@ async function main() {
   const results = { machine: machine(), smoke: SMOKE, startedAt: new Date().toISOString() };
   const upstream = await startHelper('fake-upstream.mjs');
   upstream.pool = clientFor(upstream.base, 4);
-  const bare = await startHelper('bare-server.mjs', [`${upstream.base}/v1`]);
+  const bare = await startHelper('bare-server.mjs', [`${upstream.base}/v1`], { measured: true });
   // The ceiling runs where the service would.
   if (PINNED) execFileSync('taskset', ['-cp', SERVICE_CORE, String(bare.child.pid)], { stdio: 'ignore' });
   let failed = false;
@@ -1209,7 +1217,10 @@ function table(r) {
     `${mc.cpu}, ${mc.cores} cores, Node ${mc.node}; service on core ${SERVICE_CORE}, load and upstream` +
       `${r.localServersMovedInW1 ? ' (in W1 also local PostgreSQL and Redis)' : ''} on core ${LOAD_CORE}` +
       `${mc.pinned ? '' : ' (not pinned: no taskset)'}; load average at start ${mc.loadAverage}`,
-    'The service runs at its shipped defaults but RATE_LIMIT=0: all of the load comes from one address.',
+    'The service runs at its shipped defaults but RATE_LIMIT=0: all of the load comes from one address.' +
+      (mc.nodeFlags?.length
+        ? ` It and the floors run with \`npm start\`'s Node flags: ${mc.nodeFlags.join(' ')}.`
+        : ''),
     '',
     line(head),
     line(widths.map((w) => '-'.repeat(w))),

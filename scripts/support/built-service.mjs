@@ -1,10 +1,20 @@
 // Starting the built service (`npm run build` first) from the measurement scripts, as a user would
-// run it: `node dist/main.js` on a free loopback port, answering once its start-up line is out.
+// run it: `node dist/main.js` with `npm start`'s Node flags, on a free loopback port, answering once
+// its start-up line is out.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 export const MAIN_JS = resolve(import.meta.dirname, '../../dist/main.js');
+
+/** The Node flags `npm start` gives the service (package.json's start script), so what is measured is what ships. */
+export const NODE_FLAGS = (() => {
+  const { start } = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')).scripts;
+  const match = /^node((?:\s+--[\w-]+(?:=\S+)?)*)\s+dist\/main\.js$/.exec(start.trim());
+  if (!match) throw new Error(`package.json's start script is not "node [--flag …] dist/main.js": ${start}`);
+  return match[1].split(/\s+/).filter(Boolean);
+})();
 
 /** Our environment without anything that would pick an LLM, storage, access or limits for the service. */
 export function serviceEnv(extra) {
@@ -22,7 +32,7 @@ export function serviceEnv(extra) {
  * resolves with its base URL once it listens; `stop()` sends SIGTERM and fails on an unclean exit.
  */
 export async function startBuiltService(env = {}) {
-  const child = spawn(process.execPath, [MAIN_JS], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, MAIN_JS], {
     env: serviceEnv({ PORT: '0', HOST: '127.0.0.1', LOG_FORMAT: 'json', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
