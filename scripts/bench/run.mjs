@@ -784,6 +784,32 @@ function machine() {
 }
 
 /**
+ * W2, W3 and W6 (those of `workloads`) on the framework floor: what Express, Nest and the client
+ * take of each target's margin before any of the service's own work.
+ */
+async function frameworkFloors(upstream, workDir, workloads) {
+  const framework = await startHelper('framework-server.mjs', [`${upstream.base}/v1`], {
+    probeDir: mkdtempSync(join(workDir, 'probe-framework-')),
+  });
+  const pool = clientFor(framework.base, 16);
+  const paths = (count) => Array.from({ length: count }, () => messagesPath(crypto.randomUUID()));
+  try {
+    return {
+      ...(workloads.includes('W2') && {
+        W2framework: await w2(pool, paths(W2_CLIENTS), upstreamDelay(upstream.pool)),
+      }),
+      ...(workloads.includes('W6') && { W6framework: await w6(pool, upstream.pool, paths(1)[0]) }),
+      ...(workloads.includes('W3') && {
+        W3framework: await w3(framework.base, upstream.pool, async () => paths(SIZE.w3Chats)),
+      }),
+    };
+  } finally {
+    await pool.close();
+    await framework.stop();
+  }
+}
+
+/**
  * W1 of every storage in `stores`, and of the bare proxy's two floors when `floors` is given, all
  * in one set of rounds with the services started side by side (each idle while another is loaded).
  */
@@ -993,6 +1019,10 @@ async function main() {
     if (inMemory.includes('W3'))
       results.floor.W3 = await w3(bare.base, upstream.pool, async () => proxyPaths(SIZE.w3Chats));
     await barePool.close();
+    if (['W2', 'W3', 'W6'].some((w) => inMemory.includes(w))) {
+      process.stderr.write('framework floor …\n');
+      Object.assign(results.floor, await frameworkFloors(upstream, workDir, inMemory));
+    }
     for (const [store, all] of PLAN) {
       // W8 needs two tenants, so API keys: a service of its own, on a database of its own.
       const runs = [
@@ -1121,6 +1151,12 @@ function table(r) {
       '',
     ],
     [
+      'W2 floor: Express, Nest and the provider, nothing else',
+      w2(floor.W2framework, w2Over(floor.W2framework, floor.W2openai), 'the openai-client floor'),
+      '',
+      '',
+    ],
+    [
       `W3 memory: ${SIZE.w3Chats} chats at once, ${W3_UPSTREAM_MS} ms upstream`,
       m.W3
         ? `${fmt(m.W3.wallSeconds, 3)} s${w3Ratio === undefined ? '' : ` (${fmt(w3Ratio, 2)}× the bare proxy's)`}`
@@ -1129,6 +1165,15 @@ function table(r) {
       mark(w3Ratio, (v) => v <= 1.3),
     ],
     ['W3 floor: bare proxy', floor.W3 ? `${fmt(floor.W3.wallSeconds, 3)} s` : '—', '', ''],
+    [
+      'W3 floor: Express, Nest and the provider, nothing else',
+      floor.W3framework
+        ? `${fmt(floor.W3framework.wallSeconds, 3)} s` +
+          (floor.W3 ? ` (${fmt(ratio(floor.W3framework.wallSeconds, floor.W3.wallSeconds), 2)}× the bare proxy's)` : '')
+        : '—',
+      '',
+      '',
+    ],
     [
       `W4 memory: median turn at ${sizes.join(' / ')} messages`,
       w4(m.W4),
@@ -1175,6 +1220,17 @@ function table(r) {
       mark(w6Over, (v) => v <= 1),
     ],
     ['W6 floor: bare proxy', w6(floor.W6), '', ''],
+    [
+      'W6 floor: Express, Nest and the provider, nothing else',
+      w6(
+        floor.W6framework,
+        floor.W6 && floor.W6framework
+          ? ` (p50 ${signed(floor.W6framework.p50Ms - floor.W6.p50Ms, 2)} ms over the bare proxy's)`
+          : '',
+      ),
+      '',
+      '',
+    ],
     ...[
       ['memory', m],
       ['SQLite', sqlite],
