@@ -5,8 +5,11 @@
 // milliseconds per turn too. `--json` prints the same figures as JSON.
 import { readFileSync } from 'node:fs';
 
+/** The probe that stops the profile: its own work (writing the profile) is no turn's. */
+const PROBE = /scripts\/bench\/service-probe\.mjs/;
 /** Parts, by the first pattern the frame's URL matches; order matters. */
 const PARTS = [
+  ['the profiler', PROBE],
   ['openai client', /node_modules\/openai\//],
   ['undici (HTTP to the upstream)', /node_modules\/undici\//],
   ['SSE parsing', /node_modules\/eventsource-parser\//],
@@ -42,6 +45,8 @@ const PARTS = [
 const GC = 'garbage collection';
 const NODE = "Node's HTTP server and I/O (no caller of ours)";
 const IDLE = 'idle';
+/** Not the service's time: left out of every figure. */
+const NOT_COUNTED = new Set([IDLE, 'the profiler']);
 
 function partOf(url) {
   for (const [name, pattern] of PARTS) if (pattern.test(url)) return name;
@@ -70,11 +75,11 @@ export function summarize(profile) {
     const part = chargeOf(id);
     micros.set(part, (micros.get(part) ?? 0) + (profile.timeDeltas[i] ?? 0));
   });
-  const busy = [...micros].filter(([part]) => part !== IDLE).reduce((sum, [, us]) => sum + us, 0);
+  const busy = [...micros].filter(([part]) => !NOT_COUNTED.has(part)).reduce((sum, [, us]) => sum + us, 0);
   return {
     busyMs: busy / 1000,
     parts: [...micros]
-      .filter(([part]) => part !== IDLE)
+      .filter(([part]) => !NOT_COUNTED.has(part))
       .sort((a, b) => b[1] - a[1])
       .map(([part, us]) => ({ part, ms: us / 1000, share: us / busy })),
   };
