@@ -11,8 +11,12 @@ export const MAIN_JS = resolve(import.meta.dirname, '../../dist/main.js');
 /** The Node flags `npm start` gives the service (package.json's start script), so what is measured is what ships. */
 export const NODE_FLAGS = (() => {
   const { start } = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')).scripts;
-  const match = /^node((?:\s+--[\w-]+(?:=\S+)?)*)\s+dist\/main\.js$/.exec(start.trim());
-  if (!match) throw new Error(`package.json's start script is not "node [--flag …] dist/main.js": ${start}`);
+  // Flags whose value is a path (--env-file, --import …) would resolve against each script's folder.
+  const match = /^node((?:\s+--[\w-]+(?:=[^\s/.][^\s/]*)?)*)\s+dist\/main\.js$/.exec(start.trim());
+  if (!match)
+    throw new Error(
+      `package.json's start script is not "node [--flag[=value] …] dist/main.js" (no path values): ${start}`,
+    );
   return match[1].split(/\s+/).filter(Boolean);
 })();
 
