@@ -236,9 +236,13 @@ async function attempt(baseUrl, turn, { streamed, disconnect, stop }, stats) {
         if (disconnect) controller.abort();
         if (stop && !stopping) {
           stats.stops++;
-          // A stop stops whatever turn of the chat runs when it arrives: this one, or the next.
-          turn.chatStops.push(performance.now());
-          stopping = fetch(`${baseUrl}/chats/${turn.chatId}/stop`, { method: 'POST' }).then((r) => r.arrayBuffer());
+          // A stop stops whatever turn of the chat runs when it arrives, this one or another: it
+          // may have done so at any time between being sent and being answered.
+          const sent = { from: performance.now(), to: Infinity };
+          turn.chatStops.push(sent);
+          stopping = fetch(`${baseUrl}/chats/${turn.chatId}/stop`, { method: 'POST' })
+            .then((r) => r.arrayBuffer())
+            .finally(() => (sent.to = performance.now()));
         }
       },
       controller.signal,
@@ -371,8 +375,10 @@ function checkChat(chat, messages, turnsOfChat, violations) {
     if (count > 1 + (regenerations.get(id) ?? 0))
       fail(`message ${byId.get(id).seq} has ${count} completed replies, more than its turns asked for`);
   for (const turn of turnsOfChat) {
-    // A stop sent to the chat while one of the turn's attempts ran may have stopped it.
-    const stopped = turn.chatStops.some((at) => turn.windows.some(([from, to]) => from <= at && at <= to));
+    // A stop on its way to the chat while the turn may have run stopped it, perhaps: from its first
+    // attempt to its last, since a turn goes on between attempts after its client left.
+    const [lifeFrom, lifeTo] = [turn.windows[0]?.[0] ?? Infinity, turn.windows.at(-1)?.[1] ?? -Infinity];
+    const stopped = turn.chatStops.some((stop) => stop.from <= lifeTo && lifeFrom <= stop.to);
     if (turn.replies.size > 1) fail(`key ${turn.key} was answered with ${turn.replies.size} replies`);
     for (const id of turn.replies) {
       const reply = byId.get(id);
