@@ -9,10 +9,16 @@ const FIRST_HISTORY_BATCH = 128;
 const MAX_HISTORY_BATCH = 1024;
 /** Tokens of messages kept in recent windows, over all chats: about 80 MB of text. */
 const WINDOW_CACHE_TOKENS = 20_000_000;
+/**
+ * Messages the budget no longer needs leave a window this many at a time or more: dropping them
+ * moves every message the window keeps (8 µs for 400 in W1), twice a turn when done at once.
+ */
+const TRIM_BATCH = 64;
 
 /**
  * The newest messages of a chat's branch through its message `lastId`, oldest first, enough to
- * fill `budget` tokens (the largest context its model allows) or all of them (`fromStart`);
+ * fill `budget` tokens (the largest context its model allows) or all of them (`fromStart`), and
+ * perhaps a few older ones the budget no longer needs (a context is taken from the newest back);
  * `costs[i]` is the cost of `messages[i]` in a context, kept apart so a turn picks its context
  * without touching every message object of a long history.
  *
@@ -152,17 +158,18 @@ export class RecentWindows {
     return window;
   }
 
-  /** Drops the oldest messages the budget no longer needs. */
+  /** Drops the oldest messages the budget no longer needs, once there are TRIM_BATCH of them. */
   private trim(window: KeptWindow): void {
     let drop = 0;
-    while (drop < window.costs.length && window.tokens - window.costs[drop] >= window.budget) {
-      window.tokens -= window.costs[drop];
+    let tokens = window.tokens;
+    while (drop < window.costs.length && tokens - window.costs[drop] >= window.budget) {
+      tokens -= window.costs[drop];
       drop++;
     }
-    if (drop > 0) {
-      window.messages.splice(0, drop);
-      window.costs.splice(0, drop);
-      window.fromStart = false;
-    }
+    if (drop < TRIM_BATCH) return;
+    window.tokens = tokens;
+    window.messages.splice(0, drop);
+    window.costs.splice(0, drop);
+    window.fromStart = false;
   }
 }

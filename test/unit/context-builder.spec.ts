@@ -103,6 +103,16 @@ describe(`${ContextBuilder.name} across turns`, () => {
     }
   });
 
+  it('should keep building what a full read does in a chat many windows long', async () => {
+    const builder = new ContextBuilder(repository, tokens, config);
+    // 200 turns: the window sheds the messages its budget no longer needs several times over.
+    for (let turn = 0; turn < 200; turn++) {
+      const question = await append(1);
+      expect(await builder.build(await chat(), question)).toEqual(await fromScratch(question.seq));
+      builder.remember(await chat(), await append(1));
+    }
+  });
+
   it('should read only the messages stored between turns that it was not told of', async () => {
     const builder = new ContextBuilder(repository, tokens, config);
     await contextAt(builder, (await append(5)).seq);
