@@ -10,8 +10,9 @@ const MAX_HISTORY_BATCH = 1024;
 /** Tokens of messages kept in recent windows, over all chats: about 80 MB of text. */
 const WINDOW_CACHE_TOKENS = 20_000_000;
 /**
- * Messages the budget no longer needs leave a window this many at a time or more: dropping them
- * moves every message the window keeps (8 µs for 400 in W1), twice a turn when done at once.
+ * Messages the budget no longer needs leave a window this many at a time or more (or once they
+ * hold a budget's worth of tokens): dropping them moves every message the window keeps (8 µs for
+ * 400 in W1), twice a turn when done at once.
  */
 const TRIM_BATCH = 64;
 
@@ -158,7 +159,7 @@ export class RecentWindows {
     return window;
   }
 
-  /** Drops the oldest messages the budget no longer needs, once there are TRIM_BATCH of them. */
+  /** Drops the oldest messages the budget no longer needs, once there are enough of them. */
   private trim(window: KeptWindow): void {
     let drop = 0;
     let tokens = window.tokens;
@@ -166,7 +167,7 @@ export class RecentWindows {
       tokens -= window.costs[drop];
       drop++;
     }
-    if (drop < TRIM_BATCH) return;
+    if (drop < TRIM_BATCH && window.tokens - tokens < window.budget) return;
     window.tokens = tokens;
     window.messages.splice(0, drop);
     window.costs.splice(0, drop);

@@ -44,7 +44,7 @@ describe(ContextBuilder.name, () => {
 
 describe(`${ContextBuilder.name} across turns`, () => {
   const tokens = new TokenCounter();
-  /** Room for the system prompt and 40 one-token messages. */
+  /** Room for the system prompt and about 60 one-token messages. */
   const config = parseLlmConfig({
     LLM_CONTEXT_TOKENS: String(40 * MESSAGE_COST + 200 + TokenCounter.REPLY_PRIMING),
     LLM_MAX_OUTPUT_TOKENS: '100',
@@ -103,14 +103,20 @@ describe(`${ContextBuilder.name} across turns`, () => {
     }
   });
 
-  it('should keep building what a full read does in a chat many windows long', async () => {
+  it('should keep building what a full read does in a chat many windows long, reading it once', async () => {
     const builder = new ContextBuilder(repository, tokens, config);
+    const contexts = [];
+    const fullReads = jest.spyOn(repository, 'listRecentMessages');
     // 200 turns: the window sheds the messages its budget no longer needs several times over.
     for (let turn = 0; turn < 200; turn++) {
       const question = await append(1);
-      expect(await builder.build(await chat(), question)).toEqual(await fromScratch(question.seq));
+      contexts.push({ seq: question.seq, context: await builder.build(await chat(), question) });
       builder.remember(await chat(), await append(1));
     }
+    // A window that shed a message it still needed would have to read the history again.
+    expect(fullReads).toHaveBeenCalledTimes(1);
+    fullReads.mockRestore();
+    for (const { seq, context } of contexts) expect(context).toEqual(await fromScratch(seq));
   });
 
   it('should read only the messages stored between turns that it was not told of', async () => {
