@@ -236,12 +236,15 @@ async function attempt(baseUrl, turn, { streamed, disconnect, stop }, stats) {
         if (disconnect) controller.abort();
         if (stop && !stopping) {
           stats.stops++;
-          // A stop stops whatever turn of the chat runs when it arrives, this one or another: it
-          // may have done so at any time between being sent and being answered.
-          const sent = { from: performance.now(), to: Infinity };
+          // A stop stops whatever turn of the chat runs when it arrives, this one or another: one
+          // answered 202 did so at some time between being sent and being answered.
+          const sent = { from: performance.now(), to: Infinity, stopped: true };
           turn.chatStops.push(sent);
           stopping = fetch(`${baseUrl}/chats/${turn.chatId}/stop`, { method: 'POST' })
-            .then((r) => r.arrayBuffer())
+            .then((r) => {
+              sent.stopped = r.status === 202;
+              return r.arrayBuffer();
+            })
             .finally(() => (sent.to = performance.now()));
         }
       },
@@ -306,7 +309,10 @@ async function runClient(baseUrl, chats, clientNo, deadline, stats, turns) {
       const stop = !disconnect && Math.random() < 0.03;
       const window = [performance.now()];
       const outcome = await attempt(baseUrl, turn, { streamed, disconnect, stop }, stats);
-      turn.windows.push([...window, performance.now()]);
+      // Unless it ended, a turn whose client left, or whose key another attempt held (409), may
+      // run on until the next attempt.
+      const mayRunOn = !outcome.done && (outcome.disconnected || outcome.status === 409);
+      turn.windows.push([...window, performance.now(), mayRunOn]);
       stats.requests++;
       if (outcome.stuck) stats.stuck.push(`${turn.key}: no answer within ${STUCK_MS / 1000} s`);
       else if (outcome.disconnected) stats.disconnects++;
@@ -375,10 +381,15 @@ function checkChat(chat, messages, turnsOfChat, violations) {
     if (count > 1 + (regenerations.get(id) ?? 0))
       fail(`message ${byId.get(id).seq} has ${count} completed replies, more than its turns asked for`);
   for (const turn of turnsOfChat) {
-    // A stop on its way to the chat while the turn may have run stopped it, perhaps: from its first
-    // attempt to its last, since a turn goes on between attempts after its client left.
-    const [lifeFrom, lifeTo] = [turn.windows[0]?.[0] ?? Infinity, turn.windows.at(-1)?.[1] ?? -Infinity];
-    const stopped = turn.chatStops.some((stop) => stop.from <= lifeTo && lifeFrom <= stop.to);
+    // A stop that stopped a turn of the chat while this one may have run may have stopped it: during
+    // an attempt, or after one its client left (or found its key held) until the next.
+    const running = turn.windows.map(([from, to, mayRunOn], i) => [
+      from,
+      mayRunOn ? (turn.windows[i + 1]?.[0] ?? Infinity) : to,
+    ]);
+    const stopped = turn.chatStops.some(
+      (stop) => stop.stopped && running.some(([from, to]) => stop.from <= to && from <= stop.to),
+    );
     if (turn.replies.size > 1) fail(`key ${turn.key} was answered with ${turn.replies.size} replies`);
     for (const id of turn.replies) {
       const reply = byId.get(id);
