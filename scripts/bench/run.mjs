@@ -1097,7 +1097,9 @@ function table(r) {
           .join(' / ')} ms; ratio ${sizes[sizes.length - 1]} to ${sizes[1]}: ${fmt(x.ratio, 2)}`
       : '—';
   const w3Ratio = ratio(m.W3?.wallSeconds, floor.W3?.wallSeconds);
+  const w3FrameworkRatio = ratio(floor.W3framework?.wallSeconds, floor.W3?.wallSeconds);
   const w6Over = m.W6 && floor.W6 ? m.W6.p50Ms - floor.W6.p50Ms : undefined;
+  const w6FrameworkOver = floor.W6framework && floor.W6 ? floor.W6framework.p50Ms - floor.W6.p50Ms : undefined;
   const w6 = (x, extra = '') => (x ? `p50 ${fmt(x.p50Ms, 2)} ms, p99 ${fmt(x.p99Ms, 2)} ms${extra}` : '—');
   const withRedis = r.redis ?? {};
   const redisCpu = ratio(withRedis.W1?.cpuMsPerTurn, m.W1?.cpuMsPerTurn);
@@ -1169,7 +1171,7 @@ function table(r) {
       'W3 floor: Express, Nest and the provider, nothing else',
       floor.W3framework
         ? `${fmt(floor.W3framework.wallSeconds, 3)} s` +
-          (floor.W3 ? ` (${fmt(ratio(floor.W3framework.wallSeconds, floor.W3.wallSeconds), 2)}× the bare proxy's)` : '')
+          (w3FrameworkRatio === undefined ? '' : ` (${fmt(w3FrameworkRatio, 2)}× the bare proxy's)`)
         : '—',
       '',
       '',
@@ -1224,9 +1226,7 @@ function table(r) {
       'W6 floor: Express, Nest and the provider, nothing else',
       w6(
         floor.W6framework,
-        floor.W6 && floor.W6framework
-          ? ` (p50 ${signed(floor.W6framework.p50Ms - floor.W6.p50Ms, 2)} ms over the bare proxy's)`
-          : '',
+        w6FrameworkOver === undefined ? '' : ` (p50 ${signed(w6FrameworkOver, 2)} ms over the bare proxy's)`,
       ),
       '',
       '',
