@@ -120,6 +120,7 @@ export class MessagesService {
     this.metrics.turnsInFlight.inc();
     try {
       const waitingForLock = this.metrics.chatLockWait.startTimer();
+      let titleDraft: Promise<string | null> | undefined;
       const outcome = await this.repository.withChatLock(request.chat.chatId, (lock) =>
         // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
         this.live.run(
@@ -135,12 +136,13 @@ export class MessagesService {
             turn.emit({ type: 'user_message', message: begun.userMessage });
             if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
             const context = await this.context.build(begun.chat, begun.userMessage);
+            if (begun.firstOfUntitledChat) titleDraft = this.titles.draftFromMessage(begun.userMessage.content);
             const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
             return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
           },
         ),
       );
-      await this.finish(request.chat, idempotencyKey, outcome);
+      await this.finish(request.chat, idempotencyKey, outcome, titleDraft);
       if (outcome.kind === 'failed') throw outcome.failure;
       return outcome.turn;
     } finally {
@@ -370,14 +372,22 @@ export class MessagesService {
 
   /**
    * Finish: the key keeps a completed turn's outcome for repeats, the chat's digest learns of the
-   * new messages, and an untitled chat's first message gives it a title. Outside the lock.
+   * new messages, and an untitled chat's first message gives it a title (drafted, when it can be,
+   * while the reply was generated). Outside the lock.
    */
-  private async finish(chat: ChatKey, idempotencyKey: HeldIdempotencyKey, outcome: TurnOutcome): Promise<void> {
+  private async finish(
+    chat: ChatKey,
+    idempotencyKey: HeldIdempotencyKey,
+    outcome: TurnOutcome,
+    titleDraft: Promise<string | null> | undefined,
+  ): Promise<void> {
     if (outcome.kind === 'completed') {
       await idempotencyKey.complete(outcome.turn);
       this.digests.noteStored(chat, outcome.turn.assistantMessage.seq);
     }
-    if (outcome.begun?.firstOfUntitledChat) await this.titles.titleNewChat(chat, outcome.begun.userMessage.content);
+    if (outcome.begun?.firstOfUntitledChat) {
+      await this.titles.titleNewChat(chat, outcome.begun.userMessage.content, titleDraft);
+    }
   }
 
   /**

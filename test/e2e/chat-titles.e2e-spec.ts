@@ -58,6 +58,16 @@ describe('Automatic chat titles (e2e)', () => {
     expect(await titleOf(chatId)).toBe('Set meanwhile');
   });
 
+  it('should title the chat from its first message when the first reply fails', async () => {
+    await start();
+    llm.respond = () => {
+      throw new LlmUpstreamError('The language model answered HTTP 500.');
+    };
+    const chatId = await newChat();
+    await http().post(`/chats/${chatId}/messages`).send({ content: FIRST }).expect(502);
+    expect(await titleOf(chatId)).toBe('Can you help me plan a vegetarian dinner party for eight…');
+  });
+
   it('should leave chats untitled with AUTO_TITLE=off', async () => {
     await start({ AUTO_TITLE: 'off' });
     const chatId = await newChat();

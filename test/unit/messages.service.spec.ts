@@ -148,8 +148,8 @@ describe(MessagesService.name, () => {
       stop();
       gate.resolve();
 
-      await first.done;
-      await expect(waiting.done).rejects.toBeInstanceOf(TurnCancelledError);
+      // Either may end first: the first turn still titles its chat once it has let go of the chat.
+      await Promise.all([first.done, expect(waiting.done).rejects.toBeInstanceOf(TurnCancelledError)]);
       expect((await ctx.messagesOf(chat)).map((m) => m.content)).toEqual(['first', 'reply to: first']);
     });
 
