@@ -19,6 +19,7 @@ import { IMPORT_PATH } from './transfer/import-path';
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
   const config = app.get<HttpConfig>(httpConfig.KEY);
   app.disable('x-powered-by');
+  app.getHttpServer().keepAliveTimeout = config.keepAliveTimeoutMs;
   // Rate limits and logs read the client's address from `req.ip`, which this setting governs.
   app.set('trust proxy', config.trustProxy);
   app.use(requestLogging(app.get(ROOT_LOGGER)));

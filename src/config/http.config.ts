@@ -28,6 +28,8 @@ export interface HttpConfig {
   trustProxy: number | string[] | false;
   /** Idle time after which a streamed response sends a `: ping` comment. */
   ssePingIntervalMs: number;
+  /** How long an idle keep-alive connection stays open: longer than any balancer in front keeps one. */
+  keepAliveTimeoutMs: number;
   /** How long in-flight turns may finish after SIGTERM before they are aborted. */
   shutdownGraceMs: number;
   /** `continue`: a turn outlives its client's connection; `stop`: a client that leaves stops its turn. */
@@ -76,6 +78,12 @@ class HttpVariables {
   @IsInt()
   @Min(10)
   SSE_PING_INTERVAL_MS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  KEEP_ALIVE_TIMEOUT_MS?: number;
 
   @IsOptional()
   @Transform(toInteger)
@@ -146,6 +154,9 @@ export function parseHttpConfig(env: Environment): HttpConfig {
     importBodyLimit: vars.IMPORT_BODY_LIMIT ?? '16mb',
     trustProxy: parseTrustProxy(vars.TRUST_PROXY),
     ssePingIntervalMs: vars.SSE_PING_INTERVAL_MS ?? 15_000,
+    // Node 20 closes idle connections after 5 s, before the 60 s a balancer (AWS ALB, nginx)
+    // keeps its own open: a request the balancer sends on one as it closes fails with a 502.
+    keepAliveTimeoutMs: vars.KEEP_ALIVE_TIMEOUT_MS ?? 65_000,
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000,
     clientDisconnect: vars.CLIENT_DISCONNECT ?? 'continue',
   };

@@ -1,10 +1,12 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import Redis from 'ioredis';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import request from 'supertest';
 import { ShutdownState } from '../../src/health/shutdown-state';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
 import { RecordingLlmProvider } from '../support/recording-llm-provider';
-import { createTestApp } from '../support/test-app';
+import { createTestApp, listenOnLoopback } from '../support/test-app';
 
 /** A Redis database of its own, emptied before use, for the rate-limit counters of these tests. */
 const REDIS_URL = 'redis://127.0.0.1:6379/14';
@@ -116,6 +118,36 @@ describe('Operations (e2e)', () => {
         .post('/chats')
         .send({ title: 'x'.repeat(200), metadata: { k: 'v'.repeat(500), l: 'w'.repeat(500) } });
       expect(response.status).toBe(413);
+    });
+  });
+
+  describe('keep-alive connections', () => {
+    /** One request on a raw connection: the response's head, and the socket, still open. */
+    async function requestOnNewConnection(base: string) {
+      const { hostname, port } = new URL(base);
+      const socket = connect(Number(port), hostname);
+      await once(socket, 'connect');
+      socket.setEncoding('utf8');
+      socket.write(`GET /health/live HTTP/1.1\r\nHost: ${hostname}\r\nConnection: keep-alive\r\n\r\n`);
+      let head = '';
+      while (!head.includes('\r\n\r\n')) head += String((await once(socket, 'data'))[0]);
+      return { head: head.toLowerCase(), socket };
+    }
+
+    it('should keep an idle connection open for 65 s by default, longer than a balancer keeps its own', async () => {
+      app = await createTestApp();
+      const { head, socket } = await requestOnNewConnection(await listenOnLoopback(app));
+      socket.destroy();
+      expect(head).toContain('keep-alive: timeout=65\r\n');
+    });
+
+    it('should close an idle connection after KEEP_ALIVE_TIMEOUT_MS', async () => {
+      app = await createTestApp({ env: { KEEP_ALIVE_TIMEOUT_MS: '1000' } });
+      const { head, socket } = await requestOnNewConnection(await listenOnLoopback(app));
+      // The service, not the client, ends the connection once it has been idle that long.
+      const ended = once(socket, 'end');
+      expect(head).toContain('keep-alive: timeout=1\r\n');
+      await ended;
     });
   });
 
