@@ -118,9 +118,10 @@ export class MessagesService {
     whenClientLeaves?.(() => admission.stop('client-left'));
     onEvent({ type: 'admitted', replayed: false });
     this.metrics.turnsInFlight.inc();
+    // Set once the turn has stored the first message of an untitled chat.
+    let newChatTitle: { firstMessage: string; draft?: Promise<string | null> } | undefined;
     try {
       const waitingForLock = this.metrics.chatLockWait.startTimer();
-      let titleDraft: Promise<string | null> | undefined;
       const outcome = await this.repository.withChatLock(request.chat.chatId, (lock) =>
         // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
         this.live.run(
@@ -130,22 +131,26 @@ export class MessagesService {
           async (turn): Promise<TurnOutcome> => {
             waitingForLock();
             const stopped = this.stopWhileWaiting(admission);
-            if (stopped) return { kind: 'failed', failure: stopped, begun: null };
+            if (stopped) return { kind: 'failed', failure: stopped };
             const begun = await this.resumeOrAppendUserMessage(admitted, lock);
             turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
             turn.emit({ type: 'user_message', message: begun.userMessage });
             if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
+            if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
             const context = await this.context.build(begun.chat, begun.userMessage);
-            if (begun.firstOfUntitledChat) titleDraft = this.titles.draftFromMessage(begun.userMessage.content);
+            if (newChatTitle)
+              newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
             const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
             return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
           },
         ),
       );
-      await this.finish(request.chat, idempotencyKey, outcome, titleDraft);
+      await this.finish(request.chat, idempotencyKey, outcome);
       if (outcome.kind === 'failed') throw outcome.failure;
       return outcome.turn;
     } finally {
+      // However the turn ended, even by throwing: no later turn of the chat would be its first.
+      if (newChatTitle) await this.titles.titleNewChat(request.chat, newChatTitle.firstMessage, newChatTitle.draft);
       admission.release();
       // After a failure the key keeps what was stored, so a repeat only generates the reply.
       await idempotencyKey.release();
@@ -303,7 +308,7 @@ export class MessagesService {
   private answeredBefore(begun: BegunTurn, reply: Message, turn: RunningTurn): TurnOutcome {
     turn.emit({ type: 'delta', content: reply.content });
     turn.emit({ type: 'assistant_message', message: reply });
-    return { kind: 'completed', turn: { userMessage: begun.userMessage, assistantMessage: reply }, begun };
+    return { kind: 'completed', turn: { userMessage: begun.userMessage, assistantMessage: reply } };
   }
 
   /** Stream the reply: each delta is forwarded as it comes; a failure is kept, with what came before it. */
@@ -353,12 +358,12 @@ export class MessagesService {
       const assistantMessage = await this.storeReply(lock, begun, reply.content, status, reply.finish);
       this.context.remember(begun.chat, assistantMessage);
       turn.emit({ type: 'assistant_message', message: assistantMessage });
-      return { kind: 'completed', turn: { userMessage, assistantMessage }, begun };
+      return { kind: 'completed', turn: { userMessage, assistantMessage } };
     }
     const partial = reply.content ? await this.storeReply(lock, begun, reply.content, 'incomplete') : null;
     if (reason === 'client-left') {
       observe('cancelled', null);
-      return { kind: 'failed', failure: new TurnCancelledError(userMessage, partial), begun };
+      return { kind: 'failed', failure: new TurnCancelledError(userMessage, partial) };
     }
     const cause =
       reason === 'shutting-down'
@@ -367,26 +372,17 @@ export class MessagesService {
           ? reply.error
           : new LlmUpstreamError('The language model provider failed unexpectedly.');
     observe(cause.code, null);
-    return { kind: 'failed', failure: new ReplyFailedError(cause, userMessage, partial), begun };
+    return { kind: 'failed', failure: new ReplyFailedError(cause, userMessage, partial) };
   }
 
   /**
-   * Finish: the key keeps a completed turn's outcome for repeats, the chat's digest learns of the
-   * new messages, and an untitled chat's first message gives it a title (drafted, when it can be,
-   * while the reply was generated). Outside the lock.
+   * Finish, outside the lock: the key keeps a completed turn's outcome for repeats, and the chat's
+   * digest learns of the new messages.
    */
-  private async finish(
-    chat: ChatKey,
-    idempotencyKey: HeldIdempotencyKey,
-    outcome: TurnOutcome,
-    titleDraft: Promise<string | null> | undefined,
-  ): Promise<void> {
+  private async finish(chat: ChatKey, idempotencyKey: HeldIdempotencyKey, outcome: TurnOutcome): Promise<void> {
     if (outcome.kind === 'completed') {
       await idempotencyKey.complete(outcome.turn);
       this.digests.noteStored(chat, outcome.turn.assistantMessage.seq);
-    }
-    if (outcome.begun?.firstOfUntitledChat) {
-      await this.titles.titleNewChat(chat, outcome.begun.userMessage.content, titleDraft);
     }
   }
 

@@ -111,6 +111,4 @@ export interface StreamedReply {
 }
 
 /** How a turn ended under the lock: with its messages, or with the failure to report. */
-export type TurnOutcome =
-  | { kind: 'completed'; turn: Turn; begun: BegunTurn }
-  | { kind: 'failed'; failure: DomainError; begun: BegunTurn | null };
+export type TurnOutcome = { kind: 'completed'; turn: Turn } | { kind: 'failed'; failure: DomainError };

@@ -86,7 +86,7 @@ export class ChatTitler {
    * passes of the event loop later, so that it does not hold up the turn's own upstream request,
    * which undici writes one pass after it is made on a reused connection. Never rejects.
    */
-  draftFromMessage(firstMessage: string): Promise<string | null> | undefined {
+  draftFromMessage(chat: ChatKey, firstMessage: string): Promise<string | null> | undefined {
     if (this.llmSettings.autoTitle !== 'first-message') return undefined;
     return new Promise((resolve) =>
       setImmediate(() =>
@@ -94,7 +94,9 @@ export class ChatTitler {
           try {
             resolve(this.titleFromMessage(firstMessage));
           } catch (error) {
-            this.logger.warn(`Could not title a chat: ${error instanceof Error ? error.message : String(error)}`);
+            this.logger.warn(
+              `Could not title chat ${chat.chatId}: ${error instanceof Error ? error.message : String(error)}`,
+            );
             resolve(null);
           }
         }),

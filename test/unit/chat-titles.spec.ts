@@ -45,4 +45,34 @@ describe(ChatTitler.name, () => {
     expect(titler.titleFromMessage('Hi!')).toBeNull();
     expect(titler.titleFromMessage('   ')).toBeNull();
   });
+
+  describe('a draft worked out while the first reply is generated', () => {
+    const chat = { tenantId: 'tenant-a', chatId: 'chat-1' };
+    const titlerWith = (env: Record<string, string>, analyzer = new TextAnalyzer()) =>
+      new ChatTitler(
+        new InMemoryChatRepository(),
+        analyzer,
+        new OfflineLlmProvider(new TokenCounter()),
+        parseLlmConfig(env),
+      );
+
+    it('should be the title of the first message', async () => {
+      const message = 'how do I reset my password';
+      await expect(titlerWith({}).draftFromMessage(chat, message)).resolves.toBe(titler.titleFromMessage(message));
+    });
+
+    it.each(['llm', 'off'])('should not be drafted with AUTO_TITLE=%s', (autoTitle) => {
+      expect(
+        titlerWith({ AUTO_TITLE: autoTitle }).draftFromMessage(chat, 'how do I reset my password'),
+      ).toBeUndefined();
+    });
+
+    it('should be null, not a rejection, when the analysis fails', async () => {
+      const analyzer = new TextAnalyzer();
+      jest.spyOn(analyzer, 'analyze').mockImplementation(() => {
+        throw new Error('analysis failed');
+      });
+      await expect(titlerWith({}, analyzer).draftFromMessage(chat, 'how do I reset my password')).resolves.toBeNull();
+    });
+  });
 });

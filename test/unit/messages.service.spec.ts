@@ -75,6 +75,21 @@ describe(MessagesService.name, () => {
       expect((await ctx.chats.get(titled)).title).toBe('Mine');
     });
 
+    it('should still title an untitled chat whose first turn stored its message and then threw', async () => {
+      const chat = await ctx.newChat();
+      const append = ctx.repository.appendMessage.bind(ctx.repository);
+      jest
+        .spyOn(ctx.repository, 'appendMessage')
+        .mockImplementation((key, message, ...rest) =>
+          message.role === 'assistant' ? Promise.reject(new Error('disk full')) : append(key, message, ...rest),
+        );
+      await expect(ctx.run(ctx.newTurn(chat, 'How do I reset my password?')).done).rejects.toThrow('disk full');
+
+      // The message was stored, so no later turn is the chat's first: this one titled it.
+      expect((await ctx.messagesOf(chat)).map((m) => m.role)).toEqual(['user']);
+      expect((await ctx.chats.get(chat)).title).toBe('How do I reset my password');
+    });
+
     it('should refuse what fails before admission without any event: an unknown chat, a message that cannot fit', async () => {
       await ctx.close();
       ctx = await newTurnService({ LLM_CONTEXT_TOKENS: '2048' });
