@@ -5,6 +5,7 @@ import { SkipThrottle } from '@nestjs/throttler';
 import { Public } from '../auth/public.decorator';
 import { OPEN_TENANT_ID } from '../auth/tenant';
 import { ChatRepository } from '../chats/chat.repository';
+import { messageOf } from '../common/errors/error-message';
 import { ApiProblemResponse } from '../common/problem-details/api-problem-response.decorator';
 import { LlmProvider } from '../llm/llm-provider';
 import { NotReadyError } from './not-ready.error';
@@ -73,7 +74,7 @@ export class HealthController {
             await this.chats.findChat({ tenantId: OPEN_TENANT_ID, chatId: PROBE_CHAT_ID });
             return storage.up();
           } catch (error) {
-            return storage.down({ message: error instanceof Error ? error.message : String(error) });
+            return storage.down({ message: messageOf(error) });
           }
         },
         async () => {

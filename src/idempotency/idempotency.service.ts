@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
+import { messageOf } from '../common/errors/error-message';
 import { limitsConfig, LimitsConfig } from '../config/limits.config';
 import { storageConfig, StorageConfig } from '../config/storage.config';
 import { IdempotencyKeyInUseError, IdempotencyKeyReusedError } from './idempotency-errors';
@@ -119,6 +120,6 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
   }
 
   private warn(what: string, error: unknown): void {
-    this.logger.warn(`Could not ${what} idempotency keys: ${error instanceof Error ? error.message : String(error)}`);
+    this.logger.warn(`Could not ${what} idempotency keys: ${messageOf(error)}`);
   }
 }

@@ -4,6 +4,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { KeyedMutex } from '../common/concurrency/keyed-mutex';
+import { messageOf } from '../common/errors/error-message';
 import { ChatDigest } from './chat-digest';
 import { ChatDigestStore } from './chat-digest.store';
 import { TextAnalyzer } from './text-analyzer';
@@ -142,9 +143,7 @@ export class ChatDigests implements OnModuleDestroy {
         await this.folds.runExclusive(key.chatId, () => this.bringUpToDate(key, { background: true }));
       } catch (error) {
         // Derived data: the next summary folds what this could not.
-        this.logger.warn(
-          `Could not fold chat ${key.chatId}'s digest: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        this.logger.warn(`Could not fold chat ${key.chatId}'s digest: ${messageOf(error)}`);
       }
     });
   }
@@ -164,9 +163,7 @@ export class ChatDigests implements OnModuleDestroy {
         live.savedSeq = digest.lastSeq;
       } catch (error) {
         // The summary is right without it: the next fold tries again.
-        this.logger.warn(
-          `Could not store chat ${key.chatId}'s digest: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        this.logger.warn(`Could not store chat ${key.chatId}'s digest: ${messageOf(error)}`);
       }
     }
     return digest;
@@ -178,9 +175,7 @@ export class ChatDigests implements OnModuleDestroy {
     try {
       digest = stored && ChatDigest.fromSnapshot(stored.snapshot);
     } catch (error) {
-      this.logger.warn(
-        `Chat ${key.chatId}'s stored digest is unreadable, so it is rebuilt: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      this.logger.warn(`Chat ${key.chatId}'s stored digest is unreadable, so it is rebuilt: ${messageOf(error)}`);
     }
     // A digest of another version is rebuilt, and stored again once rebuilt.
     return digest && stored ? { digest, savedSeq: stored.lastSeq } : { digest: new ChatDigest(), savedSeq: 0 };

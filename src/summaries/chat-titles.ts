@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { CHAT_LIMITS } from '../chats/dto/chat-limits';
+import { messageOf } from '../common/errors/error-message';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { LlmProvider } from '../llm/llm-provider';
 import { TextAnalyzer } from './text-analyzer';
@@ -73,9 +74,7 @@ export class ChatTitler {
       const title = (await this.titleByLlm(firstMessage)) ?? (await (draft ?? this.titleFromMessage(firstMessage)));
       if (title) await this.chats.setTitleIfUntitled(chat, title);
     } catch (error) {
-      this.logger.warn(
-        `Could not title chat ${chat.chatId}: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      this.logger.warn(`Could not title chat ${chat.chatId}: ${messageOf(error)}`);
     }
   }
 
@@ -94,9 +93,7 @@ export class ChatTitler {
           try {
             resolve(this.titleFromMessage(firstMessage));
           } catch (error) {
-            this.logger.warn(
-              `Could not title chat ${chat.chatId}: ${error instanceof Error ? error.message : String(error)}`,
-            );
+            this.logger.warn(`Could not title chat ${chat.chatId}: ${messageOf(error)}`);
             resolve(null);
           }
         }),
@@ -140,7 +137,7 @@ export class ChatTitler {
         maxOutputTokens: LLM_TITLE_TOKENS,
       })
       .catch((error: unknown) => {
-        this.logger.warn(`The LLM could not title a chat: ${error instanceof Error ? error.message : String(error)}`);
+        this.logger.warn(`The LLM could not title a chat: ${messageOf(error)}`);
         return null;
       });
     if (!reply) return null;

@@ -1,4 +1,5 @@
 import { Kysely, MigrationResult, Migrator } from 'kysely';
+import { messageOf } from '../../common/errors/error-message';
 import { currentSchema, migrationsFor } from './migrations';
 import type { SqlDialectName } from './sql-dialect';
 
@@ -17,7 +18,7 @@ export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: SqlDialectNam
   const { error, results = [] } = await migrator.migrateToLatest();
   if (error) {
     const failed = results.find((r: MigrationResult) => r.status === 'Error')?.migrationName;
-    throw new Error(`Migration ${failed ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`, {
+    throw new Error(`Migration ${failed ?? ''} failed: ${messageOf(error)}`, {
       cause: error,
     });
   }
