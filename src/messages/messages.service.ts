@@ -132,11 +132,12 @@ export class MessagesService {
             waitingForLock();
             const stopped = this.stopWhileWaiting(admission);
             if (stopped) return { kind: 'failed', failure: stopped };
-            const begun = await this.resumeOrAppendUserMessage(admitted, lock);
+            const begun = await this.resumeOrAppendUserMessage(admitted, lock, (firstMessage) => {
+              newChatTitle = { firstMessage };
+            });
             turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
             turn.emit({ type: 'user_message', message: begun.userMessage });
             if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
-            if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
             const context = await this.context.build(begun.chat, begun.userMessage);
             if (newChatTitle)
               newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
@@ -244,27 +245,26 @@ export class MessagesService {
    * Resume or append the user message: a repeat of a failed attempt answers the message that
    * attempt stored (and finds a reply it stored but could not record); a regeneration answers its
    * stored message; a send stores a new one. Either records its progress on the key, so that a
-   * repeat resumes from it.
+   * repeat resumes from it. A send that stores the first message of an untitled chat says so at
+   * once, before anything else can fail: no later turn of the chat would be its first.
    */
-  private async resumeOrAppendUserMessage(turn: AdmittedTurn, lock: ChatLock): Promise<BegunTurn> {
+  private async resumeOrAppendUserMessage(
+    turn: AdmittedTurn,
+    lock: ChatLock,
+    storedFirstOfUntitledChat: (content: string) => void,
+  ): Promise<BegunTurn> {
     const { request, progress } = turn;
     const key = request.chat;
     if (progress) {
       const { userMessage } = progress;
       const storedReply = await this.replyStoredBefore(key, progress);
       const replyId = await this.recordProgress(turn, userMessage);
-      return { chat: await this.chats.get(key), userMessage, storedReply, replyId, firstOfUntitledChat: false };
+      return { chat: await this.chats.get(key), userMessage, storedReply, replyId };
     }
     if (request.kind === 'regenerate') {
       const userMessage = turn.answered!;
       const replyId = await this.recordProgress(turn, userMessage);
-      return {
-        chat: await this.chats.get(key),
-        userMessage,
-        storedReply: undefined,
-        replyId,
-        firstOfUntitledChat: false,
-      };
+      return { chat: await this.chats.get(key), userMessage, storedReply: undefined, replyId };
     }
     const userMessage = await this.repository.appendMessage(
       key,
@@ -280,11 +280,11 @@ export class MessagesService {
       },
       lock,
     );
+    if (userMessage.seq === 1 && turn.chat.title === null) storedFirstOfUntitledChat(userMessage.content);
     // Turns that ran first may have changed the chat's settings meanwhile: it is read again then.
     const chat = userMessage.seq === turn.chat.messageCount + 1 ? turn.chat : await this.chats.get(key);
     const replyId = await this.recordProgress(turn, userMessage);
-    const firstOfUntitledChat = userMessage.seq === 1 && chat.title === null;
-    return { chat, userMessage, storedReply: undefined, replyId, firstOfUntitledChat };
+    return { chat, userMessage, storedReply: undefined, replyId };
   }
 
   /**

@@ -95,8 +95,6 @@ export interface BegunTurn {
   storedReply: Message | undefined;
   /** The id this attempt's reply is stored under, recorded on its Idempotency-Key beforehand. */
   replyId: string;
-  /** This turn stored the first message of a chat without a title, which it then titles. */
-  firstOfUntitledChat: boolean;
 }
 
 /** What the upstream gave: the reply's text so far, and how the call ended. */

@@ -75,20 +75,32 @@ describe(MessagesService.name, () => {
       expect((await ctx.chats.get(titled)).title).toBe('Mine');
     });
 
-    it('should still title an untitled chat whose first turn stored its message and then threw', async () => {
-      const chat = await ctx.newChat();
-      const append = ctx.repository.appendMessage.bind(ctx.repository);
-      jest
-        .spyOn(ctx.repository, 'appendMessage')
-        .mockImplementation((key, message, ...rest) =>
-          message.role === 'assistant' ? Promise.reject(new Error('disk full')) : append(key, message, ...rest),
+    it.each([
+      ['storing its reply', undefined],
+      ['recording its progress on the Idempotency-Key', 'key-1'],
+    ])(
+      'should still title an untitled chat whose first turn stored its message and then failed %s',
+      async (failing, idempotencyKey) => {
+        const chat = await ctx.newChat();
+        if (idempotencyKey) {
+          jest.spyOn(ctx.idempotencyStore, 'recordProgress').mockRejectedValueOnce(new Error('disk full'));
+        } else {
+          const append = ctx.repository.appendMessage.bind(ctx.repository);
+          jest
+            .spyOn(ctx.repository, 'appendMessage')
+            .mockImplementation((key, message, ...rest) =>
+              message.role === 'assistant' ? Promise.reject(new Error('disk full')) : append(key, message, ...rest),
+            );
+        }
+        await expect(ctx.run(ctx.newTurn(chat, 'How do I reset my password?', idempotencyKey)).done).rejects.toThrow(
+          'disk full',
         );
-      await expect(ctx.run(ctx.newTurn(chat, 'How do I reset my password?')).done).rejects.toThrow('disk full');
 
-      // The message was stored, so no later turn is the chat's first: this one titled it.
-      expect((await ctx.messagesOf(chat)).map((m) => m.role)).toEqual(['user']);
-      expect((await ctx.chats.get(chat)).title).toBe('How do I reset my password');
-    });
+        // The message was stored, so no later turn is the chat's first: this one titled it.
+        expect((await ctx.messagesOf(chat)).map((m) => m.role)).toEqual(['user']);
+        expect((await ctx.chats.get(chat)).title).toBe('How do I reset my password');
+      },
+    );
 
     it('should refuse what fails before admission without any event: an unknown chat, a message that cannot fit', async () => {
       await ctx.close();
