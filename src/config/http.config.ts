@@ -82,7 +82,8 @@ class HttpVariables {
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
-  @Min(1)
+  // Node announces it in whole seconds: under one, it would tell clients `timeout=0`.
+  @Min(1000)
   KEEP_ALIVE_TIMEOUT_MS?: number;
 
   @IsOptional()

@@ -117,7 +117,7 @@ describe('configuration slices', () => {
     [{ DATABASE_URL: 'sqlite:' }, 'DATABASE_URL'],
     [{ DATABASE_URL: './konko.db' }, 'DATABASE_URL'],
     [{ CHAT_LOCK_LEASE_MS: '100' }, 'CHAT_LOCK_LEASE_MS'],
-    [{ KEEP_ALIVE_TIMEOUT_MS: '0' }, 'KEEP_ALIVE_TIMEOUT_MS'],
+    [{ KEEP_ALIVE_TIMEOUT_MS: '999' }, 'KEEP_ALIVE_TIMEOUT_MS'],
     [{ KEEP_ALIVE_TIMEOUT_MS: '65s' }, 'KEEP_ALIVE_TIMEOUT_MS'],
   ])('should reject %o naming %s in a single line', (env, variable) => {
     const attempt = () => configFrom(env);
