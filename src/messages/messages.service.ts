@@ -76,7 +76,10 @@ const turnFromJson = (text: string): Turn => {
 
 /** Progress as recorded; the release before branches recorded the bare user message. */
 const progressFromJson = (text: string): TurnProgress => {
-  const recorded = JSON.parse(text) as Partial<Record<keyof TurnProgress, unknown>>;
+  const recorded = JSON.parse(text) as Record<string, unknown>;
+  if (typeof recorded.userMessageId === 'string') {
+    return { userMessageId: recorded.userMessageId, replyId: recorded.replyId as string };
+  }
   if (recorded.userMessage === undefined) return { userMessage: messageFromJson(recorded) };
   return { userMessage: messageFromJson(recorded.userMessage), replyId: recorded.replyId as string };
 };
@@ -244,8 +247,8 @@ export class MessagesService {
   /**
    * Resume or append the user message: a repeat of a failed attempt answers the message that
    * attempt stored (and finds a reply it stored but could not record); a regeneration answers its
-   * stored message; a send stores a new one. Either records its progress on the key, so that a
-   * repeat resumes from it. A send that stores the first message of an untitled chat says so at
+   * stored message; a send stores a new one. Either records its progress on the key first, so that
+   * a repeat resumes from it. A send that stores the first message of an untitled chat says so at
    * once, before anything else can fail: no later turn of the chat would be its first.
    */
   private async resumeOrAppendUserMessage(
@@ -253,8 +256,9 @@ export class MessagesService {
     lock: ChatLock,
     storedFirstOfUntitledChat: (content: string) => void,
   ): Promise<BegunTurn> {
-    const { request, progress } = turn;
+    const { request } = turn;
     const key = request.chat;
+    const progress = await this.storedProgress(key, turn.progress);
     if (progress) {
       const { userMessage } = progress;
       const storedReply = await this.replyStoredBefore(key, progress);
@@ -266,9 +270,14 @@ export class MessagesService {
       const replyId = await this.recordProgress(turn, userMessage);
       return { chat: await this.chats.get(key), userMessage, storedReply: undefined, replyId };
     }
+    // Named under the lock, so both ids are newer than every message of the chat.
+    const userMessageId = uuidv7();
+    const replyId = uuidv7();
+    await turn.idempotencyKey.recordProgress({ userMessageId, replyId } satisfies TurnProgress);
     const userMessage = await this.repository.appendMessage(
       key,
       {
+        id: userMessageId,
         role: 'user',
         content: request.content,
         status: 'completed',
@@ -283,8 +292,20 @@ export class MessagesService {
     if (userMessage.seq === 1 && turn.chat.title === null) storedFirstOfUntitledChat(userMessage.content);
     // Turns that ran first may have changed the chat's settings meanwhile: it is read again then.
     const chat = userMessage.seq === turn.chat.messageCount + 1 ? turn.chat : await this.chats.get(key);
-    const replyId = await this.recordProgress(turn, userMessage);
     return { chat, userMessage, storedReply: undefined, replyId };
+  }
+
+  /**
+   * What an earlier attempt recorded, with its user message as stored; null when there is none,
+   * or when a send named its message and failed before storing it (it is then sent afresh).
+   */
+  private async storedProgress(
+    key: ChatKey,
+    progress: TurnProgress | null,
+  ): Promise<Extract<TurnProgress, { userMessage: Message }> | null> {
+    if (progress === null || 'userMessage' in progress) return progress;
+    const userMessage = await this.repository.findMessage(key, progress.userMessageId);
+    return userMessage && { userMessage, replyId: progress.replyId };
   }
 
   /**
@@ -298,7 +319,10 @@ export class MessagesService {
   }
 
   /** The completed reply an earlier attempt with the same Idempotency-Key stored but could not record. */
-  private async replyStoredBefore(chat: ChatKey, { userMessage, replyId }: TurnProgress): Promise<Message | undefined> {
+  private async replyStoredBefore(
+    chat: ChatKey,
+    { userMessage, replyId }: Extract<TurnProgress, { userMessage: Message }>,
+  ): Promise<Message | undefined> {
     if (replyId === undefined) return this.completedReplyTo(chat, userMessage);
     const reply = await this.repository.findMessage(chat, replyId);
     return reply?.status === 'completed' ? reply : undefined;

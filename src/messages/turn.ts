@@ -25,15 +25,25 @@ export interface RegenerateRequest {
 }
 
 /**
- * What an attempt records on its Idempotency-Key once it holds its user message, for a repeat to
- * resume from: the message, and the id its reply is stored under, so that a repeat finds a reply
- * the attempt stored but could not record, and never takes another request's reply for it.
+ * What an attempt records on its Idempotency-Key, for a repeat to resume from: its user message,
+ * and the id its reply is stored under, so that a repeat finds a reply the attempt stored but
+ * could not record, and never takes another request's reply for it.
  */
-export interface TurnProgress {
-  userMessage: Message;
-  /** Absent in progress recorded by releases before branches, which recorded the bare message. */
-  replyId?: string;
-}
+export type TurnProgress =
+  | {
+      /** The message it answers, stored (a regeneration's, or a send's after a repeat found it). */
+      userMessage: Message;
+      /** Absent in progress recorded by releases before branches, which recorded the bare message. */
+      replyId?: string;
+    }
+  | {
+      /**
+       * A send records the id of its user message before it stores it, so that a repeat finds the
+       * message whatever failed after it was stored, and never stores it twice.
+       */
+      userMessageId: string;
+      replyId: string;
+    };
 
 /** A completed turn: the user message and the reply to it. */
 export interface Turn {

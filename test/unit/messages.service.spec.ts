@@ -1,5 +1,6 @@
 import { ChatNotFoundError, MessageNotFoundError, UnknownMessageIdError } from '../../src/chats/chat-errors';
 import { IdempotencyKeyInUseError, IdempotencyKeyReusedError } from '../../src/idempotency/idempotency-errors';
+import { IdempotencyScope } from '../../src/idempotency/idempotency.store';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
 import {
@@ -22,7 +23,23 @@ describe(MessagesService.name, () => {
   beforeEach(async () => {
     ctx = await newTurnService();
   });
-  afterEach(() => ctx.close());
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await ctx.close();
+  });
+
+  /** Storing a reply fails, as a database that went away mid-turn would: a user message still stores. */
+  const failToStoreReplies = (times = Infinity) => {
+    const append = ctx.repository.appendMessage.bind(ctx.repository);
+    let failures = 0;
+    jest
+      .spyOn(ctx.repository, 'appendMessage')
+      .mockImplementation((key, message, ...rest) =>
+        message.role === 'assistant' && failures++ < times
+          ? Promise.reject(new Error('disk full'))
+          : append(key, message, ...rest),
+      );
+  };
 
   describe('a new message', () => {
     it('should store the user message and the reply, and report admitted, the message, the deltas, the reply', async () => {
@@ -75,32 +92,15 @@ describe(MessagesService.name, () => {
       expect((await ctx.chats.get(titled)).title).toBe('Mine');
     });
 
-    it.each([
-      ['storing its reply', undefined],
-      ['recording its progress on the Idempotency-Key', 'key-1'],
-    ])(
-      'should still title an untitled chat whose first turn stored its message and then failed %s',
-      async (failing, idempotencyKey) => {
-        const chat = await ctx.newChat();
-        if (idempotencyKey) {
-          jest.spyOn(ctx.idempotencyStore, 'recordProgress').mockRejectedValueOnce(new Error('disk full'));
-        } else {
-          const append = ctx.repository.appendMessage.bind(ctx.repository);
-          jest
-            .spyOn(ctx.repository, 'appendMessage')
-            .mockImplementation((key, message, ...rest) =>
-              message.role === 'assistant' ? Promise.reject(new Error('disk full')) : append(key, message, ...rest),
-            );
-        }
-        await expect(ctx.run(ctx.newTurn(chat, 'How do I reset my password?', idempotencyKey)).done).rejects.toThrow(
-          'disk full',
-        );
+    it('should still title an untitled chat whose first turn stored its message and then failed', async () => {
+      const chat = await ctx.newChat();
+      failToStoreReplies();
+      await expect(ctx.run(ctx.newTurn(chat, 'How do I reset my password?')).done).rejects.toThrow('disk full');
 
-        // The message was stored, so no later turn is the chat's first: this one titled it.
-        expect((await ctx.messagesOf(chat)).map((m) => m.role)).toEqual(['user']);
-        expect((await ctx.chats.get(chat)).title).toBe('How do I reset my password');
-      },
-    );
+      // The message was stored, so no later turn is the chat's first: this one titled it.
+      expect((await ctx.messagesOf(chat)).map((m) => m.role)).toEqual(['user']);
+      expect((await ctx.chats.get(chat)).title).toBe('How do I reset my password');
+    });
 
     it('should refuse what fails before admission without any event: an unknown chat, a message that cannot fit', async () => {
       await ctx.close();
@@ -252,6 +252,30 @@ describe(MessagesService.name, () => {
       jest.restoreAllMocks();
     });
 
+    it('should find the user message of an attempt that failed after storing it, and never store it twice', async () => {
+      const chat = await ctx.newChat();
+      failToStoreReplies(1);
+      await expect(ctx.run(ctx.newTurn(chat, 'Store me once', 'key-5')).done).rejects.toThrow('disk full');
+      const [stored] = await ctx.messagesOf(chat);
+
+      const repeat = await ctx.run(ctx.newTurn(chat, 'Store me once', 'key-5')).done;
+
+      expect(repeat.userMessage).toEqual(stored);
+      expect((await ctx.messagesOf(chat)).map((m) => `${m.seq}:${m.role}`)).toEqual(['1:user', '2:assistant']);
+    });
+
+    it('should store nothing when the key cannot record the attempt, and the message once on a repeat', async () => {
+      const chat = await ctx.newChat();
+      jest.spyOn(ctx.idempotencyStore, 'recordProgress').mockRejectedValueOnce(new Error('storage hiccup'));
+      await expect(ctx.run(ctx.newTurn(chat, 'Store me once', 'key-6')).done).rejects.toThrow('storage hiccup');
+      expect(await ctx.messagesOf(chat)).toEqual([]);
+
+      await ctx.run(ctx.newTurn(chat, 'Store me once', 'key-6')).done;
+
+      expect((await ctx.messagesOf(chat)).map((m) => `${m.seq}:${m.role}`)).toEqual(['1:user', '2:assistant']);
+      expect((await ctx.chats.get(chat)).title).toBe('Store me once');
+    });
+
     it('should refuse the key with another body, and while its first request still runs', async () => {
       const chat = await ctx.newChat();
       const gate = ctx.holdReplies();
@@ -329,12 +353,18 @@ describe(MessagesService.name, () => {
 
     it('should find a reply that an attempt of the release before branches stored, from the bare message it recorded', async () => {
       const chat = await ctx.newChat();
+      // That release recorded the user message alone, once it was stored.
       const recordProgress = ctx.idempotencyStore.recordProgress.bind(ctx.idempotencyStore);
-      jest
-        .spyOn(ctx.idempotencyStore, 'recordProgress')
-        .mockImplementation((scope, holder, progress) =>
-          recordProgress(scope, holder, JSON.stringify((JSON.parse(progress) as { userMessage: unknown }).userMessage)),
-        );
+      let heldKey: [IdempotencyScope, string] | undefined;
+      jest.spyOn(ctx.idempotencyStore, 'recordProgress').mockImplementation(async (scope, holder) => {
+        heldKey = [scope, holder];
+      });
+      const append = ctx.repository.appendMessage.bind(ctx.repository);
+      jest.spyOn(ctx.repository, 'appendMessage').mockImplementation(async (key, message, ...rest) => {
+        const stored = await append(key, message, ...rest);
+        if (stored.role === 'user') await recordProgress(...heldKey!, JSON.stringify(stored));
+        return stored;
+      });
       jest.spyOn(ctx.idempotencyStore, 'complete').mockRejectedValueOnce(new Error('storage hiccup'));
       const first = await ctx.run(ctx.newTurn(chat, 'Once only', 'old-key')).done;
       jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 60_000);
