@@ -74,15 +74,28 @@ const turnFromJson = (text: string): Turn => {
   return { userMessage: messageFromJson(userMessage), assistantMessage: messageFromJson(assistantMessage) };
 };
 
-/** Progress as recorded; the release before branches recorded the bare user message. */
-const progressFromJson = (text: string): TurnProgress => {
+/**
+ * Progress as recorded; null when it names no message to resume from. The release before branches
+ * recorded the bare user message; releases before ids were recorded first, the stored message.
+ */
+const progressFromJson = (text: string): TurnProgress | null => {
   const recorded = JSON.parse(text) as Record<string, unknown>;
   if (typeof recorded.userMessageId === 'string') {
     return { userMessageId: recorded.userMessageId, replyId: recorded.replyId as string };
   }
   if (recorded.userMessage === undefined) return { userMessage: messageFromJson(recorded) };
+  // An earlier release resumed ids recorded by this one as if they were a message (see PLANNED_SEND_GUARD).
+  if (recorded.userMessage === null) return null;
   return { userMessage: messageFromJson(recorded.userMessage), replyId: recorded.replyId as string };
 };
+
+/**
+ * Written beside a send's ids for releases before ids were recorded first, which may serve a
+ * repeat while instances are being upgraded: they would take a record without a `userMessage`
+ * for a bare message and answer a message that is not there. With `userMessage: null` they fail
+ * the repeat before storing any message, and the client's next repeat may reach this release.
+ */
+const PLANNED_SEND_GUARD = { userMessage: null };
 
 const allMessagesCursorScope = (chatId: string) => `messages:${chatId}`;
 const branchCursorScope = (chatId: string) => `branch:${chatId}`;
@@ -248,8 +261,8 @@ export class MessagesService {
    * Resume or append the user message: a repeat of a failed attempt answers the message that
    * attempt stored (and finds a reply it stored but could not record); a regeneration answers its
    * stored message; a send stores a new one. Either records its progress on the key first, so that
-   * a repeat resumes from it. A send that stores the first message of an untitled chat says so at
-   * once, before anything else can fail: no later turn of the chat would be its first.
+   * a repeat resumes from it. A send that stores (or a repeat that finds) the first message of an
+   * untitled chat says so at once, before anything else can fail: no later turn would be its first.
    */
   private async resumeOrAppendUserMessage(
     turn: AdmittedTurn,
@@ -263,7 +276,12 @@ export class MessagesService {
       const { userMessage } = progress;
       const storedReply = await this.replyStoredBefore(key, progress);
       const replyId = await this.recordProgress(turn, userMessage);
-      return { chat: await this.chats.get(key), userMessage, storedReply, replyId };
+      const chat = await this.chats.get(key);
+      // The attempt that stored it may have failed before it knew, and so before titling the chat.
+      if (request.kind === 'send' && userMessage.seq === 1 && chat.title === null) {
+        storedFirstOfUntitledChat(userMessage.content);
+      }
+      return { chat, userMessage, storedReply, replyId };
     }
     if (request.kind === 'regenerate') {
       const userMessage = turn.answered!;
@@ -273,7 +291,7 @@ export class MessagesService {
     // Named under the lock, so both ids are newer than every message of the chat.
     const userMessageId = uuidv7();
     const replyId = uuidv7();
-    await turn.idempotencyKey.recordProgress({ userMessageId, replyId } satisfies TurnProgress);
+    await turn.idempotencyKey.recordProgress({ ...PLANNED_SEND_GUARD, userMessageId, replyId });
     const userMessage = await this.repository.appendMessage(
       key,
       {

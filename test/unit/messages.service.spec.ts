@@ -264,6 +264,24 @@ describe(MessagesService.name, () => {
       expect((await ctx.messagesOf(chat)).map((m) => `${m.seq}:${m.role}`)).toEqual(['1:user', '2:assistant']);
     });
 
+    it('should title the chat on a repeat when the attempt that stored its first message never learnt it had', async () => {
+      const chat = await ctx.newChat();
+      const append = ctx.repository.appendMessage.bind(ctx.repository);
+      jest.spyOn(ctx.repository, 'appendMessage').mockImplementationOnce(async (key, message, ...rest) => {
+        await append(key, message, ...rest);
+        throw new Error('connection lost after the commit');
+      });
+      await expect(ctx.run(ctx.newTurn(chat, 'Plan my day in Lisbon', 'key-8')).done).rejects.toThrow(
+        'connection lost',
+      );
+      expect((await ctx.chats.get(chat)).title).toBeNull();
+
+      await ctx.run(ctx.newTurn(chat, 'Plan my day in Lisbon', 'key-8')).done;
+
+      expect((await ctx.messagesOf(chat)).map((m) => `${m.seq}:${m.role}`)).toEqual(['1:user', '2:assistant']);
+      expect((await ctx.chats.get(chat)).title).toBe('Plan my day in Lisbon');
+    });
+
     it('should store nothing when the key cannot record the attempt, and the message once on a repeat', async () => {
       const chat = await ctx.newChat();
       jest.spyOn(ctx.idempotencyStore, 'recordProgress').mockRejectedValueOnce(new Error('storage hiccup'));
@@ -274,6 +292,29 @@ describe(MessagesService.name, () => {
 
       expect((await ctx.messagesOf(chat)).map((m) => `${m.seq}:${m.role}`)).toEqual(['1:user', '2:assistant']);
       expect((await ctx.chats.get(chat)).title).toBe('Store me once');
+    });
+
+    it('should send afresh when an earlier release resumed the recorded ids and left no message', async () => {
+      const chat = await ctx.newChat();
+      const recordProgress = ctx.idempotencyStore.recordProgress.bind(ctx.idempotencyStore);
+      const recorded: string[] = [];
+      jest.spyOn(ctx.idempotencyStore, 'recordProgress').mockImplementation((scope, holder, progress) => {
+        recorded.push(progress);
+        // That release took the ids for a message and recorded it, then failed on its missing id.
+        const written = recorded.length === 1 ? JSON.stringify({ userMessage: null, replyId: 'r' }) : progress;
+        return recordProgress(scope, holder, written);
+      });
+      ctx.llm.respond = (request, call) => {
+        if (call === 1) throw new LlmUnavailableError('The language model answered HTTP 503.');
+        return echoReply(request);
+      };
+      await expect(ctx.run(ctx.newTurn(chat, 'Plan my day', 'key-7')).done).rejects.toBeInstanceOf(ReplyFailedError);
+      // The ids go with a null message, which such a release fails on before storing a message.
+      expect(JSON.parse(recorded[0])).toMatchObject({ userMessage: null, userMessageId: expect.any(String) });
+
+      const repeat = await ctx.run(ctx.newTurn(chat, 'Plan my day', 'key-7')).done;
+
+      expect(repeat.assistantMessage).toMatchObject({ inReplyTo: repeat.userMessage.id, status: 'completed' });
     });
 
     it('should refuse the key with another body, and while its first request still runs', async () => {
