@@ -136,6 +136,7 @@ export class MessagesService {
     this.metrics.turnsInFlight.inc();
     // Set once the turn has stored the first message of an untitled chat.
     let newChatTitle: { firstMessage: string; draft?: Promise<string | null> } | undefined;
+    let completed = false;
     try {
       const waitingForLock = this.metrics.chatLockWait.startTimer();
       const outcome = await this.repository.withChatLock(request.chat.chatId, (lock) =>
@@ -164,10 +165,15 @@ export class MessagesService {
       );
       await this.finish(request.chat, idempotencyKey, outcome);
       if (outcome.kind === 'failed') throw outcome.failure;
+      completed = true;
       return outcome.turn;
     } finally {
       // However the turn ended, even by throwing: no later turn of the chat would be its first.
-      if (newChatTitle) await this.titles.titleNewChat(request.chat, newChatTitle.firstMessage, newChatTitle.draft);
+      // After a failure the LLM is not asked for it: the answer would wait on a provider that failed.
+      if (newChatTitle) {
+        const { firstMessage, draft } = newChatTitle;
+        await this.titles.titleNewChat(request.chat, firstMessage, { draft, askLlm: completed });
+      }
       admission.release();
       // After a failure the key keeps what was stored, so a repeat only generates the reply.
       await idempotencyKey.release();

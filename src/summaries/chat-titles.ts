@@ -66,12 +66,18 @@ export class ChatTitler {
 
   /**
    * Never fails the turn: a title is a nicety. A title the user set meanwhile is kept. `draft` is
-   * {@link draftFromMessage}'s, when the turn started one.
+   * {@link draftFromMessage}'s, when the turn started one; without `askLlm`, AUTO_TITLE=llm titles
+   * from the first message too.
    */
-  async titleNewChat(chat: ChatKey, firstMessage: string, draft?: Promise<string | null>): Promise<void> {
+  async titleNewChat(
+    chat: ChatKey,
+    firstMessage: string,
+    { draft, askLlm = true }: { draft?: Promise<string | null>; askLlm?: boolean } = {},
+  ): Promise<void> {
     if (this.llmSettings.autoTitle === 'off') return;
     try {
-      const title = (await this.titleByLlm(firstMessage)) ?? (await (draft ?? this.titleFromMessage(firstMessage)));
+      const byLlm = askLlm ? await this.titleByLlm(firstMessage) : null;
+      const title = byLlm ?? (await (draft ?? this.titleFromMessage(firstMessage)));
       if (title) await this.chats.setTitleIfUntitled(chat, title);
     } catch (error) {
       this.logger.warn(`Could not title chat ${chat.chatId}: ${messageOf(error)}`);

@@ -102,6 +102,22 @@ describe(MessagesService.name, () => {
       expect((await ctx.chats.get(chat)).title).toBe('How do I reset my password');
     });
 
+    it('should title from the first message, not ask the LLM, when AUTO_TITLE=llm and the first reply failed', async () => {
+      await ctx.close();
+      ctx = await newTurnService({ AUTO_TITLE: 'llm' });
+      const chat = await ctx.newChat();
+      ctx.llm.respond = (request, call) => {
+        if (call === 1) throw new LlmUnavailableError('The language model answered HTTP 503.');
+        return echoReply(request);
+      };
+      await expect(ctx.run(ctx.newTurn(chat, 'How do I reset my password?')).done).rejects.toBeInstanceOf(
+        ReplyFailedError,
+      );
+
+      expect((await ctx.chats.get(chat)).title).toBe('How do I reset my password');
+      expect(ctx.llm.calls).toHaveLength(1);
+    });
+
     it('should refuse what fails before admission without any event: an unknown chat, a message that cannot fit', async () => {
       await ctx.close();
       ctx = await newTurnService({ LLM_CONTEXT_TOKENS: '2048' });
