@@ -280,6 +280,18 @@ describe(MessagesService.name, () => {
       expect((await ctx.messagesOf(chat)).map((m) => `${m.seq}:${m.role}`)).toEqual(['1:user', '2:assistant']);
     });
 
+    it('should store the message once on a repeat when the attempt recorded its ids and then failed to store it', async () => {
+      const chat = await ctx.newChat();
+      jest.spyOn(ctx.repository, 'appendMessage').mockRejectedValueOnce(new Error('disk full'));
+      await expect(ctx.run(ctx.newTurn(chat, 'Store me once', 'key-9')).done).rejects.toThrow('disk full');
+      expect(await ctx.messagesOf(chat)).toEqual([]);
+
+      const repeat = await ctx.run(ctx.newTurn(chat, 'Store me once', 'key-9')).done;
+
+      expect(await ctx.messagesOf(chat)).toEqual([repeat.userMessage, repeat.assistantMessage]);
+      expect((await ctx.chats.get(chat)).title).toBe('Store me once');
+    });
+
     it('should title the chat on a repeat when the attempt that stored its first message never learnt it had', async () => {
       const chat = await ctx.newChat();
       const append = ctx.repository.appendMessage.bind(ctx.repository);
