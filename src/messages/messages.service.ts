@@ -75,27 +75,30 @@ const turnFromJson = (text: string): Turn => {
 };
 
 /**
- * Progress as recorded; null when it names no message to resume from. The release before branches
- * recorded the bare user message; releases before ids were recorded first, the stored message.
+ * Progress as recorded. The release before branches recorded the bare user message; releases
+ * before ids were recorded first, the stored message.
  */
-const progressFromJson = (text: string): TurnProgress | null => {
+const progressFromJson = (text: string): TurnProgress => {
   const recorded = JSON.parse(text) as Record<string, unknown>;
   if (typeof recorded.userMessageId === 'string') {
-    return { userMessageId: recorded.userMessageId, replyId: recorded.replyId as string };
+    return { userMessageId: recorded.userMessageId, replyId: recorded.plannedReplyId as string };
   }
   if (recorded.userMessage === undefined) return { userMessage: messageFromJson(recorded) };
-  // An earlier release resumed ids recorded by this one as if they were a message (see PLANNED_SEND_GUARD).
-  if (recorded.userMessage === null) return null;
   return { userMessage: messageFromJson(recorded.userMessage), replyId: recorded.replyId as string };
 };
 
 /**
- * Written beside a send's ids for releases before ids were recorded first, which may serve a
- * repeat while instances are being upgraded: they would take a record without a `userMessage`
- * for a bare message and answer a message that is not there. With `userMessage: null` they fail
- * the repeat before storing any message, and the client's next repeat may reach this release.
+ * A send's record, before it stores its message. Releases before ids were recorded first may
+ * serve a repeat while instances are being upgraded, and take a record without a `userMessage`
+ * for a bare message, which they would answer though it is not there. Given `userMessage: null`
+ * and no `replyId`, they fail the repeat before they store or record anything, so the ids stay for
+ * the client's next repeat, which may reach this release.
  */
-const PLANNED_SEND_GUARD = { userMessage: null };
+const plannedSend = (userMessageId: string, replyId: string) => ({
+  userMessage: null,
+  userMessageId,
+  plannedReplyId: replyId,
+});
 
 const allMessagesCursorScope = (chatId: string) => `messages:${chatId}`;
 const branchCursorScope = (chatId: string) => `branch:${chatId}`;
@@ -267,8 +270,8 @@ export class MessagesService {
    * Resume or append the user message: a repeat of a failed attempt answers the message that
    * attempt stored (and finds a reply it stored but could not record); a regeneration answers its
    * stored message; a send stores a new one. Either records its progress on the key first, so that
-   * a repeat resumes from it. A send that stores (or a repeat that finds) the first message of an
-   * untitled chat says so at once, before anything else can fail: no later turn would be its first.
+   * a repeat resumes from it. A send that stores the first message of an untitled chat says so at
+   * once, before anything else can fail: no later turn of the chat would be its first.
    */
   private async resumeOrAppendUserMessage(
     turn: AdmittedTurn,
@@ -282,12 +285,7 @@ export class MessagesService {
       const { userMessage } = progress;
       const storedReply = await this.replyStoredBefore(key, progress);
       const replyId = await this.recordProgress(turn, userMessage);
-      const chat = await this.chats.get(key);
-      // The attempt that stored it may have failed before it knew, and so before titling the chat.
-      if (request.kind === 'send' && userMessage.seq === 1 && chat.title === null) {
-        storedFirstOfUntitledChat(userMessage.content);
-      }
-      return { chat, userMessage, storedReply, replyId };
+      return { chat: await this.chats.get(key), userMessage, storedReply, replyId };
     }
     if (request.kind === 'regenerate') {
       const userMessage = turn.answered!;
@@ -297,7 +295,7 @@ export class MessagesService {
     // Named under the lock, so both ids are newer than every message of the chat.
     const userMessageId = uuidv7();
     const replyId = uuidv7();
-    await turn.idempotencyKey.recordProgress({ ...PLANNED_SEND_GUARD, userMessageId, replyId });
+    await turn.idempotencyKey.recordProgress(plannedSend(userMessageId, replyId));
     const userMessage = await this.repository.appendMessage(
       key,
       {
