@@ -12,13 +12,18 @@ const SWEEP_INTERVAL_MS = 10 * 60_000;
 /**
  * A request's hold on its Idempotency-Key, from its claim until it completes or stops. While
  * held, the claim's lease is renewed; should it lapse anyway (the instance died or could not
- * reach the storage for a whole lease), the key passes to a repeat and this hold's writes are void.
+ * reach the storage for a whole lease), the key passes to a repeat, this hold's writes are void,
+ * and its next progress record throws.
  * Requests without a key get {@link NO_KEY}, which remembers nothing.
  */
 export interface HeldIdempotencyKey {
   /** What an earlier attempt recorded before it stopped; null for a first attempt. */
   readonly progress: string | null;
-  /** Records `progress` (kept as JSON) for a repeat to resume from. */
+  /**
+   * Records `progress` (kept as JSON) for a repeat to resume from. Throws IdempotencyKeyInUseError
+   * when the key has passed to a repeat meanwhile: the repeat does the work, so this request must
+   * not store any of it.
+   */
   recordProgress(progress: unknown): Promise<void>;
   /**
    * Keeps `outcome` (as JSON) for repeats. Never throws: the work is done, and a key left running lapses
@@ -97,7 +102,11 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
     };
     return {
       progress,
-      recordProgress: (next) => this.store.recordProgress(scope, holder, JSON.stringify(next)),
+      recordProgress: async (next) => {
+        if (!(await this.store.recordProgress(scope, holder, JSON.stringify(next)))) {
+          throw new IdempotencyKeyInUseError();
+        }
+      },
       complete: (outcome) =>
         settle(() => this.store.complete(scope, holder, JSON.stringify(outcome))).catch((error: unknown) =>
           this.warn('complete', error),

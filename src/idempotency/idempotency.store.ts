@@ -48,8 +48,11 @@ export abstract class IdempotencyStore {
   /** Extends a running claim's lease. */
   abstract renew(scope: IdempotencyScope, holder: string, leaseUntil: number): Promise<void>;
 
-  /** Records how far the running request got, for a repeat to resume from if it stops. */
-  abstract recordProgress(scope: IdempotencyScope, holder: string, progress: string): Promise<void>;
+  /**
+   * Records how far the running request got, for a repeat to resume from if it stops; false when
+   * the caller no longer holds the key (its lease lapsed and passed it on), and nothing is recorded.
+   */
+  abstract recordProgress(scope: IdempotencyScope, holder: string, progress: string): Promise<boolean>;
 
   /** The request finished: repeats replay `response` until the key expires. */
   abstract complete(scope: IdempotencyScope, holder: string, response: string): Promise<void>;

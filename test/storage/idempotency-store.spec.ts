@@ -87,11 +87,12 @@ function describeIdempotencyStoreContract(name: string, open: () => Promise<Stor
       expect(await store.claim(scope('k'), at(T0 + 9_001))).toEqual({ kind: 'resume', progress: 'stored' });
     });
 
-    it('should ignore the writes of a holder whose lease lapsed and passed the key on', async () => {
+    it('should ignore the writes of a holder whose lease lapsed and passed the key on, and say so of its progress', async () => {
       await store.claim(scope('k'), at(T0));
       expect(await store.claim(scope('k'), at(T0 + 6_000, 'body-1', 'h2'))).toEqual({ kind: 'resume', progress: null });
       await store.renew(scope('k'), 'h1', T0 + 60_000);
-      await store.recordProgress(scope('k'), 'h1', 'from h1');
+      expect(await store.recordProgress(scope('k'), 'h1', 'from h1')).toBe(false);
+      expect(await store.recordProgress(scope('k'), 'h2', 'from h2')).toBe(true);
       await store.release(scope('k'), 'h1');
       expect(await store.claim(scope('k'), at(T0 + 7_000, 'body-1', 'h3'))).toEqual({ kind: 'in-progress' });
       await store.complete(scope('k'), 'h1', 'from h1');

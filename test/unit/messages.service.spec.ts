@@ -322,6 +322,19 @@ describe(MessagesService.name, () => {
       ]);
     });
 
+    it('should store nothing once its key has passed to a repeat, and leave the work to that repeat', async () => {
+      const chat = await ctx.newChat();
+      // The key's lease lapsed (the instance could not renew it) and a repeat took it over.
+      jest.spyOn(ctx.idempotencyStore, 'recordProgress').mockResolvedValueOnce(false);
+
+      await expect(ctx.run(ctx.newTurn(chat, 'Store me once', 'key-10')).done).rejects.toBeInstanceOf(
+        IdempotencyKeyInUseError,
+      );
+
+      expect(await ctx.messagesOf(chat)).toEqual([]);
+      expect(ctx.llm.calls).toHaveLength(0);
+    });
+
     it('should refuse the key with another body, and while its first request still runs', async () => {
       const chat = await ctx.newChat();
       const gate = ctx.holdReplies();
@@ -404,6 +417,7 @@ describe(MessagesService.name, () => {
       let heldKey: [IdempotencyScope, string] | undefined;
       jest.spyOn(ctx.idempotencyStore, 'recordProgress').mockImplementation(async (scope, holder) => {
         heldKey = [scope, holder];
+        return true;
       });
       const append = ctx.repository.appendMessage.bind(ctx.repository);
       jest.spyOn(ctx.repository, 'appendMessage').mockImplementation(async (key, message, ...rest) => {

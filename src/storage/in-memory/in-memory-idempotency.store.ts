@@ -62,9 +62,10 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
     if (record) record.leaseUntil = leaseUntil;
   }
 
-  async recordProgress(scope: IdempotencyScope, holder: string, progress: string): Promise<void> {
+  async recordProgress(scope: IdempotencyScope, holder: string, progress: string): Promise<boolean> {
     const record = this.held(scope, holder);
     if (record) record.progress = progress;
+    return record !== undefined;
   }
 
   async complete(scope: IdempotencyScope, holder: string, response: string): Promise<void> {

@@ -114,8 +114,9 @@ export class SqlIdempotencyStore extends IdempotencyStore {
     await this.updateHeld(scope, holder).set({ lease_until: leaseUntil }).execute();
   }
 
-  async recordProgress(scope: IdempotencyScope, holder: string, progress: string): Promise<void> {
-    await this.updateHeld(scope, holder).set({ progress }).execute();
+  async recordProgress(scope: IdempotencyScope, holder: string, progress: string): Promise<boolean> {
+    const { numUpdatedRows } = await this.updateHeld(scope, holder).set({ progress }).executeTakeFirstOrThrow();
+    return numUpdatedRows > 0n;
   }
 
   async complete(scope: IdempotencyScope, holder: string, response: string): Promise<void> {
