@@ -152,9 +152,8 @@ export class MessagesService {
             waitingForLock();
             const stopped = this.stopWhileWaiting(admission);
             if (stopped) return { kind: 'failed', failure: stopped };
-            const begun = await this.resumeOrAppendUserMessage(admitted, lock, (firstMessage) => {
-              newChatTitle = { firstMessage };
-            });
+            const begun = await this.resumeOrAppendUserMessage(admitted, lock);
+            if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
             turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
             turn.emit({ type: 'user_message', message: begun.userMessage });
             if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
@@ -270,14 +269,9 @@ export class MessagesService {
    * Resume or append the user message: a repeat of a failed attempt answers the message that
    * attempt stored (and finds a reply it stored but could not record); a regeneration answers its
    * stored message; a send stores a new one. Either records its progress on the key first, so that
-   * a repeat resumes from it. A send that stores the first message of an untitled chat says so at
-   * once, before anything else can fail: no later turn of the chat would be its first.
+   * a repeat resumes from it.
    */
-  private async resumeOrAppendUserMessage(
-    turn: AdmittedTurn,
-    lock: ChatLock,
-    storedFirstOfUntitledChat: (content: string) => void,
-  ): Promise<BegunTurn> {
+  private async resumeOrAppendUserMessage(turn: AdmittedTurn, lock: ChatLock): Promise<BegunTurn> {
     const { request } = turn;
     const key = request.chat;
     const progress = await this.storedProgress(key, turn.progress);
@@ -285,12 +279,13 @@ export class MessagesService {
       const { userMessage } = progress;
       const storedReply = await this.replyStoredBefore(key, progress);
       const replyId = await this.recordProgress(turn, userMessage);
-      return { chat: await this.chats.get(key), userMessage, storedReply, replyId };
+      return { chat: await this.chats.get(key), userMessage, storedReply, replyId, firstOfUntitledChat: false };
     }
     if (request.kind === 'regenerate') {
       const userMessage = turn.answered!;
       const replyId = await this.recordProgress(turn, userMessage);
-      return { chat: await this.chats.get(key), userMessage, storedReply: undefined, replyId };
+      const chat = await this.chats.get(key);
+      return { chat, userMessage, storedReply: undefined, replyId, firstOfUntitledChat: false };
     }
     // Named under the lock, so both ids are newer than every message of the chat.
     const userMessageId = uuidv7();
@@ -311,10 +306,10 @@ export class MessagesService {
       },
       lock,
     );
-    if (userMessage.seq === 1 && turn.chat.title === null) storedFirstOfUntitledChat(userMessage.content);
     // Turns that ran first may have changed the chat's settings meanwhile: it is read again then.
     const chat = userMessage.seq === turn.chat.messageCount + 1 ? turn.chat : await this.chats.get(key);
-    return { chat, userMessage, storedReply: undefined, replyId };
+    const firstOfUntitledChat = userMessage.seq === 1 && chat.title === null;
+    return { chat, userMessage, storedReply: undefined, replyId, firstOfUntitledChat };
   }
 
   /**

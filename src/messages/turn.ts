@@ -105,6 +105,11 @@ export interface BegunTurn {
   storedReply: Message | undefined;
   /** The id this attempt's reply is stored under, recorded on its Idempotency-Key beforehand. */
   replyId: string;
+  /**
+   * This send stored the first message of a chat without a title. Nothing between storing it and
+   * saying so can fail, so the turn titles the chat however it ends.
+   */
+  firstOfUntitledChat: boolean;
 }
 
 /** What the upstream gave: the reply's text so far, and how the call ended. */
