@@ -171,7 +171,7 @@ export class MessagesService {
       return outcome.turn;
     } finally {
       // However the turn ended, even by throwing: no later turn of the chat would be its first.
-      // After a failure the LLM is not asked for it: the answer would wait on a provider that failed.
+      // After a failure the LLM is not asked for it: the provider has just failed.
       if (newChatTitle) {
         const { firstMessage, draft } = newChatTitle;
         await this.titles.titleNewChat(request.chat, firstMessage, { draft, askLlm: completed });

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { CHAT_LIMITS } from '../chats/dto/chat-limits';
@@ -52,10 +52,18 @@ function shorten(text: string, limit: number): string {
   return `${words.join(' ').replace(/[,;:–-]+$/, '')}…`;
 }
 
-/** Gives a chat created without a title one after its first exchange (AUTO_TITLE). */
+/**
+ * Gives a chat created without a title one after its first exchange (AUTO_TITLE). A title from the
+ * first message is set before the turn answers; one the LLM writes is set after, so that the first
+ * reply never waits for a second LLM call.
+ */
 @Injectable()
-export class ChatTitler {
+export class ChatTitler implements OnModuleDestroy {
   private readonly logger = new Logger(ChatTitler.name);
+  /** Titles the LLM is writing, after their turns answered. */
+  private readonly byLlm = new Set<Promise<void>>();
+  /** Aborted at shutdown: titles still being written by the LLM are then taken from the first message. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly chats: ChatRepository,
@@ -66,8 +74,9 @@ export class ChatTitler {
 
   /**
    * Never fails the turn: a title is a nicety. A title the user set meanwhile is kept. `draft` is
-   * {@link draftFromMessage}'s, when the turn started one; without `askLlm`, AUTO_TITLE=llm titles
-   * from the first message too.
+   * {@link draftFromMessage}'s, when the turn started one. With `askLlm` and AUTO_TITLE=llm, it
+   * resolves at once and the LLM's title is set later; without `askLlm`, AUTO_TITLE=llm titles from
+   * the first message too.
    */
   async titleNewChat(
     chat: ChatKey,
@@ -75,10 +84,32 @@ export class ChatTitler {
     { draft, askLlm = true }: { draft?: Promise<string | null>; askLlm?: boolean } = {},
   ): Promise<void> {
     if (this.llmSettings.autoTitle === 'off') return;
+    if (askLlm && this.llmSettings.autoTitle === 'llm' && !this.llm.isOffline) {
+      const titling = this.setTitle(
+        chat,
+        async () => (await this.titleByLlm(firstMessage)) ?? this.titleFromMessage(firstMessage),
+      );
+      this.byLlm.add(titling);
+      void titling.finally(() => this.byLlm.delete(titling));
+      return;
+    }
+    await this.setTitle(chat, () => draft ?? this.titleFromMessage(firstMessage));
+  }
+
+  /** Resolves once no title is being written by the LLM. */
+  async idle(): Promise<void> {
+    while (this.byLlm.size > 0) await Promise.all(this.byLlm);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopping.abort();
+    await this.idle();
+  }
+
+  private async setTitle(chat: ChatKey, title: () => Promise<string | null> | string | null): Promise<void> {
     try {
-      const byLlm = askLlm ? await this.titleByLlm(firstMessage) : null;
-      const title = byLlm ?? (await (draft ?? this.titleFromMessage(firstMessage)));
-      if (title) await this.chats.setTitleIfUntitled(chat, title);
+      const chosen = await title();
+      if (chosen) await this.chats.setTitleIfUntitled(chat, chosen);
     } catch (error) {
       this.logger.warn(`Could not title chat ${chat.chatId}: ${messageOf(error)}`);
     }
@@ -130,9 +161,9 @@ export class ChatTitler {
     return shorten(chosen.text.charAt(0).toUpperCase() + chosen.text.slice(1), TITLE_LENGTH);
   }
 
-  /** With AUTO_TITLE=llm and a real model; null (use the first message) when it cannot. */
+  /** The LLM's title; null (use the first message) when it cannot, or when the service stops. */
   private async titleByLlm(firstMessage: string): Promise<string | null> {
-    if (this.llmSettings.autoTitle !== 'llm' || this.llm.isOffline) return null;
+    const { signal } = this.stopping;
     const reply = await this.llm
       .complete({
         model: this.llmSettings.defaultModel,
@@ -141,9 +172,10 @@ export class ChatTitler {
           { role: 'user', content: shorten(firstMessage, 2000) },
         ],
         maxOutputTokens: LLM_TITLE_TOKENS,
+        signal,
       })
       .catch((error: unknown) => {
-        this.logger.warn(`The LLM could not title a chat: ${messageOf(error)}`);
+        if (!signal.aborted) this.logger.warn(`The LLM could not title a chat: ${messageOf(error)}`);
         return null;
       });
     if (!reply) return null;

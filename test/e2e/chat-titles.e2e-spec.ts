@@ -1,7 +1,11 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
+import { OPEN_TENANT_ID } from '../../src/auth/tenant';
 import { LlmUpstreamError } from '../../src/llm/llm-errors';
-import { LlmRequest } from '../../src/llm/llm-provider';
+import { LlmReply, LlmRequest } from '../../src/llm/llm-provider';
+import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
+import { ChatTitler } from '../../src/summaries/chat-titles';
+import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
 
@@ -12,9 +16,9 @@ describe('Automatic chat titles (e2e)', () => {
   let app: NestExpressApplication;
   let llm: RecordingLlmProvider;
   const http = () => request(app.getHttpServer());
-  const start = async (env: Record<string, string> = {}) => {
+  const start = async (env: Record<string, string> = {}, repository?: InMemoryChatRepository) => {
     llm = new RecordingLlmProvider();
-    app = await createTestApp({ llm, env });
+    app = await createTestApp({ llm, env, repository });
   };
   const titleOf = async (chatId: string) => (await http().get(`/chats/${chatId}`).expect(200)).body.title;
   const newChat = async (body: object = {}) => (await http().post('/chats').send(body).expect(201)).body.id;
@@ -75,15 +79,52 @@ describe('Automatic chat titles (e2e)', () => {
     expect(await titleOf(chatId)).toBeNull();
   });
 
-  it('should ask the LLM for the title with AUTO_TITLE=llm', async () => {
+  it.each([
+    ['plain', 'application/json'],
+    ['streamed', 'text/event-stream'],
+  ])('should answer a %s first message before the LLM titles the chat (AUTO_TITLE=llm)', async (_, accept) => {
     await start({ AUTO_TITLE: 'llm' });
-    llm.respond = (req) =>
-      isTitleRequest(req) ? { content: '"Vegetarian Dinner Party."', model: 'fake', usage: null } : echoReply(req);
+    const titleAsked = deferred();
+    const titleWritten = deferred();
+    llm.respond = async (req) => {
+      if (!isTitleRequest(req)) return echoReply(req);
+      titleAsked.resolve();
+      await titleWritten.promise;
+      return { content: '"Vegetarian Dinner Party."', model: 'fake', usage: null };
+    };
     const chatId = await newChat();
-    await send(chatId, FIRST);
+    // Answered whole while the title call is held: were the answer to wait for it, this would hang.
+    const answer = await http().post(`/chats/${chatId}/messages`).set('Accept', accept).send({ content: FIRST });
+    expect(answer.status).toBeLessThan(300);
+    expect(answer.text).toContain('reply to: Can you help me plan');
+    await titleAsked.promise;
+    expect(await titleOf(chatId)).toBeNull();
+
+    titleWritten.resolve();
+    await app.get(ChatTitler).idle();
     expect(await titleOf(chatId)).toBe('Vegetarian Dinner Party');
     const titleCall = llm.calls.find((c) => isTitleRequest(c.request))!;
     expect(titleCall.request.messages[1]).toEqual({ role: 'user', content: FIRST });
+  });
+
+  it('should title from the first message when the service stops while the LLM writes the title', async () => {
+    const repository = new InMemoryChatRepository();
+    await start({ AUTO_TITLE: 'llm' }, repository);
+    const titleAsked = deferred();
+    llm.respond = (req) => {
+      if (!isTitleRequest(req)) return echoReply(req);
+      titleAsked.resolve();
+      // Answers only when the service aborts it.
+      return new Promise<LlmReply>((_, reject) =>
+        req.signal!.addEventListener('abort', () => reject(req.signal!.reason)),
+      );
+    };
+    const chatId = await newChat();
+    await send(chatId, FIRST);
+    await titleAsked.promise;
+    await app.close();
+    const chat = await repository.findChat({ tenantId: OPEN_TENANT_ID, chatId });
+    expect(chat!.title).toBe('Can you help me plan a vegetarian dinner party for eight…');
   });
 
   it('should fall back to the first message when the LLM cannot title the chat', async () => {
@@ -94,6 +135,7 @@ describe('Automatic chat titles (e2e)', () => {
     };
     const chatId = await newChat();
     await send(chatId, FIRST);
+    await app.get(ChatTitler).idle();
     expect(await titleOf(chatId)).toBe('Can you help me plan a vegetarian dinner party for eight…');
   });
 });
