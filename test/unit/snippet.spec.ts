@@ -1,4 +1,4 @@
-import { searchTermsOf } from '../../src/search/search-terms';
+import { LONGEST_STEMMED_WORD, searchTermsOf } from '../../src/search/search-terms';
 import { snippetOf } from '../../src/search/snippet';
 
 const matchedWords = ({ text, matches }: { text: string; matches: [number, number][] }) =>
@@ -29,6 +29,13 @@ describe(snippetOf.name, () => {
       [22, 26],
     ]);
     expect(matchedWords(snippet)).toEqual(['café', 'café']);
+  });
+
+  it('should match a word longer than stems are worked out for only as written', () => {
+    const long = 'ab'.repeat(LONGEST_STEMMED_WORD / 2);
+    const content = `refund ${long}ing`;
+    expect(matchedWords(snippetOf(content, searchTermsOf(`${long}ing`)))).toEqual([`${long}ing`]);
+    expect(snippetOf(content, searchTermsOf(long)).matches).toEqual([]);
   });
 
   it('should show the start with no matches when no word matches by this stemmer', () => {
