@@ -72,6 +72,18 @@ describe('Problem documents (e2e)', () => {
     expectProblem(response, status, '/chats');
   });
 
+  it('should answer a body nested deeper than any route takes with 422, however deep', async () => {
+    for (const depth of [40, 50_000]) {
+      const body = `{"messages":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+      for (const path of ['/chats', '/chats/import']) {
+        const response = await http().post(path).set('Content-Type', 'application/json').send(body).expect(422);
+        expect(response.body.errors).toEqual([
+          { field: expect.stringMatching(/^messages(\[0\])+$/), message: expect.stringContaining('nested') },
+        ]);
+      }
+    }
+  });
+
   it('should answer unknown routes and methods with 404', async () => {
     expectProblem(await http().get('/nothing/here'), 404, '/nothing/here');
     expectProblem(await http().put('/chats'), 404, '/chats');

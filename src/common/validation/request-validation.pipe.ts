@@ -27,27 +27,51 @@ export function fieldErrorsOf(Dto: Type<object>, value: object): FieldError[] {
   return flatten(validateSync(plainToInstance(Dto, value), VALIDATOR_OPTIONS));
 }
 
+/** Deeper than any body or query of the API; walking or transforming a deeper one could exhaust the stack. */
+const MAX_DEPTH = 32;
+
 /**
- * Where the first string holding U+0000 is in a request's body or query, as a field path
- * (`messages[12].content`); null when there is none. PostgreSQL cannot store the character, so it
- * is refused on every storage alike.
+ * The first text in a request's body or query that no storage could keep as sent, as a field error
+ * with its path (`messages[12].content`); null when there is none. U+0000 and lone surrogates
+ * (which `JSON.parse` lets through from `\udc00`) are refused by PostgreSQL and mangled by SQLite,
+ * so they are refused on every storage alike. Walked without recursion: any depth is answered.
  */
-function firstNulCharacter(value: unknown, path: string): string | null {
-  if (typeof value === 'string') return value.includes('\u0000') ? path || 'body' : null;
-  if (typeof value !== 'object' || value === null) return null;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = firstNulCharacter(value[i], `${path}[${i}]`);
-      if (found) return found;
+function unstorableText(root: unknown): FieldError | null {
+  const pending: [value: unknown, path: string, depth: number][] = [[root, '', 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [value, path, depth] = next;
+    if (typeof value === 'string') {
+      const problem = textProblem(value);
+      if (problem) return { field: path || 'body', message: `${path || 'body'} ${problem}` };
+      continue;
     }
-    return null;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth === MAX_DEPTH) {
+      return {
+        field: path || 'body',
+        message: `${path || 'body'} must not be nested more than ${MAX_DEPTH} levels deep`,
+      };
+    }
+    const children: [unknown, string, number][] = [];
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) children.push([value[i], `${path}[${i}]`, depth + 1]);
+    } else {
+      for (const [key, item] of Object.entries(value)) {
+        const field = path ? `${path}.${key}` : key;
+        const problem = textProblem(key);
+        if (problem) return { field, message: `${field} ${problem}` };
+        children.push([item, field, depth + 1]);
+      }
+    }
+    // Reversed, so the first field in the document is reported first.
+    for (let i = children.length - 1; i >= 0; i--) pending.push(children[i]);
   }
-  for (const [key, item] of Object.entries(value)) {
-    const found = key.includes('\u0000')
-      ? `${path}${path ? '.' : ''}${key}`
-      : firstNulCharacter(item, path ? `${path}.${key}` : key);
-    if (found) return found;
-  }
+  return null;
+}
+
+function textProblem(text: string): string | null {
+  if (text.includes('\u0000')) return 'must not contain U+0000 (NUL)';
+  if (!text.isWellFormed()) return 'must be well-formed Unicode (it holds a lone surrogate)';
   return null;
 }
 
@@ -71,8 +95,8 @@ export class RequestValidationPipe extends ValidationPipe {
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type === 'body' || metadata.type === 'query') {
-      const field = firstNulCharacter(value, '');
-      if (field) throw new RequestValidationError([{ field, message: `${field} must not contain U+0000 (NUL)` }]);
+      const unstorable = unstorableText(value);
+      if (unstorable) throw new RequestValidationError([unstorable]);
     }
     // Most requests carry no query string; validating `{}` again for every one cost a streamed
     // turn a tenth of a millisecond before its first byte.
