@@ -132,6 +132,9 @@ describe('Chats (e2e)', () => {
       [`/chats/${chat.id}/messages`, forged(`messages:${chat.id}`, 1e300)],
       [`/chats/${chat.id}/messages`, forged(`messages:${chat.id}`, -1)],
       [`/chats/${chat.id}/messages`, forged(`messages:${chat.id}`, 1.5)],
+      // Past the largest seq PostgreSQL can store, on every storage.
+      [`/chats/${chat.id}/messages?branch=all`, forged(`messages:${chat.id}`, 2 ** 31)],
+      [`/chats/${chat.id}/messages`, forged(`branch:${chat.id}`, 2 ** 31)],
     ];
     for (const [path, cursor] of lists) {
       const response = await http().get(path).query({ cursor }).expect(422);

@@ -34,9 +34,16 @@ export function decodeCursor<P>(
   return p as P;
 }
 
+/** A number position is a message's seq, which PostgreSQL stores as a 32-bit integer. */
+const LARGEST_NUMBER_POSITION = 2 ** 31 - 1;
+
 /** Only positions the service could have issued: forged ones must not reach a query. */
 function isPosition(position: unknown, kind: 'number' | 'string' | 'uuid'): boolean {
-  if (kind === 'number') return Number.isSafeInteger(position) && (position as number) >= 0;
+  if (kind === 'number') {
+    return (
+      Number.isSafeInteger(position) && (position as number) >= 0 && (position as number) <= LARGEST_NUMBER_POSITION
+    );
+  }
   return typeof position === 'string' && (kind === 'string' || isUUID(position));
 }
 
