@@ -25,7 +25,25 @@ const toDate = (value: Date | string): Date => (value instanceof Date ? value : 
 const toIsoTime = (value: Date | string): string => toDate(value).toISOString();
 const fromJson = <T>(value: T | string): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
 
-function toChat(row: Selectable<ChatsTable>): Chat {
+/**
+ * A chat's columns, named: a column a migration adds must not change what a prepared statement
+ * returns (see pg-driver.ts). `current_line_id` only serves appends, inside their statements.
+ */
+const CHAT_COLUMNS = [
+  'id',
+  'tenant_id',
+  'title',
+  'system_prompt',
+  'model',
+  'metadata',
+  'message_count',
+  'created_at',
+  'updated_at',
+  'last_message_at',
+  'current_message_id',
+] as const satisfies readonly (keyof ChatsTable)[];
+
+function toChat(row: Pick<Selectable<ChatsTable>, (typeof CHAT_COLUMNS)[number]>): Chat {
   return {
     id: row.id,
     tenantId: row.tenant_id,
@@ -207,7 +225,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     // (chat_id, seq) index and read the whole chat: 5.6 ms a turn in a 20,000-message chat.
     this.statements = {
       findChat: prepareQuery(db, ({ chatId, tenantId }: ChatKey) =>
-        db.selectFrom('chats').selectAll().where('id', '=', chatId).where('tenant_id', '=', tenantId),
+        db.selectFrom('chats').select(CHAT_COLUMNS).where('id', '=', chatId).where('tenant_id', '=', tenantId),
       ),
       insertMessage: this.prepareInserts('none'),
       insertMessageUnderLease: this.prepareInserts('held'),
@@ -298,7 +316,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         current_message_id: null,
         current_line_id: null,
       })
-      .returningAll()
+      .returning(CHAT_COLUMNS)
       .executeTakeFirstOrThrow();
     return toChat(row);
   }
@@ -343,7 +361,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
           current_line_id: currentMessageId === null ? null : lineOf.get(currentMessageId)!,
         })
         .where('id', '=', chatId)
-        .returningAll()
+        .returning(CHAT_COLUMNS)
         .executeTakeFirstOrThrow();
       return toChat(row);
     });
@@ -395,7 +413,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
   async listChats(tenantId: string, { limit, beforeId }: { limit: number; beforeId?: string }): Promise<Chat[]> {
     let query = this.db
       .selectFrom('chats')
-      .selectAll()
+      .select(CHAT_COLUMNS)
       .where('tenant_id', '=', tenantId)
       .orderBy('id', 'desc')
       .limit(limit);
@@ -414,7 +432,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       })
       .where('id', '=', chatId)
       .where('tenant_id', '=', tenantId)
-      .returningAll()
+      .returning(CHAT_COLUMNS)
       .executeTakeFirst();
     return row ? toChat(row) : null;
   }
@@ -426,7 +444,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       .where('id', '=', chatId)
       .where('tenant_id', '=', tenantId)
       .where('title', 'is', null)
-      .returningAll()
+      .returning(CHAT_COLUMNS)
       .executeTakeFirst();
     return row ? toChat(row) : null;
   }
@@ -661,7 +679,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
         .where('id', '=', chatId)
         .where('tenant_id', '=', tenantId)
         .where('message_count', '=', chat.messageCount)
-        .returningAll()
+        .returning(CHAT_COLUMNS)
         .executeTakeFirst();
       if (row) return toChat(row);
     }

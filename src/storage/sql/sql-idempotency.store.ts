@@ -8,6 +8,21 @@ import {
 import type { IdempotencyKeysTable } from './database-schema';
 import type { SqlDatabase } from './sql-database';
 
+/**
+ * A record's columns but its key, named: a column a migration adds must not change what a
+ * prepared statement returns (see pg-driver.ts).
+ */
+const RECORD_COLUMNS = [
+  'holder',
+  'fingerprint',
+  'state',
+  'progress',
+  'response',
+  'lease_until',
+  'expires_at',
+] as const satisfies readonly (keyof IdempotencyKeysTable)[];
+type RecordRow = Pick<Selectable<IdempotencyKeysTable>, (typeof RECORD_COLUMNS)[number]>;
+
 /** Attempts of a claim that lost a race to change the same record; each loss means another won. */
 const CLAIM_ATTEMPTS = 5;
 
@@ -28,7 +43,7 @@ export class SqlIdempotencyStore extends IdempotencyStore {
   private record({ tenantId, route, chatId, key }: IdempotencyScope) {
     return this.db
       .selectFrom('idempotency_keys')
-      .selectAll()
+      .select(RECORD_COLUMNS)
       .where('tenant_id', '=', tenantId)
       .where('route', '=', route)
       .where('chat_id', '=', chatId)
@@ -97,7 +112,7 @@ export class SqlIdempotencyStore extends IdempotencyStore {
 
   private async compareAndSet(
     scope: IdempotencyScope,
-    seen: Selectable<IdempotencyKeysTable>,
+    seen: RecordRow,
     changes: Updateable<IdempotencyKeysTable>,
   ): Promise<boolean> {
     const result = await this.update(scope)
