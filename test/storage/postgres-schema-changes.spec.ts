@@ -75,5 +75,20 @@ describe.each(testDatabases().filter(([name]) => name === 'postgres'))(
       // In a transaction too, where a statement planned before could not be tried again.
       expect(await importChat()).toMatchObject({ messageCount: 2 });
     });
+
+    it('should plan its statements again after a migration changes the type of a column they return', async () => {
+      await serve(1);
+      await migrate('alter table chats alter column title type varchar(500)');
+      await migrate('alter table idempotency_keys alter column response type varchar(100000)');
+      await serve(2);
+    });
+
+    it('should fail the one transaction that met a statement planned before such a change, not the next', async () => {
+      await importChat();
+      await migrate('alter table chats alter column title type varchar(500)');
+      // PostgreSQL aborted the transaction: nothing of it can be tried again but all of it.
+      await expect(importChat()).rejects.toMatchObject({ code: '0A000' });
+      expect(await importChat()).toMatchObject({ messageCount: 2 });
+    });
   },
 );

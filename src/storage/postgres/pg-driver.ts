@@ -16,20 +16,66 @@ const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
 /** The service runs a few dozen distinct statements; the bound guards against unforeseen ones. */
 const MAX_NAMED_STATEMENTS = 256;
 
+/** SQLSTATE of "cached plan must not change result type": a named statement's tables changed under it. */
+const STALE_PLAN = '0A000';
+
+/** `pg`'s record of the statements a connection parsed, which it never parses again (pg/lib/connection.js). */
+const parsedStatements = (client: PoolClient): Record<string, string> =>
+  (client as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements;
+
 class PgConnection implements DatabaseConnection {
+  /** From a transaction's begin to its commit or rollback. */
+  private inTransaction = false;
+  /** Named statements found stale in the transaction, dropped when it ends. */
+  private readonly stale = new Set<string>();
+
   constructor(
     readonly client: PoolClient,
     private readonly nameOf: (sql: string) => string | undefined,
   ) {}
 
   async executeQuery<R>({ sql, parameters }: CompiledQuery): Promise<QueryResult<R>> {
-    const result = await this.client.query<R & object>({
-      name: this.nameOf(sql),
-      text: sql,
-      values: parameters as unknown[],
-    });
+    const query = { name: this.nameOf(sql), text: sql, values: parameters as unknown[] };
+    let result;
+    try {
+      result = await this.client.query<R & object>(query);
+    } catch (error) {
+      const { name } = query;
+      if (name === undefined || (error as { code?: string }).code !== STALE_PLAN) throw error;
+      // Refused at its first parse, which `pg` then forgets: there is nothing to drop.
+      if (parsedStatements(this.client)[name] === undefined) throw error;
+      // PostgreSQL checks the result type before the statement runs, so nothing ran, and it would
+      // refuse every later run on this connection alike. Alone, the statement is dropped and run
+      // once more, parsed anew. A transaction is aborted by the error, which then surfaces, and
+      // takes no DEALLOCATE until it ends.
+      if (this.inTransaction) {
+        this.stale.add(name);
+        throw error;
+      }
+      await this.drop(name);
+      result = await this.client.query<R & object>(query);
+    }
     const writes = ['INSERT', 'UPDATE', 'DELETE', 'MERGE'].includes(result.command);
     return { rows: result.rows, numAffectedRows: writes ? BigInt(result.rowCount ?? 0) : undefined };
+  }
+
+  async begin(): Promise<void> {
+    await this.executeQuery(CompiledQuery.raw('begin'));
+    this.inTransaction = true;
+  }
+
+  async end(statement: 'commit' | 'rollback'): Promise<void> {
+    await this.executeQuery(CompiledQuery.raw(statement));
+    this.inTransaction = false;
+    // The transaction's outcome stands: a statement not dropped is found stale again at its next run.
+    for (const name of this.stale) await this.drop(name).catch(() => undefined);
+    this.stale.clear();
+  }
+
+  /** Drops the named statement on this connection, and makes `pg` parse it again at its next run. */
+  private async drop(name: string): Promise<void> {
+    await this.client.query(`deallocate ${name}`);
+    delete parsedStatements(this.client)[name];
   }
 
   // eslint-disable-next-line require-yield -- no query of the service streams
@@ -43,6 +89,13 @@ class PgConnection implements DatabaseConnection {
  * runs again and again is a named prepared statement: the turn's statements are the same text
  * every time (see prepareQuery), and PostgreSQL, on the same machine, then parses and plans each
  * once per connection instead of at every run.
+ *
+ * A migration run while the instance serves can change what a prepared statement returns (a
+ * column's type, or a column added under `select *`); PostgreSQL then refuses the statement on
+ * that connection at every run ("cached plan must not change result type"). The connection drops
+ * it and runs it again, parsed anew (see PgConnection.executeQuery). The service's statements
+ * name their columns, so a column a migration adds changes nothing they return, even within a
+ * transaction, where a refused statement cannot be run again.
  */
 class PgDriver implements Driver {
   private readonly names = new Map<string, string>();
@@ -57,15 +110,15 @@ class PgDriver implements Driver {
   }
 
   async beginTransaction(connection: PgConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin'));
+    await connection.begin();
   }
 
   async commitTransaction(connection: PgConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('commit'));
+    await connection.end('commit');
   }
 
   async rollbackTransaction(connection: PgConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('rollback'));
+    await connection.end('rollback');
   }
 
   async releaseConnection(connection: PgConnection): Promise<void> {
