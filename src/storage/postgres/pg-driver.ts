@@ -65,8 +65,12 @@ class PgConnection implements DatabaseConnection {
   }
 
   async end(statement: 'commit' | 'rollback'): Promise<void> {
-    await this.executeQuery(CompiledQuery.raw(statement));
-    this.inTransaction = false;
+    try {
+      await this.executeQuery(CompiledQuery.raw(statement));
+    } finally {
+      // A failed commit ends the transaction too (PostgreSQL rolls it back).
+      this.inTransaction = false;
+    }
     // The transaction's outcome stands: a statement not dropped is found stale again at its next run.
     for (const name of this.stale) await this.drop(name).catch(() => undefined);
     this.stale.clear();
