@@ -1,5 +1,6 @@
 import { Global, Logger, Module } from '@nestjs/common';
 import { ChatRepository } from '../chats/chat.repository';
+import { llmConfig, LlmConfig } from '../config/llm.config';
 import { storageConfig, StorageConfig } from '../config/storage.config';
 import { IdempotencyStore } from '../idempotency/idempotency.store';
 import { LocalTurnRelay, TurnRelay } from '../messages/turn-relay';
@@ -78,9 +79,13 @@ const IN_MEMORY_CHATS = Symbol('IN_MEMORY_CHATS');
     },
     {
       provide: TurnRelay,
-      inject: [storageConfig.KEY, SQL_DATABASE],
-      useFactory: ({ redisUrl, chatLockLeaseMs }: StorageConfig, database: SqlDatabase | null): TurnRelay => {
-        if (redisUrl) return new RedisTurnRelay(redisUrl, chatLockLeaseMs);
+      inject: [storageConfig.KEY, llmConfig.KEY, SQL_DATABASE],
+      useFactory: (
+        { redisUrl, chatLockLeaseMs }: StorageConfig,
+        { maxOutputTokens }: LlmConfig,
+        database: SqlDatabase | null,
+      ): TurnRelay => {
+        if (redisUrl) return new RedisTurnRelay(redisUrl, chatLockLeaseMs, maxOutputTokens);
         return database ? new SqlTurnRelay(database) : new LocalTurnRelay();
       },
     },

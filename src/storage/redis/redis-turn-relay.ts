@@ -14,8 +14,11 @@ const eventsKey = (turn: TurnId) => `konko:turn-events:${turnKeyOf(turn)}`;
 const FLUSH_MS = 20;
 /** A turn's events outlive it this long in Redis, for resumes of its final event. */
 const EVENTS_TTL_MS = 10 * 60_000;
-/** Each turn's stream keeps at most about this many entries (each entry holds the events of one flush). */
-const MAX_ENTRIES = 10_000;
+/**
+ * Each turn's stream keeps at least this many entries (each holds the events of one flush), and
+ * more when a reply may have more deltas: trimming one that runs would lose its first events.
+ */
+const MIN_MAX_ENTRIES = 10_000;
 /** A follower that hears nothing for this long checks that the turn's instance still runs it. */
 const BLOCK_MS = 1_000;
 /**
@@ -59,11 +62,16 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   /** The stop of each chat's turn that this instance runs. */
   private readonly stops = new Map<string, () => void>();
 
+  /** A turn writes its user message, a delta of at least a token at a time, and a final event. */
+  private readonly maxEntries: number;
+
   constructor(
     url: string,
     private readonly leaseMs: number,
+    maxOutputTokens: number,
   ) {
     super();
+    this.maxEntries = Math.max(MIN_MAX_ENTRIES, maxOutputTokens + 16);
     // Commands issued in one pass of the event loop go to Redis in one write.
     this.redis = new Redis(url, {
       enableAutoPipelining: true,
@@ -96,7 +104,7 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
       const batch = pending.length > 0 ? JSON.stringify(pending.map(encodeTurnEvent)) : '';
       pending = [];
       this.redis
-        .appendTurnEvents(key, runningKey(lock.chatId), batch, MAX_ENTRIES, EVENTS_TTL_MS, unmark ? mark : '')
+        .appendTurnEvents(key, runningKey(lock.chatId), batch, this.maxEntries, EVENTS_TTL_MS, unmark ? mark : '')
         .catch(this.warn(unmark ? 'publish events and unmark a running turn' : 'publish events'));
     };
     return {
