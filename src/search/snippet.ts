@@ -20,8 +20,15 @@ const ELLIPSIS = '…';
 export function snippetOf(content: string, terms: readonly string[]): Snippet {
   const stems = new Set(terms.map(stemOf));
   const words = wordsWithOffsets(content);
-  const matched = words.filter(({ word }) => stems.has(stemOf(word)));
-  const first = matched[0] ?? { start: 0, end: 0 };
+  // Stemming is most of the work (13 ms for a 32,000-character message): each distinct word once,
+  // and only up to the first match and within the excerpt.
+  const stemsOfWords = new Map<string, string>();
+  const isMatch = ({ word }: { word: string }) => {
+    let stem = stemsOfWords.get(word);
+    if (stem === undefined) stemsOfWords.set(word, (stem = stemOf(word)));
+    return stems.has(stem);
+  };
+  const first = words.find(isMatch) ?? { start: 0, end: 0 };
   // Whole words only: from the text's start when the lead reaches it, else from the first word in
   // the lead; to the text's end when it fits, else after the last word that fits.
   const start = first.start <= LEAD ? 0 : words.find((w) => w.start >= first.start - LEAD)!.start;
@@ -37,6 +44,8 @@ export function snippetOf(content: string, terms: readonly string[]): Snippet {
   const shift = prefix.length - start;
   return {
     text,
-    matches: matched.filter((w) => w.start >= start && w.end <= end).map((w) => [w.start + shift, w.end + shift]),
+    matches: words
+      .filter((w) => w.start >= start && w.end <= end && isMatch(w))
+      .map((w) => [w.start + shift, w.end + shift]),
   };
 }
