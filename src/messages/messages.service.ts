@@ -278,7 +278,9 @@ export class MessagesService {
     if (progress) {
       const { userMessage } = progress;
       const storedReply = await this.replyStoredBefore(key, progress);
-      const replyId = await this.recordProgress(turn, userMessage);
+      const replyId = storedReply
+        ? await this.keepStoredReply(turn, progress, storedReply)
+        : await this.recordProgress(turn, userMessage);
       return { chat: await this.chats.get(key), userMessage, storedReply, replyId, firstOfUntitledChat: false };
     }
     if (request.kind === 'regenerate') {
@@ -333,6 +335,23 @@ export class MessagesService {
     const replyId = uuidv7();
     await turn.idempotencyKey.recordProgress({ userMessage, replyId } satisfies TurnProgress);
     return replyId;
+  }
+
+  /**
+   * A repeat answers the reply an earlier attempt stored: the turn is named by it, so that its
+   * events resume to it, and no other id is recorded, so that every later repeat finds it too.
+   * A record without its id (releases before branches) is given it: a repeat then finds it
+   * however many messages follow.
+   */
+  private async keepStoredReply(
+    turn: AdmittedTurn,
+    { userMessage, replyId }: Extract<TurnProgress, { userMessage: Message }>,
+    reply: Message,
+  ): Promise<string> {
+    if (replyId !== reply.id) {
+      await turn.idempotencyKey.recordProgress({ userMessage, replyId: reply.id } satisfies TurnProgress);
+    }
+    return reply.id;
   }
 
   /** The completed reply an earlier attempt with the same Idempotency-Key stored but could not record. */

@@ -103,7 +103,10 @@ export interface BegunTurn {
   userMessage: Message;
   /** A reply an earlier attempt with the same Idempotency-Key stored but could not record. */
   storedReply: Message | undefined;
-  /** The id this attempt's reply is stored under, recorded on its Idempotency-Key beforehand. */
+  /**
+   * The id this attempt's reply is stored under, recorded on its Idempotency-Key beforehand; the
+   * stored reply's own when an earlier attempt stored it.
+   */
   replyId: string;
   /**
    * This send stored the first message of a chat without a title. Nothing between storing it and

@@ -140,6 +140,43 @@ describe.each(storages)('Idempotency-Key on %s storage (e2e)', (_storage, create
     expect((await messagesOf(chatId)).map((m) => m.seq)).toEqual([1, 2]);
   });
 
+  it('should name a repeat that finds the stored reply by it, so that later repeats find it too', async () => {
+    await start();
+    const chatId = await newChat();
+    const baseUrl = await listenOnLoopback(app);
+    // Neither the first attempt nor the repeat can record its outcome: each key is left running.
+    jest
+      .spyOn(app.get(IdempotencyStore), 'complete')
+      .mockRejectedValueOnce(new Error('storage hiccup'))
+      .mockRejectedValueOnce(new Error('storage hiccup'));
+    const first = (await send(chatId, 'Once only', 'turn-n').expect(201)).body as TurnDto;
+    const now = Date.now();
+    const leaseLapsed = jest.spyOn(Date, 'now').mockReturnValue(now + 60_000);
+
+    const repeat = await EventStreamClient.post(
+      `${baseUrl}/chats/${chatId}/messages`,
+      { content: 'Once only' },
+      { 'Idempotency-Key': 'turn-n' },
+    );
+    const events = await repeat.all();
+    const turnName = `${first.userMessage.id}.${first.assistantMessage.id}`;
+    expect(events.map((e) => [e.event, e.id])).toEqual([
+      ['user_message', `${turnName}.0`],
+      ['delta', `${turnName}.1`],
+      ['assistant_message', `${turnName}.2`],
+    ]);
+    expect(events.at(-1)!.data).toEqual(first.assistantMessage);
+    const resumed = await (
+      await EventStreamClient.get(`${baseUrl}/chats/${chatId}/stream`, { 'Last-Event-ID': events.at(-1)!.id! })
+    ).all();
+    expect(resumed.map((e) => [e.event, e.data])).toEqual([['assistant_message', first.assistantMessage]]);
+
+    leaseLapsed.mockReturnValue(now + 120_000);
+    expect((await send(chatId, 'Once only', 'turn-n').expect(201)).body).toEqual(first);
+    expect(llm.calls).toHaveLength(1);
+    expect((await messagesOf(chatId, 'all')).map((m) => m.seq)).toEqual([1, 2]);
+  });
+
   it('should answer 409 to a repeat while the first is still running, then its outcome', async () => {
     await start();
     const chatId = await newChat();
