@@ -40,8 +40,8 @@ const FAILURES_KEPT_MS = 60 * 60_000;
 /**
  * The turns this instance runs, one per chat at most (the chat's lock): their events, kept while
  * they run for the streams that resume them, and how to stop them. A turn's events are dropped
- * when it ends; a resume of an ended turn gets its final event, the reply from storage or the
- * failure kept here (bounded). The relay carries stops and events to and from other instances.
+ * when it ends; a resume of an ended turn gets its final event, the failure kept here (bounded)
+ * or else the reply from storage. The relay carries stops and events to and from other instances.
  */
 @Injectable()
 export class LiveTurns {

@@ -99,17 +99,23 @@ export class RunningTurnsService {
     yield (await this.finalEventOf(key, last, userMessage)) ?? this.interrupted(last, userMessage);
   }
 
-  /** An ended turn's final event: its reply from storage, or the failure this instance kept. */
+  /**
+   * An ended turn's final event, as its stream sent it: the failure this instance kept, or its
+   * reply from storage.
+   */
   private async finalEventOf(
     key: ChatKey,
     after: TurnPosition,
     userMessage: Message | null,
   ): Promise<FinalTurnEvent | undefined> {
+    // A turn that failed midway stored its partial reply as well: it ended with the failure.
+    const failure = this.live.failureOf(after);
+    if (failure) return failure;
     const reply = userMessage === null ? null : await this.repository.findMessage(key, after.replyId);
     if (reply && reply.inReplyTo === userMessage?.id) {
       return { type: 'assistant_message', id: this.finalId(after), message: reply };
     }
-    return this.live.failureOf(after);
+    return undefined;
   }
 
   private interrupted(after: TurnPosition, userMessage: Message | null): FinalTurnEvent {

@@ -161,6 +161,32 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
     ]);
   });
 
+  it('should answer a resume of a turn that failed midway with its error, and of a stopped one with its reply', async () => {
+    llm.respond = () =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        yield { type: 'delta', content: 'Half of it' };
+        throw new LlmUnavailableError('The language model answered HTTP 503.');
+      })();
+    const failed = await (await send('Fail midway')).all();
+    expect(failed.map((e) => e.event)).toEqual(['user_message', 'delta', 'error']);
+    const { instance: _sent, ...problem } = failed.at(-1)!.data;
+    expect(problem.assistantMessage).toMatchObject({ status: 'incomplete', content: 'Half of it' });
+    const resumed = await (await resume({ 'Last-Event-ID': failed[1].id! })).all();
+    expect(resumed.map((e) => [e.event, e.data])).toEqual([
+      ['error', { ...problem, instance: `/chats/${chatId}/stream` }],
+    ]);
+
+    // A stopped turn stores what it had as incomplete too, and ends with it as its reply.
+    replyHeldAfter(['Partial']);
+    const client = await send('Go on');
+    const seen = await client.waitForEvents(2);
+    await http().post(`/chats/${chatId}/stop`).expect(202);
+    const stopped = await client.all();
+    expect(stopped.at(-1)).toMatchObject({ event: 'assistant_message', data: { status: 'incomplete' } });
+    const resumedStop = await (await resume({ 'Last-Event-ID': seen[1].id! })).all();
+    expect(resumedStop.map((e) => [e.event, e.data])).toEqual([['assistant_message', stopped.at(-1)!.data]]);
+  });
+
   it('should answer 204 with nothing to resume, 422 for an id it did not give out, 404 for an unknown chat', async () => {
     await http().get(`/chats/${chatId}/stream`).expect(204);
     for (const id of ['nope', `${crypto.randomUUID()}.${crypto.randomUUID()}.0`, '-.x.1']) {
