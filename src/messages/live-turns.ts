@@ -36,6 +36,8 @@ interface Live {
 
 /** Failures are kept this long after their turn, for resumes; a reply is read from storage. */
 const FAILURES_KEPT_MS = 60 * 60_000;
+/** Kept by chat: a turn that failed before it had a user message names nothing the chat holds. */
+const failureKey = (chatId: string, turn: TurnId): string => `${chatId}/${turnKeyOf(turn)}`;
 
 /**
  * The turns this instance runs, one per chat at most (the chat's lock): their events, kept while
@@ -71,7 +73,7 @@ export class LiveTurns {
       live.events.push(event);
       relayed.publish(event);
       for (const follower of live.followers) follower.push(event);
-      if (event.type === 'failed') this.failures.set(turnKeyOf(live.turn), event);
+      if (event.type === 'failed') this.failures.set(failureKey(lock.chatId, live.turn), event);
       onEvent(event);
     };
     const turn: RunningTurn = {
@@ -113,9 +115,9 @@ export class LiveTurns {
     return followLive(live, after ? after.index + 1 : 0, signal);
   }
 
-  /** The failure an ended turn of this instance reported, while it is kept. */
-  failureOf(turn: TurnId): FinalTurnEvent | undefined {
-    return this.failures.get(turnKeyOf(turn));
+  /** The failure an ended turn of the chat reported on this instance, while it is kept. */
+  failureOf(chatId: string, turn: TurnId): FinalTurnEvent | undefined {
+    return this.failures.get(failureKey(chatId, turn));
   }
 }
 

@@ -6,7 +6,7 @@ import { Message } from '../chats/message';
 import { LiveTurns } from './live-turns';
 import { TurnElsewhereError, TurnInterruptedError, UnknownLastEventIdError } from './message-errors';
 import { FinalTurnEvent, isFinal, StreamedTurnEvent, TurnId } from './turn';
-import { END, parseTurnEventId, turnEventId, TurnPosition } from './turn-event-ids';
+import { couldNameReplyTo, END, parseTurnEventId, turnEventId, TurnPosition } from './turn-event-ids';
 import { TurnRelay } from './turn-relay';
 
 /** A Last-Event-ID as the client sent it, and where (the header, or the query). */
@@ -62,6 +62,7 @@ export class RunningTurnsService {
     if (followed) return this.untilFinal(key, after, userMessage, followed, signal);
     const final = await this.finalEventOf(key, after, userMessage);
     if (final) return only(final);
+    if (!(await this.mayBeTurnOf(key, after, userMessage))) throw new UnknownLastEventIdError(lastEventId.field);
     // Without shared events a turn that may still run elsewhere cannot be told from one that ended.
     if (await this.relay.runningTurn(key.chatId)) throw new TurnElsewhereError();
     return only(this.interrupted(after, userMessage));
@@ -109,13 +110,24 @@ export class RunningTurnsService {
     userMessage: Message | null,
   ): Promise<FinalTurnEvent | undefined> {
     // A turn that failed midway stored its partial reply as well: it ended with the failure.
-    const failure = this.live.failureOf(after);
+    const failure = this.live.failureOf(key.chatId, after);
     if (failure) return failure;
     const reply = userMessage === null ? null : await this.repository.findMessage(key, after.replyId);
     if (reply && reply.inReplyTo === userMessage?.id) {
       return { type: 'assistant_message', id: this.finalId(after), message: reply };
     }
     return undefined;
+  }
+
+  /**
+   * Whether an id that nothing tells the end of may still name a turn of the chat. A turn that
+   * failed before it stored its user message is known by its kept failure alone. Another names
+   * its user message's reply: one that could have been named for it, and no other message.
+   */
+  private async mayBeTurnOf(key: ChatKey, after: TurnPosition, userMessage: Message | null): Promise<boolean> {
+    if (userMessage === null || !couldNameReplyTo(after.replyId, userMessage.id)) return false;
+    // The reply, stored under its user message, would have been its final event.
+    return (await this.repository.findMessage(key, after.replyId)) === null;
   }
 
   private interrupted(after: TurnPosition, userMessage: Message | null): FinalTurnEvent {

@@ -35,6 +35,19 @@ export function parseTurnEventId(id: string): TurnPosition | null {
   };
 }
 
+/** The millisecond a UUIDv7 was made in, as 12 hex digits that compare as the times do; null for another UUID. */
+const v7Time = (id: string): string | null => (id[14] === '7' ? id.slice(0, 8) + id.slice(9, 13) : null);
+
+/**
+ * Whether this service could have named `replyId` for a reply to `userMessageId`: it names a
+ * reply with a UUIDv7 under the chat's lock, with or after its user message, so never earlier.
+ */
+export function couldNameReplyTo(replyId: string, userMessageId: string): boolean {
+  const reply = v7Time(replyId);
+  const user = v7Time(userMessageId);
+  return reply !== null && (user === null || reply >= user);
+}
+
 export const sameTurn = (a: TurnId, b: TurnId): boolean =>
   a.replyId === b.replyId && a.userMessageId === b.userMessageId;
 

@@ -1,5 +1,6 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
+import { ChatRepository } from '../../src/chats/chat.repository';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
 import { MessageDto, TurnDto } from '../../src/messages/dto/message.dto';
@@ -203,6 +204,37 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
     await http().get(`/chats/${chatId}/stream`).set('Last-Event-ID', other[0].id!).expect(422);
     await http().get(`/chats/${crypto.randomUUID()}/stream`).expect(404);
     await http().post(`/chats/${crypto.randomUUID()}/stop`).expect(404);
+  });
+
+  it('should answer 422 for an id that names no turn of the chat, though it is well-formed', async () => {
+    const [first, second] = [await (await send('One')).all(), await (await send('Two')).all()];
+    const [userMessage, otherReply] = [first[0].data as MessageDto, second.at(-1)!.data as MessageDto];
+    // A turn that fails before it stores its user message has nothing but its failure to name it by.
+    const append = jest.spyOn(app.get(ChatRepository), 'appendMessage');
+    append.mockRejectedValueOnce(new Error('disk full'));
+    const unnamed = await (await send('Lost')).all();
+    append.mockRestore();
+    const unnamedId = unnamed.at(-1)!.id!;
+    expect(unnamedId).toMatch(/^-\./);
+    const resumed = await (await resume({ 'Last-Event-ID': unnamedId })).all();
+    expect(resumed.map((e) => [e.event, e.data.status])).toEqual([['error', 500]]);
+
+    const otherChat = (await http().post('/chats').expect(201)).body.id;
+    const responses = [];
+    for (const [chat, id] of [
+      [chatId, `-.${crypto.randomUUID()}.0`],
+      [otherChat, unnamedId],
+      // A completed turn's user message, with a reply id it never had, or another message's reply.
+      [chatId, `${userMessage.id}.${crypto.randomUUID()}.3`],
+      [chatId, `${userMessage.id}.00000000-0000-7000-8000-000000000000.3`],
+      [chatId, `${userMessage.id}.${otherReply.id}.1`],
+    ]) {
+      responses.push(await http().get(`/chats/${chat}/stream`).set('Last-Event-ID', id));
+    }
+    expect(responses.map((r) => r.status)).toEqual([422, 422, 422, 422, 422]);
+    for (const response of responses) {
+      expect(response.body.errors).toEqual([{ field: 'Last-Event-ID', message: expect.any(String) }]);
+    }
   });
 
   it('should stop a streamed turn: the upstream aborted, the partial reply stored incomplete and sent last', async () => {
