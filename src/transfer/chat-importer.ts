@@ -28,7 +28,7 @@ export class ChatImporter {
    * with a key, a repeat gets the chat the first import created.
    */
   async import(tenantId: string, body: Record<string, unknown>, idempotencyKey?: string): Promise<CreatedChat> {
-    const document = parseImportDocument(body);
+    const document = await parseImportDocument(body);
     return this.chats.createOnce({ tenantId, route: IMPORT_ROUTE, key: idempotencyKey }, body, async () =>
       this.repository.importChat(await this.toChatImport(tenantId, document)),
     );

@@ -3,7 +3,7 @@ import { CHAT_LIMITS } from '../chats/dto/chat-limits';
 import { CreateChatDto } from '../chats/dto/create-chat.dto';
 import { MessageRole, MessageStatus, TokenUsage } from '../chats/message';
 import { RequestValidationError } from '../common/errors/domain-error';
-import { fieldErrorsOf } from '../common/validation/request-validation.pipe';
+import { readBody } from '../common/validation/request-validation.pipe';
 import { MAX_MESSAGE_LENGTH } from '../messages/dto/send-message.dto';
 import { EXPORT_FORMAT } from './export-document';
 
@@ -71,17 +71,17 @@ const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{
  * Reads an import body: an export document (it has `format`) or a plain list of messages in the
  * OpenAI Chat shape. A bad one is a 422 naming its first bad field, found before anything is stored.
  */
-export function parseImportDocument(body: JsonObject): ImportDocument {
+export async function parseImportDocument(body: JsonObject): Promise<ImportDocument> {
   return 'format' in body ? parseExportDocument(body) : parseMessageList(body);
 }
 
-function parseExportDocument(body: JsonObject): ImportDocument {
+async function parseExportDocument(body: JsonObject): Promise<ImportDocument> {
   onlyFields(body, ['format', 'chat', 'messages'], '');
   if (body.format !== EXPORT_FORMAT) throw invalid('format', `format must be ${EXPORT_FORMAT}`);
   const chat = objectAt(body.chat, 'chat');
   onlyFields(chat, EXPORTED_CHAT_FIELDS, 'chat');
   const { title, systemPrompt, model, metadata } = chat;
-  const fields = chatFields({ title, systemPrompt, model, metadata }, 'chat');
+  const fields = await chatFields({ title, systemPrompt, model, metadata }, 'chat');
   const createdAt = timeAt(chat.createdAt, 'chat.createdAt');
 
   const indexOf = new Map<string, number>();
@@ -126,7 +126,7 @@ function parseExportDocument(body: JsonObject): ImportDocument {
   return { ...fields, createdAt, messages, current };
 }
 
-function parseMessageList(body: JsonObject): ImportDocument {
+async function parseMessageList(body: JsonObject): Promise<ImportDocument> {
   const { messages: value, ...rest } = body;
   const list = messageList(value);
   const first = list[0];
@@ -139,9 +139,9 @@ function parseMessageList(body: JsonObject): ImportDocument {
     if (typeof system.content !== 'string') throw invalid('messages[0].content', 'content must be a string');
   }
   // A leading system message is the system prompt, by the system prompt's rules.
-  const fields = system
+  const fields = await (system
     ? chatFields({ ...rest, systemPrompt: system.content }, '', { systemPrompt: 'messages[0].content' })
-    : chatFields(rest, '');
+    : chatFields(rest, ''));
 
   const messages: DocumentMessage[] = [];
   for (let i = system ? 1 : 0; i < list.length; i++) {
@@ -166,11 +166,13 @@ function parseMessageList(body: JsonObject): ImportDocument {
   return { ...fields, createdAt: null, messages, current: messages.length > 0 ? messages.length - 1 : null };
 }
 
-/** The chat's own fields, by the rules of creating a chat; `renamed` names a field where the body has it elsewhere. */
-function chatFields(fields: JsonObject, at: string, renamed: Record<string, string> = {}) {
-  const [error] = fieldErrorsOf(CreateChatDto, fields);
-  if (error) throw invalid(renamed[error.field] ?? join(at, error.field), error.message);
-  const chat = fields as CreateChatDto;
+/** The chat's own fields, read as creating a chat reads them; `renamed` names a field where the body has it elsewhere. */
+async function chatFields(fields: JsonObject, at: string, renamed: Record<string, string> = {}) {
+  const chat = await readBody(CreateChatDto, fields).catch((error: unknown) => {
+    if (!(error instanceof RequestValidationError)) throw error;
+    const [{ field, message }] = error.errors;
+    throw invalid(renamed[field] ?? join(at, field), message);
+  });
   return {
     title: chat.title ?? null,
     systemPrompt: chat.systemPrompt ?? null,

@@ -16,9 +16,14 @@ const time = fc
   .map((date) => date.toISOString());
 /** Not blank, as sending requires. */
 const text = fc.string({ maxLength: 40 }).map((s) => (s.trim() === '' ? `x${s}` : s));
+/** Any key, those JavaScript objects have of their own (`constructor`, `__proto__` …) among them. */
+const metadataKey = fc.oneof(
+  fc.string({ minLength: 1, maxLength: 10 }),
+  fc.constantFrom(...Object.getOwnPropertyNames(Object.prototype), 'prototype'),
+);
 const chatFields = {
   title: fc.option(text),
-  metadata: fc.dictionary(fc.string({ minLength: 1, maxLength: 10 }), fc.string({ maxLength: 10 }), { maxKeys: 3 }),
+  metadata: fc.dictionary(metadataKey, fc.string({ maxLength: 10 }), { maxKeys: 3 }),
 };
 
 /** A good export document: parents and replies name earlier messages, some replies stopped empty. */

@@ -286,6 +286,34 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
       await http().post('/chats').set('Idempotency-Key', 'import-1').expect(201);
       expect(await chatIds()).toHaveLength(2);
     });
+
+    it('should keep metadata keys that JavaScript objects have of their own, on create, patch, import and export', async () => {
+      // Object.prototype's names (`constructor`, `toString`, `__proto__` …) and others JavaScript reads.
+      const keys = [...Object.getOwnPropertyNames(Object.prototype), 'prototype', 'toJSON', 'then'];
+      const labels = (suffix: string) => Object.fromEntries(keys.map((key) => [key, `${key} ${suffix}`]));
+      const entries = (metadata: object) => Object.entries(metadata).sort(([a], [b]) => (a < b ? -1 : 1));
+      expect(keys).toContain('__proto__');
+
+      const created = (
+        await http()
+          .post('/chats')
+          .send({ metadata: labels('created') })
+          .expect(201)
+      ).body as ChatDto;
+      expect(entries(created.metadata)).toEqual(entries(labels('created')));
+      expect(entries((await chatOf(created.id)).metadata)).toEqual(entries(labels('created')));
+      const patched = await http()
+        .patch(`/chats/${created.id}`)
+        .send({ metadata: labels('patched') })
+        .expect(200);
+      expect(entries(patched.body.metadata)).toEqual(entries(labels('patched')));
+      expect(entries((await chatOf(created.id)).metadata)).toEqual(entries(labels('patched')));
+
+      const imported = (await importing({ metadata: labels('imported'), messages: [] }).expect(201)).body as ChatDto;
+      expect(entries(imported.metadata)).toEqual(entries(labels('imported')));
+      const again = (await importing(await exportOf(created.id)).expect(201)).body as ChatDto;
+      expect(entries((await exportOf(again.id)).chat.metadata)).toEqual(entries(labels('patched')));
+    });
   });
 
   it("should export, list and import only the caller's chats: another tenant's chat is not found", async () => {
@@ -431,6 +459,34 @@ describe('Import validation (e2e)', () => {
     const response = await importing(change(branchedDocument())).expect(422);
     expect(response.body.errors).toEqual([{ field, message: expect.any(String) }]);
     expect(await chatIds()).toEqual(before);
+  });
+
+  it('should refuse a metadata value that is not a string under any key, `__proto__` included, on create, patch and import', async () => {
+    const chat = (
+      await http()
+        .post('/chats')
+        .send({ metadata: { plan: 'pro' } })
+        .expect(201)
+    ).body as ChatDto;
+    const before = await chatIds();
+    for (const key of ['__proto__', 'constructor', 'toString']) {
+      // Parsed from JSON, as a body is: the key is the object's own, not its prototype.
+      const metadata = JSON.parse(`{"${key}":{"polluted":"yes"}}`) as object;
+      const document = branchedDocument();
+      const refusals = [
+        [await http().post('/chats').send({ metadata }), 'metadata'],
+        [await http().patch(`/chats/${chat.id}`).send({ metadata }), 'metadata'],
+        [await importing({ metadata, messages: [] }), 'metadata'],
+        [await importing({ ...document, chat: { ...document.chat, metadata } }), 'chat.metadata'],
+      ] as const;
+      for (const [response, field] of refusals) {
+        expect(response.status).toBe(422);
+        expect(response.body.errors).toEqual([{ field, message: expect.stringContaining('string values') }]);
+      }
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(await chatIds()).toEqual(before);
+    expect((await http().get(`/chats/${chat.id}`).expect(200)).body.metadata).toEqual({ plan: 'pro' });
   });
 });
 

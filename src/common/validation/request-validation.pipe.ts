@@ -1,7 +1,8 @@
 import { ArgumentMetadata, Injectable, Type, ValidationError, ValidationPipe } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
-import { validateSync, ValidatorOptions } from 'class-validator';
+import { ValidatorOptions } from 'class-validator';
 import { FieldError, RequestValidationError } from '../errors/domain-error';
+import { stringMapFieldsOf } from './is-string-map.decorator';
 
 /** How every request DTO is checked: its rules, and no field it does not declare. */
 const VALIDATOR_OPTIONS: ValidatorOptions = {
@@ -22,10 +23,8 @@ function flatten(errors: ValidationError[], parent = ''): FieldError[] {
   });
 }
 
-/** The errors `value` has by the rules of `Dto`, as the pipe would answer them for a body. */
-export function fieldErrorsOf(Dto: Type<object>, value: object): FieldError[] {
-  return flatten(validateSync(plainToInstance(Dto, value), VALIDATOR_OPTIONS));
-}
+/** The string maps of bodies being read, whose keys the pipe leaves as they were sent. */
+const keptAsSent = new WeakSet<object>();
 
 /** Deeper than any body or query of the API; walking or transforming a deeper one could exhaust the stack. */
 const MAX_DEPTH = 32;
@@ -116,7 +115,34 @@ export class RequestValidationPipe extends ValidationPipe {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) {
         throw new RequestValidationError([{ field: 'body', message: 'the body must be a JSON object' }]);
       }
+      for (const field of metadata.metatype ? stringMapFieldsOf(metadata.metatype) : []) {
+        const map: unknown = (value as Record<string, unknown>)[field];
+        if (typeof map === 'object' && map !== null) keptAsSent.add(map);
+      }
     }
     return super.transform(value, metadata);
   }
+
+  /**
+   * Nest deletes every `__proto__`, `constructor` and `prototype` key of a value before
+   * class-transformer reads it. A string map keeps its own: there they are labels, and string
+   * values can set no prototype. What its values hold is stripped as anywhere else.
+   */
+  protected override stripProtoKeys(value: unknown): void {
+    if (typeof value === 'object' && value !== null && keptAsSent.has(value)) {
+      for (const item of Object.values(value)) this.stripProtoKeys(item);
+    } else {
+      super.stripProtoKeys(value);
+    }
+  }
+}
+
+const bodyPipe = new RequestValidationPipe();
+
+/**
+ * `value` read as a body of `Dto`, exactly as the pipe reads a route's body: the DTO, or a
+ * RequestValidationError with every field's errors.
+ */
+export async function readBody<T extends object>(Dto: Type<T>, value: object): Promise<T> {
+  return (await bodyPipe.transform(value, { type: 'body', metatype: Dto })) as T;
 }
