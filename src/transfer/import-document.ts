@@ -3,6 +3,7 @@ import { CHAT_LIMITS } from '../chats/dto/chat-limits';
 import { CreateChatDto } from '../chats/dto/create-chat.dto';
 import { MessageRole, MessageStatus, TokenUsage } from '../chats/message';
 import { RequestValidationError } from '../common/errors/domain-error';
+import { hasAtMostCharacters } from '../common/validation/max-characters.decorator';
 import { readBody } from '../common/validation/request-validation.pipe';
 import { MAX_MESSAGE_LENGTH } from '../messages/dto/send-message.dto';
 import { EXPORT_FORMAT } from './export-document';
@@ -232,7 +233,7 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: s
 /** As for sending: 1–32,000 characters, not blank; `mayBeEmpty` lifts the lower bounds. */
 function contentAt(value: unknown, field: string, mayBeEmpty: boolean): string {
   if (typeof value !== 'string') throw invalid(field, 'content must be a string');
-  if (value.length > MAX_MESSAGE_LENGTH) {
+  if (!hasAtMostCharacters(value, MAX_MESSAGE_LENGTH)) {
     throw invalid(field, `content must be shorter than or equal to ${MAX_MESSAGE_LENGTH} characters`);
   }
   if (!mayBeEmpty && value.trim().length === 0) throw invalid(field, 'content must not be blank');
@@ -241,7 +242,7 @@ function contentAt(value: unknown, field: string, mayBeEmpty: boolean): string {
 
 function modelAt(value: unknown, field: string): string | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'string' || value.length > CHAT_LIMITS.modelLength) {
+  if (typeof value !== 'string' || !hasAtMostCharacters(value, CHAT_LIMITS.modelLength)) {
     throw invalid(field, `model must be null or a string of at most ${CHAT_LIMITS.modelLength} characters`);
   }
   return value;

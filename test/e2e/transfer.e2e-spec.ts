@@ -287,6 +287,18 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
       expect(await chatIds()).toHaveLength(2);
     });
 
+    it('should import the export of messages as long as a send takes, counting characters as code points', async () => {
+      llm.respond = () => ({ content: 'Noted.', model: 'fake-model', usage: { promptTokens: 1, completionTokens: 1 } });
+      const chatId = await newChat();
+      // 32,000 characters each: 32,001, 32,000 and 64,000 UTF-16 code units.
+      for (const content of ['😀' + 'a'.repeat(31_999), '❤️'.repeat(16_000), '😀'.repeat(32_000)]) {
+        await say(chatId, content);
+      }
+      const document = await exportOf(chatId);
+      const imported = (await importing(document).expect(201)).body as ChatDto;
+      expect(withoutIds(await exportOf(imported.id))).toEqual(withoutIds(document));
+    });
+
     it('should keep metadata keys that JavaScript objects have of their own, on create, patch, import and export', async () => {
       // Object.prototype's names (`constructor`, `toString`, `__proto__` …) and others JavaScript reads.
       const keys = [...Object.getOwnPropertyNames(Object.prototype), 'prototype', 'toJSON', 'then'];
@@ -459,6 +471,46 @@ describe('Import validation (e2e)', () => {
     const response = await importing(change(branchedDocument())).expect(422);
     expect(response.body.errors).toEqual([{ field, message: expect.any(String) }]);
     expect(await chatIds()).toEqual(before);
+  });
+
+  it('should hold sends, chats and imports to the same limits, counted in code points', async () => {
+    const before = await chatIds();
+    const chat = (await http().post('/chats').expect(201)).body as ChatDto;
+    // One character over: 32,001 code points, whichever way UTF-16 or a variation selector counts.
+    for (const content of ['😀' + 'a'.repeat(32_000), '❤️'.repeat(16_000) + 'a']) {
+      const sent = await http().post(`/chats/${chat.id}/messages`).send({ content }).expect(422);
+      expect(sent.body.errors).toEqual([
+        { field: 'content', message: 'content must be shorter than or equal to 32000 characters' },
+      ]);
+      const imported = await importing({ messages: [{ role: 'user', content }] }).expect(422);
+      expect(imported.body.errors).toEqual([
+        { field: 'messages[0].content', message: 'content must be shorter than or equal to 32000 characters' },
+      ]);
+    }
+    const tooLong = { title: '❤️'.repeat(100) + 'a', metadata: { ['❤️'.repeat(32) + 'a']: 'v' } };
+    const atTheLimit = { title: '😀'.repeat(200), metadata: { ['😀'.repeat(64)]: '😀'.repeat(512) } };
+    for (const [field, value] of Object.entries(tooLong)) {
+      const created = await http()
+        .post('/chats')
+        .send({ [field]: value })
+        .expect(422);
+      const patched = await http()
+        .patch(`/chats/${chat.id}`)
+        .send({ [field]: value })
+        .expect(422);
+      const imported = await importing({ [field]: value, messages: [] }).expect(422);
+      for (const response of [created, patched, imported]) {
+        expect(response.body.errors).toEqual([{ field, message: expect.any(String) }]);
+      }
+    }
+    expect(await chatIds()).toEqual([chat.id, ...before]);
+    const created = (await http().post('/chats').send(atTheLimit).expect(201)).body as ChatDto;
+    await http().patch(`/chats/${chat.id}`).send(atTheLimit).expect(200);
+    const imported = (await importing({ ...atTheLimit, messages: [] }).expect(201)).body as ChatDto;
+    const patched = (await http().get(`/chats/${chat.id}`).expect(200)).body as ChatDto;
+    for (const { title, metadata } of [created, imported, patched]) {
+      expect({ title, metadata }).toEqual(atTheLimit);
+    }
   });
 
   it('should refuse a metadata value that is not a string under any key, `__proto__` included, on create, patch and import', async () => {

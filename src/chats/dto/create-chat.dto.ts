@@ -1,7 +1,8 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsOptional, IsString } from 'class-validator';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
 import { IsStringMap } from '../../common/validation/is-string-map.decorator';
+import { MaxCharacters } from '../../common/validation/max-characters.decorator';
 import { CHAT_LIMITS } from './chat-limits';
 
 export class CreateChatDto {
@@ -9,7 +10,7 @@ export class CreateChatDto {
   @IsOptional()
   @IsString()
   @IsNotBlank()
-  @MaxLength(CHAT_LIMITS.titleLength)
+  @MaxCharacters(CHAT_LIMITS.titleLength)
   title?: string | null;
 
   @ApiPropertyOptional({
@@ -22,7 +23,7 @@ export class CreateChatDto {
   @IsOptional()
   @IsString()
   @IsNotBlank()
-  @MaxLength(CHAT_LIMITS.systemPromptLength)
+  @MaxCharacters(CHAT_LIMITS.systemPromptLength)
   systemPrompt?: string | null;
 
   @ApiPropertyOptional({
@@ -33,7 +34,7 @@ export class CreateChatDto {
   @IsOptional()
   @IsString()
   @IsNotBlank()
-  @MaxLength(CHAT_LIMITS.modelLength)
+  @MaxCharacters(CHAT_LIMITS.modelLength)
   model?: string;
 
   @ApiPropertyOptional({

@@ -1,8 +1,9 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength, ValidateIf } from 'class-validator';
+import { IsOptional, IsString, ValidateIf } from 'class-validator';
 import { IsId } from '../../common/validation/is-id.decorator';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
 import { IsStringMap } from '../../common/validation/is-string-map.decorator';
+import { MaxCharacters } from '../../common/validation/max-characters.decorator';
 import { CHAT_LIMITS } from './chat-limits';
 
 /** Absent fields stay as they are; `null` clears one. */
@@ -16,14 +17,14 @@ export class UpdateChatDto {
   @IsOptional()
   @IsString()
   @IsNotBlank()
-  @MaxLength(CHAT_LIMITS.titleLength)
+  @MaxCharacters(CHAT_LIMITS.titleLength)
   title?: string | null;
 
   @ApiPropertyOptional({ type: String, nullable: true, maxLength: CHAT_LIMITS.systemPromptLength, example: null })
   @IsOptional()
   @IsString()
   @IsNotBlank()
-  @MaxLength(CHAT_LIMITS.systemPromptLength)
+  @MaxCharacters(CHAT_LIMITS.systemPromptLength)
   systemPrompt?: string | null;
 
   @ApiPropertyOptional({

@@ -1,5 +1,6 @@
 import { Transform, Type } from 'class-transformer';
 import { ValidationOptions, registerDecorator } from 'class-validator';
+import { hasAtMostCharacters } from './max-characters.decorator';
 
 export interface StringMapLimits {
   maxKeys: number;
@@ -57,9 +58,9 @@ export function IsStringMap(limits: StringMapLimits, options?: ValidationOptions
             entries.every(
               ([key, item]) =>
                 key.length >= 1 &&
-                key.length <= limits.maxKeyLength &&
+                hasAtMostCharacters(key, limits.maxKeyLength) &&
                 typeof item === 'string' &&
-                item.length <= limits.maxValueLength,
+                hasAtMostCharacters(item, limits.maxValueLength),
             )
           );
         },

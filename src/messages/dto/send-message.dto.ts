@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsOptional, IsString } from 'class-validator';
 import { IsId } from '../../common/validation/is-id.decorator';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
+import { MaxCharacters } from '../../common/validation/max-characters.decorator';
 
 export const MAX_MESSAGE_LENGTH = 32_000;
 
@@ -14,7 +15,7 @@ export class SendMessageDto {
   })
   @IsString()
   @IsNotBlank()
-  @MaxLength(MAX_MESSAGE_LENGTH)
+  @MaxCharacters(MAX_MESSAGE_LENGTH)
   content: string;
 
   @ApiPropertyOptional({

@@ -1,7 +1,8 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsString, MaxLength } from 'class-validator';
+import { IsString } from 'class-validator';
 import { PageQuery } from '../../common/pagination/page-query';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
+import { MaxCharacters } from '../../common/validation/max-characters.decorator';
 
 export const MAX_QUERY_LENGTH = 200;
 
@@ -16,6 +17,6 @@ export class SearchQueryDto extends PageQuery({ maxLimit: 100, defaultLimit: 20 
   })
   @IsString()
   @IsNotBlank()
-  @MaxLength(MAX_QUERY_LENGTH)
+  @MaxCharacters(MAX_QUERY_LENGTH)
   q: string;
 }
