@@ -100,8 +100,7 @@ async function parseExportDocument(body: JsonObject): Promise<ImportDocument> {
     if (indexOf.has(item.id)) throw invalid(`${at}.id`, 'id must not be the id of an earlier message');
     const role = oneOf(item.role, ['user', 'assistant'] as const, `${at}.role`);
     const status = oneOf(item.status, ['completed', 'incomplete'] as const, `${at}.status`);
-    // A reply stopped before its first token is stored empty.
-    const content = contentAt(item.content, `${at}.content`, role === 'assistant' && status === 'incomplete');
+    const content = contentAt(item.content, `${at}.content`, role);
     const message = {
       role,
       content,
@@ -154,7 +153,7 @@ async function parseMessageList(body: JsonObject): Promise<ImportDocument> {
     const previous = messages.length > 0 ? messages.length - 1 : null;
     messages.push({
       role,
-      content: contentAt(item.content, `${at}.content`, false),
+      content: contentAt(item.content, `${at}.content`, role),
       status: 'completed',
       parent: previous,
       // As a turn stores it: a reply answers the user message before it.
@@ -230,13 +229,17 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: s
   return value as T;
 }
 
-/** As for sending: 1–32,000 characters, not blank; `mayBeEmpty` lifts the lower bounds. */
-function contentAt(value: unknown, field: string, mayBeEmpty: boolean): string {
+/**
+ * As for sending: 1–32,000 characters, not blank. A reply may be empty or blank whatever its
+ * status, as the service stores one: stopped before its first token, or left empty by the model
+ * (a reasoning model that spent its tokens thinking).
+ */
+function contentAt(value: unknown, field: string, role: MessageRole): string {
   if (typeof value !== 'string') throw invalid(field, 'content must be a string');
   if (!hasAtMostCharacters(value, MAX_MESSAGE_LENGTH)) {
     throw invalid(field, `content must be shorter than or equal to ${MAX_MESSAGE_LENGTH} characters`);
   }
-  if (!mayBeEmpty && value.trim().length === 0) throw invalid(field, 'content must not be blank');
+  if (role === 'user' && value.trim().length === 0) throw invalid(field, 'content must not be blank');
   return value;
 }
 

@@ -28,9 +28,10 @@ export class ImportController {
       'Stores a new chat with new ids and the same order, branches, contents, statuses and message times as the ' +
       "document, and its `createdAt`; the current branch is the document's (the last message of a plain list). " +
       'A plain list is in the OpenAI Chat shape: a leading `system` message becomes the `systemPrompt`, the others ' +
-      'form one branch. An `incomplete` assistant message may be empty; every other message follows the limits of ' +
-      'sending. All or nothing: a bad document is a 422 naming its first bad field, and nothing is stored. At most ' +
-      '10,000 messages, in a body of up to IMPORT_BODY_LIMIT (16 MB by default).',
+      'form one branch. User messages follow the limits of sending; an assistant message may also be empty or ' +
+      'blank, as the service stores a reply stopped before its first token or left empty by the model. All or ' +
+      'nothing: a bad document is a 422 naming its first bad field, and nothing is stored. At most 10,000 ' +
+      'messages, in a body of up to IMPORT_BODY_LIMIT (16 MB by default).',
   })
   @ApiBody({
     schema: { oneOf: [{ $ref: getSchemaPath(ExportDocumentDto) }, { $ref: getSchemaPath(MessageListImportDto) }] },

@@ -21,9 +21,9 @@ export class ImportedMessageDto {
   role: 'system' | 'user' | 'assistant';
 
   @ApiProperty({
-    minLength: 1,
     maxLength: MAX_MESSAGE_LENGTH,
-    description: 'Not blank; a system message follows the limits of `systemPrompt`',
+    description:
+      'Not blank, but an assistant message may be empty or blank; a system message follows the limits of `systemPrompt`',
     example: 'What should I see in Lisbon in one day?',
   })
   content: string;
