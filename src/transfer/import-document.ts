@@ -234,12 +234,17 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: s
  * status, as the service stores one: stopped before its first token, or left empty by the model
  * (a reasoning model that spent its tokens thinking).
  */
+/**
+ * A user message as a send takes it. A reply as the service stores one: of any length its
+ * LLM_MAX_OUTPUT_TOKENS allowed, and empty when the model wrote nothing; the body's limit bounds it.
+ */
 function contentAt(value: unknown, field: string, role: MessageRole): string {
   if (typeof value !== 'string') throw invalid(field, 'content must be a string');
+  if (role === 'assistant') return value;
   if (!hasAtMostCharacters(value, MAX_MESSAGE_LENGTH)) {
     throw invalid(field, `content must be shorter than or equal to ${MAX_MESSAGE_LENGTH} characters`);
   }
-  if (role === 'user' && value.trim().length === 0) throw invalid(field, 'content must not be blank');
+  if (value.trim().length === 0) throw invalid(field, 'content must not be blank');
   return value;
 }
 

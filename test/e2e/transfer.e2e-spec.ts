@@ -323,6 +323,19 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
       expect(withoutIds(await exportOf(imported.id))).toEqual(withoutIds(document));
     });
 
+    it('should import the export of a reply longer than a send may be', async () => {
+      const long = 'All of it. '.repeat(4_000);
+      llm.respond = () => ({ content: long, model: 'fake-model', usage: { promptTokens: 1, completionTokens: 9_000 } });
+      const chatId = await newChat();
+      await say(chatId, 'Tell me everything.');
+      const document = await exportOf(chatId);
+      expect(document.messages[1].content).toBe(long);
+      const imported = (await importing(document).expect(201)).body as ChatDto;
+      expect(withoutIds(await exportOf(imported.id))).toEqual(withoutIds(document));
+      const list = document.messages.map(({ role, content }) => ({ role, content }));
+      await importing({ messages: list }).expect(201);
+    });
+
     it('should keep metadata keys that JavaScript objects have of their own, on create, patch, import and export', async () => {
       // Object.prototype's names (`constructor`, `toString`, `__proto__` …) and others JavaScript reads.
       const keys = [...Object.getOwnPropertyNames(Object.prototype), 'prototype', 'toJSON', 'then'];

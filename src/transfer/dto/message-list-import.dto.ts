@@ -21,9 +21,9 @@ export class ImportedMessageDto {
   role: 'system' | 'user' | 'assistant';
 
   @ApiProperty({
-    maxLength: MAX_MESSAGE_LENGTH,
     description:
-      'Not blank, but an assistant message may be empty or blank; a system message follows the limits of `systemPrompt`',
+      `A user message: 1–${MAX_MESSAGE_LENGTH} characters, not blank. An assistant message: any length ` +
+      '(as the service stores replies), and may be empty or blank. A system message follows the limits of `systemPrompt`.',
     example: 'What should I see in Lisbon in one day?',
   })
   content: string;
