@@ -1,10 +1,12 @@
 import { Semaphore } from 'async-mutex';
+import { acquireUnlessAborted } from '../common/concurrency/acquire-unless-aborted';
 import { LlmProvider, LlmRequest, LlmStreamPart } from './llm-provider';
 
 /**
  * At most `limit` upstream calls at once (LLM_MAX_CONCURRENCY); the rest queue in order, so a
- * burst of turns cannot stampede the provider. A call whose signal aborts while it queues never
- * reaches the upstream.
+ * burst of turns cannot stampede the provider. A call whose signal aborts while it queues leaves
+ * the queue at once (its stream rejects with the signal's reason) and never reaches the upstream,
+ * so a stopped turn does not wait for other calls to end.
  */
 export class ConcurrencyLimitedLlmProvider extends LlmProvider {
   private readonly slots: Semaphore;
@@ -30,9 +32,12 @@ export class ConcurrencyLimitedLlmProvider extends LlmProvider {
   }
 
   async *stream(request: LlmRequest): AsyncGenerator<LlmStreamPart> {
-    const [, release] = await this.slots.acquire();
+    const [, release] = await acquireUnlessAborted(
+      () => this.slots.acquire(),
+      ([, late]) => late(),
+      request.signal,
+    );
     try {
-      request.signal?.throwIfAborted();
       yield* this.inner.stream(request);
     } finally {
       release();

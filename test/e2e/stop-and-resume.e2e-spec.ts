@@ -1,4 +1,5 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { once } from 'node:events';
 import request from 'supertest';
 import { ChatRepository } from '../../src/chats/chat.repository';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
@@ -6,6 +7,7 @@ import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
 import { MessageDto, TurnDto } from '../../src/messages/dto/message.dto';
 import { deferred } from '../support/deferred';
 import { EventStreamClient, ReceivedEvent } from '../support/event-stream-client';
+import { FakeOpenAiServer } from '../support/fake-openai-server';
 import { RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 import { TestDatabase, testDatabases } from '../support/test-databases';
@@ -273,5 +275,59 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
     expect(stopped.body.assistantMessage).toMatchObject({ status: 'incomplete', content: '' });
     expect((await next).status).toBe(201);
     expect((await next).body.assistantMessage).toMatchObject({ status: 'completed' });
+  });
+});
+
+/** LLM_MAX_CONCURRENCY=1 through the real provider: a turn of another chat waits for the one slot. */
+describe('Stopping a turn that waits for an LLM slot (e2e)', () => {
+  let upstream: FakeOpenAiServer;
+  let app: NestExpressApplication;
+  let baseUrl: string;
+  const http = () => request(app.getHttpServer());
+  const newChat = async () => (await http().post('/chats').expect(201)).body.id as string;
+  const stored = async (chatId: string) =>
+    (await http().get(`/chats/${chatId}/messages?branch=all`).expect(200)).body.data as MessageDto[];
+
+  beforeEach(async () => {
+    upstream = await new FakeOpenAiServer().start();
+    app = await createTestApp({
+      env: { OPENAI_BASE_URL: upstream.baseUrl, LLM_MAX_RETRIES: '0', LLM_MAX_CONCURRENCY: '1', AUTO_TITLE: 'off' },
+    });
+    baseUrl = await listenOnLoopback(app);
+  });
+  afterEach(async () => {
+    app.getHttpServer().closeAllConnections();
+    await app.close();
+    await upstream.close();
+  });
+
+  it('should stop it at once while the other call holds the slot, and leave the slot to later turns', async () => {
+    const [slow, queued] = [await newChat(), await newChat()];
+    upstream.enqueue({ kind: 'reply', pieces: ['Slow ', 'answer'], holdAfter: 1 });
+    const held = once(upstream, 'held');
+    const holding = await EventStreamClient.post(`${baseUrl}/chats/${slow}/messages`, { content: 'Take your time' });
+    await held;
+    const waiting = await EventStreamClient.post(`${baseUrl}/chats/${queued}/messages`, { content: 'Me next' });
+    await waiting.waitForEvents(1);
+
+    await http().post(`/chats/${queued}/stop`).expect(202);
+    const stopped = await waiting.all();
+
+    // Ended while the slow call still holds the slot: it never reached the upstream.
+    expect(upstream.requests).toHaveLength(1);
+    const [, reply] = await stored(queued);
+    expect(reply).toMatchObject({ role: 'assistant', status: 'incomplete', content: '' });
+    expect(stopped.map((e) => e.event)).toEqual(['user_message', 'assistant_message']);
+    expect(stopped.at(-1)!.data).toEqual(reply);
+    await http().post(`/chats/${queued}/stop`).expect(204);
+
+    upstream.release();
+    expect((await holding.all()).at(-1)).toMatchObject({
+      event: 'assistant_message',
+      data: { status: 'completed', content: 'Slow answer' },
+    });
+    const later = await http().post(`/chats/${queued}/messages`).send({ content: 'Again' }).expect(201);
+    expect(later.body.assistantMessage).toMatchObject({ status: 'completed', content: 'reply to: Again' });
+    expect(upstream.requests).toHaveLength(2);
   });
 });

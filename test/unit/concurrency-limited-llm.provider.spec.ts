@@ -57,12 +57,33 @@ describe(ConcurrencyLimitedLlmProvider.name, () => {
     const first = limited.complete(request);
     const controller = new AbortController();
     const second = limited.complete({ ...request, signal: controller.signal });
+    const secondFails = expect(second).rejects.toThrow();
     controller.abort();
     await settle();
     inner.releaseOne();
     await first;
-    await expect(second).rejects.toThrow();
+    await secondFails;
     expect(inner.started).toBe(1);
+  });
+
+  it('should end a queued call as soon as its signal aborts, and pass on the slot it is granted after', async () => {
+    const inner = new GatedProvider();
+    const limited = new ConcurrencyLimitedLlmProvider(inner, 1);
+    const first = limited.complete(request);
+    const controller = new AbortController();
+    const second = limited.complete({ ...request, signal: controller.signal });
+    await settle();
+    controller.abort('stopped');
+
+    await expect(second).rejects.toBe('stopped');
+    expect(inner.running).toBe(1);
+    inner.releaseOne();
+    await first;
+    const third = limited.complete(request);
+    await settle();
+    expect(inner.started).toBe(2);
+    inner.releaseOne();
+    await expect(third).resolves.toMatchObject({ content: 'ok' });
   });
 
   it('should present the inner provider', () => {
