@@ -128,6 +128,10 @@ export abstract class ChatRepository {
    * writes. Callers for one chat run one at a time, first come first served; different chats never
    * wait for each other. The lock guards no data by itself: callers read and write through the
    * methods above, which check the tenant.
+   *
+   * A caller whose `signal` aborts while it waits leaves the line at once, whatever holds the lock
+   * (a turn of another instance too): it rejects with the signal's reason, `work` never runs, and
+   * the callers behind it keep their order. Once the lock is held the signal is `work`'s to heed.
    */
-  abstract withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>): Promise<T>;
+  abstract withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>, signal?: AbortSignal): Promise<T>;
 }

@@ -142,29 +142,42 @@ export class MessagesService {
     let completed = false;
     try {
       const waitingForLock = this.metrics.chatLockWait.startTimer();
-      const outcome = await this.repository.withChatLock(request.chat.chatId, (lock) =>
-        // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
-        this.live.run(
-          lock,
-          () => admission.stop('stopped'),
-          onEvent,
-          async (turn): Promise<TurnOutcome> => {
-            waitingForLock();
-            const stopped = this.stopWhileWaiting(admission);
-            if (stopped) return { kind: 'failed', failure: stopped };
-            const begun = await this.resumeOrAppendUserMessage(admitted, lock);
-            if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
-            turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
-            turn.emit({ type: 'user_message', message: begun.userMessage });
-            if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
-            const context = await this.context.build(begun.chat, begun.userMessage);
-            if (newChatTitle)
-              newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
-            const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
-            return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
+      let held = false;
+      const outcome = await this.repository
+        .withChatLock(
+          request.chat.chatId,
+          (lock) => {
+            held = true;
+            // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
+            return this.live.run(
+              lock,
+              () => admission.stop('stopped'),
+              onEvent,
+              async (turn): Promise<TurnOutcome> => {
+                waitingForLock();
+                const stopped = this.stopWhileWaiting(admission);
+                if (stopped) return { kind: 'failed', failure: stopped };
+                const begun = await this.resumeOrAppendUserMessage(admitted, lock);
+                if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
+                turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
+                turn.emit({ type: 'user_message', message: begun.userMessage });
+                if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
+                const context = await this.context.build(begun.chat, begun.userMessage);
+                if (newChatTitle)
+                  newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
+                const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
+                return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
+              },
+            );
           },
-        ),
-      );
+          // A stopped turn leaves the line at once, whatever holds the chat (another instance too).
+          admission.signal,
+        )
+        .catch((error: unknown): TurnOutcome => {
+          const stopped = held ? null : this.stopWhileWaiting(admission);
+          if (stopped) return { kind: 'failed', failure: stopped };
+          throw error;
+        });
       await this.finish(request.chat, idempotencyKey, outcome);
       if (outcome.kind === 'failed') throw outcome.failure;
       completed = true;
@@ -257,7 +270,11 @@ export class MessagesService {
     return turn;
   }
 
-  /** Stopped while it waited for the lock: nothing was acknowledged, so nothing is stored. */
+  /**
+   * Stopped while it waited for the lock: nothing was acknowledged, so nothing is stored. Asked when
+   * the wait ends by the stop, and again once the lock is held, for a stop that came as it was taken.
+   * Only a client leaving or shutdown stop a waiting turn: POST …/stop reaches the running one.
+   */
   private stopWhileWaiting({ signal }: Admission): ShuttingDownError | TurnCancelledError | null {
     const reason = stopReasonOf(signal);
     if (reason === 'client-left') return new TurnCancelledError(null, null);

@@ -1,8 +1,10 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { LlmReply, LlmRequest } from '../../src/llm/llm-provider';
+import { TurnAdmission } from '../../src/messages/turn-admission';
+import { EventStreamClient } from '../support/event-stream-client';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
-import { createTestApp } from '../support/test-app';
+import { createTestApp, listenOnLoopback } from '../support/test-app';
 import { deferred } from '../support/deferred';
 import type { MessageDto } from '../../src/messages/dto/message.dto';
 
@@ -148,5 +150,98 @@ describe('Turn concurrency (e2e)', () => {
     ]);
     expect(results.map((r) => r.status).sort()).toEqual([201, 502]);
     expect((await http().get(`/chats/${chat.id}`).expect(200)).body.messageCount).toBe(3);
+  });
+});
+
+/** A turn queued behind a running turn of its chat, stopped before its turn comes (memory storage). */
+describe('Turns stopped while they wait for their chat (e2e)', () => {
+  let app: NestExpressApplication;
+  let llm: RecordingLlmProvider;
+  let chatId: string;
+  let gate: ReturnType<typeof deferred> | undefined;
+  let pending: Promise<unknown>[] = [];
+  const http = () => request(app.getHttpServer());
+  const turnsInFlight = async () =>
+    Number(/^chat_turns_in_flight (\d+)$/m.exec((await http().get('/metrics').expect(200)).text)?.[1]);
+  const storedContents = async () =>
+    ((await http().get(`/chats/${chatId}/messages`).expect(200)).body.data as MessageDto[]).map((m) => m.content);
+
+  const start = async (env: Record<string, string> = {}) => {
+    llm = new RecordingLlmProvider();
+    app = await createTestApp({ llm, env: { AUTO_TITLE: 'off', ...env } });
+    chatId = (await http().post('/chats').expect(201)).body.id;
+  };
+  afterEach(async () => {
+    // A test that failed leaves no turn held, nor a request to be cut off.
+    gate?.resolve();
+    await Promise.allSettled(pending);
+    pending = [];
+    app.getHttpServer().closeAllConnections();
+    await app.close();
+  });
+
+  /**
+   * The first turn holds the chat until `gate` opens: its upstream answers then and not before, even
+   * when the turn is stopped, as a slow upstream may. The second turn is admitted and waits.
+   */
+  const firstHoldsTheChat = async <T>(second: () => Promise<T>) => {
+    const opened = (gate = deferred());
+    const firstCalled = deferred();
+    llm.respond = async (req, call) => {
+      if (call === 1) {
+        firstCalled.resolve();
+        await opened.promise;
+      }
+      return echoReply(req);
+    };
+    const first = http()
+      .post(`/chats/${chatId}/messages`)
+      .send({ content: 'first' })
+      .then((r) => r);
+    await firstCalled.promise;
+    const waiting = second();
+    pending = [first, waiting];
+    while ((await turnsInFlight()) < 2);
+    return { first, waiting };
+  };
+
+  it('should end a waiting turn at once when shutdown stops it, storing nothing, before the running turn ends', async () => {
+    await start();
+    const { first, waiting } = await firstHoldsTheChat(() =>
+      http()
+        .post(`/chats/${chatId}/messages`)
+        .send({ content: 'second' })
+        .then((r) => r),
+    );
+    // What SIGTERM does (main.ts), with the grace already over: every admitted turn is stopped.
+    const drained = app.get(TurnAdmission).drain(0);
+
+    const stopped = await waiting;
+    expect(stopped.status).toBe(503);
+    expect(stopped.body).toMatchObject({ type: 'urn:konko:problem:shutting-down' });
+    expect(stopped.body.userMessage).toBeUndefined();
+    // The first turn still holds the chat.
+    expect(llm.inFlight).toBe(1);
+    gate!.resolve();
+    await first;
+    await drained;
+    expect(await storedContents()).toEqual(['first', 'reply to: first']);
+    expect(llm.calls).toHaveLength(1);
+  });
+
+  it('should end a waiting turn at once when its client leaves, before the running turn ends (CLIENT_DISCONNECT=stop)', async () => {
+    await start({ CLIENT_DISCONNECT: 'stop' });
+    const baseUrl = await listenOnLoopback(app);
+    const { first, waiting } = await firstHoldsTheChat(() =>
+      EventStreamClient.post(`${baseUrl}/chats/${chatId}/messages`, { content: 'second, abandoned' }),
+    );
+    (await waiting).disconnect();
+
+    while ((await turnsInFlight()) > 1);
+    expect(llm.inFlight).toBe(1);
+    gate!.resolve();
+    expect((await first).status).toBe(201);
+    expect(await storedContents()).toEqual(['first', 'reply to: first']);
+    expect(llm.calls).toHaveLength(1);
   });
 });

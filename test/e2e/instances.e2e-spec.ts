@@ -162,3 +162,47 @@ describe.each(databases)('Two instances on one %s without Redis (e2e, service pr
     expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(204);
   });
 });
+
+describe.each(postgres ? [postgres] : [])(
+  'Two instances on one %s, one shutting down (e2e, service processes)',
+  (_name, create) => {
+    const ctx = twoInstances(create, () => ({ SHUTDOWN_GRACE_MS: '1000' }));
+    const turnsInFlight = async (service: ServiceProcess) =>
+      Number(/^chat_turns_in_flight (\d+)$/m.exec(await (await fetch(`${service.baseUrl}/metrics`)).text())?.[1]);
+
+    it('should stop within its grace a turn that waits for the chat A runs a turn of, and exit before that turn ends', async () => {
+      const chatId = await newChat(ctx.a);
+      const { client } = await heldTurn(ctx, ctx.a, chatId);
+      const order: string[] = [];
+      const aEnded = client.all().then((events) => {
+        order.push('A’s turn ended');
+        return events;
+      });
+      const queued = post(ctx.b, `/chats/${chatId}/messages`, { content: 'Waiting on B' });
+      while ((await turnsInFlight(ctx.b)) < 1);
+
+      const exited = once(ctx.b.child, 'exit').then(([code]) => {
+        order.push('B exited');
+        return code as number | null;
+      });
+      ctx.b.child.kill('SIGTERM');
+      const stopped = await queued;
+      expect(stopped.status).toBe(503);
+      const problem = (await stopped.json()) as Record<string, unknown>;
+      expect(problem).toMatchObject({ type: 'urn:konko:problem:shutting-down' });
+      expect(problem.userMessage).toBeUndefined();
+      expect(await exited).toBe(0);
+      // A's turn still runs; only now does its upstream go on.
+      ctx.llm.release();
+      const events = await aEnded;
+
+      expect(order).toEqual(['B exited', 'A’s turn ended']);
+      const stored = await messagesOf(ctx.a, chatId);
+      expect(stored.map((m) => m.content)).toEqual(['A story', PIECES.join('')]);
+      expect(events.at(-1)).toEqual({ event: 'assistant_message', data: stored[1], id: expect.any(String) });
+      expect(stored[1].status).toBe('completed');
+      expect(ctx.llm.requests).toHaveLength(1);
+      expect((await post(ctx.a, `/chats/${chatId}/messages`, { content: 'Next' })).status).toBe(201);
+    });
+  },
+);

@@ -94,6 +94,33 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       expect(order).toEqual(['b', 'c']);
     });
 
+    it('should let a waiting instance leave the line when its signal aborts, and hand the chat to the next', async () => {
+      const [a, b, c] = [await instance(), await instance(), await instance()];
+      const chat = await a.repository.createChat(newChat());
+      const order: string[] = [];
+      const gate = deferred();
+      const holding = a.repository.withChatLock(chat.id, () => gate.promise);
+      await until(
+        async () => (await a.database.db.selectFrom('chat_leases').select('owner').execute()).length === 1,
+        'a holds the lease',
+      );
+      const leaving = new AbortController();
+      const second = b.repository.withChatLock(chat.id, async () => void order.push('b'), leaving.signal);
+      await until(async () => (await waiters(a, chat.id)) === 1, 'b waits');
+      const third = c.repository.withChatLock(chat.id, async () => void order.push('c'));
+      await until(async () => (await waiters(a, chat.id)) === 2, 'c waits');
+
+      leaving.abort('shutting-down');
+      await expect(second).rejects.toBe('shutting-down');
+      // b's place is gone while a still holds the chat.
+      expect(await waiters(a, chat.id)).toBe(1);
+      gate.resolve();
+      await Promise.all([holding, third]);
+
+      expect(order).toEqual(['c']);
+      expect(await waiters(a, chat.id)).toBe(0);
+    });
+
     it('should not take a free lease ahead of an instance already in line', async () => {
       const a = await instance();
       const chat = await a.repository.createChat(newChat());

@@ -588,6 +588,29 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         await holdingA;
       });
 
+      it('should let a caller whose signal aborts leave the line at once, the others keeping their order', async () => {
+        const chat = await repository.createChat(newChat());
+        const gate = deferred();
+        const order: string[] = [];
+        const holding = repository.withChatLock(chat.id, async () => {
+          await gate.promise;
+          order.push('holder');
+        });
+        const leaving = new AbortController();
+        const left = repository.withChatLock(chat.id, async () => void order.push('left'), leaving.signal);
+        const next = repository.withChatLock(chat.id, async () => void order.push('next'));
+        leaving.abort('shutting-down');
+
+        await expect(left).rejects.toBe('shutting-down');
+        order.push('gave up');
+        gate.resolve();
+        await Promise.all([holding, next]);
+        expect(order).toEqual(['gave up', 'holder', 'next']);
+        // Already aborted: it does not queue at all.
+        await expect(repository.withChatLock(chat.id, async () => 'ran', leaving.signal)).rejects.toBe('shutting-down');
+        await expect(repository.withChatLock(chat.id, async () => 'free')).resolves.toBe('free');
+      });
+
       it('should pass on a failure and free the chat for the next caller', async () => {
         const chat = await repository.createChat(newChat());
         await expect(

@@ -29,6 +29,21 @@ describe(KeyedMutex.name, () => {
     await held;
   });
 
+  it('should let a waiter whose signal aborts leave at once, and still forget the key', async () => {
+    const locks = new KeyedMutex();
+    const gate = deferred();
+    const held = locks.runExclusive('a', () => gate.promise);
+    const leaving = new AbortController();
+    const left = locks.runExclusive('a', async () => 'ran', leaving.signal);
+    leaving.abort('stopped');
+
+    await expect(left).rejects.toBe('stopped');
+    gate.resolve();
+    await held;
+    await expect(locks.runExclusive('a', async () => 'next')).resolves.toBe('next');
+    expect(locks.size).toBe(0);
+  });
+
   it('should forget a key once nobody holds or waits for it, even when work fails', async () => {
     const locks = new KeyedMutex();
     const gate = deferred();

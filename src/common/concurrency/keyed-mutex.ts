@@ -1,4 +1,5 @@
 import { Mutex } from 'async-mutex';
+import { acquireUnlessAborted } from './acquire-unless-aborted';
 
 interface Entry {
   mutex: Mutex;
@@ -17,7 +18,11 @@ export class KeyedMutex {
     return this.entries.size;
   }
 
-  async runExclusive<T>(key: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` once it holds the key's mutex. A caller whose `signal` aborts while it waits leaves
+   * the line: it rejects with the signal's reason and `work` never runs.
+   */
+  async runExclusive<T>(key: string, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     let entry = this.entries.get(key);
     if (!entry) {
       entry = { mutex: new Mutex(), users: 0 };
@@ -25,7 +30,19 @@ export class KeyedMutex {
     }
     entry.users += 1;
     try {
-      return await entry.mutex.runExclusive(work);
+      const { mutex } = entry;
+      // The entry may be dropped while a grant is due to a caller that left: nobody else waits on
+      // that mutex then, and the grant is released as it comes.
+      const release = await acquireUnlessAborted(
+        () => mutex.acquire(),
+        (late) => late(),
+        signal,
+      );
+      try {
+        return await work();
+      } finally {
+        release();
+      }
     } finally {
       entry.users -= 1;
       if (entry.users === 0) this.entries.delete(key);

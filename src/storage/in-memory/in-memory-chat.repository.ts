@@ -387,9 +387,9 @@ export class InMemoryChatRepository extends ChatRepository {
     return message ? { chat: record.chat, message } : null;
   }
 
-  withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>): Promise<T> {
+  withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>, signal?: AbortSignal): Promise<T> {
     // One process: holding the mutex is the whole lock, and it cannot be lost.
-    return this.locks.runExclusive(chatId, () => work({ chatId, holder: 'this process' }));
+    return this.locks.runExclusive(chatId, () => work({ chatId, holder: 'this process' }), signal);
   }
 
   loadDigest(key: ChatKey): StoredChatDigest | null {

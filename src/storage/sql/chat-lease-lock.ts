@@ -71,19 +71,27 @@ export class ChatLeaseLock {
     this.releaseLease = prepareQuery(db, (lease: HeldLease) => this.releaseStatement(lease));
   }
 
-  run<T>(chatId: string, work: (lease: HeldLease) => Promise<T>): Promise<T> {
-    return this.local.runExclusive(chatId, async () => {
-      const lease = await this.acquire(chatId);
-      const holding: Holding = { stopRenewing: this.keepRenewed(lease), released: false };
-      this.holdings.set(lease.holder, holding);
-      try {
-        return await work(lease);
-      } finally {
-        this.holdings.delete(lease.holder);
-        holding.stopRenewing();
-        if (!holding.released) await this.release(lease);
-      }
-    });
+  /**
+   * Runs `work` holding the chat's lease. A caller whose `signal` aborts while it waits, in this
+   * instance's line or the database's, leaves it at once and rejects with the signal's reason.
+   */
+  run<T>(chatId: string, work: (lease: HeldLease) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.local.runExclusive(
+      chatId,
+      async () => {
+        const lease = await this.acquire(chatId, signal);
+        const holding: Holding = { stopRenewing: this.keepRenewed(lease), released: false };
+        this.holdings.set(lease.holder, holding);
+        try {
+          return await work(lease);
+        } finally {
+          this.holdings.delete(lease.holder);
+          holding.stopRenewing();
+          if (!holding.released) await this.release(lease);
+        }
+      },
+      signal,
+    );
   }
 
   /**
@@ -150,26 +158,38 @@ export class ChatLeaseLock {
     return sql<number>`${this.dialect.nowMs} + ${this.leaseMs}`;
   }
 
-  private async acquire(chatId: string): Promise<HeldLease> {
+  private async acquire(chatId: string, signal: AbortSignal | undefined): Promise<HeldLease> {
     const owner = `${INSTANCE}:${uuidv7()}`;
     if (await this.takeLease(chatId, owner, { unlessAwaited: true })) return { chatId, holder: owner };
     const maxPollMs = Math.min(this.signals.maxPollMs, this.leaseMs / 3);
+    signal?.throwIfAborted();
     let ticket = await this.enqueue(chatId, owner);
     let pauseMs = FIRST_POLL_MS;
     try {
       for (;;) {
+        signal?.throwIfAborted();
         const wait = this.signals.waitForRelease(chatId, jitter(pauseMs));
-        if ((await this.isFirstInLine(chatId, ticket)) && (await this.takeLease(chatId, owner))) {
-          wait.cancel();
-          await this.leaveLine(ticket);
-          return { chatId, holder: owner };
+        // An abort ends the pause at once, so the caller leaves the line without waiting for a release.
+        const stopWaiting = () => wait.cancel();
+        signal?.addEventListener('abort', stopWaiting, { once: true });
+        try {
+          if ((await this.isFirstInLine(chatId, ticket)) && (await this.takeLease(chatId, owner))) {
+            wait.cancel();
+            await this.leaveLine(ticket);
+            return { chatId, holder: owner };
+          }
+          pauseMs = (await wait.released) ? FIRST_POLL_MS : Math.min(pauseMs * 2, maxPollMs);
+        } finally {
+          signal?.removeEventListener('abort', stopWaiting);
         }
-        pauseMs = (await wait.released) ? FIRST_POLL_MS : Math.min(pauseMs * 2, maxPollMs);
+        signal?.throwIfAborted();
         // A place that lapsed (this instance stalled longer than the lease) is taken anew, last.
         if (!(await this.keepPlace(ticket))) ticket = await this.enqueue(chatId, owner);
       }
     } catch (error) {
       await this.leaveLine(ticket).catch(() => undefined);
+      // The next in line may be first now: it looks at once rather than after its pause.
+      if (signal?.aborted) await this.signals.announceRelease(chatId).catch(() => undefined);
       throw error;
     }
   }

@@ -685,8 +685,8 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     }
   }
 
-  withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>): Promise<T> {
-    return this.locks.run(chatId, work);
+  withChatLock<T>(chatId: string, work: (lock: ChatLock) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.locks.run(chatId, work, signal);
   }
 
   async onModuleDestroy(): Promise<void> {
