@@ -32,11 +32,7 @@ export class ConcurrencyLimitedLlmProvider extends LlmProvider {
   }
 
   async *stream(request: LlmRequest): AsyncGenerator<LlmStreamPart> {
-    const [, release] = await acquireUnlessAborted(
-      () => this.slots.acquire(),
-      ([, late]) => late(),
-      request.signal,
-    );
+    const [, release] = await acquireUnlessAborted(this.slots, ([, late]) => late(), request.signal);
     try {
       yield* this.inner.stream(request);
     } finally {

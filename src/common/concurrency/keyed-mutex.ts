@@ -33,11 +33,7 @@ export class KeyedMutex {
       const { mutex } = entry;
       // The entry may be dropped while a grant is due to a caller that left: nobody else waits on
       // that mutex then, and the grant is released as it comes.
-      const release = await acquireUnlessAborted(
-        () => mutex.acquire(),
-        (late) => late(),
-        signal,
-      );
+      const release = await acquireUnlessAborted(mutex, (late) => late(), signal);
       try {
         return await work();
       } finally {
