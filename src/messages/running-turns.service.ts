@@ -60,9 +60,10 @@ export class RunningTurnsService {
       this.live.follow(key.chatId, after, signal) ??
       (this.relay.sharesEvents ? await this.relay.follow(key.chatId, after, after.index, signal) : null);
     if (followed) return this.untilFinal(key, after, userMessage, followed, signal);
-    const final = await this.finalEventOf(key, after, userMessage);
+    // One read of the reply: a turn of another instance may store it meanwhile.
+    const { final, reply } = await this.endOf(key, after, userMessage);
     if (final) return only(final);
-    if (!(await this.mayBeTurnOf(key, after, userMessage))) throw new UnknownLastEventIdError(lastEventId.field);
+    if (!this.mayBeTurnOf(after, userMessage, reply)) throw new UnknownLastEventIdError(lastEventId.field);
     // Without shared events a turn that may still run elsewhere cannot be told from one that ended.
     if (await this.relay.runningTurn(key.chatId)) throw new TurnElsewhereError();
     return only(this.interrupted(after, userMessage));
@@ -100,23 +101,32 @@ export class RunningTurnsService {
     yield (await this.finalEventOf(key, last, userMessage)) ?? this.interrupted(last, userMessage);
   }
 
+  private async finalEventOf(key: ChatKey, after: TurnPosition, userMessage: Message | null) {
+    return (await this.endOf(key, after, userMessage)).final;
+  }
+
   /**
-   * An ended turn's final event, as its stream sent it: the failure this instance kept, or its
-   * reply from storage.
+   * How the turn ended, as its stream told it, and the message stored under its reply's id. A
+   * completed reply is its end, also when an earlier attempt failed and a repeat (Idempotency-Key)
+   * answered with it; else the failure this instance kept (a turn that failed midway stored its
+   * partial reply too); else the reply as stored (a stopped turn's).
    */
-  private async finalEventOf(
+  private async endOf(
     key: ChatKey,
     after: TurnPosition,
     userMessage: Message | null,
-  ): Promise<FinalTurnEvent | undefined> {
-    // A turn that failed midway stored its partial reply as well: it ended with the failure.
-    const failure = this.live.failureOf(key.chatId, after);
-    if (failure) return failure;
+  ): Promise<{ final: FinalTurnEvent | undefined; reply: Message | null }> {
     const reply = userMessage === null ? null : await this.repository.findMessage(key, after.replyId);
-    if (reply && reply.inReplyTo === userMessage?.id) {
-      return { type: 'assistant_message', id: this.finalId(after), message: reply };
-    }
-    return undefined;
+    const answers = reply !== null && reply.inReplyTo === userMessage?.id;
+    const told = (message: Message): FinalTurnEvent => ({
+      type: 'assistant_message',
+      id: this.finalId(after),
+      message,
+    });
+    if (answers && reply.status === 'completed') return { final: told(reply), reply };
+    const failure = this.live.failureOf(key.chatId, after);
+    if (failure) return { final: failure, reply };
+    return { final: answers ? told(reply) : undefined, reply };
   }
 
   /**
@@ -124,10 +134,8 @@ export class RunningTurnsService {
    * failed before it stored its user message is known by its kept failure alone. Another names
    * its user message's reply: one that could have been named for it, and no other message.
    */
-  private async mayBeTurnOf(key: ChatKey, after: TurnPosition, userMessage: Message | null): Promise<boolean> {
-    if (userMessage === null || !couldNameReplyTo(after.replyId, userMessage.id)) return false;
-    // The reply, stored under its user message, would have been its final event.
-    return (await this.repository.findMessage(key, after.replyId)) === null;
+  private mayBeTurnOf(after: TurnPosition, userMessage: Message | null, stored: Message | null): boolean {
+    return userMessage !== null && stored === null && couldNameReplyTo(after.replyId, userMessage.id);
   }
 
   private interrupted(after: TurnPosition, userMessage: Message | null): FinalTurnEvent {

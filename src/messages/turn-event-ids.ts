@@ -35,17 +35,21 @@ export function parseTurnEventId(id: string): TurnPosition | null {
   };
 }
 
-/** The millisecond a UUIDv7 was made in, as 12 hex digits that compare as the times do; null for another UUID. */
-const v7Time = (id: string): string | null => (id[14] === '7' ? id.slice(0, 8) + id.slice(9, 13) : null);
+/** The millisecond a UUIDv7 was made in; null for another UUID. */
+const v7Time = (id: string): number | null => (id[14] === '7' ? parseInt(id.slice(0, 8) + id.slice(9, 13), 16) : null);
+
+/** How far the clocks of instances may disagree, for ids made on one and compared on another. */
+const CLOCK_SKEW_MS = 5 * 60_000;
 
 /**
  * Whether this service could have named `replyId` for a reply to `userMessageId`: it names a
- * reply with a UUIDv7 under the chat's lock, with or after its user message, so never earlier.
+ * reply with a UUIDv7 under the chat's lock, with or after its user message, so never earlier
+ * (give or take the skew of the clocks of the instances that made them).
  */
 export function couldNameReplyTo(replyId: string, userMessageId: string): boolean {
   const reply = v7Time(replyId);
   const user = v7Time(userMessageId);
-  return reply !== null && (user === null || reply >= user);
+  return reply !== null && (user === null || reply >= user - CLOCK_SKEW_MS);
 }
 
 export const sameTurn = (a: TurnId, b: TurnId): boolean =>

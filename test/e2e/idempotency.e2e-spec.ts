@@ -1,6 +1,7 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ChatDto } from '../../src/chats/dto/chat.dto';
+import { ChatRepository } from '../../src/chats/chat.repository';
 import { IdempotencyStore } from '../../src/idempotency/idempotency.store';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { MessageDto, TurnDto } from '../../src/messages/dto/message.dto';
@@ -175,6 +176,36 @@ describe.each(storages)('Idempotency-Key on %s storage (e2e)', (_storage, create
     expect((await send(chatId, 'Once only', 'turn-n').expect(201)).body).toEqual(first);
     expect(llm.calls).toHaveLength(1);
     expect((await messagesOf(chatId, 'all')).map((m) => m.seq)).toEqual([1, 2]);
+  });
+
+  it('should resume a repeat that answered with a stored reply to that reply, not to the failure before it', async () => {
+    await start();
+    const chatId = await newChat();
+    const baseUrl = await listenOnLoopback(app);
+    // The reply is stored, but its store reports a failure (an acknowledgement lost).
+    const repository = app.get(ChatRepository);
+    const append = repository.appendMessage.bind(repository);
+    jest.spyOn(repository, 'appendMessage').mockImplementation(async (...args) => {
+      const stored = await append(...args);
+      if (stored.role === 'assistant') throw new Error('connection reset');
+      return stored;
+    });
+    const failed = await (
+      await EventStreamClient.post(
+        `${baseUrl}/chats/${chatId}/messages`,
+        { content: 'Once' },
+        { 'Idempotency-Key': 'k' },
+      )
+    ).all();
+    expect(failed.at(-1)!.event).toBe('error');
+    jest.mocked(repository.appendMessage).mockRestore();
+
+    const repeat = (await send(chatId, 'Once', 'k').expect(201)).body as TurnDto;
+    const resumed = await (
+      await EventStreamClient.get(`${baseUrl}/chats/${chatId}/stream`, { 'Last-Event-ID': failed[0].id! })
+    ).all();
+    expect(resumed.map((e) => [e.event, e.data])).toEqual([['assistant_message', repeat.assistantMessage]]);
+    expect(llm.calls).toHaveLength(1);
   });
 
   it('should answer 409 to a repeat while the first is still running, then its outcome', async () => {
