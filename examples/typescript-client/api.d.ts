@@ -713,7 +713,7 @@ export interface components {
              */
             role: "system" | "user" | "assistant";
             /**
-             * @description A user message: 1–32000 characters, not blank. An assistant message: any length (as the service stores replies), and may be empty or blank. A system message follows the limits of `systemPrompt`.
+             * @description A user message: 1–32000 characters, not blank. An assistant message: at most 256000 characters, and may be empty or blank. A system message follows the limits of `systemPrompt`.
              * @example What should I see in Lisbon in one day?
              */
             content: string;

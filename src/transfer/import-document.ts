@@ -235,16 +235,22 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: s
  * (a reasoning model that spent its tokens thinking).
  */
 /**
- * A user message as a send takes it. A reply as the service stores one: of any length its
- * LLM_MAX_OUTPUT_TOKENS allowed, and empty when the model wrote nothing; the body's limit bounds it.
+ * A reply of 64,000 tokens or so; PostgreSQL's search index of a message must stay under 1 MB,
+ * which text this long of distinct words keeps to about 400 KB.
+ */
+export const MAX_IMPORTED_REPLY_LENGTH = 256_000;
+
+/**
+ * A user message as a send takes it. A reply as the service stores one: as long as its
+ * LLM_MAX_OUTPUT_TOKENS allowed, and empty when the model wrote nothing.
  */
 function contentAt(value: unknown, field: string, role: MessageRole): string {
   if (typeof value !== 'string') throw invalid(field, 'content must be a string');
-  if (role === 'assistant') return value;
-  if (!hasAtMostCharacters(value, MAX_MESSAGE_LENGTH)) {
-    throw invalid(field, `content must be shorter than or equal to ${MAX_MESSAGE_LENGTH} characters`);
+  const max = role === 'assistant' ? MAX_IMPORTED_REPLY_LENGTH : MAX_MESSAGE_LENGTH;
+  if (!hasAtMostCharacters(value, max)) {
+    throw invalid(field, `content must be shorter than or equal to ${max} characters`);
   }
-  if (value.trim().length === 0) throw invalid(field, 'content must not be blank');
+  if (role === 'user' && value.trim().length === 0) throw invalid(field, 'content must not be blank');
   return value;
 }
 

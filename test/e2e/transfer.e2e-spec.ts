@@ -426,6 +426,11 @@ describe('Import validation (e2e)', () => {
       'messages[0].content',
     ],
     [
+      'a reply over 256,000 characters',
+      (m: object[]) => [...m.slice(0, 1), { role: 'assistant', content: 'x '.repeat(128_001) }],
+      'messages[1].content',
+    ],
+    [
       'an unknown field in a message',
       (m: object[]) => [...m.slice(0, 3), { role: 'user', content: 'x', name: 'bob' }],
       'messages[3].name',
