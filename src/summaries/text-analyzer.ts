@@ -81,15 +81,39 @@ function sharedNlp(): WinkMethods {
 }
 
 /**
- * English text analysis with wink-nlp and its English model (shipped inside the npm package):
- * sentences, lemmas, part-of-speech tags, stop words and sentiment.
- */
-/**
  * wink-nlp reads a long run without white space in time quadratic in its length (a 32,000-character
  * URL-like run took 3.5 s), so the analysis sees such runs broken by a space every 256 characters.
  */
-const LONG_RUN = /\S{256}(?=\S)/g;
+const LONG_RUN = /\S{256}(?=\S)/gu;
 
+/**
+ * `text` with its long runs broken, and a way back: the original text of a sentence of the broken
+ * one, found from a place on (sentences come in order), its spaces taken out again.
+ */
+function breakLongRuns(text: string) {
+  const spaces: number[] = [];
+  const broken = text.replace(LONG_RUN, (run: string, offset: number) => {
+    spaces.push(offset + run.length + spaces.length);
+    return `${run} `;
+  });
+  const originalAt = (at: number) => at - spaces.filter((space) => space < at).length;
+  let from = 0;
+  return {
+    broken,
+    originalOf(sentence: string): string {
+      if (spaces.length === 0) return sentence;
+      const start = broken.indexOf(sentence, from);
+      if (start < 0) return sentence;
+      from = start + sentence.length;
+      return text.slice(originalAt(start), originalAt(from));
+    },
+  };
+}
+
+/**
+ * English text analysis with wink-nlp and its English model (shipped inside the npm package):
+ * sentences, lemmas, part-of-speech tags, stop words and sentiment.
+ */
 @Injectable()
 export class TextAnalyzer {
   private readonly nlp = sharedNlp();
@@ -101,8 +125,9 @@ export class TextAnalyzer {
     const lemmaOf = its.lemma as unknown as typeof its.normal;
     const sentences: AnalyzedSentence[] = [];
 
+    const runs = breakLongRuns(text);
     this.nlp
-      .readDoc(text.length > 256 ? text.replace(LONG_RUN, '$& ') : text)
+      .readDoc(runs.broken)
       .sentences()
       .each((sentence: ItemSentence) => {
         // Whole-sentence reads are much cheaper than one read per token.
@@ -139,7 +164,7 @@ export class TextAnalyzer {
         });
         closeRun();
         sentences.push({
-          text: sentence.out().trim(),
+          text: runs.originalOf(sentence.out()).trim(),
           terms,
           topics,
           sentiment: sentence.out(its.sentiment) as unknown as number,
