@@ -2,6 +2,8 @@ import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis'
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, ThrottlerStorage } from '@nestjs/throttler';
+// The throttler's own address normalization (its default tracker's), which its index does not export.
+import { normalizeIp } from '@nestjs/throttler/dist/ip';
 import { RequestWithTenant } from '../auth/tenant';
 import { limitsConfig, LimitsConfig } from '../config/limits.config';
 import { storageConfig, StorageConfig } from '../config/storage.config';
@@ -24,8 +26,10 @@ const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
 class RateLimitStorageModule {}
 
 /**
- * RATE_LIMIT requests per RATE_LIMIT_WINDOW_MS per client: the caller's tenant once API keys are
- * configured, else the client address. Over the limit: 429 with Retry-After.
+ * RATE_LIMIT requests per RATE_LIMIT_WINDOW_MS per client, whatever the route: the caller's tenant
+ * once API keys are configured, else the client address (an IPv6 address by its /64, as one host
+ * usually holds the whole block; an IPv4 address mapped into IPv6 as the IPv4 one). Over the
+ * limit: 429 with Retry-After.
  */
 @Module({
   imports: [
@@ -39,8 +43,10 @@ class RateLimitStorageModule {}
         errorMessage: `More than ${config.rateLimit} requests in ${config.rateLimitWindowMs / 1000} s; retry after the time in Retry-After.`,
         getTracker: (request: Record<string, unknown>) => {
           const { tenant, ip } = request as RequestWithTenant & { ip?: string };
-          return tenant?.authenticated ? `tenant:${tenant.id}` : `ip:${ip}`;
+          return tenant?.authenticated ? `tenant:${tenant.id}` : `ip:${normalizeIp(ip ?? '')}`;
         },
+        // The throttler's default key is per route: a client would get RATE_LIMIT on each.
+        generateKey: (_context: unknown, tracker: string, throttler: string) => `${throttler}:${tracker}`,
       }),
     }),
   ],

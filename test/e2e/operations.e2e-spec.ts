@@ -180,6 +180,28 @@ describe('Operations (e2e)', () => {
       await from('203.0.113.3').expect(429);
     });
 
+    it('should count all routes of a client against one limit', async () => {
+      app = await createTestApp({ env: { RATE_LIMIT: '3', RATE_LIMIT_WINDOW_MS: '60000' } });
+      await http().get('/chats').expect(200);
+      await http().post('/chats').expect(201);
+      await http().get('/search').query({ q: 'anything' }).expect(200);
+      await http().get('/chats').expect(429);
+      await http().post('/chats').expect(429);
+    });
+
+    it('should count an IPv6 client by its /64, and an IPv4 address mapped into IPv6 as itself', async () => {
+      const env = { RATE_LIMIT: '2', RATE_LIMIT_WINDOW_MS: '60000', TRUST_PROXY: 'loopback' };
+      const from = (address: string) => http().get('/chats').set('X-Forwarded-For', address);
+      app = await createTestApp({ env });
+      await from('2001:db8:1:2::1').expect(200);
+      await from('2001:db8:1:2::2').expect(200);
+      await from('2001:db8:1:2:ffff::3').expect(429);
+      await from('2001:db8:1:3::1').expect(200);
+      await from('::ffff:198.51.100.7').expect(200);
+      await from('198.51.100.7').expect(200);
+      await from('198.51.100.7').expect(429);
+    });
+
     it('should not limit with RATE_LIMIT=0', async () => {
       app = await createTestApp({ env: { RATE_LIMIT: '0' } });
       for (let i = 0; i < 20; i++) await http().get('/chats').expect(200);
