@@ -72,6 +72,20 @@ describe('Problem documents (e2e)', () => {
     expectProblem(response, status, '/chats');
   });
 
+  it.each(['gzip', 'deflate', 'br'])(
+    'should answer a body that is not the %s it says it is with 400',
+    async (encoding) => {
+      const response = await http()
+        .post('/chats')
+        .set('Content-Type', 'application/json')
+        .set('Content-Encoding', encoding)
+        .send('{"title":"not compressed at all"}')
+        .expect(400);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.body).toMatchObject({ status: 400, detail: expect.stringContaining('Content-Encoding') });
+    },
+  );
+
   it('should answer a body nested deeper than any route takes with 422, however deep', async () => {
     for (const depth of [40, 50_000]) {
       const body = `{"messages":${'['.repeat(depth)}${']'.repeat(depth)}}`;

@@ -53,6 +53,15 @@ function isBodyParserError(error: unknown): error is BodyParserError {
 }
 
 /**
+ * A body that failed to decompress (gzip, deflate, br): body-parser marks zlib's own error 400
+ * with no `type` (every error of its own has one), and zlib's errors carry an `errno`.
+ */
+function isUnreadableBody(error: unknown): boolean {
+  const { status, type, errno } = error as { status?: unknown; type?: unknown; errno?: unknown };
+  return error instanceof Error && status === 400 && type === undefined && typeof errno === 'number';
+}
+
+/**
  * Express error middleware for after the body parsers. Nest would turn the parser's SyntaxError
  * into a BadRequestException holding only the parser's words; passed on as a plain Error with its
  * `type` and `status`, it is answered like every other body-parser error.
@@ -100,6 +109,9 @@ export function toProblem(error: unknown, instance: string): ProblemDocument {
   }
   if (isBodyParserError(error) && error.status >= 400 && error.status < 500) {
     return plain(error.status, BODY_PARSER_DETAILS[error.type] ?? error.message);
+  }
+  if (isUnreadableBody(error)) {
+    return plain(400, 'The request body could not be read as its Content-Encoding says it is encoded.');
   }
   return plain(500, 'The service failed to handle the request. It has been logged.');
 }
