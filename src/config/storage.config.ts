@@ -1,5 +1,5 @@
 import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, IsString, IsUrl, Min } from 'class-validator';
+import { IsInt, IsOptional, IsString, Min } from 'class-validator';
 import { configSlice, emptyToUndefined, Environment, readVariables, refuse, toInteger } from './env';
 
 export type StorageSettings =
@@ -34,13 +34,14 @@ class StorageVariables {
 
   @IsOptional()
   @Transform(emptyToUndefined)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['redis', 'rediss'] })
+  @IsString()
   REDIS_URL?: string;
 }
 
 /** The URL with any password replaced, for messages and logs. */
 function redact(databaseUrl: string): string {
-  return databaseUrl.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^@/?#]*@/i, '$1:***@');
+  // To the last `@` before the path: a password that is not percent-encoded may hold `#` or `?`.
+  return databaseUrl.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^/]*@/i, '$1:***@');
 }
 
 function parseDatabaseUrl(databaseUrl: string | undefined): StorageSettings {
@@ -81,12 +82,32 @@ export function describeStorage(storage: StorageSettings): string {
   }
 }
 
+/**
+ * A `redis://` or `rediss://` URL as ioredis reads it (WHATWG URL rules: a Docker Compose host
+ * such as `redis_cache` is a host, and a password may hold any character, percent-encoded).
+ */
+function parseRedisUrl(redisUrl: string | undefined): string | undefined {
+  if (redisUrl === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(redisUrl);
+  } catch {
+    url = undefined;
+  }
+  if (url && (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '') return redisUrl;
+  throw refuse(
+    'REDIS_URL',
+    redact(redisUrl),
+    'is not a URL of the form redis://[user:password@]host[:port][/db] (or rediss://)',
+  );
+}
+
 export function parseStorageConfig(env: Environment): StorageConfig {
   const vars = readVariables(StorageVariables, env);
   return {
     database: parseDatabaseUrl(vars.DATABASE_URL),
     chatLockLeaseMs: vars.CHAT_LOCK_LEASE_MS ?? 30_000,
-    redisUrl: vars.REDIS_URL,
+    redisUrl: parseRedisUrl(vars.REDIS_URL),
   };
 }
 

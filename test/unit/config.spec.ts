@@ -88,6 +88,21 @@ describe('configuration slices', () => {
     );
   });
 
+  it.each(['redis://default:s3cret@redis_cache:6379/14', 'rediss://cache.internal', 'redis://127.0.0.1:6379/2'])(
+    'should take REDIS_URL=%s, a Docker Compose host name too',
+    (url) => {
+      expect(configFrom({ REDIS_URL: url }).storage.redisUrl).toBe(url);
+    },
+  );
+
+  it.each([
+    ['http://default:s3cret@cache:6379', 'REDIS_URL="http://default:***@cache:6379"'],
+    ['redis://default:s3c#ret@cache:6379', 'REDIS_URL="redis://default:***@cache:6379"'],
+    ['redis://', 'REDIS_URL="redis://"'],
+  ])('should refuse REDIS_URL=%s without repeating its password', (url, named) => {
+    expect(() => configFrom({ REDIS_URL: url })).toThrow(named);
+  });
+
   it.each([{ OPENAI_API_KEY: 'sk-test' }, { OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1' }])(
     'should pick the openai provider when %o is set',
     (env) => {
