@@ -1,6 +1,7 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { json, NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
+import { refuseMissingApiKeysEarly } from './auth/api-key-routes';
 import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-body.middleware';
 import { passOnBodyParserErrors, ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { RequestValidationPipe } from './common/validation/request-validation.pipe';
@@ -33,6 +34,8 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
       maxAge: 600,
     });
   }
+  // Before anything reads a body: a caller without a valid key must not cost the service a parse.
+  refuseMissingApiKeysEarly(app);
   app.use(requireJsonBody);
   // Imports carry whole chats: their route alone reads bodies up to IMPORT_BODY_LIMIT. Its parser
   // runs first, and the general one then leaves a body already read alone.

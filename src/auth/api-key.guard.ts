@@ -1,17 +1,16 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { authConfig, AuthConfig } from '../config/auth.config';
-import { tenantForKey } from './api-keys';
-import { IS_PUBLIC } from './public.decorator';
-import { OPEN_TENANT_ID, RequestWithTenant } from './tenant';
-import { UnauthorizedError } from './unauthorized.error';
-
-const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+import { tenantOfRequest } from './api-keys';
+import { isPublicRoute } from './public.decorator';
+import { RequestWithTenant } from './tenant';
 
 /**
  * With API keys configured, every route not marked `@Public()` needs `Authorization: Bearer
  * <key>`, and the request belongs to the key's tenant. Without keys, every request belongs to
- * the open tenant. Runs before the rate limiter, which counts per tenant.
+ * the open tenant. Runs before the rate limiter, which counts per tenant. A request without a
+ * valid key was already refused before its body was read (see api-key-routes.ts); this guard
+ * still decides, so the tenant is set for the rest of the pipeline and no route goes unchecked.
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
@@ -22,17 +21,10 @@ export class ApiKeyGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<RequestWithTenant & { headers: Record<string, unknown> }>();
-    if (this.auth.apiKeys.length === 0) {
-      request.tenant = { id: OPEN_TENANT_ID, authenticated: false };
+    if (this.auth.apiKeys.length > 0 && isPublicRoute(this.reflector, context.getHandler(), context.getClass())) {
       return true;
     }
-    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) return true;
-    const header = request.headers.authorization;
-    const key = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
-    if (key === undefined) throw new UnauthorizedError('missing');
-    const tenantId = tenantForKey(this.auth.apiKeys, key);
-    if (tenantId === null) throw new UnauthorizedError('invalid');
-    request.tenant = { id: tenantId, authenticated: true };
+    request.tenant = tenantOfRequest(this.auth.apiKeys, request.headers.authorization);
     return true;
   }
 }

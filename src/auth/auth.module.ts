@@ -1,7 +1,10 @@
 import { Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { ApiKeyGuard } from './api-key.guard';
 
-/** Imported before the rate limiter, so its guard runs first and the limiter sees the tenant. */
-@Module({ providers: [{ provide: APP_GUARD, useClass: ApiKeyGuard }] })
+/**
+ * Imported before the rate limiter, so its guard runs first and the limiter sees the tenant.
+ * Discovery lists the routes that need a key for refuseMissingApiKeysEarly.
+ */
+@Module({ imports: [DiscoveryModule], providers: [{ provide: APP_GUARD, useClass: ApiKeyGuard }] })
 export class AuthModule {}

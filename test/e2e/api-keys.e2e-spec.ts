@@ -55,6 +55,27 @@ describe('API keys and tenants (e2e)', () => {
       expect(llm.calls).toHaveLength(0);
     });
 
+    it('should refuse a request without a valid key before reading its body', async () => {
+      await app.close();
+      app = await createTestApp({ llm, env: { API_KEYS, BODY_LIMIT: '1kb', IMPORT_BODY_LIMIT: '2kb' } });
+      // Over both limits: had the body been read, the answer would be 413.
+      const body = { title: 'x'.repeat(4096) };
+      for (const path of ['/chats', '/chats/import']) {
+        for (const headers of [{}, { Authorization: 'Bearer not-a-key-of-anyone-at-all' }]) {
+          const response = await http().post(path).set(headers).send(body).expect(401);
+          expect(response.headers['www-authenticate']).toBe('Bearer realm="konko"');
+          expect(response.body).toMatchObject({ type: 'urn:konko:problem:unauthorized', status: 401 });
+        }
+        await http().post(path).set(as(ACME_KEY)).send(body).expect(413);
+      }
+      const chat = (await http().post('/chats').set(as(ACME_KEY)).send({ title: 'Small' }).expect(201)).body;
+      expect(chat).toMatchObject({ title: 'Small' });
+      await http().get(`/chats/${chat.id}`).set(as(ACME_KEY)).expect(200);
+      for (const path of ['/health/live', '/health/ready', '/', '/playground/playground.js', '/docs-json', '/docs/']) {
+        await http().get(path).expect(200);
+      }
+    });
+
     it('should accept the scheme name in any case, as RFC 9110 says', async () => {
       await http().get('/chats').set('Authorization', `bearer ${ACME_KEY}`).expect(200);
     });
