@@ -20,6 +20,9 @@ export const toInteger = ({ value }: { value: unknown }) => {
   return /^-?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
 };
 
+/** Node's timers wait at most 2^31 - 1 ms: a longer delay fires after 1 ms instead. */
+export const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
 export const refuse = (variable: string, value: string, reason: string) =>
   new InvalidConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${reason}`);
 

@@ -9,6 +9,7 @@ import {
   readVariables,
   refuse,
   toInteger,
+  LONGEST_TIMER_MS,
 } from './env';
 
 /** Where the service listens and how its HTTP edge behaves. */
@@ -77,6 +78,7 @@ class HttpVariables {
   @Transform(toInteger)
   @IsInt()
   @Min(10)
+  @Max(LONGEST_TIMER_MS)
   SSE_PING_INTERVAL_MS?: number;
 
   @IsOptional()
@@ -84,12 +86,14 @@ class HttpVariables {
   @IsInt()
   // Node announces it in whole seconds: under one, it would tell clients `timeout=0`.
   @Min(1000)
+  @Max(LONGEST_TIMER_MS)
   KEEP_ALIVE_TIMEOUT_MS?: number;
 
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
   @Min(0)
+  @Max(LONGEST_TIMER_MS)
   SHUTDOWN_GRACE_MS?: number;
 
   @IsOptional()

@@ -1,6 +1,14 @@
 import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, Matches, Min } from 'class-validator';
-import { configSlice, emptyToUndefined, Environment, InvalidConfigError, readVariables, toInteger } from './env';
+import { IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
+import {
+  configSlice,
+  emptyToUndefined,
+  Environment,
+  InvalidConfigError,
+  readVariables,
+  toInteger,
+  LONGEST_TIMER_MS,
+} from './env';
 
 /** How much one client, one chat and one key may ask of the service, and for how long. */
 export interface LimitsConfig {
@@ -27,6 +35,7 @@ class LimitsVariables {
   @Transform(toInteger)
   @IsInt()
   @Min(1000)
+  @Max(LONGEST_TIMER_MS)
   RATE_LIMIT_WINDOW_MS?: number;
 
   @IsOptional()

@@ -1,6 +1,14 @@
 import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, IsUrl, Max, MaxLength, Min } from 'class-validator';
-import { configSlice, emptyToUndefined, Environment, InvalidConfigError, readVariables, toInteger } from './env';
+import {
+  configSlice,
+  emptyToUndefined,
+  Environment,
+  InvalidConfigError,
+  readVariables,
+  toInteger,
+  LONGEST_TIMER_MS,
+} from './env';
 
 export type LlmProviderName = 'openai' | 'offline';
 /** How untitled chats get a title after their first exchange. */
@@ -61,6 +69,7 @@ class LlmVariables {
   @Transform(toInteger)
   @IsInt()
   @Min(1)
+  @Max(LONGEST_TIMER_MS)
   LLM_TIMEOUT_MS?: number;
 
   @IsOptional()

@@ -1,6 +1,6 @@
 import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Min } from 'class-validator';
-import { configSlice, emptyToUndefined, Environment, readVariables, refuse, toInteger } from './env';
+import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
+import { configSlice, emptyToUndefined, Environment, readVariables, refuse, toInteger, LONGEST_TIMER_MS } from './env';
 
 export type StorageSettings =
   | { kind: 'memory' }
@@ -30,6 +30,7 @@ class StorageVariables {
   @Transform(toInteger)
   @IsInt()
   @Min(500)
+  @Max(LONGEST_TIMER_MS)
   CHAT_LOCK_LEASE_MS?: number;
 
   @IsOptional()

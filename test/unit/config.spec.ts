@@ -88,6 +88,18 @@ describe('configuration slices', () => {
     );
   });
 
+  it.each([
+    'SSE_PING_INTERVAL_MS',
+    'KEEP_ALIVE_TIMEOUT_MS',
+    'SHUTDOWN_GRACE_MS',
+    'RATE_LIMIT_WINDOW_MS',
+    'LLM_TIMEOUT_MS',
+    'CHAT_LOCK_LEASE_MS',
+  ])('should refuse %s longer than a Node timer can wait', (variable) => {
+    expect(() => configFrom({ [variable]: '3000000000' })).toThrow(`${variable}="3000000000"`);
+    expect(() => configFrom({ [variable]: String(2 ** 31 - 1) })).not.toThrow();
+  });
+
   it.each(['redis://default:s3cret@redis_cache:6379/14', 'rediss://cache.internal', 'redis://127.0.0.1:6379/2'])(
     'should take REDIS_URL=%s, a Docker Compose host name too',
     (url) => {
