@@ -4,11 +4,29 @@ import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, ThrottlerStorage } from '@nestjs/throttler';
 // The throttler's own address normalization (its default tracker's), which its index does not export.
 import { normalizeIp } from '@nestjs/throttler/dist/ip';
+import type { RedisOptions } from 'ioredis';
 import { RequestWithTenant } from '../auth/tenant';
 import { limitsConfig, LimitsConfig } from '../config/limits.config';
 import { storageConfig, StorageConfig } from '../config/storage.config';
+import { FailOpenThrottlerStorage } from './fail-open-throttler-storage';
 
 const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
+
+/**
+ * Every request waits on its counter, so a Redis that is down or hangs must fail the count within
+ * a second (the storage then lets the request through), not after ~10 s of retries. The offline
+ * queue stays on: without it, the counts sent while the client first connects would all fail,
+ * and the first requests after start-up would go uncounted.
+ */
+const FAIL_FAST: RedisOptions = { maxRetriesPerRequest: 0, connectTimeout: 1000, commandTimeout: 1000 };
+
+function redisStorage(redisUrl: string): FailOpenThrottlerStorage {
+  const redis = new ThrottlerStorageRedisService(redisUrl, FAIL_FAST);
+  const storage = new FailOpenThrottlerStorage(redis);
+  // ioredis keeps reconnecting; each failed attempt is an error event, logged with the rest.
+  redis.redis.on('error', (error: Error) => storage.warn(`Redis: ${error.message}`));
+  return storage;
+}
 
 /** Counters in Redis when REDIS_URL is set, so limits hold across instances; else in memory. */
 @Module({
@@ -16,9 +34,8 @@ const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
     {
       provide: RATE_LIMIT_STORAGE,
       inject: [storageConfig.KEY],
-      // Nest calls the Redis storage's onModuleDestroy, which closes its connection.
-      useFactory: ({ redisUrl }: StorageConfig): ThrottlerStorage | null =>
-        redisUrl ? new ThrottlerStorageRedisService(redisUrl) : null,
+      // Nest calls the storage's onModuleDestroy, which closes the Redis connection.
+      useFactory: ({ redisUrl }: StorageConfig): ThrottlerStorage | null => (redisUrl ? redisStorage(redisUrl) : null),
     },
   ],
   exports: [RATE_LIMIT_STORAGE],

@@ -1,7 +1,7 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import Redis from 'ioredis';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { AddressInfo, connect, createServer } from 'node:net';
 import request from 'supertest';
 import { ShutdownState } from '../../src/health/shutdown-state';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
@@ -205,6 +205,17 @@ describe('Operations (e2e)', () => {
     it('should not limit with RATE_LIMIT=0', async () => {
       app = await createTestApp({ env: { RATE_LIMIT: '0' } });
       for (let i = 0; i < 20; i++) await http().get('/chats').expect(200);
+    });
+
+    it('should let requests through, uncounted, while the Redis of the counters is down', async () => {
+      // A loopback port nothing listens on: every connection to it is refused at once.
+      const server = createServer().listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const { port } = server.address() as AddressInfo;
+      await new Promise((resolve) => server.close(resolve));
+      app = await createTestApp({ env: { RATE_LIMIT: '1', REDIS_URL: `redis://127.0.0.1:${port}/0` } });
+      for (let i = 0; i < 3; i++) await http().get('/chats').expect(200);
+      await http().post('/chats').send({ title: 'Still here' }).expect(201);
     });
 
     it('should share the counters between instances through Redis', async () => {

@@ -212,7 +212,10 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.allSettled([this.subscriber.quit(), this.redis.quit()]);
+    // QUIT waits for Redis to answer: while it is unreachable that held shutdown ~10 s, and the
+    // client went on reconnecting after. Without a connection there is nothing to flush.
+    const close = (client: Redis) => (client.status === 'ready' ? client.quit() : client.disconnect());
+    await Promise.allSettled([close(this.subscriber), close(this.redis)]);
   }
 }
 
