@@ -6,6 +6,7 @@ import type { Express, NextFunction, Request, Response } from 'express';
 import { authConfig, AuthConfig } from '../config/auth.config';
 import { tenantOfRequest } from './api-keys';
 import { isPublicRoute } from './public.decorator';
+import { RequestWithTenant } from './tenant';
 
 interface Route {
   method: RequestMethod;
@@ -65,7 +66,8 @@ export function refuseMissingApiKeysEarly(app: NestExpressApplication): void {
       decided.add(request);
       if (isPublic) return next();
       try {
-        tenantOfRequest(apiKeys, request.headers.authorization);
+        // Kept for the guard, which then does not check the key again.
+        (request as RequestWithTenant).tenant = tenantOfRequest(apiKeys, request.headers.authorization);
       } catch (error) {
         return next(error);
       }

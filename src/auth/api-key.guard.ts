@@ -9,8 +9,9 @@ import { RequestWithTenant } from './tenant';
  * With API keys configured, every route not marked `@Public()` needs `Authorization: Bearer
  * <key>`, and the request belongs to the key's tenant. Without keys, every request belongs to
  * the open tenant. Runs before the rate limiter, which counts per tenant. A request without a
- * valid key was already refused before its body was read (see api-key-routes.ts); this guard
- * still decides, so the tenant is set for the rest of the pipeline and no route goes unchecked.
+ * valid key was already refused before its body was read (see api-key-routes.ts), which kept the
+ * tenant it found; this guard decides for any request that check did not, so no route goes
+ * unchecked.
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
@@ -24,7 +25,7 @@ export class ApiKeyGuard implements CanActivate {
     if (this.auth.apiKeys.length > 0 && isPublicRoute(this.reflector, context.getHandler(), context.getClass())) {
       return true;
     }
-    request.tenant = tenantOfRequest(this.auth.apiKeys, request.headers.authorization);
+    request.tenant ??= tenantOfRequest(this.auth.apiKeys, request.headers.authorization);
     return true;
   }
 }

@@ -40,6 +40,15 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
 
     const waiters = async ({ database: db }: OpenedRepository, chatId: string) =>
       (await db.db.selectFrom('chat_lease_waiters').select('owner').where('chat_id', '=', chatId).execute()).length;
+    /** `holder` takes the chat's lease and keeps it until `released`; resolves once it holds it. */
+    const holdUntil = async (holder: OpenedRepository, chatId: string, released: Promise<void>) => {
+      const holding = holder.repository.withChatLock(chatId, () => released);
+      await until(
+        async () => (await holder.database.db.selectFrom('chat_leases').select('owner').execute()).length === 1,
+        'the holder holds the lease',
+      );
+      return { holding };
+    };
 
     it('should serialize turns of one chat across instances', async () => {
       const [a, b] = [await instance(), await instance()];
@@ -78,11 +87,7 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       const chat = await a.repository.createChat(newChat());
       const order: string[] = [];
       const gate = deferred();
-      const holding = a.repository.withChatLock(chat.id, () => gate.promise);
-      await until(
-        async () => (await a.database.db.selectFrom('chat_leases').select('owner').execute()).length === 1,
-        'a holds the lease',
-      );
+      const { holding } = await holdUntil(a, chat.id, gate.promise);
 
       const second = b.repository.withChatLock(chat.id, async () => void order.push('b'));
       await until(async () => (await waiters(a, chat.id)) === 1, 'b waits');
@@ -99,11 +104,7 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       const chat = await a.repository.createChat(newChat());
       const order: string[] = [];
       const gate = deferred();
-      const holding = a.repository.withChatLock(chat.id, () => gate.promise);
-      await until(
-        async () => (await a.database.db.selectFrom('chat_leases').select('owner').execute()).length === 1,
-        'a holds the lease',
-      );
+      const { holding } = await holdUntil(a, chat.id, gate.promise);
       const leaving = new AbortController();
       const second = b.repository.withChatLock(chat.id, async () => void order.push('b'), leaving.signal);
       await until(async () => (await waiters(a, chat.id)) === 1, 'b waits');
