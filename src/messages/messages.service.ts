@@ -142,42 +142,29 @@ export class MessagesService {
     let completed = false;
     try {
       const waitingForLock = this.metrics.chatLockWait.startTimer();
-      let held = false;
-      const outcome = await this.repository
-        .withChatLock(
-          request.chat.chatId,
-          (lock) => {
-            held = true;
-            // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
-            return this.live.run(
-              lock,
-              () => admission.stop('stopped'),
-              onEvent,
-              async (turn): Promise<TurnOutcome> => {
-                waitingForLock();
-                const stopped = this.stopWhileWaiting(admission);
-                if (stopped) return { kind: 'failed', failure: stopped };
-                const begun = await this.resumeOrAppendUserMessage(admitted, lock);
-                if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
-                turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
-                turn.emit({ type: 'user_message', message: begun.userMessage });
-                if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
-                const context = await this.context.build(begun.chat, begun.userMessage);
-                if (newChatTitle)
-                  newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
-                const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
-                return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
-              },
-            );
+      const outcome = await this.underChatLock(request.chat.chatId, admission, (lock) =>
+        // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
+        this.live.run(
+          lock,
+          () => admission.stop('stopped'),
+          onEvent,
+          async (turn): Promise<TurnOutcome> => {
+            waitingForLock();
+            const stopped = this.stopWhileWaiting(admission);
+            if (stopped) return { kind: 'failed', failure: stopped };
+            const begun = await this.resumeOrAppendUserMessage(admitted, lock);
+            if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
+            turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
+            turn.emit({ type: 'user_message', message: begun.userMessage });
+            if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
+            const context = await this.context.build(begun.chat, begun.userMessage);
+            if (newChatTitle)
+              newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
+            const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
+            return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
           },
-          // A stopped turn leaves the line at once, whatever holds the chat (another instance too).
-          admission.signal,
-        )
-        .catch((error: unknown): TurnOutcome => {
-          const stopped = held ? null : this.stopWhileWaiting(admission);
-          if (stopped) return { kind: 'failed', failure: stopped };
-          throw error;
-        });
+        ),
+      );
       await this.finish(request.chat, idempotencyKey, outcome);
       if (outcome.kind === 'failed') throw outcome.failure;
       completed = true;
@@ -268,6 +255,29 @@ export class MessagesService {
     onEvent({ type: 'delta', id: turnEventId(id, 1), content: turn.assistantMessage.content });
     onEvent({ type: 'assistant_message', id: turnEventId(id, 2), message: turn.assistantMessage });
     return turn;
+  }
+
+  /**
+   * `work` under the chat's lock. A turn stopped while it waits leaves the line at once, whatever
+   * holds the chat (another instance too), and fails as {@link stopWhileWaiting} says.
+   */
+  private async underChatLock(
+    chatId: string,
+    admission: Admission,
+    work: (lock: ChatLock) => Promise<TurnOutcome>,
+  ): Promise<TurnOutcome> {
+    let held = false;
+    const holding = (lock: ChatLock) => {
+      held = true;
+      return work(lock);
+    };
+    try {
+      return await this.repository.withChatLock(chatId, holding, admission.signal);
+    } catch (error) {
+      const stopped = held ? null : this.stopWhileWaiting(admission);
+      if (stopped) return { kind: 'failed', failure: stopped };
+      throw error;
+    }
   }
 
   /**
