@@ -115,6 +115,17 @@ export class LiveTurns {
     return followLive(live, after ? after.index + 1 : 0, signal);
   }
 
+  /**
+   * The one event of a turn that failed before it held its chat (stopped while it waited, say):
+   * named and kept like any failure, so that a resume from its id tells it again.
+   */
+  failedWhileWaiting(chatId: string, failure: unknown): FinalTurnEvent {
+    const turn: TurnId = { userMessageId: null, replyId: crypto.randomUUID() };
+    const event: FinalTurnEvent = { type: 'failed', id: turnEventId(turn, 0), failure };
+    this.failures.set(failureKey(chatId, turn), event);
+    return event;
+  }
+
   /** The failure an ended turn of the chat reported on this instance, while it is kept. */
   failureOf(chatId: string, turn: TurnId): FinalTurnEvent | undefined {
     return this.failures.get(failureKey(chatId, turn));

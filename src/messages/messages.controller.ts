@@ -48,7 +48,7 @@ function wantsEventStream(request: Request, query: SendMessageQuery): boolean {
   return query.stream ?? request.accepts(['application/json', EVENT_STREAM]) === EVENT_STREAM;
 }
 
-/** A turn that failed before it had a user message or a reply to name it by. */
+/** A failure no turn event reported (none should: a turn reports its own, held or not). */
 const UNNAMED_TURN = () => ({ userMessageId: null, replyId: crypto.randomUUID() });
 
 /** `{messageId}` path parameters: a non-UUID is an unknown message (404). */
@@ -207,7 +207,7 @@ export class MessagesController {
       });
     } catch (error) {
       if (!stream.isOpen) throw error;
-      // A failure the turn could not report as its event (it never held the chat) still ends the stream.
+      // Defensive: the stream still ends with an error event.
       if (!ended) stream.send('error', turnProblem(error, request), turnEventId(UNNAMED_TURN(), 0));
     } finally {
       stream.close();

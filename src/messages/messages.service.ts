@@ -142,7 +142,7 @@ export class MessagesService {
     let completed = false;
     try {
       const waitingForLock = this.metrics.chatLockWait.startTimer();
-      const outcome = await this.underChatLock(request.chat.chatId, admission, (lock) =>
+      const outcome = await this.underChatLock(request.chat.chatId, admission, onEvent, (lock) =>
         // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
         this.live.run(
           lock,
@@ -259,11 +259,13 @@ export class MessagesService {
 
   /**
    * `work` under the chat's lock. A turn stopped while it waits leaves the line at once, whatever
-   * holds the chat (another instance too), and fails as {@link stopWhileWaiting} says.
+   * holds the chat (another instance too), and fails as {@link stopWhileWaiting} says. A turn that
+   * never held the chat reports its failure here, as its one event: no running turn did.
    */
   private async underChatLock(
     chatId: string,
     admission: Admission,
+    onEvent: (event: TurnEvent) => void,
     work: (lock: ChatLock) => Promise<TurnOutcome>,
   ): Promise<TurnOutcome> {
     let held = false;
@@ -274,7 +276,9 @@ export class MessagesService {
     try {
       return await this.repository.withChatLock(chatId, holding, admission.signal);
     } catch (error) {
-      const stopped = held ? null : this.stopWhileWaiting(admission);
+      if (held) throw error;
+      const stopped = this.stopWhileWaiting(admission);
+      onEvent(this.live.failedWhileWaiting(chatId, stopped ?? error));
       if (stopped) return { kind: 'failed', failure: stopped };
       throw error;
     }

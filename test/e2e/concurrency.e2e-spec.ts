@@ -229,6 +229,30 @@ describe('Turns stopped while they wait for their chat (e2e)', () => {
     expect(llm.calls).toHaveLength(1);
   });
 
+  it('should end a waiting streamed turn with an error event whose id a resume tells again', async () => {
+    await start();
+    const baseUrl = await listenOnLoopback(app);
+    const { first, waiting } = await firstHoldsTheChat(() =>
+      EventStreamClient.post(`${baseUrl}/chats/${chatId}/messages`, { content: 'second' }),
+    );
+    const drained = app.get(TurnAdmission).drain(0);
+
+    const events = await (await waiting).all();
+    expect(events).toEqual([
+      { event: 'error', id: expect.any(String), data: expect.objectContaining({ status: 503 }) },
+    ]);
+    const resumed = await EventStreamClient.get(`${baseUrl}/chats/${chatId}/stream`, {
+      'Last-Event-ID': events[0].id!,
+    });
+    expect(resumed.response.status).toBe(200);
+    expect(await resumed.all()).toEqual([
+      { event: 'error', id: events[0].id, data: { ...events[0].data, instance: `/chats/${chatId}/stream` } },
+    ]);
+    gate!.resolve();
+    await first;
+    await drained;
+  });
+
   it('should end a waiting turn at once when its client leaves, before the running turn ends (CLIENT_DISCONNECT=stop)', async () => {
     await start({ CLIENT_DISCONNECT: 'stop' });
     const baseUrl = await listenOnLoopback(app);
