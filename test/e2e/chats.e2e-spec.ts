@@ -66,6 +66,25 @@ describe('Chats (e2e)', () => {
     expect(response.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field })]));
   });
 
+  it('should reject an unknown field named like a key every object has, on every body and query', async () => {
+    const chat = await newChat();
+    const routes = [
+      (raw: string) => http().post('/chats').type('json').send(raw),
+      (raw: string) => http().patch(`/chats/${chat.id}`).type('json').send(raw),
+      (raw: string) => http().post(`/chats/${chat.id}/messages`).type('json').send(raw),
+      (raw: string) => http().post('/chats/import').type('json').send(raw),
+    ];
+    for (const key of ['__proto__', 'constructor', 'toString', 'prototype']) {
+      for (const send of routes) {
+        const response = await send(`{"title":"x","content":"Hi","messages":[],${JSON.stringify(key)}:{"a":1}}`);
+        expect(response.status).toBe(422);
+        expect(response.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: key })]));
+      }
+      await http().get(`/chats?${key}=1`).expect(422);
+    }
+    expect((await http().get(`/chats/${chat.id}`).expect(200)).body).toEqual(chat);
+  });
+
   it('should accept the limits exactly', async () => {
     const metadata = Object.fromEntries(
       Array.from({ length: 16 }, (_, i) => [`${i}`.padEnd(64, 'k'), 'v'.repeat(512)]),

@@ -68,6 +68,16 @@ function unstorableText(root: unknown): FieldError | null {
   return null;
 }
 
+/**
+ * A top-level key every object inherits (`constructor`, `toString`, `__proto__` …) or `prototype`:
+ * Nest and class-transformer drop these silently, so they are refused here as the unknown fields
+ * they are. No DTO declares one, nor nests another (a string map's keys are data, and nested).
+ */
+function inheritedKeyOf(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  return Object.keys(value).find((key) => key in Object.prototype || key === 'prototype');
+}
+
 function textProblem(text: string): string | null {
   if (text.includes('\u0000')) return 'must not contain U+0000 (NUL)';
   if (!text.isWellFormed()) return 'must be well-formed Unicode (it holds a lone surrogate)';
@@ -96,6 +106,10 @@ export class RequestValidationPipe extends ValidationPipe {
     if (metadata.type === 'body' || metadata.type === 'query') {
       const unstorable = unstorableText(value);
       if (unstorable) throw new RequestValidationError([unstorable]);
+      const inherited = metadata.metatype && inheritedKeyOf(value);
+      if (inherited) {
+        throw new RequestValidationError([{ field: inherited, message: `property ${inherited} should not exist` }]);
+      }
     }
     // Most requests carry no query string; validating `{}` again for every one cost a streamed
     // turn a tenth of a millisecond before its first byte.
