@@ -24,7 +24,7 @@ export interface LlmConfig {
   defaultModel: string;
   timeoutMs: number;
   maxRetries: number;
-  /** undefined: the model's own window where known, else {@link DEFAULT_CONTEXT_TOKENS}. */
+  /** undefined: the model's own window where known, else DEFAULT_CONTEXT_TOKENS (model-context-windows.ts). */
   contextTokens: number | undefined;
   maxOutputTokens: number;
   /** The system prompt of chats that have none. */
@@ -35,7 +35,6 @@ export interface LlmConfig {
 }
 
 export const DEFAULT_LLM_MODEL = 'gpt-4.1-mini';
-export const DEFAULT_CONTEXT_TOKENS = 8192;
 export const DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant. Answer clearly and concisely.';
 /**
  * High enough that a burst one instance can carry (each call holds a socket and a few KB) never

@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { Chat } from '../chats/chat';
 import { llmConfig, LlmConfig } from '../config/llm.config';
+import { contextTokensFor } from '../config/model-context-windows';
 import { LlmProvider } from '../llm/llm-provider';
-import { contextTokensFor } from '../llm/model-context-windows';
 import { TokenCounter } from '../llm/token-counter';
 import { Message } from '../chats/message';
 

@@ -1,4 +1,7 @@
-import { DEFAULT_CONTEXT_TOKENS, LlmConfig } from '../config/llm.config';
+import type { LlmConfig } from './llm.config';
+
+/** The window assumed for a model not listed below. */
+export const DEFAULT_CONTEXT_TOKENS = 8192;
 
 /** Context windows of well-known models, by name prefix (longest prefix wins). */
 const KNOWN_WINDOWS: ReadonlyArray<[prefix: string, tokens: number]> = [
