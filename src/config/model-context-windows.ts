@@ -15,10 +15,16 @@ const KNOWN_WINDOWS: ReadonlyArray<[prefix: string, tokens: number]> = [
   ['gpt-3.5-turbo', 16_385],
 ].sort((a, b) => (b[0] as string).length - (a[0] as string).length) as Array<[string, number]>;
 
+const knownEntryOf = (model: string) => KNOWN_WINDOWS.find(([prefix]) => model.startsWith(prefix));
+
+/** The well-known family of `model`: its prefix above (`gpt-4o` for `gpt-4o-mini`); undefined when unknown. */
+export function knownModelFamily(model: string): string | undefined {
+  return knownEntryOf(model)?.[0];
+}
+
 /** The model's window where known, else the default budget. */
 export function contextWindowOf(model: string): number {
-  const match = KNOWN_WINDOWS.find(([prefix]) => model.startsWith(prefix));
-  return match ? match[1] : DEFAULT_CONTEXT_TOKENS;
+  return knownEntryOf(model)?.[1] ?? DEFAULT_CONTEXT_TOKENS;
 }
 
 /** The context window a request to `model` may fill: LLM_CONTEXT_TOKENS when set. */

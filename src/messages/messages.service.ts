@@ -11,7 +11,7 @@ import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempoten
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
 import { LlmMessage, LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
-import { Metrics } from '../metrics/metrics';
+import { Metrics, modelLabelOf } from '../metrics/metrics';
 import { ChatDigests } from '../summaries/chat-digests';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
@@ -494,7 +494,7 @@ export class MessagesService {
     usage: LlmUsage | null,
     requestId: string | undefined,
   ): void {
-    const labels = { provider: this.llm.name, model: chat.model };
+    const labels = { provider: this.llm.name, model: modelLabelOf(chat.model, this.llmSettings.defaultModel) };
     const seconds = (performance.now() - startedAt) / 1000;
     this.metrics.llmRequestDuration.observe({ ...labels, outcome }, seconds);
     if (usage) {
@@ -505,7 +505,9 @@ export class MessagesService {
       msg: 'LLM call ended',
       req: { id: requestId },
       chatId: chat.id,
-      ...labels,
+      // A log line is no series: it names the chat's own model.
+      provider: labels.provider,
+      model: chat.model,
       outcome,
       seconds,
       usage,

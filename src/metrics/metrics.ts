@@ -1,5 +1,17 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { knownModelFamily } from '../config/model-context-windows';
+
+/**
+ * The `model` label of a chat's model. A client names any model it likes for its chat, and each
+ * label value is a series of its own, so only models the operator knows are named: the default
+ * model (LLM_MODEL) as it is, a well-known one by its family (`gpt-4o` for `gpt-4o-mini`), any
+ * other as `other`.
+ */
+export function modelLabelOf(model: string, defaultModel: string): string {
+  if (model === defaultModel) return model;
+  return knownModelFamily(model) ?? 'other';
+}
 
 /** The service's Prometheus instruments, in one registry per application. */
 @Injectable()
@@ -16,7 +28,7 @@ export class Metrics {
 
   readonly llmRequestDuration = new Histogram({
     name: 'llm_request_duration_seconds',
-    help: 'LLM calls of chat turns by provider, model and outcome (completed, stopped, cancelled or the problem type)',
+    help: 'LLM calls of chat turns by provider, model (LLM_MODEL, a known family or other) and outcome (completed, stopped, cancelled or the problem type)',
     labelNames: ['provider', 'model', 'outcome'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers: [this.registry],
@@ -24,7 +36,7 @@ export class Metrics {
 
   readonly llmTokens = new Counter({
     name: 'llm_tokens_total',
-    help: 'Tokens the LLM reported, by provider, model and kind (prompt or completion)',
+    help: 'Tokens the LLM reported, by provider, model (LLM_MODEL, a known family or other) and kind (prompt or completion)',
     labelNames: ['provider', 'model', 'kind'] as const,
     registers: [this.registry],
   });

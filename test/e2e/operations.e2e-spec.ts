@@ -78,6 +78,28 @@ describe('Operations (e2e)', () => {
       expect(text).toContain('chat_lock_wait_seconds_count 1');
       expect(text).toContain('process_cpu_user_seconds_total');
     });
+
+    it('should label LLM metrics with the default model, known families and `other`, whatever models chats name', async () => {
+      app = await createTestApp({ llm: new RecordingLlmProvider() });
+      const models = [undefined, 'gpt-4o-mini', ...Array.from({ length: 20 }, (_, i) => `client-model-${i}`)];
+      for (const model of models) {
+        const chatId = (await http().post('/chats').send({ model }).expect(201)).body.id;
+        await http().post(`/chats/${chatId}/messages`).send({ content: 'Hello' }).expect(201);
+      }
+
+      const text = (await http().get('/metrics').expect(200)).text;
+      const labelsOf = (metric: string) =>
+        new Set([...text.matchAll(new RegExp(`^${metric}\\{[^}]*model="([^"]*)"`, 'gm'))].map(([, model]) => model));
+      expect(labelsOf('llm_request_duration_seconds_count')).toEqual(new Set(['gpt-4.1-mini', 'gpt-4o', 'other']));
+      expect(labelsOf('llm_tokens_total')).toEqual(new Set(['gpt-4.1-mini', 'gpt-4o', 'other']));
+      expect(text).toContain(
+        'llm_request_duration_seconds_count{provider="recording",model="gpt-4.1-mini",outcome="completed"} 1',
+      );
+      expect(text).toContain(
+        'llm_request_duration_seconds_count{provider="recording",model="other",outcome="completed"} 20',
+      );
+      expect(text).not.toContain('client-model');
+    });
   });
 
   describe('HTTP hardening', () => {
