@@ -9,6 +9,7 @@ import {
   toInteger,
   LONGEST_TIMER_MS,
 } from './env';
+import { contextWindowOf, knownModelFamily } from './model-context-windows';
 
 export type LlmProviderName = 'openai' | 'offline';
 /** How untitled chats get a title after their first exchange. */
@@ -110,10 +111,19 @@ class LlmVariables {
 
 export function parseLlmConfig(env: Environment): LlmConfig {
   const vars = readVariables(LlmVariables, env);
+  const defaultModel = vars.LLM_MODEL ?? DEFAULT_LLM_MODEL;
   const maxOutputTokens = vars.LLM_MAX_OUTPUT_TOKENS ?? 1024;
+  // The reply's share must leave room for the conversation, or every turn of the default model fails.
   if (vars.LLM_CONTEXT_TOKENS !== undefined && vars.LLM_CONTEXT_TOKENS <= maxOutputTokens) {
     throw new InvalidConfigError(
       `Invalid configuration: LLM_CONTEXT_TOKENS=${vars.LLM_CONTEXT_TOKENS} must be larger than LLM_MAX_OUTPUT_TOKENS=${maxOutputTokens}`,
+    );
+  }
+  const window = contextWindowOf(defaultModel);
+  if (vars.LLM_CONTEXT_TOKENS === undefined && window <= maxOutputTokens) {
+    const assumed = knownModelFamily(defaultModel) === undefined ? ', assumed for an unknown model' : '';
+    throw new InvalidConfigError(
+      `Invalid configuration: LLM_MAX_OUTPUT_TOKENS=${maxOutputTokens} must be smaller than the context window of LLM_MODEL="${defaultModel}" (${window} tokens${assumed}); lower it, or set LLM_CONTEXT_TOKENS to the model's window`,
     );
   }
   const openAiConfigured = vars.OPENAI_API_KEY !== undefined || vars.OPENAI_BASE_URL !== undefined;
@@ -126,7 +136,7 @@ export function parseLlmConfig(env: Environment): LlmConfig {
     provider: vars.LLM_PROVIDER ?? (openAiConfigured ? 'openai' : 'offline'),
     openAiApiKey: vars.OPENAI_API_KEY,
     openAiBaseUrl: vars.OPENAI_BASE_URL,
-    defaultModel: vars.LLM_MODEL ?? DEFAULT_LLM_MODEL,
+    defaultModel,
     timeoutMs: vars.LLM_TIMEOUT_MS ?? 60_000,
     maxRetries: vars.LLM_MAX_RETRIES ?? 2,
     contextTokens: vars.LLM_CONTEXT_TOKENS,

@@ -5,7 +5,7 @@ import { llmConfig, LlmConfig } from '../config/llm.config';
 import { contextTokensFor } from '../config/model-context-windows';
 import { LlmMessage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
-import { MessageTooLongForContextError } from './message-errors';
+import { MessageTooLongForContextError, ModelWindowTooSmallError } from './message-errors';
 import { RecentWindows } from './recent-windows';
 
 const SYSTEM_PROMPT_CACHE_SIZE = 512;
@@ -33,6 +33,10 @@ export class ContextBuilder {
   /** Throws when a message of `contentTokens` could not fit even as the only message. */
   assertFits(chat: Chat, contentTokens: number): void {
     const budget = this.budget(chat);
+    if (budget <= 0) {
+      const window = contextTokensFor(this.llm, chat.model);
+      throw new ModelWindowTooSmallError(chat.model, window, this.llm.maxOutputTokens);
+    }
     const needed = this.systemPrompt(chat).cost + contentTokens + TokenCounter.MESSAGE_OVERHEAD;
     if (needed > budget) throw new MessageTooLongForContextError(needed, budget);
   }

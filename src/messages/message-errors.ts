@@ -29,6 +29,23 @@ export class MessageTooLongForContextError extends DomainError {
 }
 
 /**
+ * The chat's model has a window that the reply's share (LLM_MAX_OUTPUT_TOKENS) fills: no message
+ * fits. Start-up refuses this for LLM_MODEL; a chat may name a smaller model of its own.
+ */
+export class ModelWindowTooSmallError extends DomainError {
+  readonly kind = 'invalid';
+  readonly code = 'model-window-too-small';
+  readonly title = "The chat's model has no room for a message";
+
+  constructor(model: string, window: number, maxOutputTokens: number) {
+    super(
+      `The context window of this chat's model "${model}" (${window} tokens) leaves no room beside the ` +
+        `${maxOutputTokens} tokens kept for the reply, so no message fits; use a chat with another model.`,
+    );
+  }
+}
+
+/**
  * The upstream LLM failed, or the service had to stop, after the user message was stored. Same
  * status as the LLM failure; the stored user message (and any partial reply, stored as
  * incomplete) travel with it, and the problem document shows them (turn-problems.ts), so the

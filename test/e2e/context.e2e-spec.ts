@@ -85,3 +85,33 @@ describe('Conversation context (e2e)', () => {
     expect(countsPerTurn.slice(1)).toEqual([2, 2, 2, 2, 2]);
   });
 });
+
+describe('A chat model with a window smaller than the reply’s share (e2e)', () => {
+  let app: NestExpressApplication;
+  let llm: RecordingLlmProvider;
+  const http = () => request(app.getHttpServer());
+  beforeEach(async () => {
+    llm = new RecordingLlmProvider();
+    // Fine for LLM_MODEL (gpt-4.1-mini), more than a model of unknown window (8192) holds.
+    app = await createTestApp({ llm, env: { LLM_MAX_OUTPUT_TOKENS: '9000' } });
+  });
+  afterEach(() => app.close());
+
+  it('should refuse its turns with 422 model-window-too-small, storing nothing', async () => {
+    const chatId = (await http().post('/chats').send({ model: 'llama3.2' }).expect(201)).body.id;
+    const response = await http().post(`/chats/${chatId}/messages`).send({ content: 'Hello' }).expect(422);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.body).toMatchObject({
+      type: 'urn:konko:problem:model-window-too-small',
+      status: 422,
+      detail: expect.stringContaining('"llama3.2" (8192 tokens)'),
+    });
+    const streamed = await http().post(`/chats/${chatId}/messages?stream=true`).send({ content: 'Hello' }).expect(422);
+    expect(streamed.body.type).toBe('urn:konko:problem:model-window-too-small');
+    expect(llm.calls).toHaveLength(0);
+    expect((await http().get(`/chats/${chatId}`)).body.messageCount).toBe(0);
+
+    const other = (await http().post('/chats').send({ model: 'gpt-4o-mini' }).expect(201)).body.id;
+    await http().post(`/chats/${other}/messages`).send({ content: 'Hello' }).expect(201);
+  });
+});

@@ -126,6 +126,14 @@ describe('configuration slices', () => {
     expect(configFrom({ OPENAI_API_KEY: 'sk-test', LLM_PROVIDER: 'offline' }).llm.provider).toBe('offline');
   });
 
+  it.each([
+    { LLM_MODEL: 'llama3.2', LLM_MAX_OUTPUT_TOKENS: '8191' },
+    { LLM_MODEL: 'llama3.2', LLM_MAX_OUTPUT_TOKENS: '9000', LLM_CONTEXT_TOKENS: '32768' },
+    { LLM_MAX_OUTPUT_TOKENS: '32768' },
+  ])('should take an output budget smaller than the default model’s window: %o', (env) => {
+    expect(configFrom(env).llm.maxOutputTokens).toBe(Number(env.LLM_MAX_OUTPUT_TOKENS));
+  });
+
   it('should treat empty variables as unset', () => {
     expect(configFrom({ PORT: '', OPENAI_API_KEY: '', LLM_MODEL: ' ' })).toMatchObject({
       http: { port: 3000 },
@@ -140,6 +148,14 @@ describe('configuration slices', () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ LLM_PROVIDER: 'openai' }, 'LLM_PROVIDER'],
     [{ LLM_CONTEXT_TOKENS: '1000', LLM_MAX_OUTPUT_TOKENS: '1000' }, 'LLM_CONTEXT_TOKENS'],
+    [
+      { LLM_MODEL: 'gpt-3.5-turbo', LLM_MAX_OUTPUT_TOKENS: '16385' },
+      'LLM_MAX_OUTPUT_TOKENS=16385 must be smaller than the context window of LLM_MODEL="gpt-3.5-turbo" (16385 tokens)',
+    ],
+    [
+      { LLM_MODEL: 'llama3.2', LLM_MAX_OUTPUT_TOKENS: '9000' },
+      'LLM_MAX_OUTPUT_TOKENS=9000 must be smaller than the context window of LLM_MODEL="llama3.2" (8192 tokens, assumed',
+    ],
     [{ DATABASE_URL: 'mysql://nope' }, 'DATABASE_URL'],
     [{ DATABASE_URL: 'sqlite:' }, 'DATABASE_URL'],
     [{ DATABASE_URL: './konko.db' }, 'DATABASE_URL'],
