@@ -141,7 +141,6 @@ export class MessagesService {
     let newChatTitle: { firstMessage: string; draft?: Promise<string | null> } | undefined;
     let completed = false;
     try {
-      const waitingForLock = this.metrics.chatLockWait.startTimer();
       const outcome = await this.underChatLock(request.chat.chatId, admission, onEvent, (lock) =>
         // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
         this.live.run(
@@ -149,7 +148,6 @@ export class MessagesService {
           () => admission.stop('stopped'),
           onEvent,
           async (turn): Promise<TurnOutcome> => {
-            waitingForLock();
             const stopped = this.stopWhileWaiting(admission);
             if (stopped) return { kind: 'failed', failure: stopped };
             const begun = await this.resumeOrAppendUserMessage(admitted, lock);
@@ -260,7 +258,8 @@ export class MessagesService {
   /**
    * `work` under the chat's lock. A turn stopped while it waits leaves the line at once, whatever
    * holds the chat (another instance too), and fails as {@link stopWhileWaiting} says. A turn that
-   * never held the chat reports its failure here, as its one event: no running turn did.
+   * never held the chat reports its failure here, as its one event: no running turn did. Every wait
+   * is timed, however it ends: the waits given up are often the ones that grew too long.
    */
   private async underChatLock(
     chatId: string,
@@ -268,9 +267,11 @@ export class MessagesService {
     onEvent: (event: TurnEvent) => void,
     work: (lock: ChatLock) => Promise<TurnOutcome>,
   ): Promise<TurnOutcome> {
+    const waited = this.metrics.chatLockWait.startTimer();
     let held = false;
     const holding = (lock: ChatLock) => {
       held = true;
+      waited({ outcome: 'acquired' });
       return work(lock);
     };
     try {
@@ -278,6 +279,7 @@ export class MessagesService {
     } catch (error) {
       if (held) throw error;
       const stopped = this.stopWhileWaiting(admission);
+      waited({ outcome: stopped ? 'gave-up' : 'failed' });
       onEvent(this.live.failedWhileWaiting(chatId, stopped ?? error));
       if (stopped) return { kind: 'failed', failure: stopped };
       throw error;

@@ -49,7 +49,8 @@ export class Metrics {
 
   readonly chatLockWait = new Histogram({
     name: 'chat_lock_wait_seconds',
-    help: "Time turns wait for their chat's lock",
+    help: "Time turns wait for their chat's lock, by outcome: acquired, gave-up (the turn was stopped) or failed",
+    labelNames: ['outcome'] as const,
     buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
     registers: [this.registry],
   });

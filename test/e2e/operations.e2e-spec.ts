@@ -75,7 +75,7 @@ describe('Operations (e2e)', () => {
       expect(text).toContain('llm_tokens_total{provider="recording",model="gpt-4.1-mini",kind="prompt"} 10');
       expect(text).toContain('llm_tokens_total{provider="recording",model="gpt-4.1-mini",kind="completion"} 3');
       expect(text).toContain('chat_turns_in_flight 0');
-      expect(text).toContain('chat_lock_wait_seconds_count 1');
+      expect(text).toContain('chat_lock_wait_seconds_count{outcome="acquired"} 1');
       expect(text).toContain('process_cpu_user_seconds_total');
     });
 

@@ -11,6 +11,7 @@ import { MessagesModule } from '../../src/messages/messages.module';
 import { MessagesService } from '../../src/messages/messages.service';
 import { TurnEvent, TurnRequest } from '../../src/messages/turn';
 import { TurnAdmission } from '../../src/messages/turn-admission';
+import { Metrics } from '../../src/metrics/metrics';
 import { MetricsModule } from '../../src/metrics/metrics.module';
 import { StorageModule } from '../../src/storage/storage.module';
 import { deferred } from './deferred';
@@ -100,6 +101,7 @@ export async function newTurnService(env: Environment = {}) {
     repository,
     idempotencyStore: moduleRef.get(IdempotencyStore),
     admission: moduleRef.get(TurnAdmission),
+    metrics: moduleRef.get(Metrics),
     chats: moduleRef.get(ChatsService),
     newChat,
     newTurn,

@@ -200,6 +200,26 @@ describe(MessagesService.name, () => {
       expect((await ctx.messagesOf(chat)).map((m) => m.content)).toEqual(['first', 'reply to: first']);
     });
 
+    it('should time every wait for the chat’s lock by how it ended, a wait given up too', async () => {
+      const chat = await ctx.newChat();
+      const gate = ctx.holdReplies();
+      const first = ctx.run(ctx.newTurn(chat, 'first'));
+      let stop!: () => void;
+      const waiting = ctx.run(ctx.newTurn(chat, 'second'), { whenClientLeaves: (s) => (stop = s) });
+      await waiting.reached('admitted');
+      stop();
+      await expect(waiting.done).rejects.toBeInstanceOf(TurnCancelledError);
+      gate.resolve();
+      await first.done;
+      jest.spyOn(ctx.repository, 'withChatLock').mockRejectedValueOnce(new Error('database down'));
+      await expect(ctx.run(ctx.newTurn(chat, 'third')).done).rejects.toThrow('database down');
+
+      const text = await ctx.metrics.registry.getSingleMetricAsString('chat_lock_wait_seconds');
+      expect(text).toContain('chat_lock_wait_seconds_count{outcome="acquired"} 1');
+      expect(text).toContain('chat_lock_wait_seconds_count{outcome="gave-up"} 1');
+      expect(text).toContain('chat_lock_wait_seconds_count{outcome="failed"} 1');
+    });
+
     it('should stop a running turn when shutdown’s grace is over, keeping what it had', async () => {
       const chat = await ctx.newChat();
       ctx.llm.respond = (request) =>
