@@ -2,6 +2,7 @@ import { Logger, LogLevel as NestLogLevel } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
@@ -70,26 +71,39 @@ function describeAccess({ apiKeys }: AuthConfig): string {
   return `API keys of ${tenants} tenant${tenants === 1 ? '' : 's'}`;
 }
 
+/** After the grace, how long turns just stopped have to write their answers before connections are cut. */
+const STOPPED_ANSWERS_MS = 2000;
+
 /**
  * Graceful shutdown on SIGTERM or SIGINT: readiness turns false and no new connection or turn is
  * accepted; running turns get SHUTDOWN_GRACE_MS to finish, then are stopped (keeping what was
- * generated as incomplete); then storage closes.
+ * generated as incomplete); other requests in flight get the same grace; then connections still
+ * open are cut and storage closes.
  */
 function stopGracefully(app: NestExpressApplication, { shutdownGraceMs }: HttpConfig): void {
   const logger = new Logger('Shutdown');
+  const server = app.getHttpServer();
   let stopping = false;
+  // `server.close` closes only the connections idle at that moment: a keep-alive connection whose
+  // request ends later is closed then, or it would hold the process until its keep-alive timeout.
+  server.on('request', (_request: IncomingMessage, response: ServerResponse) =>
+    response.once('close', () => {
+      if (stopping) server.closeIdleConnections();
+    }),
+  );
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.log(`${signal}: draining turns for up to ${shutdownGraceMs} ms`);
+    const graceEnds = performance.now() + shutdownGraceMs;
+    logger.log(`${signal}: draining requests and turns for up to ${shutdownGraceMs} ms`);
     app.get(ShutdownState).begin();
-    const server = app.getHttpServer();
     const connectionsClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     await app.get(TurnAdmission).drain(shutdownGraceMs);
-    // Stopped turns still write their answers; give them a moment before cutting connections.
-    server.closeIdleConnections();
-    await Promise.race([connectionsClosed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
-    server.closeAllConnections();
+    // Other requests get the rest of the grace too, and turns just stopped a moment to answer.
+    const cutAfterMs = Math.max(0, graceEnds - performance.now()) + STOPPED_ANSWERS_MS;
+    const cut = setTimeout(() => server.closeAllConnections(), cutAfterMs);
+    await connectionsClosed;
+    clearTimeout(cut);
     await app.close();
     logger.log('stopped');
     process.exit(0);

@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { FakeOpenAiServer, PARTIAL_PIECES } from '../support/fake-openai-server';
 import { ServiceProcess, startService } from '../support/service-process';
 
@@ -10,6 +12,35 @@ interface StoredMessage {
   role: string;
   status: string;
   content: string;
+}
+
+/**
+ * A JSON POST whose body the test sends when it chooses, as a slow upload does: `accepted` resolves
+ * once the service has read its headers (it answers `Expect: 100-continue` before the handler runs),
+ * `response` with the answer, or rejects if the connection is cut first. Its connection is kept
+ * alive for as long as the service keeps it (Node's default agent closes one idle for 5 s).
+ */
+function slowUpload(url: string, body: unknown) {
+  const text = JSON.stringify(body);
+  const agent = new Agent({ keepAlive: true });
+  const request = httpRequest(url, {
+    agent,
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), Expect: '100-continue' },
+  });
+  const accepted = once(request, 'continue').then(() => undefined);
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    request.on('error', reject);
+    request.on('response', (res) => {
+      let received = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (received += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, body: received }));
+      res.on('error', reject);
+    });
+  });
+  request.flushHeaders();
+  return { accepted, response, finish: () => request.end(text), close: () => agent.destroy() };
 }
 
 /** SIGTERM on a real process: running turns finish within the grace, the rest stop cleanly. */
@@ -54,16 +85,8 @@ describe('Graceful shutdown (e2e, built service on SQLite)', () => {
     await upstream.waitForRequests(2);
 
     const exited = once(service.child, 'exit');
-    const draining = new Promise<void>((resolve) => {
-      const check = () => {
-        if (!service!.output().includes('SIGTERM: draining')) return;
-        service!.child.stdout!.off('data', check);
-        resolve();
-      };
-      service!.child.stdout!.on('data', check);
-    });
     service.child.kill('SIGTERM');
-    await draining;
+    await service.waitForOutput('SIGTERM: draining');
     await expect(fetch(`${service.baseUrl}/health/live`)).rejects.toThrow();
     upstream.release();
 
@@ -93,4 +116,44 @@ describe('Graceful shutdown (e2e, built service on SQLite)', () => {
       [2, 'assistant', 'incomplete'],
     ]);
   }, 30_000);
+
+  it('should let a request in flight that is no turn finish within the grace, and answer it', async () => {
+    service = await startService({ ...env(), SHUTDOWN_GRACE_MS: '60000' });
+    const upload = slowUpload(`${service.baseUrl}/chats`, { title: 'Uploaded slowly' });
+    await upload.accepted;
+
+    const exited = once(service.child, 'exit');
+    service.child.kill('SIGTERM');
+    await service.waitForOutput('SIGTERM: draining');
+    await expect(fetch(`${service.baseUrl}/health/live`)).rejects.toThrow();
+    // The client is slow, not the test: its body ends 3 s on, past the 2 s that shutdown used to
+    // give requests, well within the grace.
+    await delay(3000);
+    upload.finish();
+
+    const answer = await upload.response;
+    expect(answer.status).toBe(201);
+    expect(JSON.parse(answer.body)).toMatchObject({ title: 'Uploaded slowly' });
+    // Its keep-alive connection, idle now, closes at once: the process does not wait out the grace.
+    const [code] = await exited;
+    expect(code).toBe(0);
+    upload.close();
+
+    service = await startService(env());
+    const chats = (await (await fetch(`${service.baseUrl}/chats`)).json()) as { data: { title: string }[] };
+    expect(chats.data.map((chat) => chat.title)).toEqual(['Uploaded slowly']);
+  }, 30_000);
+
+  it('should cut a request in flight that runs past the grace, and still exit 0', async () => {
+    service = await startService({ ...env(), SHUTDOWN_GRACE_MS: '500' });
+    const upload = slowUpload(`${service.baseUrl}/chats`, { title: 'Never finished' });
+    await upload.accepted;
+
+    const exited = once(service.child, 'exit');
+    service.child.kill('SIGTERM');
+    await expect(upload.response).rejects.toThrow();
+    const [code] = await exited;
+    expect(code).toBe(0);
+    upload.close();
+  });
 });

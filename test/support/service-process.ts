@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { resolve } from 'node:path';
 
 export const MAIN_JS = resolve(__dirname, '../../dist/main.js');
@@ -10,6 +10,8 @@ export interface ServiceProcess {
   startupLine: string;
   /** Everything the service printed so far, stdout and stderr. */
   output(): string;
+  /** Resolves once the service has printed `text`, on stdout or stderr. */
+  waitForOutput(text: string): Promise<void>;
   stop(): Promise<void>;
   /** SIGKILL: the service dies at once, as in a crash; none of its shutdown runs. */
   kill(): Promise<void>;
@@ -30,9 +32,11 @@ export async function startService(env: Record<string, string> = {}, cwd?: strin
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  const printed = new EventEmitter();
   const startupLine = await new Promise<string>((resolvePromise, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
+      printed.emit('data');
       const line = output.split('\n').find((l) => l.includes('listening on'));
       if (line) resolvePromise(line);
     };
@@ -46,6 +50,16 @@ export async function startService(env: Record<string, string> = {}, cwd?: strin
     baseUrl,
     startupLine,
     output: () => output,
+    waitForOutput: (text) =>
+      new Promise<void>((resolvePromise) => {
+        const check = () => {
+          if (!output.includes(text)) return;
+          printed.off('data', check);
+          resolvePromise();
+        };
+        printed.on('data', check);
+        check();
+      }),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
