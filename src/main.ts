@@ -1,15 +1,16 @@
-import { Logger, LogLevel as NestLogLevel } from '@nestjs/common';
+import { ConsoleLogger, Logger, LogLevel as NestLogLevel } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { inspect } from 'node:util';
 import { AppModule } from './app.module';
 import { configureApp } from './app.setup';
 import { authConfig, AuthConfig } from './config/auth.config';
 import { parseEveryConfigSlice } from './config/config-slices';
 import { InvalidConfigError } from './config/env';
-import { httpConfig, HttpConfig } from './config/http.config';
+import { httpConfig, HttpConfig, unusableAddress } from './config/http.config';
 import { llmConfig, LlmConfig } from './config/llm.config';
 import { loggingConfig, LogLevel } from './config/logging.config';
 import { describeStorage, storageConfig } from './config/storage.config';
@@ -27,16 +28,13 @@ const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
   verbose: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
 };
 
-/** Validates the environment before Nest starts, so a bad value costs one clear line. */
-async function checkConfig(): Promise<void> {
-  await ConfigModule.envVariablesLoaded;
-  try {
-    parseEveryConfigSlice(process.env);
-  } catch (error) {
-    if (!(error instanceof InvalidConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
-    process.exit(1);
-  }
+/**
+ * Nest's logger until the service listens, without its errors: Nest logs a failure to start, with
+ * its stack, before it throws it, and {@link failToStart} reports each once.
+ */
+class BootLogger extends ConsoleLogger {
+  override error(): void {}
+  override fatal(): void {}
 }
 
 function describeLlm(llm: LlmProvider, { defaultModel }: LlmConfig): string {
@@ -44,14 +42,21 @@ function describeLlm(llm: LlmProvider, { defaultModel }: LlmConfig): string {
 }
 
 async function bootstrap(): Promise<void> {
-  await checkConfig();
+  await ConfigModule.envVariablesLoaded;
+  // Every value is checked before Nest starts, so a bad one costs one clear line.
+  parseEveryConfigSlice(process.env);
   // Nest's own boot chatter shows from LOG_LEVEL=debug; at info start-up is the one line below.
   const { level } = loggingConfig.parse(process.env);
-  const bootLevels = NEST_LOG_LEVELS[level === 'info' ? 'warn' : level];
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger: bootLevels });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
+    bodyParser: false,
+    logger: new BootLogger({ logLevels: NEST_LOG_LEVELS[level === 'info' ? 'warn' : level] }),
+    abortOnError: false,
+  });
   const http = app.get<HttpConfig>(httpConfig.KEY);
   configureApp(app);
-  await app.listen(http.port, http.host);
+  await app.listen(http.port, http.host).catch((error: NodeJS.ErrnoException) => {
+    throw unusableAddress(error, http) ?? error;
+  });
   app.useLogger(app.get(AppLogger));
   stopGracefully(app, http);
 
@@ -112,4 +117,13 @@ function stopGracefully(app: NestExpressApplication, { shutdownGraceMs }: HttpCo
   process.once('SIGINT', () => void stop('SIGINT'));
 }
 
-void bootstrap();
+/**
+ * Ends a start-up that failed, with exit code 1: a setting the service cannot start with in the one
+ * line that names it, anything else (a bug) with its stack.
+ */
+function failToStart(error: unknown): never {
+  process.stderr.write(`${error instanceof InvalidConfigError ? error.message : inspect(error)}\n`);
+  process.exit(1);
+}
+
+bootstrap().catch(failToStart);

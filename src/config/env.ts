@@ -26,6 +26,13 @@ export const LONGEST_TIMER_MS = 2 ** 31 - 1;
 export const refuse = (variable: string, value: string, reason: string) =>
   new InvalidConfigError(`Invalid configuration: ${variable}=${JSON.stringify(value)} ${reason}`);
 
+/**
+ * A valid setting the service still cannot start with (a database it cannot reach, a port in use),
+ * reported like an invalid one. `value` must show no secret.
+ */
+export const cannotStartWith = (variable: string, value: string, reason: string) =>
+  new InvalidConfigError(`Cannot start: ${variable}=${JSON.stringify(value)} ${reason}`);
+
 function describeErrors(errors: ValidationError[], env: Environment): string {
   return errors
     .map((error) => {

@@ -2,6 +2,7 @@ import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength } from 'class-validator';
 import proxyAddr from 'proxy-addr';
 import {
+  cannotStartWith,
   configSlice,
   emptyToUndefined,
   Environment,
@@ -147,6 +148,34 @@ function parseTrustProxy(value: string | undefined): number | string[] | false {
     );
   }
   return proxies;
+}
+
+/**
+ * Why the service could not listen where HOST and PORT say, as the one line start-up stops with;
+ * undefined for a failure that is no setting's.
+ */
+export function unusableAddress(
+  error: NodeJS.ErrnoException,
+  { host, port }: HttpConfig,
+): InvalidConfigError | undefined {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return cannotStartWith('PORT', String(port), `is in use on ${host}: another process listens there`);
+    case 'EACCES':
+      return cannotStartWith(
+        'PORT',
+        String(port),
+        'may not be listened on by this user (ports below 1024 need privileges)',
+      );
+    case 'EADDRNOTAVAIL':
+      return cannotStartWith('HOST', host, 'is not an address of this machine');
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+      return cannotStartWith('HOST', host, `does not resolve to an address (${error.code})`);
+    default:
+      return undefined;
+  }
 }
 
 export function parseHttpConfig(env: Environment): HttpConfig {

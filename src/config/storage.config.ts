@@ -1,6 +1,17 @@
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
-import { configSlice, emptyToUndefined, Environment, readVariables, refuse, toInteger, LONGEST_TIMER_MS } from './env';
+import { messageOf } from '../common/errors/error-message';
+import {
+  cannotStartWith,
+  configSlice,
+  emptyToUndefined,
+  Environment,
+  InvalidConfigError,
+  readVariables,
+  refuse,
+  toInteger,
+  LONGEST_TIMER_MS,
+} from './env';
 
 export type StorageSettings =
   | { kind: 'memory' }
@@ -66,6 +77,19 @@ function parseDatabaseUrl(databaseUrl: string | undefined): StorageSettings {
     redact(databaseUrl),
     'is neither sqlite:<path> nor a postgres:// URL (unset it for in-memory storage)',
   );
+}
+
+/**
+ * Why the database DATABASE_URL names could not be opened, as the one line start-up stops with.
+ * The URL's password is masked, in the reason too (a driver may quote the URL it was given).
+ */
+export function unusableDatabase(
+  storage: Exclude<StorageSettings, { kind: 'memory' }>,
+  error: unknown,
+): InvalidConfigError {
+  const url = storage.kind === 'sqlite' ? `sqlite:${storage.path}` : storage.url;
+  const reason = messageOf(error).replaceAll(url, redact(url));
+  return cannotStartWith('DATABASE_URL', redact(url), `cannot be opened: ${reason}`);
 }
 
 /** Which storage the settings name, for the start-up line: never shows a password. */

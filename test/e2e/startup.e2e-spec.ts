@@ -1,4 +1,7 @@
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, Server } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runServiceToExit, ServiceProcess, startService } from '../support/service-process';
@@ -46,6 +49,71 @@ describe('Service start-up (e2e, built service)', () => {
     const lines = stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(variable);
+  });
+
+  describe('with settings it cannot start with', () => {
+    let dir: string;
+    let busy: Server;
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'konko-startup-'));
+      writeFileSync(join(dir, 'a-file'), '');
+      busy = createServer().listen(0, '127.0.0.1');
+      await once(busy, 'listening');
+    });
+    afterAll(async () => {
+      busy.close();
+      await once(busy, 'close');
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    // Each case: the settings, and what the line must say. Functions: `dir` and `busy` come later.
+    const cases: [string, () => [Record<string, string>, string]][] = [
+      [
+        'an unreachable PostgreSQL',
+        () => [
+          { DATABASE_URL: 'postgres://konko:s3cret@127.0.0.1:1/test' },
+          'DATABASE_URL="postgres://konko:***@127.0.0.1:1/test" cannot be opened: connect ECONNREFUSED',
+        ],
+      ],
+      [
+        'a SQLite file whose folder cannot be made',
+        () => [
+          { DATABASE_URL: `sqlite:${join(dir, 'a-file', 'chats.db')}` },
+          `DATABASE_URL="sqlite:${join(dir, 'a-file', 'chats.db')}" cannot be opened: EEXIST`,
+        ],
+      ],
+      [
+        'a SQLite file that cannot be opened',
+        () => [{ DATABASE_URL: `sqlite:${dir}` }, `DATABASE_URL="sqlite:${dir}" cannot be opened: unable to open`],
+      ],
+      [
+        'a HOST that does not resolve',
+        () => [{ HOST: 'konko-no-such-host.invalid' }, 'HOST="konko-no-such-host.invalid" does not resolve'],
+      ],
+      // 192.0.2.0/24 is reserved for documentation: no machine has it.
+      [
+        'a HOST not of this machine',
+        () => [{ HOST: '192.0.2.1' }, 'HOST="192.0.2.1" is not an address of this machine'],
+      ],
+      [
+        'a PORT in use',
+        () => {
+          const { port } = busy.address() as AddressInfo;
+          return [{ HOST: '127.0.0.1', PORT: String(port) }, `PORT="${port}" is in use on 127.0.0.1`];
+        },
+      ],
+    ];
+
+    it.each(cases)('should refuse to start with %s in one line naming it', async (_case, settings) => {
+      const [env, says] = settings();
+      const { code, stdout, stderr } = await runServiceToExit({ HOST: '127.0.0.1', PORT: '0', ...env });
+      expect(code).toBe(1);
+      expect(stdout).toBe('');
+      // One line, no stack, no password.
+      expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(/^Cannot start: /)]);
+      expect(stderr).toContain(says);
+      expect(stderr).not.toContain('s3cret');
+    });
   });
 
   it('should read .env from the working directory', async () => {

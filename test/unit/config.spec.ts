@@ -1,6 +1,7 @@
 import { InvalidConfigError } from '../../src/config/env';
+import { unusableAddress } from '../../src/config/http.config';
 import { DEFAULT_LLM_MAX_CONCURRENCY, DEFAULT_LLM_MODEL } from '../../src/config/llm.config';
-import { describeStorage } from '../../src/config/storage.config';
+import { describeStorage, unusableDatabase } from '../../src/config/storage.config';
 import { configFrom } from '../support/config';
 
 describe('configuration slices', () => {
@@ -61,6 +62,38 @@ describe('configuration slices', () => {
     [{ kind: 'postgres' as const, url: 'postgresql://postgres@127.0.0.1/test' }, 'postgres (127.0.0.1:5432/test)'],
   ])('should describe %o as %s, never with a password', (storage, description) => {
     expect(describeStorage(storage)).toBe(description);
+  });
+
+  it.each([
+    ['EACCES', 'Cannot start: PORT="80" may not be listened on by this user (ports below 1024 need privileges)'],
+    ['EAI_AGAIN', 'Cannot start: HOST="0.0.0.0" does not resolve to an address (EAI_AGAIN)'],
+    ['EMFILE', undefined],
+  ])('should say why the service cannot listen, on %s, naming the setting', (code, line) => {
+    const error = Object.assign(new Error(`listen ${code}`), { code });
+    expect(unusableAddress(error, configFrom({ PORT: '80' }).http)?.message).toBe(line);
+  });
+
+  it('should say why a database cannot be opened in one line, with its password masked everywhere', () => {
+    const url = 'postgres://konko:s3cret@db.internal:6432/chats';
+    const error = unusableDatabase({ kind: 'postgres', url }, new Error(`cannot parse ${url}`));
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect(error.message).toBe(
+      'Cannot start: DATABASE_URL="postgres://konko:***@db.internal:6432/chats" cannot be opened: ' +
+        'cannot parse postgres://konko:***@db.internal:6432/chats',
+    );
+  });
+
+  it('should name every address a connection to a database tried', () => {
+    // Node fails a connection to a name with several addresses (localhost: ::1 and 127.0.0.1) as one
+    // AggregateError without a message of its own.
+    const refused = new AggregateError([
+      new Error('connect ECONNREFUSED ::1:5432'),
+      new Error('connect ECONNREFUSED 127.0.0.1:5432'),
+    ]);
+    expect(unusableDatabase({ kind: 'postgres', url: 'postgres://localhost/chats' }, refused).message).toBe(
+      'Cannot start: DATABASE_URL="postgres://localhost/chats" cannot be opened: ' +
+        'connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432',
+    );
   });
 
   it.each([
