@@ -2,7 +2,6 @@ import { ConsoleLogger, Logger, LogLevel as NestLogLevel } from '@nestjs/common'
 import { ConfigModule } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { AppModule } from './app.module';
@@ -78,6 +77,8 @@ function describeAccess({ apiKeys }: AuthConfig): string {
 
 /** After the grace, how long turns just stopped have to write their answers before connections are cut. */
 const STOPPED_ANSWERS_MS = 2000;
+/** While shutting down, how often connections that went idle are closed. */
+const IDLE_SWEEP_MS = 100;
 
 /**
  * Graceful shutdown on SIGTERM or SIGINT: readiness turns false and no new connection or turn is
@@ -89,13 +90,6 @@ function stopGracefully(app: NestExpressApplication, { shutdownGraceMs }: HttpCo
   const logger = new Logger('Shutdown');
   const server = app.getHttpServer();
   let stopping = false;
-  // `server.close` closes only the connections idle at that moment: a keep-alive connection whose
-  // request ends later is closed then, or it would hold the process until its keep-alive timeout.
-  server.on('request', (_request: IncomingMessage, response: ServerResponse) =>
-    response.once('close', () => {
-      if (stopping) server.closeIdleConnections();
-    }),
-  );
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -103,12 +97,17 @@ function stopGracefully(app: NestExpressApplication, { shutdownGraceMs }: HttpCo
     logger.log(`${signal}: draining requests and turns for up to ${shutdownGraceMs} ms`);
     app.get(ShutdownState).begin();
     const connectionsClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // `server.close` closes only the connections idle at that moment: one whose request ends later
+    // would hold the process until its keep-alive timeout. Swept while draining, so that requests
+    // pay nothing for it (a listener per request did).
+    const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
     await app.get(TurnAdmission).drain(shutdownGraceMs);
     // Other requests get the rest of the grace too, and turns just stopped a moment to answer.
     const cutAfterMs = Math.max(0, graceEnds - performance.now()) + STOPPED_ANSWERS_MS;
     const cut = setTimeout(() => server.closeAllConnections(), cutAfterMs);
     await connectionsClosed;
     clearTimeout(cut);
+    clearInterval(sweep);
     await app.close();
     logger.log('stopped');
     process.exit(0);
