@@ -219,7 +219,9 @@ export class MessagesController {
     summary: "List a chat's messages: its current branch, root first, or every message",
     description:
       'The current branch (the path from the root to `currentMessageId`) by default; `?branch=all` lists every ' +
-      "message of every branch by seq, for clients that draw the tree. Each list rejects the other's cursors.",
+      "message of every branch by seq, for clients that draw the tree. Each list rejects the other's cursors. " +
+      "A current-branch cursor keeps to the branch its first page listed, even if the chat's current branch " +
+      'changes meanwhile, so the pages of one walk form one path; list again without a cursor for the new one.',
   })
   @ApiChatIdParam()
   @ApiOkResponse({ type: MessagePageDto })

@@ -1,11 +1,12 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { isUUID } from 'class-validator';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
 import { MessageNotFoundError, UnknownMessageIdError } from '../chats/chat-errors';
 import { ChatLock, ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { Message, messageFromJson, MessageStatus } from '../chats/message';
-import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
+import { decodeCursor, encodeCursor, isSeqPosition, Page } from '../common/pagination/cursor';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
@@ -103,6 +104,17 @@ const plannedSend = (userMessageId: string, replyId: string) => ({
 const allMessagesCursorScope = (chatId: string) => `messages:${chatId}`;
 const branchCursorScope = (chatId: string) => `branch:${chatId}`;
 
+/**
+ * A current-branch cursor's position: the branch's last message when its walk began (`t`) and the
+ * last seq seen (`s`). A bare seq is a cursor issued before cursors named their branch.
+ */
+type BranchPosition = { t: string; s: number } | number;
+const isBranchPosition = (position: unknown): position is BranchPosition => {
+  if (isSeqPosition(position)) return true;
+  const { t, s } = (position ?? {}) as { t?: unknown; s?: unknown };
+  return typeof t === 'string' && isUUID(t) && isSeqPosition(s);
+};
+
 @Injectable()
 export class MessagesService {
   private readonly logger = new Logger(MessagesService.name);
@@ -183,22 +195,32 @@ export class MessagesService {
 
   /**
    * The chat's current branch, root first, or with `branch: 'all'` every message by seq. Each list
-   * has cursors of its own: a branch's cursor is its last seq, since seq increases along a branch.
+   * has cursors of its own: a branch's cursor is its last seq, since seq increases along a branch,
+   * and the branch's last message as the first page found it, so that the pages of one walk form
+   * one path however the chat's current branch changes meanwhile.
    */
   async listMessages(
     key: ChatKey,
     { limit, cursor, branch }: { limit: number; cursor?: string; branch?: 'current' | 'all' },
   ): Promise<Page<Message>> {
     const chat = await this.chats.get(key);
-    const all = branch === 'all';
-    const scope = all ? allMessagesCursorScope(key.chatId) : branchCursorScope(key.chatId);
-    const afterSeq = cursor === undefined ? undefined : decodeCursor<number>(cursor, scope, 'number');
-    let rows: Message[];
-    if (all) rows = await this.repository.listMessages(key, { limit: limit + 1, afterSeq });
-    else if (chat.currentMessageId === null) rows = [];
-    else rows = await this.repository.listBranch(key, { throughId: chat.currentMessageId, limit: limit + 1, afterSeq });
+    if (branch === 'all') {
+      const scope = allMessagesCursorScope(key.chatId);
+      const afterSeq = cursor === undefined ? undefined : decodeCursor<number>(cursor, scope, 'number');
+      const rows = await this.repository.listMessages(key, { limit: limit + 1, afterSeq });
+      const data = rows.slice(0, limit);
+      return { data, nextCursor: rows.length > limit ? encodeCursor(scope, data[data.length - 1].seq) : null };
+    }
+    const scope = branchCursorScope(key.chatId);
+    const position = cursor === undefined ? undefined : decodeCursor(cursor, scope, isBranchPosition);
+    const throughId = typeof position === 'object' ? position.t : chat.currentMessageId;
+    const afterSeq = typeof position === 'object' ? position.s : position;
+    // A forged tip that is no message of the chat lists nothing.
+    const rows =
+      throughId === null ? [] : await this.repository.listBranch(key, { throughId, limit: limit + 1, afterSeq });
     const data = rows.slice(0, limit);
-    return { data, nextCursor: rows.length > limit ? encodeCursor(scope, data[data.length - 1].seq) : null };
+    const next = rows.length > limit ? { t: throughId!, s: data[data.length - 1].seq } : null;
+    return { data, nextCursor: next && encodeCursor(scope, next) };
   }
 
   /**

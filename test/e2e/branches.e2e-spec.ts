@@ -248,6 +248,68 @@ describe.each(storages)('Branches on %s storage (e2e)', (_storage, createDatabas
     await http().get(`/chats/${chatId}/messages?branch=some`).expect(422);
   });
 
+  it('should keep walking the branch a cursor started on, whatever becomes current meanwhile', async () => {
+    const chatId = await newChat();
+    const first = await say(chatId, 'one');
+    const second = await say(chatId, 'two');
+    const walked = await list(chatId, '?limit=2');
+    expect(walked.data.map((m) => m.seq)).toEqual([1, 2]);
+
+    // A second reply to message 1 is now current: the walk still ends at message 4, not at it.
+    await regenerate(chatId, first.userMessage.id).expect(201);
+    const rest = await list(chatId, `?limit=2&cursor=${walked.nextCursor}`);
+    expect(rest.data.map((m) => m.seq)).toEqual([3, 4]);
+    expect(rest.data[0].parentId).toBe(walked.data[1].id);
+    expect(rest).toMatchObject({ nextCursor: null });
+
+    // So too after a switch to another branch and a send there, with a page of one at a time.
+    const fromStart = await list(chatId, '?limit=1');
+    await http().patch(`/chats/${chatId}`).send({ currentMessageId: second.userMessage.id }).expect(200);
+    await say(chatId, 'three');
+    const path = [...fromStart.data];
+    for (let cursor = fromStart.nextCursor; cursor !== null;) {
+      const page = await list(chatId, `?limit=1&cursor=${cursor}`);
+      path.push(...page.data);
+      cursor = page.nextCursor;
+    }
+    expect(path.map((m) => m.seq)).toEqual([1, 5]);
+    expect(contents((await list(chatId)).data)).toEqual([
+      'one',
+      'reply to: one',
+      'two',
+      'reply to: two',
+      'three',
+      'reply to: three',
+    ]);
+  });
+
+  it('should answer 422 for a forged branch cursor, and nothing for a message not of the chat', async () => {
+    const chatId = await newChat();
+    await say(chatId, 'one');
+    const theirs = await say(await newChat(), 'theirs');
+    const forged = (position: unknown) =>
+      Buffer.from(JSON.stringify({ s: `branch:${chatId}`, p: position })).toString('base64url');
+    for (const position of [
+      { t: 'not-a-uuid', s: 1 },
+      { t: UNKNOWN_ID, s: 2 ** 31 },
+      { t: UNKNOWN_ID, s: -1 },
+      { t: UNKNOWN_ID },
+      { s: 1 },
+      [UNKNOWN_ID, 1],
+    ]) {
+      const response = await http()
+        .get(`/chats/${chatId}/messages`)
+        .query({ cursor: forged(position) })
+        .expect(422);
+      expect(response.body.errors).toEqual([{ field: 'cursor', message: expect.any(String) }]);
+    }
+    for (const t of [UNKNOWN_ID, theirs.assistantMessage.id]) {
+      expect(await list(chatId, `?cursor=${forged({ t, s: 0 })}`)).toEqual({ data: [], nextCursor: null });
+    }
+    // A bare seq, as cursors were before they named their branch, pages the current branch.
+    expect(contents((await list(chatId, `?cursor=${forged(1)}`)).data)).toEqual(['reply to: one']);
+  });
+
   it('should line up concurrent sends after a switch in arrival order', async () => {
     const chatId = await newChat();
     const first = await say(chatId, 'one');

@@ -14,8 +14,8 @@ export function decodeCursor<P extends string | number>(
   scope: string,
   kind: P extends number ? 'number' : 'string' | 'uuid',
 ): P;
-/** A cursor whose position is an object; `isPosition` accepts only what the service could have issued. */
-export function decodeCursor<P extends object>(cursor: string, scope: string, isPosition: (p: unknown) => p is P): P;
+/** A cursor whose position `isPosition` accepts: only what the service could have issued. */
+export function decodeCursor<P>(cursor: string, scope: string, isPosition: (p: unknown) => p is P): P;
 export function decodeCursor<P>(
   cursor: string,
   scope: string,
@@ -37,13 +37,14 @@ export function decodeCursor<P>(
 /** A number position is a message's seq, which PostgreSQL stores as a 32-bit integer. */
 const LARGEST_NUMBER_POSITION = 2 ** 31 - 1;
 
+/** A seq (or 0, before the first) that every storage can be queried with. */
+export function isSeqPosition(position: unknown): position is number {
+  return Number.isSafeInteger(position) && (position as number) >= 0 && (position as number) <= LARGEST_NUMBER_POSITION;
+}
+
 /** Only positions the service could have issued: forged ones must not reach a query. */
 function isPosition(position: unknown, kind: 'number' | 'string' | 'uuid'): boolean {
-  if (kind === 'number') {
-    return (
-      Number.isSafeInteger(position) && (position as number) >= 0 && (position as number) <= LARGEST_NUMBER_POSITION
-    );
-  }
+  if (kind === 'number') return isSeqPosition(position);
   return typeof position === 'string' && (kind === 'string' || isUUID(position));
 }
 
