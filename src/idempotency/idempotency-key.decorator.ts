@@ -12,10 +12,12 @@ const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
 /** The request's Idempotency-Key, or undefined; a malformed one is a 422 naming the header. */
 export const IdempotencyKeyHeader = createParamDecorator((_: unknown, context: ExecutionContext) => {
-  const value = context.switchToHttp().getRequest<Request>().headers['idempotency-key'];
-  if (value === undefined) return undefined;
+  // Node joins a repeated header into "a, b" in `headers`; `headersDistinct` keeps each line.
+  const values = context.switchToHttp().getRequest<Request>().headersDistinct['idempotency-key'];
+  if (values === undefined) return undefined;
   const invalid = (message: string) => new RequestValidationError([{ field: IDEMPOTENCY_KEY_HEADER, message }]);
-  if (Array.isArray(value)) throw invalid('send the header once');
+  if (values.length > 1) throw invalid('send the header once');
+  const [value] = values;
   if (value.length === 0 || value.length > MAX_KEY_LENGTH) throw invalid(`must be 1–${MAX_KEY_LENGTH} characters`);
   if (!PRINTABLE_ASCII.test(value)) throw invalid('must be printable ASCII');
   return value;

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ChatDto } from '../../src/chats/dto/chat.dto';
@@ -269,5 +270,42 @@ describe.each(storages)('Idempotency-Key on %s storage (e2e)', (_storage, create
       .expect(422);
     expect(response.body.errors).toEqual([{ field: 'Idempotency-Key', message: expect.any(String) }]);
     expect(llm.calls).toHaveLength(0);
+  });
+
+  it('should refuse a key sent more than once with a 422 naming the header, and keep nothing under it', async () => {
+    await start();
+    const chatId = await newChat();
+    const baseUrl = await listenOnLoopback(app);
+    // Each key a header line of its own, which supertest cannot send.
+    const postWithKeys = (path: string, keys: string[], body: object) =>
+      new Promise<{ status: number; body: { errors?: unknown } }>((resolve, reject) => {
+        const req = httpRequest(`${baseUrl}${path}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'Idempotency-Key': keys },
+        });
+        req.on('error', reject).on('response', async (response) => {
+          let text = '';
+          for await (const chunk of response) text += chunk;
+          resolve({ status: response.statusCode!, body: JSON.parse(text) });
+        });
+        req.end(JSON.stringify(body));
+      });
+
+    for (const [path, keys] of [
+      [`/chats/${chatId}/messages`, ['a', 'b']],
+      ['/chats', ['a', 'a']],
+    ] as const) {
+      const response = await postWithKeys(path, [...keys], { content: 'x' });
+      expect(response).toEqual({
+        status: 422,
+        body: expect.objectContaining({ errors: [{ field: 'Idempotency-Key', message: 'send the header once' }] }),
+      });
+    }
+    expect(llm.calls).toHaveLength(0);
+    expect((await http().get('/chats').expect(200)).body.data).toHaveLength(1);
+    // "a, b", the two keys as Node joins them, is a key of its own with nothing kept under it.
+    const joined = await send(chatId, 'x', 'a, b').expect(201);
+    expect(joined.headers['idempotent-replayed']).toBeUndefined();
+    expect(llm.calls).toHaveLength(1);
   });
 });
