@@ -1043,7 +1043,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -1060,6 +1060,8 @@ export interface operations {
                 headers: {
                     /** @description Path of the new chat */
                     Location?: string;
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1628,7 +1630,7 @@ export interface operations {
                 stream?: boolean;
             };
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored messages) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored messages) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1645,6 +1647,8 @@ export interface operations {
             /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1673,6 +1677,8 @@ export interface operations {
             /** @description The user message and the stored reply (plain JSON) */
             201: {
                 headers: {
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1955,7 +1961,7 @@ export interface operations {
                 stream?: boolean;
             };
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored reply) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored reply) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1973,6 +1979,8 @@ export interface operations {
             /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2001,6 +2009,8 @@ export interface operations {
             /** @description The user message and the stored reply (plain JSON) */
             201: {
                 headers: {
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2990,7 +3000,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -3007,6 +3017,8 @@ export interface operations {
                 headers: {
                     /** @description Path of the new chat */
                     Location?: string;
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {

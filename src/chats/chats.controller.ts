@@ -24,10 +24,10 @@ export class ChatsController {
 
   @Post()
   @ApiOperation({ summary: 'Create a chat', description: 'The body is optional; unknown fields are rejected.' })
+  @ApiIdempotencyKey('the same chat')
   @ApiCreatedChatResponse()
   @ApiValidationProblemResponse('title: title must be shorter than or equal to 200 characters')
   @ApiJsonBodyProblemResponses()
-  @ApiIdempotencyKey('the same chat')
   async create(
     @TenantId() tenantId: string,
     @Body() body: CreateChatDto,

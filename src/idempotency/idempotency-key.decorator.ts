@@ -1,5 +1,5 @@
 import { applyDecorators, createParamDecorator, ExecutionContext } from '@nestjs/common';
-import { ApiHeader } from '@nestjs/swagger';
+import { ApiHeader, DECORATORS, type HeaderObject } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { RequestValidationError } from '../common/errors/domain-error';
 import { ApiProblemResponse } from '../common/problem-details/api-problem-response.decorator';
@@ -23,18 +23,46 @@ export const IdempotencyKeyHeader = createParamDecorator((_: unknown, context: E
   return value;
 });
 
-/** Documents the header and the 409 of a repeat while the first request still runs. */
+/**
+ * Adds `Idempotent-Replayed` to the route's success responses, declared by the decorators below
+ * it (decorators apply bottom up): a route with none yet is a mistake, found when it loads.
+ */
+const ApiReplayedHeader = () => (_target: object, key: string | symbol, descriptor: PropertyDescriptor) => {
+  const responses: Record<string, { headers?: Record<string, HeaderObject> }> =
+    Reflect.getMetadata(DECORATORS.API_RESPONSE, descriptor.value) ?? {};
+  const successes = Object.keys(responses).filter((status) => status.startsWith('2'));
+  if (successes.length === 0) {
+    throw new Error(`ApiIdempotencyKey must stand above the success responses of ${String(key)}`);
+  }
+  const header: HeaderObject = {
+    description: 'Present, as `true`, when the response repeats the first outcome of its Idempotency-Key',
+    schema: { type: 'string', enum: ['true'] },
+  };
+  const withHeader = Object.fromEntries(
+    successes.map((status) => {
+      const response = responses[status];
+      return [status, { ...response, headers: { ...response.headers, [IDEMPOTENT_REPLAYED_HEADER]: header } }];
+    }),
+  );
+  Reflect.defineMetadata(DECORATORS.API_RESPONSE, { ...responses, ...withHeader }, descriptor.value);
+};
+
+/**
+ * Documents the header as the decorator above checks it, the 409 of a repeat while the first
+ * request still runs, and the header of a replayed response. Put it above the success responses.
+ */
 export const ApiIdempotencyKey = (what: string) =>
   applyDecorators(
     ApiHeader({
       name: IDEMPOTENCY_KEY_HEADER,
       required: false,
-      schema: { type: 'string', maxLength: MAX_KEY_LENGTH },
+      schema: { type: 'string', minLength: 1, maxLength: MAX_KEY_LENGTH, pattern: PRINTABLE_ASCII.source },
       description:
         `Makes retrying safe: a repeat with the same key and body returns the first outcome (${what}) ` +
         `without doing the work again, marked \`${IDEMPOTENT_REPLAYED_HEADER}: true\`. Another body → 422; ` +
         'while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and ' +
-        'expire after IDEMPOTENCY_TTL (24 h by default).',
+        `expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–${MAX_KEY_LENGTH} printable ASCII characters, ` +
+        'sent once; else 422.',
     }),
     ApiProblemResponse(409, {
       description: 'The first request with this Idempotency-Key is still running',
@@ -42,4 +70,5 @@ export const ApiIdempotencyKey = (what: string) =>
       detail:
         'The first request with this Idempotency-Key is still running; repeat it after it ends to get its outcome.',
     }),
+    ApiReplayedHeader(),
   );

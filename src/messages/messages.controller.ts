@@ -119,10 +119,10 @@ export class MessagesController {
       'errors found before the turn starts (404, 422) are plain problem responses either way.',
   })
   @ApiChatIdParam()
+  @ApiIdempotencyKey('the same stored messages')
   @ApiTurnResponses()
   @ApiValidationProblemResponse('parentId: no message of this chat has the id 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b')
   @ApiJsonBodyProblemResponses()
-  @ApiIdempotencyKey('the same stored messages')
   async send(
     @ChatKeyParam() chat: ChatKey,
     @Body() body: SendMessageDto,
@@ -153,10 +153,10 @@ export class MessagesController {
   @ApiChatIdParam()
   @ApiParam({ name: 'messageId', type: String, format: 'uuid', example: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b' })
   @ApiBody({ required: false, schema: { type: 'object', maxProperties: 0, example: {} } })
+  @ApiIdempotencyKey('the same stored reply')
   @ApiTurnResponses()
   @ApiValidationProblemResponse('model: property model should not exist')
   @ApiJsonBodyProblemResponses()
-  @ApiIdempotencyKey('the same stored reply')
   async regenerate(
     @ChatKeyParam() chat: ChatKey,
     @Param('messageId', MessageIdPipe) messageId: string,

@@ -40,6 +40,7 @@ export class ImportController {
       messageList: { summary: 'A plain list of messages (OpenAI Chat shape)', value: MESSAGE_LIST_IMPORT_EXAMPLE },
     },
   })
+  @ApiIdempotencyKey('the same chat')
   @ApiCreatedChatResponse()
   @ApiValidationProblemResponse('messages[12].role: role must be one of the following values: user, assistant')
   // Above the general 413, whose description it extends: this route has a limit of its own.
@@ -48,7 +49,6 @@ export class ImportController {
     detail: 'The request body is larger than the service accepts.',
   })
   @ApiJsonBodyProblemResponses()
-  @ApiIdempotencyKey('the same chat')
   async import(
     @TenantId() tenantId: string,
     @Body() body: Record<string, unknown>,

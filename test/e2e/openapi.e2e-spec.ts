@@ -151,6 +151,60 @@ describe('OpenAPI document (e2e)', () => {
     expect(importChat.responses['413'].content?.['application/problem+json'].example).toMatchObject({ status: 413 });
   });
 
+  it('should describe Idempotency-Key as the service checks it, and mark every success a repeat can answer', () => {
+    type Parameter = { name: string; schema?: { pattern?: string } };
+    type Responses = Record<string, { headers?: Record<string, unknown> }>;
+    const operations = Object.entries(document.paths).flatMap(([path, byMethod]) =>
+      Object.entries(byMethod).map(([method, operation]) => ({
+        where: `${method.toUpperCase()} ${path}`,
+        key: (operation as { parameters?: Parameter[] }).parameters?.find((p) => p.name === 'Idempotency-Key'),
+        responses: operation.responses as Responses,
+      })),
+    );
+    const idempotent = operations.filter((o) => o.key !== undefined);
+    expect(idempotent.map((o) => o.where).sort()).toEqual(
+      [
+        'POST /chats',
+        'POST /chats/import',
+        'POST /chats/{chatId}/messages',
+        'POST /chats/{chatId}/messages/{messageId}/regenerate',
+      ].sort(),
+    );
+    for (const { where, key, responses } of operations) {
+      if (key) {
+        expect({ where, schema: key.schema }).toEqual({
+          where,
+          schema: { type: 'string', minLength: 1, maxLength: 255, pattern: expect.any(String) },
+        });
+        // The pattern is the service's: printable ASCII, space included, and nothing else.
+        const pattern = new RegExp(key.schema!.pattern!);
+        expect([' a-Z~0!', 'ключ', 'tab\t', 'del\x7f', ''].map((k) => pattern.test(k))).toEqual([
+          true,
+          false,
+          false,
+          false,
+          false,
+        ]);
+      }
+      for (const [status, response] of Object.entries(responses)) {
+        const replayed = response.headers?.['Idempotent-Replayed'];
+        const marked = key !== undefined && status.startsWith('2');
+        expect({ where, status, replayed }).toEqual({
+          where,
+          status,
+          replayed: marked
+            ? { description: expect.any(String), schema: { type: 'string', enum: ['true'] } }
+            : undefined,
+        });
+      }
+    }
+    // Beside the headers a route's own success response declares.
+    for (const path of ['/chats', '/chats/import']) {
+      const created = document.paths[path].post.responses['201'] as { headers: Record<string, unknown> };
+      expect(Object.keys(created.headers).sort()).toEqual(['Idempotent-Replayed', 'Location']);
+    }
+  });
+
   it('should describe the streamed reply and its events', () => {
     const operation = document.paths['/chats/{chatId}/messages'].post as Operation & {
       parameters: { name: string; in: string }[];
