@@ -20,14 +20,14 @@ interface Candidate {
   order: number;
   text: string;
   terms: string[];
-  score: number;
 }
 
 /**
  * Bumped whenever the digest's fields or what the analyzer extracts change: a stored digest of
- * another version is ignored and rebuilt from the messages.
+ * another version is ignored and rebuilt from the messages. 2: version 1's summaries cut the
+ * candidate pool, so its pools depend on when the chat was read.
  */
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
 
 /** A digest as JSON: the maps as entry lists, times as epoch milliseconds. */
 interface Snapshot {
@@ -109,9 +109,8 @@ export class ChatDigest {
           order: this.sentenceCount,
           text: sentence.text,
           terms: distinct,
-          score: 0,
         });
-        if (this.candidates.length >= 2 * CANDIDATE_POOL) this.rankCandidates(CANDIDATE_POOL);
+        if (this.candidates.length >= 2 * CANDIDATE_POOL) this.pruneCandidates();
       }
     }
   }
@@ -167,7 +166,6 @@ export class ChatDigest {
       order,
       text,
       terms,
-      score: 0,
     }));
     digest.candidateTexts = new Set(digest.candidates.map((c) => c.text));
     return digest;
@@ -197,30 +195,36 @@ export class ChatDigest {
   }
 
   /**
-   * TF-IDF sentence scoring: a term weighs its frequency in the chat times its inverse sentence
-   * frequency; a sentence scores the sum of its distinct terms' weights over the square root of
-   * their number, so long sentences do not win by length alone. Keeps the best `keep`.
+   * Cuts the pool back to its best. Only a fold does, when the pool doubles: at the same message
+   * whenever and however often the chat is summarized, so a summary depends on the messages alone.
    */
-  private rankCandidates(keep: number): Candidate[] {
-    for (const candidate of this.candidates) {
-      let score = 0;
-      for (const term of candidate.terms) {
-        score +=
-          (this.termFrequency.get(term) ?? 0) *
-          Math.log(1 + this.sentenceCount / (this.sentenceFrequency.get(term) ?? 1));
-      }
-      candidate.score = score / Math.sqrt(candidate.terms.length);
-    }
-    this.candidates.sort((a, b) => b.score - a.score || a.order - b.order);
-    if (this.candidates.length > keep) {
-      this.candidates = this.candidates.slice(0, keep);
-      this.candidateTexts = new Set(this.candidates.map((c) => c.text));
-    }
-    return this.candidates;
+  private pruneCandidates(): void {
+    this.candidates = this.rankCandidates().slice(0, CANDIDATE_POOL);
+    this.candidateTexts = new Set(this.candidates.map((c) => c.text));
+  }
+
+  /**
+   * The candidates best first, by TF-IDF sentence scoring: a term weighs its frequency in the chat
+   * times its inverse sentence frequency; a sentence scores the sum of its distinct terms' weights
+   * over the square root of their number, so long sentences do not win by length alone.
+   */
+  private rankCandidates(): Candidate[] {
+    return this.candidates
+      .map((candidate) => {
+        let score = 0;
+        for (const term of candidate.terms) {
+          score +=
+            (this.termFrequency.get(term) ?? 0) *
+            Math.log(1 + this.sentenceCount / (this.sentenceFrequency.get(term) ?? 1));
+        }
+        return { candidate, score: score / Math.sqrt(candidate.terms.length) };
+      })
+      .sort((a, b) => b.score - a.score || a.candidate.order - b.candidate.order)
+      .map(({ candidate }) => candidate);
   }
 
   private highlights(): ChatSummary['highlights'] {
-    return this.rankCandidates(CANDIDATE_POOL)
+    return this.rankCandidates()
       .slice(0, MAX_HIGHLIGHTS)
       .sort((a, b) => a.order - b.order)
       .map(({ messageId, role, text }) => ({ messageId, role, text }));

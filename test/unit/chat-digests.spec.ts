@@ -181,6 +181,50 @@ describe('ChatDigests', () => {
     expect((await store.load(key))?.lastSeq).toBe(14);
   });
 
+  it('should summarize a chat the same whether or not it was summarized before, and after a restart', async () => {
+    // The first part has more candidate sentences than the pool keeps, and the weakest of them say
+    // what the second part makes the chat's most frequent words.
+    const nouns = ['server', 'database', 'cache', 'queue', 'worker', 'request', 'thread', 'memory', 'disk', 'network'];
+    const strong = nouns.flatMap((a, i) =>
+      nouns
+        .slice(i + 1)
+        .flatMap((b) => nouns.filter((c) => c !== a && c !== b).map((c) => `The ${a} uses the ${b} and the ${c}.`)),
+    );
+    const weak = [
+      'Zebras admire purple volcanoes.',
+      ...[2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => `Otters juggle ${n} lanterns.`),
+    ];
+    const firstPart = [...strong.slice(0, 250), ...weak];
+    const secondPart = 'Zebras and volcanoes. '.repeat(400) + 'Admire purple. '.repeat(400);
+    const newKey = async () => ({
+      tenantId: 't',
+      chatId: (
+        await repository.createChat({ tenantId: 't', title: null, systemPrompt: null, model: 'm', metadata: {} })
+      ).id,
+    });
+    const [summarizedBetween, summarizedOnce] = [await newKey(), await newKey()];
+    const append = (chatKey: ChatKey, content: string) => repository.appendMessage(chatKey, userMessage(content));
+    const summaryOf = async (digests: ChatDigests, chatKey: ChatKey) => {
+      const { highlights, topics, sentiment, messageCount } = (await digests.current(chatKey)).summary(
+        (await repository.findChat(chatKey))!,
+      );
+      return { highlights: highlights.map(({ text }) => text), topics, sentiment, messageCount };
+    };
+
+    const { digests } = start();
+    for (const chatKey of [summarizedBetween, summarizedOnce]) {
+      // 26 sentences a message: the digest is stored after the first part (POLICY.saveEvery).
+      for (let i = 0; i < firstPart.length; i += 26) await append(chatKey, firstPart.slice(i, i + 26).join(' '));
+    }
+    await summaryOf(digests, summarizedBetween);
+    for (const chatKey of [summarizedBetween, summarizedOnce]) await append(chatKey, secondPart);
+
+    const once = await summaryOf(digests, summarizedOnce);
+    expect(once.highlights).toContain('Zebras admire purple volcanoes.');
+    expect(await summaryOf(digests, summarizedBetween)).toEqual(once);
+    expect(await summaryOf(start().digests, summarizedBetween)).toEqual(once);
+  });
+
   it('should fold nothing in the background once shut down', async () => {
     const { digests, analyzed } = start();
     await digests.onModuleDestroy();
