@@ -13,6 +13,14 @@ const MIN_HIGHLIGHT_TERMS = 3;
 const PHRASE_BONUS = 0.5;
 /** Highlight candidates kept per chat; the pool is rescored and cut back when it doubles. */
 const CANDIDATE_POOL = 250;
+/**
+ * What a string costs beside its characters, a map entry or an object beside its strings, and an
+ * empty digest (V8 needs about 1,000 bytes). With characters counted as two bytes, digests of
+ * English text measured about 0.6 of what these count.
+ */
+const STRING_BYTES = 16;
+const ENTRY_BYTES = 64;
+const EMPTY_DIGEST_BYTES = 1_024;
 
 interface Candidate {
   messageId: string;
@@ -48,6 +56,16 @@ interface Snapshot {
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
+/**
+ * Roughly the memory of an entry holding the strings `texts`, counted high: two bytes a
+ * character, though V8 keeps most text in one.
+ */
+const entryBytes = (...texts: string[]) =>
+  texts.reduce((bytes, text) => bytes + STRING_BYTES + 2 * text.length, ENTRY_BYTES);
+
+/** A candidate: its text (in `candidateTexts` too) and its terms. */
+const candidateBytes = ({ text, terms }: Candidate) => entryBytes(text, ...terms);
+
 function sentimentOf({ sum, count }: { sum: number; count: number }): Sentiment {
   const score = count === 0 ? 0 : round(sum / count);
   const label = score >= SENTIMENT_THRESHOLD ? 'positive' : score <= -SENTIMENT_THRESHOLD ? 'negative' : 'neutral';
@@ -79,6 +97,8 @@ export class ChatDigest {
   private candidates: Candidate[] = [];
   /** The candidates' texts: a sentence said again (a greeting, a stock reply) adds no candidate. */
   private candidateTexts = new Set<string>();
+  /** What all the above hold, roughly: see {@link ChatDigest.size}. */
+  private bytes = EMPTY_DIGEST_BYTES;
 
   add(message: Message, analysis: MessageAnalysis): void {
     this.lastSeq = message.seq;
@@ -96,31 +116,43 @@ export class ChatDigest {
       for (const topic of sentence.topics) {
         const seen = this.topics.get(topic.key);
         if (seen) seen.count += 1;
-        else this.topics.set(topic.key, { surface: topic.surface, words: topic.words, count: 1 });
+        else {
+          this.topics.set(topic.key, { surface: topic.surface, words: topic.words, count: 1 });
+          this.bytes += entryBytes(topic.key, topic.surface);
+        }
       }
-      for (const term of sentence.terms) this.termFrequency.set(term, (this.termFrequency.get(term) ?? 0) + 1);
+      for (const term of sentence.terms) this.countIn(this.termFrequency, term);
       const distinct = [...new Set(sentence.terms)];
-      for (const term of distinct) this.sentenceFrequency.set(term, (this.sentenceFrequency.get(term) ?? 0) + 1);
+      for (const term of distinct) this.countIn(this.sentenceFrequency, term);
       if (distinct.length >= MIN_HIGHLIGHT_TERMS && !this.candidateTexts.has(sentence.text)) {
-        this.candidateTexts.add(sentence.text);
-        this.candidates.push({
+        const candidate = {
           messageId: message.id,
           role: message.role,
           order: this.sentenceCount,
           text: sentence.text,
           terms: distinct,
-        });
+        };
+        this.candidateTexts.add(candidate.text);
+        this.candidates.push(candidate);
+        this.bytes += candidateBytes(candidate);
         if (this.candidates.length >= 2 * CANDIDATE_POOL) this.pruneCandidates();
       }
     }
   }
 
   /**
-   * Roughly how many objects the digest holds (map entries and candidates), to bound how many
-   * digests a process keeps.
+   * Roughly the bytes of memory the digest holds, to bound what digests a process keeps: its
+   * candidate sentences' text above all (a sentence may be as long as a message), then its terms.
    */
   get size(): number {
-    return 1 + this.topics.size + this.termFrequency.size + this.sentenceFrequency.size + this.candidates.length;
+    return this.bytes;
+  }
+
+  /** Counts `term` once more in `counts`. */
+  private countIn(counts: Map<string, number>, term: string): void {
+    const count = counts.get(term);
+    if (count === undefined) this.bytes += entryBytes(term);
+    counts.set(term, (count ?? 0) + 1);
   }
 
   /** The digest as one JSON text, to store and restore with {@link ChatDigest.fromSnapshot}. */
@@ -156,9 +188,18 @@ export class ChatDigest {
     digest.lastMessageAt = snapshot.lastMessageAt === null ? null : new Date(snapshot.lastMessageAt);
     Object.assign(digest.sentiment.user, snapshot.sentiment.user);
     Object.assign(digest.sentiment.assistant, snapshot.sentiment.assistant);
-    for (const [key, surface, words, count] of snapshot.topics) digest.topics.set(key, { surface, words, count });
-    for (const [term, count] of snapshot.termFrequency) digest.termFrequency.set(term, count);
-    for (const [term, count] of snapshot.sentenceFrequency) digest.sentenceFrequency.set(term, count);
+    for (const [key, surface, words, count] of snapshot.topics) {
+      digest.topics.set(key, { surface, words, count });
+      digest.bytes += entryBytes(key, surface);
+    }
+    for (const [term, count] of snapshot.termFrequency) {
+      digest.termFrequency.set(term, count);
+      digest.bytes += entryBytes(term);
+    }
+    for (const [term, count] of snapshot.sentenceFrequency) {
+      digest.sentenceFrequency.set(term, count);
+      digest.bytes += entryBytes(term);
+    }
     digest.sentenceCount = snapshot.sentenceCount;
     digest.candidates = snapshot.candidates.map(([messageId, role, order, text, terms]) => ({
       messageId,
@@ -168,6 +209,7 @@ export class ChatDigest {
       terms,
     }));
     digest.candidateTexts = new Set(digest.candidates.map((c) => c.text));
+    for (const candidate of digest.candidates) digest.bytes += candidateBytes(candidate);
     return digest;
   }
 
@@ -199,7 +241,9 @@ export class ChatDigest {
    * whenever and however often the chat is summarized, so a summary depends on the messages alone.
    */
   private pruneCandidates(): void {
-    this.candidates = this.rankCandidates().slice(0, CANDIDATE_POOL);
+    const ranked = this.rankCandidates();
+    for (const dropped of ranked.slice(CANDIDATE_POOL)) this.bytes -= candidateBytes(dropped);
+    this.candidates = ranked.slice(0, CANDIDATE_POOL);
     this.candidateTexts = new Set(this.candidates.map((c) => c.text));
   }
 

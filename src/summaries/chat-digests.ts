@@ -9,7 +9,10 @@ import { ChatDigest } from './chat-digest';
 import { ChatDigestStore } from './chat-digest.store';
 import { TextAnalyzer } from './text-analyzer';
 
-/** When digests are brought up to date without a summary being asked for, and how. */
+/**
+ * When digests are brought up to date without a summary being asked for, and how; and how much of
+ * them is kept in memory.
+ */
 export interface ChatDigestPolicy {
   /** A chat with no new message for this long is quiet. */
   quietMs: number;
@@ -21,6 +24,11 @@ export interface ChatDigestPolicy {
   saveEvery: number;
   /** Messages analysed between yields to the event loop, so a long fold never holds up a turn for long. */
   slice: number;
+  /**
+   * Bytes of digests kept in memory, over all chats, as {@link ChatDigest.size} counts them. The
+   * least recently used go first; a digest larger than all of it is used and let go.
+   */
+  liveBytes: number;
 }
 
 /**
@@ -33,14 +41,14 @@ export const DEFAULT_CHAT_DIGEST_POLICY: ChatDigestPolicy = {
   eagerBacklog: 1_500,
   saveEvery: 100,
   slice: 25,
+  // About 40 MB of heap: ChatDigest.size counts high.
+  liveBytes: 64 * 1024 * 1024,
 };
 
 /** DI token of the policy; tests bind their own. */
 export const CHAT_DIGEST_POLICY = Symbol('CHAT_DIGEST_POLICY');
 
 const PAGE = 500;
-/** Bounds the digests kept in memory by their entries (terms, topics, candidates); about 100 MB. */
-const LIVE_ENTRIES = 1_000_000;
 
 interface LiveDigest {
   digest: ChatDigest;
@@ -58,11 +66,7 @@ interface LiveDigest {
 export class ChatDigests implements OnModuleDestroy {
   private readonly logger = new Logger(ChatDigests.name);
   private readonly policy: ChatDigestPolicy;
-  private readonly live = new LRUCache<string, LiveDigest>({
-    max: 10_000,
-    maxSize: LIVE_ENTRIES,
-    sizeCalculation: ({ digest }) => digest.size,
-  });
+  private readonly live: LRUCache<string, LiveDigest>;
   private readonly folds = new KeyedMutex();
   /** How far each digest was folded, outliving its eviction, so an evicted one is not restored for nothing. */
   private readonly foldedSeqs = new LRUCache<string, number>({ max: 100_000 });
@@ -80,6 +84,16 @@ export class ChatDigests implements OnModuleDestroy {
     @Optional() @Inject(CHAT_DIGEST_POLICY) policy?: ChatDigestPolicy,
   ) {
     this.policy = policy ?? DEFAULT_CHAT_DIGEST_POLICY;
+    this.live = new LRUCache({
+      max: 10_000,
+      maxSize: this.policy.liveBytes,
+      sizeCalculation: ({ digest }) => digest.size,
+    });
+  }
+
+  /** Bytes of the digests kept in memory, as {@link ChatDigest.size} counts them. */
+  get liveBytes(): number {
+    return this.live.calculatedSize;
   }
 
   /** The chat's digest with every message stored so far folded in. The caller has checked the chat exists. */
@@ -153,7 +167,7 @@ export class ChatDigests implements OnModuleDestroy {
     const { digest } = live;
     await this.foldNewMessages(key, digest, background);
     // Deleted and set again, so the cache sees the digest's new size. An empty one (or a deleted
-    // chat's) is not worth keeping.
+    // chat's) is not worth keeping; one larger than the cache is not kept either.
     this.live.delete(key.chatId);
     if (digest.lastSeq > 0) this.live.set(key.chatId, live);
     this.foldedSeqs.set(key.chatId, digest.lastSeq);

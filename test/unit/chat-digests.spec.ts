@@ -2,13 +2,20 @@ import { Chat, ChatKey } from '../../src/chats/chat';
 import { InMemoryChatDigestStore } from '../../src/storage/in-memory/in-memory-chat-digest.store';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
 import { ChatDigest } from '../../src/summaries/chat-digest';
-import { ChatDigestPolicy, ChatDigests } from '../../src/summaries/chat-digests';
+import { ChatDigestPolicy, ChatDigests, DEFAULT_CHAT_DIGEST_POLICY } from '../../src/summaries/chat-digests';
 import { TextAnalyzer } from '../../src/summaries/text-analyzer';
 import { ANGRY_SUPPORT, FRIENDLY_TRIP, TECHNICAL_POOL } from '../fixtures/conversations';
 import { userMessage } from '../storage/fixtures';
 
 const CONVERSATION = [...FRIENDLY_TRIP, ...TECHNICAL_POOL, ...ANGRY_SUPPORT];
-const POLICY: ChatDigestPolicy = { quietMs: 1_000, quietBacklog: 20, eagerBacklog: 60, saveEvery: 10, slice: 4 };
+const POLICY: ChatDigestPolicy = {
+  ...DEFAULT_CHAT_DIGEST_POLICY,
+  quietMs: 1_000,
+  quietBacklog: 20,
+  eagerBacklog: 60,
+  saveEvery: 10,
+  slice: 4,
+};
 const analyzer = new TextAnalyzer();
 
 /** The summary of every message of the chat, folded into a new digest in one go. */
@@ -40,6 +47,7 @@ describe('ChatDigest snapshots', () => {
     for (const message of messages.slice(0, half)) before.add(message, analyzer.analyze(message.content));
 
     const restored = ChatDigest.fromSnapshot(JSON.parse(JSON.stringify(before.toSnapshot())))!;
+    expect(restored.size).toBe(before.size);
     for (const message of messages.slice(half)) restored.add(message, analyzer.analyze(message.content));
 
     const summary = restored.summary((await repository.findChat(key))!);
@@ -83,6 +91,19 @@ describe('ChatDigests', () => {
       if (millisBetween > 0) await jest.advanceTimersByTimeAsync(millisBetween);
     }
   }
+
+  /** Another chat of the tenant. */
+  async function newChatKey(): Promise<ChatKey> {
+    const { id } = await repository.createChat({
+      tenantId: 't',
+      title: null,
+      systemPrompt: null,
+      model: 'm',
+      metadata: {},
+    });
+    return { tenantId: 't', chatId: id };
+  }
+  const append = (chatKey: ChatKey, content: string) => repository.appendMessage(chatKey, userMessage(content));
 
   beforeEach(async () => {
     jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
@@ -196,14 +217,7 @@ describe('ChatDigests', () => {
     ];
     const firstPart = [...strong.slice(0, 250), ...weak];
     const secondPart = 'Zebras and volcanoes. '.repeat(400) + 'Admire purple. '.repeat(400);
-    const newKey = async () => ({
-      tenantId: 't',
-      chatId: (
-        await repository.createChat({ tenantId: 't', title: null, systemPrompt: null, model: 'm', metadata: {} })
-      ).id,
-    });
-    const [summarizedBetween, summarizedOnce] = [await newKey(), await newKey()];
-    const append = (chatKey: ChatKey, content: string) => repository.appendMessage(chatKey, userMessage(content));
+    const [summarizedBetween, summarizedOnce] = [await newChatKey(), await newChatKey()];
     const summaryOf = async (digests: ChatDigests, chatKey: ChatKey) => {
       const { highlights, topics, sentiment, messageCount } = (await digests.current(chatKey)).summary(
         (await repository.findChat(chatKey))!,
@@ -223,6 +237,44 @@ describe('ChatDigests', () => {
     expect(once.highlights).toContain('Zebras admire purple volcanoes.');
     expect(await summaryOf(digests, summarizedBetween)).toEqual(once);
     expect(await summaryOf(start().digests, summarizedBetween)).toEqual(once);
+  });
+
+  it('should keep digests in memory up to the bytes they hold, and summarize evicted ones as well', async () => {
+    // Long sentences, as imported replies have, of the fixtures' words in an order of their own.
+    const words = [...new Set(CONVERSATION.flatMap(({ content }) => content.match(/[A-Za-z]+/g)!))];
+    let seed = 1;
+    const sentence = () =>
+      `${Array.from({ length: 300 }, () => words[(seed = (seed * 48_271) % 2_147_483_647) % words.length]).join(' ')}.`;
+    const message = (sentences: number) => Array.from({ length: sentences }, sentence).join(' ');
+    const liveBytes = 400_000;
+    const { digests, analyzed } = start({ ...POLICY, liveBytes });
+    /** Checks the chat's summary, and says how many messages it analysed. */
+    async function analysedBySummary(chatKey: ChatKey): Promise<number> {
+      const before = analyzed();
+      const summary = (await digests.current(chatKey)).summary((await repository.findChat(chatKey))!);
+      expect(summary).toEqual(await summaryFromScratch(repository, chatKey));
+      return analyzed() - before;
+    }
+
+    // Each digest holds about 100 KB, most of it its sentences.
+    const chats: ChatKey[] = [];
+    for (let i = 0; i < 10; i++) {
+      chats.push(await newChatKey());
+      for (let m = 0; m < 4; m++) await append(chats[i], message(1));
+      expect(await analysedBySummary(chats[i])).toBe(4);
+      expect(digests.liveBytes).toBeGreaterThan(0);
+      expect(digests.liveBytes).toBeLessThanOrEqual(liveBytes);
+    }
+    // The latest are kept; the first was let go, and its messages are analysed again.
+    expect(await analysedBySummary(chats[9])).toBe(0);
+    expect(await analysedBySummary(chats[0])).toBe(4);
+
+    // A digest larger than all the memory allowed is used, and let go.
+    const long = await newChatKey();
+    for (let m = 0; m < 4; m++) await append(long, message(12));
+    expect(await analysedBySummary(long)).toBe(4);
+    expect(await analysedBySummary(long)).toBe(4);
+    expect(digests.liveBytes).toBeLessThanOrEqual(liveBytes);
   });
 
   it('should fold nothing in the background once shut down', async () => {
