@@ -20,6 +20,8 @@ export interface CreatedChat {
 /** Chats of one tenant at a time: a chat of another tenant is not found, exactly like no chat. */
 @Injectable()
 export class ChatsService {
+  private readonly deletedListeners: ((key: ChatKey) => void)[] = [];
+
   constructor(
     private readonly chats: ChatRepository,
     private readonly idempotency: IdempotencyService,
@@ -91,5 +93,14 @@ export class ChatsService {
 
   async delete(key: ChatKey): Promise<void> {
     if (!(await this.chats.deleteChat(key))) throw new ChatNotFoundError(key.chatId);
+    for (const listener of this.deletedListeners) listener(key);
+  }
+
+  /**
+   * Calls `listener` after every chat deleted here, so that features let go of what they keep of it
+   * in memory (storage deletes what it stores with the chat). It must not throw.
+   */
+  onDeleted(listener: (key: ChatKey) => void): void {
+    this.deletedListeners.push(listener);
   }
 }

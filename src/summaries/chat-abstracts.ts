@@ -23,7 +23,8 @@ export const chatState = (chat: Chat) => `${chat.messageCount}:${chat.updatedAt.
  */
 @Injectable()
 export class ChatAbstracts {
-  private readonly cache = new LRUCache<string, Promise<string>>({ max: 1000 });
+  /** By chat: the abstract of the chat state it was asked for. */
+  private readonly cache = new LRUCache<string, { state: string; abstract: Promise<string> }>({ max: 1000 });
 
   constructor(
     private readonly llm: LlmProvider,
@@ -32,15 +33,26 @@ export class ChatAbstracts {
 
   /** `loadMessages` is only called when the abstract is not cached. */
   abstractOf(chat: Chat, loadMessages: () => Promise<readonly Message[]>): Promise<string> {
-    const key = `${chat.id}@${chatState(chat)}`;
-    let abstract = this.cache.get(key);
-    if (!abstract) {
-      abstract = loadMessages().then((messages) => this.write(chat, messages));
-      this.cache.set(key, abstract);
-      // A failure is not cached: the next request tries again.
-      abstract.catch(() => this.cache.delete(key));
-    }
-    return abstract;
+    const state = chatState(chat);
+    const cached = this.cache.get(chat.id);
+    if (cached?.state === state) return cached.abstract;
+    const entry = { state, abstract: loadMessages().then((messages) => this.write(chat, messages)) };
+    this.cache.set(chat.id, entry);
+    // A failure is not cached: the next request tries again.
+    entry.abstract.catch(() => {
+      if (this.cache.peek(chat.id) === entry) this.cache.delete(chat.id);
+    });
+    return entry.abstract;
+  }
+
+  /** How many chats' abstracts are kept. */
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** The chat was deleted: its abstract goes. */
+  forget(chatId: string): void {
+    this.cache.delete(chatId);
   }
 
   private async write(chat: Chat, messages: readonly Message[]): Promise<string> {

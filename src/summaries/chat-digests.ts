@@ -101,6 +101,15 @@ export class ChatDigests implements OnModuleDestroy {
     return this.folds.runExclusive(key.chatId, () => this.bringUpToDate(key, { background: false }));
   }
 
+  /**
+   * The chat was deleted: its digest leaves memory now, and again once a fold of the chat that
+   * was running has ended (it would keep the digest). Its stored digest went with the chat.
+   */
+  forget({ chatId }: ChatKey): Promise<void> {
+    this.drop(chatId);
+    return this.folds.runExclusive(chatId, async () => this.drop(chatId));
+  }
+
   /** A turn stored the chat's messages up to `seq`. Cheap: the fold, if one is due, runs later. */
   noteStored(key: ChatKey, seq: number): void {
     if (this.stopped) return;
@@ -127,6 +136,12 @@ export class ChatDigests implements OnModuleDestroy {
     this.stopped = true;
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     await this.idle();
+  }
+
+  private drop(chatId: string): void {
+    this.live.delete(chatId);
+    this.foldedSeqs.delete(chatId);
+    this.behind.delete(chatId);
   }
 
   /** How far the chat's digest is known to be folded; 0 when unknown (restoring it tells). */
@@ -169,8 +184,10 @@ export class ChatDigests implements OnModuleDestroy {
     // Deleted and set again, so the cache sees the digest's new size. An empty one (or a deleted
     // chat's) is not worth keeping; one larger than the cache is not kept either.
     this.live.delete(key.chatId);
-    if (digest.lastSeq > 0) this.live.set(key.chatId, live);
-    this.foldedSeqs.set(key.chatId, digest.lastSeq);
+    if (digest.lastSeq > 0) {
+      this.live.set(key.chatId, live);
+      this.foldedSeqs.set(key.chatId, digest.lastSeq);
+    }
     if (digest.lastSeq - live.savedSeq >= this.policy.saveEvery) {
       try {
         await this.store.save(key, { lastSeq: digest.lastSeq, snapshot: digest.toSnapshot() });

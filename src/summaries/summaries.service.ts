@@ -11,7 +11,8 @@ const PAGE = 1000;
 
 /**
  * Chat summaries. Messages are append-only, so each chat keeps a digest that new messages are
- * folded into (ChatDigests): a summary after one more turn analyses just that turn's messages.
+ * folded into (ChatDigests): a summary after one more turn analyses just that turn's messages. A
+ * deleted chat's digest and abstract leave memory with it.
  */
 @Injectable()
 export class SummariesService {
@@ -20,7 +21,12 @@ export class SummariesService {
     private readonly repository: ChatRepository,
     private readonly digests: ChatDigests,
     private readonly abstracts: ChatAbstracts,
-  ) {}
+  ) {
+    chats.onDeleted((key) => {
+      void digests.forget(key);
+      abstracts.forget(key.chatId);
+    });
+  }
 
   async summarize(key: ChatKey, { withAbstract = false } = {}): Promise<ChatSummary> {
     const chat = await this.chats.get(key);

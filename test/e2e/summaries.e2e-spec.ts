@@ -1,7 +1,8 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
-import { OFFLINE_ABSTRACT } from '../../src/summaries/chat-abstracts';
+import { ChatAbstracts, OFFLINE_ABSTRACT } from '../../src/summaries/chat-abstracts';
+import { ChatDigests } from '../../src/summaries/chat-digests';
 import { ANGRY_SUPPORT, FixtureMessage, FRIENDLY_TRIP, TECHNICAL_POOL } from '../fixtures/conversations';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
@@ -147,6 +148,24 @@ describe('Chat summaries (e2e)', () => {
     await http().get('/chats/nope/summary').expect(404);
     const chatId = (await http().post('/chats').expect(201)).body.id;
     await http().get(`/chats/${chatId}/summary?abstract=yes`).expect(422);
+  });
+
+  it("should let a deleted chat's digest and abstract go from memory", async () => {
+    const [deleted, kept] = [await seed(TECHNICAL_POOL), await seed(FRIENDLY_TRIP)];
+    llm.respond = () => ({ content: 'About connection pools.', model: 'fake-model', usage: null });
+    const digests = app.get(ChatDigests);
+    const abstracts = app.get(ChatAbstracts);
+    await summaryOf(kept, '?abstract=true');
+    const keptBytes = digests.liveBytes;
+    await summaryOf(deleted, '?abstract=true');
+    expect(digests.liveBytes).toBeGreaterThan(keptBytes);
+    expect(abstracts.size).toBe(2);
+
+    await http().delete(`/chats/${deleted}`).expect(204);
+    expect(digests.liveBytes).toBe(keptBytes);
+    expect(abstracts.size).toBe(1);
+    expect((await summaryOf(kept, '?abstract=true')).messageCount).toBe(FRIENDLY_TRIP.length);
+    expect(llm.calls).toHaveLength(2);
   });
 
   describe('abstract', () => {

@@ -6,6 +6,7 @@ import { ChatDigestPolicy, ChatDigests, DEFAULT_CHAT_DIGEST_POLICY } from '../..
 import { TextAnalyzer } from '../../src/summaries/text-analyzer';
 import { ANGRY_SUPPORT, FRIENDLY_TRIP, TECHNICAL_POOL } from '../fixtures/conversations';
 import { userMessage } from '../storage/fixtures';
+import { deferred } from '../support/deferred';
 
 const CONVERSATION = [...FRIENDLY_TRIP, ...TECHNICAL_POOL, ...ANGRY_SUPPORT];
 const POLICY: ChatDigestPolicy = {
@@ -275,6 +276,34 @@ describe('ChatDigests', () => {
     expect(await analysedBySummary(long)).toBe(4);
     expect(await analysedBySummary(long)).toBe(4);
     expect(digests.liveBytes).toBeLessThanOrEqual(liveBytes);
+  });
+
+  it("should let a deleted chat's digest go, even from a fold that was running", async () => {
+    const { digests } = start();
+    await exchange(digests, 3);
+    await digests.current(key);
+    expect(digests.liveBytes).toBeGreaterThan(0);
+    await digests.forget(key);
+    expect(digests.liveBytes).toBe(0);
+
+    // A summary reads the chat's messages, the chat is deleted, then the fold ends.
+    await exchange(digests, 3);
+    const [pageRead, foldGoesOn] = [deferred(), deferred()];
+    const listMessages = repository.listMessages.bind(repository);
+    jest.spyOn(repository, 'listMessages').mockImplementationOnce(async (...args) => {
+      const page = await listMessages(...args);
+      pageRead.resolve();
+      await foldGoesOn.promise;
+      return page;
+    });
+    const folding = digests.current(key);
+    await pageRead.promise;
+    await repository.deleteChat(key);
+    const forgetting = digests.forget(key);
+    foldGoesOn.resolve();
+    expect((await folding).lastSeq).toBe(12);
+    await forgetting;
+    expect(digests.liveBytes).toBe(0);
   });
 
   it('should fold nothing in the background once shut down', async () => {
