@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
@@ -25,17 +25,30 @@ async function* only(event: StreamedTurnEvent): AsyncGenerator<StreamedTurnEvent
  */
 @Injectable()
 export class RunningTurnsService {
+  private readonly logger = new Logger(RunningTurnsService.name);
+
   constructor(
     private readonly chats: ChatsService,
     private readonly repository: ChatRepository,
     private readonly live: LiveTurns,
     private readonly relay: TurnRelay,
-  ) {}
+  ) {
+    // A deleted chat's turn has nowhere to store its reply: its upstream call stops, wherever it runs.
+    chats.onDeleted(({ chatId }) => void this.stopDeleted(chatId));
+  }
 
   /** Stops the chat's running turn on whichever instance runs it; false when none runs. */
   async stop(key: ChatKey): Promise<boolean> {
     await this.chats.get(key);
     return this.live.stop(key.chatId) || (await this.relay.requestStop(key.chatId));
+  }
+
+  private async stopDeleted(chatId: string): Promise<void> {
+    try {
+      if (!this.live.stop(chatId)) await this.relay.requestStop(chatId);
+    } catch (error) {
+      this.logger.warn(`Could not stop the turn of deleted chat ${chatId}: ${String(error)}`);
+    }
   }
 
   /**

@@ -80,6 +80,19 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
     expect(next.userMessage.parentId).toBe(reply.id);
   });
 
+  it("should stop a deleted chat's running turn at once, ending its stream with chat-not-found", async () => {
+    const { upstream } = replyHeldAfter(['Once upon ']);
+    const client = await send('Tell me a story');
+    await client.waitForEvents(2);
+    await http().delete(`/chats/${chatId}`).expect(204);
+
+    const events = await client.all();
+    expect(upstream.signal!.aborted).toBe(true);
+    expect(events.map((e) => e.event)).toEqual(['user_message', 'delta', 'error']);
+    expect(events[2].data).toMatchObject({ status: 404, type: 'urn:konko:problem:chat-not-found' });
+    await http().post(`/chats/${chatId}/stop`).expect(404);
+  });
+
   it('should go on with a plain turn whose client left', async () => {
     const { gate } = replyHeldAfter(['Plain ']);
     const controller = new AbortController();
