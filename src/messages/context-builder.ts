@@ -30,6 +30,11 @@ export class ContextBuilder {
     this.windows = new RecentWindows(chats);
   }
 
+  /** Lets go of what is kept of a deleted chat. */
+  forget(chatId: string): void {
+    this.windows.forget(chatId);
+  }
+
   /** Throws when a message of `contentTokens` could not fit even as the only message. */
   assertFits(chat: Chat, contentTokens: number): void {
     const budget = this.budget(chat);

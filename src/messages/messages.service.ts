@@ -132,7 +132,9 @@ export class MessagesService {
     private readonly idempotency: IdempotencyService,
     private readonly live: LiveTurns,
     @llmConfig.inject() private readonly llmSettings: LlmConfig,
-  ) {}
+  ) {
+    chats.onDeleted(({ chatId }) => context.forget(chatId));
+  }
 
   /**
    * The life of one turn. The reply to a user message is generated with that message's branch up to

@@ -81,6 +81,11 @@ export class RecentWindows {
     if (window?.lastId === stored.parentId) this.extend(chat, window, [stored]);
   }
 
+  /** Lets a deleted chat's window go. */
+  forget(chatId: string): void {
+    this.windows.delete(chatId);
+  }
+
   /**
    * The kept window brought up to `answered`; undefined when there is none that can be. The
    * message a turn answers is the one it just stored, after the reply it remembered, so usually

@@ -119,6 +119,18 @@ describe(`${ContextBuilder.name} across turns`, () => {
     expect(context).toEqual(await fromScratch(9));
   });
 
+  it('should keep nothing of a chat it was told to forget (a deleted one)', async () => {
+    const builder = new ContextBuilder(repository, tokens, config);
+    await contextAt(builder, (await append(5)).seq);
+    const fullReads = jest.spyOn(repository, 'listRecentMessages');
+
+    builder.forget(key.chatId);
+    await contextAt(builder, 5);
+
+    expect(fullReads).toHaveBeenCalledTimes(1);
+    fullReads.mockRestore();
+  });
+
   it('should hand each turn the same frozen messages for the history they share, not copies', async () => {
     const builder = new ContextBuilder(repository, tokens, config);
     await append(9);
