@@ -3,6 +3,7 @@ import { json, NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { refuseMissingApiKeysEarly } from './auth/api-key-routes';
 import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-body.middleware';
+import { takeUndecodablePathSegmentsAsWritten } from './common/http/undecodable-path.middleware';
 import { passOnBodyParserErrors, ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { RequestValidationPipe } from './common/validation/request-validation.pipe';
 import { httpConfig, HttpConfig } from './config/http.config';
@@ -34,6 +35,8 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
       maxAge: 600,
     });
   }
+  // Before any route is matched, the early API-key routes included.
+  app.use(takeUndecodablePathSegmentsAsWritten);
   // Before anything reads a body: a caller without a valid key must not cost the service a parse.
   refuseMissingApiKeysEarly(app);
   app.use(requireJsonBody);

@@ -103,6 +103,65 @@ describe('Problem documents (e2e)', () => {
     expectProblem(await http().put('/chats'), 404, '/chats');
   });
 
+  describe('with a path id that cannot be percent-decoded', () => {
+    // Bad escapes, a cut-off one, and escapes that are no UTF-8 (an overlong lead byte).
+    const UNDECODABLE = ['%ZZ', '%E0%A4%A', '%C0', '%', 'abc%2'];
+
+    const expectNotFound = (response: request.Response, type: string, path: string) => {
+      expectProblem(response, 404, path);
+      expect(response.body.type).toBe(`urn:konko:problem:${type}`);
+    };
+
+    it.each([
+      ['get', ''],
+      ['patch', ''],
+      ['delete', ''],
+      ['get', '/messages'],
+      ['post', '/messages'],
+      ['post', '/stop'],
+      ['get', '/stream'],
+      ['get', '/summary'],
+      ['get', '/export'],
+    ] as const)('should answer %s /chats/{chatId}%s as an unknown chat', async (method, rest) => {
+      for (const id of UNDECODABLE) {
+        const path = `/chats/${id}${rest}`;
+        expectNotFound(await http()[method](path), 'chat-not-found', path);
+      }
+    });
+
+    it('should answer a regeneration of such a message as an unknown message', async () => {
+      const chat = await http().post('/chats').expect(201);
+      for (const id of UNDECODABLE) {
+        const path = `/chats/${chat.body.id}/messages/${id}/regenerate`;
+        expectNotFound(await http().post(path), 'message-not-found', path);
+        const inUnknownChat = `/chats/${id}/messages/${id}/regenerate`;
+        expectNotFound(await http().post(inUnknownChat), 'chat-not-found', inUnknownChat);
+      }
+    });
+
+    it('should answer unknown routes and methods on such paths as unknown routes', async () => {
+      for (const [method, path] of [
+        ['get', '/nothing/%ZZ'],
+        ['get', '/chats/%ZZ/nothing'],
+        ['get', '/playground/%ZZ'],
+        ['get', '/%C0'],
+        ['put', '/chats/%ZZ'],
+      ] as const) {
+        const response = await http()[method](path);
+        expectProblem(response, 404, path);
+        expect(response.body.type).toBe('about:blank');
+      }
+    });
+
+    it('should answer them alike when API keys are checked before routing', async () => {
+      await app.close();
+      app = await createTestApp({ env: { API_KEYS: 'acme:acme-3f9c1e7a5b2d4c6e8f0a' } });
+      const auth = { Authorization: 'Bearer acme-3f9c1e7a5b2d4c6e8f0a' };
+      expectNotFound(await http().get('/chats/%ZZ').set(auth), 'chat-not-found', '/chats/%ZZ');
+      expectProblem(await http().get('/chats/%ZZ'), 401, '/chats/%ZZ');
+    });
+  });
+
   it('should answer validation failures with 422 and errors[]', async () => {
     const response = await http().post('/chats').send({ title: 5, extra: true });
     expectProblem(response, 422, '/chats');
