@@ -234,7 +234,7 @@ export interface paths {
         };
         /**
          * Export a chat: every message of every branch, or its current branch as Markdown
-         * @description The export document (`konko.chat.v1`) holds the chat and every message of every branch by seq; `POST /chats/import` takes it back, here or on another instance. `?format=markdown` gives the title, then the current branch, a section a message. Either is written as it is read.
+         * @description The export document (`konko.chat.v1`) holds the chat and every message of every branch by seq; `POST /chats/import` takes it back, here or on another instance. `?format=markdown` gives the title, then the current branch, a section a message, its content in a block quote (every line starts with `>`). Either is written as it is read.
          */
         get: operations["ExportController_exportChat"];
         put?: never;
@@ -2846,11 +2846,11 @@ export interface operations {
                      *
                      *     ## User
                      *
-                     *     What should I see in Lisbon in one day?
+                     *     > What should I see in Lisbon in one day?
                      *
                      *     ## Assistant
                      *
-                     *     Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …
+                     *     > Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …
                      */
                     "text/markdown": string;
                 };

@@ -7,7 +7,9 @@ import { ChatKey } from '../chats/chat';
 import { ChatKeyParam } from '../chats/chat-key.decorator';
 import { streamText } from '../common/http/text-stream';
 import { ApiValidationProblemResponse } from '../common/problem-details/api-problem-response.decorator';
+import { MessageDto } from '../messages/dto/message.dto';
 import { ChatExporter } from './chat-exporter';
+import { markdownSection, markdownTitle } from './chat-markdown';
 import { ExportChatQuery } from './dto/export-chat.query';
 import { EXPORT_DOCUMENT_EXAMPLE, ExportDocumentDto } from './dto/export-document.dto';
 
@@ -15,9 +17,9 @@ const JSON_TEXT = 'application/json; charset=utf-8';
 const MARKDOWN = 'text/markdown; charset=utf-8';
 const NDJSON = 'application/x-ndjson; charset=utf-8';
 
-const MARKDOWN_EXAMPLE = `# ${EXPORT_DOCUMENT_EXAMPLE.chat.title}\n\n${EXPORT_DOCUMENT_EXAMPLE.messages
-  .map(({ role, content }) => `## ${role === 'user' ? 'User' : 'Assistant'}\n\n${content}\n`)
-  .join('\n')}`;
+const MARKDOWN_EXAMPLE =
+  markdownTitle(EXPORT_DOCUMENT_EXAMPLE.chat.title) +
+  EXPORT_DOCUMENT_EXAMPLE.messages.map((message) => markdownSection(message as MessageDto)).join('');
 
 @ApiTags('export and import')
 @ApiExtraModels(ExportDocumentDto)
@@ -31,7 +33,8 @@ export class ExportController {
     description:
       'The export document (`konko.chat.v1`) holds the chat and every message of every branch by seq; ' +
       '`POST /chats/import` takes it back, here or on another instance. `?format=markdown` gives the title, then ' +
-      'the current branch, a section a message. Either is written as it is read.',
+      'the current branch, a section a message, its content in a block quote (every line starts with `>`). ' +
+      'Either is written as it is read.',
   })
   @ApiChatIdParam()
   @ApiResponse({

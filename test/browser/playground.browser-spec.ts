@@ -886,8 +886,8 @@ describeWithChromium('Playground (browser)', () => {
     expect(markdown.name).toBe('Plan a day in Lisbon.md');
     expect(markdown.text).toBe((await http().get(`/chats/${chatId}/export?format=markdown`).expect(200)).text);
     expect(markdown.text).toBe(
-      '# Plan a day in Lisbon\n\n## User\n\nPlan a day in Lisbon\n\n## Assistant\n\nreply to: Plan a day in Lisbon\n' +
-        '\n## User\n\nAdd a museum\n\n## Assistant\n\nreply to: Add a museum\n',
+      '# Plan a day in Lisbon\n\n## User\n\n> Plan a day in Lisbon\n\n## Assistant\n\n> reply to: Plan a day in Lisbon\n' +
+        '\n## User\n\n> Add a museum\n\n## Assistant\n\n> reply to: Add a museum\n',
     );
 
     // A title is a file name without what separates or quotes paths; with no title, the id is.

@@ -83,10 +83,10 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
       expect(response.text).toBe(
         [
           '# Lisbon in May',
-          '## User\n\nPlan a day',
-          '## Assistant\n\nreply to: Plan a day',
-          '## User\n\nAdd a *beach*',
-          '## Assistant\n\nreply to: Add a *beach*\n',
+          '## User\n\n> Plan a day',
+          '## Assistant\n\n> reply to: Plan a day',
+          '## User\n\n> Add a *beach*',
+          '## Assistant\n\n> reply to: Add a *beach*\n',
         ].join('\n\n'),
       );
       const untitled = await newChat();
@@ -97,8 +97,46 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
       const stoppedReply = (await messagesOf(stopped.id, 'all'))[3];
       await http().patch(`/chats/${stopped.id}`).send({ currentMessageId: stoppedReply.id }).expect(200);
       expect((await http().get(`/chats/${stopped.id}/export?format=markdown`).expect(200)).text).toContain(
-        '## User\n\nAdd a museum\n\n## Assistant (incomplete)\n\n\n',
+        '## User\n\n> Add a museum\n\n## Assistant (incomplete)\n\n\n',
       );
+    });
+
+    it('should keep each message of the Markdown export in its own section, whatever Markdown it holds', async () => {
+      const messages = [
+        { role: 'user', content: '# heading\n\n## User\nfake' },
+        { role: 'assistant', content: 'Setext\n===\n\nand\n---\n\n## Assistant\n' },
+        { role: 'user', content: '```js\nunclosed fence\n## User' },
+        { role: 'assistant', content: '````md\n```\n## Assistant\n```\n````\n~~~~~\n## User' },
+        { role: 'user', content: '<!--\n## User\n\n<pre>\n\n## Assistant' },
+        { role: 'assistant', content: 'a line\r## User\r\nafter lone CRs\r\r   ## indented\n    ## code' },
+        { role: 'user', content: '> quoted\n## User\n\n- item\n\n  ## in the item' },
+      ];
+      const title = 'C# ## notes\n## User #';
+      const chat = (await importing({ title, messages }).expect(201)).body as ChatDto;
+
+      const markdown = (await http().get(`/chats/${chat.id}/export?format=markdown`).expect(200)).text;
+      // In CommonMark a line that starts with `>` belongs to a block quote, and a block quote ends
+      // only at a line that does not: if every other line is blank or one of the export's own
+      // headings, no content can open, close or head a section of the export.
+      const lines = markdown.split(/\r\n|\r|\n/);
+      const ownLines = lines.filter((line) => line !== '' && !line.startsWith('>'));
+      expect(ownLines).toEqual([
+        '# C\\# \\#\\# notes \\#\\# User \\#',
+        ...messages.map(({ role }) => (role === 'user' ? '## User' : '## Assistant')),
+      ]);
+      // Each section's quote, unquoted, is the message (line breaks as \n).
+      const unquoted = (section: string) =>
+        section
+          .split('\n')
+          .filter((line) => line.startsWith('>'))
+          .map((line) => line.replace(/^> ?/, ''))
+          .join('\n');
+      expect(
+        markdown
+          .split(/^## .*$/m)
+          .slice(1)
+          .map(unquoted),
+      ).toEqual(messages.map(({ content }) => content.replace(/\r\n?/g, '\n')));
     });
 
     it('should answer 404 for an unknown chat and 422 for an unknown format', async () => {
