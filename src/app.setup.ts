@@ -40,14 +40,17 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   // Before anything reads a body: a caller without a valid key must not cost the service a parse.
   refuseMissingApiKeysEarly(app);
   app.use(requireJsonBody);
+  // Not strict: any JSON value is parsed, so `null` or `42` reach the validation pipe and are told
+  // they are not an object (422), as `[]` is; only malformed JSON is a 400.
+  const parsing = { type: JSON_MEDIA_TYPES, strict: false };
   // Imports carry whole chats: their route alone reads bodies up to IMPORT_BODY_LIMIT. Its parser
   // runs first, and the general one then leaves a body already read alone.
-  const importBody = json({ limit: config.importBodyLimit, type: JSON_MEDIA_TYPES });
+  const importBody = json({ ...parsing, limit: config.importBodyLimit });
   app.use(`/${IMPORT_PATH}`, (request: Request, response: Response, next: NextFunction) =>
     request.method === 'POST' ? importBody(request, response, next) : next(),
   );
   // A 32,000-character message is at most 128 KiB of UTF-8; the default 1 MB leaves room.
-  app.useBodyParser('json', { limit: config.bodyLimit, type: JSON_MEDIA_TYPES });
+  app.useBodyParser('json', { ...parsing, limit: config.bodyLimit });
   app.use(passOnBodyParserErrors);
   app.useGlobalFilters(new ProblemDetailsFilter());
   app.useGlobalPipes(new RequestValidationPipe());

@@ -63,13 +63,43 @@ describe('Problem documents (e2e)', () => {
     await http().post('/chats').set('Content-Type', 'application/merge-patch+json').send('{"title":"b"}').expect(201);
   });
 
+  it.each(['"hello', 'nul', '42x', '{"title": "a"} []', ' '])(
+    'should answer malformed JSON %j with 400, on the import route too',
+    async (body) => {
+      for (const path of ['/chats', '/chats/import']) {
+        const response = await http().post(path).set('Content-Type', 'application/json').send(body);
+        expectProblem(response, 400, path);
+        expect(response.body.detail).toBe('The request body is not valid JSON.');
+      }
+    },
+  );
+
   it.each([
-    ['an array', '[]', 422],
-    ['a string', '"hello"', 400],
-    ['a JSON null', 'null', 400],
-  ])('should answer %s as the body with a problem, never 500', async (_case, body, status) => {
-    const response = await http().post('/chats').set('Content-Type', 'application/json').send(body);
-    expectProblem(response, status, '/chats');
+    ['an array', '[]'],
+    ['a string', '"hello"'],
+    ['a JSON null', 'null'],
+    ['a number', '42'],
+    ['a boolean', 'false'],
+  ])('should answer %s as the body with 422 on every route that takes a body', async (_case, body) => {
+    const chat = (await http().post('/chats').expect(201)).body as { id: string };
+    const turn = await http().post(`/chats/${chat.id}/messages`).send({ content: 'hi' }).expect(201);
+    for (const [method, path] of [
+      ['post', '/chats'],
+      ['patch', `/chats/${chat.id}`],
+      ['post', `/chats/${chat.id}/messages`],
+      ['post', `/chats/${chat.id}/messages/${turn.body.userMessage.id}/regenerate`],
+      ['post', '/chats/import'],
+    ] as const) {
+      const response = await http()[method](path).set('Content-Type', 'application/json').send(body);
+      expectProblem(response, 422, path);
+      expect(response.body).toMatchObject({
+        type: 'urn:konko:problem:validation-failed',
+        errors: [{ field: 'body', message: 'the body must be a JSON object' }],
+      });
+    }
+    // No body at all is no body: the chat is created.
+    await http().post('/chats').expect(201);
+    await http().post('/chats').set('Content-Type', 'application/json').set('Content-Length', '0').expect(201);
   });
 
   it.each(['gzip', 'deflate', 'br'])(
