@@ -119,12 +119,24 @@ function parseRedisUrl(redisUrl: string | undefined): string | undefined {
   } catch {
     url = undefined;
   }
-  if (url && (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '') return redisUrl;
-  throw refuse(
-    'REDIS_URL',
-    redact(redisUrl),
-    'is not a URL of the form redis://[user:password@]host[:port][/db] (or rediss://)',
-  );
+  if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    throw refuse(
+      'REDIS_URL',
+      redact(redisUrl),
+      'is not a URL of the form redis://[user:password@]host[:port][/db] (or rediss://)',
+    );
+  }
+  // ioredis reads the database from the path, else from `?db=`, with parseInt: a name would select
+  // NaN, which Redis refuses, and the process crashes on the unhandled reply.
+  const db = url.pathname.length > 1 ? url.pathname.slice(1) : url.searchParams.get('db');
+  if (db !== null && !/^\d+$/.test(db)) {
+    throw refuse(
+      'REDIS_URL',
+      redact(redisUrl),
+      `names database ${JSON.stringify(db)}: a Redis database is a number, 0 or more (redis://host:6379/0)`,
+    );
+  }
+  return redisUrl;
 }
 
 export function parseStorageConfig(env: Environment): StorageConfig {

@@ -42,6 +42,8 @@ describe('Service start-up (e2e, built service)', () => {
     ['a negative timeout', { LLM_TIMEOUT_MS: '-5' }, 'LLM_TIMEOUT_MS'],
     ['an API key without its tenant', { API_KEYS: 'just-a-key-of-enough-length' }, 'API_KEYS'],
     ['a missing API key file', { API_KEYS_FILE: '/nonexistent/konko-keys' }, 'API_KEYS_FILE'],
+    // ioredis would select database NaN, and the process crash on Redis's refusal.
+    ['a Redis URL naming its database', { REDIS_URL: 'redis://127.0.0.1:6379/abc' }, 'REDIS_URL'],
   ])('should refuse to start on %s with one line naming the variable', async (_case, env, variable) => {
     const { code, stdout, stderr } = await runServiceToExit(env);
     expect(code).toBe(1);

@@ -133,12 +133,17 @@ describe('configuration slices', () => {
     expect(() => configFrom({ [variable]: String(2 ** 31 - 1) })).not.toThrow();
   });
 
-  it.each(['redis://default:s3cret@redis_cache:6379/14', 'rediss://cache.internal', 'redis://127.0.0.1:6379/2'])(
-    'should take REDIS_URL=%s, a Docker Compose host name too',
-    (url) => {
-      expect(configFrom({ REDIS_URL: url }).storage.redisUrl).toBe(url);
-    },
-  );
+  it.each([
+    'redis://default:s3cret@redis_cache:6379/14',
+    'rediss://cache.internal',
+    'redis://127.0.0.1:6379/2',
+    'redis://cache:6379/',
+    'redis://cache:6379?db=3',
+    // A number Redis may not have (16 databases by default): its own configuration decides.
+    'redis://cache:6379/99',
+  ])('should take REDIS_URL=%s, a Docker Compose host name too', (url) => {
+    expect(configFrom({ REDIS_URL: url }).storage.redisUrl).toBe(url);
+  });
 
   it.each([
     ['http://default:s3cret@cache:6379', 'REDIS_URL="http://default:***@cache:6379"'],
@@ -146,6 +151,18 @@ describe('configuration slices', () => {
     ['redis://', 'REDIS_URL="redis://"'],
   ])('should refuse REDIS_URL=%s without repeating its password', (url, named) => {
     expect(() => configFrom({ REDIS_URL: url })).toThrow(named);
+  });
+
+  it.each([
+    ['redis://default:s3cret@cache:6379/abc', 'REDIS_URL="redis://default:***@cache:6379/abc" names database "abc"'],
+    ['redis://cache:6379/-1', 'REDIS_URL="redis://cache:6379/-1" names database "-1"'],
+    ['redis://cache:6379/2abc', 'REDIS_URL="redis://cache:6379/2abc" names database "2abc"'],
+    ['rediss://:s3cret@cache?db=abc', 'REDIS_URL="rediss://:***@cache?db=abc" names database "abc"'],
+    ['redis://cache?db=', 'REDIS_URL="redis://cache?db=" names database ""'],
+  ])('should refuse REDIS_URL=%s, whose database is not a number, without its password', (url, named) => {
+    expect(() => configFrom({ REDIS_URL: url })).toThrow(InvalidConfigError);
+    expect(() => configFrom({ REDIS_URL: url })).toThrow(named);
+    expect(() => configFrom({ REDIS_URL: url })).not.toThrow(/s3c/);
   });
 
   it.each([{ OPENAI_API_KEY: 'sk-test' }, { OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1' }])(
