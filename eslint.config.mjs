@@ -19,7 +19,7 @@ const SRC_FOLDERS = {
   chats: ['common', 'config', 'auth', 'idempotency'],
   summaries: ['common', 'config', 'auth', 'chats', 'llm'],
   messages: ['common', 'config', 'auth', 'chats', 'idempotency', 'llm', 'metrics', 'summaries'],
-  health: ['common', 'config', 'auth', 'chats', 'llm'],
+  health: ['common', 'config', 'auth', 'chats', 'llm', 'messages'],
   'rate-limit': ['common', 'config', 'auth'],
   playground: ['common', 'auth'],
   search: ['common', 'config', 'auth', 'chats', 'messages'],

@@ -46,8 +46,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: storage answers and the service is not shutting down
-         * @description Also reports the LLM provider bound; the provider's state never makes the service unready.
+         * Readiness: storage (and Redis, with REDIS_URL) answers and the service is not shutting down
+         * @description Also reports the LLM provider bound; the provider's state never makes the service unready. With REDIS_URL, `redis` is checked too: stops and resumes of turns on other instances go through it.
          */
         get: operations["HealthController_ready"];
         put?: never;

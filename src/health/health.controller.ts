@@ -8,6 +8,7 @@ import { ChatRepository } from '../chats/chat.repository';
 import { messageOf } from '../common/errors/error-message';
 import { ApiProblemResponse } from '../common/problem-details/api-problem-response.decorator';
 import { LlmProvider } from '../llm/llm-provider';
+import { TurnRelay } from '../messages/turn-relay';
 import { NotReadyError } from './not-ready.error';
 import { ShutdownState } from './shutdown-state';
 
@@ -40,6 +41,7 @@ export class HealthController {
     private readonly chats: ChatRepository,
     private readonly llm: LlmProvider,
     private readonly shutdown: ShutdownState,
+    private readonly relay: TurnRelay,
   ) {}
 
   @Get('live')
@@ -55,8 +57,10 @@ export class HealthController {
 
   @Get('ready')
   @ApiOperation({
-    summary: 'Readiness: storage answers and the service is not shutting down',
-    description: "Also reports the LLM provider bound; the provider's state never makes the service unready.",
+    summary: 'Readiness: storage (and Redis, with REDIS_URL) answers and the service is not shutting down',
+    description:
+      "Also reports the LLM provider bound; the provider's state never makes the service unready. With REDIS_URL, " +
+      '`redis` is checked too: stops and resumes of turns on other instances go through it.',
   })
   @ApiOkResponse({ description: 'Ready', schema: { type: 'object' }, example: HEALTH_EXAMPLE })
   @ApiProblemResponse(503, {
@@ -66,17 +70,11 @@ export class HealthController {
     extensions: { checks: { storage: { status: 'down', message: 'connection refused' } } },
   })
   async ready(): Promise<HealthCheckResult> {
+    const { dependency } = this.relay;
     try {
       return await this.health.check([
-        async () => {
-          const storage = this.indicators.check('storage');
-          try {
-            await this.chats.findChat({ tenantId: OPEN_TENANT_ID, chatId: PROBE_CHAT_ID });
-            return storage.up();
-          } catch (error) {
-            return storage.down({ message: messageOf(error) });
-          }
-        },
+        () => this.answers('storage', () => this.chats.findChat({ tenantId: OPEN_TENANT_ID, chatId: PROBE_CHAT_ID })),
+        ...(dependency ? [() => this.answers(dependency, () => this.relay.checkReachable())] : []),
         async () => {
           const shutdown = this.indicators.check('shutdown');
           return this.shutdown.isShuttingDown ? shutdown.down({ message: 'shutting down' }) : shutdown.up();
@@ -89,6 +87,17 @@ export class HealthController {
         throw new NotReadyError(result.error ?? {});
       }
       throw error;
+    }
+  }
+
+  /** The check `key`: up when `probe` resolves, else down with why. */
+  private async answers(key: string, probe: () => Promise<unknown>) {
+    const check = this.indicators.check(key);
+    try {
+      await probe();
+      return check.up();
+    } catch (error) {
+      return check.down({ message: messageOf(error) });
     }
   }
 }

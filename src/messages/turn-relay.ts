@@ -26,6 +26,15 @@ export abstract class TurnRelay {
   /** Whether another instance can follow a turn's events; without, a resume elsewhere gets 409. */
   abstract readonly sharesEvents: boolean;
 
+  /**
+   * The service the relay goes through besides the chat storage (`redis`), which readiness checks
+   * under this name with {@link checkReachable}; null when there is none.
+   */
+  readonly dependency: string | null = null;
+
+  /** Resolves while the relay reaches the other instances; else rejects, saying why. */
+  async checkReachable(): Promise<void> {}
+
   /** This instance runs a turn of the chat under `lock`: until `end`, a stop requested elsewhere calls `stop`. */
   abstract begin(lock: ChatLock, stop: () => void): RelayedTurn;
 

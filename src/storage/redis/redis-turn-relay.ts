@@ -21,6 +21,8 @@ const EVENTS_TTL_MS = 10 * 60_000;
 const MIN_MAX_ENTRIES = 10_000;
 /** A follower that hears nothing for this long checks that the turn's instance still runs it. */
 const BLOCK_MS = 1_000;
+/** The readiness probe waits this long at most for Redis's answer. */
+const ANSWER_MS = 1_000;
 /**
  * Appends a batch of a turn's events (KEYS[1]; ARGV[1], none when empty) to its capped stream and
  * renews the stream's TTL; with a mark (ARGV[4]) it then deletes the chat's running mark (KEYS[2])
@@ -52,11 +54,15 @@ type Entry = [id: string, fields: string[]];
  * Instances that share Redis (REDIS_URL): each running turn is marked under its chat (renewed
  * while it runs, so a crashed instance's mark lapses after CHAT_LOCK_LEASE_MS), its events go to
  * a Redis stream of its own (capped, and kept EVENTS_TTL_MS after its last write) that any
- * instance can follow for a resume, and stops are published to every instance.
+ * instance can follow for a resume, and stops are published to every instance. Readiness
+ * reports Redis down while it is unreachable.
  */
 export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   private readonly logger = new Logger('Redis');
   readonly sharesEvents = true;
+  override readonly dependency = 'redis';
+  /** The last connection error, to say why Redis is unreachable. */
+  private lastError = '';
   private readonly redis: Redis & RelayCommands;
   private readonly subscriber: Redis;
   /** The stop of each chat's turn that this instance runs. */
@@ -78,9 +84,15 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
       lazyConnect: false,
       scripts: { appendTurnEvents: { lua: APPEND_TURN_EVENTS, numberOfKeys: 2 } },
     }) as Redis & RelayCommands;
-    this.redis.on('error', (error) => this.logger.warn(`Redis: ${error.message}`));
+    this.redis.on('error', (error) => {
+      this.lastError = error.message;
+      this.logger.warn(`Redis: ${error.message}`);
+    });
     this.subscriber = this.redis.duplicate({ enableAutoPipelining: false });
-    this.subscriber.on('error', (error) => this.logger.warn(`Redis subscriber: ${error.message}`));
+    this.subscriber.on('error', (error) => {
+      this.lastError = error.message;
+      this.logger.warn(`Redis subscriber: ${error.message}`);
+    });
     this.subscriber.on('message', (_channel: string, chatId: string) => this.stops.get(chatId)?.());
     void this.subscriber.subscribe(STOP_CHANNEL).catch((error: Error) => {
       this.logger.warn(`Could not subscribe to stop requests: ${error.message}`);
@@ -129,6 +141,10 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
         flush(true);
       },
     };
+  }
+
+  override async checkReachable(): Promise<void> {
+    await this.answered(() => this.redis.ping());
   }
 
   async requestStop(chatId: string): Promise<boolean> {
@@ -205,6 +221,24 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   private async runs(chatId: string, turn: TurnId): Promise<boolean> {
     const mark = await this.redis.get(runningKey(chatId));
     return mark !== null && sameTurn(JSON.parse(mark) as TurnId, turn);
+  }
+
+  /**
+   * Redis's answer to `command`. While the client reconnects, ioredis would hold the command for
+   * up to ~40 s of retries before failing it: it is not sent then, and an answer that takes longer
+   * than ANSWER_MS (Redis hangs) is not waited for.
+   */
+  private async answered<T>(command: () => Promise<T>): Promise<T> {
+    if (this.redis.status !== 'ready') throw new Error(this.lastError || `not connected (${this.redis.status})`);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ANSWER_MS} ms`)), ANSWER_MS);
+    });
+    try {
+      return await Promise.race([command(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private warn(what: string) {
