@@ -2371,6 +2371,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:redis-unavailable",
+                     *       "title": "With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance",
+                     *       "status": 503,
+                     *       "detail": "A turn running on another instance is stopped or resumed through Redis, which this instance cannot reach now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
     };
     RunningTurnsController_stream: {
@@ -2518,6 +2536,24 @@ export interface operations {
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
                      *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:redis-unavailable",
+                     *       "title": "With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance",
+                     *       "status": 503,
+                     *       "detail": "A turn running on another instance is stopped or resumed through Redis, which this instance cannot reach now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];

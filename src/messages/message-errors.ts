@@ -161,6 +161,24 @@ export class TurnElsewhereError extends DomainError {
   }
 }
 
+/**
+ * A stop or resume that needs the relay to the other instances (Redis) while it is unreachable:
+ * the turn may run elsewhere, and this instance cannot tell or reach it.
+ */
+export class RelayUnavailableError extends DomainError {
+  readonly kind = 'unavailable';
+  readonly code = 'redis-unavailable';
+  readonly title = 'Redis is unreachable';
+
+  constructor(options?: ErrorOptions) {
+    super(
+      'A turn running on another instance is stopped or resumed through Redis, which this instance cannot ' +
+        'reach now. Retry shortly.',
+      options,
+    );
+  }
+}
+
 /** A Last-Event-ID this service did not give out for this chat. */
 export class UnknownLastEventIdError extends DomainError {
   readonly kind = 'invalid';

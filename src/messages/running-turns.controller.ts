@@ -19,11 +19,20 @@ import {
 import { httpConfig, HttpConfig } from '../config/http.config';
 import { ResumeStreamQuery } from './dto/resume-stream.query';
 import { TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
+import { RelayUnavailableError } from './message-errors';
 import { LastEventId, RunningTurnsService } from './running-turns.service';
 import { writeTurnEvent } from './turn-event-stream';
 import { TurnProblemFilter } from './turn-problems';
 
 const EXAMPLE_EVENT_ID = '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.4';
+
+/** Stops and resumes that need another instance, while Redis is unreachable. */
+const ApiRedisUnavailableResponse = () =>
+  ApiProblemResponse(503, {
+    description: 'With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance',
+    type: 'urn:konko:problem:redis-unavailable',
+    detail: new RelayUnavailableError().message,
+  });
 
 /** A chat's running turn: stop it, or resume its stream, whichever instance runs it. */
 @ApiTags('messages')
@@ -47,6 +56,7 @@ export class RunningTurnsController {
   @ApiChatIdParam()
   @ApiAcceptedResponse({ description: 'A turn was generating; it stops' })
   @ApiNoContentResponse({ description: 'No turn was generating' })
+  @ApiRedisUnavailableResponse()
   async stop(@ChatKeyParam() chat: ChatKey, @Res({ passthrough: true }) response: Response): Promise<void> {
     response.status((await this.turns.stop(chat)) ? 202 : 204);
   }
@@ -80,6 +90,7 @@ export class RunningTurnsController {
       '(instances share them through Redis when REDIS_URL is set). Retry, or read the messages once it ends.',
   })
   @ApiValidationProblemResponse('Last-Event-ID: not an event id this service gave out for this chat')
+  @ApiRedisUnavailableResponse()
   async stream(
     @ChatKeyParam() chat: ChatKey,
     @Headers('last-event-id') header: string | undefined,

@@ -20,7 +20,8 @@ export interface RunningElsewhere {
  * requested on any instance reaches the one running the turn, and with shared events any instance
  * can follow it for a resume. The storage module binds it: in memory there is one instance and
  * nothing to relay; with a database, stops go through it; with REDIS_URL, stops and events go
- * through Redis.
+ * through Redis. A relay through a service of its own (Redis) rejects what a request waits on
+ * (all but `begin`) with RelayUnavailableError, promptly, while that service is unreachable.
  */
 export abstract class TurnRelay {
   /** Whether another instance can follow a turn's events; without, a resume elsewhere gets 409. */

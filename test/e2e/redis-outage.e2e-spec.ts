@@ -1,8 +1,12 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { setTimeout as delay } from 'node:timers/promises';
 import request from 'supertest';
+import type { LlmStreamPart } from '../../src/llm/llm-provider';
+import type { MessageDto } from '../../src/messages/dto/message.dto';
+import { EventStreamClient } from '../support/event-stream-client';
+import { RecordingLlmProvider } from '../support/recording-llm-provider';
 import { RedisLink } from '../support/redis-link';
-import { createTestApp } from '../support/test-app';
+import { createTestApp, listenOnLoopback } from '../support/test-app';
 
 /** A database of the shared Redis of its own; each test goes to it through a link it cuts. */
 const DB = 11;
@@ -47,5 +51,50 @@ describe('REDIS_URL while Redis is unreachable (e2e)', () => {
     link.freeze();
     const hung = await http().get('/health/ready').expect(503);
     expect(hung.body.checks).toEqual({ redis: { status: 'down', message: 'no answer within 1000 ms' } });
+  });
+
+  it('should answer a stop or a resume that needs Redis with 503 at once, and run, resume and stop its own turns', async () => {
+    link = await RedisLink.open(DB, { up: false });
+    const llm = new RecordingLlmProvider();
+    app = await createTestApp({ llm, env: { REDIS_URL: link.url, RATE_LIMIT: '0' } });
+    const baseUrl = await listenOnLoopback(app);
+    const chatId = (await http().post('/chats').expect(201)).body.id as string;
+
+    // No turn of the chat runs here: whether one runs on another instance, only Redis knows.
+    for (const asked of [http().post(`/chats/${chatId}/stop`), http().get(`/chats/${chatId}/stream`)]) {
+      const refused = await asked.expect(503);
+      expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(refused.body).toMatchObject({ type: 'urn:konko:problem:redis-unavailable', status: 503 });
+    }
+
+    // A turn of this instance needs no other: it runs, resumes and stops here.
+    llm.respond = (req) =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        yield { type: 'delta', content: 'Once upon ' };
+        await new Promise((_resolve, reject) =>
+          req.signal!.addEventListener('abort', () => reject(req.signal!.reason)),
+        );
+      })();
+    const turn = await EventStreamClient.post(`${baseUrl}/chats/${chatId}/messages`, { content: 'A story' });
+    await turn.waitForEvents(2);
+    const resumed = await EventStreamClient.get(`${baseUrl}/chats/${chatId}/stream`);
+    expect(resumed.response.status).toBe(200);
+    await http().post(`/chats/${chatId}/stop`).expect(202);
+    const [told, resumedTold] = [(await turn.all()).at(-1), (await resumed.all()).at(-1)];
+    const [userMessage, reply] = (await http().get(`/chats/${chatId}/messages`).expect(200)).body.data as MessageDto[];
+    expect(userMessage.content).toBe('A story');
+    expect(reply).toMatchObject({ status: 'incomplete', content: 'Once upon ' });
+    expect(told).toEqual({ event: 'assistant_message', data: reply, id: expect.any(String) });
+    expect(resumedTold).toEqual(told);
+  });
+
+  it('should answer a stop with 503 redis-unavailable when Redis hangs', async () => {
+    link = await RedisLink.open(DB);
+    app = await createTestApp({ env: { REDIS_URL: link.url, RATE_LIMIT: '0' } });
+    await until(isReady);
+    const chatId = (await http().post('/chats').expect(201)).body.id as string;
+    link.freeze();
+    const refused = await http().post(`/chats/${chatId}/stop`).expect(503);
+    expect(refused.body).toMatchObject({ type: 'urn:konko:problem:redis-unavailable' });
   });
 });

@@ -1,6 +1,7 @@
 import { Logger, OnModuleDestroy } from '@nestjs/common';
 import Redis from 'ioredis';
 import type { ChatLock } from '../../chats/chat.repository';
+import { RelayUnavailableError } from '../../messages/message-errors';
 import { isFinal, StreamedTurnEvent, TurnId } from '../../messages/turn';
 import { decodeTurnEvent, encodeTurnEvent } from '../../messages/turn-event-codec';
 import { parseTurnEventId, sameTurn, turnKeyOf } from '../../messages/turn-event-ids';
@@ -21,7 +22,7 @@ const EVENTS_TTL_MS = 10 * 60_000;
 const MIN_MAX_ENTRIES = 10_000;
 /** A follower that hears nothing for this long checks that the turn's instance still runs it. */
 const BLOCK_MS = 1_000;
-/** The readiness probe waits this long at most for Redis's answer. */
+/** A request (a stop, a resume) and the readiness probe wait this long at most for Redis's answer. */
 const ANSWER_MS = 1_000;
 /**
  * Appends a batch of a turn's events (KEYS[1]; ARGV[1], none when empty) to its capped stream and
@@ -54,8 +55,9 @@ type Entry = [id: string, fields: string[]];
  * Instances that share Redis (REDIS_URL): each running turn is marked under its chat (renewed
  * while it runs, so a crashed instance's mark lapses after CHAT_LOCK_LEASE_MS), its events go to
  * a Redis stream of its own (capped, and kept EVENTS_TTL_MS after its last write) that any
- * instance can follow for a resume, and stops are published to every instance. Readiness
- * reports Redis down while it is unreachable.
+ * instance can follow for a resume, and stops are published to every instance. A turn runs on
+ * while Redis is unreachable (its writes are logged as they fail); stops and resumes that need
+ * Redis fail at once with RelayUnavailableError, and readiness reports Redis down.
  */
 export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   private readonly logger = new Logger('Redis');
@@ -148,13 +150,13 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   }
 
   async requestStop(chatId: string): Promise<boolean> {
-    if ((await this.redis.exists(runningKey(chatId))) === 0) return false;
-    await this.redis.publish(STOP_CHANNEL, chatId);
+    if ((await this.answer(() => this.redis.exists(runningKey(chatId)))) === 0) return false;
+    await this.answer(() => this.redis.publish(STOP_CHANNEL, chatId));
     return true;
   }
 
   async runningTurn(chatId: string): Promise<RunningElsewhere | null> {
-    const mark = await this.redis.get(runningKey(chatId));
+    const mark = await this.answer(() => this.redis.get(runningKey(chatId)));
     return mark === null ? null : { turn: JSON.parse(mark) as TurnId };
   }
 
@@ -164,7 +166,7 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
     afterIndex: number,
     signal: AbortSignal,
   ): Promise<AsyncIterable<StreamedTurnEvent> | null> {
-    const entries = (await this.redis.xrange(eventsKey(turn), '-', '+')) as Entry[];
+    const entries = (await this.answer(() => this.redis.xrange(eventsKey(turn), '-', '+'))) as Entry[];
     if (entries.length === 0 && !(await this.runs(chatId, turn))) return null;
     return this.followStream(chatId, turn, afterIndex, entries, signal);
   }
@@ -199,7 +201,7 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
         if (fresh.length === 0) {
           if (await this.runs(chatId, turn)) continue;
           // Its instance let go of it (or died): whatever it wrote last, and no more.
-          fresh.push(...((await this.redis.xrange(eventsKey(turn), `(${lastId}`, '+')) as Entry[]));
+          fresh.push(...((await this.answer(() => this.redis.xrange(eventsKey(turn), `(${lastId}`, '+'))) as Entry[]));
           for (const event of fresh.flatMap(decodeEntry).filter(after)) {
             yield event;
             if (isFinal(event)) return;
@@ -219,8 +221,17 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   }
 
   private async runs(chatId: string, turn: TurnId): Promise<boolean> {
-    const mark = await this.redis.get(runningKey(chatId));
+    const mark = await this.answer(() => this.redis.get(runningKey(chatId)));
     return mark !== null && sameTurn(JSON.parse(mark) as TurnId, turn);
+  }
+
+  /** A command a request waits on: {@link answered}, or RelayUnavailableError. */
+  private async answer<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await this.answered(command);
+    } catch (error) {
+      throw new RelayUnavailableError({ cause: error });
+    }
   }
 
   /**
