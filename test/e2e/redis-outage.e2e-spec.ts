@@ -1,12 +1,19 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import request from 'supertest';
 import type { LlmStreamPart } from '../../src/llm/llm-provider';
 import type { MessageDto } from '../../src/messages/dto/message.dto';
 import { EventStreamClient } from '../support/event-stream-client';
+import { FakeOpenAiServer } from '../support/fake-openai-server';
 import { RecordingLlmProvider } from '../support/recording-llm-provider';
 import { RedisLink } from '../support/redis-link';
+import { ServiceProcess, startService } from '../support/service-process';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
+import { createSqliteTestDatabase, TestDatabase } from '../support/test-databases';
+
+// Service processes, and a Redis that goes away and comes back on ioredis's reconnection delays.
+jest.setTimeout(60_000);
 
 /** A database of the shared Redis of its own; each test goes to it through a link it cuts. */
 const DB = 11;
@@ -53,6 +60,18 @@ describe('REDIS_URL while Redis is unreachable (e2e)', () => {
     expect(hung.body.checks).toEqual({ redis: { status: 'down', message: 'no answer within 1000 ms' } });
   });
 
+  it('should turn unready while it hears no stop requests, though Redis answers', async () => {
+    link = await RedisLink.open(DB);
+    app = await createTestApp({ env: { REDIS_URL: link.url, RATE_LIMIT: '0' } });
+    await until(isReady);
+    link.cutSubscribers();
+    await until(async () => !(await isReady()));
+    const down = await http().get('/health/ready').expect(503);
+    expect(down.body.checks).toEqual({
+      redis: { status: 'down', message: expect.stringMatching(/^not subscribed to stop requests \(.+\)$/) },
+    });
+  });
+
   it('should answer a stop or a resume that needs Redis with 503 at once, and run, resume and stop its own turns', async () => {
     link = await RedisLink.open(DB, { up: false });
     const llm = new RecordingLlmProvider();
@@ -96,5 +115,69 @@ describe('REDIS_URL while Redis is unreachable (e2e)', () => {
     link.freeze();
     const refused = await http().post(`/chats/${chatId}/stop`).expect(503);
     expect(refused.body).toMatchObject({ type: 'urn:konko:problem:redis-unavailable' });
+  });
+});
+
+describe('Two instances whose Redis is down as they start (e2e, service processes)', () => {
+  let llm: FakeOpenAiServer;
+  let database: TestDatabase;
+  let link: RedisLink;
+  let services: ServiceProcess[] = [];
+  afterEach(async () => {
+    await Promise.all(services.map((service) => service.stop()));
+    services = [];
+    await llm.close();
+    await database.drop();
+    await link.close();
+  });
+
+  /** Resolves once the service has logged `pattern` `times` times. */
+  function logged(service: ServiceProcess, pattern: string, times: number): Promise<void> {
+    const streams = [service.child.stdout!, service.child.stderr!];
+    // After the listener of startService, which adds each chunk to the output.
+    return new Promise((resolve) => {
+      const check = () => {
+        if (service.output().split(pattern).length - 1 < times) return;
+        for (const stream of streams) stream.off('data', check);
+        resolve();
+      };
+      for (const stream of streams) stream.on('data', check);
+      check();
+    });
+  }
+
+  it('should hear a stop from the other instance once Redis is back', async () => {
+    llm = await new FakeOpenAiServer().start();
+    database = await createSqliteTestDatabase();
+    link = await RedisLink.open(DB, { up: false });
+    const env = {
+      DATABASE_URL: database.url,
+      OPENAI_BASE_URL: llm.baseUrl,
+      LLM_MAX_RETRIES: '0',
+      RATE_LIMIT: '0',
+      AUTO_TITLE: 'off',
+      REDIS_URL: link.url,
+    };
+    const [a, b] = (services = [await startService(env), await startService(env)]);
+    // ioredis gives up a command it holds after 20 reconnection attempts (maxRetriesPerRequest):
+    // Redis comes back only after A's subscription to stops has met that.
+    await logged(a, 'Redis subscriber: connect ECONNREFUSED', 21);
+    await link.restore();
+    const ready = async (service: ServiceProcess) => (await fetch(`${service.baseUrl}/health/ready`)).status === 200;
+    await until(async () => (await ready(a)) && (await ready(b)));
+
+    const chatId = ((await (await fetch(`${a.baseUrl}/chats`, { method: 'POST' })).json()) as { id: string }).id;
+    llm.enqueue({ kind: 'reply', pieces: ['Once ', 'upon ', 'a ', 'time'], holdAfter: 2 });
+    const held = once(llm, 'held');
+    const turn = await EventStreamClient.post(`${a.baseUrl}/chats/${chatId}/messages`, { content: 'A story' });
+    await held;
+    const abandoned = once(llm, 'abandoned');
+    expect((await fetch(`${b.baseUrl}/chats/${chatId}/stop`, { method: 'POST' })).status).toBe(202);
+    await abandoned;
+    const events = await turn.all();
+    expect(events.at(-1)).toMatchObject({
+      event: 'assistant_message',
+      data: { status: 'incomplete', content: 'Once upon ' },
+    });
   });
 });

@@ -13,6 +13,8 @@ const REDIS = { host: '127.0.0.1', port: 6379 };
 export class RedisLink {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** The clients' connections that subscribed to a channel. */
+  private readonly subscribers = new Set<Socket>();
   private frozen = false;
 
   private constructor(
@@ -44,6 +46,7 @@ export class RedisLink {
     const closed = this.server.listening ? new Promise((resolve) => this.server.close(resolve)) : undefined;
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+    this.subscribers.clear();
     await closed;
   }
 
@@ -51,6 +54,12 @@ export class RedisLink {
   async restore(): Promise<void> {
     this.server.listen(this.port, '127.0.0.1');
     await once(this.server, 'listening');
+  }
+
+  /** Redis drops the connections that subscribed to a channel, and takes no new one; the others stay up. */
+  cutSubscribers(): void {
+    this.server.close();
+    for (const socket of this.subscribers) socket.destroy();
   }
 
   /** Redis hangs: connections stay open and nothing passes either way, until {@link cut}. */
@@ -64,6 +73,7 @@ export class RedisLink {
 
   private join(client: Socket): void {
     const upstream = connect(REDIS.port, REDIS.host);
+    client.on('data', (chunk) => /subscribe/i.test(chunk.toString('latin1')) && this.subscribers.add(client));
     for (const [from, to] of [
       [client, upstream],
       [upstream, client],
@@ -73,6 +83,7 @@ export class RedisLink {
       from.on('error', () => to.destroy());
       from.on('close', () => {
         this.sockets.delete(from);
+        this.subscribers.delete(from);
         to.destroy();
       });
     }

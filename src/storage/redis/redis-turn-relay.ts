@@ -67,6 +67,8 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   private lastError = '';
   private readonly redis: Redis & RelayCommands;
   private readonly subscriber: Redis;
+  /** Whether Redis has taken the subscription to stops (ioredis renews it after a reconnection). */
+  private subscribed = false;
   /** The stop of each chat's turn that this instance runs. */
   private readonly stops = new Map<string, () => void>();
 
@@ -90,15 +92,18 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
       this.lastError = error.message;
       this.logger.warn(`Redis: ${error.message}`);
     });
-    this.subscriber = this.redis.duplicate({ enableAutoPipelining: false });
+    // ioredis renews only a subscription Redis has taken: by default it gives up the command
+    // after ~10 s of reconnecting, and this instance would never hear a stop. It waits instead.
+    this.subscriber = this.redis.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null });
     this.subscriber.on('error', (error) => {
       this.lastError = error.message;
       this.logger.warn(`Redis subscriber: ${error.message}`);
     });
     this.subscriber.on('message', (_channel: string, chatId: string) => this.stops.get(chatId)?.());
-    void this.subscriber.subscribe(STOP_CHANNEL).catch((error: Error) => {
-      this.logger.warn(`Could not subscribe to stop requests: ${error.message}`);
-    });
+    this.subscriber.subscribe(STOP_CHANNEL).then(
+      () => (this.subscribed = true),
+      (error: Error) => this.logger.warn(`Could not subscribe to stop requests: ${error.message}`),
+    );
   }
 
   begin(lock: ChatLock, stop: () => void): RelayedTurn {
@@ -147,6 +152,9 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
 
   override async checkReachable(): Promise<void> {
     await this.answered(() => this.redis.ping());
+    if (!this.subscribed || this.subscriber.status !== 'ready') {
+      throw new Error(`not subscribed to stop requests (${this.lastError || this.subscriber.status})`);
+    }
   }
 
   async requestStop(chatId: string): Promise<boolean> {
