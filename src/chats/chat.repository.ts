@@ -30,6 +30,12 @@ export interface ChatImport {
   currentMessageId: string | null;
 }
 
+/** A message just stored, and its chat as that write left it ({@link ChatRepository.appendMessageWithChat}). */
+export interface AppendedMessage {
+  message: Message;
+  chat: Chat;
+}
+
 /** A page of the branch that ends at the message `throughId`: the path from the root to it. */
 export interface BranchPage {
   throughId: string;
@@ -93,6 +99,13 @@ export abstract class ChatRepository {
     lock?: ChatLock,
     options?: { lastUnderLock?: boolean },
   ): Promise<Message>;
+
+  /**
+   * {@link appendMessage} under the chat's lock, answering the chat too, as that write left it: its
+   * settings as they are now, whatever changed them before the lock was taken (a PATCH), and its
+   * counters and current message with the new one. A turn reads the chat from it, in the same write.
+   */
+  abstract appendMessageWithChat(key: ChatKey, message: NewMessage, lock: ChatLock): Promise<AppendedMessage>;
 
   /** The chat's message with that id; null when there is none. */
   abstract findMessage(key: ChatKey, messageId: string): Promise<Message | null>;

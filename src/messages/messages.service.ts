@@ -43,8 +43,6 @@ const ignoreEvent = (): void => undefined;
 interface AdmittedTurn {
   kind: 'run';
   request: TurnRequest;
-  /** The chat as the turn found it on arrival. */
-  chat: Chat;
   /** Tokens of the new message's content (a send). */
   contentTokens: number;
   /** The stored user message a regeneration answers again. */
@@ -63,7 +61,6 @@ interface ReplayedTurn {
 
 /** What a send or a regeneration checks before it is let in. */
 interface Checked {
-  chat: Chat;
   contentTokens: number;
   answered: Message | null;
   route: string;
@@ -232,7 +229,7 @@ export class MessagesService {
    */
   private async admit(request: TurnRequest): Promise<AdmittedTurn | ReplayedTurn> {
     const { chat: key, idempotencyKey } = request;
-    const { chat, contentTokens, answered, route, fingerprint } =
+    const { contentTokens, answered, route, fingerprint } =
       request.kind === 'send' ? await this.checkSend(request) : await this.checkRegenerate(request);
     const scope = idempotencyKey === undefined ? undefined : { ...key, route, key: idempotencyKey };
     const start = await this.idempotency.start(scope, fingerprint);
@@ -241,7 +238,7 @@ export class MessagesService {
     try {
       const progress = held.progress === null ? null : progressFromJson(held.progress);
       const admission = this.admissions.admit(key.chatId);
-      return { kind: 'run', request, chat, contentTokens, answered, admission, idempotencyKey: held, progress };
+      return { kind: 'run', request, contentTokens, answered, admission, idempotencyKey: held, progress };
     } catch (error) {
       await held.release();
       throw error;
@@ -255,7 +252,7 @@ export class MessagesService {
     if (typeof parentId === 'string' && !(await this.repository.findMessage(key, parentId))) {
       throw new UnknownMessageIdError(parentId, 'parentId');
     }
-    return { chat, contentTokens, answered: null, route: SEND_ROUTE, fingerprint: { content, parentId } };
+    return { contentTokens, answered: null, route: SEND_ROUTE, fingerprint: { content, parentId } };
   }
 
   /** A regeneration answers a stored user message: the one named, or the one the named reply answers. */
@@ -266,7 +263,7 @@ export class MessagesService {
     const answered = named.role === 'user' ? named : await this.repository.findMessage(key, named.inReplyTo!);
     if (!answered) throw new MessageNotFoundError(messageId);
     this.context.assertFits(chat, answered.tokenCount);
-    return { chat, contentTokens: 0, answered, route: REGENERATE_ROUTE, fingerprint: { messageId: answered.id } };
+    return { contentTokens: 0, answered, route: REGENERATE_ROUTE, fingerprint: { messageId: answered.id } };
   }
 
   /** A completed turn's events again, its reply as a single delta, named as the turn named them. */
@@ -350,7 +347,8 @@ export class MessagesService {
     const userMessageId = uuidv7();
     const replyId = uuidv7();
     await turn.idempotencyKey.recordProgress(plannedSend(userMessageId, replyId));
-    const userMessage = await this.repository.appendMessage(
+    // The chat as this write left it: settings changed while the turn waited for the lock are in it.
+    const { message: userMessage, chat } = await this.repository.appendMessageWithChat(
       key,
       {
         id: userMessageId,
@@ -365,8 +363,6 @@ export class MessagesService {
       },
       lock,
     );
-    // Turns that ran first may have changed the chat's settings meanwhile: it is read again then.
-    const chat = userMessage.seq === turn.chat.messageCount + 1 ? turn.chat : await this.chats.get(key);
     const firstOfUntitledChat = userMessage.seq === 1 && chat.title === null;
     return { chat, userMessage, storedReply: undefined, replyId, firstOfUntitledChat };
   }

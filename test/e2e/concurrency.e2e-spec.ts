@@ -1,12 +1,16 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
+import { LlmUpstreamError } from '../../src/llm/llm-errors';
 import { LlmReply, LlmRequest } from '../../src/llm/llm-provider';
 import { TurnAdmission } from '../../src/messages/turn-admission';
 import { EventStreamClient } from '../support/event-stream-client';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 import { deferred } from '../support/deferred';
+import { TestDatabase, testDatabases } from '../support/test-databases';
 import type { MessageDto } from '../../src/messages/dto/message.dto';
+
+const storages: [string, (() => Promise<TestDatabase>) | null][] = [['memory', null], ...testDatabases()];
 
 /** Resolves once `count` more HTTP requests have arrived at the app's server. */
 function requestsArriving(app: NestExpressApplication, count: number): Promise<void> {
@@ -81,39 +85,6 @@ describe('Turn concurrency (e2e)', () => {
     }
   });
 
-  it("should build a waiting turn's context with the chat's settings as changed while it waited", async () => {
-    const chat = (await http().post('/chats').send({ systemPrompt: 'before' }).expect(201)).body as { id: string };
-    const firstCalled = deferred();
-    const firstReply = deferred();
-    llm.respond = async (req, call) => {
-      if (call === 1) {
-        firstCalled.resolve();
-        await firstReply.promise;
-      }
-      return echoReply(req);
-    };
-    const turnsInFlight = async () =>
-      Number(/^chat_turns_in_flight (\d+)$/m.exec((await http().get('/metrics').expect(200)).text)?.[1]);
-
-    const first = http()
-      .post(`/chats/${chat.id}/messages`)
-      .send({ content: 'first' })
-      .then((r) => r);
-    await firstCalled.promise;
-    const second = http()
-      .post(`/chats/${chat.id}/messages`)
-      .send({ content: 'second' })
-      .then((r) => r);
-    // The second turn has found the chat and waits for the first one.
-    while ((await turnsInFlight()) < 2);
-    await http().patch(`/chats/${chat.id}`).send({ systemPrompt: 'after' }).expect(200);
-    firstReply.resolve();
-
-    expect((await first).status).toBe(201);
-    expect((await second).status).toBe(201);
-    expect(llm.calls.map((c) => c.request.messages[0].content)).toEqual(['before', 'after']);
-  });
-
   it('should run turns of different chats at the same time', async () => {
     const [a, b] = [await newChat(), await newChat()];
     let releaseBoth!: () => void;
@@ -151,6 +122,69 @@ describe('Turn concurrency (e2e)', () => {
     expect(results.map((r) => r.status).sort()).toEqual([201, 502]);
     expect((await http().get(`/chats/${chat.id}`).expect(200)).body.messageCount).toBe(3);
   });
+});
+
+describe.each(storages)('Chat settings a waiting turn uses, on %s storage (e2e)', (_storage, createDatabase) => {
+  let app: NestExpressApplication;
+  let database: TestDatabase | undefined;
+  let llm: RecordingLlmProvider;
+  const http = () => request(app.getHttpServer());
+  const turnsInFlight = async () =>
+    Number(/^chat_turns_in_flight (\d+)$/m.exec((await http().get('/metrics').expect(200)).text)?.[1]);
+
+  beforeEach(async () => {
+    llm = new RecordingLlmProvider();
+    database = createDatabase ? await createDatabase() : undefined;
+    app = await createTestApp({ llm, env: database ? { DATABASE_URL: database.url } : {} });
+  });
+  afterEach(async () => {
+    await app.close();
+    await database?.drop();
+  });
+
+  // A failed turn stores its user message alone: the chat then has one message more than the
+  // waiting turn saw on arrival, as if nothing else had changed it.
+  it.each([
+    ['replied', 201, echoReply],
+    [
+      'failed with no reply',
+      502,
+      () => {
+        throw new LlmUpstreamError('The language model answered HTTP 500.');
+      },
+    ],
+  ])(
+    "should build a waiting turn's context with the chat's settings as changed while it waited, when the turn before it %s",
+    async (_outcome, firstStatus, firstAnswer: (req: LlmRequest) => LlmReply) => {
+      const chat = (await http().post('/chats').send({ systemPrompt: 'before' }).expect(201)).body as { id: string };
+      const firstCalled = deferred();
+      const firstReply = deferred();
+      llm.respond = async (req, call) => {
+        if (call !== 1) return echoReply(req);
+        firstCalled.resolve();
+        await firstReply.promise;
+        return firstAnswer(req);
+      };
+
+      const first = http()
+        .post(`/chats/${chat.id}/messages`)
+        .send({ content: 'first' })
+        .then((r) => r);
+      await firstCalled.promise;
+      const second = http()
+        .post(`/chats/${chat.id}/messages`)
+        .send({ content: 'second' })
+        .then((r) => r);
+      // The second turn has found the chat and waits for the first one.
+      while ((await turnsInFlight()) < 2);
+      await http().patch(`/chats/${chat.id}`).send({ systemPrompt: 'after' }).expect(200);
+      firstReply.resolve();
+
+      expect((await first).status).toBe(firstStatus);
+      expect((await second).status).toBe(201);
+      expect(llm.calls.map((c) => c.request.messages[0].content)).toEqual(['before', 'after']);
+    },
+  );
 });
 
 /** A turn queued behind a running turn of its chat, stopped before its turn comes (memory storage). */

@@ -225,7 +225,7 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
     const [first, second] = [await (await send('One')).all(), await (await send('Two')).all()];
     const [userMessage, otherReply] = [first[0].data as MessageDto, second.at(-1)!.data as MessageDto];
     // A turn that fails before it stores its user message has nothing but its failure to name it by.
-    const append = jest.spyOn(app.get(ChatRepository), 'appendMessage');
+    const append = jest.spyOn(app.get(ChatRepository), 'appendMessageWithChat');
     append.mockRejectedValueOnce(new Error('disk full'));
     const unnamed = await (await send('Lost')).all();
     append.mockRestore();

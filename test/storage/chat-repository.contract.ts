@@ -255,6 +255,49 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         });
       });
 
+      it('should answer an append under the lock with the chat as it left it, settings changed before included', async () => {
+        const chat = await repository.createChat(newChat({ title: 'Trip', systemPrompt: 'old', metadata: { a: '1' } }));
+        const first = await repository.appendMessage(key(chat.id), userMessage('first'));
+        await repository.updateChat(key(chat.id), { systemPrompt: 'new', metadata: { b: '2' } });
+        // Each kind of parent: the current message, a named one, none (a new root).
+        let current = first.id;
+        for (const parentId of [undefined, first.id, null]) {
+          await repository.withChatLock(chat.id, async (lock) => {
+            const { message, chat: after } = await repository.appendMessageWithChat(
+              key(chat.id),
+              userMessage(`after ${parentId}`, { parentId }),
+              lock,
+            );
+            expect(message).toEqual(await repository.findMessage(key(chat.id), message.id));
+            expect(message.parentId).toBe(parentId === undefined ? current : parentId);
+            expect(after).toEqual(await repository.findChat(key(chat.id)));
+            expect(after).toEqual({
+              ...chat,
+              systemPrompt: 'new',
+              metadata: { b: '2' },
+              messageCount: message.seq,
+              updatedAt: new Date(message.createdAt),
+              lastMessageAt: new Date(message.createdAt),
+              currentMessageId: message.id,
+            });
+            current = message.id;
+          });
+        }
+        await repository.withChatLock(chat.id, async (lock) => {
+          await expect(
+            repository.appendMessageWithChat(key(chat.id, 'tenant-b'), userMessage('intrusion'), lock),
+          ).rejects.toBeInstanceOf(ChatNotFoundError);
+          await expect(
+            repository.appendMessageWithChat(
+              key(chat.id),
+              userMessage('orphan', { parentId: '0190a000-0000-7000-8000-000000000000' }),
+              lock,
+            ),
+          ).rejects.toBeInstanceOf(UnknownMessageIdError);
+        });
+        expect((await repository.findChat(key(chat.id)))!.messageCount).toBe(4);
+      });
+
       it('should refuse a message for a chat that does not exist', async () => {
         await expect(
           repository.appendMessage(key('0190a000-0000-7000-8000-000000000000'), userMessage('hello')),

@@ -306,7 +306,7 @@ describe(MessagesService.name, () => {
 
     it('should store the message once on a repeat when the attempt recorded its ids and then failed to store it', async () => {
       const chat = await ctx.newChat();
-      jest.spyOn(ctx.repository, 'appendMessage').mockRejectedValueOnce(new Error('disk full'));
+      jest.spyOn(ctx.repository, 'appendMessageWithChat').mockRejectedValueOnce(new Error('disk full'));
       await expect(ctx.run(ctx.newTurn(chat, 'Store me once', 'key-9')).done).rejects.toThrow('disk full');
       expect(await ctx.messagesOf(chat)).toEqual([]);
 
@@ -439,11 +439,11 @@ describe(MessagesService.name, () => {
         heldKey = [scope, holder];
         return true;
       });
-      const append = ctx.repository.appendMessage.bind(ctx.repository);
-      jest.spyOn(ctx.repository, 'appendMessage').mockImplementation(async (key, message, ...rest) => {
-        const stored = await append(key, message, ...rest);
-        if (stored.role === 'user') await recordProgress(...heldKey!, JSON.stringify(stored));
-        return stored;
+      const append = ctx.repository.appendMessageWithChat.bind(ctx.repository);
+      jest.spyOn(ctx.repository, 'appendMessageWithChat').mockImplementation(async (...args) => {
+        const appended = await append(...args);
+        await recordProgress(...heldKey!, JSON.stringify(appended.message));
+        return appended;
       });
       jest.spyOn(ctx.idempotencyStore, 'complete').mockRejectedValueOnce(new Error('storage hiccup'));
       const first = await ctx.run(ctx.newTurn(chat, 'Once only', 'old-key')).done;

@@ -2,7 +2,14 @@ import { Injectable } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError, UnknownMessageIdError } from '../../chats/chat-errors';
-import { BranchPage, ChatImport, ChatLock, ChatRepository, ContextMessage } from '../../chats/chat.repository';
+import {
+  AppendedMessage,
+  BranchPage,
+  ChatImport,
+  ChatLock,
+  ChatRepository,
+  ContextMessage,
+} from '../../chats/chat.repository';
 import { Message, NewMessage } from '../../chats/message';
 import type { StoredChatDigest } from '../../summaries/chat-digest.store';
 import { KeyedMutex } from '../../common/concurrency/keyed-mutex';
@@ -215,6 +222,14 @@ export class InMemoryChatRepository extends ChatRepository {
   }
 
   async appendMessage(key: ChatKey, input: NewMessage): Promise<Message> {
+    return this.append(key, input).message;
+  }
+
+  async appendMessageWithChat(key: ChatKey, input: NewMessage): Promise<AppendedMessage> {
+    return this.append(key, input);
+  }
+
+  private append(key: ChatKey, input: NewMessage): AppendedMessage {
     const record = this.recordOf(key);
     if (!record) throw new ChatNotFoundError(key.chatId);
     let parent: Message | null;
@@ -236,7 +251,7 @@ export class InMemoryChatRepository extends ChatRepository {
       lastMessageAt: createdAt,
       currentMessageId: message.id,
     });
-    return message;
+    return { message, chat: record.chat };
   }
 
   /**

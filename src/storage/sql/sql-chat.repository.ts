@@ -4,6 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
 import { ChatNotFoundError, UnknownMessageIdError } from '../../chats/chat-errors';
 import {
+  AppendedMessage,
   BranchPage,
   ChatImport,
   ChatLock,
@@ -14,7 +15,7 @@ import {
 import { Message, MessageRole, MessageStatus, NewMessage } from '../../chats/message';
 import { ChatLeaseLock, ChatLeaseLostError } from './chat-lease-lock';
 import type { ChatsTable, MessagesTable } from './database-schema';
-import { prepareQuery } from './prepared-query';
+import { PreparedQuery, prepareQuery } from './prepared-query';
 import type { SqlDatabase } from './sql-database';
 
 /** Imports smaller than this never analyze the table: the planner's guess serves small tables well. */
@@ -56,6 +57,55 @@ function toChat(row: Pick<Selectable<ChatsTable>, (typeof CHAT_COLUMNS)[number]>
     updatedAt: toDate(row.updated_at),
     lastMessageAt: row.last_message_at === null ? null : toDate(row.last_message_at),
     currentMessageId: row.current_message_id,
+  };
+}
+
+/**
+ * The chat's own columns an append returns with its message for appendMessageWithChat, named apart
+ * from the message's. Its count, times and current message follow from the message itself.
+ */
+const APPENDED_CHAT_COLUMNS = [
+  'title',
+  'system_prompt',
+  'model',
+  'metadata',
+  'created_at',
+] as const satisfies readonly (keyof ChatsTable)[];
+type AppendedChatColumn = (typeof APPENDED_CHAT_COLUMNS)[number];
+
+/** A message row as an append returns it with its chat's columns. */
+type AppendedRow = Selectable<MessagesTable> & {
+  [C in AppendedChatColumn as `chat_${C}`]: Selectable<ChatsTable>[C];
+};
+
+/**
+ * The chat's columns as an insert's RETURNING reads them, each by the chat's primary key: SQLite
+ * lets a RETURNING name no other table. Its statement's own update of the chat (PostgreSQL's WITH,
+ * SQLite's trigger) changes none of them.
+ */
+const appendedChatReturning = sql.raw(
+  APPENDED_CHAT_COLUMNS.map((c) => `, (select c.${c} from chats c where c.id = messages.chat_id) as chat_${c}`).join(
+    '',
+  ),
+);
+
+/**
+ * The chat as an append left it: the columns it returned, and the count, times and current message
+ * that every append sets from its message (see insertMessage).
+ */
+function chatAfterAppend(row: AppendedRow, tenantId: string): Chat {
+  return {
+    id: row.chat_id,
+    tenantId,
+    title: row.chat_title,
+    systemPrompt: row.chat_system_prompt,
+    model: row.chat_model,
+    metadata: fromJson(row.chat_metadata),
+    messageCount: row.seq,
+    createdAt: toDate(row.chat_created_at),
+    updatedAt: new Date(row.created_at),
+    lastMessageAt: new Date(row.created_at),
+    currentMessageId: row.id,
   };
 }
 
@@ -125,6 +175,9 @@ type InsertArgs = ReturnType<typeof messageRow> & { parent_id: string; tenantId:
 
 /** Whom a new message follows: the chat's current message, a named message, or none (a new root). */
 type ParentChoice = 'current' | 'named' | 'root';
+
+/** Message inserts, one for each kind of parent. */
+type Inserts<R> = Record<ParentChoice, PreparedQuery<InsertArgs, R>>;
 
 /** A message insert's lease: none, checked, or checked and released with it (PostgreSQL). */
 type LeaseUse = 'none' | 'held' | 'released';
@@ -230,6 +283,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       insertMessage: this.prepareInserts('none'),
       insertMessageUnderLease: this.prepareInserts('held'),
       insertMessageReleasingLease: this.prepareInserts('released'),
+      insertMessageWithChat: this.prepareInserts('held', true) as Inserts<AppendedRow>,
       findMessage: prepareQuery(
         db,
         (args: ChatKey & { messageId: string }) => sql<Selectable<MessagesTable>>`
@@ -465,35 +519,20 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     lock?: ChatLock,
     { lastUnderLock = false } = {},
   ): Promise<Message> {
-    const args: InsertArgs = {
-      ...messageRow(key.chatId, input),
-      parent_id: input.parentId ?? '',
-      tenantId: key.tenantId,
-      holder: lock?.holder ?? '',
-    };
-    const parent: ParentChoice = input.parentId === undefined ? 'current' : input.parentId === null ? 'root' : 'named';
     // PostgreSQL releases the lease in the insert's statement; SQLite, which has no writes in a
     // WITH, right after it.
     const releasing = lock !== undefined && lastUnderLock;
     const inOneStatement = releasing && this.database.dialect.name === 'postgres';
-    const insert = (
+    const row = await this.insert(
+      key,
+      input,
+      lock,
       inOneStatement
         ? this.statements.insertMessageReleasingLease
         : lock
           ? this.statements.insertMessageUnderLease
-          : this.statements.insertMessage
-    )[parent];
-    const {
-      rows: [row],
-    } = await insert(args);
-    if (!row) {
-      // Nothing was written: the chat is gone, the parent is not its message, or the lease expired.
-      if (!(await this.findChat(key))) throw new ChatNotFoundError(key.chatId);
-      if (parent === 'named' && !(await this.findMessage(key, args.parent_id))) {
-        throw new UnknownMessageIdError(args.parent_id, 'parentId');
-      }
-      throw new ChatLeaseLostError(key.chatId);
-    }
+          : this.statements.insertMessage,
+    );
     if (inOneStatement) {
       // Not awaited: the turn then ends in this pass of the event loop, before a stop meant for
       // another instance's next turn of the chat could find it here.
@@ -505,10 +544,46 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     return toMessage(row);
   }
 
-  /** The three kinds of message insert (see insertMessage), built once, with the lease as given. */
-  private prepareInserts(lease: LeaseUse) {
+  async appendMessageWithChat(key: ChatKey, input: NewMessage, lock: ChatLock): Promise<AppendedMessage> {
+    const row = await this.insert(key, input, lock, this.statements.insertMessageWithChat);
+    return { message: toMessage(row), chat: chatAfterAppend(row, key.tenantId) };
+  }
+
+  /** Stores the message with the insert of its kind; throws as appendMessage says when it wrote nothing. */
+  private async insert<R>(
+    key: ChatKey,
+    input: NewMessage,
+    lock: ChatLock | undefined,
+    inserts: Inserts<R>,
+  ): Promise<R> {
+    const args: InsertArgs = {
+      ...messageRow(key.chatId, input),
+      parent_id: input.parentId ?? '',
+      tenantId: key.tenantId,
+      holder: lock?.holder ?? '',
+    };
+    const parent: ParentChoice = input.parentId === undefined ? 'current' : input.parentId === null ? 'root' : 'named';
+    const {
+      rows: [row],
+    } = await inserts[parent](args);
+    if (!row) {
+      // Nothing was written: the chat is gone, the parent is not its message, or the lease expired.
+      if (!(await this.findChat(key))) throw new ChatNotFoundError(key.chatId);
+      if (parent === 'named' && !(await this.findMessage(key, args.parent_id))) {
+        throw new UnknownMessageIdError(args.parent_id, 'parentId');
+      }
+      throw new ChatLeaseLostError(key.chatId);
+    }
+    return row;
+  }
+
+  /**
+   * The three kinds of message insert (see insertMessage), built once, with the lease as given,
+   * returning the chat's columns too when `withChat`.
+   */
+  private prepareInserts(lease: LeaseUse, withChat = false) {
     const prepare = (parent: ParentChoice) =>
-      prepareQuery(this.db, (args: InsertArgs) => this.insertMessage(args, parent, lease));
+      prepareQuery(this.db, (args: InsertArgs) => this.insertMessage(args, parent, lease, withChat));
     return { current: prepare('current'), named: prepare('named'), root: prepare('root') };
   }
 
@@ -519,8 +594,9 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
    * take their seq and parent one after another. SQLite has one writer at a time, and a trigger
    * counts (migrations 0006 and 0007). `released`: PostgreSQL also deletes the lease in the same
    * statement (whose parts all see the lease as it was before), and says whether it was awaited.
+   * `withChat`: it returns the chat's columns too (appendedChatReturning).
    */
-  private insertMessage(args: InsertArgs, parent: ParentChoice, lease: LeaseUse) {
+  private insertMessage(args: InsertArgs, parent: ParentChoice, lease: LeaseUse, withChat: boolean) {
     // Arguments are read only where the statement places them (see prepareQuery).
     const { id, chat_id: chatId, tenantId } = args;
     const held =
@@ -539,6 +615,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       sql`${args.token_count}`,
       sql`${args.created_at}`,
     ]);
+    const returning = withChat ? sql`${messageColumnsOf()}${appendedChatReturning}` : messageColumnsOf();
     const insertInto = sql`insert into messages (seq, id, chat_id, role, content, status, in_reply_to, model, usage, token_count, created_at, parent_id, line_id)`;
     // A parent's first child continues its line; any other child starts one.
     const lineAfter = (parentAlias: RawBuilder<unknown>) =>
@@ -548,16 +625,16 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       if (parent === 'current') {
         return sql<Selectable<MessagesTable>>`${insertInto}
           select chats.message_count + 1, ${values}, chats.current_message_id, coalesce(chats.current_line_id, ${id})
-          from chats where ${chat} returning ${messageColumnsOf()}`;
+          from chats where ${chat} returning ${returning}`;
       }
       if (parent === 'root') {
         return sql<Selectable<MessagesTable>>`${insertInto}
-          select chats.message_count + 1, ${values}, null, ${id} from chats where ${chat} returning ${messageColumnsOf()}`;
+          select chats.message_count + 1, ${values}, null, ${id} from chats where ${chat} returning ${returning}`;
       }
       return sql<Selectable<MessagesTable>>`${insertInto}
         select chats.message_count + 1, ${values}, parent.id, ${lineAfter(sql.raw('parent'))}
         from chats join messages parent on parent.id = ${args.parent_id} and parent.chat_id = chats.id
-        where ${chat} returning ${messageColumnsOf()}`;
+        where ${chat} returning ${returning}`;
     }
     const counted = sql`message_count = chats.message_count + 1, updated_at = ${args.created_at}, last_message_at = ${args.created_at}, current_message_id = ${id}`;
     const chat = sql`chats.id = ${chatId} and chats.tenant_id = ${tenantId} ${held}`;
@@ -570,12 +647,12 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
           where chats.id = previous.id and ${chat}
           returning chats.message_count as seq, previous.current_message_id as parent_id, chats.current_line_id as line_id
         )`;
-      insert = sql`${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
+      insert = sql`${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${returning}`;
     } else if (parent === 'root') {
       steps = sql`counted as (
           update chats set ${counted}, current_line_id = ${id} where ${chat} returning chats.message_count as seq
         )`;
-      insert = sql`${insertInto} select seq, ${values}, null, ${id} from counted returning ${messageColumnsOf()}`;
+      insert = sql`${insertInto} select seq, ${values}, null, ${id} from counted returning ${returning}`;
     } else {
       // The parent by its primary key alone, as in the constructor's statements.
       steps = sql`parent as materialized (
@@ -586,7 +663,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
           where parent.chat_id = ${chatId} and ${chat}
           returning chats.message_count as seq, parent.id as parent_id, parent.line_id as line_id
         )`;
-      insert = sql`${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${messageColumnsOf()}`;
+      insert = sql`${insertInto} select seq, ${values}, parent_id, line_id from counted returning ${returning}`;
     }
     if (lease !== 'released') return sql<Selectable<MessagesTable>>`with ${steps} ${insert}`;
     // Every part of a WITH runs: a message refused must leave the lease where it was.
