@@ -702,7 +702,7 @@ export interface components {
             format: "konko.chat.v1";
             /** @description An import keeps `title`, `systemPrompt`, `model`, `metadata`, `createdAt` and the current branch (`currentMessageId`, which must name a message of the document); it gives the rest anew */
             chat: components["schemas"]["ChatDto"];
-            /** @description Every message of every branch, by seq (an import takes at most 10,000). It keeps their order, `role`, `content`, `status`, `model`, `usage` and `createdAt`; `parentId` and `inReplyTo` must be null or name an earlier message of the document, and become the new ids; `id`, `chatId` and `seq` are given anew */
+            /** @description Every message of every branch, by seq (an import takes at most 10,000). It keeps their order, `role`, `content`, `status`, `model`, `usage` and `createdAt`; `parentId` must be null or name an earlier message of the document, `inReplyTo` null or an earlier user message, and both become the new ids; `id`, `chatId` and `seq` are given anew */
             messages: components["schemas"]["MessageDto"][];
         };
         ImportedMessageDto: {
@@ -2131,7 +2131,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description Request validation failed */
+            /** @description The reply answers no user message (`reply-answers-no-message`: an imported chat may open with a reply, or have two in a row), or request validation failed (`validation-failed`) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2139,15 +2139,15 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:konko:problem:validation-failed",
-                     *       "title": "Request validation failed",
+                     *       "type": "urn:konko:problem:reply-answers-no-message",
+                     *       "title": "The reply answers no user message",
                      *       "status": 422,
-                     *       "detail": "model: property model should not exist",
+                     *       "detail": "Message 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d is a reply that answers no user message, so there is nothing to answer again. Regenerate a reply to a user message, or send a new message.",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
                      *       "errors": [
                      *         {
-                     *           "field": "model",
-                     *           "message": "property model should not exist"
+                     *           "field": "messageId",
+                     *           "message": "a reply that answers no user message"
                      *         }
                      *       ]
                      *     }

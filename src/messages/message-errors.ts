@@ -46,6 +46,28 @@ export class ModelWindowTooSmallError extends DomainError {
 }
 
 /**
+ * A regeneration names a reply that answers no user message, so there is nothing to answer again.
+ * The service's own replies all answer one; an imported chat may open with a reply, or have two in
+ * a row.
+ */
+export class ReplyAnswersNoMessageError extends DomainError {
+  readonly kind = 'invalid';
+  readonly code = 'reply-answers-no-message';
+  readonly title = 'The reply answers no user message';
+
+  constructor(readonly messageId: string) {
+    super(
+      `Message ${messageId} is a reply that answers no user message, so there is nothing to answer again. ` +
+        'Regenerate a reply to a user message, or send a new message.',
+    );
+  }
+
+  override extensions() {
+    return { errors: [{ field: 'messageId', message: 'a reply that answers no user message' }] };
+  }
+}
+
+/**
  * The upstream LLM failed, or the service had to stop, after the user message was stored. Same
  * status as the LLM failure; the stored user message (and any partial reply, stored as
  * incomplete) travel with it, and the problem document shows them (turn-problems.ts), so the

@@ -21,6 +21,7 @@ import {
   ApiProblemResponse,
   ApiValidationProblemResponse,
 } from '../common/problem-details/api-problem-response.decorator';
+import { ValidationProblemDto } from '../common/problem-details/problem.dto';
 import { onClientLeft } from '../common/http/client-left';
 import { SseStream } from '../common/http/sse-stream';
 import { httpConfig, HttpConfig } from '../config/http.config';
@@ -155,7 +156,18 @@ export class MessagesController {
   @ApiBody({ required: false, schema: { type: 'object', maxProperties: 0, example: {} } })
   @ApiIdempotencyKey('the same stored reply')
   @ApiTurnResponses()
-  @ApiValidationProblemResponse('model: property model should not exist')
+  @ApiProblemResponse(422, {
+    description:
+      'The reply answers no user message (`reply-answers-no-message`: an imported chat may open with a reply, or ' +
+      'have two in a row), or request validation failed (`validation-failed`)',
+    title: 'The reply answers no user message',
+    type: 'urn:konko:problem:reply-answers-no-message',
+    detail:
+      'Message 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d is a reply that answers no user message, so there is nothing ' +
+      'to answer again. Regenerate a reply to a user message, or send a new message.',
+    schema: ValidationProblemDto,
+    extensions: { errors: [{ field: 'messageId', message: 'a reply that answers no user message' }] },
+  })
   @ApiJsonBodyProblemResponses()
   async regenerate(
     @ChatKeyParam() chat: ChatKey,

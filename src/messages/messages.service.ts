@@ -17,7 +17,7 @@ import { ChatDigests } from '../summaries/chat-digests';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
 import { LiveTurns, RunningTurn } from './live-turns';
-import { ReplyFailedError, ShuttingDownError, TurnCancelledError } from './message-errors';
+import { ReplyAnswersNoMessageError, ReplyFailedError, ShuttingDownError, TurnCancelledError } from './message-errors';
 import {
   BegunTurn,
   RegenerateRequest,
@@ -255,13 +255,20 @@ export class MessagesService {
     return { contentTokens, answered: null, route: SEND_ROUTE, fingerprint: { content, parentId } };
   }
 
-  /** A regeneration answers a stored user message: the one named, or the one the named reply answers. */
+  /**
+   * A regeneration answers a stored user message: the one named, or the one the named reply answers.
+   * A reply that answers none (imported ones may) cannot be regenerated.
+   */
   private async checkRegenerate({ chat: key, messageId }: RegenerateRequest): Promise<Checked> {
     const chat = await this.chats.get(key);
     const named = await this.repository.findMessage(key, messageId);
     if (!named) throw new MessageNotFoundError(messageId);
-    const answered = named.role === 'user' ? named : await this.repository.findMessage(key, named.inReplyTo!);
-    if (!answered) throw new MessageNotFoundError(messageId);
+    const answered =
+      named.role === 'user' || named.inReplyTo === null
+        ? named
+        : await this.repository.findMessage(key, named.inReplyTo);
+    // An imported reply may answer none, or (imported before that was checked) another reply.
+    if (answered?.role !== 'user') throw new ReplyAnswersNoMessageError(messageId);
     this.context.assertFits(chat, answered.tokenCount);
     return { contentTokens: 0, answered, route: REGENERATE_ROUTE, fingerprint: { messageId: answered.id } };
   }

@@ -86,10 +86,14 @@ async function parseExportDocument(body: JsonObject): Promise<ImportDocument> {
   const createdAt = timeAt(chat.createdAt, 'chat.createdAt');
 
   const indexOf = new Map<string, number>();
-  const earlier = (id: unknown, field: string): number | null => {
+  const roles: MessageRole[] = [];
+  /** The earlier message `id` names, one of `role` when given. */
+  const earlier = (id: unknown, field: string, role?: MessageRole): number | null => {
     if (id === undefined || id === null) return null;
     const index = typeof id === 'string' ? indexOf.get(id) : undefined;
-    if (index === undefined) throw invalid(field, `${nameOf(field)} must be null or the id of an earlier message`);
+    if (index === undefined || (role !== undefined && roles[index] !== role)) {
+      throw invalid(field, `${nameOf(field)} must be null or the id of an earlier ${role ? `${role} ` : ''}message`);
+    }
     return index;
   };
   const messages = messageList(body.messages).map((value, i): DocumentMessage => {
@@ -106,12 +110,14 @@ async function parseExportDocument(body: JsonObject): Promise<ImportDocument> {
       content,
       status,
       parent: earlier(item.parentId, `${at}.parentId`),
-      inReplyTo: earlier(item.inReplyTo, `${at}.inReplyTo`),
+      // What the service stores: a reply names the user message it answers, which a regeneration answers again.
+      inReplyTo: earlier(item.inReplyTo, `${at}.inReplyTo`, 'user'),
       model: modelAt(item.model, `${at}.model`),
       usage: usageAt(item.usage, `${at}.usage`),
       createdAt: timeAt(item.createdAt, `${at}.createdAt`),
     };
     indexOf.set(item.id, i);
+    roles.push(role);
     return message;
   });
 

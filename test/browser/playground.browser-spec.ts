@@ -694,6 +694,32 @@ describeWithChromium('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should offer Regenerate only on replies that answer the message before them, as imported chats may not', async () => {
+    const page = await start({ llm: new RecordingLlmProvider() });
+    const picking = page.waitForEvent('filechooser');
+    await page.getByRole('button', { name: 'Import…' }).click();
+    const greetingFirst = {
+      title: 'Greeting first',
+      messages: [
+        { role: 'assistant', content: 'Hi! How can I help?' },
+        { role: 'user', content: 'Weather?' },
+        { role: 'assistant', content: 'Sunny.' },
+        { role: 'assistant', content: 'And warm.' },
+      ],
+    };
+    await (await picking).setFiles(jsonFile('greeting.json', greetingFirst));
+    await assistantReply(page, 'completed', 'And warm.').waitFor();
+
+    const regenerates = page.locator('#messages .message').getByRole('button', { name: 'Regenerate' });
+    expect(await regenerates.count()).toBe(1);
+    await assistantReply(page, 'completed', 'Sunny.').getByRole('button', { name: 'Regenerate' }).click();
+    const again = assistantReply(page, 'completed', 'reply to: Weather?');
+    await again.locator('.versions', { hasText: '2 / 2' }).waitFor();
+    expect(await shown(page)).toEqual(['Hi! How can I help?', 'Weather?', 'reply to: Weather?']);
+    expect(await again.getByRole('button', { name: 'Regenerate' }).count()).toBe(1);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('should flip between first messages on a phone with the keyboard, showing the newest branch of each', async () => {
     const page = await start({ llm: new RecordingLlmProvider(), viewport: { width: 390, height: 844 } });
     await startChat(page);

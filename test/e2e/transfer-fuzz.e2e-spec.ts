@@ -28,7 +28,7 @@ const chatFields = {
   metadata: fc.dictionary(metadataKey, fc.string({ maxLength: 10 }), { maxKeys: 3 }),
 };
 
-/** A good export document: parents and replies name earlier messages, some replies empty or blank. */
+/** A good export document: parents name earlier messages, `inReplyTo` earlier user messages, some replies empty or blank. */
 const exportDocument = fc.integer({ min: 0, max: 12 }).chain((count) =>
   fc
     .record({
@@ -60,7 +60,8 @@ const exportDocument = fc.integer({ min: 0, max: 12 }).chain((count) =>
         id: ids[i],
         content: message.role === 'assistant' ? message.content : `y${message.content}`,
         parentId: parent === null ? null : ids[parent],
-        inReplyTo: inReplyTo === null ? null : ids[inReplyTo],
+        // Only a user message is answered: a reply named instead is answered by none.
+        inReplyTo: inReplyTo === null || messages[inReplyTo].role !== 'user' ? null : ids[inReplyTo],
       })),
     })),
 );

@@ -1,5 +1,7 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
+import { v7 as uuidv7 } from 'uuid';
+import { OPEN_TENANT_ID } from '../../src/auth/tenant';
 import { ChatRepository } from '../../src/chats/chat.repository';
 import { ChatDto } from '../../src/chats/dto/chat.dto';
 import { LlmUpstreamError } from '../../src/llm/llm-errors';
@@ -325,6 +327,72 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
       expect(await chatIds()).toHaveLength(2);
     });
 
+    it('should refuse to regenerate an imported reply that answers no user message, and regenerate the others', async () => {
+      const imported = await importing({
+        messages: [
+          { role: 'assistant', content: 'Hi! How can I help?' },
+          { role: 'user', content: 'Weather?' },
+          { role: 'assistant', content: 'Sunny.' },
+          { role: 'assistant', content: 'And warm.' },
+        ],
+      }).expect(201);
+      const chatId = (imported.body as ChatDto).id;
+      const [greeting, question, answer, afterAnswer] = await messagesOf(chatId, 'all');
+      const regenerate = (messageId: string, query = '') =>
+        http().post(`/chats/${chatId}/messages/${messageId}/regenerate${query}`);
+
+      for (const reply of [greeting, afterAnswer]) {
+        for (const query of ['', '?stream=true']) {
+          const refused = await regenerate(reply.id, query).expect(422);
+          expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+          expect(refused.body).toMatchObject({
+            type: 'urn:konko:problem:reply-answers-no-message',
+            title: 'The reply answers no user message',
+            status: 422,
+            detail: expect.stringContaining(`Message ${reply.id} is a reply that answers no user message`),
+            errors: [{ field: 'messageId', message: 'a reply that answers no user message' }],
+          });
+        }
+      }
+      expect(llm.calls).toHaveLength(0);
+      expect((await chatOf(chatId)).messageCount).toBe(4);
+
+      const again = (await regenerate(answer.id).expect(201)).body as TurnDto;
+      expect(again.userMessage).toEqual(question);
+      expect(again.assistantMessage).toMatchObject({ seq: 5, inReplyTo: question.id, parentId: question.id });
+    });
+
+    it('should refuse to regenerate a stored reply that answers a reply, as imports took before they checked', async () => {
+      const [question, answer, afterAnswer] = [uuidv7(), uuidv7(), uuidv7()];
+      const message = (id: string, role: 'user' | 'assistant', parentId: string | null) => ({
+        id,
+        role,
+        content: id,
+        status: 'completed' as const,
+        inReplyTo: parentId,
+        parentId,
+        model: null,
+        usage: null,
+        tokenCount: 3,
+        createdAt: new Date().toISOString(),
+      });
+      const chat = await app.get(ChatRepository).importChat({
+        chat: { tenantId: OPEN_TENANT_ID, title: null, systemPrompt: null, model: 'gpt-4.1-mini', metadata: {} },
+        createdAt: new Date(),
+        messages: [
+          message(question, 'user', null),
+          message(answer, 'assistant', question),
+          message(afterAnswer, 'assistant', answer),
+        ],
+        currentMessageId: afterAnswer,
+      });
+      expect((await messagesOf(chat.id, 'all')).map((m) => m.inReplyTo)).toEqual([null, question, answer]);
+
+      const refused = await http().post(`/chats/${chat.id}/messages/${afterAnswer}/regenerate`).expect(422);
+      expect(refused.body.type).toBe('urn:konko:problem:reply-answers-no-message');
+      expect(llm.calls).toHaveLength(0);
+    });
+
     it('should import back the export of a chat whose replies came back empty or blank', async () => {
       // As a reasoning model answers when its tokens run out: a finish after no text, or after white space.
       const replies = ['', ' \n'];
@@ -510,6 +578,11 @@ describe('Import validation (e2e)', () => {
     [
       'a reply to an unknown message',
       (d: ExportDocumentDto) => setMessage(d, 5, { inReplyTo: UNKNOWN_ID }),
+      'messages[5].inReplyTo',
+    ],
+    [
+      'a reply to a reply',
+      (d: ExportDocumentDto) => setMessage(d, 5, { inReplyTo: d.messages[1].id }),
       'messages[5].inReplyTo',
     ],
     ['an id used twice', (d: ExportDocumentDto) => setMessage(d, 2, { id: d.messages[0].id }), 'messages[2].id'],

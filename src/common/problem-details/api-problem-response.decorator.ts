@@ -8,6 +8,8 @@ export interface ProblemResponseOptions {
   description: string;
   /** The problem document's type slug; plain HTTP problems use `about:blank`. */
   type?: string;
+  /** The example's title, where the description says more than the problem type's title. */
+  title?: string;
   detail: string;
   schema?: Type<ProblemDto>;
   extensions?: Record<string, unknown>;
@@ -28,7 +30,7 @@ export function ApiProblemResponse(status: number, options: ProblemResponseOptio
           schema: { $ref: getSchemaPath(schema) },
           example: {
             type: options.type ?? 'about:blank',
-            title: options.type ? options.description : (STATUS_CODES[status] ?? 'Error'),
+            title: options.title ?? (options.type ? options.description : (STATUS_CODES[status] ?? 'Error')),
             status,
             detail: options.detail,
             instance: '/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e',

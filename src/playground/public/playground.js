@@ -375,6 +375,7 @@ function fillMessage(item, message) {
   if (message.id) {
     item.dataset.messageId = message.id;
     item.dataset.parentKey = message.parentId ?? '';
+    item.dataset.inReplyTo = message.inReplyTo ?? '';
     renderActions(item);
   }
 }
@@ -758,13 +759,17 @@ function syncBranchButtons() {
   }
 }
 
-/** A stored message's "‹ n / m ›" (when it has siblings) and its Edit (yours) or Regenerate (replies). */
+/**
+ * A stored message's "‹ n / m ›" (when it has siblings) and its Edit (yours) or Regenerate (replies
+ * that answer the message before them: an imported one may answer none, and the service refuses it).
+ */
 function renderActions(item) {
   const actions = item.querySelector('.message__actions');
   // Rebuilt after every turn: only the versions change, so the action button (and its focus) stays.
   actions.querySelector('.versions')?.remove();
-  if (!actions.querySelector('.message__action')) {
-    const isUser = item.dataset.role === 'user';
+  const isUser = item.dataset.role === 'user';
+  const answersParent = item.dataset.inReplyTo !== '' && item.dataset.inReplyTo === item.dataset.parentKey;
+  if (!actions.querySelector('.message__action') && (isUser || answersParent)) {
     const action = branchButton(isUser ? 'Edit' : 'Regenerate', 'secondary message__action');
     action.addEventListener('click', () => (isUser ? startEdit(item) : void regenerate(item)));
     actions.append(action);

@@ -37,8 +37,9 @@ export class ExportDocumentDto {
     type: [MessageDto],
     description:
       'Every message of every branch, by seq (an import takes at most 10,000). It keeps their order, `role`, `content`, `status`, ' +
-      '`model`, `usage` and `createdAt`; `parentId` and `inReplyTo` must be null or name an earlier message of the ' +
-      'document, and become the new ids; `id`, `chatId` and `seq` are given anew',
+      '`model`, `usage` and `createdAt`; `parentId` must be null or name an earlier message of the document, ' +
+      '`inReplyTo` null or an earlier user message, and both become the new ids; `id`, `chatId` and `seq` are ' +
+      'given anew',
   })
   messages: MessageDto[];
 }
