@@ -46,8 +46,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: storage (and Redis, with REDIS_URL) answers and the service is not shutting down
-         * @description Also reports the LLM provider bound; the provider's state never makes the service unready. With REDIS_URL, `redis` is checked too: stops and resumes of turns on other instances go through it.
+         * Readiness: storage answers and the service is not shutting down
+         * @description Also reports the LLM provider bound; the provider's state never makes the service unready.
          */
         get: operations["HealthController_ready"];
         put?: never;
@@ -110,7 +110,7 @@ export interface paths {
         };
         /**
          * List a chat's messages: its current branch, root first, or every message
-         * @description The current branch (the path from the root to `currentMessageId`) by default; `?branch=all` lists every message of every branch by seq, for clients that draw the tree. Each list rejects the other's cursors. A current-branch cursor keeps to the branch its first page listed, even if the chat's current branch changes meanwhile, so the pages of one walk form one path; list again without a cursor for the new one.
+         * @description The current branch (the path from the root to `currentMessageId`) by default; `?branch=all` lists every message of every branch by seq, for clients that draw the tree. Each list rejects the other's cursors.
          */
         get: operations["MessagesController_list"];
         put?: never;
@@ -234,7 +234,7 @@ export interface paths {
         };
         /**
          * Export a chat: every message of every branch, or its current branch as Markdown
-         * @description The export document (`konko.chat.v1`) holds the chat and every message of every branch by seq; `POST /chats/import` takes it back, here or on another instance. `?format=markdown` gives the title, then the current branch, a section a message, its content in a block quote (every line starts with `>`). Either is written as it is read.
+         * @description The export document (`konko.chat.v1`) holds the chat and every message of every branch by seq; `POST /chats/import` takes it back, here or on another instance. `?format=markdown` gives the title, then the current branch, a section a message. Either is written as it is read.
          */
         get: operations["ExportController_exportChat"];
         put?: never;
@@ -694,6 +694,116 @@ export interface components {
              */
             nextCursor: string | null;
         };
+        /** @description The chat of an export document: the fields of a ChatDto, and no other */
+        ExportedChatDto: {
+            /**
+             * Format: uuid
+             * @example 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e
+             */
+            id: string;
+            /** @example Trip to Lisbon */
+            title: string | null;
+            /** @example You are a friendly travel planner. Keep answers short. */
+            systemPrompt: string | null;
+            /** @example gpt-4.1-mini */
+            model: string;
+            /**
+             * @example {
+             *       "customerId": "c_42"
+             *     }
+             */
+            metadata: {
+                [key: string]: string;
+            };
+            /** @example 4 */
+            messageCount: number;
+            /**
+             * Format: date-time
+             * @example 2026-11-25T09:30:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-25T09:31:12.000Z
+             */
+            updatedAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-25T09:31:12.000Z
+             */
+            lastMessageAt: string | null;
+            /**
+             * Format: uuid
+             * @description The last message of the branch the chat shows (its newest message unless a client switched); null while empty
+             * @example 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d
+             */
+            currentMessageId: string | null;
+        };
+        /** @description The usage of an exported message: the fields of a TokenUsageDto, and no other */
+        ExportedTokenUsageDto: {
+            /** @example 412 */
+            promptTokens: number;
+            /** @example 57 */
+            completionTokens: number;
+        };
+        /** @description A message of an export document: the fields of a MessageDto, and no other */
+        ExportedMessageDto: {
+            /**
+             * Format: uuid
+             * @example 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @example 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e
+             */
+            chatId: string;
+            /**
+             * @description 1, 2, 3 … in the order the chat received them, across every branch; no gaps
+             * @example 1
+             */
+            seq: number;
+            /**
+             * @example user
+             * @enum {string}
+             */
+            role: "user" | "assistant";
+            /** @example What should I see in Lisbon in one day? */
+            content: string;
+            /**
+             * @description `incomplete`: an assistant reply cut short
+             * @example completed
+             * @enum {string}
+             */
+            status: "completed" | "incomplete";
+            /**
+             * Format: uuid
+             * @description Assistant messages: the user message answered
+             * @example null
+             */
+            inReplyTo: string | null;
+            /**
+             * Format: uuid
+             * @description The message it follows in its branch; null for the first message of a branch
+             * @example null
+             */
+            parentId: string | null;
+            /**
+             * @description Assistant messages: the model that wrote it
+             * @example null
+             */
+            model: string | null;
+            /**
+             * @description Assistant messages: tokens the upstream reported
+             * @example null
+             */
+            usage: components["schemas"]["ExportedTokenUsageDto"] | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-25T09:31:10.000Z
+             */
+            createdAt: string;
+        };
         ExportDocumentDto: {
             /**
              * @example konko.chat.v1
@@ -701,9 +811,9 @@ export interface components {
              */
             format: "konko.chat.v1";
             /** @description An import keeps `title`, `systemPrompt`, `model`, `metadata`, `createdAt` and the current branch (`currentMessageId`, which must name a message of the document); it gives the rest anew */
-            chat: components["schemas"]["ChatDto"];
-            /** @description Every message of every branch, by seq (an import takes at most 10,000). It keeps their order, `role`, `content`, `status`, `model`, `usage` and `createdAt`; `parentId` must be null or name an earlier message of the document, `inReplyTo` null or an earlier user message, and both become the new ids; `id`, `chatId` and `seq` are given anew */
-            messages: components["schemas"]["MessageDto"][];
+            chat: components["schemas"]["ExportedChatDto"];
+            /** @description Every message of every branch, by seq (an import takes at most 10,000). It keeps their order, `role`, `content`, `status`, `model`, `usage` and `createdAt`; `parentId` and `inReplyTo` must be null or name an earlier message of the document, and become the new ids; `id`, `chatId` and `seq` are given anew */
+            messages: components["schemas"]["ExportedMessageDto"][];
         };
         ImportedMessageDto: {
             /**
@@ -1043,13 +1153,13 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
                 "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["CreateChatDto"];
             };
@@ -1060,8 +1170,6 @@ export interface operations {
                 headers: {
                     /** @description Path of the new chat */
                     Location?: string;
-                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
-                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1366,7 +1474,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateChatDto"];
             };
@@ -1630,7 +1738,7 @@ export interface operations {
                 stream?: boolean;
             };
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored messages) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored messages) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1647,8 +1755,6 @@ export interface operations {
             /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
-                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
-                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1677,8 +1783,6 @@ export interface operations {
             /** @description The user message and the stored reply (plain JSON) */
             201: {
                 headers: {
-                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
-                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1961,7 +2065,7 @@ export interface operations {
                 stream?: boolean;
             };
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored reply) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored reply) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1979,8 +2083,6 @@ export interface operations {
             /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
-                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
-                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2009,8 +2111,6 @@ export interface operations {
             /** @description The user message and the stored reply (plain JSON) */
             201: {
                 headers: {
-                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
-                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2131,7 +2231,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description The reply answers no user message (`reply-answers-no-message`: an imported chat may open with a reply, or have two in a row), or request validation failed (`validation-failed`) */
+            /** @description Request validation failed */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2139,15 +2239,15 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:konko:problem:reply-answers-no-message",
-                     *       "title": "The reply answers no user message",
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
                      *       "status": 422,
-                     *       "detail": "Message 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d is a reply that answers no user message, so there is nothing to answer again. Regenerate a reply to a user message, or send a new message.",
+                     *       "detail": "model: property model should not exist",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
                      *       "errors": [
                      *         {
-                     *           "field": "messageId",
-                     *           "message": "a reply that answers no user message"
+                     *           "field": "model",
+                     *           "message": "property model should not exist"
                      *         }
                      *       ]
                      *     }
@@ -2371,24 +2471,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:konko:problem:redis-unavailable",
-                     *       "title": "With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance",
-                     *       "status": 503,
-                     *       "detail": "A turn running on another instance is stopped or resumed through Redis, which this instance cannot reach now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
-                    "application/problem+json": components["schemas"]["ProblemDto"];
-                };
-            };
         };
     };
     RunningTurnsController_stream: {
@@ -2536,24 +2618,6 @@ export interface operations {
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
                      *       "instance": "/chats"
-                     *     }
-                     */
-                    "application/problem+json": components["schemas"]["ProblemDto"];
-                };
-            };
-            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:konko:problem:redis-unavailable",
-                     *       "title": "With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance",
-                     *       "status": 503,
-                     *       "detail": "A turn running on another instance is stopped or resumed through Redis, which this instance cannot reach now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2882,11 +2946,11 @@ export interface operations {
                      *
                      *     ## User
                      *
-                     *     > What should I see in Lisbon in one day?
+                     *     What should I see in Lisbon in one day?
                      *
                      *     ## Assistant
                      *
-                     *     > Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …
+                     *     Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …
                      */
                     "text/markdown": string;
                 };
@@ -3036,7 +3100,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -3053,8 +3117,6 @@ export interface operations {
                 headers: {
                     /** @description Path of the new chat */
                     Location?: string;
-                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
-                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {

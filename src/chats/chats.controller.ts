@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Query, Res } from '@nestjs/common';
-import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import {
   ApiJsonBodyProblemResponses,
@@ -25,6 +25,7 @@ export class ChatsController {
   @Post()
   @ApiOperation({ summary: 'Create a chat', description: 'The body is optional; unknown fields are rejected.' })
   @ApiIdempotencyKey('the same chat')
+  @ApiBody({ type: CreateChatDto, required: false })
   @ApiCreatedChatResponse()
   @ApiValidationProblemResponse('title: title must be shorter than or equal to 200 characters')
   @ApiJsonBodyProblemResponses()
@@ -62,6 +63,8 @@ export class ChatsController {
       'the path through that message to its newest descendant.',
   })
   @ApiChatIdParam()
+  // No body is taken as `{}`: every field absent.
+  @ApiBody({ type: UpdateChatDto, required: false })
   @ApiOkResponse({ type: ChatDto })
   @ApiValidationProblemResponse(
     'currentMessageId: no message of this chat has the id 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d',

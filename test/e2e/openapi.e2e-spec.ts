@@ -3,8 +3,22 @@ import request from 'supertest';
 import { createTestApp } from '../support/test-app';
 
 type Operation = {
-  requestBody?: { content: Record<string, { schema: object }> };
+  requestBody?: { required?: boolean; content: Record<string, { schema: object }> };
   responses: Record<string, { content?: Record<string, { schema?: object; example?: unknown }> }>;
+};
+
+/** The parts of a JSON schema these tests read. */
+type Schema = {
+  $ref?: string;
+  type?: string;
+  properties?: Record<string, Schema>;
+  additionalProperties?: boolean | Schema;
+  items?: Schema;
+  oneOf?: Schema[];
+  anyOf?: Schema[];
+  allOf?: Schema[];
+  minLength?: number;
+  pattern?: string;
 };
 
 describe('OpenAPI document (e2e)', () => {
@@ -203,6 +217,98 @@ describe('OpenAPI document (e2e)', () => {
       const created = document.paths[path].post.responses['201'] as { headers: Record<string, unknown> };
       expect(Object.keys(created.headers).sort()).toEqual(['Idempotent-Replayed', 'Location']);
     }
+  });
+
+  describe('request bodies', () => {
+    const schema = (name: string) => document.components.schemas[name] as Schema;
+    const server = () => app.getHttpServer();
+
+    it('should mark optional the bodies the service takes empty (creating a chat, updating one)', async () => {
+      expect(document.paths['/chats'].post.requestBody?.required ?? false).toBe(false);
+      expect(document.paths['/chats/{chatId}'].patch.requestBody?.required ?? false).toBe(false);
+      // Sending a message still needs its content.
+      expect(document.paths['/chats/{chatId}/messages'].post.requestBody?.required).toBe(true);
+      const created = await request(server()).post('/chats').expect(201);
+      await request(server()).patch(`/chats/${created.body.id}`).expect(200);
+    });
+
+    it('should close every object a request body holds, as the service refuses unknown fields (422)', () => {
+      // Every schema a body reaches, through references, alternatives, arrays and properties.
+      const seen = new Set<string>();
+      const objects: [where: string, schema: Schema][] = [];
+      const walk = (where: string, node: Schema | undefined): void => {
+        if (!node) return;
+        if (node.$ref) {
+          const name = node.$ref.replace('#/components/schemas/', '');
+          if (!seen.has(name)) {
+            seen.add(name);
+            walk(name, schema(name));
+          }
+          return;
+        }
+        for (const alternative of [...(node.oneOf ?? []), ...(node.anyOf ?? []), ...(node.allOf ?? [])]) {
+          walk(where, alternative);
+        }
+        walk(`${where}[]`, node.items);
+        if (node.properties) objects.push([where, node]);
+        for (const [key, property] of Object.entries(node.properties ?? {})) walk(`${where}.${key}`, property);
+      };
+      for (const [path, operations] of Object.entries(document.paths)) {
+        for (const [method, operation] of Object.entries(operations)) {
+          for (const media of Object.values(operation.requestBody?.content ?? {})) {
+            walk(`${method.toUpperCase()} ${path}`, media.schema as Schema);
+          }
+        }
+      }
+      expect([...seen].sort()).toEqual(
+        expect.arrayContaining([
+          'CreateChatDto',
+          'ExportDocumentDto',
+          'ImportedMessageDto',
+          'MessageListImportDto',
+          'SendMessageDto',
+          'UpdateChatDto',
+        ]),
+      );
+      // The export document's chat, its messages and their usage are objects of their own.
+      expect(objects.length).toBeGreaterThanOrEqual(9);
+      for (const [where, object] of objects) {
+        expect({ where, additionalProperties: object.additionalProperties }).toEqual({
+          where,
+          additionalProperties: false,
+        });
+      }
+      // Metadata is a map of any keys, of string values.
+      for (const name of ['CreateChatDto', 'UpdateChatDto', 'MessageListImportDto']) {
+        expect(schema(name).properties?.metadata.additionalProperties).toMatchObject({ type: 'string' });
+      }
+      // Responses stay open: a client should expect the service to add fields.
+      expect(schema('ChatDto').additionalProperties).toBeUndefined();
+      expect(schema('MessageDto').additionalProperties).toBeUndefined();
+    });
+
+    it('should say in the schema which strings must not be blank, as the service refuses "" and "   "', () => {
+      const notBlank = { minLength: 1, pattern: '\\S' };
+      const fields: [string, string][] = [
+        ['CreateChatDto', 'title'],
+        ['CreateChatDto', 'systemPrompt'],
+        ['CreateChatDto', 'model'],
+        ['UpdateChatDto', 'title'],
+        ['UpdateChatDto', 'systemPrompt'],
+        ['MessageListImportDto', 'title'],
+        ['MessageListImportDto', 'systemPrompt'],
+        ['MessageListImportDto', 'model'],
+        ['SendMessageDto', 'content'],
+      ];
+      for (const [name, field] of fields) {
+        expect({ name, field, ...schema(name).properties?.[field] }).toMatchObject({ name, field, ...notBlank });
+      }
+      const search = document.paths['/search'].get as Operation & { parameters: { name: string; schema: Schema }[] };
+      expect(search.parameters.find((p) => p.name === 'q')?.schema).toMatchObject(notBlank);
+      const pattern = new RegExp(notBlank.pattern);
+      expect(['', '   ', '\t\n'].filter((text) => pattern.test(text))).toEqual([]);
+      expect(pattern.test('  Lisbon ')).toBe(true);
+    });
   });
 
   it('should describe the streamed reply and its events', () => {

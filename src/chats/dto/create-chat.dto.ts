@@ -3,8 +3,10 @@ import { IsOptional, IsString } from 'class-validator';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
 import { IsStringMap } from '../../common/validation/is-string-map.decorator';
 import { MaxCharacters } from '../../common/validation/max-characters.decorator';
+import { ApiClosedSchema } from '../../common/validation/api-closed-schema.decorator';
 import { CHAT_LIMITS } from './chat-limits';
 
+@ApiClosedSchema()
 export class CreateChatDto {
   @ApiPropertyOptional({ type: String, nullable: true, maxLength: CHAT_LIMITS.titleLength, example: 'Trip to Lisbon' })
   @IsOptional()

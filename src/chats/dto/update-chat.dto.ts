@@ -4,9 +4,11 @@ import { IsId } from '../../common/validation/is-id.decorator';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
 import { IsStringMap } from '../../common/validation/is-string-map.decorator';
 import { MaxCharacters } from '../../common/validation/max-characters.decorator';
+import { ApiClosedSchema } from '../../common/validation/api-closed-schema.decorator';
 import { CHAT_LIMITS } from './chat-limits';
 
 /** Absent fields stay as they are; `null` clears one. */
+@ApiClosedSchema()
 export class UpdateChatDto {
   @ApiPropertyOptional({
     type: String,

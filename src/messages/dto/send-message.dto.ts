@@ -1,14 +1,15 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsString } from 'class-validator';
+import { ApiClosedSchema } from '../../common/validation/api-closed-schema.decorator';
 import { IsId } from '../../common/validation/is-id.decorator';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
 import { MaxCharacters } from '../../common/validation/max-characters.decorator';
 
 export const MAX_MESSAGE_LENGTH = 32_000;
 
+@ApiClosedSchema()
 export class SendMessageDto {
   @ApiProperty({
-    minLength: 1,
     maxLength: MAX_MESSAGE_LENGTH,
     description: 'Not blank',
     example: 'What should I see in Lisbon in one day?',

@@ -8,7 +8,6 @@ export const MAX_QUERY_LENGTH = 200;
 
 export class SearchQueryDto extends PageQuery({ maxLimit: 100, defaultLimit: 20 }) {
   @ApiProperty({
-    minLength: 1,
     maxLength: MAX_QUERY_LENGTH,
     description:
       'Words a message must all contain, in any letter case (word stems where the storage supports them; ' +

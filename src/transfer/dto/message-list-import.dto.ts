@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { CreateChatDto } from '../../chats/dto/create-chat.dto';
+import { ApiClosedSchema } from '../../common/validation/api-closed-schema.decorator';
 import { MAX_MESSAGE_LENGTH } from '../../messages/dto/send-message.dto';
 import { MAX_IMPORTED_REPLY_LENGTH } from '../import-document';
 import { MAX_IMPORTED_MESSAGES } from '../import-document';
@@ -13,6 +14,7 @@ export const MESSAGE_LIST_IMPORT_EXAMPLE = {
   ],
 };
 
+@ApiClosedSchema()
 export class ImportedMessageDto {
   @ApiProperty({
     enum: ['system', 'user', 'assistant'],
@@ -31,6 +33,7 @@ export class ImportedMessageDto {
 }
 
 /** A chat as a plain list of messages, in the OpenAI Chat shape. */
+@ApiClosedSchema()
 export class MessageListImportDto extends CreateChatDto {
   @ApiProperty({
     type: [ImportedMessageDto],
