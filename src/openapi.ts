@@ -48,16 +48,14 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         'Every error is an RFC 9457 problem document (`application/problem+json`).',
     )
     .setVersion('0.1.0')
-    .addBearerAuth(
-      {
-        type: 'http',
-        scheme: 'bearer',
-        description:
-          'An API key from API_KEYS or API_KEYS_FILE, sent as `Authorization: Bearer <key>`. ' +
-          'Needed on every route but health and docs when the service has keys configured; a service without keys runs open.',
-      },
-      API_KEY_SCHEME,
-    )
+    // Not addBearerAuth, which would call the keys JWTs (`bearerFormat`): they are opaque strings.
+    .addSecurity(API_KEY_SCHEME, {
+      type: 'http',
+      scheme: 'bearer',
+      description:
+        'An API key (an opaque string) from API_KEYS or API_KEYS_FILE, sent as `Authorization: Bearer <key>`. ' +
+        'Needed on every route but health and docs when the service has keys configured; a service without keys runs open.',
+    })
     .addSecurityRequirements(API_KEY_SCHEME)
     .addGlobalResponse(UNAUTHORIZED_RESPONSE)
     .addGlobalResponse({

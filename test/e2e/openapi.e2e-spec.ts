@@ -130,6 +130,8 @@ describe('OpenAPI document (e2e)', () => {
       paths: Record<string, Record<string, { security?: unknown[] }>>;
     };
     expect(security.components.securitySchemes.apiKey).toMatchObject({ type: 'http', scheme: 'bearer' });
+    // An API key is an opaque string, no JWT.
+    expect(security.components.securitySchemes.apiKey).not.toHaveProperty('bearerFormat');
     expect(security.security).toEqual([{ apiKey: [] }]);
     for (const [path, operations] of Object.entries(security.paths)) {
       for (const [method, operation] of Object.entries(operations)) {
@@ -217,6 +219,42 @@ describe('OpenAPI document (e2e)', () => {
       const created = document.paths[path].post.responses['201'] as { headers: Record<string, unknown> };
       expect(Object.keys(created.headers).sort()).toEqual(['Idempotent-Replayed', 'Location']);
     }
+  });
+
+  it('should type counts, sequence numbers and limits as integers, with their bounds', () => {
+    const property = (name: string, field: string) => {
+      const schemas = document.components.schemas as Record<string, Schema>;
+      return { at: `${name}.${field}`, ...schemas[name].properties?.[field] };
+    };
+    const integer = (at: string, minimum: number) => ({ at, type: 'integer', minimum });
+    for (const [name, field, minimum] of [
+      ['ChatDto', 'messageCount', 0],
+      ['MessageDto', 'seq', 1],
+      ['TokenUsageDto', 'promptTokens', 0],
+      ['TokenUsageDto', 'completionTokens', 0],
+      ['SummaryDto', 'messageCount', 0],
+      ['SummaryDto', 'userMessageCount', 0],
+      ['SummaryDto', 'assistantMessageCount', 0],
+      ['SummaryDto', 'tokenCount', 0],
+      ['ExportedChatDto', 'messageCount', 0],
+      ['ExportedMessageDto', 'seq', 1],
+      ['ExportedTokenUsageDto', 'promptTokens', 0],
+    ] as const) {
+      expect(property(name, field)).toMatchObject(integer(`${name}.${field}`, minimum));
+    }
+    expect(property('ProblemDto', 'status')).toMatchObject({ type: 'integer' });
+    const limit = (path: string) =>
+      (document.paths[path].get as Operation & { parameters: { name: string; schema: object }[] }).parameters.find(
+        (p) => p.name === 'limit',
+      )?.schema;
+    expect(limit('/chats')).toMatchObject({ type: 'integer', minimum: 1, maximum: 100 });
+    expect(limit('/chats/{chatId}/messages')).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 });
+    expect(limit('/search')).toMatchObject({ type: 'integer', minimum: 1, maximum: 100 });
+  });
+
+  it('should refuse a fractional limit, as its integer type says', async () => {
+    const refused = await request(app.getHttpServer()).get('/chats?limit=2.5').expect(422);
+    expect(refused.body.errors).toEqual([expect.objectContaining({ field: 'limit' })]);
   });
 
   describe('request bodies', () => {

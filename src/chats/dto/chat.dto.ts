@@ -17,7 +17,7 @@ export class ChatDto {
   @ApiProperty({ type: 'object', additionalProperties: { type: 'string' }, example: { customerId: 'c_42' } })
   metadata: Record<string, string>;
 
-  @ApiProperty({ example: 4 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 4 })
   messageCount: number;
 
   @ApiProperty({ format: 'date-time', example: '2026-11-25T09:30:00.000Z' })

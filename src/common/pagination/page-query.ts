@@ -10,6 +10,7 @@ export function PageQuery(options: {
 }): Type<{ limit: number; cursor?: string }> {
   class PageQueryDto {
     @ApiPropertyOptional({
+      type: 'integer',
       minimum: 1,
       maximum: options.maxLimit,
       default: options.defaultLimit,

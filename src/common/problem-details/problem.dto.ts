@@ -11,7 +11,7 @@ export class ProblemDto {
   @ApiProperty({ example: 'Chat not found' })
   title: string;
 
-  @ApiProperty({ example: 404 })
+  @ApiProperty({ type: 'integer', example: 404 })
   status: number;
 
   @ApiProperty({ example: 'No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.' })

@@ -3,10 +3,10 @@ import { Message } from '../../chats/message';
 import type { Turn } from '../turn';
 
 export class TokenUsageDto {
-  @ApiProperty({ example: 412 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 412 })
   promptTokens: number;
 
-  @ApiProperty({ example: 57 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 57 })
   completionTokens: number;
 }
 
@@ -18,6 +18,8 @@ export class MessageDto {
   chatId: string;
 
   @ApiProperty({
+    type: 'integer',
+    minimum: 1,
     description: '1, 2, 3 … in the order the chat received them, across every branch; no gaps',
     example: 1,
   })

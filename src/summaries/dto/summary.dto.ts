@@ -62,16 +62,21 @@ export class SummaryDto {
   @ApiProperty({ type: String, nullable: true, example: 'Trip to Lisbon' })
   title: string | null;
 
-  @ApiProperty({ example: 10 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 10 })
   messageCount: number;
 
-  @ApiProperty({ example: 5 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 5 })
   userMessageCount: number;
 
-  @ApiProperty({ example: 5 })
+  @ApiProperty({ type: 'integer', minimum: 0, example: 5 })
   assistantMessageCount: number;
 
-  @ApiProperty({ description: 'Tokens of all message contents (o200k_base)', example: 412 })
+  @ApiProperty({
+    type: 'integer',
+    minimum: 0,
+    description: 'Tokens of all message contents (o200k_base)',
+    example: 412,
+  })
   tokenCount: number;
 
   @ApiProperty({ type: String, format: 'date-time', nullable: true, example: '2026-11-25T09:31:10.000Z' })
