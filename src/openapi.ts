@@ -1,8 +1,10 @@
 import { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { PUBLIC_SECURITY_MARKER } from './auth/public.decorator';
+import { UNTHROTTLED_MARKER } from './common/http/skip-rate-limit.decorator';
 import { PROBLEM_CONTENT_TYPE } from './common/problem-details/problem-details.filter';
 import { ProblemDto } from './common/problem-details/problem.dto';
+import { RATE_LIMIT_RESPONSE } from './rate-limit/rate-limit-response';
 
 export const DOCS_PATH = 'docs';
 export const API_KEY_SCHEME = 'apiKey';
@@ -25,16 +27,28 @@ const UNAUTHORIZED_RESPONSE = {
   },
 };
 
+type Operation = {
+  security?: Record<string, string[]>[];
+  responses?: Record<string, unknown>;
+  [UNTHROTTLED_MARKER]?: boolean;
+};
+
 /**
  * Operations marked `@Public()` need no key: OpenAPI spells that `security: []`, which Nest's
  * decorators cannot express, so the marker they leave is replaced here, with the 401 they never give.
+ * Operations marked `@SkipRateLimit()` lose the 429 every other one can answer, and the marker.
  */
-function openPublicOperations(document: OpenAPIObject): OpenAPIObject {
+function applyMarkers(document: OpenAPIObject): OpenAPIObject {
   for (const path of Object.values(document.paths)) {
-    for (const operation of Object.values(path) as { security?: Record<string, string[]>[]; responses?: object }[]) {
-      if (!operation.security?.some((requirement) => PUBLIC_SECURITY_MARKER in requirement)) continue;
-      operation.security = [];
-      if (operation.responses) delete (operation.responses as Record<string, unknown>)['401'];
+    for (const operation of Object.values(path) as Operation[]) {
+      if (operation.security?.some((requirement) => PUBLIC_SECURITY_MARKER in requirement)) {
+        operation.security = [];
+        delete operation.responses?.['401'];
+      }
+      if (operation[UNTHROTTLED_MARKER]) {
+        delete operation[UNTHROTTLED_MARKER];
+        delete operation.responses?.['429'];
+      }
     }
   }
   return document;
@@ -58,6 +72,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     })
     .addSecurityRequirements(API_KEY_SCHEME)
     .addGlobalResponse(UNAUTHORIZED_RESPONSE)
+    .addGlobalResponse(RATE_LIMIT_RESPONSE)
     .addGlobalResponse({
       status: 500,
       description: 'Unexpected failure (no internals are shown)',
@@ -75,7 +90,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       },
     })
     .build();
-  return openPublicOperations(SwaggerModule.createDocument(app, config, { extraModels: [ProblemDto] }));
+  return applyMarkers(SwaggerModule.createDocument(app, config, { extraModels: [ProblemDto] }));
 }
 
 /** Swagger UI at /docs, the OpenAPI JSON at /docs-json. */

@@ -1129,6 +1129,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
                 };
             };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
             /** @description Unexpected failure (no internals are shown) */
             500: {
                 headers: {
@@ -1292,6 +1312,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
                 };
             };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
             /** @description Unexpected failure (no internals are shown) */
             500: {
                 headers: {
@@ -1369,6 +1409,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
             /** @description Unexpected failure (no internals are shown) */
             500: {
                 headers: {
@@ -1439,6 +1499,26 @@ export interface operations {
                      *       "title": "Chat not found",
                      *       "status": 404,
                      *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
@@ -1604,6 +1684,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
                 };
             };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
             /** @description Unexpected failure (no internals are shown) */
             500: {
                 headers: {
@@ -1709,6 +1809,26 @@ export interface operations {
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
             /** @description Unexpected failure (no internals are shown) */
@@ -1923,10 +2043,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
                 };
             };
-            /** @description Too many turns already wait on this chat (or the caller is over its rate limit) */
+            /** @description Too many turns already wait on this chat (`chat-busy`), or the caller is over RATE_LIMIT (`about:blank`, as on every route) */
             429: {
                 headers: {
-                    /** @description Seconds to wait */
+                    /** @description Seconds to wait: until the chat should have room, or the rate limit lets the client in */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1934,7 +2054,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "type": "urn:konko:problem:chat-busy",
-                     *       "title": "Too many turns already wait on this chat (or the caller is over its rate limit)",
+                     *       "title": "Too many turns wait on this chat",
                      *       "status": 429,
                      *       "detail": "32 turns already wait on this chat; send this message again after the time in Retry-After.",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
@@ -2255,10 +2375,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
                 };
             };
-            /** @description Too many turns already wait on this chat (or the caller is over its rate limit) */
+            /** @description Too many turns already wait on this chat (`chat-busy`), or the caller is over RATE_LIMIT (`about:blank`, as on every route) */
             429: {
                 headers: {
-                    /** @description Seconds to wait */
+                    /** @description Seconds to wait: until the chat should have room, or the rate limit lets the client in */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2266,7 +2386,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "type": "urn:konko:problem:chat-busy",
-                     *       "title": "Too many turns already wait on this chat (or the caller is over its rate limit)",
+                     *       "title": "Too many turns wait on this chat",
                      *       "status": 429,
                      *       "detail": "32 turns already wait on this chat; send this message again after the time in Retry-After.",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
@@ -2453,6 +2573,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
             /** @description Unexpected failure (no internals are shown) */
             500: {
                 headers: {
@@ -2605,6 +2745,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
                 };
             };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
             /** @description Unexpected failure (no internals are shown) */
             500: {
                 headers: {
@@ -2707,6 +2867,26 @@ export interface operations {
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
             /** @description Unexpected failure (no internals are shown) */
@@ -2848,6 +3028,26 @@ export interface operations {
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
             /** @description Unexpected failure (no internals are shown) */
@@ -3017,6 +3217,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
                 };
             };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
             /** @description Unexpected failure (no internals are shown) */
             500: {
                 headers: {
@@ -3071,6 +3291,26 @@ export interface operations {
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
                      *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3241,6 +3481,26 @@ export interface operations {
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
+            /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
+            429: {
+                headers: {
+                    /** @description Seconds until the rate limit lets the client in again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Too Many Requests",
+                     *       "status": 429,
+                     *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
             /** @description Unexpected failure (no internals are shown) */

@@ -1,11 +1,11 @@
 import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheckResult, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
-import { SkipThrottle } from '@nestjs/throttler';
 import { Public } from '../auth/public.decorator';
 import { OPEN_TENANT_ID } from '../auth/tenant';
 import { ChatRepository } from '../chats/chat.repository';
 import { messageOf } from '../common/errors/error-message';
+import { SkipRateLimit } from '../common/http/skip-rate-limit.decorator';
 import { ApiProblemResponse } from '../common/problem-details/api-problem-response.decorator';
 import { LlmProvider } from '../llm/llm-provider';
 import { TurnRelay } from '../messages/turn-relay';
@@ -33,7 +33,7 @@ const HEALTH_EXAMPLE = {
 @ApiTags('operations')
 @Controller('health')
 @Public()
-@SkipThrottle()
+@SkipRateLimit()
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,

@@ -20,6 +20,7 @@ import {
   ApiJsonBodyProblemResponses,
   ApiProblemResponse,
   ApiValidationProblemResponse,
+  retryAfterHeader,
 } from '../common/problem-details/api-problem-response.decorator';
 import { ValidationProblemDto } from '../common/problem-details/problem.dto';
 import { onClientLeft } from '../common/http/client-left';
@@ -77,11 +78,17 @@ const ApiTurnResponses = () =>
       description: TURN_EVENT_STREAM_DESCRIPTION,
       content: { [EVENT_STREAM]: { schema: { type: 'string' }, example: TURN_EVENT_STREAM_EXAMPLE } },
     }),
+    // In place of the rate limit's 429 every route documents, which it names.
     ApiProblemResponse(429, {
-      description: 'Too many turns already wait on this chat (or the caller is over its rate limit)',
+      description:
+        'Too many turns already wait on this chat (`chat-busy`), or the caller is over RATE_LIMIT (`about:blank`, ' +
+        'as on every route)',
       type: 'urn:konko:problem:chat-busy',
+      title: 'Too many turns wait on this chat',
       detail: '32 turns already wait on this chat; send this message again after the time in Retry-After.',
-      headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' } } },
+      headers: retryAfterHeader(
+        'Seconds to wait: until the chat should have room, or the rate limit lets the client in',
+      ),
     }),
     upstreamProblem(502, 'The language model failed', 'llm-failed', 'The language model answered HTTP 500.'),
     upstreamProblem(

@@ -1,11 +1,11 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { SkipThrottle } from '@nestjs/throttler';
+import { SkipRateLimit } from '../common/http/skip-rate-limit.decorator';
 import { Metrics } from './metrics';
 
 @ApiTags('operations')
 @Controller('metrics')
-@SkipThrottle()
+@SkipRateLimit()
 export class MetricsController {
   constructor(private readonly metrics: Metrics) {}
 

@@ -1,10 +1,10 @@
 import { Controller, Get, NotFoundException, Param, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import { SkipThrottle } from '@nestjs/throttler';
 import type { Response } from 'express';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Public } from '../auth/public.decorator';
+import { SkipRateLimit } from '../common/http/skip-rate-limit.decorator';
 
 /** Next to this file in `src/` (tests) and in `dist/` (nest-cli.json copies the assets). */
 const PUBLIC_DIR = join(__dirname, 'public');
@@ -33,7 +33,7 @@ function loadAsset(file: string): Asset {
 @ApiExcludeController()
 @Controller()
 @Public()
-@SkipThrottle()
+@SkipRateLimit()
 export class PlaygroundController {
   private readonly page = loadAsset('index.html');
   private readonly assets = new Map(

@@ -9,6 +9,7 @@ import { RequestWithTenant } from '../auth/tenant';
 import { limitsConfig, LimitsConfig } from '../config/limits.config';
 import { storageConfig, StorageConfig } from '../config/storage.config';
 import { FailOpenThrottlerStorage } from './fail-open-throttler-storage';
+import { rateLimitDetail } from './rate-limit-response';
 
 const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
 
@@ -46,7 +47,7 @@ class RateLimitStorageModule {}
  * RATE_LIMIT requests per RATE_LIMIT_WINDOW_MS per client, whatever the route: the caller's tenant
  * once API keys are configured, else the client address (an IPv6 address by its /64, as one host
  * usually holds the whole block; an IPv4 address mapped into IPv6 as the IPv4 one). Over the
- * limit: 429 with Retry-After.
+ * limit: 429 with Retry-After. Routes marked `SkipRateLimit()` are not counted.
  */
 @Module({
   imports: [
@@ -57,7 +58,7 @@ class RateLimitStorageModule {}
         throttlers: [{ ttl: config.rateLimitWindowMs, limit: Math.max(config.rateLimit, 1) }],
         skipIf: () => config.rateLimit === 0,
         storage: storage ?? undefined,
-        errorMessage: `More than ${config.rateLimit} requests in ${config.rateLimitWindowMs / 1000} s; retry after the time in Retry-After.`,
+        errorMessage: rateLimitDetail(config),
         getTracker: (request: Record<string, unknown>) => {
           const { tenant, ip } = request as RequestWithTenant & { ip?: string };
           return tenant?.authenticated ? `tenant:${tenant.id}` : `ip:${normalizeIp(ip ?? '')}`;

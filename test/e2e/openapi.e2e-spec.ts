@@ -100,19 +100,20 @@ describe('OpenAPI document (e2e)', () => {
     expect(statuses('/chats/{chatId}/messages', 'post')).toEqual(
       ['200', '201', '400', '401', '404', '409', '413', '415', '422', '429', '500', '502', '503', '504'].sort(),
     );
-    expect(statuses('/chats', 'post')).toEqual(['201', '400', '401', '409', '413', '415', '422', '500'].sort());
+    expect(statuses('/chats', 'post')).toEqual(['201', '400', '401', '409', '413', '415', '422', '429', '500'].sort());
     const idempotencyHeader = (path: string) =>
       (document.paths[path].post as Operation & { parameters: { name: string; in: string }[] }).parameters.find(
         (p) => p.name === 'Idempotency-Key',
       );
     expect(idempotencyHeader('/chats')).toMatchObject({ in: 'header', required: false });
     expect(idempotencyHeader('/chats/{chatId}/messages')).toMatchObject({ in: 'header', required: false });
-    expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '401', '404', '500']);
+    expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '401', '404', '429', '500']);
     expect(statuses('/chats/{chatId}/summary', 'get')).toEqual([
       '200',
       '401',
       '404',
       '422',
+      '429',
       '500',
       '502',
       '503',
@@ -121,6 +122,42 @@ describe('OpenAPI document (e2e)', () => {
     expect(statuses('/health/ready', 'get')).toEqual(['200', '500', '503']);
     expect(document.components.schemas).toHaveProperty('ValidationProblemDto');
     expect(document.components.schemas).toHaveProperty('ReplyFailedProblemDto');
+  });
+
+  it("should declare the rate limit's 429 with Retry-After on every operation but health checks and metrics", () => {
+    type Response = {
+      description: string;
+      headers?: Record<string, { schema: { type: string } }>;
+      content?: Record<string, { example?: { type: string; title: string; status: number } }>;
+    };
+    for (const [path, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        const tooMany = operation.responses['429'] as Response | undefined;
+        // The routes marked SkipRateLimit(); the marker itself leaves the document.
+        expect({ where, marker: (operation as Record<string, unknown>)['x-konko-unthrottled'] }).toEqual({ where });
+        if (path.startsWith('/health/') || path === '/metrics') {
+          expect({ where, tooMany }).toEqual({ where });
+          continue;
+        }
+        expect({ where, retryAfter: tooMany?.headers?.['Retry-After']?.schema.type }).toEqual({
+          where,
+          retryAfter: 'integer',
+        });
+        // The turns' own 429 (chat-busy) names the rate limit beside it.
+        expect({ where, description: tooMany?.description }).toEqual({
+          where,
+          description: expect.stringContaining('RATE_LIMIT'),
+        });
+      }
+    }
+    const plain = (document.paths['/chats'].get.responses['429'] as Response).content?.['application/problem+json'];
+    expect(plain?.example).toMatchObject({
+      type: 'about:blank',
+      title: 'Too Many Requests',
+      status: 429,
+      detail: 'More than 600 requests in 60 s; retry after the time in Retry-After.',
+    });
   });
 
   it('should declare the bearer scheme for API keys, required everywhere but the health checks', () => {
@@ -150,7 +187,7 @@ describe('OpenAPI document (e2e)', () => {
     const exportChat = document.paths['/chats/{chatId}/export'].get;
     expect(Object.keys(exportChat.responses['200'].content ?? {})).toEqual(['application/json', 'text/markdown']);
     expect(exportChat.responses['200'].content?.['text/markdown'].example).toMatch(/^# /);
-    expect(statuses('/chats/{chatId}/export', 'get')).toEqual(['200', '401', '404', '422', '500']);
+    expect(statuses('/chats/{chatId}/export', 'get')).toEqual(['200', '401', '404', '422', '429', '500']);
     const exportAll = document.paths['/export'].get;
     expect(Object.keys(exportAll.responses['200'].content ?? {})).toEqual(['application/x-ndjson']);
 
@@ -163,7 +200,7 @@ describe('OpenAPI document (e2e)', () => {
       { $ref: '#/components/schemas/MessageListImportDto' },
     ]);
     expect(Object.keys(body.examples ?? {})).toEqual(['exportDocument', 'messageList']);
-    expect(statuses('/chats/import', 'post')).toEqual(['201', '400', '401', '409', '413', '415', '422', '500']);
+    expect(statuses('/chats/import', 'post')).toEqual(['201', '400', '401', '409', '413', '415', '422', '429', '500']);
     expect(importChat.responses['413'].content?.['application/problem+json'].example).toMatchObject({ status: 413 });
   });
 
