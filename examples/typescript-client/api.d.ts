@@ -156,7 +156,7 @@ export interface paths {
         put?: never;
         /**
          * Stop the chat's running turn
-         * @description Stops the turn that is generating a reply in the chat, on whichever instance runs it, within a second: the upstream request is aborted and what was generated is stored with `status: "incomplete"`. Its streams end with that message as the final `assistant_message` event, and a waiting plain request gets 201 with it. Turns still waiting for the chat run as usual.
+         * @description Stops the turn that is generating a reply in the chat, on whichever instance runs it, within a second: the upstream request is aborted and what was generated is stored with `status: "incomplete"`. Its streams end with that message as the final `assistant_message` event, and a waiting plain request gets 201 with it. Turns still waiting for the chat run as usual. Takes no body: one sent anyway is read as JSON, and ignored.
          */
         post: operations["RunningTurnsController_stop"];
         delete?: never;
@@ -521,6 +521,8 @@ export interface components {
             instance: string;
             /** @description The stored user message; nothing the user sent is lost */
             userMessage: components["schemas"]["MessageDto"];
+            /** @description The partial reply, stored with `status: "incomplete"`, when the turn failed after the model had begun to answer (the upstream broke off mid-stream, or the service had to stop); absent otherwise */
+            assistantMessage?: components["schemas"]["MessageDto"];
         };
         SendMessageDto: {
             /**
@@ -1237,6 +1239,8 @@ export interface operations {
             /** @description The first request with this Idempotency-Key is still running */
             409: {
                 headers: {
+                    /** @description Always 1: repeat the request a second later */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1872,7 +1876,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
+            /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a problem document, last on failure: a ReplyFailedProblemDto once the user message is stored, with any partial reply, stored with status `incomplete`, as `assistantMessage`; a plain one for a turn stopped while it waited, before it stored anything). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1968,6 +1972,8 @@ export interface operations {
             /** @description The first request with this Idempotency-Key is still running */
             409: {
                 headers: {
+                    /** @description Always 1: repeat the request a second later */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2081,68 +2087,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description The language model failed */
+            /** @description The language model failed (`llm-failed`); a reply it had begun is stored as incomplete and sent as `assistantMessage` */
             502: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:konko:problem:llm-failed",
-                     *       "title": "The language model failed",
-                     *       "status": 502,
-                     *       "detail": "The language model answered HTTP 500. Your message was stored as message 1; send another message to try again.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
-                     *       "userMessage": {
-                     *         "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
-                     *         "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
-                     *         "seq": 1,
-                     *         "role": "user",
-                     *         "content": "What should I see in Lisbon in one day?",
-                     *         "status": "completed",
-                     *         "inReplyTo": null,
-                     *         "parentId": null,
-                     *         "model": null,
-                     *         "usage": null,
-                     *         "createdAt": "2026-11-25T09:31:10.000Z"
-                     *       }
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
                 };
             };
-            /** @description The language model is unavailable */
+            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages */
             503: {
                 headers: {
-                    /** @description Seconds to wait, when the upstream said */
+                    /** @description Seconds to wait: 1 while shutting down; the language model's own, when it said */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:konko:problem:llm-unavailable",
-                     *       "title": "The language model is unavailable",
-                     *       "status": 503,
-                     *       "detail": "The language model answered HTTP 429. Your message was stored as message 1; send another message to try again.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
-                     *       "userMessage": {
-                     *         "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
-                     *         "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
-                     *         "seq": 1,
-                     *         "role": "user",
-                     *         "content": "What should I see in Lisbon in one day?",
-                     *         "status": "completed",
-                     *         "inReplyTo": null,
-                     *         "parentId": null,
-                     *         "model": null,
-                     *         "usage": null,
-                     *         "createdAt": "2026-11-25T09:31:10.000Z"
-                     *       }
-                     *     }
-                     */
-                    "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
+                    "application/problem+json": components["schemas"]["ReplyFailedProblemDto"] | components["schemas"]["ProblemDto"];
                 };
             };
             /** @description The language model did not answer in time */
@@ -2200,7 +2162,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
+            /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a problem document, last on failure: a ReplyFailedProblemDto once the user message is stored, with any partial reply, stored with status `incomplete`, as `assistantMessage`; a plain one for a turn stopped while it waited, before it stored anything). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2300,6 +2262,8 @@ export interface operations {
             /** @description The first request with this Idempotency-Key is still running */
             409: {
                 headers: {
+                    /** @description Always 1: repeat the request a second later */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2413,68 +2377,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description The language model failed */
+            /** @description The language model failed (`llm-failed`); a reply it had begun is stored as incomplete and sent as `assistantMessage` */
             502: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:konko:problem:llm-failed",
-                     *       "title": "The language model failed",
-                     *       "status": 502,
-                     *       "detail": "The language model answered HTTP 500. Your message was stored as message 1; send another message to try again.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
-                     *       "userMessage": {
-                     *         "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
-                     *         "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
-                     *         "seq": 1,
-                     *         "role": "user",
-                     *         "content": "What should I see in Lisbon in one day?",
-                     *         "status": "completed",
-                     *         "inReplyTo": null,
-                     *         "parentId": null,
-                     *         "model": null,
-                     *         "usage": null,
-                     *         "createdAt": "2026-11-25T09:31:10.000Z"
-                     *       }
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
                 };
             };
-            /** @description The language model is unavailable */
+            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages */
             503: {
                 headers: {
-                    /** @description Seconds to wait, when the upstream said */
+                    /** @description Seconds to wait: 1 while shutting down; the language model's own, when it said */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:konko:problem:llm-unavailable",
-                     *       "title": "The language model is unavailable",
-                     *       "status": 503,
-                     *       "detail": "The language model answered HTTP 429. Your message was stored as message 1; send another message to try again.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
-                     *       "userMessage": {
-                     *         "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
-                     *         "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
-                     *         "seq": 1,
-                     *         "role": "user",
-                     *         "content": "What should I see in Lisbon in one day?",
-                     *         "status": "completed",
-                     *         "inReplyTo": null,
-                     *         "parentId": null,
-                     *         "model": null,
-                     *         "usage": null,
-                     *         "createdAt": "2026-11-25T09:31:10.000Z"
-                     *       }
-                     *     }
-                     */
-                    "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
+                    "application/problem+json": components["schemas"]["ReplyFailedProblemDto"] | components["schemas"]["ProblemDto"];
                 };
             };
             /** @description The language model did not answer in time */
@@ -2535,6 +2455,24 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "The request body is not valid JSON.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
             /** @description Missing or invalid API key (only when the service has API keys configured) */
             401: {
                 headers: {
@@ -2567,6 +2505,42 @@ export interface operations {
                      *       "title": "Chat not found",
                      *       "status": 404,
                      *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Payload Too Large",
+                     *       "status": 413,
+                     *       "detail": "The request body is larger than the service accepts.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Unsupported Media Type",
+                     *       "status": 415,
+                     *       "detail": "Request bodies must be application/json.",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
@@ -2928,6 +2902,8 @@ export interface operations {
             /** @description The language model is unavailable */
             503: {
                 headers: {
+                    /** @description Seconds to wait: the language model's own, when it said */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3404,6 +3380,8 @@ export interface operations {
             /** @description The first request with this Idempotency-Key is still running */
             409: {
                 headers: {
+                    /** @description Always 1: repeat the request a second later */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

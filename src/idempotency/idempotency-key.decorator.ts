@@ -2,7 +2,7 @@ import { applyDecorators, createParamDecorator, ExecutionContext } from '@nestjs
 import { ApiHeader, DECORATORS, type HeaderObject } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { RequestValidationError } from '../common/errors/domain-error';
-import { ApiProblemResponse } from '../common/problem-details/api-problem-response.decorator';
+import { ApiProblemResponse, retryAfterHeader } from '../common/problem-details/api-problem-response.decorator';
 
 export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
 /** Set on a response that repeats the first outcome of its Idempotency-Key. */
@@ -69,6 +69,7 @@ export const ApiIdempotencyKey = (what: string) =>
       type: 'urn:konko:problem:idempotency-key-in-use',
       detail:
         'The first request with this Idempotency-Key is still running; repeat it after it ends to get its outcome.',
+      headers: retryAfterHeader('Always 1: repeat the request a second later'),
     }),
     ApiReplayedHeader(),
   );

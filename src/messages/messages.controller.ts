@@ -32,11 +32,18 @@ import {
   IdempotencyKeyHeader,
 } from '../idempotency/idempotency-key.decorator';
 import { ListMessagesQuery } from './dto/list-messages.query';
-import { MessageDto, MessagePageDto, TurnDto, USER_MESSAGE_EXAMPLE } from './dto/message.dto';
+import {
+  ASSISTANT_MESSAGE_EXAMPLE,
+  MessageDto,
+  MessagePageDto,
+  TurnDto,
+  USER_MESSAGE_EXAMPLE,
+} from './dto/message.dto';
 import { ReplyFailedProblemDto } from './dto/reply-failed-problem.dto';
 import { SendMessageDto } from './dto/send-message.dto';
 import { SendMessageQuery } from './dto/send-message.query';
 import { DeltaEventDto, TURN_EVENT_STREAM_DESCRIPTION, TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
+import { ShuttingDownError } from './message-errors';
 import { MessagesService } from './messages.service';
 import { isFinal, TurnRequest } from './turn';
 import { turnEventId } from './turn-event-ids';
@@ -56,17 +63,21 @@ const UNNAMED_TURN = () => ({ userMessageId: null, replyId: crypto.randomUUID() 
 /** `{messageId}` path parameters: a non-UUID is an unknown message (404). */
 const MessageIdPipe = new ParseIdPipe((id) => new MessageNotFoundError(id));
 
-const upstreamProblem = (status: number, description: string, type: string, detail: string, retryAfter = false) =>
-  ApiProblemResponse(status, {
-    description,
-    type: `urn:konko:problem:${type}`,
-    detail: `${detail} Your message was stored as message 1; send another message to try again.`,
-    schema: ReplyFailedProblemDto,
-    extensions: { userMessage: USER_MESSAGE_EXAMPLE },
-    headers: retryAfter
-      ? { 'Retry-After': { description: 'Seconds to wait, when the upstream said', schema: { type: 'integer' } } }
-      : undefined,
-  });
+/** A turn's failure after its user message was stored: the problem carries that message. */
+const replyFailed = (type: string, detail: string, extensions: Record<string, unknown> = {}) => ({
+  type: `urn:konko:problem:${type}`,
+  detail: `${detail} Your message was stored as message 1; send another message to try again.`,
+  schema: ReplyFailedProblemDto,
+  extensions: { userMessage: USER_MESSAGE_EXAMPLE, ...extensions },
+});
+
+/** What a turn stores of a reply the model broke off. */
+const PARTIAL_REPLY_EXAMPLE = {
+  ...ASSISTANT_MESSAGE_EXAMPLE,
+  content: 'Start at Belém for the tower and pastéis,',
+  status: 'incomplete',
+  usage: null,
+};
 
 /** What sending and regenerating answer alike: the turn, plain or streamed, and how it can fail. */
 const ApiTurnResponses = () =>
@@ -90,20 +101,46 @@ const ApiTurnResponses = () =>
         'Seconds to wait: until the chat should have room, or the rate limit lets the client in',
       ),
     }),
-    upstreamProblem(502, 'The language model failed', 'llm-failed', 'The language model answered HTTP 500.'),
-    upstreamProblem(
-      503,
-      'The language model is unavailable',
-      'llm-unavailable',
-      'The language model answered HTTP 429.',
-      true,
-    ),
-    upstreamProblem(
-      504,
-      'The language model did not answer in time',
-      'llm-timeout',
-      'The language model did not answer within LLM_TIMEOUT_MS.',
-    ),
+    ApiProblemResponse(502, {
+      description:
+        'The language model failed (`llm-failed`); a reply it had begun is stored as incomplete and sent as ' +
+        '`assistantMessage`',
+      variants: {
+        failed: {
+          summary: 'The language model failed',
+          ...replyFailed('llm-failed', 'The language model answered HTTP 500.'),
+        },
+        brokeOff: {
+          summary: 'The language model failed mid-reply',
+          title: 'The language model failed',
+          ...replyFailed('llm-failed', 'The language model reported an error while streaming its reply.', {
+            assistantMessage: PARTIAL_REPLY_EXAMPLE,
+          }),
+        },
+      },
+    }),
+    ApiProblemResponse(503, {
+      description:
+        'The language model is unavailable (`llm-unavailable`), or this instance is shutting down ' +
+        '(`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was ' +
+        'stored); one stopped at the end of the grace period carries its messages',
+      headers: retryAfterHeader("Seconds to wait: 1 while shutting down; the language model's own, when it said"),
+      variants: {
+        unavailable: {
+          summary: 'The language model is unavailable',
+          ...replyFailed('llm-unavailable', 'The language model answered HTTP 429.'),
+        },
+        shuttingDown: {
+          summary: 'The service is shutting down',
+          type: 'urn:konko:problem:shutting-down',
+          detail: new ShuttingDownError().message,
+        },
+      },
+    }),
+    ApiProblemResponse(504, {
+      description: 'The language model did not answer in time',
+      ...replyFailed('llm-timeout', 'The language model did not answer within LLM_TIMEOUT_MS.'),
+    }),
   );
 
 @ApiTags('messages')

@@ -13,6 +13,7 @@ import { ApiChatIdParam } from '../chats/chat-api.decorators';
 import { ChatKeyParam } from '../chats/chat-key.decorator';
 import { SseStream } from '../common/http/sse-stream';
 import {
+  ApiJsonBodyProblemResponses,
   ApiProblemResponse,
   ApiValidationProblemResponse,
 } from '../common/problem-details/api-problem-response.decorator';
@@ -51,8 +52,10 @@ export class RunningTurnsController {
       'Stops the turn that is generating a reply in the chat, on whichever instance runs it, within a second: the ' +
       'upstream request is aborted and what was generated is stored with `status: "incomplete"`. Its streams end ' +
       'with that message as the final `assistant_message` event, and a waiting plain request gets 201 with it. ' +
-      'Turns still waiting for the chat run as usual.',
+      'Turns still waiting for the chat run as usual. Takes no body: one sent anyway is read as JSON, and ignored.',
   })
+  // The body parsers run before every route: a body that is not JSON, is malformed or too large is refused here too.
+  @ApiJsonBodyProblemResponses()
   @ApiChatIdParam()
   @ApiAcceptedResponse({ description: 'A turn was generating; it stops' })
   @ApiNoContentResponse({ description: 'No turn was generating' })

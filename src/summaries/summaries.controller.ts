@@ -6,6 +6,7 @@ import { ChatKeyParam } from '../chats/chat-key.decorator';
 import {
   ApiProblemResponse,
   ApiValidationProblemResponse,
+  retryAfterHeader,
 } from '../common/problem-details/api-problem-response.decorator';
 import { SummaryDto, SummaryQuery } from './dto/summary.dto';
 import { SummariesService } from './summaries.service';
@@ -35,6 +36,7 @@ export class SummariesController {
     description: 'The language model is unavailable',
     type: 'urn:konko:problem:llm-unavailable',
     detail: 'The language model answered HTTP 429.',
+    headers: retryAfterHeader("Seconds to wait: the language model's own, when it said"),
   })
   @ApiProblemResponse(504, {
     description: 'The language model did not answer in time',

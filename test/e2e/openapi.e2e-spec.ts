@@ -4,7 +4,14 @@ import { createTestApp } from '../support/test-app';
 
 type Operation = {
   requestBody?: { required?: boolean; content: Record<string, { schema: object }> };
-  responses: Record<string, { content?: Record<string, { schema?: object; example?: unknown }> }>;
+  responses: Record<
+    string,
+    {
+      description?: string;
+      headers?: Record<string, { schema: { type: string } }>;
+      content?: Record<string, { schema?: Schema; example?: unknown; examples?: Record<string, { value: unknown }> }>;
+    }
+  >;
 };
 
 /** The parts of a JSON schema these tests read. */
@@ -87,7 +94,11 @@ describe('OpenAPI document (e2e)', () => {
             expect({ where, status, schema: media.schema }).toEqual({ where, status, schema: expect.any(Object) });
             if (Number(status) >= 400) {
               expect({ where, status, mediaType }).toEqual({ where, status, mediaType: 'application/problem+json' });
-              expect({ where, status, example: media.example }).toEqual({ where, status, example: expect.any(Object) });
+              // One example, or several named ones where the status has more than one problem.
+              const examples = media.examples ? Object.values(media.examples).map((e) => e.value) : [media.example];
+              for (const example of examples) {
+                expect({ where, status, example }).toEqual({ where, status, example: expect.any(Object) });
+              }
             }
           }
         }
@@ -292,6 +303,75 @@ describe('OpenAPI document (e2e)', () => {
   it('should refuse a fractional limit, as its integer type says', async () => {
     const refused = await request(app.getHttpServer()).get('/chats?limit=2.5').expect(422);
     expect(refused.body.errors).toEqual([expect.objectContaining({ field: 'limit' })]);
+  });
+
+  describe('problems', () => {
+    const schema = (name: string) => document.components.schemas[name] as Schema & { required?: string[] };
+    const problem = (path: string, method: string, status: string) =>
+      document.paths[path][method].responses[status].content?.['application/problem+json'];
+    const TURNS: [string, string][] = [
+      ['/chats/{chatId}/messages', 'post'],
+      ['/chats/{chatId}/messages/{messageId}/regenerate', 'post'],
+    ];
+
+    it("should describe a failed turn's partial reply as an optional assistantMessage", () => {
+      const replyFailed = schema('ReplyFailedProblemDto');
+      expect(replyFailed.properties?.assistantMessage).toMatchObject({
+        allOf: [{ $ref: '#/components/schemas/MessageDto' }],
+      });
+      expect(replyFailed.required).toContain('userMessage');
+      expect(replyFailed.required).not.toContain('assistantMessage');
+      for (const [path, method] of TURNS) {
+        const examples = Object.values(problem(path, method, '502')?.examples ?? {}).map((e) => e.value);
+        expect(examples).toContainEqual(
+          expect.objectContaining({ assistantMessage: expect.objectContaining({ status: 'incomplete' }) }),
+        );
+      }
+    });
+
+    it("should let a turn's 503 be a plain problem (shutting-down, nothing stored) or one with userMessage", () => {
+      for (const [path, method] of TURNS) {
+        const unavailable = problem(path, method, '503');
+        expect(unavailable?.schema).toEqual({
+          anyOf: [{ $ref: '#/components/schemas/ReplyFailedProblemDto' }, { $ref: '#/components/schemas/ProblemDto' }],
+        });
+        const examples = Object.values(unavailable?.examples ?? {}).map((e) => e.value as Record<string, unknown>);
+        expect(examples).toContainEqual(
+          expect.objectContaining({ type: 'urn:konko:problem:llm-unavailable', userMessage: expect.any(Object) }),
+        );
+        const shuttingDown = examples.find((e) => e.type === 'urn:konko:problem:shutting-down');
+        expect(shuttingDown).toMatchObject({ status: 503, title: 'The service is shutting down' });
+        expect(shuttingDown).not.toHaveProperty('userMessage');
+        expect(document.paths[path][method].responses['503'].headers?.['Retry-After']).toBeDefined();
+      }
+    });
+
+    it("should declare the Retry-After of the summary's 503 and of a key still in use (409)", () => {
+      expect(document.paths['/chats/{chatId}/summary'].get.responses['503'].headers?.['Retry-After']).toMatchObject({
+        schema: { type: 'integer' },
+      });
+      for (const path of ['/chats', '/chats/{chatId}/messages', '/chats/import']) {
+        const conflict = document.paths[path].post.responses['409'];
+        expect({
+          path,
+          type: (conflict.content?.['application/problem+json'].example as { type: string }).type,
+        }).toEqual({ path, type: 'urn:konko:problem:idempotency-key-in-use' });
+        expect({ path, retryAfter: conflict.headers?.['Retry-After']?.schema }).toMatchObject({
+          path,
+          retryAfter: { type: 'integer' },
+        });
+      }
+    });
+
+    it('should declare what stopping answers to a body it cannot read (400, 413, 415)', async () => {
+      const statuses = Object.keys(document.paths['/chats/{chatId}/stop'].post.responses);
+      expect(statuses).toEqual(expect.arrayContaining(['400', '413', '415']));
+      const chatId = (await request(app.getHttpServer()).post('/chats').expect(201)).body.id;
+      const stop = () => request(app.getHttpServer()).post(`/chats/${chatId}/stop`);
+      await stop().set('Content-Type', 'text/plain').send('stop').expect(415);
+      await stop().set('Content-Type', 'application/json').send('{"stop":').expect(400);
+      await stop().send({ anything: true }).expect(204);
+    });
   });
 
   describe('request bodies', () => {

@@ -9,8 +9,8 @@ type ResponseHeaders = Record<
   { description: string; schema: { type: 'integer' | 'string'; minimum?: number } }
 >;
 
-export interface ProblemResponseOptions {
-  description: string;
+/** One problem document a response can carry, as its example shows it. */
+export interface ProblemExample {
   /** The problem document's type slug; plain HTTP problems use `about:blank`. */
   type?: string;
   /** The example's title, where it is not the description (typed problems) or the status's phrase (plain ones). */
@@ -18,42 +18,78 @@ export interface ProblemResponseOptions {
   detail: string;
   schema?: Type<ProblemDto>;
   extensions?: Record<string, unknown>;
+}
+
+/** One of several problems a status answers: a named example of its own. */
+export interface ProblemVariant extends ProblemExample {
+  summary: string;
+}
+
+interface ResponseOptions {
+  description: string;
   headers?: ResponseHeaders;
 }
+
+interface VariantsResponseOptions extends ResponseOptions {
+  /** Each problem the status answers, by example name; the schema is any of theirs. */
+  variants: Record<string, ProblemVariant>;
+}
+
+export type ProblemResponseOptions = (ResponseOptions & ProblemExample) | VariantsResponseOptions;
 
 /** `Retry-After` on a problem response: whole seconds to wait. */
 export const retryAfterHeader = (description: string): ResponseHeaders => ({
   'Retry-After': { description, schema: { type: 'integer', minimum: 0 } },
 });
 
+const exampleOf = (status: number, problem: ProblemExample, typedTitle: string) => ({
+  type: problem.type ?? 'about:blank',
+  title: problem.title ?? (problem.type ? typedTitle : (STATUS_CODES[status] ?? 'Error')),
+  status,
+  detail: problem.detail,
+  instance: '/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e',
+  ...problem.extensions,
+});
+
+const schemasOf = (options: ProblemResponseOptions): Type<ProblemDto>[] => [
+  ...new Set(
+    'variants' in options
+      ? Object.values(options.variants).map((variant) => variant.schema ?? ProblemDto)
+      : [options.schema ?? ProblemDto],
+  ),
+];
+
 /**
- * One `application/problem+json` error response, with its schema and an example: what
- * `ApiProblemResponse` declares, or a global response of the document.
+ * One `application/problem+json` error response, with its schema and an example (with variants:
+ * an example each, and the schema any of theirs): what `ApiProblemResponse` declares, or a global
+ * response of the document.
  */
 export function problemResponse(status: number, options: ProblemResponseOptions): ApiResponseOptions {
+  const schemas = schemasOf(options).map((schema) => ({ $ref: getSchemaPath(schema) }));
+  const media =
+    'variants' in options
+      ? {
+          // Not oneOf: problem schemas are open, so a document of a wider one matches ProblemDto too.
+          schema: schemas.length === 1 ? schemas[0] : { anyOf: schemas },
+          examples: Object.fromEntries(
+            Object.entries(options.variants).map(([name, variant]) => [
+              name,
+              { summary: variant.summary, value: exampleOf(status, variant, variant.summary) },
+            ]),
+          ),
+        }
+      : { schema: schemas[0], example: exampleOf(status, options, options.description) };
   return {
     status,
     description: options.description,
     headers: options.headers,
-    content: {
-      [PROBLEM_CONTENT_TYPE]: {
-        schema: { $ref: getSchemaPath(options.schema ?? ProblemDto) },
-        example: {
-          type: options.type ?? 'about:blank',
-          title: options.title ?? (options.type ? options.description : (STATUS_CODES[status] ?? 'Error')),
-          status,
-          detail: options.detail,
-          instance: '/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e',
-          ...options.extensions,
-        },
-      },
-    },
+    content: { [PROBLEM_CONTENT_TYPE]: media },
   };
 }
 
 /** Documents one `application/problem+json` error response (see {@link problemResponse}). */
 export const ApiProblemResponse = (status: number, options: ProblemResponseOptions) =>
-  applyDecorators(ApiExtraModels(options.schema ?? ProblemDto), ApiResponse(problemResponse(status, options)));
+  applyDecorators(ApiExtraModels(...schemasOf(options)), ApiResponse(problemResponse(status, options)));
 
 /** 422 with per-field `errors[]`; `detail` is `field: message`, as the service writes it. */
 export const ApiValidationProblemResponse = (detail = 'content: content must not be blank') => {

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ProblemDto } from '../../common/problem-details/problem.dto';
 import { MessageDto } from './message.dto';
 
@@ -6,4 +6,12 @@ import { MessageDto } from './message.dto';
 export class ReplyFailedProblemDto extends ProblemDto {
   @ApiProperty({ type: MessageDto, description: 'The stored user message; nothing the user sent is lost' })
   userMessage: MessageDto;
+
+  @ApiPropertyOptional({
+    type: MessageDto,
+    description:
+      'The partial reply, stored with `status: "incomplete"`, when the turn failed after the model had begun ' +
+      'to answer (the upstream broke off mid-stream, or the service had to stop); absent otherwise',
+  })
+  assistantMessage?: MessageDto;
 }

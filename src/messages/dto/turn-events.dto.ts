@@ -31,8 +31,9 @@ export const TURN_EVENT_STREAM_EXAMPLE = [
 export const TURN_EVENT_STREAM_DESCRIPTION =
   'Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), ' +
   '`delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored ' +
-  'reply, whose content is the deltas joined; last on success) or `error` (a ReplyFailedProblemDto problem document; ' +
-  'last on failure, any partial reply is stored with status `incomplete` and included as `assistantMessage`). ' +
+  'reply, whose content is the deltas joined; last on success) or `error` (a problem document, last on failure: a ' +
+  'ReplyFailedProblemDto once the user message is stored, with any partial reply, stored with status `incomplete`, ' +
+  'as `assistantMessage`; a plain one for a turn stopped while it waited, before it stored anything). ' +
   '`: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; ' +
   'a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does ' +
   'not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole ' +
