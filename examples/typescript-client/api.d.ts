@@ -46,8 +46,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: storage answers and the service is not shutting down
-         * @description Also reports the LLM provider bound; the provider's state never makes the service unready.
+         * Readiness: storage (and Redis, with REDIS_URL) answers and the service is not shutting down
+         * @description Also reports the LLM provider bound; the provider's state never makes the service unready. With REDIS_URL, `redis` is checked too: stops and resumes of turns on other instances go through it.
          */
         get: operations["HealthController_ready"];
         put?: never;
@@ -110,7 +110,7 @@ export interface paths {
         };
         /**
          * List a chat's messages: its current branch, root first, or every message
-         * @description The current branch (the path from the root to `currentMessageId`) by default; `?branch=all` lists every message of every branch by seq, for clients that draw the tree. Each list rejects the other's cursors.
+         * @description The current branch (the path from the root to `currentMessageId`) by default; `?branch=all` lists every message of every branch by seq, for clients that draw the tree. Each list rejects the other's cursors. A current-branch cursor keeps to the branch its first page listed, even if the chat's current branch changes meanwhile, so the pages of one walk form one path; list again without a cursor for the new one.
          */
         get: operations["MessagesController_list"];
         put?: never;
@@ -234,7 +234,7 @@ export interface paths {
         };
         /**
          * Export a chat: every message of every branch, or its current branch as Markdown
-         * @description The export document (`konko.chat.v1`) holds the chat and every message of every branch by seq; `POST /chats/import` takes it back, here or on another instance. `?format=markdown` gives the title, then the current branch, a section a message. Either is written as it is read.
+         * @description The export document (`konko.chat.v1`) holds the chat and every message of every branch by seq; `POST /chats/import` takes it back, here or on another instance. `?format=markdown` gives the title, then the current branch, a section a message, its content in a block quote (every line starts with `>`). Either is written as it is read.
          */
         get: operations["ExportController_exportChat"];
         put?: never;
@@ -814,7 +814,7 @@ export interface components {
             format: "konko.chat.v1";
             /** @description An import keeps `title`, `systemPrompt`, `model`, `metadata`, `createdAt` and the current branch (`currentMessageId`, which must name a message of the document); it gives the rest anew */
             chat: components["schemas"]["ExportedChatDto"];
-            /** @description Every message of every branch, by seq (an import takes at most 10,000). It keeps their order, `role`, `content`, `status`, `model`, `usage` and `createdAt`; `parentId` and `inReplyTo` must be null or name an earlier message of the document, and become the new ids; `id`, `chatId` and `seq` are given anew */
+            /** @description Every message of every branch, by seq (an import takes at most 10,000). It keeps their order, `role`, `content`, `status`, `model`, `usage` and `createdAt`; `parentId` must be null or name an earlier message of the document, `inReplyTo` null or an earlier user message, and both become the new ids; `id`, `chatId` and `seq` are given anew */
             messages: components["schemas"]["ExportedMessageDto"][];
         };
         ImportedMessageDto: {
@@ -1175,7 +1175,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -1192,6 +1192,8 @@ export interface operations {
                 headers: {
                     /** @description Path of the new chat */
                     Location?: string;
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1862,7 +1864,7 @@ export interface operations {
                 stream?: boolean;
             };
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored messages) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored messages) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -1879,6 +1881,8 @@ export interface operations {
             /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a problem document, last on failure: a ReplyFailedProblemDto once the user message is stored, with any partial reply, stored with status `incomplete`, as `assistantMessage`; a plain one for a turn stopped while it waited, before it stored anything). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1907,6 +1911,8 @@ export interface operations {
             /** @description The user message and the stored reply (plain JSON) */
             201: {
                 headers: {
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2147,7 +2153,7 @@ export interface operations {
                 stream?: boolean;
             };
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored reply) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same stored reply) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -2165,6 +2171,8 @@ export interface operations {
             /** @description Server-sent events, each `data:` a JSON object: `user_message` (a Message: the stored user message, first), `delta` (a DeltaEventDto: the next piece of the reply, in order), then `assistant_message` (a Message: the stored reply, whose content is the deltas joined; last on success) or `error` (a problem document, last on failure: a ReplyFailedProblemDto once the user message is stored, with any partial reply, stored with status `incomplete`, as `assistantMessage`; a plain one for a turn stopped while it waited, before it stored anything). `: ping` comments are sent while the turn waits for the chat or the first token. Every event has an `id:` line; a client that loses the stream resumes it with `GET /chats/{chatId}/stream` and `Last-Event-ID`. The turn does not depend on its connection: a client that disconnects leaves it running, and its reply is stored whole (with CLIENT_DISCONNECT=stop, the upstream call is aborted and what was generated is stored as incomplete). */
             200: {
                 headers: {
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2193,6 +2201,8 @@ export interface operations {
             /** @description The user message and the stored reply (plain JSON) */
             201: {
                 headers: {
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2315,7 +2325,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description Request validation failed */
+            /** @description The reply answers no user message (`reply-answers-no-message`: an imported chat may open with a reply, or have two in a row), or request validation failed (`validation-failed`) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2323,15 +2333,15 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:konko:problem:validation-failed",
-                     *       "title": "Request validation failed",
+                     *       "type": "urn:konko:problem:reply-answers-no-message",
+                     *       "title": "The reply answers no user message",
                      *       "status": 422,
-                     *       "detail": "model: property model should not exist",
+                     *       "detail": "Message 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d is a reply that answers no user message, so there is nothing to answer again. Regenerate a reply to a user message, or send a new message.",
                      *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
                      *       "errors": [
                      *         {
-                     *           "field": "model",
-                     *           "message": "property model should not exist"
+                     *           "field": "messageId",
+                     *           "message": "a reply that answers no user message"
                      *         }
                      *       ]
                      *     }
@@ -2585,6 +2595,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:redis-unavailable",
+                     *       "title": "With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance",
+                     *       "status": 503,
+                     *       "detail": "A turn running on another instance is stopped or resumed through Redis, which this instance cannot reach now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
     };
     RunningTurnsController_stream: {
@@ -2752,6 +2780,24 @@ export interface operations {
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
                      *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:redis-unavailable",
+                     *       "title": "With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance",
+                     *       "status": 503,
+                     *       "detail": "A turn running on another instance is stopped or resumed through Redis, which this instance cannot reach now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3122,11 +3168,11 @@ export interface operations {
                      *
                      *     ## User
                      *
-                     *     What should I see in Lisbon in one day?
+                     *     > What should I see in Lisbon in one day?
                      *
                      *     ## Assistant
                      *
-                     *     Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …
+                     *     > Start at Belém for the tower and pastéis, then ride tram 28 up to Alfama …
                      */
                     "text/markdown": string;
                 };
@@ -3316,7 +3362,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). */
+                /** @description Makes retrying safe: a repeat with the same key and body returns the first outcome (the same chat) without doing the work again, marked `Idempotent-Replayed: true`. Another body → 422; while the first request still runs → 409. Keys are scoped to the caller, the route and the chat, and expire after IDEMPOTENCY_TTL (24 h by default). A key is 1–255 printable ASCII characters, sent once; else 422. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -3333,6 +3379,8 @@ export interface operations {
                 headers: {
                     /** @description Path of the new chat */
                     Location?: string;
+                    /** @description Present, as `true`, when the response repeats the first outcome of its Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
