@@ -1,5 +1,3 @@
-import type { LlmConfig } from './llm.config';
-
 /** The window assumed for a model not listed below. */
 export const DEFAULT_CONTEXT_TOKENS = 8192;
 
@@ -28,6 +26,6 @@ export function contextWindowOf(model: string): number {
 }
 
 /** The context window a request to `model` may fill: LLM_CONTEXT_TOKENS when set. */
-export function contextTokensFor({ contextTokens }: LlmConfig, model: string): number {
+export function contextTokensFor({ contextTokens }: { contextTokens?: number }, model: string): number {
   return contextTokens ?? contextWindowOf(model);
 }
