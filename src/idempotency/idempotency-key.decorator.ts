@@ -12,9 +12,11 @@ const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
 /** The request's Idempotency-Key, or undefined; a malformed one is a 422 naming the header. */
 export const IdempotencyKeyHeader = createParamDecorator((_: unknown, context: ExecutionContext) => {
-  // Node joins a repeated header into "a, b" in `headers`; `headersDistinct` keeps each line.
-  const values = context.switchToHttp().getRequest<Request>().headersDistinct['idempotency-key'];
-  if (values === undefined) return undefined;
+  const request = context.switchToHttp().getRequest<Request>();
+  if (request.headers['idempotency-key'] === undefined) return undefined;
+  // Node joins a repeated header into "a, b" in `headers`; `headersDistinct` (built on first use,
+  // for every header) keeps each line.
+  const values = request.headersDistinct['idempotency-key']!;
   const invalid = (message: string) => new RequestValidationError([{ field: IDEMPOTENCY_KEY_HEADER, message }]);
   if (values.length > 1) throw invalid('send the header once');
   const [value] = values;

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import type { ChatLock } from '../chats/chat.repository';
 import { FinalTurnEvent, isFinal, StreamedTurnEvent, TurnId } from './turn';
-import { sameTurn, turnEventId, turnKeyOf, TurnPosition } from './turn-event-ids';
+import { sameTurn, turnEventId, turnKeyOf, TurnPosition, unnamedTurn } from './turn-event-ids';
 import { RelayedTurn, TurnRelay } from './turn-relay';
 
 type Unnamed<E> = E extends unknown ? Omit<E, 'id'> : never;
@@ -68,7 +68,7 @@ export class LiveTurns {
     this.running.set(lock.chatId, live);
     const emit = (unnamed: UnnamedTurnEvent) => {
       // A turn that failed before it held a user message still names its one event.
-      live.turn ??= { userMessageId: null, replyId: crypto.randomUUID() };
+      live.turn ??= unnamedTurn();
       const event = { ...unnamed, id: turnEventId(live.turn, live.events.length) } as StreamedTurnEvent;
       live.events.push(event);
       relayed.publish(event);
@@ -120,7 +120,7 @@ export class LiveTurns {
    * named and kept like any failure, so that a resume from its id tells it again.
    */
   failedWhileWaiting(chatId: string, failure: unknown): FinalTurnEvent {
-    const turn: TurnId = { userMessageId: null, replyId: crypto.randomUUID() };
+    const turn = unnamedTurn();
     const event: FinalTurnEvent = { type: 'failed', id: turnEventId(turn, 0), failure };
     this.failures.set(failureKey(chatId, turn), event);
     return event;

@@ -46,7 +46,7 @@ import { DeltaEventDto, TURN_EVENT_STREAM_DESCRIPTION, TURN_EVENT_STREAM_EXAMPLE
 import { ShuttingDownError } from './message-errors';
 import { MessagesService } from './messages.service';
 import { isFinal, TurnRequest } from './turn';
-import { turnEventId } from './turn-event-ids';
+import { turnEventId, unnamedTurn } from './turn-event-ids';
 import { writeTurnEvent } from './turn-event-stream';
 import { turnProblem, TurnProblemFilter } from './turn-problems';
 
@@ -56,9 +56,6 @@ const EVENT_STREAM = 'text/event-stream';
 function wantsEventStream(request: Request, query: SendMessageQuery): boolean {
   return query.stream ?? request.accepts(['application/json', EVENT_STREAM]) === EVENT_STREAM;
 }
-
-/** A failure no turn event reported (none should: a turn reports its own, held or not). */
-const UNNAMED_TURN = () => ({ userMessageId: null, replyId: crypto.randomUUID() });
 
 /** `{messageId}` path parameters: a non-UUID is an unknown message (404). */
 const MessageIdPipe = new ParseIdPipe((id) => new MessageNotFoundError(id));
@@ -264,7 +261,7 @@ export class MessagesController {
     } catch (error) {
       if (!stream.isOpen) throw error;
       // Defensive: the stream still ends with an error event.
-      if (!ended) stream.send('error', turnProblem(error, request), turnEventId(UNNAMED_TURN(), 0));
+      if (!ended) stream.send('error', turnProblem(error, request), turnEventId(unnamedTurn(), 0));
     } finally {
       stream.close();
     }

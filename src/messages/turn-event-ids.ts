@@ -20,6 +20,9 @@ const NO_USER_MESSAGE = '-';
 export const turnEventId = ({ userMessageId, replyId }: TurnId, index: number): string =>
   `${userMessageId ?? NO_USER_MESSAGE}.${replyId}.${index === END ? 'end' : index}`;
 
+/** A name for a turn that failed before it held a user message: its one event still needs an id. */
+export const unnamedTurn = (): TurnId => ({ userMessageId: null, replyId: crypto.randomUUID() });
+
 /** The position an event id names; null for anything this service could not have given out. */
 export function parseTurnEventId(id: string): TurnPosition | null {
   const parts = id.split('.');
