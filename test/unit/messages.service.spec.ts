@@ -185,7 +185,8 @@ describe(MessagesService.name, () => {
       expect((await ctx.messagesOf(chat)).map((m) => m.status)).toEqual(['completed', 'incomplete']);
     });
 
-    it('should store nothing for a turn whose client left while it waited for the chat', async () => {
+    /** A turn holds the chat until `gate` opens; a second turn waits for it, and its client leaves. */
+    const aTurnLeftWhileWaiting = async () => {
       const chat = await ctx.newChat();
       const gate = ctx.holdReplies();
       const first = ctx.run(ctx.newTurn(chat, 'first'));
@@ -193,6 +194,11 @@ describe(MessagesService.name, () => {
       const waiting = ctx.run(ctx.newTurn(chat, 'second'), { whenClientLeaves: (s) => (stop = s) });
       await waiting.reached('admitted');
       stop();
+      return { chat, gate, first, waiting };
+    };
+
+    it('should store nothing for a turn whose client left while it waited for the chat', async () => {
+      const { chat, gate, first, waiting } = await aTurnLeftWhileWaiting();
       gate.resolve();
 
       // Either may end first: the first turn still titles its chat once it has let go of the chat.
@@ -201,13 +207,7 @@ describe(MessagesService.name, () => {
     });
 
     it('should time every wait for the chat’s lock by how it ended, a wait given up too', async () => {
-      const chat = await ctx.newChat();
-      const gate = ctx.holdReplies();
-      const first = ctx.run(ctx.newTurn(chat, 'first'));
-      let stop!: () => void;
-      const waiting = ctx.run(ctx.newTurn(chat, 'second'), { whenClientLeaves: (s) => (stop = s) });
-      await waiting.reached('admitted');
-      stop();
+      const { chat, gate, first, waiting } = await aTurnLeftWhileWaiting();
       await expect(waiting.done).rejects.toBeInstanceOf(TurnCancelledError);
       gate.resolve();
       await first.done;
