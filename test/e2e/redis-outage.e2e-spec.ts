@@ -146,10 +146,8 @@ describe('Two instances whose Redis is down as they start (e2e, service processe
     });
   }
 
-  it('should hear a stop from the other instance once Redis is back', async () => {
-    llm = await new FakeOpenAiServer().start();
-    database = await createSqliteTestDatabase();
-    link = await RedisLink.open(DB, { up: false });
+  /** Two instances on one SQLite database, reaching Redis through `link`. */
+  async function startTwo(): Promise<ServiceProcess[]> {
     const env = {
       DATABASE_URL: database.url,
       OPENAI_BASE_URL: llm.baseUrl,
@@ -158,12 +156,19 @@ describe('Two instances whose Redis is down as they start (e2e, service processe
       AUTO_TITLE: 'off',
       REDIS_URL: link.url,
     };
-    const [a, b] = (services = [await startService(env), await startService(env)]);
+    return (services = [await startService(env), await startService(env)]);
+  }
+  const ready = async (service: ServiceProcess) => (await fetch(`${service.baseUrl}/health/ready`)).status === 200;
+
+  it('should hear a stop from the other instance once Redis is back', async () => {
+    llm = await new FakeOpenAiServer().start();
+    database = await createSqliteTestDatabase();
+    link = await RedisLink.open(DB, { up: false });
+    const [a, b] = await startTwo();
     // ioredis gives up a command it holds after 20 reconnection attempts (maxRetriesPerRequest):
     // Redis comes back only after A's subscription to stops has met that.
     await logged(a, 'Redis subscriber: connect ECONNREFUSED', 21);
     await link.restore();
-    const ready = async (service: ServiceProcess) => (await fetch(`${service.baseUrl}/health/ready`)).status === 200;
     await until(async () => (await ready(a)) && (await ready(b)));
 
     const chatId = ((await (await fetch(`${a.baseUrl}/chats`, { method: 'POST' })).json()) as { id: string }).id;
@@ -179,5 +184,41 @@ describe('Two instances whose Redis is down as they start (e2e, service processe
       event: 'assistant_message',
       data: { status: 'incomplete', content: 'Once upon ' },
     });
+  });
+
+  it('should let the other instance resume and stop a turn that began while Redis was down, once it is back', async () => {
+    llm = await new FakeOpenAiServer().start();
+    database = await createSqliteTestDatabase();
+    link = await RedisLink.open(DB);
+    const [a, b] = await startTwo();
+    await until(async () => (await ready(a)) && (await ready(b)));
+    const chatId = ((await (await fetch(`${a.baseUrl}/chats`, { method: 'POST' })).json()) as { id: string }).id;
+
+    await link.cut();
+    llm.enqueue({ kind: 'reply', pieces: ['Once ', 'upon ', 'a ', 'time'], holdAfter: 2 });
+    const held = once(llm, 'held');
+    const turn = await EventStreamClient.post(`${a.baseUrl}/chats/${chatId}/messages`, { content: 'A story' });
+    await held;
+    const seen = (await turn.waitForEvents(3)).slice(0, 3);
+    turn.disconnect();
+    // ioredis fails the commands it holds after 20 reconnection attempts: the turn's running mark
+    // never reached Redis, nor its events.
+    await logged(a, 'Could not mark a running turn', 1);
+    await link.restore();
+    await until(async () => (await ready(a)) && (await ready(b)));
+
+    const resumed = await EventStreamClient.get(`${b.baseUrl}/chats/${chatId}/stream`, {
+      'Last-Event-ID': seen[0].id!,
+    });
+    expect(resumed.response.status).toBe(200);
+    expect(await resumed.waitForEvents(2)).toEqual(seen.slice(1));
+    const abandoned = once(llm, 'abandoned');
+    expect((await fetch(`${b.baseUrl}/chats/${chatId}/stop`, { method: 'POST' })).status).toBe(202);
+    await abandoned;
+    const events = await resumed.all();
+    const [, reply] = ((await (await fetch(`${b.baseUrl}/chats/${chatId}/messages`)).json()) as { data: MessageDto[] })
+      .data;
+    expect(reply).toMatchObject({ status: 'incomplete', content: 'Once upon ' });
+    expect(events).toEqual([...seen.slice(1), { event: 'assistant_message', data: reply, id: expect.any(String) }]);
   });
 });

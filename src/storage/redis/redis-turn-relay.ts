@@ -24,13 +24,19 @@ const MIN_MAX_ENTRIES = 10_000;
 const BLOCK_MS = 1_000;
 /** A request (a stop, a resume) and the readiness probe wait this long at most for Redis's answer. */
 const ANSWER_MS = 1_000;
+/** A turn's write that Redis refused while connected is tried again this much later. */
+const RETRY_MS = 1_000;
 /**
- * Appends a batch of a turn's events (KEYS[1]; ARGV[1], none when empty) to its capped stream and
- * renews the stream's TTL; with a mark (ARGV[4]) it then deletes the chat's running mark (KEYS[2])
- * while that still names this turn. One command, not four, for a turn's last write: the round trips
- * cost the instance more CPU than Redis's work.
+ * Writes a turn's events (KEYS[1]) and its chat's running mark (KEYS[2]) in one command, since the
+ * round trips cost the instance more CPU than Redis's work. ARGV: [1] a batch of events to append
+ * to the turn's capped stream, renewing its TTL (none when empty); [2] the cap; [3] the TTL; [4] a
+ * mark to delete, after the events, while it still names this turn; [5] '1' to write the stream
+ * afresh (after Redis was unreachable: it may have lost what it held, and resumes drop repeats);
+ * [6] a mark to set first, for [7] ms.
  */
-const APPEND_TURN_EVENTS = `
+const WRITE_TURN = `
+if ARGV[5] == '1' then redis.call('del', KEYS[1]) end
+if ARGV[6] ~= '' then redis.call('set', KEYS[2], ARGV[6], 'PX', ARGV[7]) end
 if ARGV[1] ~= '' then
   redis.call('xadd', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[1])
   redis.call('pexpire', KEYS[1], ARGV[3])
@@ -39,13 +45,16 @@ if ARGV[4] ~= '' and redis.call('get', KEYS[2]) == ARGV[4] then redis.call('del'
 return 0`;
 
 interface RelayCommands {
-  appendTurnEvents(
+  writeTurn(
     eventsKey: string,
     runningKey: string,
     batch: string,
     maxEntries: number,
     ttlMs: number,
     unmark: string,
+    afresh: '1' | '',
+    mark: string,
+    leaseMs: number,
   ): Promise<number>;
 }
 
@@ -71,6 +80,8 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   private subscribed = false;
   /** The stop of each chat's turn that this instance runs. */
   private readonly stops = new Map<string, () => void>();
+  /** The turns whose writes Redis may still lack: running, or ended with their last write pending. */
+  private readonly writers = new Set<TurnWriter>();
 
   /** A turn writes its user message, a delta of at least a token at a time, and a final event. */
   private readonly maxEntries: number;
@@ -86,11 +97,16 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
     this.redis = new Redis(url, {
       enableAutoPipelining: true,
       lazyConnect: false,
-      scripts: { appendTurnEvents: { lua: APPEND_TURN_EVENTS, numberOfKeys: 2 } },
+      scripts: { writeTurn: { lua: WRITE_TURN, numberOfKeys: 2 } },
     }) as Redis & RelayCommands;
     this.redis.on('error', (error) => {
       this.lastError = error.message;
       this.logger.warn(`Redis: ${error.message}`);
+    });
+    // Redis may have lost what it held (a restart keeps nothing), and writes may have failed while
+    // it was away: each turn that is not wholly written writes itself afresh.
+    this.redis.on('ready', () => {
+      for (const writer of this.writers) writer.rewrite();
     });
     // ioredis renews only a subscription Redis has taken: by default it gives up the command
     // after ~10 s of reconnecting, and this instance would never hear a stop. It waits instead.
@@ -108,44 +124,17 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
 
   begin(lock: ChatLock, stop: () => void): RelayedTurn {
     this.stops.set(lock.chatId, stop);
-    let turn: TurnId | null = null;
-    let pending: StreamedTurnEvent[] = [];
-    let flushTimer: NodeJS.Timeout | undefined;
-    let mark = '';
-    let renewal: NodeJS.Timeout | undefined;
-    /** Writes the pending events; `unmark` also deletes the running mark, after them. */
-    const flush = (unmark = false) => {
-      clearTimeout(flushTimer);
-      flushTimer = undefined;
-      if (pending.length === 0 && !(unmark && turn)) return;
-      // Before the turn has a name, its one event (a failure) names it.
-      const key = eventsKey(turn ?? parseTurnEventId(pending[0].id)!);
-      const batch = pending.length > 0 ? JSON.stringify(pending.map(encodeTurnEvent)) : '';
-      pending = [];
-      this.redis
-        .appendTurnEvents(key, runningKey(lock.chatId), batch, this.maxEntries, EVENTS_TTL_MS, unmark ? mark : '')
-        .catch(this.warn(unmark ? 'publish events and unmark a running turn' : 'publish events'));
-    };
+    const writer = new TurnWriter(this.redis, runningKey(lock.chatId), this.leaseMs, this.maxEntries, {
+      warn: (what, error) => this.warn(what)(error),
+      done: () => this.writers.delete(writer),
+    });
+    this.writers.add(writer);
     return {
-      identify: (id) => {
-        turn = id;
-        mark = JSON.stringify(id);
-        this.redis.set(runningKey(lock.chatId), mark, 'PX', this.leaseMs).catch(this.warn('mark a running turn'));
-        renewal = setInterval(() => {
-          this.redis.pexpire(runningKey(lock.chatId), this.leaseMs).catch(this.warn('renew a running turn'));
-        }, this.leaseMs / 3);
-        renewal.unref();
-      },
-      publish: (event) => {
-        pending.push(event);
-        // A final event waits for `end`, which follows it within the same pass of the event loop,
-        // to go with the unmark in one command.
-        if (!isFinal(event)) flushTimer ??= setTimeout(flush, FLUSH_MS);
-      },
+      identify: (id) => writer.identify(id),
+      publish: (event) => writer.publish(event),
       end: () => {
-        clearInterval(renewal);
         if (this.stops.get(lock.chatId) === stop) this.stops.delete(lock.chatId);
-        flush(true);
+        writer.end();
       },
     };
   }
@@ -192,7 +181,15 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
       yield final; // an ended turn: its final event only
       return;
     }
-    const after = (event: StreamedTurnEvent) => parseTurnEventId(event.id)!.index > afterIndex;
+    // Each event once, in order: a turn that wrote itself afresh after an outage repeats the
+    // events Redis kept.
+    let last = afterIndex;
+    const after = (event: StreamedTurnEvent) => {
+      const { index } = parseTurnEventId(event.id)!;
+      if (index <= last) return false;
+      last = index;
+      return true;
+    };
     yield* written.filter(after);
     let lastId = entries.at(-1)?.[0] ?? '0-0';
     // A blocking read holds its connection: each follower has its own, closed when it stops.
@@ -268,7 +265,143 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
     // QUIT waits for Redis to answer: while it is unreachable that held shutdown ~10 s, and the
     // client went on reconnecting after. Without a connection there is nothing to flush.
     const close = (client: Redis) => (client.status === 'ready' ? client.quit() : client.disconnect());
+    for (const writer of this.writers) writer.abandon();
     await Promise.allSettled([close(this.subscriber), close(this.redis)]);
+  }
+}
+
+/**
+ * One turn's writes to Redis, one at a time and in order: its running mark (renewed while it
+ * runs), its events in batches, and with the last batch the unmark. A write that fails (Redis is
+ * unreachable, or refuses it) is not lost: once Redis is back the turn writes its mark and every
+ * event afresh, so another instance can still stop it and resume it whole. Kept for a turn that
+ * has ended until its last write is in, or its events would have expired anyway.
+ */
+class TurnWriter {
+  private turn: TurnId | null = null;
+  private mark = '';
+  private readonly events: StreamedTurnEvent[] = [];
+  /** How many of `events` Redis holds. */
+  private written = 0;
+  /** Whether Redis may lack the mark or an event before `written`: the next write starts afresh. */
+  private afresh = false;
+  /** Bumped by each start afresh, so a write sent before it does not count its events as held. */
+  private generation = 0;
+  private writing = false;
+  private endedAt: number | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private renewal: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly redis: Redis & RelayCommands,
+    private readonly runningKey: string,
+    private readonly leaseMs: number,
+    private readonly maxEntries: number,
+    private readonly owner: { warn(what: string, error: Error): void; done(): void },
+  ) {}
+
+  identify(turn: TurnId): void {
+    this.turn = turn;
+    this.mark = JSON.stringify(turn);
+    this.redis.set(this.runningKey, this.mark, 'PX', this.leaseMs).catch(this.lost('mark a running turn'));
+    this.renewal = setInterval(() => {
+      this.redis.pexpire(this.runningKey, this.leaseMs).catch(this.lost('renew a running turn'));
+    }, this.leaseMs / 3);
+    this.renewal.unref();
+  }
+
+  publish(event: StreamedTurnEvent): void {
+    this.events.push(event);
+    // A final event waits for `end`, which follows it within the same pass of the event loop, to
+    // go with the unmark in one command.
+    if (!isFinal(event)) this.schedule(FLUSH_MS);
+  }
+
+  end(): void {
+    clearInterval(this.renewal);
+    this.endedAt = Date.now();
+    this.write();
+  }
+
+  /** Redis is back: write the mark and every event again. */
+  rewrite(): void {
+    this.afresh = true;
+    this.written = 0;
+    this.generation++;
+    this.write();
+  }
+
+  /** The relay closes: nothing more is written. */
+  abandon(): void {
+    clearInterval(this.renewal);
+    clearTimeout(this.timer);
+    this.owner.done();
+  }
+
+  private schedule(ms: number): void {
+    this.timer ??= setTimeout(() => this.write(), ms);
+    this.timer.unref();
+  }
+
+  private write(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    // The write under way writes what came meanwhile once it is answered.
+    if (this.writing) return;
+    const ended = this.endedAt !== null;
+    if (ended && Date.now() - this.endedAt! > EVENTS_TTL_MS) return this.owner.done();
+    const unwritten = this.events.length - this.written;
+    // Before the turn has a name, its one event (a failure) names it.
+    const turn = this.turn ?? (this.events.length > 0 ? parseTurnEventId(this.events[0].id) : null);
+    if (!turn) {
+      if (ended) this.owner.done();
+      return;
+    }
+    if (unwritten === 0 && !this.afresh && !ended) return;
+    // A write waits for Redis rather than in ioredis's queue, and `ready` rewrites then.
+    if (this.redis.status !== 'ready') return;
+    const upTo = this.events.length;
+    const generation = this.generation;
+    const afresh = this.afresh;
+    this.afresh = false;
+    this.writing = true;
+    const batch = unwritten > 0 ? JSON.stringify(this.events.slice(this.written).map(encodeTurnEvent)) : '';
+    this.redis
+      .writeTurn(
+        eventsKey(turn),
+        this.runningKey,
+        batch,
+        this.maxEntries,
+        EVENTS_TTL_MS,
+        ended ? this.mark : '',
+        afresh ? '1' : '',
+        afresh && !ended ? this.mark : '',
+        this.leaseMs,
+      )
+      .then(
+        () => {
+          this.writing = false;
+          if (generation === this.generation) this.written = upTo;
+          if (this.written < this.events.length || this.afresh) this.write();
+          else if (ended) this.owner.done();
+        },
+        (error: Error) => {
+          this.writing = false;
+          this.lost(ended ? 'publish events and unmark a running turn' : 'publish events')(error);
+        },
+      );
+  }
+
+  /** A write failed: Redis may lack any of the turn's, so they are all written again. */
+  private lost(what: string) {
+    return (error: Error) => {
+      this.owner.warn(what, error);
+      this.afresh = true;
+      this.written = 0;
+      this.generation++;
+      // Unless Redis is unreachable, when `ready` rewrites.
+      this.schedule(RETRY_MS);
+    };
   }
 }
 
