@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, Server } from 'node:net';
+import { createServer, Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,19 +56,29 @@ describe('Service start-up (e2e, built service)', () => {
   describe('with settings it cannot start with', () => {
     let dir: string;
     let busy: Server;
+    /** Takes connections and never says a word, as a PostgreSQL that hangs (or a wrong port) would. */
+    let silent: Server;
+    const held = new Set<Socket>();
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'konko-startup-'));
       writeFileSync(join(dir, 'a-file'), '');
       busy = createServer().listen(0, '127.0.0.1');
       await once(busy, 'listening');
+      silent = createServer((socket) => {
+        held.add(socket.on('error', () => undefined));
+      }).listen(0, '127.0.0.1');
+      await once(silent, 'listening');
     });
     afterAll(async () => {
-      busy.close();
-      await once(busy, 'close');
+      for (const socket of held) socket.destroy();
+      for (const server of [busy, silent]) {
+        server.close();
+        await once(server, 'close');
+      }
       rmSync(dir, { recursive: true, force: true });
     });
 
-    // Each case: the settings, and what the line must say. Functions: `dir` and `busy` come later.
+    // Each case: the settings, and what the line must say. Functions: the servers and `dir` come later.
     const cases: [string, () => [Record<string, string>, string]][] = [
       [
         'an unreachable PostgreSQL',
@@ -76,6 +86,17 @@ describe('Service start-up (e2e, built service)', () => {
           { DATABASE_URL: 'postgres://konko:s3cret@127.0.0.1:1/test' },
           'DATABASE_URL="postgres://konko:***@127.0.0.1:1/test" cannot be opened: connect ECONNREFUSED',
         ],
+      ],
+      [
+        // Without a connection timeout, pg waited for the server's first word for ever.
+        'a PostgreSQL that does not answer',
+        () => {
+          const { port } = silent.address() as AddressInfo;
+          return [
+            { DATABASE_URL: `postgres://konko:s3cret@127.0.0.1:${port}/test` },
+            `DATABASE_URL="postgres://konko:***@127.0.0.1:${port}/test" cannot be opened: timeout expired`,
+          ];
+        },
       ],
       [
         'a SQLite file whose folder cannot be made',

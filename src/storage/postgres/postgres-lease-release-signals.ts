@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Kysely, sql } from 'kysely';
-import { Client } from 'pg';
+import { Client, ClientConfig } from 'pg';
 import type { DatabaseSchema } from '../sql/database-schema';
 import { LeaseReleaseSignals } from '../sql/lease-release-signals';
 
@@ -24,7 +24,7 @@ export class PostgresLeaseReleaseSignals extends LeaseReleaseSignals {
 
   constructor(
     private readonly db: Kysely<DatabaseSchema>,
-    private readonly connectionString: string,
+    private readonly connection: ClientConfig,
     maxPollMs: number,
   ) {
     super(maxPollMs);
@@ -56,7 +56,7 @@ export class PostgresLeaseReleaseSignals extends LeaseReleaseSignals {
   }
 
   private async listen(): Promise<void> {
-    const client = new Client({ connectionString: this.connectionString });
+    const client = new Client(this.connection);
     client.on('notification', ({ channel, payload }) => {
       if (!payload) return;
       if (channel === STOP_CHANNEL) this.stopAnnounced(payload);
