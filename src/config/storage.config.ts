@@ -107,6 +107,24 @@ export function describeStorage(storage: StorageSettings): string {
   }
 }
 
+/** The database a Redis URL names, as ioredis reads it (with parseInt): its path, else `?db=`. */
+function redisDatabaseOf(url: URL): string | null {
+  return url.pathname.length > 1 ? url.pathname.slice(1) : url.searchParams.get('db');
+}
+
+/**
+ * Redis refused to select the database REDIS_URL names (beyond its `databases` setting, or any but
+ * 0 in a cluster), as the one line start-up stops with; the URL's password is masked.
+ */
+export function missingRedisDatabase(redisUrl: string, error: unknown): InvalidConfigError {
+  const db = redisDatabaseOf(new URL(redisUrl));
+  return cannotStartWith(
+    'REDIS_URL',
+    redact(redisUrl),
+    `names database ${db}, which Redis does not have: ${messageOf(error)}`,
+  );
+}
+
 /**
  * A `redis://` or `rediss://` URL as ioredis reads it (WHATWG URL rules: a Docker Compose host
  * such as `redis_cache` is a host, and a password may hold any character, percent-encoded).
@@ -126,9 +144,8 @@ function parseRedisUrl(redisUrl: string | undefined): string | undefined {
       'is not a URL of the form redis://[user:password@]host[:port][/db] (or rediss://)',
     );
   }
-  // ioredis reads the database from the path, else from `?db=`, with parseInt: a name would select
-  // NaN, which Redis refuses, and the process crashes on the unhandled reply.
-  const db = url.pathname.length > 1 ? url.pathname.slice(1) : url.searchParams.get('db');
+  // A name would select NaN, which Redis refuses, and the process crashes on the unhandled reply.
+  const db = redisDatabaseOf(url);
   if (db !== null && !/^\d+$/.test(db)) {
     throw refuse(
       'REDIS_URL',

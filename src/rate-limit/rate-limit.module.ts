@@ -17,9 +17,15 @@ const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
  * Every request waits on its counter, so a Redis that is down or hangs must fail the count within
  * a second (the storage then lets the request through), not after ~10 s of retries. The offline
  * queue stays on: without it, the counts sent while the client first connects would all fail,
- * and the first requests after start-up would go uncounted.
+ * and the first requests after start-up would go uncounted. The client connects at the first
+ * count: a start-up that stops on REDIS_URL (the turn relay checks its database) logs nothing of it.
  */
-const FAIL_FAST: RedisOptions = { maxRetriesPerRequest: 0, connectTimeout: 1000, commandTimeout: 1000 };
+const FAIL_FAST: RedisOptions = {
+  maxRetriesPerRequest: 0,
+  connectTimeout: 1000,
+  commandTimeout: 1000,
+  lazyConnect: true,
+};
 
 function redisStorage(redisUrl: string): FailOpenThrottlerStorage {
   const redis = new ThrottlerStorageRedisService(redisUrl, FAIL_FAST);

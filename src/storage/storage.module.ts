@@ -80,12 +80,16 @@ const IN_MEMORY_CHATS = Symbol('IN_MEMORY_CHATS');
     {
       provide: TurnRelay,
       inject: [storageConfig.KEY, llmConfig.KEY, SQL_DATABASE],
-      useFactory: (
+      useFactory: async (
         { redisUrl, chatLockLeaseMs }: StorageConfig,
         { maxOutputTokens }: LlmConfig,
         database: SqlDatabase | null,
-      ): TurnRelay => {
-        if (redisUrl) return new RedisTurnRelay(redisUrl, chatLockLeaseMs, maxOutputTokens);
+      ): Promise<TurnRelay> => {
+        if (redisUrl) {
+          const relay = new RedisTurnRelay(redisUrl, chatLockLeaseMs, maxOutputTokens);
+          await relay.start();
+          return relay;
+        }
         return database ? new SqlTurnRelay(database) : new LocalTurnRelay();
       },
     },

@@ -99,6 +99,14 @@ describe('Service start-up (e2e, built service)', () => {
         },
       ],
       [
+        // ioredis logged Redis's refusal of its SELECT, and went on in database 0.
+        'a Redis database Redis does not have',
+        () => [
+          { REDIS_URL: 'redis://127.0.0.1:6379/99' },
+          'REDIS_URL="redis://127.0.0.1:6379/99" names database 99, which Redis does not have: ERR DB index is out of range',
+        ],
+      ],
+      [
         'a SQLite file whose folder cannot be made',
         () => [
           { DATABASE_URL: `sqlite:${join(dir, 'a-file', 'chats.db')}` },

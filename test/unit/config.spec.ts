@@ -1,7 +1,7 @@
 import { InvalidConfigError } from '../../src/config/env';
 import { unusableAddress } from '../../src/config/http.config';
 import { DEFAULT_LLM_MAX_CONCURRENCY, DEFAULT_LLM_MODEL } from '../../src/config/llm.config';
-import { describeStorage, unusableDatabase } from '../../src/config/storage.config';
+import { describeStorage, missingRedisDatabase, unusableDatabase } from '../../src/config/storage.config';
 import { configFrom } from '../support/config';
 
 describe('configuration slices', () => {
@@ -139,7 +139,7 @@ describe('configuration slices', () => {
     'redis://127.0.0.1:6379/2',
     'redis://cache:6379/',
     'redis://cache:6379?db=3',
-    // A number Redis may not have (16 databases by default): its own configuration decides.
+    // A number Redis may not have (16 databases by default): Redis decides, at start-up.
     'redis://cache:6379/99',
   ])('should take REDIS_URL=%s, a Docker Compose host name too', (url) => {
     expect(configFrom({ REDIS_URL: url }).storage.redisUrl).toBe(url);
@@ -163,6 +163,15 @@ describe('configuration slices', () => {
     expect(() => configFrom({ REDIS_URL: url })).toThrow(InvalidConfigError);
     expect(() => configFrom({ REDIS_URL: url })).toThrow(named);
     expect(() => configFrom({ REDIS_URL: url })).not.toThrow(/s3c/);
+  });
+
+  it.each([
+    ['redis://default:s3cret@cache:6379/99', 'REDIS_URL="redis://default:***@cache:6379/99" names database 99,'],
+    ['rediss://:s3cret@cache?db=20', 'REDIS_URL="rediss://:***@cache?db=20" names database 20,'],
+  ])('should say that Redis has no database of REDIS_URL=%s without its password', (url, named) => {
+    const error = missingRedisDatabase(url, new Error('ERR DB index is out of range'));
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect(error.message).toBe(`Cannot start: ${named} which Redis does not have: ERR DB index is out of range`);
   });
 
   it.each([{ OPENAI_API_KEY: 'sk-test' }, { OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1' }])(

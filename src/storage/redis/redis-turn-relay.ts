@@ -1,6 +1,7 @@
 import { Logger, OnModuleDestroy } from '@nestjs/common';
-import Redis from 'ioredis';
+import Redis, { ReplyError } from 'ioredis';
 import type { ChatLock } from '../../chats/chat.repository';
+import { missingRedisDatabase } from '../../config/storage.config';
 import { RelayUnavailableError } from '../../messages/message-errors';
 import { isFinal, StreamedTurnEvent, TurnId } from '../../messages/turn';
 import { decodeTurnEvent, encodeTurnEvent } from '../../messages/turn-event-codec';
@@ -26,6 +27,8 @@ const BLOCK_MS = 1_000;
 const ANSWER_MS = 1_000;
 /** A turn's write that Redis refused while connected is tried again this much later. */
 const RETRY_MS = 1_000;
+/** Start-up waits this long at most for the first connection to be ready or to fail. */
+const FIRST_CONNECTION_MS = 5_000;
 /**
  * Writes a turn's events (KEYS[1]) and its chat's running mark (KEYS[2]) in one command, since the
  * round trips cost the instance more CPU than Redis's work. ARGV: [1] a batch of events to append
@@ -60,6 +63,10 @@ interface RelayCommands {
 
 type Entry = [id: string, fields: string[]];
 
+/** Redis's refusal of the SELECT ioredis sends on connecting: the URL's database is not one it has. */
+const refusesDatabase = (error: Error) =>
+  error instanceof ReplyError && (error as { command?: { name?: string } }).command?.name === 'select';
+
 /**
  * Instances that share Redis (REDIS_URL): each running turn is marked under its chat (renewed
  * while it runs, so a crashed instance's mark lapses after CHAT_LOCK_LEASE_MS), its events go to
@@ -82,26 +89,30 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
   private readonly stops = new Map<string, () => void>();
   /** The turns whose writes Redis may still lack: running, or ended with their last write pending. */
   private readonly writers = new Set<TurnWriter>();
+  /** While {@link start} waits for the first connection: stops start-up. */
+  private refuseStart: ((error: Error) => void) | undefined;
 
   /** A turn writes its user message, a delta of at least a token at a time, and a final event. */
   private readonly maxEntries: number;
 
   constructor(
-    url: string,
+    private readonly url: string,
     private readonly leaseMs: number,
     maxOutputTokens: number,
   ) {
     super();
     this.maxEntries = Math.max(MIN_MAX_ENTRIES, maxOutputTokens + 16);
-    // Commands issued in one pass of the event loop go to Redis in one write.
+    // Commands issued in one pass of the event loop go to Redis in one write. Both connections
+    // wait for start().
     this.redis = new Redis(url, {
       enableAutoPipelining: true,
-      lazyConnect: false,
+      lazyConnect: true,
       scripts: { writeTurn: { lua: WRITE_TURN, numberOfKeys: 2 } },
     }) as Redis & RelayCommands;
     this.redis.on('error', (error) => {
       this.lastError = error.message;
-      this.logger.warn(`Redis: ${error.message}`);
+      if (this.refuseStart && refusesDatabase(error)) this.refuseStart(error);
+      else this.logger.warn(`Redis: ${error.message}`);
     });
     // Redis may have lost what it held (a restart keeps nothing), and writes may have failed while
     // it was away: each turn that is not wholly written writes itself afresh.
@@ -116,6 +127,31 @@ export class RedisTurnRelay extends TurnRelay implements OnModuleDestroy {
       this.logger.warn(`Redis subscriber: ${error.message}`);
     });
     this.subscriber.on('message', (_channel: string, chatId: string) => this.stops.get(chatId)?.());
+  }
+
+  /**
+   * Connects, then subscribes to stop requests. Redis down, or silent for FIRST_CONNECTION_MS,
+   * does not stop start-up: ioredis reconnects, and readiness reports Redis meanwhile. A database
+   * Redis does not have does (an InvalidConfigError naming REDIS_URL): ioredis would log Redis's
+   * refusal of its SELECT and go on in database 0, with whatever else keeps its keys there.
+   */
+  async start(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.refuseStart = reject;
+        timer = setTimeout(resolve, FIRST_CONNECTION_MS);
+        // Redis answers the SELECT before the ready check: a refusal comes first. A failure to
+        // connect is retried by ioredis.
+        this.redis.connect().then(resolve, () => resolve());
+      });
+    } catch (error) {
+      await this.onModuleDestroy();
+      throw missingRedisDatabase(this.url, error);
+    } finally {
+      clearTimeout(timer);
+      this.refuseStart = undefined;
+    }
     this.subscriber.subscribe(STOP_CHANNEL).then(
       () => (this.subscribed = true),
       (error: Error) => this.logger.warn(`Could not subscribe to stop requests: ${error.message}`),
