@@ -80,16 +80,18 @@ function parseDatabaseUrl(databaseUrl: string | undefined): StorageSettings {
 }
 
 /**
- * Why the database DATABASE_URL names could not be opened, as the one line start-up stops with.
- * The URL's password is masked, in the reason too (a driver may quote the URL it was given).
+ * Why the database DATABASE_URL names could not be opened, or brought up to date, as the one line
+ * start-up stops with. The URL's password is masked, in the reason too (a driver may quote the URL
+ * it was given).
  */
 export function unusableDatabase(
   storage: Exclude<StorageSettings, { kind: 'memory' }>,
   error: unknown,
+  failed: 'opened' | 'migrated' = 'opened',
 ): InvalidConfigError {
   const url = storage.kind === 'sqlite' ? `sqlite:${storage.path}` : storage.url;
   const reason = messageOf(error).replaceAll(url, redact(url));
-  return cannotStartWith('DATABASE_URL', redact(url), `cannot be opened: ${reason}`);
+  return cannotStartWith('DATABASE_URL', redact(url), `cannot be ${failed}: ${reason}`);
 }
 
 /** Which storage the settings name, for the start-up line: never shows a password. */

@@ -8,8 +8,8 @@ export type SqlStorageSettings = Exclude<StorageSettings, { kind: 'memory' }>;
 
 /**
  * Opens the database DATABASE_URL names and brings its schema up to date; `applied` names the
- * migrations applied now (none when it already was). A database that cannot be opened throws an
- * InvalidConfigError naming DATABASE_URL.
+ * migrations applied now (none when it already was). A database that cannot be opened, or on
+ * which a migration fails, throws an InvalidConfigError naming DATABASE_URL.
  */
 export async function openSqlDatabase(
   storage: SqlStorageSettings,
@@ -25,6 +25,7 @@ export async function openSqlDatabase(
     return { database, applied: await migrateToLatest(database.db, database.dialect.name) };
   } catch (error) {
     await database.close();
-    throw error;
+    // A table in the way, a later version's migrations, no right to create: the database's state.
+    throw unusableDatabase(storage, error, 'migrated');
   }
 }

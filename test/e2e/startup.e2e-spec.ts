@@ -4,7 +4,8 @@ import { createServer, Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runServiceToExit, ServiceProcess, startService } from '../support/service-process';
+import BetterSqlite3 from 'better-sqlite3';
+import { MIGRATE_JS, runServiceToExit, runToExit, ServiceProcess, startService } from '../support/service-process';
 
 describe('Service start-up (e2e, built service)', () => {
   let service: ServiceProcess | undefined;
@@ -114,6 +115,18 @@ describe('Service start-up (e2e, built service)', () => {
         ],
       ],
       [
+        // A table of the first migration there already: the migration fails. It printed its stack.
+        'a database a migration fails on',
+        () => {
+          const file = join(dir, 'not-ours.db');
+          new BetterSqlite3(file).exec('create table chats (id integer)').close();
+          return [
+            { DATABASE_URL: `sqlite:${file}` },
+            `DATABASE_URL="sqlite:${file}" cannot be migrated: migration 0001_chats_and_messages failed: table "chats" already exists`,
+          ];
+        },
+      ],
+      [
         'a SQLite file that cannot be opened',
         () => [{ DATABASE_URL: `sqlite:${dir}` }, `DATABASE_URL="sqlite:${dir}" cannot be opened: unable to open`],
       ],
@@ -144,6 +157,47 @@ describe('Service start-up (e2e, built service)', () => {
       expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(/^Cannot start: /)]);
       expect(stderr).toContain(says);
       expect(stderr).not.toContain('s3cret');
+    });
+  });
+
+  describe('npm run migrate', () => {
+    let dir: string;
+    beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'konko-migrate-'))));
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+    const migrate = (file: string) => runToExit(MIGRATE_JS, { DATABASE_URL: `sqlite:${file}` });
+
+    it('should apply the migrations of a fresh database and say so', async () => {
+      const { code, stdout, stderr } = await migrate(join(dir, 'chats.db'));
+      expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+      expect(stdout).toMatch(/applied 0001_chats_and_messages, /);
+    });
+
+    // Each case: how the database is made, and what the line must say.
+    const cases: [string, (file: string) => Promise<unknown>, string][] = [
+      [
+        'a migration fails',
+        async (file) => new BetterSqlite3(file).exec('create table chats (id integer)').close(),
+        'migration 0001_chats_and_messages failed: table "chats" already exists',
+      ],
+      [
+        // Migrated by a later version: this one does not know what it finds.
+        'a migration it does not know was applied',
+        async (file) => {
+          expect((await migrate(file)).code).toBe(0);
+          new BetterSqlite3(file).exec(`insert into kysely_migration values ('9999_later', '2030-01-01')`).close();
+        },
+        'corrupted migrations: previously executed migration 9999_later is missing',
+      ],
+    ];
+
+    it.each(cases)('should fail in one line naming DATABASE_URL when %s', async (_case, make, says) => {
+      const file = join(dir, 'chats.db');
+      await make(file);
+      const { code, stdout, stderr } = await migrate(file);
+      expect(code).toBe(1);
+      expect(stdout).toBe('');
+      expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(/^Cannot start: /)]);
+      expect(stderr).toContain(`DATABASE_URL="sqlite:${file}" cannot be migrated: ${says}`);
     });
   });
 

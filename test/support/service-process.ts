@@ -3,6 +3,8 @@ import { EventEmitter, once } from 'node:events';
 import { resolve } from 'node:path';
 
 export const MAIN_JS = resolve(__dirname, '../../dist/main.js');
+/** `npm run migrate` without its build. */
+export const MIGRATE_JS = resolve(__dirname, '../../dist/migrate.js');
 
 export interface ServiceProcess {
   child: ChildProcess;
@@ -78,11 +80,20 @@ export async function startService(env: Record<string, string> = {}, cwd?: strin
 }
 
 /** Runs the built service until it exits by itself; for start-up failures. */
-export async function runServiceToExit(
+export function runServiceToExit(
   env: Record<string, string>,
   cwd?: string,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN_JS], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  return runToExit(MAIN_JS, env, cwd);
+}
+
+/** Runs a built script (MAIN_JS, MIGRATE_JS) until it exits by itself. */
+export async function runToExit(
+  script: string,
+  env: Record<string, string>,
+  cwd?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [script], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

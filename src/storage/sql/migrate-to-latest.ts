@@ -18,9 +18,9 @@ export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: SqlDialectNam
   const { error, results = [] } = await migrator.migrateToLatest();
   if (error) {
     const failed = results.find((r: MigrationResult) => r.status === 'Error')?.migrationName;
-    throw new Error(`Migration ${failed ?? ''} failed: ${messageOf(error)}`, {
-      cause: error,
-    });
+    // Refused before any ran (a migration applied that this version does not know): no name.
+    const message = failed ? `migration ${failed} failed: ${messageOf(error)}` : messageOf(error);
+    throw new Error(message, { cause: error });
   }
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
