@@ -14,7 +14,7 @@ const SRC_FOLDERS = {
   auth: ['common', 'config'],
   logging: ['common', 'config'],
   metrics: ['common', 'config'],
-  llm: ['common', 'config'],
+  llm: ['common', 'config', 'metrics'],
   idempotency: ['common', 'config'],
   chats: ['common', 'config', 'auth', 'idempotency'],
   summaries: ['common', 'config', 'auth', 'chats', 'llm'],

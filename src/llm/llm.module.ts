@@ -1,15 +1,20 @@
 import { Module } from '@nestjs/common';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { ConcurrencyLimitedLlmProvider } from './concurrency-limited-llm.provider';
+import { LlmCallMeter } from './llm-call-meter';
 import { LlmProvider } from './llm-provider';
 import { OfflineLlmProvider } from './offline-llm.provider';
 import { OpenAiLlmProvider } from './openai-llm.provider';
 import { TokenCounter } from './token-counter';
 
-/** Binds the {@link LlmProvider} token from LLM_PROVIDER, behind the LLM_MAX_CONCURRENCY limit. */
+/**
+ * Binds the {@link LlmProvider} token from LLM_PROVIDER, behind the LLM_MAX_CONCURRENCY limit, and
+ * meters its calls ({@link LlmCallMeter}, on the global Metrics).
+ */
 @Module({
   providers: [
     TokenCounter,
+    LlmCallMeter,
     {
       provide: LlmProvider,
       inject: [llmConfig.KEY, TokenCounter],
@@ -27,6 +32,6 @@ import { TokenCounter } from './token-counter';
       },
     },
   ],
-  exports: [LlmProvider, TokenCounter],
+  exports: [LlmProvider, TokenCounter, LlmCallMeter],
 })
 export class LlmModule {}

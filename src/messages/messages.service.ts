@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { isUUID } from 'class-validator';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
@@ -9,10 +9,11 @@ import { Message, messageFromJson, MessageStatus } from '../chats/message';
 import { decodeCursor, encodeCursor, isSeqPosition, Page } from '../common/pagination/cursor';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
+import { LlmCallMeter } from '../llm/llm-call-meter';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
 import { LlmMessage, LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
-import { Metrics, modelLabelOf } from '../metrics/metrics';
+import { Metrics } from '../metrics/metrics';
 import { ChatDigests } from '../summaries/chat-digests';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
@@ -114,8 +115,6 @@ const isBranchPosition = (position: unknown): position is BranchPosition => {
 
 @Injectable()
 export class MessagesService {
-  private readonly logger = new Logger(MessagesService.name);
-
   constructor(
     private readonly chats: ChatsService,
     private readonly repository: ChatRepository,
@@ -125,6 +124,7 @@ export class MessagesService {
     private readonly titles: ChatTitler,
     private readonly digests: ChatDigests,
     private readonly metrics: Metrics,
+    private readonly llmCalls: LlmCallMeter,
     private readonly admissions: TurnAdmission,
     private readonly idempotency: IdempotencyService,
     private readonly live: LiveTurns,
@@ -468,9 +468,9 @@ export class MessagesService {
     signal: AbortSignal,
     { turn, requestId }: { turn: RunningTurn; requestId: string | undefined },
   ): Promise<TurnOutcome> {
-    const { userMessage } = begun;
+    const { userMessage, chat } = begun;
     const observe = (outcome: string, usage: LlmUsage | null) =>
-      this.observeLlmCall(begun.chat, reply.startedAt, outcome, usage, requestId);
+      this.llmCalls.observe(chat.id, chat.model, reply.startedAt, outcome, usage, requestId);
     const reason = stopReasonOf(signal);
     if (reply.error === undefined || reason === 'stopped') {
       const status = reply.error === undefined ? 'completed' : 'incomplete';
@@ -513,34 +513,6 @@ export class MessagesService {
   private async completedReplyTo(chat: ChatKey, userMessage: Message): Promise<Message | undefined> {
     const after = await this.repository.listMessages(chat, { limit: REPLY_SEARCH_WINDOW, afterSeq: userMessage.seq });
     return after.find((m) => m.inReplyTo === userMessage.id && m.status === 'completed');
-  }
-
-  /** One LLM call for the metrics and a debug line (which carries the request id). */
-  private observeLlmCall(
-    chat: Chat,
-    startedAt: number,
-    outcome: string,
-    usage: LlmUsage | null,
-    requestId: string | undefined,
-  ): void {
-    const labels = { provider: this.llm.name, model: modelLabelOf(chat.model, this.llmSettings.defaultModel) };
-    const seconds = (performance.now() - startedAt) / 1000;
-    this.metrics.llmRequestDuration.observe({ ...labels, outcome }, seconds);
-    if (usage) {
-      this.metrics.llmTokens.inc({ ...labels, kind: 'prompt' }, usage.promptTokens);
-      this.metrics.llmTokens.inc({ ...labels, kind: 'completion' }, usage.completionTokens);
-    }
-    this.logger.debug({
-      msg: 'LLM call ended',
-      req: { id: requestId },
-      chatId: chat.id,
-      // A log line is no series: it names the chat's own model.
-      provider: labels.provider,
-      model: chat.model,
-      outcome,
-      seconds,
-      usage,
-    });
   }
 
   private storeReply(
