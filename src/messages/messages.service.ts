@@ -470,7 +470,7 @@ export class MessagesService {
   ): Promise<TurnOutcome> {
     const { userMessage, chat } = begun;
     const observe = (outcome: string, usage: LlmUsage | null) =>
-      this.llmCalls.observe(chat.id, chat.model, reply.startedAt, outcome, usage, requestId);
+      this.llmCalls.observe('turn', chat.id, chat.model, reply.startedAt, outcome, usage, requestId);
     const reason = stopReasonOf(signal);
     if (reply.error === undefined || reason === 'stopped') {
       const status = reply.error === undefined ? 'completed' : 'incomplete';

@@ -28,16 +28,16 @@ export class Metrics {
 
   readonly llmRequestDuration = new Histogram({
     name: 'llm_request_duration_seconds',
-    help: 'LLM calls of chat turns by provider, model (LLM_MODEL, a known family or other) and outcome (completed, stopped, cancelled or the problem type)',
-    labelNames: ['provider', 'model', 'outcome'] as const,
+    help: 'LLM calls by provider, model (LLM_MODEL, a known family or other), purpose (turn, title or summary) and outcome (completed, stopped, cancelled or the problem type)',
+    labelNames: ['provider', 'model', 'purpose', 'outcome'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers: [this.registry],
   });
 
   readonly llmTokens = new Counter({
     name: 'llm_tokens_total',
-    help: 'Tokens the LLM reported, by provider, model (LLM_MODEL, a known family or other) and kind (prompt or completion)',
-    labelNames: ['provider', 'model', 'kind'] as const,
+    help: 'Tokens the LLM reported, by provider, model (LLM_MODEL, a known family or other), purpose (turn, title or summary) and kind (prompt or completion)',
+    labelNames: ['provider', 'model', 'purpose', 'kind'] as const,
     registers: [this.registry],
   });
 

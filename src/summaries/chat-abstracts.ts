@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache';
 import { Chat } from '../chats/chat';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { contextTokensFor } from '../config/model-context-windows';
+import { LlmCallMeter } from '../llm/llm-call-meter';
 import { LlmProvider } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
 import { Message } from '../chats/message';
@@ -28,6 +29,7 @@ export class ChatAbstracts {
 
   constructor(
     private readonly llm: LlmProvider,
+    private readonly llmCalls: LlmCallMeter,
     @llmConfig.inject() private readonly llmSettings: LlmConfig,
   ) {}
 
@@ -58,7 +60,7 @@ export class ChatAbstracts {
   private async write(chat: Chat, messages: readonly Message[]): Promise<string> {
     if (this.llm.isOffline) return OFFLINE_ABSTRACT;
     if (messages.length === 0) return 'The chat has no messages yet.';
-    const reply = await this.llm.complete({
+    const reply = await this.llmCalls.complete('summary', chat.id, {
       model: chat.model,
       messages: [
         { role: 'system', content: ABSTRACT_PROMPT },

@@ -4,6 +4,7 @@ import { ChatRepository } from '../chats/chat.repository';
 import { CHAT_LIMITS } from '../chats/dto/chat-limits';
 import { messageOf } from '../common/errors/error-message';
 import { llmConfig, LlmConfig } from '../config/llm.config';
+import { LlmCallMeter } from '../llm/llm-call-meter';
 import { LlmProvider } from '../llm/llm-provider';
 import { TextAnalyzer } from './text-analyzer';
 
@@ -69,6 +70,7 @@ export class ChatTitler implements OnModuleDestroy {
     private readonly chats: ChatRepository,
     private readonly analyzer: TextAnalyzer,
     private readonly llm: LlmProvider,
+    private readonly llmCalls: LlmCallMeter,
     @llmConfig.inject() private readonly llmSettings: LlmConfig,
   ) {}
 
@@ -87,7 +89,7 @@ export class ChatTitler implements OnModuleDestroy {
     if (askLlm && this.llmSettings.autoTitle === 'llm' && !this.llm.isOffline) {
       const titling = this.setTitle(
         chat,
-        async () => (await this.titleByLlm(firstMessage)) ?? this.titleFromMessage(firstMessage),
+        async () => (await this.titleByLlm(chat, firstMessage)) ?? this.titleFromMessage(firstMessage),
       );
       this.byLlm.add(titling);
       void titling.finally(() => this.byLlm.delete(titling));
@@ -162,10 +164,10 @@ export class ChatTitler implements OnModuleDestroy {
   }
 
   /** The LLM's title; null (use the first message) when it cannot, or when the service stops. */
-  private async titleByLlm(firstMessage: string): Promise<string | null> {
+  private async titleByLlm(chat: ChatKey, firstMessage: string): Promise<string | null> {
     const { signal } = this.stopping;
-    const reply = await this.llm
-      .complete({
+    const reply = await this.llmCalls
+      .complete('title', chat.chatId, {
         model: this.llmSettings.defaultModel,
         messages: [
           { role: 'system', content: LLM_TITLE_PROMPT },

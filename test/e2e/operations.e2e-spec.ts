@@ -4,8 +4,10 @@ import { once } from 'node:events';
 import { AddressInfo, connect, createServer } from 'node:net';
 import request from 'supertest';
 import { ShutdownState } from '../../src/health/shutdown-state';
+import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
-import { RecordingLlmProvider } from '../support/recording-llm-provider';
+import { ChatTitler } from '../../src/summaries/chat-titles';
+import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 
 /** A Redis database of its own, emptied before use, for the rate-limit counters of these tests. */
@@ -70,10 +72,14 @@ describe('Operations (e2e)', () => {
       expect(text).toContain('http_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 1');
       expect(text).not.toContain(chatId);
       expect(text).toContain(
-        'llm_request_duration_seconds_count{provider="recording",model="gpt-4.1-mini",outcome="completed"} 1',
+        'llm_request_duration_seconds_count{provider="recording",model="gpt-4.1-mini",purpose="turn",outcome="completed"} 1',
       );
-      expect(text).toContain('llm_tokens_total{provider="recording",model="gpt-4.1-mini",kind="prompt"} 10');
-      expect(text).toContain('llm_tokens_total{provider="recording",model="gpt-4.1-mini",kind="completion"} 3');
+      expect(text).toContain(
+        'llm_tokens_total{provider="recording",model="gpt-4.1-mini",purpose="turn",kind="prompt"} 10',
+      );
+      expect(text).toContain(
+        'llm_tokens_total{provider="recording",model="gpt-4.1-mini",purpose="turn",kind="completion"} 3',
+      );
       expect(text).toContain('chat_turns_in_flight 0');
       expect(text).toContain('chat_lock_wait_seconds_count{outcome="acquired"} 1');
       expect(text).toContain('process_cpu_user_seconds_total');
@@ -93,11 +99,58 @@ describe('Operations (e2e)', () => {
       expect(labelsOf('llm_request_duration_seconds_count')).toEqual(new Set(['gpt-4.1-mini', 'gpt-4o', 'other']));
       expect(labelsOf('llm_tokens_total')).toEqual(new Set(['gpt-4.1-mini', 'gpt-4o', 'other']));
       expect(text).toContain(
-        'llm_request_duration_seconds_count{provider="recording",model="gpt-4.1-mini",outcome="completed"} 1',
+        'llm_request_duration_seconds_count{provider="recording",model="gpt-4.1-mini",purpose="turn",outcome="completed"} 1',
       );
       expect(text).toContain(
-        'llm_request_duration_seconds_count{provider="recording",model="other",outcome="completed"} 20',
+        'llm_request_duration_seconds_count{provider="recording",model="other",purpose="turn",outcome="completed"} 20',
       );
+      expect(text).not.toContain('client-model');
+    });
+
+    it('should meter the LLM call that titles a chat (AUTO_TITLE=llm) apart from the turn', async () => {
+      const llm = new RecordingLlmProvider((req) =>
+        req.messages[0].content.startsWith('Write a title')
+          ? { content: 'Dinner party', model: 'fake-model', usage: { promptTokens: 40, completionTokens: 4 } }
+          : echoReply(req),
+      );
+      app = await createTestApp({ llm, env: { AUTO_TITLE: 'llm' } });
+      const chatId = (await http().post('/chats').expect(201)).body.id;
+      await http().post(`/chats/${chatId}/messages`).send({ content: 'Plan a dinner party' }).expect(201);
+      await app.get(ChatTitler).idle();
+
+      const text = (await http().get('/metrics').expect(200)).text;
+      const series = '{provider="recording",model="gpt-4.1-mini"';
+      expect(text).toContain(`llm_request_duration_seconds_count${series},purpose="turn",outcome="completed"} 1`);
+      expect(text).toContain(`llm_request_duration_seconds_count${series},purpose="title",outcome="completed"} 1`);
+      expect(text).toContain(`llm_tokens_total${series},purpose="turn",kind="prompt"} 10`);
+      expect(text).toContain(`llm_tokens_total${series},purpose="turn",kind="completion"} 3`);
+      expect(text).toContain(`llm_tokens_total${series},purpose="title",kind="prompt"} 40`);
+      expect(text).toContain(`llm_tokens_total${series},purpose="title",kind="completion"} 4`);
+    });
+
+    it("should meter the LLM calls of summaries' abstracts, failed ones too, with the chat's model label", async () => {
+      const llm = new RecordingLlmProvider();
+      app = await createTestApp({ llm });
+      const chatId = (await http().post('/chats').send({ model: 'client-model-1' }).expect(201)).body.id;
+      await http().post(`/chats/${chatId}/messages`).send({ content: 'Hello' }).expect(201);
+      llm.respond = () => {
+        throw new LlmUnavailableError('The language model answered HTTP 429.', 3);
+      };
+      await http().get(`/chats/${chatId}/summary?abstract=true`).expect(503);
+      llm.respond = () => ({
+        content: 'A greeting.',
+        model: 'fake-model',
+        usage: { promptTokens: 120, completionTokens: 25 },
+      });
+      await http().get(`/chats/${chatId}/summary?abstract=true`).expect(200);
+
+      const text = (await http().get('/metrics').expect(200)).text;
+      const series = '{provider="recording",model="other",purpose="summary"';
+      expect(text).toContain(`llm_request_duration_seconds_count${series},outcome="llm-unavailable"} 1`);
+      expect(text).toContain(`llm_request_duration_seconds_count${series},outcome="completed"} 1`);
+      expect(text).toContain(`llm_tokens_total${series},kind="prompt"} 120`);
+      expect(text).toContain(`llm_tokens_total${series},kind="completion"} 25`);
+      expect(text).toContain('llm_request_duration_seconds_count{provider="recording",model="other",purpose="turn"');
       expect(text).not.toContain('client-model');
     });
   });

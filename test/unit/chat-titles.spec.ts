@@ -1,17 +1,21 @@
 import { parseLlmConfig } from '../../src/config/llm.config';
+import { LlmCallMeter } from '../../src/llm/llm-call-meter';
 import { OfflineLlmProvider } from '../../src/llm/offline-llm.provider';
 import { TokenCounter } from '../../src/llm/token-counter';
+import { Metrics } from '../../src/metrics/metrics';
 import { ChatTitler } from '../../src/summaries/chat-titles';
 import { TextAnalyzer } from '../../src/summaries/text-analyzer';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
 
+const titlerWith = (env: Record<string, string>, analyzer = new TextAnalyzer()) => {
+  const llm = new OfflineLlmProvider(new TokenCounter());
+  const settings = parseLlmConfig(env);
+  const llmCalls = new LlmCallMeter(new Metrics(), llm, settings);
+  return new ChatTitler(new InMemoryChatRepository(), analyzer, llm, llmCalls, settings);
+};
+
 describe(ChatTitler.name, () => {
-  const titler = new ChatTitler(
-    new InMemoryChatRepository(),
-    new TextAnalyzer(),
-    new OfflineLlmProvider(new TokenCounter()),
-    parseLlmConfig({}),
-  );
+  const titler = titlerWith({});
 
   it.each([
     ["What's the weather like in Paris in April?", "What's the weather like in Paris in April"],
@@ -48,13 +52,6 @@ describe(ChatTitler.name, () => {
 
   describe('a draft worked out while the first reply is generated', () => {
     const chat = { tenantId: 'tenant-a', chatId: 'chat-1' };
-    const titlerWith = (env: Record<string, string>, analyzer = new TextAnalyzer()) =>
-      new ChatTitler(
-        new InMemoryChatRepository(),
-        analyzer,
-        new OfflineLlmProvider(new TokenCounter()),
-        parseLlmConfig(env),
-      );
 
     it('should be the title of the first message', async () => {
       const message = 'how do I reset my password';
