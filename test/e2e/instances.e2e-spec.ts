@@ -3,8 +3,10 @@ import Redis from 'ioredis';
 import type { MessageDto } from '../../src/messages/dto/message.dto';
 import { EventStreamClient } from '../support/event-stream-client';
 import { FakeOpenAiServer } from '../support/fake-openai-server';
+import { PostgresLink } from '../support/postgres-link';
 import { ServiceProcess, startService } from '../support/service-process';
 import { TestDatabase, testDatabases } from '../support/test-databases';
+import { TEST_POSTGRES_URL } from '../support/test-postgres';
 
 // Each test starts service processes on real databases and Redis.
 jest.setTimeout(60_000);
@@ -15,8 +17,15 @@ const PIECES = ['Once ', 'upon ', 'a ', 'time'];
 const databases = testDatabases();
 const postgres = databases.find(([name]) => name === 'postgres');
 
-/** Two instances of the built service on one database (and Redis, when given), one upstream. */
-function twoInstances(createDatabase: () => Promise<TestDatabase>, extraEnv: () => Record<string, string>) {
+/**
+ * Two instances of the built service on one database (and Redis, when given), one upstream. A
+ * reaches the database by `databaseUrlOfA`, when given (through a link a test can cut).
+ */
+function twoInstances(
+  createDatabase: () => Promise<TestDatabase>,
+  extraEnv: () => Record<string, string>,
+  { databaseUrlOfA = (url: string) => url }: { databaseUrlOfA?: (url: string) => string } = {},
+) {
   const ctx = {} as { llm: FakeOpenAiServer; database: TestDatabase; a: ServiceProcess; b: ServiceProcess };
   beforeEach(async () => {
     ctx.llm = await new FakeOpenAiServer().start();
@@ -30,7 +39,10 @@ function twoInstances(createDatabase: () => Promise<TestDatabase>, extraEnv: () 
       CHAT_LOCK_LEASE_MS: '2000',
       ...extraEnv(),
     };
-    [ctx.a, ctx.b] = [await startService(env), await startService(env)];
+    [ctx.a, ctx.b] = [
+      await startService({ ...env, DATABASE_URL: databaseUrlOfA(env.DATABASE_URL) }),
+      await startService(env),
+    ];
   });
   afterEach(async () => {
     await Promise.all([ctx.a?.stop(), ctx.b?.stop()]);
@@ -162,6 +174,33 @@ describe.each(databases)('Two instances on one %s without Redis (e2e, service pr
     expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(204);
   });
 });
+
+describe.each(postgres ? [postgres] : [])(
+  'Two instances on one %s without Redis, A’s notifications cut (e2e, service processes)',
+  (_name, create) => {
+    let link: PostgresLink;
+    beforeAll(async () => {
+      link = await PostgresLink.open(TEST_POSTGRES_URL);
+    });
+    afterAll(() => link.close());
+    const ctx = twoInstances(create, () => ({}), { databaseUrlOfA: (url) => link.urlFor(url) });
+
+    it('should stop from B the turn A runs while A cannot listen for notifications', async () => {
+      const chatId = await newChat(ctx.a);
+      const { client } = await heldTurn(ctx, ctx.a, chatId);
+      link.cutListeners();
+      await ctx.a.waitForOutput('Lost the lease notification connection');
+
+      const abandoned = once(ctx.llm, 'abandoned');
+      expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(202);
+      await abandoned;
+      const events = await client.all();
+      const [, reply] = await messagesOf(ctx.b, chatId);
+      expect(reply).toMatchObject({ status: 'incomplete', content: 'Once upon ' });
+      expect(events.at(-1)).toEqual({ event: 'assistant_message', data: reply, id: expect.any(String) });
+    });
+  },
+);
 
 describe.each(postgres ? [postgres] : [])(
   'Two instances on one %s, one shutting down (e2e, service processes)',

@@ -11,9 +11,10 @@ const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 30_000;
 
 /**
- * Lease releases announced with NOTIFY and heard on one dedicated LISTEN connection (not from the
- * pool, so no pooled connection is held while waiting). Polling stays on as the fallback: while
- * the connection is down, or if a notification is lost, waiters still look every `maxPollMs`.
+ * Lease releases and stop requests announced with NOTIFY and heard on one dedicated LISTEN
+ * connection (not from the pool, so no pooled connection is held while waiting). Polling is the
+ * fallback: waiters look every `maxPollMs` anyway, in case a notification is lost, and while the
+ * connection is down running turns look for stops as on SQLite.
  */
 export class PostgresLeaseReleaseSignals extends LeaseReleaseSignals {
   private readonly logger = new Logger('Storage');
@@ -44,11 +45,12 @@ export class PostgresLeaseReleaseSignals extends LeaseReleaseSignals {
   }
 
   protected override get notifies(): boolean {
-    return true;
+    return this.client !== undefined;
   }
 
   override async close(): Promise<void> {
     this.closed = true;
+    await super.close();
     clearTimeout(this.reconnectTimer);
     const client = this.client;
     this.client = undefined;
@@ -84,6 +86,8 @@ export class PostgresLeaseReleaseSignals extends LeaseReleaseSignals {
     if (this.closed || this.client !== client) return;
     this.client = undefined;
     client.end().catch(() => undefined);
+    // Stops announced meanwhile are not heard: running turns look for them until it is back.
+    this.pollForStops();
     this.logger.warn(
       `Lost the lease notification connection${error ? ` (${error.message})` : ''}; polling until it is back`,
     );

@@ -12,6 +12,7 @@ export class LeaseReleaseSignals {
   private readonly waiting = new Map<string, Set<() => void>>();
 
   private readonly stopWatchers = new Map<string, Set<() => void>>();
+  private stopPoll: NodeJS.Timeout | undefined;
 
   /**
    * @param maxPollMs the longest pause between two looks at a lease when no signal comes
@@ -24,19 +25,35 @@ export class LeaseReleaseSignals {
 
   /**
    * Calls `check` whenever a stop may have been requested for the chat's running turn: when one is
-   * announced (dialects with notifications), else every `stopPollMs`. Returns how to stop watching.
+   * announced, and every `stopPollMs` while announcements do not reach this instance (always, for
+   * dialects without notifications). Returns how to stop watching.
    */
   watchForStop(chatId: string, check: () => void): () => void {
     const watchers = this.stopWatchers.get(chatId) ?? new Set();
     watchers.add(check);
     this.stopWatchers.set(chatId, watchers);
-    const poll = this.notifies ? undefined : setInterval(check, this.stopPollMs);
-    poll?.unref();
+    this.pollForStops();
     return () => {
-      clearInterval(poll);
       watchers.delete(check);
       if (watchers.size === 0) this.stopWatchers.delete(chatId);
     };
+  }
+
+  /**
+   * Running turns look for stops every `stopPollMs` while announcements do not reach this instance
+   * ({@link notifies}), with one timer for them all; it ends once they do, or once no turn runs.
+   */
+  protected pollForStops(): void {
+    if (this.stopPoll || this.notifies || this.stopWatchers.size === 0) return;
+    this.stopPoll = setInterval(() => {
+      if (this.notifies || this.stopWatchers.size === 0) {
+        clearInterval(this.stopPoll);
+        this.stopPoll = undefined;
+        return;
+      }
+      for (const chatId of [...this.stopWatchers.keys()]) this.stopAnnounced(chatId);
+    }, this.stopPollMs);
+    this.stopPoll.unref();
   }
 
   /** Tells the instance that runs the chat's turn that a stop was requested for it. */
@@ -44,7 +61,7 @@ export class LeaseReleaseSignals {
     // Polling only: the running turn looks by itself.
   }
 
-  /** Whether announcements reach this instance (then nobody polls for stops). */
+  /** Whether announcements reach this instance now (then nobody polls for stops). */
   protected get notifies(): boolean {
     return false;
   }
@@ -77,7 +94,10 @@ export class LeaseReleaseSignals {
     // Polling only: the waiters will look by themselves.
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    clearInterval(this.stopPoll);
+    this.stopPoll = undefined;
+  }
 
   protected wake(chatId: string): void {
     for (const wake of [...(this.waiting.get(chatId) ?? [])]) wake();

@@ -7,8 +7,9 @@ import type { SqlDatabase } from './sql-database';
 /**
  * Instances that share a database and no Redis: a stop requested on any of them marks the lease
  * of the chat's running turn, and the instance holding it looks at its mark when the stop is
- * announced (PostgreSQL NOTIFY) or every quarter of a second (SQLite). Events stay with the
- * instance that runs the turn, so a resume elsewhere gets 409.
+ * announced (PostgreSQL NOTIFY) or every quarter of a second (SQLite, and PostgreSQL while its
+ * LISTEN connection is down). Events stay with the instance that runs the turn, so a resume
+ * elsewhere gets 409.
  */
 export class SqlTurnRelay extends TurnRelay {
   private readonly logger = new Logger('Storage');

@@ -1,0 +1,71 @@
+import { once } from 'node:events';
+import { AddressInfo, connect, createServer, Server, Socket } from 'node:net';
+
+/**
+ * A path to the shared PostgreSQL through a loopback port of its own, which a test uses to cut
+ * one instance's notifications without touching the server others use: once its listeners are
+ * cut, every connection that sends LISTEN is closed, the open ones at once and each new one as it
+ * sends it, while the pool's connections go on as before.
+ */
+export class PostgresLink {
+  private readonly sockets = new Set<Socket>();
+  /** The clients' connections that sent LISTEN. */
+  private readonly listeners = new Set<Socket>();
+  private listenersCut = false;
+
+  private constructor(
+    private readonly server: Server,
+    private readonly target: URL,
+  ) {}
+
+  /** A link to the server `url` names, on a free port. */
+  static async open(url: string): Promise<PostgresLink> {
+    const server = createServer();
+    const link = new PostgresLink(server, new URL(url));
+    server.on('connection', (client) => link.join(client));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return link;
+  }
+
+  /** `url` (a database URL of the same server) through this link. */
+  urlFor(url: string): string {
+    const through = new URL(url);
+    through.host = `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return through.toString();
+  }
+
+  /** The LISTEN connections are lost, and no new one can LISTEN; the others stay up. */
+  cutListeners(): void {
+    this.listenersCut = true;
+    for (const socket of this.listeners) socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise((resolve) => this.server.close(resolve));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  private join(client: Socket): void {
+    const upstream = connect(Number(this.target.port || 5432), this.target.hostname);
+    client.on('data', (chunk) => {
+      if (!/LISTEN /.test(chunk.toString('latin1'))) return;
+      this.listeners.add(client);
+      if (this.listenersCut) client.destroy();
+    });
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ]) {
+      this.sockets.add(from);
+      from.on('data', (chunk) => from.destroyed || to.write(chunk));
+      from.on('error', () => to.destroy());
+      from.on('close', () => {
+        this.sockets.delete(from);
+        this.listeners.delete(from);
+        to.destroy();
+      });
+    }
+  }
+}
