@@ -2102,7 +2102,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
                 };
             };
-            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages */
+            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat stores no reply (`turn-interrupted`, with the user message it stored) */
             503: {
                 headers: {
                     /** @description Seconds to wait: 1 while shutting down; the language model's own, when it said */
@@ -2396,7 +2396,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
                 };
             };
-            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages */
+            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat stores no reply (`turn-interrupted`, with the user message it stored) */
             503: {
                 headers: {
                     /** @description Seconds to wait: 1 while shutting down; the language model's own, when it said */

@@ -38,3 +38,15 @@ export class MessageNotFoundError extends DomainError {
     super(`No message of this chat has the id ${messageId}.`);
   }
 }
+
+/**
+ * The chat's turn lock expired while its turn ran (renewals failed for CHAT_LOCK_LEASE_MS) and may
+ * belong to another turn: the write was refused. Not a request's failure: the turn reports it.
+ */
+export class ChatLeaseLostError extends Error {
+  override readonly name = 'ChatLeaseLostError';
+
+  constructor(readonly chatId: string) {
+    super(`The turn lock of chat ${chatId} expired while its turn ran (renewals failed for CHAT_LOCK_LEASE_MS).`);
+  }
+}

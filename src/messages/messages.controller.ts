@@ -120,7 +120,9 @@ const ApiTurnResponses = () =>
       description:
         'The language model is unavailable (`llm-unavailable`), or this instance is shutting down ' +
         '(`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was ' +
-        'stored); one stopped at the end of the grace period carries its messages',
+        'stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose ' +
+        "instance stalled past its chat's lock while another turn took the chat stores no reply " +
+        '(`turn-interrupted`, with the user message it stored)',
       headers: retryAfterHeader("Seconds to wait: 1 while shutting down; the language model's own, when it said"),
       variants: {
         unavailable: {
@@ -131,6 +133,15 @@ const ApiTurnResponses = () =>
           summary: 'The service is shutting down',
           type: 'urn:konko:problem:shutting-down',
           detail: new ShuttingDownError().message,
+        },
+        interrupted: {
+          summary: "The turn's instance stalled, and another turn took the chat",
+          title: 'The turn ended without a reply',
+          type: 'urn:konko:problem:turn-interrupted',
+          detail:
+            'The turn ended without a stored reply. Your message was stored as message 1; regenerate it to try again.',
+          schema: ReplyFailedProblemDto,
+          extensions: { userMessage: USER_MESSAGE_EXAMPLE },
         },
       },
     }),

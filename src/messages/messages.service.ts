@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { isUUID } from 'class-validator';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
-import { MessageNotFoundError, UnknownMessageIdError } from '../chats/chat-errors';
+import { ChatLeaseLostError, MessageNotFoundError, UnknownMessageIdError } from '../chats/chat-errors';
 import { ChatLock, ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { Message, messageFromJson, MessageStatus } from '../chats/message';
@@ -18,7 +18,13 @@ import { ChatDigests } from '../summaries/chat-digests';
 import { ChatTitler } from '../summaries/chat-titles';
 import { ContextBuilder } from './context-builder';
 import { LiveTurns, RunningTurn } from './live-turns';
-import { ReplyAnswersNoMessageError, ReplyFailedError, ShuttingDownError, TurnCancelledError } from './message-errors';
+import {
+  ReplyAnswersNoMessageError,
+  ReplyFailedError,
+  ShuttingDownError,
+  TurnCancelledError,
+  TurnInterruptedError,
+} from './message-errors';
 import {
   BegunTurn,
   RegenerateRequest,
@@ -161,16 +167,26 @@ export class MessagesService {
           async (turn): Promise<TurnOutcome> => {
             const stopped = this.stopWhileWaiting(admission);
             if (stopped) return { kind: 'failed', failure: stopped };
-            const begun = await this.resumeOrAppendUserMessage(admitted, lock);
-            if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
-            turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
-            turn.emit({ type: 'user_message', message: begun.userMessage });
-            if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
-            const context = await this.context.build(begun.chat, begun.userMessage);
-            if (newChatTitle)
-              newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
-            const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
-            return this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
+            let userMessage: Message | null = null;
+            try {
+              const begun = await this.resumeOrAppendUserMessage(admitted, lock);
+              userMessage = begun.userMessage;
+              if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
+              turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
+              turn.emit({ type: 'user_message', message: begun.userMessage });
+              if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
+              const context = await this.context.build(begun.chat, begun.userMessage);
+              if (newChatTitle)
+                newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
+              const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
+              return await this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
+            } catch (error) {
+              // The instance stalled past its lease and another turn may hold the chat: its writes
+              // are refused, and it ends as a turn cut off does, with what it had stored.
+              if (error instanceof ChatLeaseLostError)
+                return { kind: 'failed', failure: new TurnInterruptedError(userMessage) };
+              throw error;
+            }
           },
         ),
       );

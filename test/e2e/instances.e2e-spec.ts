@@ -173,6 +173,45 @@ describe.each(databases)('Two instances on one %s without Redis (e2e, service pr
     expect(final.map((e) => e.data)).toEqual([reply]);
     expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(204);
   });
+
+  it('should end with turn-interrupted and its user message a turn of A that stalled while B took the chat', async () => {
+    const chatId = await newChat(ctx.a);
+    const { client, seen } = await heldTurn(ctx, ctx.a, chatId);
+    // A stalls past its lease (CHAT_LOCK_LEASE_MS) and B's turn takes the chat meanwhile.
+    ctx.a.child.kill('SIGSTOP');
+    try {
+      expect((await post(ctx.b, `/chats/${chatId}/messages`, { content: 'On B' })).status).toBe(201);
+    } finally {
+      ctx.a.child.kill('SIGCONT');
+    }
+    ctx.llm.release();
+    const events = await client.all();
+
+    // A's reply is refused: B's turn holds the chat's next places.
+    const stored = await messagesOf(ctx.b, chatId);
+    expect(stored.map((m) => [m.role, m.content])).toEqual([
+      ['user', 'A story'],
+      ['user', 'On B'],
+      ['assistant', 'reply to: On B'],
+    ]);
+    const ended = {
+      event: 'error',
+      id: expect.any(String),
+      data: {
+        type: 'urn:konko:problem:turn-interrupted',
+        title: 'The turn ended without a reply',
+        status: 503,
+        detail: expect.stringContaining('Your message was stored as message 1'),
+        instance: `/chats/${chatId}/messages`,
+        userMessage: seen[0].data,
+      },
+    };
+    expect(events.at(-1)).toEqual(ended);
+    const resumed = await (
+      await EventStreamClient.get(`${ctx.a.baseUrl}/chats/${chatId}/stream`, { 'Last-Event-ID': seen[2].id! })
+    ).all();
+    expect(resumed).toEqual([{ ...ended, data: { ...ended.data, instance: `/chats/${chatId}/stream` } }]);
+  });
 });
 
 describe.each(postgres ? [postgres] : [])(

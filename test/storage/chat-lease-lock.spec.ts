@@ -1,8 +1,7 @@
 import { sql } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UnknownMessageIdError } from '../../src/chats/chat-errors';
+import { ChatLeaseLostError, UnknownMessageIdError } from '../../src/chats/chat-errors';
 import { ChatRepository } from '../../src/chats/chat.repository';
-import { ChatLeaseLostError } from '../../src/storage/sql/chat-lease-lock';
 import { OpenedRepository, openTestRepository, TestDatabase, testDatabases } from '../support/test-databases';
 import { deferred } from '../support/deferred';
 import { key, newChat, userMessage } from './fixtures';

@@ -12,15 +12,6 @@ import type { SqlDialect } from './sql-dialect';
 /** A chat's lease as its holder knows it: its `holder` is the lease row's `owner`. */
 export type HeldLease = ChatLock;
 
-/** The lease expired and may belong to another instance: the work must not write as its holder. */
-export class ChatLeaseLostError extends Error {
-  override readonly name = 'ChatLeaseLostError';
-
-  constructor(readonly chatId: string) {
-    super(`The turn lock of chat ${chatId} expired while its turn ran (renewals failed for CHAT_LOCK_LEASE_MS).`);
-  }
-}
-
 const FIRST_POLL_MS = 5;
 
 /** A lease this instance holds while its work runs. */

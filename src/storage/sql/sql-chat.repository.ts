@@ -2,7 +2,7 @@ import { Logger, OnModuleDestroy } from '@nestjs/common';
 import { CompiledQuery, Insertable, RawBuilder, Selectable, sql } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatChanges, ChatKey, NewChat } from '../../chats/chat';
-import { ChatNotFoundError, UnknownMessageIdError } from '../../chats/chat-errors';
+import { ChatLeaseLostError, ChatNotFoundError, UnknownMessageIdError } from '../../chats/chat-errors';
 import {
   AppendedMessage,
   BranchPage,
@@ -13,7 +13,7 @@ import {
   ImportedMessage,
 } from '../../chats/chat.repository';
 import { Message, MessageRole, MessageStatus, NewMessage } from '../../chats/message';
-import { ChatLeaseLock, ChatLeaseLostError } from './chat-lease-lock';
+import { ChatLeaseLock } from './chat-lease-lock';
 import type { ChatsTable, MessagesTable } from './database-schema';
 import { PreparedQuery, prepareQuery } from './prepared-query';
 import type { SqlDatabase } from './sql-database';
