@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import Redis from 'ioredis';
+import { Client } from 'pg';
 import type { MessageDto } from '../../src/messages/dto/message.dto';
 import { EventStreamClient } from '../support/event-stream-client';
 import { FakeOpenAiServer } from '../support/fake-openai-server';
@@ -236,6 +237,59 @@ describe.each(postgres ? [postgres] : [])(
       const events = await client.all();
       const [, reply] = await messagesOf(ctx.b, chatId);
       expect(reply).toMatchObject({ status: 'incomplete', content: 'Once upon ' });
+      expect(events.at(-1)).toEqual({ event: 'assistant_message', data: reply, id: expect.any(String) });
+    });
+  },
+);
+
+describe.each(postgres ? [postgres] : [])(
+  'Two instances on one %s without Redis, a stop as a waiting turn takes the chat (e2e, service processes)',
+  (_name, create) => {
+    // A renews the lease it took only once it has left the line, which this test holds up.
+    const ctx = twoInstances(create, () => ({ CHAT_LOCK_LEASE_MS: '30000' }));
+    let observer: Client;
+    beforeEach(async () => {
+      observer = new Client({ connectionString: ctx.database.url });
+      await observer.connect();
+    });
+    afterEach(() => observer.end());
+    const ownerOfLease = async (chatId: string) =>
+      (await observer.query<{ owner: string }>('select owner from chat_leases where chat_id = $1', [chatId])).rows[0]
+        ?.owner;
+
+    it('should stop a turn of A that waited for B’s, when the stop comes as it takes the chat', async () => {
+      const chatId = await newChat(ctx.a);
+      const first = await heldTurn(ctx, ctx.b, chatId);
+      ctx.llm.enqueue({ kind: 'reply', pieces: PIECES, holdAfter: 2 });
+      const waiting = await EventStreamClient.post(`${ctx.a.baseUrl}/chats/${chatId}/messages`, {
+        content: 'Waiting on A',
+      });
+      const placeOfA = `select ticket from chat_lease_waiters where chat_id = $1 and owner like '%:${ctx.a.child.pid}:%'`;
+      while ((await observer.query(placeOfA, [chatId])).rowCount === 0);
+      // A takes the chat, then waits to leave its place in line: the stop comes in between.
+      const locker = new Client({ connectionString: ctx.database.url });
+      await locker.connect();
+      try {
+        await locker.query('begin');
+        await locker.query(`${placeOfA} for key share`, [chatId]);
+        expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(202);
+        await first.client.all();
+        while (!(await ownerOfLease(chatId))?.includes(`:${ctx.a.child.pid}:`));
+        await observer.query('listen konko_turn_stop_requested');
+        const announced = new Promise<void>((resolve) =>
+          observer.on('notification', ({ payload }) => payload === chatId && resolve()),
+        );
+        expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(202);
+        await announced;
+      } finally {
+        await locker.end();
+      }
+
+      const events = await waiting.all();
+      const [, , , reply] = await messagesOf(ctx.b, chatId);
+      // Stopped before its upstream call, or as it streams: what it had, kept.
+      const deltas = events.filter((e) => e.event === 'delta').map((e) => e.data.content as string);
+      expect(reply).toMatchObject({ status: 'incomplete', content: deltas.join('') });
       expect(events.at(-1)).toEqual({ event: 'assistant_message', data: reply, id: expect.any(String) });
     });
   },

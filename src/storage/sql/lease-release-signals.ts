@@ -1,3 +1,6 @@
+/** How many chats' stops announced while none of their turns ran here are kept (see unheardStops). */
+const UNHEARD_STOPS_KEPT = 1_000;
+
 /** A wait for a chat's lease to be released; `released` is false when the wait timed out. */
 export interface ReleaseWait {
   released: Promise<boolean>;
@@ -13,6 +16,12 @@ export class LeaseReleaseSignals {
 
   private readonly stopWatchers = new Map<string, Set<() => void>>();
   private stopPoll: NodeJS.Timeout | undefined;
+  /**
+   * Chats whose stop was announced while no turn of theirs ran here, newest last: a turn that took
+   * the chat's lease just before may not watch yet. Its first watch looks once; a stale entry costs
+   * one look at a mark that a lease taken anew never has.
+   */
+  private readonly unheardStops = new Set<string>();
 
   /**
    * @param maxPollMs the longest pause between two looks at a lease when no signal comes
@@ -33,6 +42,7 @@ export class LeaseReleaseSignals {
     watchers.add(check);
     this.stopWatchers.set(chatId, watchers);
     this.pollForStops();
+    if (this.unheardStops.delete(chatId)) check();
     return () => {
       watchers.delete(check);
       if (watchers.size === 0) this.stopWatchers.delete(chatId);
@@ -67,7 +77,15 @@ export class LeaseReleaseSignals {
   }
 
   protected stopAnnounced(chatId: string): void {
-    for (const check of [...(this.stopWatchers.get(chatId) ?? [])]) check();
+    const watchers = this.stopWatchers.get(chatId);
+    if (watchers) {
+      for (const check of [...watchers]) check();
+      return;
+    }
+    // Every instance hears every stop: most are for turns that run elsewhere.
+    this.unheardStops.delete(chatId);
+    this.unheardStops.add(chatId);
+    if (this.unheardStops.size > UNHEARD_STOPS_KEPT) this.unheardStops.delete(this.unheardStops.values().next().value!);
   }
 
   /** Start waiting before looking at the lease, so a release announced meanwhile is not missed. */
