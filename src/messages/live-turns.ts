@@ -98,6 +98,11 @@ export class LiveTurns {
     }
   }
 
+  /** Whether a turn of the chat runs here. */
+  runs(chatId: string): boolean {
+    return this.running.has(chatId);
+  }
+
   /** Stops the chat's turn running here; false when none runs here. */
   stop(chatId: string): boolean {
     const live = this.running.get(chatId);

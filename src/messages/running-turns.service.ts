@@ -6,7 +6,7 @@ import { Message } from '../chats/message';
 import { LiveTurns } from './live-turns';
 import { TurnElsewhereError, TurnInterruptedError, UnknownLastEventIdError } from './message-errors';
 import { FinalTurnEvent, isFinal, StreamedTurnEvent, TurnId } from './turn';
-import { couldNameReplyTo, END, parseTurnEventId, turnEventId, TurnPosition } from './turn-event-ids';
+import { couldNameReplyTo, END, parseTurnEventId, sameTurn, turnEventId, TurnPosition } from './turn-event-ids';
 import { TurnRelay } from './turn-relay';
 
 /** A Last-Event-ID as the client sent it, and where (the header, or the query). */
@@ -78,8 +78,19 @@ export class RunningTurnsService {
     if (final) return only(final);
     if (!this.mayBeTurnOf(after, userMessage, reply)) throw new UnknownLastEventIdError(lastEventId.field);
     // Without shared events a turn that may still run elsewhere cannot be told from one that ended.
-    if (await this.relay.runningTurn(key.chatId)) throw new TurnElsewhereError();
-    return only(this.interrupted(after, userMessage));
+    if (await this.mayRunElsewhere(key.chatId, after)) throw new TurnElsewhereError();
+    // It runs nowhere: a reply it stored before it let go of the chat, in the meantime, is its end.
+    return only((await this.finalEventOf(key, after, userMessage)) ?? this.interrupted(after, userMessage));
+  }
+
+  /**
+   * Whether another instance may run the turn: one runs a turn of the chat, not known to be
+   * another. The chat's turn running here (the one instance that holds the chat) is not it.
+   */
+  private async mayRunElsewhere(chatId: string, turn: TurnId): Promise<boolean> {
+    if (this.live.runs(chatId)) return false;
+    const running = await this.relay.runningTurn(chatId);
+    return running !== null && (running.turn === null || sameTurn(running.turn, turn));
   }
 
   private async followRunning(key: ChatKey, signal: AbortSignal): Promise<AsyncIterable<StreamedTurnEvent> | null> {

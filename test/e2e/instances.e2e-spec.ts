@@ -175,6 +175,34 @@ describe.each(databases)('Two instances on one %s without Redis (e2e, service pr
     expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(204);
   });
 
+  it('should answer on B a resume of a turn A left when killed with turn-interrupted, while B runs the next', async () => {
+    const chatId = await newChat(ctx.a);
+    const { seen } = await heldTurn(ctx, ctx.a, chatId);
+    await ctx.a.kill();
+    // B's turn takes the chat once A's lease lapses.
+    const next = await heldTurn(ctx, ctx.b, chatId);
+
+    const resumed = await EventStreamClient.get(`${ctx.b.baseUrl}/chats/${chatId}/stream`, {
+      'Last-Event-ID': seen[2].id!,
+    });
+
+    expect(resumed.response.status).toBe(200);
+    expect(await resumed.all()).toEqual([
+      {
+        event: 'error',
+        id: expect.any(String),
+        data: expect.objectContaining({ type: 'urn:konko:problem:turn-interrupted', userMessage: seen[0].data }),
+      },
+    ]);
+    // The turn B runs is B's to resume.
+    const following = await EventStreamClient.get(`${ctx.b.baseUrl}/chats/${chatId}/stream`, {
+      'Last-Event-ID': next.seen[2].id!,
+    });
+    expect(following.response.status).toBe(200);
+    ctx.llm.release();
+    expect((await following.all()).at(-1)).toMatchObject({ event: 'assistant_message' });
+  });
+
   it('should end with turn-interrupted and its user message a turn of A that stalled while B took the chat', async () => {
     const chatId = await newChat(ctx.a);
     const { client, seen } = await heldTurn(ctx, ctx.a, chatId);
