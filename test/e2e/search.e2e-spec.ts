@@ -104,6 +104,59 @@ describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase)
     ]);
   });
 
+  const importMessages = async (title: string, contents: string[]) =>
+    (
+      await http()
+        .post('/chats/import')
+        .send({ title, messages: contents.map((content) => ({ role: 'user', content })) })
+        .expect(201)
+    ).body.id as string;
+  const found = async (q: string) =>
+    (await search(`q=${encodeURIComponent(q)}`)).data.map((hit) => hit.message.content);
+
+  it('should find the words inside links, addresses, file names, markup and numbers on every storage', async () => {
+    const contents = [
+      'Mail user@example.com today',
+      'See https://docs.konko.dev/guide/install first',
+      'Edit package.json and /etc/nginx/nginx.conf',
+      'Wrap it in <aside class=note>',
+      'Pi is 3.14 in release v1.2.3, state-of-the-art',
+    ];
+    await importMessages('Links', contents);
+    for (const [q, expected] of [
+      ['example', contents[0]],
+      ['user com', contents[0]],
+      ['guide install', contents[1]],
+      ['konko docs', contents[1]],
+      ['package json', contents[2]],
+      ['nginx conf', contents[2]],
+      ['aside note', contents[3]],
+      ['14 v1', contents[4]],
+      ['art', contents[4]],
+    ]) {
+      expect([q, await found(q)]).toEqual([q, [expected]]);
+    }
+  });
+
+  it('should import and find a long reply of hyphenated words in any script', async () => {
+    // Korean words of 100 syllables, six to a hyphenated word: a reply as long as an import takes.
+    const words = Array.from(
+      { length: 2_534 },
+      (_, i) => String.fromCodePoint(0xac00 + (i % 8), 0xac00 + Math.floor(i / 8)) + '가'.repeat(98),
+    );
+    const reply = words.map((word, i) => (i % 6 === 5 ? `${word} ` : `${word}-`)).join('');
+    await http()
+      .post('/chats/import')
+      .send({
+        messages: [
+          { role: 'user', content: 'Write it out' },
+          { role: 'assistant', content: reply },
+        ],
+      })
+      .expect(201);
+    expect(await found(words[2_000])).toEqual([reply]);
+  });
+
   it('should answer 422 for a q that is blank, missing or too long, and a limit out of range', async () => {
     for (const query of [
       '',

@@ -79,4 +79,29 @@ describe.each(testDatabases())('Migrations on %s', (_name, create) => {
       await close();
     }
   });
+
+  it('should find the words inside the links of messages stored before PostgreSQL indexed them', async () => {
+    const old = await openAsIs(database);
+    await migrateTo(old, '0009_message_search');
+    const chatId = uuidv7();
+    const messageId = uuidv7();
+    const now = new Date().toISOString();
+    await sql`insert into chats (id, tenant_id, title, system_prompt, model, metadata, message_count, created_at, updated_at, last_message_at, current_message_id)
+      values (${chatId}, ${TENANT}, null, null, 'test-model', '{}', 1, ${now}, ${now}, ${now}, ${messageId})`.execute(
+      old.db,
+    );
+    await sql`insert into messages (id, chat_id, seq, role, content, status, in_reply_to, model, usage, token_count, created_at, parent_id, line_id)
+      values (${messageId}, ${chatId}, 1, 'user', 'See docs.konko.dev/guide/install', 'completed', null, null, null, 1, ${now}, null, ${messageId})`.execute(
+      old.db,
+    );
+    await old.close();
+
+    const { database: migrated, close } = await openTestRepository(database);
+    try {
+      const found = await new SqlMessageSearch(migrated).search({ tenantId: TENANT, terms: ['guide'], limit: 10 });
+      expect(found.map((hit) => hit.message.id)).toEqual([messageId]);
+    } finally {
+      await close();
+    }
+  });
 });

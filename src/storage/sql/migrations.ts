@@ -259,6 +259,32 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
         await sql`drop table messages_fts`.execute(db);
       },
     },
+    '0010_postgres_search_words': {
+      // PostgreSQL's parser reads an address, a link, a file name, a number with a point and markup
+      // each as one token ("user@example.com", "package.json", "<aside class=note>"), so no word in
+      // them was found, as the other storages find them; and it indexed hyphenated words and links
+      // whole and in parts, which could take a long message past the 1 MB a tsvector holds (the
+      // insert failed). With ASCII punctuation read as spaces, it indexes the words the others do.
+      // Dropping the column drops its index; adding it back computes it for every message.
+      async up(db: Kysely<unknown>) {
+        if (!postgres) return;
+        const punctuation = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
+        const asSpaces = sql.raw(`translate(content, E'${punctuation.replace(/[\\']/g, '\\$&')}', repeat(' ', 32))`);
+        await sql`alter table messages drop column search_vector`.execute(db);
+        await sql`
+          alter table messages add column search_vector tsvector
+          generated always as (to_tsvector('english', ${asSpaces})) stored`.execute(db);
+        await sql`create index messages_search_vector on messages using gin (search_vector)`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        if (!postgres) return;
+        await sql`alter table messages drop column search_vector`.execute(db);
+        await sql`
+          alter table messages add column search_vector tsvector
+          generated always as (to_tsvector('english', content)) stored`.execute(db);
+        await sql`create index messages_search_vector on messages using gin (search_vector)`.execute(db);
+      },
+    },
   };
 }
 
