@@ -16,7 +16,11 @@ const STOP_WORDS = new Set(
   ).split(' '),
 );
 
-const WORD = /[\p{L}\p{N}]+/gu;
+/**
+ * A word: letters, digits and the marks that belong to them (a Devanagari vowel sign, the accent
+ * of a decomposed é), as PostgreSQL's parser and SQLite's tokenizer keep them in their words.
+ */
+const WORD = /[\p{L}\p{M}\p{N}]+/gu;
 
 /** A text's words, lower-cased, with where each starts and ends (UTF-16 offsets). */
 export function wordsWithOffsets(text: string): { word: string; start: number; end: number }[] {

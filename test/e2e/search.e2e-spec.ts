@@ -138,6 +138,18 @@ describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase)
     }
   });
 
+  it('should find words with combining marks whole, as every storage indexes them', async () => {
+    // Devanagari vowel signs and viramas, and a decomposed é, are marks: part of their word.
+    const contents = ['मुझे हिन्दी पसंद है', 'आज का दिन', 'Un cafe\u0301 noir'];
+    await importMessages('Marks', contents);
+    expect(await found('हिन्दी')).toEqual([contents[0]]);
+    expect(await found('दिन')).toEqual([contents[1]]);
+    expect(await found('cafe\u0301')).toEqual([contents[2]]);
+    expect(await found('cafe')).toEqual([]);
+    const [hit] = (await search(`q=${encodeURIComponent('हिन्दी')}`)).data;
+    expect(hit.snippet).toEqual({ text: contents[0], matches: [[5, 11]] });
+  });
+
   it('should import and find a long reply of hyphenated words in any script', async () => {
     // Korean words of 100 syllables, six to a hyphenated word: a reply as long as an import takes.
     const words = Array.from(
