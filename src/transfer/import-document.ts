@@ -282,8 +282,23 @@ function usageAt(value: unknown, field: string): TokenUsage | null {
   return { promptTokens: count('promptTokens'), completionTokens: count('completionTokens') };
 }
 
+/**
+ * Whether the date and hour a date-time names exist, as RFC 3339 (JSON Schema's `date-time`) has
+ * them: `new Date` reads February 30 as March 2 and 24:00 as the next day's midnight.
+ */
+function isCalendarTime(value: string): boolean {
+  const [year, month, day, hour] = value
+    .match(/^(\d{4})-(\d{2})-(\d{2})T(\d{2})/)!
+    .slice(1)
+    .map(Number);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+  return month >= 1 && month <= 12 && day >= 1 && day <= days && hour <= 23;
+}
+
 function timeAt(value: unknown, field: string): Date {
-  const time = typeof value === 'string' && ISO_DATE_TIME.test(value) ? new Date(value) : undefined;
+  const time =
+    typeof value === 'string' && ISO_DATE_TIME.test(value) && isCalendarTime(value) ? new Date(value) : undefined;
   const year = time?.getUTCFullYear() ?? Number.NaN;
   if (!(year >= 1 && year <= 9999)) {
     throw invalid(field, `${nameOf(field)} must be an ISO 8601 date-time such as 2026-11-25T09:31:12.000Z`);

@@ -590,6 +590,21 @@ describe('Import validation (e2e)', () => {
     ['a system message', (d: ExportDocumentDto) => setMessage(d, 0, { role: 'system' }), 'messages[0].role'],
     ['a bad time', (d: ExportDocumentDto) => setMessage(d, 6, { createdAt: 'yesterday' }), 'messages[6].createdAt'],
     [
+      'a day its month does not have',
+      (d: ExportDocumentDto) => setMessage(d, 6, { createdAt: '2026-04-31T10:00:00.000Z' }),
+      'messages[6].createdAt',
+    ],
+    [
+      'February 29 of a common year',
+      (d: ExportDocumentDto) => setMessage(d, 2, { createdAt: '2100-02-29T10:00:00Z' }),
+      'messages[2].createdAt',
+    ],
+    [
+      'the hour 24',
+      (d: ExportDocumentDto) => ({ ...d, chat: { ...d.chat, createdAt: '2025-12-31T24:00:00Z' } }),
+      'chat.createdAt',
+    ],
+    [
       'negative usage',
       (d: ExportDocumentDto) => setMessage(d, 1, { usage: { promptTokens: -1, completionTokens: 1 } }),
       'messages[1].usage.promptTokens',
@@ -619,6 +634,18 @@ describe('Import validation (e2e)', () => {
     const response = await importing(change(branchedDocument())).expect(422);
     expect(response.body.errors).toEqual([{ field, message: expect.any(String) }]);
     expect(await chatIds()).toEqual(before);
+  });
+
+  it('should keep the times of a document as written, leap days and offsets included', async () => {
+    const times = ['2024-02-29T23:59:59.999Z', '2000-02-29T00:00:00+01:00', '0004-02-29T12:00:00Z'];
+    const document = times.reduce((d, createdAt, i) => setMessage(d, i, { createdAt }), branchedDocument());
+    const chat = (await importing(document).expect(201)).body as ChatDto;
+    const exported = (await http().get(`/chats/${chat.id}/export`).expect(200)).body as ExportDocumentDto;
+    expect(exported.messages.slice(0, 3).map((m) => m.createdAt)).toEqual([
+      '2024-02-29T23:59:59.999Z',
+      '2000-02-28T23:00:00.000Z',
+      '0004-02-29T12:00:00.000Z',
+    ]);
   });
 
   it('should hold sends, chats and imports to the same limits, counted in code points', async () => {
