@@ -22,16 +22,22 @@ const STOP_WORDS = new Set(
  */
 const WORD = /[\p{L}\p{M}\p{N}]+/gu;
 
+/**
+ * Lower case, with the final sigma as σ: JavaScript lowers Σ at the end of a word to ς, PostgreSQL
+ * always to σ, and SQLite folds both to σ, so "ΟΔΟΣ" and "οδος" are one word on every storage.
+ */
+const lowerCase = (text: string): string => text.toLowerCase().replaceAll('ς', 'σ');
+
 /** A text's words, lower-cased, with where each starts and ends (UTF-16 offsets). */
 export function wordsWithOffsets(text: string): { word: string; start: number; end: number }[] {
   return [...text.matchAll(WORD)].map((match) => ({
-    word: match[0].toLowerCase(),
+    word: lowerCase(match[0]),
     start: match.index,
     end: match.index + match[0].length,
   }));
 }
 
-export const wordsOf = (text: string): string[] => text.toLowerCase().match(WORD) ?? [];
+export const wordsOf = (text: string): string[] => lowerCase(text).match(WORD) ?? [];
 
 export const isStopWord = (word: string): boolean => STOP_WORDS.has(word);
 

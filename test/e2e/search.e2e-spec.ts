@@ -150,6 +150,22 @@ describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase)
     expect(hit.snippet).toEqual({ text: contents[0], matches: [[5, 11]] });
   });
 
+  it('should find a Greek word ending in sigma however its case was written', async () => {
+    // Lower case ends a word with ς; upper case has only Σ, which PostgreSQL lowers to σ.
+    const contents = ['ΟΔΟΣ ΣΤΑΔΙΟΥ 12', 'στην οδος Σταδίου'];
+    await importMessages('Greek', contents);
+    expect((await found('ΟΔΟΣ')).sort()).toEqual(contents);
+    expect((await found('οδος σταδιου')).sort()).toEqual([contents[0]]);
+    const [hit] = (await search(`q=${encodeURIComponent('ΣΤΑΔΙΟΥ οδος')}`)).data;
+    expect(hit.snippet).toEqual({
+      text: contents[0],
+      matches: [
+        [0, 4],
+        [5, 12],
+      ],
+    });
+  });
+
   it('should import and find a long reply of hyphenated words in any script', async () => {
     // Korean words of 100 syllables, six to a hyphenated word: a reply as long as an import takes.
     const words = Array.from(

@@ -265,11 +265,15 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
       // them was found, as the other storages find them; and it indexed hyphenated words and links
       // whole and in parts, which could take a long message past the 1 MB a tsvector holds (the
       // insert failed). With ASCII punctuation read as spaces, it indexes the words the others do.
-      // Dropping the column drops its index; adding it back computes it for every message.
+      // The final sigma is read as σ, to which it lowers Σ: "ΟΔΟΣ" and "οδος" are one word, as on
+      // the other storages (search-terms.ts). Dropping the column drops its index; adding it back
+      // computes it for every message.
       async up(db: Kysely<unknown>) {
         if (!postgres) return;
         const punctuation = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
-        const asSpaces = sql.raw(`translate(content, E'${punctuation.replace(/[\\']/g, '\\$&')}', repeat(' ', 32))`);
+        const asSpaces = sql.raw(
+          `translate(content, E'${punctuation.replace(/[\\']/g, '\\$&')}ς', repeat(' ', 32) || 'σ')`,
+        );
         await sql`alter table messages drop column search_vector`.execute(db);
         await sql`
           alter table messages add column search_vector tsvector
