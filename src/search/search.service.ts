@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { isUUID } from 'class-validator';
+import { createHash } from 'node:crypto';
 import { Message } from '../chats/message';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { MessageSearch, SearchPosition } from './message-search';
@@ -26,8 +27,10 @@ export class SearchService {
 
   async search(tenantId: string, { q, limit, cursor }: { q: string; limit: number; cursor?: string }) {
     const terms = searchTermsOf(q);
-    // A cursor belongs to the list of one query: the same words, however they were typed.
-    const scope = `search:${terms.join(' ')}`;
+    // A cursor belongs to the list of one query: the same words, however they were typed. Named by
+    // their hash: 200 characters of words in another script would make a cursor longer than the
+    // 512 characters a cursor may have.
+    const scope = `search:${createHash('sha256').update(terms.join(' ')).digest('base64url')}`;
     let after: SearchPosition | undefined;
     if (cursor !== undefined) {
       const { r, m } = decodeCursor(cursor, scope, isSearchPosition);

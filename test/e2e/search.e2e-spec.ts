@@ -185,6 +185,24 @@ describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase)
     expect(await found(words[2_000])).toEqual([reply]);
   });
 
+  it('should page a query as long as q may be, in any script, with the cursors it gives', async () => {
+    // Nearly 200 characters of Russian: a cursor that named its words would be longer than 512.
+    const words = Array.from({ length: 33 }, (_, i) => `сло${String.fromCodePoint(0x430 + (i % 32))}${'во'[i >> 5]}`);
+    const q = words.join(' ');
+    expect([...q]).toHaveLength(197);
+    await importMessages('Long', [q, `${q}!`, `${q}?`]);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: SearchPageDto = await search(
+        `q=${encodeURIComponent(q)}&limit=1${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      seen.push(...page.data.map((hit) => hit.message.content));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toHaveLength(3);
+  });
+
   it('should answer 422 for a q that is blank, missing or too long, and a limit out of range', async () => {
     for (const query of [
       '',
