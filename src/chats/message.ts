@@ -1,3 +1,5 @@
+import type { ErrorKind } from '../common/errors/domain-error';
+
 export type MessageRole = 'user' | 'assistant';
 /**
  * `incomplete`: an assistant reply cut short: stopped (POST …/stop, shutdown's grace ran out), its
@@ -33,6 +35,20 @@ export interface Message {
    * Date: a Date holds 112 B of heap, a fifth of what a stored message costs in memory.
    */
   readonly createdAt: string;
+  /**
+   * Set on an `incomplete` reply stored just before its turn failed (the upstream broke, the
+   * service stopped, or the client left with CLIENT_DISCONNECT=stop): the failure its turn's stream
+   * ended with, for a resume on any instance to tell again. Absent on every other message.
+   */
+  readonly failure?: ReplyFailure;
+}
+
+/** A turn's failure as its stream's `error` event told it: what its problem document needs. */
+export interface ReplyFailure {
+  readonly kind: ErrorKind;
+  readonly code: string;
+  readonly title: string;
+  readonly detail: string;
 }
 
 export type NewMessage = Omit<Message, 'id' | 'chatId' | 'seq' | 'createdAt' | 'parentId'> & {

@@ -1,4 +1,4 @@
-import { Message } from '../chats/message';
+import { Message, ReplyFailure } from '../chats/message';
 import { DomainError, ErrorKind } from '../common/errors/domain-error';
 
 /**
@@ -155,7 +155,10 @@ export class TurnInterruptedError extends TurnFailure {
   }
 }
 
-/** A turn's failure as another instance reported it, with the messages it had stored. */
+/**
+ * A turn's failure as another instance reported it (the relay), or as its partial reply recorded it,
+ * with the messages it had stored.
+ */
 export class RelayedTurnFailure extends TurnFailure {
   constructor(
     readonly kind: ErrorKind,
@@ -216,3 +219,18 @@ export class UnknownLastEventIdError extends DomainError {
     return { errors: [{ field: this.field, message: 'not an event id this service gave out for this chat' }] };
   }
 }
+
+/** What a partial reply records of its turn's failure ({@link Message.failure}). */
+export const replyFailureOf = (failure: TurnFailure): ReplyFailure => ({
+  kind: failure.kind,
+  code: failure.code,
+  title: failure.title,
+  detail: failure.message,
+});
+
+/** The failure a partial reply recorded, as its turn's stream told it. */
+export const recordedFailure = (
+  { kind, code, title, detail }: ReplyFailure,
+  userMessage: Message,
+  partialReply: Message,
+): TurnFailure => new RelayedTurnFailure(kind, code, title, detail, undefined, userMessage, partialReply);

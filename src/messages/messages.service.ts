@@ -5,7 +5,7 @@ import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
 import { ChatLeaseLostError, MessageNotFoundError, UnknownMessageIdError } from '../chats/chat-errors';
 import { ChatLock, ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
-import { Message, messageFromJson, MessageStatus } from '../chats/message';
+import { Message, messageFromJson, MessageStatus, ReplyFailure } from '../chats/message';
 import { decodeCursor, encodeCursor, isSeqPosition, Page } from '../common/pagination/cursor';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
@@ -21,6 +21,7 @@ import { LiveTurns, RunningTurn } from './live-turns';
 import {
   ReplyAnswersNoMessageError,
   ReplyFailedError,
+  replyFailureOf,
   ShuttingDownError,
   TurnCancelledError,
   TurnInterruptedError,
@@ -491,24 +492,27 @@ export class MessagesService {
     if (reply.error === undefined || reason === 'stopped') {
       const status = reply.error === undefined ? 'completed' : 'incomplete';
       observe(status === 'completed' ? 'completed' : 'stopped', reply.finish?.usage ?? null);
-      const assistantMessage = await this.storeReply(lock, begun, reply.content, status, reply.finish);
+      const assistantMessage = await this.storeReply(lock, begun, reply.content, status, { finish: reply.finish });
       this.context.remember(begun.chat, assistantMessage);
       turn.emit({ type: 'assistant_message', message: assistantMessage });
       return { kind: 'completed', turn: { userMessage, assistantMessage } };
     }
-    const partial = reply.content ? await this.storeReply(lock, begun, reply.content, 'incomplete') : null;
-    if (reason === 'client-left') {
-      observe('cancelled', null);
-      return { kind: 'failed', failure: new TurnCancelledError(userMessage, partial) };
-    }
     const cause =
-      reason === 'shutting-down'
-        ? new ShuttingDownError()
-        : reply.error instanceof LlmError
-          ? reply.error
-          : new LlmUpstreamError('The language model provider failed unexpectedly.');
-    observe(cause.code, null);
-    return { kind: 'failed', failure: new ReplyFailedError(cause, userMessage, partial) };
+      reason === 'client-left'
+        ? null
+        : reason === 'shutting-down'
+          ? new ShuttingDownError()
+          : reply.error instanceof LlmError
+            ? reply.error
+            : new LlmUpstreamError('The language model provider failed unexpectedly.');
+    const failureWith = (partial: Message | null) =>
+      cause ? new ReplyFailedError(cause, userMessage, partial) : new TurnCancelledError(userMessage, partial);
+    // The partial reply keeps the failure, so that a resume on another instance tells it too.
+    const partial = reply.content
+      ? await this.storeReply(lock, begun, reply.content, 'incomplete', { failure: replyFailureOf(failureWith(null)) })
+      : null;
+    observe(cause?.code ?? 'cancelled', null);
+    return { kind: 'failed', failure: failureWith(partial) };
   }
 
   /**
@@ -536,7 +540,7 @@ export class MessagesService {
     { chat, userMessage, replyId }: BegunTurn,
     content: string,
     status: MessageStatus,
-    finish?: StreamedReply['finish'],
+    { finish, failure }: { finish?: StreamedReply['finish']; failure?: ReplyFailure } = {},
   ): Promise<Message> {
     return this.repository.appendMessage(
       chatKeyOf(chat),
@@ -550,6 +554,7 @@ export class MessagesService {
         model: finish?.model ?? chat.model,
         usage: finish?.usage ?? null,
         tokenCount: this.tokens.count(content),
+        ...(failure && { failure }),
       },
       lock,
       // A turn writes nothing after its reply: other instances may have the chat from here.

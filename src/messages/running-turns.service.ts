@@ -4,7 +4,7 @@ import { ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { Message } from '../chats/message';
 import { LiveTurns } from './live-turns';
-import { TurnElsewhereError, TurnInterruptedError, UnknownLastEventIdError } from './message-errors';
+import { recordedFailure, TurnElsewhereError, TurnInterruptedError, UnknownLastEventIdError } from './message-errors';
 import { FinalTurnEvent, isFinal, StreamedTurnEvent, TurnId } from './turn';
 import { couldNameReplyTo, END, parseTurnEventId, sameTurn, turnEventId, TurnPosition } from './turn-event-ids';
 import { TurnRelay } from './turn-relay';
@@ -132,8 +132,8 @@ export class RunningTurnsService {
   /**
    * How the turn ended, as its stream told it, and the message stored under its reply's id. A
    * completed reply is its end, also when an earlier attempt failed and a repeat (Idempotency-Key)
-   * answered with it; else the failure this instance kept (a turn that failed midway stored its
-   * partial reply too); else the reply as stored (a stopped turn's).
+   * answered with it; else the failure this instance kept, or the one a turn that failed midway
+   * recorded with its partial reply (on any instance); else the reply as stored (a stopped turn's).
    */
   private async endOf(
     key: ChatKey,
@@ -150,6 +150,10 @@ export class RunningTurnsService {
     if (answers && reply.status === 'completed') return { final: told(reply), reply };
     const failure = this.live.failureOf(key.chatId, after);
     if (failure) return { final: failure, reply };
+    if (answers && reply.failure) {
+      const recorded = recordedFailure(reply.failure, userMessage, reply);
+      return { final: { type: 'failed', id: this.finalId(after), failure: recorded }, reply };
+    }
     return { final: answers ? told(reply) : undefined, reply };
   }
 

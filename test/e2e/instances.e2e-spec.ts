@@ -175,6 +175,32 @@ describe.each(databases)('Two instances on one %s without Redis (e2e, service pr
     expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(204);
   });
 
+  it('should answer on B a resume of a turn that failed midway on A with the error A answers', async () => {
+    const chatId = await newChat(ctx.a);
+    ctx.llm.enqueue({ kind: 'error-mid-stream', pieces: ['Once ', 'upon '] });
+    const events = await (
+      await EventStreamClient.post(`${ctx.a.baseUrl}/chats/${chatId}/messages`, { content: 'A story' })
+    ).all();
+    expect(events.map((e) => e.event)).toEqual(['user_message', 'delta', 'delta', 'error']);
+    const { instance: _sent, ...problem } = events.at(-1)!.data;
+    expect(problem).toMatchObject({
+      type: 'urn:konko:problem:llm-failed',
+      status: 502,
+      assistantMessage: { status: 'incomplete', content: 'Once upon ' },
+    });
+
+    const resumeOn = async (service: ServiceProcess) =>
+      (
+        await EventStreamClient.get(`${service.baseUrl}/chats/${chatId}/stream`, { 'Last-Event-ID': events[1].id! })
+      ).all();
+    const told = [['error', { ...problem, instance: `/chats/${chatId}/stream` }]];
+    expect((await resumeOn(ctx.a)).map((e) => [e.event, e.data])).toEqual(told);
+    // B tells it from storage: the same event, at the end of the turn (A still knows its place).
+    const onB = await resumeOn(ctx.b);
+    expect(onB.map((e) => [e.event, e.data])).toEqual(told);
+    expect(onB[0].id).toBe(`${events[0].data.id}.${problem.assistantMessage.id}.end`);
+  });
+
   it('should answer on B a resume of a turn A left when killed with turn-interrupted, while B runs the next', async () => {
     const chatId = await newChat(ctx.a);
     const { seen } = await heldTurn(ctx, ctx.a, chatId);

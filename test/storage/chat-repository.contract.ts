@@ -242,6 +242,21 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         expect(await repository.listMessages(key(chat.id), { limit: 10 })).toEqual([question, answer]);
       });
 
+      it('should keep the failure of a reply stored before its turn failed, and none on other messages', async () => {
+        const chat = await repository.createChat(newChat());
+        const question = await repository.appendMessage(key(chat.id), userMessage('Tell me'));
+        const failure = { kind: 'upstream-failed', code: 'llm-failed', title: 'Failed', detail: 'It broke.' } as const;
+        const partial = await repository.appendMessage(
+          key(chat.id),
+          userMessage('Half', { role: 'assistant', status: 'incomplete', inReplyTo: question.id, failure }),
+        );
+
+        expect(partial.failure).toEqual(failure);
+        expect(await repository.findMessage(key(chat.id), partial.id)).toEqual(partial);
+        expect(await repository.listMessages(key(chat.id), { limit: 10 })).toEqual([question, partial]);
+        expect('failure' in question).toBe(false);
+      });
+
       it("should keep the chat's count and last message time", async () => {
         const chat = await repository.createChat(newChat());
         await fill(chat.id, 2);

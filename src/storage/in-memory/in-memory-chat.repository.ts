@@ -72,7 +72,7 @@ function frozenMessage(
   parent: Message | null,
   createdAt: string,
 ): Message {
-  return Object.freeze({
+  const message = {
     id,
     chatId: record.chat.id,
     seq: record.messages.length + 1,
@@ -87,7 +87,11 @@ function frozenMessage(
       Object.freeze({ promptTokens: input.usage.promptTokens, completionTokens: input.usage.completionTokens }),
     tokenCount: input.tokenCount,
     createdAt,
-  });
+  };
+  // Only failed replies carry a failure: every other message keeps the one shape, and no field more.
+  return Object.freeze(
+    input.failure ? Object.assign(message, { failure: Object.freeze({ ...input.failure }) }) : message,
+  );
 }
 
 /** Where a message sits: its line, and its index in that line. */

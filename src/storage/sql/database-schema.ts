@@ -1,4 +1,5 @@
 import type { ColumnType, Generated } from 'kysely';
+import type { ReplyFailure } from '../../chats/message';
 
 /**
  * The tables as Kysely sees them, for both dialects. Rows differ by driver (PostgreSQL returns
@@ -43,6 +44,8 @@ export interface MessagesTable {
   usage: NullableJson<{ promptTokens: number; completionTokens: number }>;
   token_count: number;
   created_at: Timestamp;
+  /** An incomplete reply's failure (Message.failure); null on every other message. */
+  failure: NullableJson<ReplyFailure>;
 }
 
 /** The holder of a chat's turn lock: at most one row per chat, valid until `expires_at`. */

@@ -289,6 +289,16 @@ export function migrationsFor(dialect: SqlDialectName): Record<string, Migration
         await sql`create index messages_search_vector on messages using gin (search_vector)`.execute(db);
       },
     },
+    '0011_reply_failures': {
+      // A reply stored incomplete just before its turn failed keeps that failure, so that a resume
+      // on any instance ends with the error its stream ended with, not with the partial reply.
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('messages').addColumn('failure', json).execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable('messages').dropColumn('failure').execute();
+      },
+    },
   };
 }
 

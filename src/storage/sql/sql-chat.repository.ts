@@ -122,10 +122,11 @@ function messageRow(chatId: string, input: NewMessage) {
     usage: input.usage && JSON.stringify(input.usage),
     token_count: input.tokenCount,
     created_at: new Date().toISOString(),
+    failure: input.failure === undefined ? null : JSON.stringify(input.failure),
   };
 }
 
-/** The most rows one insert of an import writes: 13 parameters each stays far below either database's limit. */
+/** The most rows one insert of an import writes: 14 parameters each stays far below either database's limit. */
 const MAX_IMPORT_BATCH = 512;
 
 /**
@@ -165,6 +166,7 @@ function importedRows(chatId: string, messages: readonly ImportedMessage[]) {
       message.usage && JSON.stringify(message.usage),
       message.tokenCount,
       message.createdAt,
+      message.failure === undefined ? null : JSON.stringify(message.failure),
     ];
   });
   return { rows, lineOf };
@@ -194,7 +196,7 @@ interface LineSlice {
 }
 
 export function toMessage(row: Selectable<MessagesTable>): Message {
-  return {
+  const message = {
     id: row.id,
     chatId: row.chat_id,
     seq: row.seq,
@@ -208,6 +210,8 @@ export function toMessage(row: Selectable<MessagesTable>): Message {
     tokenCount: row.token_count,
     createdAt: toIsoTime(row.created_at),
   };
+  // Only failed replies carry a failure (as in memory).
+  return row.failure === null ? message : Object.assign(message, { failure: fromJson(row.failure) });
 }
 
 /**
@@ -228,6 +232,7 @@ export const MESSAGE_COLUMNS = [
   'usage',
   'token_count',
   'created_at',
+  'failure',
 ] as const satisfies readonly (keyof MessagesTable)[];
 
 /** The columns as SQL, qualified by `table` when given. */
@@ -614,9 +619,10 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
       sql`${args.usage}`,
       sql`${args.token_count}`,
       sql`${args.created_at}`,
+      sql`${args.failure}`,
     ]);
     const returning = withChat ? sql`${messageColumnsOf()}${appendedChatReturning}` : messageColumnsOf();
-    const insertInto = sql`insert into messages (seq, id, chat_id, role, content, status, in_reply_to, model, usage, token_count, created_at, parent_id, line_id)`;
+    const insertInto = sql`insert into messages (seq, id, chat_id, role, content, status, in_reply_to, model, usage, token_count, created_at, failure, parent_id, line_id)`;
     // A parent's first child continues its line; any other child starts one.
     const lineAfter = (parentAlias: RawBuilder<unknown>) =>
       sql`case when exists (select 1 from messages child where child.parent_id = ${parentAlias}.id) then ${id} else ${parentAlias}.line_id end`;
