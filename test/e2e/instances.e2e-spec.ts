@@ -350,6 +350,60 @@ describe.each(postgres ? [postgres] : [])(
 );
 
 describe.each(postgres ? [postgres] : [])(
+  'Two instances on one %s without Redis, a statement of A ended by the database (e2e, service processes)',
+  (_name, create) => {
+    const ctx = twoInstances(create, () => ({}));
+    let observer: Client;
+    beforeEach(async () => {
+      observer = new Client({ connectionString: ctx.database.url });
+      await observer.connect();
+    });
+    afterEach(() => observer.end());
+    const leaseOf = async (chatId: string) =>
+      (
+        await observer.query<{ owner: string; live: boolean }>(
+          `select owner, expires_at > (extract(epoch from clock_timestamp()) * 1000)::bigint as live
+           from chat_leases where chat_id = $1`,
+          [chatId],
+        )
+      ).rows[0];
+
+    /** The backend of the statement `blocker` (a backend's pid) blocks, once it waits. */
+    const blockedBy = async (blocker: number) => {
+      const blocked = 'select pid from pg_stat_activity where $1 = any(pg_blocking_pids(pid))';
+      for (;;) {
+        const [found] = (await observer.query<{ pid: number }>(blocked, [blocker])).rows;
+        if (found) return found.pid;
+      }
+    };
+    const pidOf = async (client: Client) =>
+      (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
+
+    it('should answer and serve on after the connection of a running statement is ended', async () => {
+      const chatId = await newChat(ctx.a);
+      const locker = new Client({ connectionString: ctx.database.url });
+      await locker.connect();
+      let sent: Promise<Response>;
+      try {
+        await locker.query('begin');
+        await locker.query('select id from chats where id = $1 for update', [chatId]);
+        // The turn's user message counts itself on its chat, which waits for the row.
+        sent = post(ctx.a, `/chats/${chatId}/messages`, { content: 'Hello' });
+        await observer.query('select pg_terminate_backend($1)', [await blockedBy(await pidOf(locker))]);
+      } finally {
+        await locker.end();
+      }
+
+      // A turn whose write failed so: a problem, as for any failed statement.
+      expect((await sent).headers.get('content-type')).toContain('application/problem+json');
+      // The turn let go of the chat on another connection: the next one does not wait for the lease.
+      expect(await leaseOf(chatId)).toBeUndefined();
+      expect((await post(ctx.a, `/chats/${chatId}/messages`, { content: 'Again' })).status).toBe(201);
+    });
+  },
+);
+
+describe.each(postgres ? [postgres] : [])(
   'Two instances on one %s, one shutting down (e2e, service processes)',
   (_name, create) => {
     const ctx = twoInstances(create, () => ({ SHUTDOWN_GRACE_MS: '1000' }));

@@ -9,6 +9,7 @@ import {
   PostgresQueryCompiler,
   QueryResult,
 } from 'kysely';
+import { Logger } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
 
 /** Statements worth naming: the server plans a named one once per connection, not at every run. */
@@ -28,11 +29,30 @@ class PgConnection implements DatabaseConnection {
   private inTransaction = false;
   /** Named statements found stale in the transaction, dropped when it ends. */
   private readonly stale = new Set<string>();
+  /** The connection broke, or its session ended, while checked out: the pool must not hand it out again. */
+  private lost: Error | undefined;
+  /**
+   * The pool listens for the errors of idle connections only. One that breaks under its statement
+   * (the server ended its backend, or restarted) fails that statement, and may emit an error
+   * after it: unheard, that would crash the process.
+   */
+  private readonly onError = (error: Error) => {
+    this.lost = error;
+    new Logger('Storage').warn(`PostgreSQL connection lost: ${error.message}`);
+  };
 
   constructor(
     readonly client: PoolClient,
     private readonly nameOf: (sql: string) => string | undefined,
-  ) {}
+  ) {
+    client.on('error', this.onError);
+  }
+
+  /** Back to the pool, which drops it if it broke. */
+  release(): void {
+    this.client.removeListener('error', this.onError);
+    this.client.release(this.lost);
+  }
 
   async executeQuery<R>({ sql, parameters }: CompiledQuery): Promise<QueryResult<R>> {
     const query = { name: this.nameOf(sql), text: sql, values: parameters as unknown[] };
@@ -40,6 +60,8 @@ class PgConnection implements DatabaseConnection {
     try {
       result = await this.client.query<R & object>(query);
     } catch (error) {
+      // FATAL ends the session (its backend was terminated): the next statement must not get it.
+      if ((error as { severity?: string }).severity === 'FATAL') this.lost = error as Error;
       const { name } = query;
       if (name === undefined || (error as { code?: string }).code !== STALE_PLAN) throw error;
       // Refused at its first parse, which `pg` then forgets: there is nothing to drop.
@@ -126,7 +148,7 @@ class PgDriver implements Driver {
   }
 
   async releaseConnection(connection: PgConnection): Promise<void> {
-    connection.client.release();
+    connection.release();
   }
 
   async destroy(): Promise<void> {
