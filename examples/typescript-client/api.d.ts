@@ -2102,10 +2102,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
                 };
             };
-            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat stores no reply (`turn-interrupted`, with the user message it stored) */
+            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat stores no reply (`turn-interrupted`, with the user message it stored); one for which the storage failed as it took the chat stores nothing (`turn-interrupted`, without `userMessage`) */
             503: {
                 headers: {
-                    /** @description Seconds to wait: 1 while shutting down; the language model's own, when it said */
+                    /** @description Seconds to wait: 1 while shutting down or after turn-interrupted; the language model's own, when it said */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2396,10 +2396,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
                 };
             };
-            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat stores no reply (`turn-interrupted`, with the user message it stored) */
+            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat stores no reply (`turn-interrupted`, with the user message it stored); one for which the storage failed as it took the chat stores nothing (`turn-interrupted`, without `userMessage`) */
             503: {
                 headers: {
-                    /** @description Seconds to wait: 1 while shutting down; the language model's own, when it said */
+                    /** @description Seconds to wait: 1 while shutting down or after turn-interrupted; the language model's own, when it said */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };

@@ -137,7 +137,8 @@ export class TurnCancelledError extends TurnFailure {
 /**
  * A turn that ended without a stored reply whose failure is no longer known: the instance that
  * ran it stopped (it crashed, or was killed), or its failure was forgotten. Also the turn's own
- * failure when its instance stalled past the chat's lock and another turn may hold the chat.
+ * failure when its instance stalled past the chat's lock and another turn may hold the chat, or
+ * when it could not take the chat's lock (the storage failed), before it stored anything.
  */
 export class TurnInterruptedError extends TurnFailure {
   readonly kind = 'unavailable';

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { isUUID } from 'class-validator';
 import { v7 as uuidv7 } from 'uuid';
 import { Chat, ChatKey, chatKeyOf } from '../chats/chat';
@@ -6,6 +6,7 @@ import { ChatLeaseLostError, MessageNotFoundError, UnknownMessageIdError } from 
 import { ChatLock, ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { Message, messageFromJson, MessageStatus, ReplyFailure } from '../chats/message';
+import { messageOf } from '../common/errors/error-message';
 import { decodeCursor, encodeCursor, isSeqPosition, Page } from '../common/pagination/cursor';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
@@ -122,6 +123,8 @@ const isBranchPosition = (position: unknown): position is BranchPosition => {
 
 @Injectable()
 export class MessagesService {
+  private readonly logger = new Logger(MessagesService.name);
+
   constructor(
     private readonly chats: ChatsService,
     private readonly repository: ChatRepository,
@@ -302,8 +305,9 @@ export class MessagesService {
 
   /**
    * `work` under the chat's lock. A turn stopped while it waits leaves the line at once, whatever
-   * holds the chat (another instance too), and fails as {@link stopWhileWaiting} says. A turn that
-   * never held the chat reports its failure here, as its one event: no running turn did. Every wait
+   * holds the chat (another instance too), and fails as {@link stopWhileWaiting} says; one whose
+   * lock failed (the storage did) ends with turn-interrupted. A turn that never held the chat
+   * reports its failure here, as its one event: no running turn did. Every wait
    * is timed, however it ends: the waits given up are often the ones that grew too long.
    */
   private async underChatLock(
@@ -325,9 +329,14 @@ export class MessagesService {
       if (held) throw error;
       const stopped = this.stopWhileWaiting(admission);
       waited({ outcome: stopped ? 'gave-up' : 'failed' });
-      onEvent(this.live.failedWhileWaiting(chatId, stopped ?? error));
-      if (stopped) return { kind: 'failed', failure: stopped };
-      throw error;
+      if (!stopped) {
+        // The storage failed as the turn waited for the chat, or took it (the lock let go of it
+        // again): nothing was stored, and sending again is safe.
+        this.logger.warn(`A turn could not take chat ${chatId}: ${messageOf(error)}`);
+      }
+      const failure = stopped ?? new TurnInterruptedError(null);
+      onEvent(this.live.failedWhileWaiting(chatId, failure));
+      return { kind: 'failed', failure };
     }
   }
 

@@ -299,8 +299,7 @@ describe.each(postgres ? [postgres] : [])(
 describe.each(postgres ? [postgres] : [])(
   'Two instances on one %s without Redis, a stop as a waiting turn takes the chat (e2e, service processes)',
   (_name, create) => {
-    // A renews the lease it took only once it has left the line, which this test holds up.
-    const ctx = twoInstances(create, () => ({ CHAT_LOCK_LEASE_MS: '30000' }));
+    const ctx = twoInstances(create, () => ({}));
     let observer: Client;
     beforeEach(async () => {
       observer = new Client({ connectionString: ctx.database.url });
@@ -361,12 +360,18 @@ describe.each(postgres ? [postgres] : [])(
     afterEach(() => observer.end());
     const leaseOf = async (chatId: string) =>
       (
-        await observer.query<{ owner: string; live: boolean }>(
-          `select owner, expires_at > (extract(epoch from clock_timestamp()) * 1000)::bigint as live
+        await observer.query<{ owner: string; expires: string; live: boolean }>(
+          `select owner, expires_at as expires, expires_at > (extract(epoch from clock_timestamp()) * 1000)::bigint as live
            from chat_leases where chat_id = $1`,
           [chatId],
         )
       ).rows[0];
+
+    const nowMs = async () =>
+      Number(
+        (await observer.query<{ now: string }>('select (extract(epoch from clock_timestamp()) * 1000)::bigint as now'))
+          .rows[0].now,
+      );
 
     /** The backend of the statement `blocker` (a backend's pid) blocks, once it waits. */
     const blockedBy = async (blocker: number) => {
@@ -399,6 +404,46 @@ describe.each(postgres ? [postgres] : [])(
       // The turn let go of the chat on another connection: the next one does not wait for the lease.
       expect(await leaseOf(chatId)).toBeUndefined();
       expect((await post(ctx.a, `/chats/${chatId}/messages`, { content: 'Again' })).status).toBe(201);
+    });
+
+    it('should keep the lease renewed while A leaves the line, and release it with turn-interrupted when that fails', async () => {
+      const chatId = await newChat(ctx.a);
+      const first = await heldTurn(ctx, ctx.b, chatId);
+      const waiting = post(ctx.a, `/chats/${chatId}/messages`, { content: 'Waiting on A' });
+      const placeOfA = `select ticket from chat_lease_waiters where chat_id = $1 and owner like '%:${ctx.a.child.pid}:%'`;
+      while ((await observer.query(placeOfA, [chatId])).rowCount === 0);
+      // A takes the chat, then waits to leave its place in line, which this transaction holds.
+      const locker = new Client({ connectionString: ctx.database.url });
+      await locker.connect();
+      let renewed: boolean;
+      try {
+        await locker.query('begin');
+        await locker.query(`${placeOfA} for key share`, [chatId]);
+        ctx.llm.release();
+        await first.client.all();
+        const leaving = await blockedBy(await pidOf(locker));
+        // Past the lease it held when it began to leave (CHAT_LOCK_LEASE_MS), by the database's clock.
+        const taken = await leaseOf(chatId);
+        expect(taken.owner).toContain(`:${ctx.a.child.pid}:`);
+        while ((await nowMs()) <= Number(taken.expires));
+        renewed = (await leaseOf(chatId))?.live === true;
+        // The statement fails: its connection is ended under it.
+        await observer.query('select pg_terminate_backend($1)', [leaving]);
+      } finally {
+        await locker.end();
+      }
+
+      const response = await waiting;
+      const problem = (await response.json()) as Record<string, unknown>;
+      expect({ renewed, status: response.status, problem, lease: await leaseOf(chatId) }).toEqual({
+        renewed: true,
+        status: 503,
+        problem: expect.objectContaining({ type: 'urn:konko:problem:turn-interrupted' }),
+        lease: undefined,
+      });
+      expect(problem.userMessage).toBeUndefined();
+      expect((await observer.query(placeOfA, [chatId])).rowCount).toBe(0);
+      expect((await post(ctx.b, `/chats/${chatId}/messages`, { content: 'Next' })).status).toBe(201);
     });
   },
 );

@@ -9,6 +9,7 @@ import {
   ReplyFailedError,
   ShuttingDownError,
   TurnCancelledError,
+  TurnInterruptedError,
 } from '../../src/messages/message-errors';
 import { MessagesService } from '../../src/messages/messages.service';
 import { echoReply } from '../support/recording-llm-provider';
@@ -212,7 +213,8 @@ describe(MessagesService.name, () => {
       gate.resolve();
       await first.done;
       jest.spyOn(ctx.repository, 'withChatLock').mockRejectedValueOnce(new Error('database down'));
-      await expect(ctx.run(ctx.newTurn(chat, 'third')).done).rejects.toThrow('database down');
+      // Nothing was stored: the turn is interrupted, and may be sent again.
+      await expect(ctx.run(ctx.newTurn(chat, 'third')).done).rejects.toBeInstanceOf(TurnInterruptedError);
 
       const text = await ctx.metrics.registry.getSingleMetricAsString('chat_lock_wait_seconds');
       expect(text).toContain('chat_lock_wait_seconds_count{outcome="acquired"} 1');

@@ -70,10 +70,13 @@ export class ChatLeaseLock {
     return this.local.runExclusive(
       chatId,
       async () => {
-        const lease = await this.acquire(chatId, signal);
+        const { lease, place } = await this.acquire(chatId, signal);
         const holding: Holding = { stopRenewing: this.keepRenewed(lease), released: false };
         this.holdings.set(lease.holder, holding);
         try {
+          // Held from here: renewed while it leaves the line (which may wait on a lock of the row),
+          // and released below should that fail.
+          if (place !== null) await this.leaveLineHolding(place);
           return await work(lease);
         } finally {
           this.holdings.delete(lease.holder);
@@ -149,9 +152,17 @@ export class ChatLeaseLock {
     return sql<number>`${this.dialect.nowMs} + ${this.leaseMs}`;
   }
 
-  private async acquire(chatId: string, signal: AbortSignal | undefined): Promise<HeldLease> {
+  /**
+   * Takes the chat's lease: at once when nobody waits, else in line. Answers the place in line
+   * it still has (null when it took none), which the holder leaves.
+   */
+  private async acquire(
+    chatId: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ lease: HeldLease; place: number | null }> {
     const owner = `${INSTANCE}:${uuidv7()}`;
-    if (await this.takeLease(chatId, owner, { unlessAwaited: true })) return { chatId, holder: owner };
+    const lease = { chatId, holder: owner };
+    if (await this.takeLease(chatId, owner, { unlessAwaited: true })) return { lease, place: null };
     const maxPollMs = Math.min(this.signals.maxPollMs, this.leaseMs / 3);
     signal?.throwIfAborted();
     let ticket = await this.enqueue(chatId, owner);
@@ -166,8 +177,7 @@ export class ChatLeaseLock {
         try {
           if ((await this.isFirstInLine(chatId, ticket)) && (await this.takeLease(chatId, owner))) {
             wait.cancel();
-            await this.leaveLine(ticket);
-            return { chatId, holder: owner };
+            return { lease, place: ticket };
           }
           pauseMs = (await wait.released) ? FIRST_POLL_MS : Math.min(pauseMs * 2, maxPollMs);
         } finally {
@@ -273,6 +283,20 @@ export class ChatLeaseLock {
 
   private async leaveLine(ticket: number): Promise<void> {
     await this.db.deleteFrom('chat_lease_waiters').where('ticket', '=', ticket).execute();
+  }
+
+  /**
+   * Leaves the line once the lease is taken. On failure it tries once more, so that the release
+   * of the lease that follows finds the next in line first (a place left behind lapses only after
+   * the lease's length), and the failure stands: the work does not run.
+   */
+  private async leaveLineHolding(ticket: number): Promise<void> {
+    try {
+      await this.leaveLine(ticket);
+    } catch (error) {
+      await this.leaveLine(ticket).catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Renews the lease every third of its length until stopped or lost. */
