@@ -297,6 +297,34 @@ describe.each(postgres ? [postgres] : [])(
 );
 
 describe.each(postgres ? [postgres] : [])(
+  'Two instances on one %s without Redis, A’s notifications silenced (e2e, service processes)',
+  (_name, create) => {
+    let link: PostgresLink;
+    beforeAll(async () => {
+      link = await PostgresLink.open(TEST_POSTGRES_URL);
+    });
+    afterAll(() => link.close());
+    const ctx = twoInstances(create, () => ({}), { databaseUrlOfA: (url) => link.urlFor(url) });
+
+    it('should stop from B the turn A runs after A’s listening connection went silent', async () => {
+      const chatId = await newChat(ctx.a);
+      const { client } = await heldTurn(ctx, ctx.a, chatId);
+      // No FIN, no RST: the NOTIFY of the stop goes into the void, and A is not told.
+      link.silenceListeners();
+
+      const abandoned = once(ctx.llm, 'abandoned');
+      expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(202);
+      await abandoned;
+      const events = await client.all();
+      const [, reply] = await messagesOf(ctx.b, chatId);
+      expect(reply).toMatchObject({ status: 'incomplete', content: 'Once upon ' });
+      expect(events.at(-1)).toEqual({ event: 'assistant_message', data: reply, id: expect.any(String) });
+      expect(ctx.a.output()).toContain('Lost the lease notification connection');
+    });
+  },
+);
+
+describe.each(postgres ? [postgres] : [])(
   'Two instances on one %s without Redis, a stop as a waiting turn takes the chat (e2e, service processes)',
   (_name, create) => {
     const ctx = twoInstances(create, () => ({}));

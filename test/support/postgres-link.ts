@@ -5,12 +5,16 @@ import { AddressInfo, connect, createServer, Server, Socket } from 'node:net';
  * A path to the shared PostgreSQL through a loopback port of its own, which a test uses to cut
  * one instance's notifications without touching the server others use: once its listeners are
  * cut, every connection that sends LISTEN is closed, the open ones at once and each new one as it
- * sends it, while the pool's connections go on as before.
+ * sends it, while the pool's connections go on as before. Listeners can also go silent instead,
+ * as behind a firewall that forgot them.
  */
 export class PostgresLink {
   private readonly sockets = new Set<Socket>();
   /** The clients' connections that sent LISTEN. */
   private readonly listeners = new Set<Socket>();
+  /** Both ends of the connections that pass nothing more. */
+  private readonly silenced = new Set<Socket>();
+  private readonly peers = new Map<Socket, Socket>();
   private listenersCut = false;
 
   private constructor(
@@ -41,6 +45,17 @@ export class PostgresLink {
     for (const socket of this.listeners) socket.destroy();
   }
 
+  /**
+   * The LISTEN connections open now pass nothing more either way, and neither end is told: no
+   * FIN, no RST, as when a firewall or NAT drops an idle connection. New connections pass as before.
+   */
+  silenceListeners(): void {
+    for (const socket of this.listeners) {
+      this.silenced.add(socket);
+      this.silenced.add(this.peers.get(socket)!);
+    }
+  }
+
   async close(): Promise<void> {
     const closed = new Promise((resolve) => this.server.close(resolve));
     for (const socket of this.sockets) socket.destroy();
@@ -49,6 +64,7 @@ export class PostgresLink {
 
   private join(client: Socket): void {
     const upstream = connect(Number(this.target.port || 5432), this.target.hostname);
+    this.peers.set(client, upstream);
     client.on('data', (chunk) => {
       if (!/LISTEN /.test(chunk.toString('latin1'))) return;
       this.listeners.add(client);
@@ -59,11 +75,13 @@ export class PostgresLink {
       [upstream, client],
     ]) {
       this.sockets.add(from);
-      from.on('data', (chunk) => from.destroyed || to.write(chunk));
+      from.on('data', (chunk) => from.destroyed || this.silenced.has(from) || to.write(chunk));
       from.on('error', () => to.destroy());
       from.on('close', () => {
         this.sockets.delete(from);
         this.listeners.delete(from);
+        this.silenced.delete(from);
+        this.peers.delete(from);
         to.destroy();
       });
     }
