@@ -270,47 +270,29 @@ describe.each(databases)('Two instances on one %s without Redis (e2e, service pr
 });
 
 describe.each(postgres ? [postgres] : [])(
-  'Two instances on one %s without Redis, A’s notifications cut (e2e, service processes)',
+  'Two instances on one %s without Redis, A’s notifications lost (e2e, service processes)',
   (_name, create) => {
     let link: PostgresLink;
-    beforeAll(async () => {
+    beforeEach(async () => {
       link = await PostgresLink.open(TEST_POSTGRES_URL);
     });
-    afterAll(() => link.close());
     const ctx = twoInstances(create, () => ({}), { databaseUrlOfA: (url) => link.urlFor(url) });
+    afterEach(() => link.close());
 
-    it('should stop from B the turn A runs while A cannot listen for notifications', async () => {
-      const chatId = await newChat(ctx.a);
-      const { client } = await heldTurn(ctx, ctx.a, chatId);
-      link.cutListeners();
-      await ctx.a.waitForOutput('Lost the lease notification connection');
-
-      const abandoned = once(ctx.llm, 'abandoned');
-      expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(202);
-      await abandoned;
-      const events = await client.all();
-      const [, reply] = await messagesOf(ctx.b, chatId);
-      expect(reply).toMatchObject({ status: 'incomplete', content: 'Once upon ' });
-      expect(events.at(-1)).toEqual({ event: 'assistant_message', data: reply, id: expect.any(String) });
-    });
-  },
-);
-
-describe.each(postgres ? [postgres] : [])(
-  'Two instances on one %s without Redis, A’s notifications silenced (e2e, service processes)',
-  (_name, create) => {
-    let link: PostgresLink;
-    beforeAll(async () => {
-      link = await PostgresLink.open(TEST_POSTGRES_URL);
-    });
-    afterAll(() => link.close());
-    const ctx = twoInstances(create, () => ({}), { databaseUrlOfA: (url) => link.urlFor(url) });
-
-    it('should stop from B the turn A runs after A’s listening connection went silent', async () => {
-      const chatId = await newChat(ctx.a);
-      const { client } = await heldTurn(ctx, ctx.a, chatId);
+    it.each([
+      [
+        'cut',
+        async () => {
+          link.cutListeners();
+          await ctx.a.waitForOutput('Lost the lease notification connection');
+        },
+      ],
       // No FIN, no RST: the NOTIFY of the stop goes into the void, and A is not told.
-      link.silenceListeners();
+      ['silent', async () => link.silenceListeners()],
+    ])('should stop from B the turn A runs while A’s listening connection is %s', async (_how, loseListener) => {
+      const chatId = await newChat(ctx.a);
+      const { client } = await heldTurn(ctx, ctx.a, chatId);
+      await loseListener();
 
       const abandoned = once(ctx.llm, 'abandoned');
       expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(202);
