@@ -39,6 +39,7 @@ import {
   TurnProgress,
   TurnRequest,
 } from './turn';
+import { ReplyText } from './reply-text';
 import { Admission, stopReasonOf, TurnAdmission } from './turn-admission';
 import { turnEventId } from './turn-event-ids';
 
@@ -465,14 +466,21 @@ export class MessagesService {
     turn: RunningTurn,
   ): Promise<StreamedReply> {
     const reply: StreamedReply = { content: '', startedAt: performance.now() };
+    const text = new ReplyText();
     try {
       const request = { model: chat.model, messages, maxOutputTokens: this.llmSettings.maxOutputTokens, signal };
       for await (const part of this.llm.stream(request)) {
         if (part.type === 'finish') {
           reply.finish = part;
         } else if (part.content) {
-          reply.content += part.content;
-          turn.emit({ type: 'delta', content: part.content });
+          const content = text.take(part.content);
+          reply.content = text.content;
+          if (content) turn.emit({ type: 'delta', content });
+          if (content.length < part.content.length) {
+            // Leaving the loop closes the stream, which aborts the upstream call.
+            reply.cut = true;
+            break;
+          }
         }
       }
     } catch (error) {
@@ -499,8 +507,8 @@ export class MessagesService {
       this.llmCalls.observe('turn', chat.id, chat.model, reply.startedAt, outcome, usage, requestId);
     const reason = stopReasonOf(signal);
     if (reply.error === undefined || reason === 'stopped') {
-      const status = reply.error === undefined ? 'completed' : 'incomplete';
-      observe(status === 'completed' ? 'completed' : 'stopped', reply.finish?.usage ?? null);
+      const status = reply.error === undefined && !reply.cut ? 'completed' : 'incomplete';
+      observe(reply.cut ? 'cut' : status === 'completed' ? 'completed' : 'stopped', reply.finish?.usage ?? null);
       const assistantMessage = await this.storeReply(lock, begun, reply.content, status, { finish: reply.finish });
       this.context.remember(begun.chat, assistantMessage);
       turn.emit({ type: 'assistant_message', message: assistantMessage });

@@ -124,6 +124,8 @@ export interface StreamedReply {
   finish?: { model: string; usage: LlmUsage | null };
   /** Set when it did not: what it failed with. */
   error?: unknown;
+  /** Set when the reply reached MAX_REPLY_LENGTH, and the call was given up. */
+  cut?: true;
 }
 
 /** How a turn ended under the lock: with its messages, or with the failure to report. */

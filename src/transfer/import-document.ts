@@ -6,6 +6,7 @@ import { RequestValidationError } from '../common/errors/domain-error';
 import { hasAtMostCharacters } from '../common/validation/max-characters.decorator';
 import { readBody } from '../common/validation/request-validation.pipe';
 import { MAX_MESSAGE_LENGTH } from '../messages/dto/send-message.dto';
+import { MAX_REPLY_LENGTH } from '../messages/reply-text';
 import { EXPORT_FORMAT } from './export-document';
 
 export const MAX_IMPORTED_MESSAGES = 10_000;
@@ -236,23 +237,13 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: s
 }
 
 /**
- * As for sending: 1–32,000 characters, not blank. A reply may be empty or blank whatever its
- * status, as the service stores one: stopped before its first token, or left empty by the model
- * (a reasoning model that spent its tokens thinking).
- */
-/**
- * A reply of 64,000 tokens or so; PostgreSQL's search index of a message must stay under 1 MB,
- * which text this long of distinct words keeps to about 400 KB.
- */
-export const MAX_IMPORTED_REPLY_LENGTH = 256_000;
-
-/**
- * A user message as a send takes it. A reply as the service stores one: as long as its
- * LLM_MAX_OUTPUT_TOKENS allowed, and empty when the model wrote nothing.
+ * A user message as a send takes it: 1–32,000 characters, not blank. A reply as the service stores
+ * one: at most MAX_REPLY_LENGTH characters, and empty or blank whatever its status (stopped before
+ * its first token, or left empty by the model: a reasoning model that spent its tokens thinking).
  */
 function contentAt(value: unknown, field: string, role: MessageRole): string {
   if (typeof value !== 'string') throw invalid(field, 'content must be a string');
-  const max = role === 'assistant' ? MAX_IMPORTED_REPLY_LENGTH : MAX_MESSAGE_LENGTH;
+  const max = role === 'assistant' ? MAX_REPLY_LENGTH : MAX_MESSAGE_LENGTH;
   if (!hasAtMostCharacters(value, max)) {
     throw invalid(field, `content must be shorter than or equal to ${max} characters`);
   }

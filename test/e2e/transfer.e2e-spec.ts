@@ -9,8 +9,9 @@ import { MessageDto, TurnDto } from '../../src/messages/dto/message.dto';
 import { EXPORT_PAGE } from '../../src/transfer/chat-exporter';
 import { ExportDocumentDto } from '../../src/transfer/dto/export-document.dto';
 import { branchedDocument, withoutIds } from '../support/chat-documents';
+import { EventStreamClient } from '../support/event-stream-client';
 import { RecordingLlmProvider } from '../support/recording-llm-provider';
-import { createTestApp } from '../support/test-app';
+import { createTestApp, listenOnLoopback } from '../support/test-app';
 import { TestDatabase, testDatabases } from '../support/test-databases';
 
 const storages: [string, (() => Promise<TestDatabase>) | null][] = [['memory', null], ...testDatabases()];
@@ -199,6 +200,59 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
     it('should answer an empty body when the caller has no chats', async () => {
       expect((await http().get('/export').expect(200)).text).toBe('');
     });
+  });
+
+  describe('a reply longer than an import takes', () => {
+    /** 10 emoji (two UTF-16 units each), then 400 deltas of 100 distinct words: 400,010 characters. */
+    const emoji = '\u{1F600}'.repeat(10);
+    const wordsOf = (delta: number) =>
+      Array.from({ length: 100 }, (_, k) => `w${(delta * 100 + k).toString(36).padStart(8, '0')} `).join('');
+    const full = emoji + Array.from({ length: 400 }, (_, delta) => wordsOf(delta)).join('');
+    const cut = [...full].slice(0, 256_000).join('');
+    /** A text as a failure shows it: the reply is too long to print. */
+    const shown = (text: string) => ({ characters: [...text].length, end: text.slice(-30), isTheCut: text === cut });
+    let sent: number;
+    let finished: boolean;
+
+    beforeEach(() => {
+      sent = 0;
+      finished = false;
+      llm.respond = () =>
+        (async function* () {
+          yield { type: 'delta' as const, content: emoji };
+          for (; sent < 400; sent++) yield { type: 'delta' as const, content: wordsOf(sent) };
+          yield { type: 'finish' as const, model: 'fake-model', usage: { promptTokens: 1, completionTokens: 100_000 } };
+          finished = true;
+        })();
+    });
+
+    it.each(['plain', 'streamed'])(
+      'should stop it at 256,000 characters, store it incomplete, and import its export (%s)',
+      async (mode) => {
+        const chatId = await newChat();
+        let reply: MessageDto;
+        if (mode === 'plain') {
+          reply = (await say(chatId, 'Write at length')).assistantMessage;
+        } else {
+          const client = await EventStreamClient.post(`${await listenOnLoopback(app)}/chats/${chatId}/messages`, {
+            content: 'Write at length',
+          });
+          const events = await client.all();
+          reply = events[events.length - 1].data as MessageDto;
+          expect(events[events.length - 1].event).toBe('assistant_message');
+          const deltas = events.filter((e) => e.event === 'delta').map((e) => e.data.content as string);
+          expect(shown(deltas.join(''))).toEqual(shown(cut));
+        }
+
+        expect(reply.status).toBe('incomplete');
+        expect(shown(reply.content)).toEqual(shown(cut));
+        expect(sent).toBeLessThan(400);
+        expect(finished).toBe(false);
+        expect((await messagesOf(chatId))[1]).toEqual(reply);
+        const imported = (await importing(await exportOf(chatId)).expect(201)).body as ChatDto;
+        expect(contents(await messagesOf(imported.id)).map(shown)).toEqual([shown('Write at length'), shown(cut)]);
+      },
+    );
   });
 
   describe('import', () => {

@@ -2,7 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import { CreateChatDto } from '../../chats/dto/create-chat.dto';
 import { ApiClosedSchema } from '../../common/validation/api-closed-schema.decorator';
 import { MAX_MESSAGE_LENGTH } from '../../messages/dto/send-message.dto';
-import { MAX_IMPORTED_REPLY_LENGTH } from '../import-document';
+import { MAX_REPLY_LENGTH } from '../../messages/reply-text';
 import { MAX_IMPORTED_MESSAGES } from '../import-document';
 
 export const MESSAGE_LIST_IMPORT_EXAMPLE = {
@@ -26,7 +26,7 @@ export class ImportedMessageDto {
   @ApiProperty({
     description:
       `A user message: 1–${MAX_MESSAGE_LENGTH} characters, not blank. An assistant message: at most ` +
-      `${MAX_IMPORTED_REPLY_LENGTH} characters, and may be empty or blank. A system message follows the limits of \`systemPrompt\`.`,
+      `${MAX_REPLY_LENGTH} characters, and may be empty or blank. A system message follows the limits of \`systemPrompt\`.`,
     example: 'What should I see in Lisbon in one day?',
   })
   content: string;
