@@ -7,6 +7,7 @@ import { takeUndecodablePathSegmentsAsWritten } from './common/http/undecodable-
 import { passOnBodyParserErrors, ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { RequestValidationPipe } from './common/validation/request-validation.pipe';
 import { httpConfig, HttpConfig } from './config/http.config';
+import { IDEMPOTENT_REPLAYED_HEADER } from './idempotency/idempotency-key.decorator';
 import { ROOT_LOGGER } from './logging/app-logger';
 import { requestLogging } from './logging/request-logging';
 import { httpMetrics } from './metrics/http-metrics.middleware';
@@ -31,7 +32,16 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   if (config.corsOrigins.length > 0) {
     app.enableCors({
       origin: config.corsOrigins,
-      exposedHeaders: ['Location', 'Retry-After', 'X-Request-Id'],
+      // Every response header the API documents, so a browser front end can read them too.
+      exposedHeaders: [
+        'Location',
+        'Retry-After',
+        IDEMPOTENT_REPLAYED_HEADER,
+        'X-Request-Id',
+        'X-RateLimit-Limit',
+        'X-RateLimit-Remaining',
+        'X-RateLimit-Reset',
+      ],
       maxAge: 600,
     });
   }

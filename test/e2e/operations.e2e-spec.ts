@@ -177,6 +177,22 @@ describe('Operations (e2e)', () => {
       expect(denied.headers['access-control-allow-origin']).toBeUndefined();
     });
 
+    it('should let the configured origins read the headers the API documents', async () => {
+      app = await createTestApp({ env: { CORS_ORIGINS: 'https://app.example.com' } });
+      const response = await http().get('/chats').set('Origin', 'https://app.example.com').expect(200);
+      expect(response.headers['access-control-expose-headers'].split(',').sort()).toEqual(
+        [
+          'Location',
+          'Retry-After',
+          'Idempotent-Replayed',
+          'X-Request-Id',
+          'X-RateLimit-Limit',
+          'X-RateLimit-Remaining',
+          'X-RateLimit-Reset',
+        ].sort(),
+      );
+    });
+
     it('should send no CORS headers when no origins are configured', async () => {
       app = await createTestApp();
       const response = await http().get('/chats').set('Origin', 'https://app.example.com');
@@ -229,12 +245,26 @@ describe('Operations (e2e)', () => {
   describe('rate limits', () => {
     it('should answer 429 with Retry-After past RATE_LIMIT, but never limit health or metrics', async () => {
       app = await createTestApp({ env: { RATE_LIMIT: '3', RATE_LIMIT_WINDOW_MS: '60000' } });
-      for (let i = 0; i < 3; i++) await http().get('/chats').expect(200);
+      const counted = [];
+      for (let i = 0; i < 3; i++) counted.push((await http().get('/chats').expect(200)).headers);
+      expect(counted.map((headers) => [headers['x-ratelimit-limit'], headers['x-ratelimit-remaining']])).toEqual([
+        ['3', '2'],
+        ['3', '1'],
+        ['3', '0'],
+      ]);
+      for (const headers of counted) {
+        expect(Number(headers['x-ratelimit-reset'])).toBeGreaterThan(0);
+        expect(Number(headers['x-ratelimit-reset'])).toBeLessThanOrEqual(60);
+      }
       const limited = await http().get('/chats').expect(429);
       expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+      expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
       expect(limited.body).toMatchObject({ status: 429, title: 'Too Many Requests' });
-      for (let i = 0; i < 5; i++) await http().get('/health/ready').expect(200);
+      for (let i = 0; i < 5; i++) {
+        const health = await http().get('/health/ready').expect(200);
+        expect(health.headers['x-ratelimit-limit']).toBeUndefined();
+      }
       await http().get('/metrics').expect(200);
     });
 
@@ -277,9 +307,12 @@ describe('Operations (e2e)', () => {
       await from('198.51.100.7').expect(429);
     });
 
-    it('should not limit with RATE_LIMIT=0', async () => {
+    it('should not limit with RATE_LIMIT=0, nor send the limit headers', async () => {
       app = await createTestApp({ env: { RATE_LIMIT: '0' } });
-      for (let i = 0; i < 20; i++) await http().get('/chats').expect(200);
+      for (let i = 0; i < 20; i++) {
+        const response = await http().get('/chats').expect(200);
+        expect(response.headers['x-ratelimit-limit']).toBeUndefined();
+      }
     });
 
     it('should let requests through, uncounted, while the Redis of the counters is down', async () => {
