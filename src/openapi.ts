@@ -1,9 +1,12 @@
 import { INestApplication } from '@nestjs/common';
-import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { DocumentBuilder, OpenAPIObject, ResponseObject, SwaggerModule } from '@nestjs/swagger';
 import { PUBLIC_SECURITY_MARKER } from './auth/public.decorator';
+import { StorageUnavailableError } from './common/errors/storage-unavailable.error';
 import { UNTHROTTLED_MARKER } from './common/http/skip-rate-limit.decorator';
+import { problemResponse, retryAfterHeader } from './common/problem-details/api-problem-response.decorator';
 import { PROBLEM_CONTENT_TYPE } from './common/problem-details/problem-details.filter';
 import { ProblemDto } from './common/problem-details/problem.dto';
+import { problemTypeUri } from './common/problem-details/problem-type';
 import { RATE_LIMIT_RESPONSE } from './rate-limit/rate-limit-response';
 
 export const DOCS_PATH = 'docs';
@@ -27,28 +30,90 @@ const UNAUTHORIZED_RESPONSE = {
   },
 };
 
+const storageUnavailable = new StorageUnavailableError(undefined);
+const STORAGE_UNAVAILABLE = {
+  description: 'With DATABASE_URL: the database is unreachable (`storage-unavailable`)',
+  retryAfter: `${storageUnavailable.retryAfterSeconds} when the database is unreachable`,
+  example: {
+    summary: storageUnavailable.title,
+    value: {
+      type: problemTypeUri(storageUnavailable.code),
+      title: storageUnavailable.title,
+      status: 503,
+      detail: storageUnavailable.message,
+      instance: '/chats',
+    },
+  },
+};
+
 type Operation = {
   security?: Record<string, string[]>[];
-  responses?: Record<string, unknown>;
+  responses: Record<string, ResponseObject>;
   [UNTHROTTLED_MARKER]?: boolean;
 };
+
+/**
+ * Every operation that reads or writes the chats can meet an unreachable database: its 503, or a
+ * variant of the 503 it answers for other reasons.
+ */
+function declareStorageUnavailable(operation: Operation): void {
+  const own = operation.responses['503'];
+  if (!own) {
+    const { status: _status, ...response } = problemResponse(503, {
+      description: STORAGE_UNAVAILABLE.description,
+      type: STORAGE_UNAVAILABLE.example.value.type,
+      title: STORAGE_UNAVAILABLE.example.value.title,
+      detail: STORAGE_UNAVAILABLE.example.value.detail,
+      headers: retryAfterHeader(`Seconds to wait: ${STORAGE_UNAVAILABLE.retryAfter}`),
+    });
+    operation.responses['503'] = response as ResponseObject;
+    return;
+  }
+  // A copy: the document is built anew for each request of /docs-json, from the same decorators.
+  const retryAfter = own.headers?.['Retry-After'] as { description: string } | undefined;
+  const media = own.content![PROBLEM_CONTENT_TYPE];
+  const { example, examples, ...rest } = media;
+  const name = (type: string) =>
+    type.replace(/^.*:/, '').replace(/-(\w)/g, (_dash, letter: string) => letter.toUpperCase());
+  const named = example
+    ? { [name((example as { type: string }).type)]: { summary: (example as { title: string }).title, value: example } }
+    : examples;
+  operation.responses['503'] = {
+    ...own,
+    description: `${own.description}; ${STORAGE_UNAVAILABLE.description.replace('With', 'with')}`,
+    headers: {
+      ...own.headers,
+      'Retry-After': retryAfter
+        ? { ...retryAfter, description: `${retryAfter.description}; ${STORAGE_UNAVAILABLE.retryAfter}` }
+        : retryAfterHeader(`Seconds to wait, ${STORAGE_UNAVAILABLE.retryAfter}`)['Retry-After'],
+    },
+    content: {
+      ...own.content,
+      [PROBLEM_CONTENT_TYPE]: { ...rest, examples: { ...named, storageUnavailable: STORAGE_UNAVAILABLE.example } },
+    },
+  };
+}
 
 /**
  * Operations marked `@Public()` need no key: OpenAPI spells that `security: []`, which Nest's
  * decorators cannot express, so the marker they leave is replaced here, with the 401 they never give.
  * Operations marked `@SkipRateLimit()` lose the 429 every other one can answer, and the marker.
+ * The others work on the chats, and can find the database unreachable.
  */
 function applyMarkers(document: OpenAPIObject): OpenAPIObject {
   for (const path of Object.values(document.paths)) {
     for (const operation of Object.values(path) as Operation[]) {
-      if (operation.security?.some((requirement) => PUBLIC_SECURITY_MARKER in requirement)) {
+      const open = operation.security?.some((requirement) => PUBLIC_SECURITY_MARKER in requirement);
+      if (open) {
         operation.security = [];
-        delete operation.responses?.['401'];
+        delete operation.responses['401'];
       }
-      if (operation[UNTHROTTLED_MARKER]) {
+      const unthrottled = operation[UNTHROTTLED_MARKER];
+      if (unthrottled) {
         delete operation[UNTHROTTLED_MARKER];
-        delete operation.responses?.['429'];
+        delete operation.responses['429'];
       }
+      if (!open && !unthrottled) declareStorageUnavailable(operation);
     }
   }
   return document;

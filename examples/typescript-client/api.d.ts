@@ -1169,6 +1169,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
     };
     ChatsController_create: {
@@ -1356,6 +1376,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
     };
     ChatsController_get: {
@@ -1453,6 +1493,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
     };
     ChatsController_delete: {
@@ -1544,6 +1604,26 @@ export interface operations {
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
                      *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1728,6 +1808,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
     };
     MessagesController_list: {
@@ -1850,6 +1950,26 @@ export interface operations {
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
                      *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2102,10 +2222,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
                 };
             };
-            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat stores no reply (`turn-interrupted`, with the user message it stored); one for which the storage failed as it took the chat stores nothing (`turn-interrupted`, without `userMessage`) */
+            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat, or whose database went away under it, stores no reply (`turn-interrupted`, with the user message it stored, if any); one for which the storage failed as it took the chat stores nothing (`turn-interrupted`, without `userMessage`); with DATABASE_URL: the database is unreachable (`storage-unavailable`) */
             503: {
                 headers: {
-                    /** @description Seconds to wait: 1 while shutting down or after turn-interrupted; the language model's own, when it said */
+                    /** @description Seconds to wait: 1 while shutting down or after turn-interrupted; the language model's own, when it said; 2 when the database is unreachable */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2396,10 +2516,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ReplyFailedProblemDto"];
                 };
             };
-            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat stores no reply (`turn-interrupted`, with the user message it stored); one for which the storage failed as it took the chat stores nothing (`turn-interrupted`, without `userMessage`) */
+            /** @description The language model is unavailable (`llm-unavailable`), or this instance is shutting down (`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose instance stalled past its chat's lock while another turn took the chat, or whose database went away under it, stores no reply (`turn-interrupted`, with the user message it stored, if any); one for which the storage failed as it took the chat stores nothing (`turn-interrupted`, without `userMessage`); with DATABASE_URL: the database is unreachable (`storage-unavailable`) */
             503: {
                 headers: {
-                    /** @description Seconds to wait: 1 while shutting down or after turn-interrupted; the language model's own, when it said */
+                    /** @description Seconds to wait: 1 while shutting down or after turn-interrupted; the language model's own, when it said; 2 when the database is unreachable */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2595,21 +2715,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance */
+            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance; with DATABASE_URL: the database is unreachable (`storage-unavailable`) */
             503: {
                 headers: {
+                    /** @description Seconds to wait, 2 when the database is unreachable */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:konko:problem:redis-unavailable",
-                     *       "title": "With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance",
-                     *       "status": 503,
-                     *       "detail": "A turn running on another instance is stopped or resumed through Redis, which this instance cannot reach now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -2785,21 +2898,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance */
+            /** @description With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance; with DATABASE_URL: the database is unreachable (`storage-unavailable`) */
             503: {
                 headers: {
+                    /** @description Seconds to wait, 2 when the database is unreachable */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:konko:problem:redis-unavailable",
-                     *       "title": "With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance",
-                     *       "status": 503,
-                     *       "detail": "A turn running on another instance is stopped or resumed through Redis, which this instance cannot reach now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -2945,23 +3051,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description The language model is unavailable */
+            /** @description The language model is unavailable; with DATABASE_URL: the database is unreachable (`storage-unavailable`) */
             503: {
                 headers: {
-                    /** @description Seconds to wait: the language model's own, when it said */
+                    /** @description Seconds to wait: the language model's own, when it said; 2 when the database is unreachable */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:konko:problem:llm-unavailable",
-                     *       "title": "The language model is unavailable",
-                     *       "status": 503,
-                     *       "detail": "The language model answered HTTP 429.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -3085,6 +3182,26 @@ export interface operations {
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
                      *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3277,6 +3394,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
     };
     ExportController_exportAll: {
@@ -3351,6 +3488,26 @@ export interface operations {
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
                      *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3542,6 +3699,26 @@ export interface operations {
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
                      *       "instance": "/chats"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description With DATABASE_URL: the database is unreachable (`storage-unavailable`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait: 2 when the database is unreachable */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:storage-unavailable",
+                     *       "title": "The database is unreachable",
+                     *       "status": 503,
+                     *       "detail": "The service cannot reach its database right now. Retry shortly.",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];

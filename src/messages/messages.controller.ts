@@ -121,9 +121,9 @@ const ApiTurnResponses = () =>
         'The language model is unavailable (`llm-unavailable`), or this instance is shutting down ' +
         '(`shutting-down`). A turn refused before it began is a plain problem, without `userMessage` (nothing was ' +
         'stored); one stopped at the end of the grace period carries its messages. With a database, a turn whose ' +
-        "instance stalled past its chat's lock while another turn took the chat stores no reply " +
-        '(`turn-interrupted`, with the user message it stored); one for which the storage failed as it took the ' +
-        'chat stores nothing (`turn-interrupted`, without `userMessage`)',
+        "instance stalled past its chat's lock while another turn took the chat, or whose database went away " +
+        'under it, stores no reply (`turn-interrupted`, with the user message it stored, if any); one for which ' +
+        'the storage failed as it took the chat stores nothing (`turn-interrupted`, without `userMessage`)',
       headers: retryAfterHeader(
         "Seconds to wait: 1 while shutting down or after turn-interrupted; the language model's own, when it said",
       ),

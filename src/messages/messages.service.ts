@@ -7,6 +7,7 @@ import { ChatLock, ChatRepository } from '../chats/chat.repository';
 import { ChatsService } from '../chats/chats.service';
 import { Message, messageFromJson, MessageStatus, ReplyFailure } from '../chats/message';
 import { messageOf } from '../common/errors/error-message';
+import { StorageUnavailableError } from '../common/errors/storage-unavailable.error';
 import { decodeCursor, encodeCursor, isSeqPosition, Page } from '../common/pagination/cursor';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
@@ -186,9 +187,10 @@ export class MessagesService {
               const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
               return await this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
             } catch (error) {
-              // The instance stalled past its lease and another turn may hold the chat: its writes
-              // are refused, and it ends as a turn cut off does, with what it had stored.
-              if (error instanceof ChatLeaseLostError)
+              // The instance stalled past its lease and another turn may hold the chat, or the
+              // database went away: its writes are refused, and it ends as a turn cut off does,
+              // with what it had stored.
+              if (error instanceof ChatLeaseLostError || error instanceof StorageUnavailableError)
                 return { kind: 'failed', failure: new TurnInterruptedError(userMessage) };
               throw error;
             }

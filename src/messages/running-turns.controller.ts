@@ -32,6 +32,7 @@ const ApiRedisUnavailableResponse = () =>
   ApiProblemResponse(503, {
     description: 'With REDIS_URL: Redis is unreachable, and no turn of the chat runs on this instance',
     type: 'urn:konko:problem:redis-unavailable',
+    title: new RelayUnavailableError().title,
     detail: new RelayUnavailableError().message,
   });
 

@@ -409,8 +409,13 @@ describe.each(postgres ? [postgres] : [])(
         await locker.end();
       }
 
-      // A turn whose write failed so: a problem, as for any failed statement.
-      expect((await sent).headers.get('content-type')).toContain('application/problem+json');
+      // A turn whose write failed so stored nothing, and says so: the database may be back at once.
+      const refused = await sent;
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+      const problem = (await refused.json()) as { userMessage?: unknown };
+      expect(problem).toMatchObject({ type: 'urn:konko:problem:turn-interrupted' });
+      expect(problem.userMessage).toBeUndefined();
       // The turn let go of the chat on another connection: the next one does not wait for the lease.
       expect(await leaseOf(chatId)).toBeUndefined();
       expect((await post(ctx.a, `/chats/${chatId}/messages`, { content: 'Again' })).status).toBe(201);

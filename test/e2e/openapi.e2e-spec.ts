@@ -111,14 +111,16 @@ describe('OpenAPI document (e2e)', () => {
     expect(statuses('/chats/{chatId}/messages', 'post')).toEqual(
       ['200', '201', '400', '401', '404', '409', '413', '415', '422', '429', '500', '502', '503', '504'].sort(),
     );
-    expect(statuses('/chats', 'post')).toEqual(['201', '400', '401', '409', '413', '415', '422', '429', '500'].sort());
+    expect(statuses('/chats', 'post')).toEqual(
+      ['201', '400', '401', '409', '413', '415', '422', '429', '500', '503'].sort(),
+    );
     const idempotencyHeader = (path: string) =>
       (document.paths[path].post as Operation & { parameters: { name: string; in: string }[] }).parameters.find(
         (p) => p.name === 'Idempotency-Key',
       );
     expect(idempotencyHeader('/chats')).toMatchObject({ in: 'header', required: false });
     expect(idempotencyHeader('/chats/{chatId}/messages')).toMatchObject({ in: 'header', required: false });
-    expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '401', '404', '429', '500']);
+    expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '401', '404', '429', '500', '503']);
     expect(statuses('/chats/{chatId}/summary', 'get')).toEqual([
       '200',
       '401',
@@ -171,6 +173,59 @@ describe('OpenAPI document (e2e)', () => {
     });
   });
 
+  it("should declare the database's 503 with Retry-After on every operation but health checks and metrics", () => {
+    type Media = { example?: { type: string }; examples?: Record<string, { value: { type: string } }> };
+    type Response = {
+      description: string;
+      headers?: Record<string, { description: string }>;
+      content: Record<string, Media>;
+    };
+    const storageUnavailable = {
+      type: 'urn:konko:problem:storage-unavailable',
+      title: 'The database is unreachable',
+      status: 503,
+      detail: 'The service cannot reach its database right now. Retry shortly.',
+    };
+    for (const [path, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        const unavailable = operation.responses['503'] as Response | undefined;
+        if (path === '/health/live' || path === '/metrics') {
+          expect({ where, unavailable }).toEqual({ where });
+          continue;
+        }
+        if (path === '/health/ready') continue;
+        const media = unavailable?.content['application/problem+json'];
+        const examples = media?.examples ? Object.values(media.examples).map((named) => named.value) : [media?.example];
+        expect({ where, examples }).toEqual({
+          where,
+          examples: expect.arrayContaining([expect.objectContaining(storageUnavailable)]),
+        });
+        expect({ where, description: unavailable?.description }).toEqual({
+          where,
+          description: expect.stringContaining('`storage-unavailable`'),
+        });
+        expect({ where, retryAfter: unavailable?.headers?.['Retry-After']?.description }).toEqual({
+          where,
+          retryAfter: expect.stringContaining('2 when the database is unreachable'),
+        });
+      }
+    }
+    // A route's own 503s stay beside it, each a named example.
+    const turn = document.paths['/chats/{chatId}/messages'].post.responses['503'] as Response;
+    expect(Object.keys(turn.content['application/problem+json'].examples ?? {})).toEqual([
+      'unavailable',
+      'shuttingDown',
+      'interrupted',
+      'storageUnavailable',
+    ]);
+    const stop = document.paths['/chats/{chatId}/stop'].post.responses['503'] as Response;
+    expect(stop.content['application/problem+json'].examples?.redisUnavailable.value).toMatchObject({
+      type: 'urn:konko:problem:redis-unavailable',
+      title: 'Redis is unreachable',
+    });
+  });
+
   it('should declare the bearer scheme for API keys, required everywhere but the health checks', () => {
     const security = document as unknown as {
       security: Record<string, string[]>[];
@@ -198,7 +253,7 @@ describe('OpenAPI document (e2e)', () => {
     const exportChat = document.paths['/chats/{chatId}/export'].get;
     expect(Object.keys(exportChat.responses['200'].content ?? {})).toEqual(['application/json', 'text/markdown']);
     expect(exportChat.responses['200'].content?.['text/markdown'].example).toMatch(/^# /);
-    expect(statuses('/chats/{chatId}/export', 'get')).toEqual(['200', '401', '404', '422', '429', '500']);
+    expect(statuses('/chats/{chatId}/export', 'get')).toEqual(['200', '401', '404', '422', '429', '500', '503']);
     const exportAll = document.paths['/export'].get;
     expect(Object.keys(exportAll.responses['200'].content ?? {})).toEqual(['application/x-ndjson']);
 
@@ -211,7 +266,9 @@ describe('OpenAPI document (e2e)', () => {
       { $ref: '#/components/schemas/MessageListImportDto' },
     ]);
     expect(Object.keys(body.examples ?? {})).toEqual(['exportDocument', 'messageList']);
-    expect(statuses('/chats/import', 'post')).toEqual(['201', '400', '401', '409', '413', '415', '422', '429', '500']);
+    expect(statuses('/chats/import', 'post')).toEqual(
+      ['201', '400', '401', '409', '413', '415', '422', '429', '500', '503'].sort(),
+    );
     expect(importChat.responses['413'].content?.['application/problem+json'].example).toMatchObject({ status: 413 });
   });
 

@@ -6,7 +6,7 @@ import { AddressInfo, connect, createServer, Server, Socket } from 'node:net';
  * one instance's notifications without touching the server others use: once its listeners are
  * cut, every connection that sends LISTEN is closed, the open ones at once and each new one as it
  * sends it, while the pool's connections go on as before. Listeners can also go silent instead,
- * as behind a firewall that forgot them.
+ * as behind a firewall that forgot them. The whole link can go down too, and come back.
  */
 export class PostgresLink {
   private readonly sockets = new Set<Socket>();
@@ -16,6 +16,8 @@ export class PostgresLink {
   private readonly silenced = new Set<Socket>();
   private readonly peers = new Map<Socket, Socket>();
   private listenersCut = false;
+
+  private port = 0;
 
   private constructor(
     private readonly server: Server,
@@ -29,14 +31,28 @@ export class PostgresLink {
     server.on('connection', (client) => link.join(client));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
+    link.port = (server.address() as AddressInfo).port;
     return link;
   }
 
   /** `url` (a database URL of the same server) through this link. */
   urlFor(url: string): string {
     const through = new URL(url);
-    through.host = `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    through.host = `127.0.0.1:${this.port}`;
     return through.toString();
+  }
+
+  /** PostgreSQL is down: connections are refused, and the open ones closed. */
+  async cut(): Promise<void> {
+    const closed = new Promise((resolve) => this.server.close(resolve));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  /** PostgreSQL is back, on the same port. */
+  async restore(): Promise<void> {
+    this.server.listen(this.port, '127.0.0.1');
+    await once(this.server, 'listening');
   }
 
   /** The LISTEN connections are lost, and no new one can LISTEN; the others stay up. */

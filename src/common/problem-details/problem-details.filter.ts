@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import type { NextFunction, Request, Response } from 'express';
 import { STATUS_CODES } from 'node:http';
 import { DomainError, ErrorKind } from '../errors/domain-error';
+import { messageOf } from '../errors/error-message';
 import { problemTypeUri } from './problem-type';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -121,11 +122,15 @@ const logger = new Logger('ProblemDetails');
 /** The problem document for an error met while serving `request`; unexpected failures are logged. */
 export function problemForRequest(error: unknown, request: Request): ProblemDocument {
   const problem = toProblem(error, request.originalUrl ?? request.url);
-  if (problem.status >= 500 && !(error instanceof DomainError)) {
+  if (problem.status < 500) return problem;
+  if (!(error instanceof DomainError)) {
     logger.error(
       `${request.method} ${request.originalUrl} failed`,
       error instanceof Error ? error.stack : String(error),
     );
+  } else if (error.cause !== undefined) {
+    // A known failure whose detail leaves out its cause (a driver's words): the logs keep it.
+    logger.warn(`${request.method} ${request.originalUrl}: ${messageOf(error)}`);
   }
   return problem;
 }

@@ -11,6 +11,7 @@ import {
 } from 'kysely';
 import { Logger } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
+import { StorageUnavailableError } from '../../common/errors/storage-unavailable.error';
 
 /** Statements worth naming: the server plans a named one once per connection, not at every run. */
 const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
@@ -19,6 +20,25 @@ const MAX_NAMED_STATEMENTS = 256;
 
 /** SQLSTATE of "cached plan must not change result type": a named statement's tables changed under it. */
 const STALE_PLAN = '0A000';
+
+/**
+ * SQLSTATEs of a server that cannot serve now, whatever the statement: its connection failed
+ * (class 08, but for 08P01, a protocol violation, which is a bug), an operator or a crash ended
+ * it or refuses new ones (57P01-57P03), or it ran out of a resource (class 53: connections,
+ * disk, memory).
+ */
+const UNAVAILABLE_STATE = /^(08(?!P01)...|57P0[123]|53...)$/;
+/** What `pg` itself rejects a statement with when its connection ended under it or before it. */
+const CONNECTION_ENDED = /^(Connection terminated|Client has encountered a connection error|Client was closed)/;
+
+/** A failure of the connection or the server, not of the statement. */
+function isUnavailable(error: unknown): boolean {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && UNAVAILABLE_STATE.test(code)) return true;
+  // Node's socket errors (ECONNRESET, EPIPE, ETIMEDOUT...): no SQLSTATE class begins with E.
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return true;
+  return typeof message === 'string' && CONNECTION_ENDED.test(message);
+}
 
 /** `pg`'s record of the statements a connection parsed, which it never parses again (pg/lib/connection.js). */
 const parsedStatements = (client: PoolClient): Record<string, string> =>
@@ -54,7 +74,15 @@ class PgConnection implements DatabaseConnection {
     this.client.release(this.lost);
   }
 
-  async executeQuery<R>({ sql, parameters }: CompiledQuery): Promise<QueryResult<R>> {
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      return await this.run<R>(compiled);
+    } catch (error) {
+      throw this.lost || isUnavailable(error) ? new StorageUnavailableError(error) : error;
+    }
+  }
+
+  private async run<R>({ sql, parameters }: CompiledQuery): Promise<QueryResult<R>> {
     const query = { name: this.nameOf(sql), text: sql, values: parameters as unknown[] };
     let result;
     try {
@@ -132,7 +160,14 @@ class PgDriver implements Driver {
   async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new PgConnection(await this.pool.connect(), (sql) => this.nameOf(sql));
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      // Refused, timed out (connecting, or waiting for a pooled connection), or turned away.
+      throw new StorageUnavailableError(error);
+    }
+    return new PgConnection(client, (sql) => this.nameOf(sql));
   }
 
   async beginTransaction(connection: PgConnection): Promise<void> {

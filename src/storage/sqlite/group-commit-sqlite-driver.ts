@@ -2,6 +2,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { CompiledQuery, DatabaseConnection, Driver, QueryResult, SqliteDialect } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { StorageUnavailableError } from '../../common/errors/storage-unavailable.error';
 
 /** The service runs a few dozen distinct statements; the bound only guards against unforeseen ones. */
 const STATEMENT_CACHE_SIZE = 256;
@@ -9,6 +10,17 @@ const STATEMENT_CACHE_SIZE = 256;
 /** Pauses between attempts to take the write lock from another connection, doubling up to the last. */
 const FIRST_PAUSE_MS = 1;
 const MAX_PAUSE_MS = 50;
+
+/**
+ * Failures of the database file or of another process's hold on it, not of the statement: its
+ * write lock held past the busy timeout, a full disk, an I/O error, a file it cannot open or write.
+ */
+const UNAVAILABLE = /^SQLITE_(BUSY|FULL|IOERR|CANTOPEN|READONLY|NOMEM|PROTOCOL)/;
+
+function asStorageError(error: unknown): unknown {
+  const { code } = error as { code?: unknown };
+  return typeof code === 'string' && UNAVAILABLE.test(code) ? new StorageUnavailableError(error) : error;
+}
 
 /** Statements run since the last commit, whose callers hear of them once it is durable. */
 interface Batch {
@@ -33,13 +45,17 @@ function newBatch(): Batch {
 class GroupCommitConnection implements DatabaseConnection {
   constructor(private readonly driver: GroupCommitSqliteDriver) {}
 
-  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    return this.driver.execute<R>(this, query);
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      return await this.driver.execute<R>(this, query);
+    } catch (error) {
+      throw asStorageError(error);
+    }
   }
 
   async *streamQuery<R>(query: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
     // No query of the service streams; this one reads all rows at once rather than hold the connection.
-    yield await this.driver.execute<R>(this, query);
+    yield await this.executeQuery<R>(query);
   }
 }
 
@@ -89,13 +105,15 @@ export class GroupCommitSqliteDriver implements Driver {
       while (!this.tryBegin()) await waiting.pause();
     } catch (error) {
       this.endExclusive();
-      throw error;
+      throw asStorageError(error);
     }
   }
 
   async commitTransaction(): Promise<void> {
     try {
       this.db.exec('commit');
+    } catch (error) {
+      throw asStorageError(error);
     } finally {
       // A commit that failed leaves the transaction open for Kysely's rollback.
       if (!this.db.inTransaction) this.endExclusive();
