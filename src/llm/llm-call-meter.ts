@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { Metrics, modelLabelOf } from '../metrics/metrics';
 import { LlmError, LlmUpstreamError } from './llm-errors';
-import { LlmProvider, LlmReply, LlmRequest, LlmUsage } from './llm-provider';
+import { countedUsage, LlmProvider, LlmReply, LlmRequest, LlmUsage } from './llm-provider';
 
 /**
  * What an LLM call was for, its `purpose` label: a chat's `turn`, a chat's automatic `title`
@@ -44,9 +44,11 @@ export class LlmCallMeter {
     const label = modelLabelOf(model, this.llmSettings.defaultModel);
     const seconds = (performance.now() - startedAt) / 1000;
     this.metrics.llmRequestDuration.observe({ provider, model: label, purpose, outcome }, seconds);
-    if (usage) {
-      this.metrics.llmTokens.inc({ provider, model: label, purpose, kind: 'prompt' }, usage.promptTokens);
-      this.metrics.llmTokens.inc({ provider, model: label, purpose, kind: 'completion' }, usage.completionTokens);
+    // A counter refuses a negative count, which would fail the call: such counts are not counted.
+    const counted = countedUsage(usage);
+    if (counted) {
+      this.metrics.llmTokens.inc({ provider, model: label, purpose, kind: 'prompt' }, counted.promptTokens);
+      this.metrics.llmTokens.inc({ provider, model: label, purpose, kind: 'completion' }, counted.completionTokens);
     }
     // A log line is no series: it names the model asked for. Titles and abstracts name no request.
     this.logger.debug({

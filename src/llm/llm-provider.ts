@@ -24,6 +24,14 @@ export interface LlmUsage {
   completionTokens: number;
 }
 
+/** The token counts an upstream reported, if both are whole numbers of at least 0 (it may send anything). */
+export function countedUsage(usage: LlmUsage | null | undefined): LlmUsage | null {
+  const counts = (tokens: unknown) => Number.isSafeInteger(tokens) && (tokens as number) >= 0;
+  return usage && counts(usage.promptTokens) && counts(usage.completionTokens)
+    ? { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens }
+    : null;
+}
+
 export interface LlmReply {
   content: string;
   /** The model that answered, as the provider names it. */

@@ -13,7 +13,7 @@ import { llmConfig, LlmConfig } from '../config/llm.config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
 import { LlmCallMeter } from '../llm/llm-call-meter';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
-import { LlmMessage, LlmProvider, LlmUsage } from '../llm/llm-provider';
+import { countedUsage, LlmMessage, LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
 import { Metrics } from '../metrics/metrics';
 import { ChatDigests } from '../summaries/chat-digests';
@@ -40,7 +40,7 @@ import {
   TurnProgress,
   TurnRequest,
 } from './turn';
-import { ReplyText } from './reply-text';
+import { ReplyText, storableModel } from './storable-reply';
 import { Admission, stopReasonOf, TurnAdmission } from './turn-admission';
 import { turnEventId } from './turn-event-ids';
 
@@ -473,12 +473,13 @@ export class MessagesService {
       const request = { model: chat.model, messages, maxOutputTokens: this.llmSettings.maxOutputTokens, signal };
       for await (const part of this.llm.stream(request)) {
         if (part.type === 'finish') {
-          reply.finish = part;
+          // Kept as an export shows it and an import takes it back.
+          reply.finish = { ...part, model: storableModel(part.model) ?? chat.model, usage: countedUsage(part.usage) };
         } else if (part.content) {
           const content = text.take(part.content);
           reply.content = text.content;
           if (content) turn.emit({ type: 'delta', content });
-          if (content.length < part.content.length) {
+          if (text.full) {
             // Leaving the loop closes the stream, which aborts the upstream call.
             reply.cut = true;
             break;
@@ -487,6 +488,11 @@ export class MessagesService {
       }
     } catch (error) {
       reply.error = error;
+    }
+    const rest = text.end();
+    if (rest) {
+      reply.content = text.content;
+      turn.emit({ type: 'delta', content: rest });
     }
     return reply;
   }

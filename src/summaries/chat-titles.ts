@@ -3,6 +3,7 @@ import { ChatKey } from '../chats/chat';
 import { ChatRepository } from '../chats/chat.repository';
 import { CHAT_LIMITS } from '../chats/dto/chat-limits';
 import { messageOf } from '../common/errors/error-message';
+import { storableText } from '../common/validation/storable-text';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { LlmCallMeter } from '../llm/llm-call-meter';
 import { LlmProvider } from '../llm/llm-provider';
@@ -181,7 +182,7 @@ export class ChatTitler implements OnModuleDestroy {
         return null;
       });
     if (!reply) return null;
-    const title = reply.content
+    const title = storableText(reply.content)
       .replace(/\s+/g, ' ')
       .replace(/^["'“”\s]+|["'“”\s.!?]+$/g, '')
       .trim();

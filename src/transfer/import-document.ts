@@ -6,7 +6,7 @@ import { RequestValidationError } from '../common/errors/domain-error';
 import { hasAtMostCharacters } from '../common/validation/max-characters.decorator';
 import { readBody } from '../common/validation/request-validation.pipe';
 import { MAX_MESSAGE_LENGTH } from '../messages/dto/send-message.dto';
-import { MAX_REPLY_LENGTH } from '../messages/reply-text';
+import { MAX_REPLY_LENGTH } from '../messages/storable-reply';
 import { EXPORT_FORMAT } from './export-document';
 
 export const MAX_IMPORTED_MESSAGES = 10_000;

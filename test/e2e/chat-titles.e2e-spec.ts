@@ -138,4 +138,17 @@ describe('Automatic chat titles (e2e)', () => {
     await app.get(ChatTitler).idle();
     expect(await titleOf(chatId)).toBe('Can you help me plan a vegetarian dinner party for eight…');
   });
+
+  it("should mend what no storage keeps in the LLM's title, so that the chat's export imports (AUTO_TITLE=llm)", async () => {
+    await start({ AUTO_TITLE: 'llm' });
+    llm.respond = (req) =>
+      isTitleRequest(req) ? { content: 'Dinner\u0000party \ud83d', model: 'fake', usage: null } : echoReply(req);
+    const chatId = await newChat();
+    await send(chatId, FIRST);
+    await app.get(ChatTitler).idle();
+    expect(await titleOf(chatId)).toBe('Dinner\uFFFDparty \uFFFD');
+    const exported = (await http().get(`/chats/${chatId}/export`).expect(200)).body;
+    const imported = (await http().post('/chats/import').send(exported).expect(201)).body;
+    expect(imported.title).toBe('Dinner\uFFFDparty \uFFFD');
+  });
 });

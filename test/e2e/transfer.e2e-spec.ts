@@ -255,6 +255,57 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
     );
   });
 
+  describe('a reply with what no import takes', () => {
+    // U+0000 and lone surrogates (one at the very end), a pair split across two deltas, and a
+    // finish whose model name and token counts an import (and a counter) would refuse.
+    const deltas = ['a\u0000b ', 'c\ud83d', '\ude00d ', 'e\udc00f ', 'g\ud83d'];
+    const stored = 'a\uFFFDb c\u{1F600}d e\uFFFDf g\uFFFD';
+    beforeEach(() => {
+      llm.respond = () =>
+        (async function* () {
+          for (const content of deltas) yield { type: 'delta' as const, content };
+          const usage = { promptTokens: -3, completionTokens: 1.5 };
+          yield { type: 'finish' as const, model: 'm'.repeat(201), usage };
+        })();
+    });
+
+    it.each(['plain', 'streamed'])(
+      "should store and stream it as U+FFFD, keep a split pair whole, store the chat's model and no usage, and import its export (%s)",
+      async (mode) => {
+        const chatId = await newChat({ model: 'llama3' });
+        let reply: MessageDto;
+        if (mode === 'plain') {
+          reply = (await say(chatId, 'Say odd things')).assistantMessage;
+        } else {
+          const client = await EventStreamClient.post(`${await listenOnLoopback(app)}/chats/${chatId}/messages`, {
+            content: 'Say odd things',
+          });
+          const events = await client.all();
+          reply = events[events.length - 1].data as MessageDto;
+          expect(
+            events
+              .filter((e) => e.event === 'delta')
+              .map((e) => e.data.content as string)
+              .join(''),
+          ).toBe(stored);
+        }
+
+        expect(reply).toMatchObject({ status: 'completed', content: stored, model: 'llama3', usage: null });
+        expect((await messagesOf(chatId))[1]).toEqual(reply);
+        const imported = (await importing(await exportOf(chatId)).expect(201)).body as ChatDto;
+        expect(await messagesOf(imported.id)).toEqual(
+          (await messagesOf(chatId)).map((message) => ({
+            ...message,
+            id: expect.any(String),
+            chatId: imported.id,
+            inReplyTo: message.inReplyTo && expect.any(String),
+            parentId: message.parentId && expect.any(String),
+          })),
+        );
+      },
+    );
+  });
+
   describe('import', () => {
     it('should import a plain list of messages as one branch, a leading system message as the system prompt', async () => {
       const response = await importing({

@@ -3,6 +3,7 @@ import { plainToInstance } from 'class-transformer';
 import { ValidatorOptions } from 'class-validator';
 import { FieldError, RequestValidationError } from '../errors/domain-error';
 import { stringMapFieldsOf } from './is-string-map.decorator';
+import { textProblem } from './storable-text';
 
 /** How every request DTO is checked: its rules, and no field it does not declare. */
 const VALIDATOR_OPTIONS: ValidatorOptions = {
@@ -30,10 +31,9 @@ const keptAsSent = new WeakSet<object>();
 const MAX_DEPTH = 32;
 
 /**
- * The first text in a request's body or query that no storage could keep as sent, as a field error
- * with its path (`messages[12].content`); null when there is none. U+0000 and lone surrogates
- * (which `JSON.parse` lets through from `\udc00`) are refused by PostgreSQL and mangled by SQLite,
- * so they are refused on every storage alike. Walked without recursion: any depth is answered.
+ * The first text in a request's body or query that no storage could keep as sent (see
+ * {@link textProblem}), as a field error with its path (`messages[12].content`); null when there
+ * is none, so that every storage refuses it alike. Walked without recursion: any depth is answered.
  */
 function unstorableText(root: unknown): FieldError | null {
   const pending: [value: unknown, path: string, depth: number][] = [[root, '', 0]];
@@ -76,12 +76,6 @@ function unstorableText(root: unknown): FieldError | null {
 function inheritedKeyOf(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   return Object.keys(value).find((key) => key in Object.prototype || key === 'prototype');
-}
-
-function textProblem(text: string): string | null {
-  if (text.includes('\u0000')) return 'must not contain U+0000 (NUL)';
-  if (!text.isWellFormed()) return 'must be well-formed Unicode (it holds a lone surrogate)';
-  return null;
 }
 
 /**

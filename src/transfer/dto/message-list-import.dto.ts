@@ -2,7 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import { CreateChatDto } from '../../chats/dto/create-chat.dto';
 import { ApiClosedSchema } from '../../common/validation/api-closed-schema.decorator';
 import { MAX_MESSAGE_LENGTH } from '../../messages/dto/send-message.dto';
-import { MAX_REPLY_LENGTH } from '../../messages/reply-text';
+import { MAX_REPLY_LENGTH } from '../../messages/storable-reply';
 import { MAX_IMPORTED_MESSAGES } from '../import-document';
 
 export const MESSAGE_LIST_IMPORT_EXAMPLE = {
