@@ -76,6 +76,9 @@ interface Checked {
   answered: Message | null;
   route: string;
   fingerprint: object;
+  chat: Chat;
+  /** The tokens of the message the reply answers, which must fit the chat's context. */
+  answeredTokens: number;
 }
 
 const turnFromJson = (text: string): Turn => {
@@ -246,19 +249,21 @@ export class MessagesService {
   }
 
   /**
-   * Admit it: the checks that need no lock (the chat exists, the message fits and its parent is the
-   * chat's, the key is free, the chat is not overloaded). A repeat of a completed turn with the
-   * same Idempotency-Key is answered from its record.
+   * Admit it: the checks that need no lock (the chat exists, the message's parent is the chat's,
+   * the key is free, the message fits, the chat is not overloaded). A repeat of a completed turn
+   * with the same Idempotency-Key is answered from its record, as the first request was answered
+   * even if the chat's settings have changed since.
    */
   private async admit(request: TurnRequest): Promise<AdmittedTurn | ReplayedTurn> {
     const { chat: key, idempotencyKey } = request;
-    const { contentTokens, answered, route, fingerprint } =
+    const { contentTokens, answered, route, fingerprint, chat, answeredTokens } =
       request.kind === 'send' ? await this.checkSend(request) : await this.checkRegenerate(request);
     const scope = idempotencyKey === undefined ? undefined : { ...key, route, key: idempotencyKey };
     const start = await this.idempotency.start(scope, fingerprint);
     if (start.kind === 'replay') return { kind: 'replay', turn: turnFromJson(start.outcome) };
     const { held } = start;
     try {
+      this.context.assertFits(chat, answeredTokens);
       const progress = held.progress === null ? null : progressFromJson(held.progress);
       const admission = this.admissions.admit(key.chatId);
       return { kind: 'run', request, contentTokens, answered, admission, idempotencyKey: held, progress };
@@ -271,11 +276,11 @@ export class MessagesService {
   private async checkSend({ chat: key, content, parentId }: SendRequest): Promise<Checked> {
     const contentTokens = this.tokens.count(content);
     const chat = await this.chats.get(key);
-    this.context.assertFits(chat, contentTokens);
     if (typeof parentId === 'string' && !(await this.repository.findMessage(key, parentId))) {
       throw new UnknownMessageIdError(parentId, 'parentId');
     }
-    return { contentTokens, answered: null, route: SEND_ROUTE, fingerprint: { content, parentId } };
+    const fingerprint = { content, parentId };
+    return { contentTokens, answered: null, route: SEND_ROUTE, fingerprint, chat, answeredTokens: contentTokens };
   }
 
   /**
@@ -292,8 +297,15 @@ export class MessagesService {
         : await this.repository.findMessage(key, named.inReplyTo);
     // An imported reply may answer none, or (imported before that was checked) another reply.
     if (answered?.role !== 'user') throw new ReplyAnswersNoMessageError(messageId);
-    this.context.assertFits(chat, answered.tokenCount);
-    return { contentTokens: 0, answered, route: REGENERATE_ROUTE, fingerprint: { messageId: answered.id } };
+    const fingerprint = { messageId: answered.id };
+    return {
+      contentTokens: 0,
+      answered,
+      route: REGENERATE_ROUTE,
+      fingerprint,
+      chat,
+      answeredTokens: answered.tokenCount,
+    };
   }
 
   /** A completed turn's events again, its reply as a single delta, named as the turn named them. */

@@ -72,6 +72,23 @@ describe('Conversation context (e2e)', () => {
     await send(`${fits} word`).expect(422);
   });
 
+  it('should answer a repeat of a completed turn with its outcome, though the message no longer fits the chat', async () => {
+    const room = BUDGET - cost(SYSTEM_PROMPT) - TokenCounter.MESSAGE_OVERHEAD;
+    const fits = ' word'.repeat(room);
+    const first = await send(fits).set('Idempotency-Key', 'fits-once').expect(201);
+    await http()
+      .patch(`/chats/${chatId}`)
+      .send({ systemPrompt: `${SYSTEM_PROMPT} Be brief.` })
+      .expect(200);
+
+    const repeat = await send(fits).set('Idempotency-Key', 'fits-once').expect(201);
+    expect(repeat.headers['idempotent-replayed']).toBe('true');
+    expect(repeat.body).toEqual(first.body);
+    // A new request is checked against the chat as it is now.
+    await send(fits).set('Idempotency-Key', 'fits-now').expect(422);
+    expect(llm.calls).toHaveLength(1);
+  });
+
   it('should not re-tokenize the history on later turns', async () => {
     const counter = app.get(TokenCounter);
     const count = jest.spyOn(counter, 'count');
