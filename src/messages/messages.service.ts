@@ -335,6 +335,7 @@ export class MessagesService {
     let held = false;
     const holding = (lock: ChatLock) => {
       held = true;
+      admission.holdsChat();
       waited({ outcome: 'acquired' });
       return work(lock);
     };

@@ -19,6 +19,8 @@ export interface Admission {
   readonly signal: AbortSignal;
   /** Stops the turn, unless it was stopped already. */
   stop(reason: TurnStopReason): void;
+  /** The turn holds its chat now: shutdown gives it the grace to finish instead of ending it at once. */
+  holdsChat(): void;
   release(): void;
 }
 
@@ -30,14 +32,17 @@ const TURN_TIME_SMOOTHING = 0.2;
 
 /**
  * Backpressure and draining for turns in this instance: at most MAX_PENDING_TURNS_PER_CHAT turns
- * wait on (or run for) one chat, and on shutdown no new turn starts while the running ones get
- * SHUTDOWN_GRACE_MS to finish before they are stopped.
+ * wait on (or run for) one chat, and on shutdown no new turn starts, those waiting for their chat
+ * end at once (their clients retry elsewhere rather than start a reply that the grace may cut),
+ * and the running ones get SHUTDOWN_GRACE_MS to finish before they are stopped.
  */
 @Injectable()
 export class TurnAdmission {
   private readonly pendingByChat = new Map<string, number>();
   /** One controller per admitted turn rather than one shared signal that every turn would listen to. */
   private readonly running = new Set<AbortController>();
+  /** The admitted turns that do not hold their chat yet. */
+  private readonly waiting = new Set<AbortController>();
   private draining = false;
   private idle: (() => void) | undefined;
   /** Smoothed duration of a turn, for Retry-After. */
@@ -54,13 +59,16 @@ export class TurnAdmission {
     this.pendingByChat.set(chatId, pending + 1);
     const stop = new AbortController();
     this.running.add(stop);
+    this.waiting.add(stop);
     const startedAt = performance.now();
     return {
       signal: stop.signal,
       stop: (reason) => {
         if (!stop.signal.aborted) stop.abort(reason);
       },
+      holdsChat: () => this.waiting.delete(stop),
       release: () => {
+        this.waiting.delete(stop);
         if (!this.running.delete(stop)) return;
         const seconds = (performance.now() - startedAt) / 1000;
         this.turnSeconds += TURN_TIME_SMOOTHING * (seconds - this.turnSeconds);
@@ -73,11 +81,13 @@ export class TurnAdmission {
   }
 
   /**
-   * Refuses new turns, waits up to `graceMs` for the admitted ones, then stops the rest (they keep
-   * what was generated as incomplete) and waits for them to wind up.
+   * Refuses new turns and ends those waiting for their chat, waits up to `graceMs` for the running
+   * ones, then stops the rest (they keep what was generated as incomplete) and waits for them to
+   * wind up.
    */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
+    for (const turn of this.waiting) turn.abort('shutting-down' satisfies TurnStopReason);
     const allDone = new Promise<void>((resolve) => {
       this.idle = resolve;
       if (this.running.size === 0) resolve();

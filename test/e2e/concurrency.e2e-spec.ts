@@ -263,6 +263,28 @@ describe('Turns stopped while they wait for their chat (e2e)', () => {
     expect(llm.calls).toHaveLength(1);
   });
 
+  it('should end a waiting turn as shutdown begins, storing nothing, and give the running turn the grace', async () => {
+    await start();
+    const { first, waiting } = await firstHoldsTheChat(() =>
+      http()
+        .post(`/chats/${chatId}/messages`)
+        .send({ content: 'second' })
+        .then((r) => r),
+    );
+    // What SIGTERM does (main.ts), with a grace the running turn finishes within.
+    const drained = app.get(TurnAdmission).drain(60_000);
+
+    const stopped = await waiting;
+    expect(stopped.status).toBe(503);
+    expect(stopped.body).toMatchObject({ type: 'urn:konko:problem:shutting-down' });
+    expect(stopped.body.userMessage).toBeUndefined();
+    gate!.resolve();
+    expect((await first).status).toBe(201);
+    await drained;
+    expect(await storedContents()).toEqual(['first', 'reply to: first']);
+    expect(llm.calls).toHaveLength(1);
+  });
+
   it('should end a waiting streamed turn with an error event whose id a resume tells again', async () => {
     await start();
     const baseUrl = await listenOnLoopback(app);
