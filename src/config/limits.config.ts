@@ -15,7 +15,7 @@ export interface LimitsConfig {
   /** Requests per client per window; 0 turns rate limiting off. */
   rateLimit: number;
   rateLimitWindowMs: number;
-  /** Turns that may wait on (or run for) one chat in this instance; more get 429. */
+  /** Turns that may wait on one chat in this instance, beside the one running; more get 429. */
   maxPendingTurnsPerChat: number;
   /** How long an Idempotency-Key's outcome is kept and replayed. */
   idempotencyTtlMs: number;

@@ -8,7 +8,7 @@ import { ChatBusyError, ShuttingDownError } from './message-errors';
  */
 export type TurnStopReason = 'client-left' | 'shutting-down' | 'stopped';
 
-/** A turn let in: it holds one of its chat's pending places until released. */
+/** A turn let in: it holds one of its chat's waiting places until it holds the chat, or is released. */
 export interface Admission {
   /**
    * The turn's one stop signal: it aborts, with a {@link TurnStopReason} as its reason, when the
@@ -32,15 +32,15 @@ const TURN_TIME_SMOOTHING = 0.2;
 
 /**
  * Backpressure and draining for turns in this instance: at most MAX_PENDING_TURNS_PER_CHAT turns
- * wait on (or run for) one chat, and on shutdown no new turn starts, those waiting for their chat
- * end at once (their clients retry elsewhere rather than start a reply that the grace may cut),
- * and the running ones get SHUTDOWN_GRACE_MS to finish before they are stopped.
+ * wait for one chat (beside the one that holds it), and on shutdown no new turn starts, those
+ * waiting for their chat end at once (their clients retry elsewhere rather than start a reply that
+ * the grace may cut), and the running ones get SHUTDOWN_GRACE_MS to finish before they are stopped.
  */
 @Injectable()
 export class TurnAdmission {
-  private readonly pendingByChat = new Map<string, number>();
+  private readonly waitingByChat = new Map<string, number>();
   /** One controller per admitted turn rather than one shared signal that every turn would listen to. */
-  private readonly running = new Set<AbortController>();
+  private readonly admitted = new Set<AbortController>();
   /** The admitted turns that do not hold their chat yet. */
   private readonly waiting = new Set<AbortController>();
   private draining = false;
@@ -52,30 +52,34 @@ export class TurnAdmission {
 
   admit(chatId: string): Admission {
     if (this.draining) throw new ShuttingDownError();
-    const pending = this.pendingByChat.get(chatId) ?? 0;
-    if (pending >= this.limits.maxPendingTurnsPerChat) {
-      throw new ChatBusyError(pending, Math.max(1, Math.ceil(this.turnSeconds * pending)));
+    const waiting = this.waitingByChat.get(chatId) ?? 0;
+    if (waiting >= this.limits.maxPendingTurnsPerChat) {
+      // Room comes once the turn holding the chat and every one before this ends.
+      throw new ChatBusyError(waiting, Math.max(1, Math.ceil(this.turnSeconds * (waiting + 1))));
     }
-    this.pendingByChat.set(chatId, pending + 1);
+    this.waitingByChat.set(chatId, waiting + 1);
     const stop = new AbortController();
-    this.running.add(stop);
+    this.admitted.add(stop);
     this.waiting.add(stop);
+    const leaveLine = () => {
+      if (!this.waiting.delete(stop)) return;
+      const left = (this.waitingByChat.get(chatId) ?? 1) - 1;
+      if (left === 0) this.waitingByChat.delete(chatId);
+      else this.waitingByChat.set(chatId, left);
+    };
     const startedAt = performance.now();
     return {
       signal: stop.signal,
       stop: (reason) => {
         if (!stop.signal.aborted) stop.abort(reason);
       },
-      holdsChat: () => this.waiting.delete(stop),
+      holdsChat: leaveLine,
       release: () => {
-        this.waiting.delete(stop);
-        if (!this.running.delete(stop)) return;
+        leaveLine();
+        if (!this.admitted.delete(stop)) return;
         const seconds = (performance.now() - startedAt) / 1000;
         this.turnSeconds += TURN_TIME_SMOOTHING * (seconds - this.turnSeconds);
-        const left = (this.pendingByChat.get(chatId) ?? 1) - 1;
-        if (left === 0) this.pendingByChat.delete(chatId);
-        else this.pendingByChat.set(chatId, left);
-        if (this.running.size === 0) this.idle?.();
+        if (this.admitted.size === 0) this.idle?.();
       },
     };
   }
@@ -90,13 +94,13 @@ export class TurnAdmission {
     for (const turn of this.waiting) turn.abort('shutting-down' satisfies TurnStopReason);
     const allDone = new Promise<void>((resolve) => {
       this.idle = resolve;
-      if (this.running.size === 0) resolve();
+      if (this.admitted.size === 0) resolve();
     });
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
     await Promise.race([allDone, graceOver]);
     clearTimeout(timer);
-    for (const turn of this.running) if (!turn.signal.aborted) turn.abort('shutting-down' satisfies TurnStopReason);
+    for (const turn of this.admitted) if (!turn.signal.aborted) turn.abort('shutting-down' satisfies TurnStopReason);
     await allDone;
   }
 }

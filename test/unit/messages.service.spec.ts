@@ -137,18 +137,27 @@ describe(MessagesService.name, () => {
       expect(ctx.llm.calls).toHaveLength(0);
     });
 
-    it('should refuse a turn beyond the chat’s pending places with 429 before anything is stored', async () => {
+    it('should refuse a turn beyond the chat’s waiting places with 429 before anything is stored', async () => {
       await ctx.close();
       ctx = await newTurnService({ MAX_PENDING_TURNS_PER_CHAT: '1' });
       const chat = await ctx.newChat();
       const gate = ctx.holdReplies();
       const first = ctx.run(ctx.newTurn(chat, 'first'));
+      // The turn that holds the chat takes no waiting place.
+      await first.reached('user_message');
       const second = ctx.run(ctx.newTurn(chat, 'second'));
+      await second.reached('admitted');
+      const third = ctx.run(ctx.newTurn(chat, 'third'));
 
-      await expect(second.done).rejects.toBeInstanceOf(ChatBusyError);
+      await expect(third.done).rejects.toBeInstanceOf(ChatBusyError);
       gate.resolve();
-      await first.done;
-      expect((await ctx.messagesOf(chat)).map((m) => m.content)).toEqual(['first', 'reply to: first']);
+      await Promise.all([first.done, second.done]);
+      expect((await ctx.messagesOf(chat)).map((m) => m.content)).toEqual([
+        'first',
+        'reply to: first',
+        'second',
+        'reply to: second',
+      ]);
     });
   });
 

@@ -20,14 +20,21 @@ describe(TurnAdmission.name, () => {
     second.release();
   });
 
-  it("should refuse a turn beyond the chat's pending places until one is released", () => {
+  it("should refuse a turn beyond the chat's waiting places until one takes the chat or leaves", () => {
     const turns = admission(2);
-    const held = [turns.admit('a'), turns.admit('a')];
+    const holder = turns.admit('a');
+    holder.holdsChat();
+    const waiting = [turns.admit('a'), turns.admit('a')];
 
     expect(() => turns.admit('a')).toThrow(ChatBusyError);
     expect(turns.admit('b')).toBeDefined();
-    held[0].release();
+    waiting[0].release();
+    const third = turns.admit('a');
+    expect(() => turns.admit('a')).toThrow(ChatBusyError);
+    holder.release();
+    waiting[1].holdsChat();
     expect(turns.admit('a')).toBeDefined();
+    expect(third).toBeDefined();
   });
 
   it('should stop the turns still running once the grace period is over, and refuse new ones', async () => {
