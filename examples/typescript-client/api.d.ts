@@ -116,7 +116,7 @@ export interface paths {
         put?: never;
         /**
          * Send a message and get the reply
-         * @description Stores the user message, asks the LLM with the chat's system prompt and the message's branch as history, stores and returns the reply. Without `parentId` the message follows the current branch; with one it continues that message (an edit is the new text sent with the edited message's `parentId`). Turns of one chat are served one at a time, first come first served. With `Accept: text/event-stream` or `?stream=true` the reply is streamed as server-sent events (200); errors found before the turn starts (404, 422) are plain problem responses either way.
+         * @description Stores the user message, asks the LLM with the chat's system prompt and the message's branch as history, stores and returns the reply. Without `parentId` the message follows the current branch; with one it continues that message (an edit is the new text sent with the edited message's `parentId`). Turns of one chat are served one at a time, first come first served. With `Accept: text/event-stream` or `?stream=true` the reply is streamed as server-sent events (200); errors found before the turn starts (404, 409, 422, 429) are plain problem responses either way.
          */
         post: operations["MessagesController_send"];
         delete?: never;

@@ -172,7 +172,7 @@ export class MessagesController {
       "continues that message (an edit is the new text sent with the edited message's `parentId`). " +
       'Turns of one chat are served one at a time, first come first served. ' +
       'With `Accept: text/event-stream` or `?stream=true` the reply is streamed as server-sent events (200); ' +
-      'errors found before the turn starts (404, 422) are plain problem responses either way.',
+      'errors found before the turn starts (404, 409, 422, 429) are plain problem responses either way.',
   })
   @ApiChatIdParam()
   @ApiIdempotencyKey('the same stored messages')

@@ -355,6 +355,8 @@ describe('OpenAPI document (e2e)', () => {
     expect(limit('/chats')).toMatchObject({ type: 'integer', minimum: 1, maximum: 100 });
     expect(limit('/chats/{chatId}/messages')).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000 });
     expect(limit('/search')).toMatchObject({ type: 'integer', minimum: 1, maximum: 100 });
+    expect(property('SummaryDto', 'highlights')).toMatchObject({ type: 'array', maxItems: 5 });
+    expect(property('SummaryDto', 'topics')).toMatchObject({ type: 'array', maxItems: 10 });
   });
 
   it('should refuse a fractional limit, as its integer type says', async () => {

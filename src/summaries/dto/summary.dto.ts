@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsOptional } from 'class-validator';
 import { ChatSummary } from '../summary';
+import { MAX_HIGHLIGHTS, MAX_TOPICS } from '../chat-digest';
 
 export class SummaryQuery {
   @ApiPropertyOptional({
@@ -85,10 +86,18 @@ export class SummaryDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true, example: '2026-11-25T09:40:02.000Z' })
   lastMessageAt: string | null;
 
-  @ApiProperty({ type: [HighlightDto], description: 'Up to 5 sentences that best represent the chat, in chat order' })
+  @ApiProperty({
+    type: [HighlightDto],
+    maxItems: MAX_HIGHLIGHTS,
+    description: `Up to ${MAX_HIGHLIGHTS} sentences that best represent the chat, in chat order`,
+  })
   highlights: HighlightDto[];
 
-  @ApiProperty({ type: [TopicDto], description: 'Up to 10 key terms or phrases, best first' })
+  @ApiProperty({
+    type: [TopicDto],
+    maxItems: MAX_TOPICS,
+    description: `Up to ${MAX_TOPICS} key terms or phrases, best first`,
+  })
   topics: TopicDto[];
 
   @ApiProperty({ type: ChatSentimentDto })
