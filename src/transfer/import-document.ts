@@ -104,7 +104,9 @@ async function parseExportDocument(body: JsonObject): Promise<ImportDocument> {
     if (typeof item.id !== 'string' || !isUUID(item.id)) throw invalid(`${at}.id`, 'id must be a UUID');
     if (indexOf.has(item.id)) throw invalid(`${at}.id`, 'id must not be the id of an earlier message');
     const role = oneOf(item.role, ['user', 'assistant'] as const, `${at}.role`);
-    const status = oneOf(item.status, ['completed', 'incomplete'] as const, `${at}.status`);
+    // Only a reply is ever cut short.
+    const statuses = role === 'user' ? (['completed'] as const) : (['completed', 'incomplete'] as const);
+    const status = oneOf<MessageStatus>(item.status, statuses, `${at}.status`);
     const content = contentAt(item.content, `${at}.content`, role);
     const message = {
       role,

@@ -59,6 +59,8 @@ const exportDocument = fc.integer({ min: 0, max: 12 }).chain((count) =>
         ...message,
         id: ids[i],
         content: message.role === 'assistant' ? message.content : `y${message.content}`,
+        // Only a reply is ever cut short.
+        status: message.role === 'assistant' ? message.status : 'completed',
         parentId: parent === null ? null : ids[parent],
         // Only a user message is answered: a reply named instead is answered by none.
         inReplyTo: inReplyTo === null || messages[inReplyTo].role !== 'user' ? null : ids[inReplyTo],

@@ -692,6 +692,11 @@ describe('Import validation (e2e)', () => {
     ],
     ['an id used twice', (d: ExportDocumentDto) => setMessage(d, 2, { id: d.messages[0].id }), 'messages[2].id'],
     ['an empty user message', (d: ExportDocumentDto) => setMessage(d, 0, { content: '' }), 'messages[0].content'],
+    [
+      'an incomplete user message',
+      (d: ExportDocumentDto) => setMessage(d, 0, { status: 'incomplete' }),
+      'messages[0].status',
+    ],
     ['a system message', (d: ExportDocumentDto) => setMessage(d, 0, { role: 'system' }), 'messages[0].role'],
     ['a bad time', (d: ExportDocumentDto) => setMessage(d, 6, { createdAt: 'yesterday' }), 'messages[6].createdAt'],
     [
