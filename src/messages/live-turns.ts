@@ -110,6 +110,12 @@ export class LiveTurns {
     return live !== undefined;
   }
 
+  /** False for a place past the events the chat's turn running here has sent: no id it gave out names it. */
+  hasSent(chatId: string, after: TurnPosition): boolean {
+    const live = this.running.get(chatId);
+    return !live?.turn || !sameTurn(live.turn, after) || after.index < live.events.length;
+  }
+
   /**
    * Follows the chat's turn running here: its events after `after` (every one when null), then
    * live until it ends. Null when no turn of the chat runs here, or another than `after` names.

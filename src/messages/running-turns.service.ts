@@ -69,6 +69,7 @@ export class RunningTurnsService {
       after.userMessageId === null ? null : await this.repository.findMessage(key, after.userMessageId);
     if (after.userMessageId !== null && userMessage?.role !== 'user')
       throw new UnknownLastEventIdError(lastEventId.field);
+    if (!this.live.hasSent(key.chatId, after)) throw new UnknownLastEventIdError(lastEventId.field);
     const followed =
       this.live.follow(key.chatId, after, signal) ??
       (this.relay.sharesEvents ? await this.relay.follow(key.chatId, after, after.index, signal) : null);

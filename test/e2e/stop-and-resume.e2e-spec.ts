@@ -221,6 +221,24 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
     await http().post(`/chats/${crypto.randomUUID()}/stop`).expect(404);
   });
 
+  it('should answer 422 for a place past the events the running turn has sent, and follow from its last', async () => {
+    const { gate } = replyHeldAfter(['Once upon ', 'a time']);
+    const client = await send('Tell me a story');
+    const sent = [...(await client.waitForEvents(3))];
+    client.disconnect();
+    const last = sent[2].id!;
+    const past = last.replace(/\.2$/, '.3');
+    expect(past).not.toBe(last);
+
+    const refused = await http().get(`/chats/${chatId}/stream`).set('Last-Event-ID', past).expect(422);
+    expect(refused.body.errors).toEqual([{ field: 'Last-Event-ID', message: expect.any(String) }]);
+    await http().get(`/chats/${chatId}/stream?lastEventId=${past}`).expect(422);
+    const resumed = await resume({ 'Last-Event-ID': last });
+    gate.resolve();
+    const rest = await resumed.all();
+    expect(deltasOf([...sent, ...rest])).toBe((await stored())[1].content);
+  });
+
   it('should answer 422 for an id that names no turn of the chat, though it is well-formed', async () => {
     const [first, second] = [await (await send('One')).all(), await (await send('Two')).all()];
     const [userMessage, otherReply] = [first[0].data as MessageDto, second.at(-1)!.data as MessageDto];
