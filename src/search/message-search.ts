@@ -1,6 +1,11 @@
 import type { Message } from '../chats/message';
 
-/** Where a page of hits starts: after the hit of this rank and message id. */
+/**
+ * Where a page of hits starts: after the last hit of the page before, this message with this
+ * rank. A storage whose ranks move as messages are stored (BM25 weighs each word by the whole
+ * index) continues after the message itself, wherever it now ranks; the rank serves when the
+ * message is gone, and on a storage whose ranks never move.
+ */
 export interface SearchPosition {
   rank: number;
   messageId: string;

@@ -138,6 +138,30 @@ describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase)
     }
   });
 
+  it('should page on while messages are stored between its pages, losing and repeating none of its hits', async () => {
+    await importMessages(
+      'Inbox',
+      Array.from({ length: 9 }, (_, i) => `invoice ${'item '.repeat(i)}number ${i}`),
+    );
+    const first = await search('q=invoice&limit=3');
+    // Scores that depend on the whole index (BM25: how many messages, how long, how many match) move.
+    await importMessages(
+      'Lunch',
+      Array.from({ length: 20 }, (_, i) => `lunch menu ${i}`),
+    );
+    await importMessages('More', ['invoice', 'another invoice sent']);
+    const seen = first.data.map((hit) => hit.message.content);
+    for (let cursor = first.nextCursor; cursor;) {
+      const page: SearchPageDto = await search(`q=invoice&limit=3&cursor=${cursor}`);
+      seen.push(...page.data.map((hit) => hit.message.content));
+      cursor = page.nextCursor;
+    }
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.filter((content) => content.startsWith('invoice ')).sort()).toEqual(
+      Array.from({ length: 9 }, (_, i) => `invoice ${'item '.repeat(i)}number ${i}`).sort(),
+    );
+  });
+
   it('should find words with combining marks whole, as every storage indexes them', async () => {
     // Devanagari vowel signs and viramas, and a decomposed é, are marks: part of their word.
     const contents = ['मुझे हिन्दी पसंद है', 'आज का दिन', 'Un cafe\u0301 noir'];

@@ -35,9 +35,15 @@ export class InMemoryMessageSearch extends MessageSearch {
   async search({ tenantId, terms, limit, after }: SearchQuery): Promise<SearchHit[]> {
     const found = this.indexOf(tenantId).search(terms.join(' '), { combineWith: 'AND', prefix: false, fuzzy: false });
     found.sort((a, b) => b.score - a.score || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-    const start = after
-      ? found.findIndex((r) => r.score < after.rank || (r.score === after.rank && r.id < after.messageId))
-      : 0;
+    let start = 0;
+    if (after) {
+      // BM25's scores move as the tenant's messages are stored: the page goes on after its last hit.
+      const last = found.findIndex((r) => r.id === after.messageId);
+      start =
+        last >= 0
+          ? last + 1
+          : found.findIndex((r) => r.score < after.rank || (r.score === after.rank && r.id < after.messageId));
+    }
     const hits: SearchHit[] = [];
     for (const result of found.slice(start < 0 ? found.length : start)) {
       if (hits.length === limit) break;

@@ -1,5 +1,5 @@
 import { RawBuilder, Selectable, sql } from 'kysely';
-import { MessageSearch, SearchHit, SearchQuery } from '../../search/message-search';
+import { MessageSearch, SearchHit, SearchPosition, SearchQuery } from '../../search/message-search';
 import type { MessagesTable } from './database-schema';
 import { messageColumnsOf, toMessage } from './sql-chat.repository';
 import type { SqlDatabase } from './sql-database';
@@ -19,13 +19,39 @@ export class SqlMessageSearch extends MessageSearch {
   }
 
   async search({ tenantId, terms, limit, after }: SearchQuery): Promise<SearchHit[]> {
-    const hits =
-      this.database.dialect.name === 'postgres' ? this.postgresHits(tenantId, terms) : this.sqliteHits(tenantId, terms);
-    const page = after ? sql`where rank < ${after.rank} or (rank = ${after.rank} and id < ${after.messageId})` : sql``;
-    const { rows } = await sql<HitRow>`
-      with hits as (${hits})
-      select * from hits ${page} order by rank desc, id desc limit ${limit}`.execute(this.database.db);
+    const page =
+      this.database.dialect.name === 'postgres'
+        ? this.postgresPage(tenantId, terms, limit, after)
+        : this.sqlitePage(tenantId, terms, limit, after);
+    const { rows } = await page.execute(this.database.db);
     return rows.map((row) => ({ message: toMessage(row), chatTitle: row.chat_title, rank: Number(row.rank) }));
+  }
+
+  /** `ts_rank` weighs a message alone: a rank never moves, and the page goes on below the last one. */
+  private postgresPage(tenantId: string, terms: readonly string[], limit: number, after?: SearchPosition) {
+    const page = after ? sql`where rank < ${after.rank} or (rank = ${after.rank} and id < ${after.messageId})` : sql``;
+    return sql<HitRow>`
+      with hits as (${this.postgresHits(tenantId, terms)})
+      select * from hits ${page} order by rank desc, id desc limit ${limit}`;
+  }
+
+  /**
+   * `bm25` weighs each word by the whole index, every tenant's messages: ranks move as messages are
+   * stored, so the page goes on after the last hit itself, wherever it ranks now (by its rank only
+   * if its chat was deleted).
+   */
+  private sqlitePage(tenantId: string, terms: readonly string[], limit: number, after?: SearchPosition) {
+    const hits = this.sqliteHits(tenantId, terms);
+    if (!after)
+      return sql<HitRow>`with hits as (${hits}) select * from hits order by rank desc, id desc limit ${limit}`;
+    return sql<HitRow>`
+      with hits as (${hits}),
+      ranked as (select *, row_number() over (order by rank desc, id desc) as place from hits),
+      last as (select place from ranked where id = ${after.messageId})
+      select * from ranked
+      where case when exists (select 1 from last) then place > (select place from last)
+        else rank < ${after.rank} or (rank = ${after.rank} and id < ${after.messageId}) end
+      order by place limit ${limit}`;
   }
 
   private postgresHits(tenantId: string, terms: readonly string[]): RawBuilder<HitRow> {
