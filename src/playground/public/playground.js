@@ -324,7 +324,7 @@ async function showChat(chat, branchRead) {
   markCurrentChat();
   scrollToEnd(true);
   if (ui.summaryPanel.open) void loadSummary();
-  else ui.summaryBody.replaceChildren();
+  else clearSummary();
 }
 
 /** Creates a chat with the system prompt typed in the sidebar (if any) and shows it. */
@@ -1059,19 +1059,32 @@ function renderSummary(summary) {
   ui.summaryBody.replaceChildren(...parts);
 }
 
+/** Summaries asked for so far: only the last one asked is shown. */
+let summaryAsked = 0;
+
+/** Drops the summary shown, and any answer still on its way. */
+function clearSummary() {
+  summaryAsked += 1;
+  ui.summaryBody.replaceChildren();
+}
+
 async function loadSummary({ abstract = false } = {}) {
   if (!state.chat) {
     ui.summaryBody.replaceChildren(el('p', 'hint', 'Open a chat to see its summary.'));
     return;
   }
+  const asked = (summaryAsked += 1);
   ui.summaryBody.setAttribute('aria-busy', 'true');
   try {
     const query = abstract ? '?abstract=true' : '';
-    renderSummary(await api(`/chats/${encodeURIComponent(state.chat.id)}/summary${query}`));
+    const summary = await api(`/chats/${encodeURIComponent(state.chat.id)}/summary${query}`);
+    if (asked !== summaryAsked) return; // another chat's summary (or a newer one) was asked for meanwhile
+    renderSummary(summary);
   } catch (error) {
+    if (asked !== summaryAsked) return;
     ui.summaryBody.replaceChildren(el('p', 'error', describeError(error)));
   } finally {
-    ui.summaryBody.removeAttribute('aria-busy');
+    if (asked === summaryAsked) ui.summaryBody.removeAttribute('aria-busy');
   }
 }
 
