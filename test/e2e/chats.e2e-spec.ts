@@ -120,15 +120,17 @@ describe('Chats (e2e)', () => {
     expect(second.nextCursor).toBeNull();
   });
 
-  it('should default to 20 per page and reject limits outside 1–100', async () => {
+  it('should default to 20 per page and reject limits outside 1–100, or not written as a whole number', async () => {
     for (let i = 0; i < 21; i++) await newChat();
     const page = (await http().get('/chats').expect(200)).body;
     expect(page.data).toHaveLength(20);
     expect(page.nextCursor).toEqual(expect.any(String));
-    for (const limit of ['0', '101', 'abc', '1.5']) {
+    // JavaScript's Number() would read the last six as 0, 16, 10, 5, 5 and 2.
+    for (const limit of ['0', '101', 'abc', '1.5', '', '0x10', '1e1', ' 5', '+5', '0b10']) {
       const response = await http().get('/chats').query({ limit }).expect(422);
       expect(response.body.errors[0].field).toBe('limit');
     }
+    expect((await http().get('/chats?limit=05').expect(200)).body.data).toHaveLength(5);
   });
 
   it('should reject a cursor that is not from the chats list', async () => {

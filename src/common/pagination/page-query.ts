@@ -1,6 +1,6 @@
 import { Type } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type as TransformType } from 'class-transformer';
+import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 
 /** Builds the `?limit=&cursor=` query DTO for a list with its own limit range and default. */
@@ -17,7 +17,10 @@ export function PageQuery(options: {
       example: options.defaultLimit,
     })
     @IsOptional()
-    @TransformType(() => Number)
+    // Plain decimals only: Number() would read `0x10`, `1e1`, ` 5` or `` as numbers nobody wrote.
+    @Transform(({ value }: { value: unknown }) =>
+      typeof value !== 'string' ? value : /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN,
+    )
     @IsInt()
     @Min(1)
     @Max(options.maxLimit)
