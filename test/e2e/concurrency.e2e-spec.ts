@@ -239,7 +239,11 @@ describe('Turns stopped while they wait for their chat (e2e)', () => {
     return { first, waiting };
   };
 
-  it('should end a waiting turn at once when shutdown stops it, storing nothing, before the running turn ends', async () => {
+  /**
+   * A second turn waits while the first holds the chat, and shutdown begins with `graceMs` (what
+   * SIGTERM does, main.ts): the waiting one ends at once with 503 shutting-down, storing nothing.
+   */
+  const shutDownWhileOneWaits = async (graceMs: number) => {
     await start();
     const { first, waiting } = await firstHoldsTheChat(() =>
       http()
@@ -247,13 +251,18 @@ describe('Turns stopped while they wait for their chat (e2e)', () => {
         .send({ content: 'second' })
         .then((r) => r),
     );
-    // What SIGTERM does (main.ts), with the grace already over: every admitted turn is stopped.
-    const drained = app.get(TurnAdmission).drain(0);
+    const drained = app.get(TurnAdmission).drain(graceMs);
 
     const stopped = await waiting;
     expect(stopped.status).toBe(503);
     expect(stopped.body).toMatchObject({ type: 'urn:konko:problem:shutting-down' });
     expect(stopped.body.userMessage).toBeUndefined();
+    return { first, drained };
+  };
+
+  it('should end a waiting turn at once when shutdown stops it, storing nothing, before the running turn ends', async () => {
+    // The grace already over: every admitted turn is stopped.
+    const { first, drained } = await shutDownWhileOneWaits(0);
     // The first turn still holds the chat.
     expect(llm.inFlight).toBe(1);
     gate!.resolve();
@@ -264,20 +273,8 @@ describe('Turns stopped while they wait for their chat (e2e)', () => {
   });
 
   it('should end a waiting turn as shutdown begins, storing nothing, and give the running turn the grace', async () => {
-    await start();
-    const { first, waiting } = await firstHoldsTheChat(() =>
-      http()
-        .post(`/chats/${chatId}/messages`)
-        .send({ content: 'second' })
-        .then((r) => r),
-    );
-    // What SIGTERM does (main.ts), with a grace the running turn finishes within.
-    const drained = app.get(TurnAdmission).drain(60_000);
-
-    const stopped = await waiting;
-    expect(stopped.status).toBe(503);
-    expect(stopped.body).toMatchObject({ type: 'urn:konko:problem:shutting-down' });
-    expect(stopped.body.userMessage).toBeUndefined();
+    // A grace the running turn finishes within.
+    const { first, drained } = await shutDownWhileOneWaits(60_000);
     gate!.resolve();
     expect((await first).status).toBe(201);
     await drained;

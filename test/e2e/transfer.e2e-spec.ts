@@ -46,6 +46,15 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
     ((await http().post('/chats').send(body).expect(201)).body as ChatDto).id;
   const say = async (chatId: string, content: string, parentId?: string | null) =>
     (await http().post(`/chats/${chatId}/messages`).send({ content, parentId }).expect(201)).body as TurnDto;
+  /** A turn, plain or streamed: its reply and, streamed, the final event's name and the deltas joined. */
+  const turnOf = async (chatId: string, content: string, mode: string) => {
+    if (mode === 'plain') return { reply: (await say(chatId, content)).assistantMessage };
+    const client = await EventStreamClient.post(`${await listenOnLoopback(app)}/chats/${chatId}/messages`, { content });
+    const events = await client.all();
+    const final = events[events.length - 1];
+    const deltas = events.filter((e) => e.event === 'delta').map((e) => e.data.content as string);
+    return { reply: final.data as MessageDto, finalEvent: final.event, deltas: deltas.join('') };
+  };
   const chatOf = async (chatId: string) => (await http().get(`/chats/${chatId}`).expect(200)).body as ChatDto;
   const messagesOf = async (chatId: string, branch: 'current' | 'all' = 'current') =>
     (await http().get(`/chats/${chatId}/messages?branch=${branch}&limit=1000`).expect(200)).body.data as MessageDto[];
@@ -230,18 +239,10 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
       'should stop it at 256,000 characters, store it incomplete, and import its export (%s)',
       async (mode) => {
         const chatId = await newChat();
-        let reply: MessageDto;
-        if (mode === 'plain') {
-          reply = (await say(chatId, 'Write at length')).assistantMessage;
-        } else {
-          const client = await EventStreamClient.post(`${await listenOnLoopback(app)}/chats/${chatId}/messages`, {
-            content: 'Write at length',
-          });
-          const events = await client.all();
-          reply = events[events.length - 1].data as MessageDto;
-          expect(events[events.length - 1].event).toBe('assistant_message');
-          const deltas = events.filter((e) => e.event === 'delta').map((e) => e.data.content as string);
-          expect(shown(deltas.join(''))).toEqual(shown(cut));
+        const { reply, finalEvent, deltas } = await turnOf(chatId, 'Write at length', mode);
+        if (mode === 'streamed') {
+          expect(finalEvent).toBe('assistant_message');
+          expect(shown(deltas!)).toEqual(shown(cut));
         }
 
         expect(reply.status).toBe('incomplete');
@@ -273,22 +274,8 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
       "should store and stream it as U+FFFD, keep a split pair whole, store the chat's model and no usage, and import its export (%s)",
       async (mode) => {
         const chatId = await newChat({ model: 'llama3' });
-        let reply: MessageDto;
-        if (mode === 'plain') {
-          reply = (await say(chatId, 'Say odd things')).assistantMessage;
-        } else {
-          const client = await EventStreamClient.post(`${await listenOnLoopback(app)}/chats/${chatId}/messages`, {
-            content: 'Say odd things',
-          });
-          const events = await client.all();
-          reply = events[events.length - 1].data as MessageDto;
-          expect(
-            events
-              .filter((e) => e.event === 'delta')
-              .map((e) => e.data.content as string)
-              .join(''),
-          ).toBe(stored);
-        }
+        const { reply, deltas } = await turnOf(chatId, 'Say odd things', mode);
+        if (mode === 'streamed') expect(deltas).toBe(stored);
 
         expect(reply).toMatchObject({ status: 'completed', content: stored, model: 'llama3', usage: null });
         expect((await messagesOf(chatId))[1]).toEqual(reply);
