@@ -24,6 +24,11 @@ export interface ChatKey {
 export const chatKeyOf = (chat: Chat): ChatKey => ({ tenantId: chat.tenantId, chatId: chat.id });
 
 export interface NewChat {
+  /**
+   * Chosen by the caller when it must name the chat before it is stored (a create records it on
+   * its Idempotency-Key): a new UUIDv7. Storing a second chat under one id throws.
+   */
+  id?: string;
   tenantId: string;
   title: string | null;
   systemPrompt: string | null;

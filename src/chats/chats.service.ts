@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { v7 as uuidv7 } from 'uuid';
 import { decodeCursor, encodeCursor, Page } from '../common/pagination/cursor';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { IdempotencyService } from '../idempotency/idempotency.service';
@@ -10,6 +11,11 @@ import { UpdateChatDto } from './dto/update-chat.dto';
 
 const CHATS_CURSOR_SCOPE = 'chats';
 const CREATE_ROUTE = 'POST /chats';
+
+/** What a create records on its Idempotency-Key before it stores the chat. */
+interface CreateProgress {
+  chatId: string;
+}
 
 export interface CreatedChat {
   chat: Chat;
@@ -30,8 +36,9 @@ export class ChatsService {
 
   /** With an Idempotency-Key, a repeat gets the chat the first request created, as it was then. */
   async create(tenantId: string, input: CreateChatDto, idempotencyKey?: string): Promise<CreatedChat> {
-    return this.createOnce({ tenantId, route: CREATE_ROUTE, key: idempotencyKey }, input, () =>
+    return this.createOnce({ tenantId, route: CREATE_ROUTE, key: idempotencyKey }, input, (id) =>
       this.chats.createChat({
+        id,
         tenantId,
         title: input.title ?? null,
         systemPrompt: input.systemPrompt ?? null,
@@ -44,20 +51,32 @@ export class ChatsService {
   /**
    * Runs `create` once per Idempotency-Key of the tenant and route: a repeat with the same `body`
    * gets the chat the first request created, as it was then. Without a key it just runs.
+   *
+   * The chat's id is recorded on the key before the chat is stored, so a repeat that finds the key
+   * left running (its outcome could not be recorded) answers with that chat rather than a second.
    */
   async createOnce(
     { tenantId, route, key }: { tenantId: string; route: string; key?: string },
     body: unknown,
-    create: () => Promise<Chat>,
+    create: (chatId: string) => Promise<Chat>,
   ): Promise<CreatedChat> {
     const start = await this.idempotency.start(key ? { tenantId, route, chatId: '', key } : undefined, body);
     if (start.kind === 'replay') return { chat: chatFromJson(start.outcome), replayed: true };
+    const { held } = start;
     try {
-      const chat = await create();
-      await start.held.complete(chat);
+      const recordedId = held.progress === null ? null : (JSON.parse(held.progress) as CreateProgress).chatId;
+      const earlier = recordedId === null ? null : await this.chats.findChat({ tenantId, chatId: recordedId });
+      if (earlier) {
+        await held.complete(earlier);
+        return { chat: earlier, replayed: true };
+      }
+      const chatId = recordedId ?? uuidv7();
+      if (recordedId === null) await held.recordProgress({ chatId } satisfies CreateProgress);
+      const chat = await create(chatId);
+      await held.complete(chat);
       return { chat, replayed: false };
     } finally {
-      await start.held.release();
+      await held.release();
     }
   }
 

@@ -29,13 +29,13 @@ export class ChatImporter {
    */
   async import(tenantId: string, body: Record<string, unknown>, idempotencyKey?: string): Promise<CreatedChat> {
     const document = await parseImportDocument(body);
-    return this.chats.createOnce({ tenantId, route: IMPORT_ROUTE, key: idempotencyKey }, body, async () =>
-      this.repository.importChat(await this.toChatImport(tenantId, document)),
+    return this.chats.createOnce({ tenantId, route: IMPORT_ROUTE, key: idempotencyKey }, body, async (chatId) =>
+      this.repository.importChat(await this.toChatImport(chatId, tenantId, document)),
     );
   }
 
   /** New ids, made in message order so they ascend with seq; parents and replies named by them. */
-  private async toChatImport(tenantId: string, document: ImportDocument): Promise<ChatImport> {
+  private async toChatImport(chatId: string, tenantId: string, document: ImportDocument): Promise<ChatImport> {
     const importedAt = new Date();
     const ids = document.messages.map(() => uuidv7());
     const idAt = (index: number | null) => (index === null ? null : ids[index]);
@@ -62,6 +62,7 @@ export class ChatImporter {
     }
     return {
       chat: {
+        id: chatId,
         tenantId,
         title: document.title,
         systemPrompt: document.systemPrompt,

@@ -64,6 +64,26 @@ describe.each(storages)('Idempotency-Key on %s storage (e2e)', (_storage, create
     expect((await http().get('/chats').expect(200)).body.data).toHaveLength(2);
   });
 
+  it.each([
+    ['POST /chats', '/chats', { title: 'Trip' }],
+    ['an import', '/chats/import', { messages: [{ role: 'user', content: 'Hello' }] }],
+  ])('should create one chat for %s whose first attempt could not record it', async (_what, path, body) => {
+    await start();
+    jest.spyOn(app.get(IdempotencyStore), 'complete').mockRejectedValueOnce(new Error('storage hiccup'));
+    const first = await http().post(path).set('Idempotency-Key', 'create-c').send(body).expect(201);
+    // The key was left running; once its lease lapses a repeat takes it over and finds the chat.
+    jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 60_000);
+    const repeat = await http().post(path).set('Idempotency-Key', 'create-c').send(body).expect(201);
+
+    expect(repeat.headers['idempotent-replayed']).toBe('true');
+    expect(repeat.headers.location).toBe(`/chats/${first.body.id}`);
+    expect(repeat.body).toEqual(first.body);
+    expect((await http().get('/chats').expect(200)).body.data).toHaveLength(1);
+    expect((await http().post(path).set('Idempotency-Key', 'create-c').send(body).expect(201)).body).toEqual(
+      first.body,
+    );
+  });
+
   it('should answer a repeated message with the first turn, plain or streamed, without calling the LLM again', async () => {
     await start();
     const chatId = await newChat();

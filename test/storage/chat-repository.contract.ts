@@ -1,4 +1,4 @@
-import { validate as isUuid, version as uuidVersion } from 'uuid';
+import { validate as isUuid, v7 as uuidv7, version as uuidVersion } from 'uuid';
 import { ChatNotFoundError, UnknownMessageIdError } from '../../src/chats/chat-errors';
 import { ChatLock, ChatRepository } from '../../src/chats/chat.repository';
 import { Message } from '../../src/chats/message';
@@ -56,6 +56,23 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           currentMessageId: null,
         });
         expect(await repository.findChat(key(chat.id))).toEqual(chat);
+      });
+
+      it('should store a chat under the id its caller chose, and refuse a second chat under it', async () => {
+        const id = uuidv7();
+        const created = await repository.createChat(newChat({ id, title: 'First' }));
+        expect(created.id).toBe(id);
+        await expect(repository.createChat(newChat({ id, title: 'Second' }))).rejects.toThrow();
+        await expect(
+          repository.importChat({
+            chat: newChat({ id, title: 'Imported' }),
+            createdAt: new Date(),
+            messages: importedMessages([null]),
+            currentMessageId: null,
+          }),
+        ).rejects.toThrow();
+        expect(await repository.findChat(key(id))).toEqual(created);
+        expect(await repository.listChats(TENANT, { limit: 10 })).toEqual([created]);
       });
 
       it('should find nothing for an id that names no chat', async () => {

@@ -148,7 +148,7 @@ export class InMemoryChatRepository extends ChatRepository {
 
   private newRecord(input: NewChat, createdAt: Date): ChatRecord {
     const chat: Chat = Object.freeze({
-      id: uuidv7(),
+      id: input.id ?? uuidv7(),
       tenantId: input.tenantId,
       title: input.title,
       systemPrompt: input.systemPrompt,
@@ -174,6 +174,7 @@ export class InMemoryChatRepository extends ChatRepository {
 
   private add(record: ChatRecord): void {
     const { id, tenantId } = record.chat;
+    if (this.chats.has(id)) throw new Error(`A chat ${id} is stored already`);
     this.chats.set(id, record);
     let order = this.orderByTenant.get(tenantId);
     if (!order) this.orderByTenant.set(tenantId, (order = []));

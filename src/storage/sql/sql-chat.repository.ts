@@ -363,7 +363,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
     const row = await this.db
       .insertInto('chats')
       .values({
-        id: uuidv7(),
+        id: input.id ?? uuidv7(),
         tenant_id: input.tenantId,
         title: input.title,
         system_prompt: input.systemPrompt,
@@ -385,7 +385,7 @@ export class SqlChatRepository extends ChatRepository implements OnModuleDestroy
    * current message (which SQLite's trigger set row by row meanwhile).
    */
   async importChat({ chat, createdAt, messages, currentMessageId }: ChatImport): Promise<Chat> {
-    const chatId = uuidv7();
+    const chatId = chat.id ?? uuidv7();
     const { rows, lineOf } = importedRows(chatId, messages);
     const importedAt = new Date().toISOString();
     const imported = await this.db.transaction().execute(async (trx) => {
