@@ -2,6 +2,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { v7 as uuidv7 } from 'uuid';
 import { OPEN_TENANT_ID } from '../../src/auth/tenant';
+import { ChatKey } from '../../src/chats/chat';
 import { ChatRepository } from '../../src/chats/chat.repository';
 import { ChatDto } from '../../src/chats/dto/chat.dto';
 import { LlmUpstreamError } from '../../src/llm/llm-errors';
@@ -204,6 +205,70 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
       const markdown = (await http().get(`/chats/${chat.id}/export?format=markdown`).expect(200)).text;
       expect(markdown.match(/^## /gm)).toHaveLength(messages.length);
       expect(markdown.endsWith(`message ${messages.length - 1}\n`)).toBe(true);
+    });
+
+    describe('of a chat deleted while it is exported', () => {
+      /** Deletes the chat just before the export's `read`th read of its messages (1 for the first). */
+      const deleteBeforeRead = (chatId: string, read: number) => {
+        jest.restoreAllMocks();
+        const repository = app.get(ChatRepository);
+        const listMessages = repository.listMessages.bind(repository);
+        const listBranch = repository.listBranch.bind(repository);
+        let reads = 0;
+        const deleteIfDue = async (key: ChatKey) => {
+          if (key.chatId === chatId && ++reads === read) await repository.deleteChat(key);
+        };
+        jest.spyOn(repository, 'listMessages').mockImplementation(async (key, page) => {
+          await deleteIfDue(key);
+          return listMessages(key, page);
+        });
+        jest.spyOn(repository, 'listBranch').mockImplementation(async (key, page) => {
+          await deleteIfDue(key);
+          return listBranch(key, page);
+        });
+      };
+
+      it.each(['json', 'markdown'])(
+        'should answer 404 when it is gone before its messages are read (%s)',
+        async (format) => {
+          const chatId = await newChat();
+          await say(chatId, 'Hello');
+          deleteBeforeRead(chatId, 1);
+          const response = await http().get(`/chats/${chatId}/export?format=${format}`).expect(404);
+          expect(response.body.type).toBe('urn:konko:problem:chat-not-found');
+        },
+      );
+
+      it('should leave it out of GET /export, so that every line imports', async () => {
+        const kept = await newChat({ title: 'kept' });
+        await say(kept, 'Stay');
+        const deleted = await newChat({ title: 'deleted' });
+        await say(deleted, 'Go');
+        deleteBeforeRead(deleted, 1);
+        const text = (await http().get('/export').expect(200)).text;
+        const documents = text
+          .slice(0, -1)
+          .split('\n')
+          .map((line) => JSON.parse(line) as ExportDocumentDto);
+        expect(documents.map((d) => d.chat.title)).toEqual(['kept']);
+        jest.restoreAllMocks();
+        await importing(documents[0]).expect(201);
+      });
+
+      it('should cut the connection when it is gone between two pages of its messages', async () => {
+        const messages = Array.from({ length: EXPORT_PAGE.messages + 2 }, (_, i) => ({
+          role: i % 2 === 0 ? 'user' : 'assistant',
+          content: `message ${i}`,
+        }));
+        const chat = (await importing({ messages }).expect(201)).body as ChatDto;
+        deleteBeforeRead(chat.id, 2);
+        await expect(http().get(`/chats/${chat.id}/export`)).rejects.toThrow();
+        const other = (await importing({ messages }).expect(201)).body as ChatDto;
+        deleteBeforeRead(other.id, 2);
+        await expect(http().get(`/chats/${other.id}/export?format=markdown`)).rejects.toThrow();
+        deleteBeforeRead((await importing({ messages }).expect(201)).body.id, 2);
+        await expect(http().get('/export')).rejects.toThrow();
+      });
     });
 
     it('should answer an empty body when the caller has no chats', async () => {
