@@ -53,7 +53,8 @@ export class ChatsService {
    * gets the chat the first request created, as it was then. Without a key it just runs.
    *
    * The chat's id is recorded on the key before the chat is stored, so a repeat that finds the key
-   * left running (its outcome could not be recorded) answers with that chat rather than a second.
+   * left running (its outcome could not be recorded) answers with that chat rather than a second,
+   * and a store that fails although the chat is there answers with it too.
    */
   async createOnce(
     { tenantId, route, key }: { tenantId: string; route: string; key?: string },
@@ -72,7 +73,16 @@ export class ChatsService {
       }
       const chatId = recordedId ?? uuidv7();
       if (recordedId === null) await held.recordProgress({ chatId } satisfies CreateProgress);
-      const chat = await create(chatId);
+      let chat: Chat;
+      try {
+        chat = await create(chatId);
+      } catch (error) {
+        // Stored all the same, unacknowledged or by an attempt that lost the key to this one: the
+        // id is this key's alone.
+        const stored = key ? await this.chats.findChat({ tenantId, chatId }).catch(() => null) : null;
+        if (!stored) throw error;
+        chat = stored;
+      }
       await held.complete(chat);
       return { chat, replayed: false };
     } finally {

@@ -84,6 +84,25 @@ describe.each(storages)('Idempotency-Key on %s storage (e2e)', (_storage, create
     );
   });
 
+  it.each([
+    ['POST /chats', '/chats', { title: 'Trip' }, 'createChat'],
+    ['an import', '/chats/import', { messages: [{ role: 'user', content: 'Hello' }] }, 'importChat'],
+  ] as const)('should answer %s with its chat when storing it failed after all', async (_what, path, body, method) => {
+    await start();
+    const repository = app.get(ChatRepository);
+    const store = repository[method].bind(repository) as (input: unknown) => Promise<unknown>;
+    // The chat is stored, but the storage's answer is lost.
+    jest.spyOn(repository, method).mockImplementationOnce((async (input: unknown) => {
+      await store(input);
+      throw new Error('connection reset');
+    }) as never);
+    const first = await http().post(path).set('Idempotency-Key', 'create-s').send(body).expect(201);
+    const listed = (await http().get('/chats').expect(200)).body.data as ChatDto[];
+    expect(listed.map((chat) => chat.id)).toEqual([first.body.id]);
+    const repeat = await http().post(path).set('Idempotency-Key', 'create-s').send(body).expect(201);
+    expect(repeat.body).toEqual(first.body);
+  });
+
   it('should answer a repeated message with the first turn, plain or streamed, without calling the LLM again', async () => {
     await start();
     const chatId = await newChat();
