@@ -1,4 +1,4 @@
-import { ConsoleLogger, Logger, LogLevel as NestLogLevel } from '@nestjs/common';
+import { ConsoleLogger, Logger, LoggerService, LogLevel as NestLogLevel } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
@@ -11,10 +11,11 @@ import { parseEveryConfigSlice } from './config/config-slices';
 import { InvalidConfigError } from './config/env';
 import { httpConfig, HttpConfig, unusableAddress } from './config/http.config';
 import { llmConfig, LlmConfig } from './config/llm.config';
-import { loggingConfig, LogLevel } from './config/logging.config';
+import { loggingConfig, LoggingConfig, LogLevel } from './config/logging.config';
 import { describeStorage, storageConfig } from './config/storage.config';
 import { LlmProvider } from './llm/llm-provider';
 import { AppLogger } from './logging/app-logger';
+import { createRootLogger } from './logging/logging.module';
 import { ShutdownState } from './health/shutdown-state';
 import { TurnAdmission } from './messages/turn-admission';
 import { DOCS_PATH } from './openapi';
@@ -28,12 +29,25 @@ const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
 };
 
 /**
- * Nest's logger until the service listens, without its errors: Nest logs a failure to start, with
- * its stack, before it throws it, and {@link failToStart} reports each once.
+ * Nest's logger until the service listens: its boot chatter shows from LOG_LEVEL=debug (at info,
+ * start-up is the one line `bootstrap` writes), in the same format as every later line. Without
+ * its errors: Nest logs a failure to start, with its stack, before it throws it, and
+ * {@link failToStart} reports each once.
  */
-class BootLogger extends ConsoleLogger {
-  override error(): void {}
-  override fatal(): void {}
+function bootLogger({ level, format }: LoggingConfig): LoggerService {
+  const bootLevel = level === 'info' ? 'warn' : level;
+  const logger =
+    format === 'json'
+      ? new AppLogger(createRootLogger({ level: bootLevel, format }))
+      : new ConsoleLogger({ logLevels: NEST_LOG_LEVELS[bootLevel] });
+  return {
+    log: (message, ...params) => logger.log(message, ...params),
+    warn: (message, ...params) => logger.warn(message, ...params),
+    debug: (message, ...params) => logger.debug(message, ...params),
+    verbose: (message, ...params) => logger.verbose(message, ...params),
+    error: () => undefined,
+    fatal: () => undefined,
+  };
 }
 
 function describeLlm(llm: LlmProvider, { defaultModel }: LlmConfig): string {
@@ -44,11 +58,9 @@ async function bootstrap(): Promise<void> {
   await ConfigModule.envVariablesLoaded;
   // Every value is checked before Nest starts, so a bad one costs one clear line.
   parseEveryConfigSlice(process.env);
-  // Nest's own boot chatter shows from LOG_LEVEL=debug; at info start-up is the one line below.
-  const { level } = loggingConfig.parse(process.env);
   const app = await NestFactory.create<NestExpressApplication>(AppModule, {
     bodyParser: false,
-    logger: new BootLogger({ logLevels: NEST_LOG_LEVELS[level === 'info' ? 'warn' : level] }),
+    logger: bootLogger(loggingConfig.parse(process.env)),
     abortOnError: false,
   });
   const http = app.get<HttpConfig>(httpConfig.KEY);

@@ -11,6 +11,14 @@ const PINO_LEVELS: Record<LogLevel, string> = {
   verbose: 'trace',
 };
 
+/** The root pino logger: the level's lines and those above it, as JSON or pretty. */
+export function createRootLogger({ level, format }: LoggingConfig): Pino {
+  return pino({
+    level: PINO_LEVELS[level],
+    transport: format === 'pretty' ? { target: 'pino-pretty', options: { singleLine: true } } : undefined,
+  });
+}
+
 /**
  * Structured logs with pino: one JSON object a line (or pretty for people). The root logger and
  * Nest's logger on it ({@link AppLogger}) live here; the request log middleware is applied by the
@@ -23,11 +31,7 @@ const PINO_LEVELS: Record<LogLevel, string> = {
     {
       provide: ROOT_LOGGER,
       inject: [loggingConfig.KEY],
-      useFactory: (config: LoggingConfig): Pino =>
-        pino({
-          level: PINO_LEVELS[config.level],
-          transport: config.format === 'pretty' ? { target: 'pino-pretty', options: { singleLine: true } } : undefined,
-        }),
+      useFactory: createRootLogger,
     },
     AppLogger,
   ],

@@ -1,6 +1,7 @@
 import type { Request, Response, NextFunction } from 'express';
 import { randomUUID } from 'node:crypto';
 import type { Logger as Pino } from 'pino';
+import { loggableUrl } from '../common/http/loggable-url';
 
 declare module 'http' {
   interface IncomingMessage {
@@ -23,7 +24,7 @@ function requestIdOf(request: Request, response: Response): string {
 
 /**
  * One line per request, written when its response ends (or its client leaves first), carrying its
- * id, method, URL, client address and User-Agent, its status and how long it took. A whitelist:
+ * id, method, URL (search words left out), client address and User-Agent, its status and how long it took. A whitelist:
  * no other header is logged, so credentials (Authorization, Cookie, X-Api-Key) never reach the
  * log. The address is Express's `req.ip`, which honours TRUST_PROXY, so behind a load balancer it
  * is the client's. Written with pino directly, with no logger made per request: pino-http's child
@@ -40,7 +41,7 @@ export function requestLogging(logger: Pino) {
         req: {
           id: request.id,
           method: request.method,
-          url: request.originalUrl,
+          url: loggableUrl(request),
           remoteAddress: request.ip,
           userAgent: request.headers['user-agent'],
         },

@@ -73,6 +73,26 @@ describe('Request logs (e2e, built service)', () => {
     expect(logLines().find(line)).toMatchObject({ req: { remoteAddress: '203.0.113.9' } });
   });
 
+  it("should leave a search's words, and the values of parameters it does not know, out of the logged URL", async () => {
+    await fetch(`${service.baseUrl}/search?q=hunter2+diary&limit=5&%71=hunter3&note=hunter4&cursor`, {
+      headers: { 'X-Request-Id': 'req-search-1' },
+    });
+
+    const line = (l: Record<string, unknown>) => (l.req as { id?: string } | undefined)?.id === 'req-search-1';
+    await waitForLog(line);
+    expect(logLines().find(line)).toMatchObject({ req: { url: '/search?q=…&limit=5&%71=…&note=…&cursor' } });
+    expect(service.output()).not.toMatch(/hunter/);
+  });
+
+  it('should write every line as a JSON object, those of start-up too', () => {
+    const lines = service
+      .output()
+      .split('\n')
+      .filter((line) => line !== '');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(() => JSON.parse(line) as unknown).not.toThrow();
+  });
+
   it('should make up a request id when none or a malformed one is given, and echo it', async () => {
     const plain = await fetch(`${service.baseUrl}/chats`);
     expect(plain.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);

@@ -3,6 +3,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { STATUS_CODES } from 'node:http';
 import { DomainError, ErrorKind } from '../errors/domain-error';
 import { messageOf } from '../errors/error-message';
+import { loggableUrl } from '../http/loggable-url';
 import { problemTypeUri } from './problem-type';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -125,12 +126,12 @@ export function problemForRequest(error: unknown, request: Request): ProblemDocu
   if (problem.status < 500) return problem;
   if (!(error instanceof DomainError)) {
     logger.error(
-      `${request.method} ${request.originalUrl} failed`,
+      `${request.method} ${loggableUrl(request)} failed`,
       error instanceof Error ? error.stack : String(error),
     );
   } else if (error.cause !== undefined) {
     // A known failure whose detail leaves out its cause (a driver's words): the logs keep it.
-    logger.warn(`${request.method} ${request.originalUrl}: ${messageOf(error)}`);
+    logger.warn(`${request.method} ${loggableUrl(request)}: ${messageOf(error)}`);
   }
   return problem;
 }
