@@ -33,11 +33,18 @@ export const refuse = (variable: string, value: string, reason: string) =>
 export const cannotStartWith = (variable: string, value: string, reason: string) =>
   new InvalidConfigError(`Cannot start: ${variable}=${JSON.stringify(value)} ${reason}`);
 
+/** A URL with any password in it replaced, for messages and logs. */
+export function withoutPassword(url: string): string {
+  // To the last `@` before the path: a password that is not percent-encoded may hold `#` or `?`.
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^/]*@/i, '$1:***@');
+}
+
 function describeErrors(errors: ValidationError[], env: Environment): string {
   return errors
     .map((error) => {
       const reasons = Object.values(error.constraints ?? {}).join(', ');
-      return `${error.property}=${JSON.stringify(env[error.property])} is invalid: ${reasons}`;
+      const value = env[error.property];
+      return `${error.property}=${JSON.stringify(value === undefined ? value : withoutPassword(value))} is invalid: ${reasons}`;
     })
     .join('; ');
 }

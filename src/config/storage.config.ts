@@ -11,6 +11,7 @@ import {
   refuse,
   toInteger,
   LONGEST_TIMER_MS,
+  withoutPassword,
 } from './env';
 
 export type StorageSettings =
@@ -50,18 +51,13 @@ class StorageVariables {
   REDIS_URL?: string;
 }
 
-/** The URL with any password replaced, for messages and logs. */
-function redact(databaseUrl: string): string {
-  // To the last `@` before the path: a password that is not percent-encoded may hold `#` or `?`.
-  return databaseUrl.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^/]*@/i, '$1:***@');
-}
-
 function parseDatabaseUrl(databaseUrl: string | undefined): StorageSettings {
   if (databaseUrl === undefined) return { kind: 'memory' };
   if (databaseUrl.startsWith('sqlite:')) {
     // `sqlite:///abs/file.db` (URL form) and `sqlite:./file.db` both name a file path.
     const path = databaseUrl.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (path.trim() === '') throw refuse('DATABASE_URL', redact(databaseUrl), 'names no file: use sqlite:<path>');
+    if (path.trim() === '')
+      throw refuse('DATABASE_URL', withoutPassword(databaseUrl), 'names no file: use sqlite:<path>');
     return { kind: 'sqlite', path };
   }
   let url: URL | undefined;
@@ -74,7 +70,7 @@ function parseDatabaseUrl(databaseUrl: string | undefined): StorageSettings {
     return { kind: 'postgres', url: databaseUrl };
   throw refuse(
     'DATABASE_URL',
-    redact(databaseUrl),
+    withoutPassword(databaseUrl),
     'is neither sqlite:<path> nor a postgres:// URL (unset it for in-memory storage)',
   );
 }
@@ -90,8 +86,8 @@ export function unusableDatabase(
   failed: 'opened' | 'migrated' = 'opened',
 ): InvalidConfigError {
   const url = storage.kind === 'sqlite' ? `sqlite:${storage.path}` : storage.url;
-  const reason = messageOf(error).replaceAll(url, redact(url));
-  return cannotStartWith('DATABASE_URL', redact(url), `cannot be ${failed}: ${reason}`);
+  const reason = messageOf(error).replaceAll(url, withoutPassword(url));
+  return cannotStartWith('DATABASE_URL', withoutPassword(url), `cannot be ${failed}: ${reason}`);
 }
 
 /** Which storage the settings name, for the start-up line: never shows a password. */
@@ -122,7 +118,7 @@ export function missingRedisDatabase(redisUrl: string, error: unknown): InvalidC
   const db = redisDatabaseOf(new URL(redisUrl));
   return cannotStartWith(
     'REDIS_URL',
-    redact(redisUrl),
+    withoutPassword(redisUrl),
     `names database ${db}, which Redis does not have: ${messageOf(error)}`,
   );
 }
@@ -142,7 +138,7 @@ function parseRedisUrl(redisUrl: string | undefined): string | undefined {
   if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
     throw refuse(
       'REDIS_URL',
-      redact(redisUrl),
+      withoutPassword(redisUrl),
       'is not a URL of the form redis://[user:password@]host[:port][/db] (or rediss://)',
     );
   }
@@ -151,7 +147,7 @@ function parseRedisUrl(redisUrl: string | undefined): string | undefined {
   if (db !== null && !/^\d+$/.test(db)) {
     throw refuse(
       'REDIS_URL',
-      redact(redisUrl),
+      withoutPassword(redisUrl),
       `names database ${JSON.stringify(db)}: a Redis database is a number, 0 or more (redis://host:6379/0)`,
     );
   }

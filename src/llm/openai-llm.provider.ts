@@ -1,6 +1,7 @@
 import { createParser } from 'eventsource-parser';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { Readable } from 'node:stream';
+import { withoutPassword } from '../config/env';
 import { LlmError, LlmTimeoutError, LlmUnavailableError, LlmUpstreamError } from './llm-errors';
 import { LlmProvider, LlmRequest, LlmStreamPart, LlmUsage } from './llm-provider';
 import { RequestBodyEncoder } from './request-body-encoder';
@@ -126,7 +127,7 @@ export class OpenAiLlmProvider extends LlmProvider {
   }
 
   override describe(): string {
-    return `openai at ${this.client.baseURL}`;
+    return `openai at ${withoutPassword(this.client.baseURL)}`;
   }
 
   /**

@@ -39,6 +39,11 @@ describe('Service start-up (e2e, built service)', () => {
     ['a non-number port', { PORT: 'abc' }, 'PORT'],
     ['an unknown provider', { LLM_PROVIDER: 'skynet' }, 'LLM_PROVIDER'],
     ['an unparsable base URL', { OPENAI_BASE_URL: 'not a url' }, 'OPENAI_BASE_URL'],
+    [
+      'a base URL of another scheme',
+      { OPENAI_BASE_URL: 'ftp://llm:s3cret@127.0.0.1/v1' },
+      'OPENAI_BASE_URL="ftp://llm:***@',
+    ],
     ['an unsupported database URL', { DATABASE_URL: 'mysql://nope' }, 'DATABASE_URL'],
     ['a negative timeout', { LLM_TIMEOUT_MS: '-5' }, 'LLM_TIMEOUT_MS'],
     ['an API key without its tenant', { API_KEYS: 'just-a-key-of-enough-length' }, 'API_KEYS'],
@@ -52,6 +57,13 @@ describe('Service start-up (e2e, built service)', () => {
     const lines = stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(variable);
+    expect(stderr).not.toContain('s3cret');
+  });
+
+  it("should name an LLM server's base URL in its start-up line without its password", async () => {
+    service = await startService({ OPENAI_BASE_URL: 'http://llm:s3cret@127.0.0.1:9/v1' });
+    expect(service.startupLine).toContain('LLM provider: openai at http://llm:***@127.0.0.1:9/v1');
+    expect(service.output()).not.toContain('s3cret');
   });
 
   describe('with settings it cannot start with', () => {
