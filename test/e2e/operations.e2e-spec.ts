@@ -1,12 +1,14 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import Redis from 'ioredis';
 import { once } from 'node:events';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import { AddressInfo, connect, createServer } from 'node:net';
 import request from 'supertest';
 import { ShutdownState } from '../../src/health/shutdown-state';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
 import { ChatTitler } from '../../src/summaries/chat-titles';
+import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 
@@ -83,6 +85,41 @@ describe('Operations (e2e)', () => {
       expect(text).toContain('chat_turns_in_flight 0');
       expect(text).toContain('chat_lock_wait_seconds_count{outcome="acquired"} 1');
       expect(text).toContain('process_cpu_user_seconds_total');
+    });
+
+    it('should time a request whose client left before its answer, with status 499', async () => {
+      const started = deferred();
+      const reply = deferred();
+      app = await createTestApp({
+        llm: new RecordingLlmProvider(async (request) => {
+          started.resolve();
+          await reply.promise;
+          return echoReply(request);
+        }),
+      });
+      const chatId = (await http().post('/chats').expect(201)).body.id;
+      const baseUrl = await listenOnLoopback(app);
+      // Listeners of a response's end run in the order they were added, the service's first.
+      const closed = deferred();
+      app.getHttpServer().on('request', (request: IncomingMessage, response: ServerResponse) => {
+        if (request.method === 'POST') response.once('close', closed.resolve);
+      });
+      const leaving = new AbortController();
+      const turn = fetch(`${baseUrl}/chats/${chatId}/messages`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ content: 'Hello' }),
+        signal: leaving.signal,
+      }).catch(() => undefined);
+      await started.promise;
+      leaving.abort();
+      await turn;
+      await closed.promise;
+
+      expect((await http().get('/metrics').expect(200)).text).toContain(
+        'http_request_duration_seconds_count{method="POST",route="/chats/:chatId/messages",status="499"} 1',
+      );
+      reply.resolve();
     });
 
     it('should label LLM metrics with the default model, known families and `other`, whatever models chats name', async () => {
