@@ -41,6 +41,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
         'X-RateLimit-Limit',
         'X-RateLimit-Remaining',
         'X-RateLimit-Reset',
+        'WWW-Authenticate',
       ],
       maxAge: 600,
     });

@@ -226,6 +226,7 @@ describe('Operations (e2e)', () => {
           'X-RateLimit-Limit',
           'X-RateLimit-Remaining',
           'X-RateLimit-Reset',
+          'WWW-Authenticate',
         ].sort(),
       );
     });
