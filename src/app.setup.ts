@@ -1,7 +1,8 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { json, NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
-import { refuseMissingApiKeysEarly } from './auth/api-key-routes';
+import { apiKeyCheck } from './auth/api-key-routes';
+import { checkBeforeBodyParsing } from './common/http/before-body-parsing';
 import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-body.middleware';
 import { takeUndecodablePathSegmentsAsWritten } from './common/http/undecodable-path.middleware';
 import { passOnBodyParserErrors, ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
@@ -13,6 +14,7 @@ import { requestLogging } from './logging/request-logging';
 import { httpMetrics } from './metrics/http-metrics.middleware';
 import { Metrics } from './metrics/metrics';
 import { setupOpenApi } from './openapi';
+import { rateLimitCheck } from './rate-limit/rate-limit-check';
 import { IMPORT_PATH } from './transfer/import-path';
 
 /**
@@ -48,8 +50,9 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   }
   // Before any route is matched, the early API-key routes included.
   app.use(takeUndecodablePathSegmentsAsWritten);
-  // Before anything reads a body: a caller without a valid key must not cost the service a parse.
-  refuseMissingApiKeysEarly(app);
+  // Before anything reads a body: a caller without a valid key, or over its rate limit, must not
+  // cost the service a parse. The key first: the limit counts per tenant.
+  checkBeforeBodyParsing(app, [apiKeyCheck(app), rateLimitCheck(app)]);
   app.use(requireJsonBody);
   // Not strict: any JSON value is parsed, so `null` or `42` reach the validation pipe and are told
   // they are not an object (422), as `[]` is; only malformed JSON is a 400.

@@ -8,10 +8,9 @@ import { RequestWithTenant } from './tenant';
 /**
  * With API keys configured, every route not marked `@Public()` needs `Authorization: Bearer
  * <key>`, and the request belongs to the key's tenant. Without keys, every request belongs to
- * the open tenant. Runs before the rate limiter, which counts per tenant. A request without a
- * valid key was already refused before its body was read (see api-key-routes.ts), which kept the
- * tenant it found; this guard decides for any request that check did not, so no route goes
- * unchecked.
+ * the open tenant. A request without a valid key was already refused before its body was read
+ * (see api-key-routes.ts), which kept the tenant it found; this guard decides for any request
+ * that check did not, so no route goes unchecked.
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {

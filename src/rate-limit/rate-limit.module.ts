@@ -1,17 +1,13 @@
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import { Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
-import { ThrottlerGuard, ThrottlerModule, ThrottlerStorage } from '@nestjs/throttler';
-// The throttler's own address normalization (its default tracker's), which its index does not export.
-import { normalizeIp } from '@nestjs/throttler/dist/ip';
+import { DiscoveryModule } from '@nestjs/core';
+import { ThrottlerStorage } from '@nestjs/throttler';
 import type { RedisOptions } from 'ioredis';
-import { RequestWithTenant } from '../auth/tenant';
-import { limitsConfig, LimitsConfig } from '../config/limits.config';
 import { storageConfig, StorageConfig } from '../config/storage.config';
 import { FailOpenThrottlerStorage } from './fail-open-throttler-storage';
-import { rateLimitDetail } from './rate-limit-response';
+import { FixedWindowThrottlerStorage } from './fixed-window-throttler-storage';
 
-const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
+export const RATE_LIMIT_STORAGE = Symbol('RATE_LIMIT_STORAGE');
 
 /**
  * Every request waits on its counter, so a Redis that is down or hangs must fail the count within
@@ -35,45 +31,21 @@ function redisStorage(redisUrl: string): FailOpenThrottlerStorage {
   return storage;
 }
 
-/** Counters in Redis when REDIS_URL is set, so limits hold across instances; else in memory. */
+/**
+ * The rate limit's counters: in Redis when REDIS_URL is set, so limits hold across instances;
+ * else in memory. Requests are counted by {@link rateLimitCheck}, before their bodies are read.
+ */
 @Module({
+  imports: [DiscoveryModule],
   providers: [
     {
       provide: RATE_LIMIT_STORAGE,
       inject: [storageConfig.KEY],
       // Nest calls the storage's onModuleDestroy, which closes the Redis connection.
-      useFactory: ({ redisUrl }: StorageConfig): ThrottlerStorage | null => (redisUrl ? redisStorage(redisUrl) : null),
+      useFactory: ({ redisUrl }: StorageConfig): ThrottlerStorage =>
+        redisUrl ? redisStorage(redisUrl) : new FixedWindowThrottlerStorage(),
     },
   ],
   exports: [RATE_LIMIT_STORAGE],
-})
-class RateLimitStorageModule {}
-
-/**
- * RATE_LIMIT requests per RATE_LIMIT_WINDOW_MS per client, whatever the route: the caller's tenant
- * once API keys are configured, else the client address (an IPv6 address by its /64, as one host
- * usually holds the whole block; an IPv4 address mapped into IPv6 as the IPv4 one). Over the
- * limit: 429 with Retry-After. Routes marked `SkipRateLimit()` are not counted.
- */
-@Module({
-  imports: [
-    ThrottlerModule.forRootAsync({
-      imports: [RateLimitStorageModule],
-      inject: [limitsConfig.KEY, RATE_LIMIT_STORAGE],
-      useFactory: (config: LimitsConfig, storage: ThrottlerStorage | null) => ({
-        throttlers: [{ ttl: config.rateLimitWindowMs, limit: Math.max(config.rateLimit, 1) }],
-        skipIf: () => config.rateLimit === 0,
-        storage: storage ?? undefined,
-        errorMessage: rateLimitDetail(config),
-        getTracker: (request: Record<string, unknown>) => {
-          const { tenant, ip } = request as RequestWithTenant & { ip?: string };
-          return tenant?.authenticated ? `tenant:${tenant.id}` : `ip:${normalizeIp(ip ?? '')}`;
-        },
-        // The throttler's default key is per route: a client would get RATE_LIMIT on each.
-        generateKey: (_context: unknown, tracker: string, throttler: string) => `${throttler}:${tracker}`,
-      }),
-    }),
-  ],
-  providers: [{ provide: APP_GUARD, useClass: ThrottlerGuard }],
 })
 export class RateLimitModule {}

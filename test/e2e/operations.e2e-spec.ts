@@ -306,6 +306,34 @@ describe('Operations (e2e)', () => {
       await http().get('/metrics').expect(200);
     });
 
+    it('should refuse a client over the limit before reading its body, and say where it stands', async () => {
+      app = await createTestApp({ env: { RATE_LIMIT: '1', RATE_LIMIT_WINDOW_MS: '60000' } });
+      await http().get('/chats').expect(200);
+      for (const path of ['/chats/import', '/chats']) {
+        const limited = await http().post(path).set('Content-Type', 'application/json').send('{not json').expect(429);
+        expect(limited.body).toMatchObject({ status: 429, title: 'Too Many Requests' });
+        expect(limited.headers).toMatchObject({ 'x-ratelimit-limit': '1', 'x-ratelimit-remaining': '0' });
+        expect(Number(limited.headers['x-ratelimit-reset'])).toBeGreaterThan(0);
+        expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
+      }
+    });
+
+    it('should start a new window once X-RateLimit-Reset has passed, whoever keeps the counters', async () => {
+      app = await createTestApp({ env: { RATE_LIMIT: '2', RATE_LIMIT_WINDOW_MS: '60000' } });
+      const start = Date.now();
+      const clock = jest.spyOn(Date, 'now').mockReturnValue(start);
+      const standing = async (expected: number) => {
+        const { headers } = await http().get('/chats').expect(expected);
+        return [headers['x-ratelimit-remaining'], headers['x-ratelimit-reset'], headers['retry-after']];
+      };
+      expect(await standing(200)).toEqual(['1', '60', undefined]);
+      clock.mockReturnValue(start + 30_000);
+      expect(await standing(200)).toEqual(['0', '30', undefined]);
+      expect(await standing(429)).toEqual(['0', '30', '30']);
+      clock.mockReturnValue(start + 60_000);
+      expect(await standing(200)).toEqual(['1', '60', undefined]);
+    });
+
     it('should count each client behind a trusted proxy apart (TRUST_PROXY), and ignore the header otherwise', async () => {
       const env = { RATE_LIMIT: '2', RATE_LIMIT_WINDOW_MS: '60000' };
       const from = (address: string) => http().get('/chats').set('X-Forwarded-For', address);
