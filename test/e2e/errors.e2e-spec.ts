@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
@@ -218,9 +219,17 @@ describe('Problem documents (e2e)', () => {
     jest.spyOn(repository, 'listChats').mockRejectedValue(new Error('disk on fire at /var/secret/path'));
     app = await createTestApp({ repository });
 
-    const response = await http().get('/chats');
+    const logged = jest.spyOn(Logger.prototype, 'error');
+    const response = await http().get('/chats').set('X-Request-Id', 'req-500');
     expectProblem(response, 500, '/chats');
     const text = JSON.stringify(response.body);
     expect(text).not.toMatch(/disk on fire|secret|at .*\.ts/);
+    // The logs keep what the client is not told, under the request's id.
+    expect(logged).toHaveBeenCalledWith(
+      expect.objectContaining({
+        req: { id: 'req-500' },
+        err: expect.objectContaining({ message: expect.stringMatching(/disk on fire/) }),
+      }),
+    );
   });
 });

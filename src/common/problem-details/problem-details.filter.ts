@@ -124,14 +124,12 @@ const logger = new Logger('ProblemDetails');
 export function problemForRequest(error: unknown, request: Request): ProblemDocument {
   const problem = toProblem(error, request.originalUrl ?? request.url);
   if (problem.status < 500) return problem;
+  const req = { id: request.id };
   if (!(error instanceof DomainError)) {
-    logger.error(
-      `${request.method} ${loggableUrl(request)} failed`,
-      error instanceof Error ? error.stack : String(error),
-    );
+    logger.error({ msg: `${request.method} ${loggableUrl(request)} failed`, req, err: error });
   } else if (error.cause !== undefined) {
     // A known failure whose detail leaves out its cause (a driver's words): the logs keep it.
-    logger.warn(`${request.method} ${loggableUrl(request)}: ${messageOf(error)}`);
+    logger.warn({ msg: `${request.method} ${loggableUrl(request)}: ${messageOf(error)}`, req });
   }
   return problem;
 }
