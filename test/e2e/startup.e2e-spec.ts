@@ -45,6 +45,7 @@ describe('Service start-up (e2e, built service)', () => {
       'OPENAI_BASE_URL="ftp://llm:***@',
     ],
     ['an unsupported database URL', { DATABASE_URL: 'mysql://nope' }, 'DATABASE_URL'],
+    ['a password holding a slash', { DATABASE_URL: 'postgres://app:s3cret/x@127.0.0.1:1/test' }, 'DATABASE_URL'],
     ['a negative timeout', { LLM_TIMEOUT_MS: '-5' }, 'LLM_TIMEOUT_MS'],
     ['an API key without its tenant', { API_KEYS: 'just-a-key-of-enough-length' }, 'API_KEYS'],
     ['a missing API key file', { API_KEYS_FILE: '/nonexistent/konko-keys' }, 'API_KEYS_FILE'],
