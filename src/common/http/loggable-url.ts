@@ -2,11 +2,12 @@ import type { Request } from 'express';
 
 /**
  * Query parameters whose values say nothing of what users wrote. A search's `q` holds their words,
- * and a parameter the API does not know may hold anything, so their values never reach a log.
+ * its `cursor` a digest of them, and a parameter the API does not know may hold anything, so
+ * their values (or, without one, their names) never reach a log.
  */
-const PLAIN_PARAMETERS = new Set(['limit', 'cursor', 'branch', 'format', 'stream', 'abstract', 'lastEventId']);
+const PLAIN_PARAMETERS = new Set(['limit', 'branch', 'format', 'stream', 'abstract', 'lastEventId']);
 
-/** The request's URL as the logs show it: as sent, with the value of every other parameter as `…`. */
+/** The request's URL as the logs show it: as sent, with every other parameter's value as `…`. */
 export function loggableUrl(request: Request): string {
   const url = request.originalUrl;
   const queryAt = url.indexOf('?');
@@ -16,10 +17,9 @@ export function loggableUrl(request: Request): string {
     .split('&')
     .map((parameter) => {
       const equalsAt = parameter.indexOf('=');
-      if (equalsAt === -1) return parameter;
-      return PLAIN_PARAMETERS.has(decodedName(parameter.slice(0, equalsAt)))
-        ? parameter
-        : `${parameter.slice(0, equalsAt)}=…`;
+      const name = equalsAt === -1 ? parameter : parameter.slice(0, equalsAt);
+      if (PLAIN_PARAMETERS.has(decodedName(name))) return parameter;
+      return equalsAt === -1 ? '…' : `${name}=…`;
     });
   return `${url.slice(0, queryAt)}?${query.join('&')}`;
 }
