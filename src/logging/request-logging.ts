@@ -49,8 +49,8 @@ export function requestLogging(logger: Pino) {
         responseTime: Date.now() - startedAt,
       };
       // A 5xx is a warning here: the error behind it is logged where it is handled, with its stack.
-      if (!response.writableFinished) logger.info(line, 'request aborted');
-      else if (response.statusCode >= 500) logger.warn(line, 'request failed');
+      if (response.statusCode >= 500) logger.warn(line, 'request failed');
+      else if (!response.writableFinished) logger.info(line, 'request aborted');
       else logger.info(line, 'request completed');
     };
     response.on('finish', done);

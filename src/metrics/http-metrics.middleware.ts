@@ -7,7 +7,8 @@ const CLIENT_LEFT = '499';
 /**
  * Times every request by its route template (`/chats/:chatId`), never the raw path, so ids do
  * not explode the label set; requests that match no route count as `unmatched`, and those whose
- * client left before the whole answer was sent (a dropped stream) as status 499.
+ * client left before the whole answer was sent (a dropped stream) as status 499; an answer the
+ * service cut part way keeps its 5xx.
  */
 export function httpMetrics(metrics: Metrics) {
   return (request: Request, response: Response, next: NextFunction): void => {
@@ -20,7 +21,8 @@ export function httpMetrics(metrics: Metrics) {
       const matched = template !== undefined && !template.includes('*');
       stop({
         route: matched ? `${request.baseUrl}${template}` : 'unmatched',
-        status: response.writableFinished ? String(response.statusCode) : CLIENT_LEFT,
+        // A service that failed part way, and cut the answer, said so in the status.
+        status: response.writableFinished || response.statusCode >= 500 ? String(response.statusCode) : CLIENT_LEFT,
       });
     };
     response.on('finish', done);

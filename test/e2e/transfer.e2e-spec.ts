@@ -268,6 +268,12 @@ describe.each(storages)('Export and import on %s storage (e2e)', (_storage, crea
         await expect(http().get(`/chats/${other.id}/export?format=markdown`)).rejects.toThrow();
         deleteBeforeRead((await importing({ messages }).expect(201)).body.id, 2);
         await expect(http().get('/export')).rejects.toThrow();
+        // The service's failure, not a client that left.
+        const metrics = (await http().get('/metrics').expect(200)).text;
+        expect(metrics).toContain('http_request_duration_seconds_count{method="GET",route="/export",status="500"} 1');
+        expect(metrics).toContain(
+          'http_request_duration_seconds_count{method="GET",route="/chats/:chatId/export",status="500"} 2',
+        );
       });
     });
 

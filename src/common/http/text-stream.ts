@@ -10,8 +10,22 @@ import { pipeline } from 'node:stream/promises';
 export async function streamText(response: Response, contentType: string, chunks: AsyncIterable<string>) {
   response.status(200).type(contentType);
   try {
-    await pipeline(Readable.from(chunks, { highWaterMark: 1 }), response);
+    await pipeline(Readable.from(failingAs500(chunks, response), { highWaterMark: 1 }), response);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw error;
+  }
+}
+
+/**
+ * The chunks; should they fail, the response's status becomes 500 before the connection is cut.
+ * The client has its 200 already, but the request log and metrics then count a failure of the
+ * service rather than a client that left.
+ */
+async function* failingAs500(chunks: AsyncIterable<string>, response: Response): AsyncGenerator<string> {
+  try {
+    yield* chunks;
+  } catch (error) {
+    response.statusCode = 500;
+    throw error;
   }
 }
