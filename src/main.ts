@@ -38,7 +38,7 @@ function bootLogger({ level, format }: LoggingConfig): LoggerService {
   const bootLevel = level === 'info' ? 'warn' : level;
   const logger =
     format === 'json'
-      ? new AppLogger(createRootLogger({ level: bootLevel, format }))
+      ? new AppLogger(createRootLogger({ level: bootLevel, format }, { sync: true }))
       : new ConsoleLogger({ logLevels: NEST_LOG_LEVELS[bootLevel] });
   return {
     log: (message, ...params) => logger.log(message, ...params),

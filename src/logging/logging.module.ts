@@ -11,8 +11,12 @@ const PINO_LEVELS: Record<LogLevel, string> = {
   verbose: 'trace',
 };
 
-/** The root pino logger: the level's lines and those above it, as JSON or pretty. */
-export function createRootLogger({ level, format }: LoggingConfig): Pino {
+/**
+ * The root pino logger: the level's lines and those above it, as JSON or pretty. `sync` JSON is
+ * written at once, so that a second logger's lines (start-up's) keep their order with the root's.
+ */
+export function createRootLogger({ level, format }: LoggingConfig, { sync = false } = {}): Pino {
+  if (format === 'json' && sync) return pino({ level: PINO_LEVELS[level] }, pino.destination({ dest: 1, sync: true }));
   return pino({
     level: PINO_LEVELS[level],
     transport: format === 'pretty' ? { target: 'pino-pretty', options: { singleLine: true } } : undefined,

@@ -91,6 +91,10 @@ describe('Request logs (e2e, built service)', () => {
       .filter((line) => line !== '');
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(() => JSON.parse(line) as unknown).not.toThrow();
+    // In the order they were written: Nest's start-up, then the line that says the service listens.
+    const contexts = logLines().map((line) => line.context);
+    expect(contexts.lastIndexOf('RouterExplorer')).toBeGreaterThan(-1);
+    expect(contexts.indexOf('Konko')).toBeGreaterThan(contexts.lastIndexOf('RouterExplorer'));
   });
 
   it('should make up a request id when none or a malformed one is given, and echo it', async () => {
