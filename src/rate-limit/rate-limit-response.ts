@@ -1,13 +1,13 @@
 import { problemResponse, retryAfterHeader } from '../common/problem-details/api-problem-response.decorator';
 import { LimitsConfig, parseLimitsConfig } from '../config/limits.config';
 
-/** The detail of the 429 over the rate limit (the throttler's `errorMessage`). */
+/** The detail of the 429 over the rate limit. */
 export const rateLimitDetail = ({ rateLimit, rateLimitWindowMs }: LimitsConfig) =>
   `More than ${rateLimit} requests in ${rateLimitWindowMs / 1000} s; retry after the time in Retry-After.`;
 
 /**
- * The throttler guards every route (it is global), so every operation declares its 429, a global
- * response of the document, but those marked `SkipRateLimit()`. The example is at the default limits.
+ * The rate limit counts every route, so every operation declares its 429, a global response of
+ * the document, but those marked `SkipRateLimit()`. The example is at the default limits.
  */
 export const RATE_LIMIT_RESPONSE = problemResponse(429, {
   description:

@@ -318,7 +318,7 @@ describe('Operations (e2e)', () => {
       }
     });
 
-    it('should start a new window once X-RateLimit-Reset has passed, whoever keeps the counters', async () => {
+    it('should start a new window once X-RateLimit-Reset has passed (counters in memory)', async () => {
       app = await createTestApp({ env: { RATE_LIMIT: '2', RATE_LIMIT_WINDOW_MS: '60000' } });
       const start = Date.now();
       const clock = jest.spyOn(Date, 'now').mockReturnValue(start);
