@@ -62,7 +62,9 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         const id = uuidv7();
         const created = await repository.createChat(newChat({ id, title: 'First' }));
         expect(created.id).toBe(id);
-        await expect(repository.createChat(newChat({ id, title: 'Second' }))).rejects.toThrow();
+        // Any rejection: a driver's error may come from another realm than the test's (jest's
+        // contexts share a native module), which `toThrow` does not take for an Error.
+        await expect(repository.createChat(newChat({ id, title: 'Second' }))).rejects.toBeDefined();
         await expect(
           repository.importChat({
             chat: newChat({ id, title: 'Imported' }),
@@ -70,7 +72,7 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
             messages: importedMessages([null]),
             currentMessageId: null,
           }),
-        ).rejects.toThrow();
+        ).rejects.toBeDefined();
         expect(await repository.findChat(key(id))).toEqual(created);
         expect(await repository.listChats(TENANT, { limit: 10 })).toEqual([created]);
       });
