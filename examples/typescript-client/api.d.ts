@@ -1136,6 +1136,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1343,6 +1349,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1460,6 +1472,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1576,6 +1594,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1775,6 +1799,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1922,6 +1952,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2682,6 +2718,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2865,6 +2907,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3000,6 +3048,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3154,6 +3208,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3361,6 +3421,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3460,6 +3526,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3671,6 +3743,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds until the rate limit lets the client in again */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -14,5 +14,10 @@ export const RATE_LIMIT_RESPONSE = problemResponse(429, {
     'Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client ' +
     'address while the service runs open)',
   detail: rateLimitDetail(parseLimitsConfig({})),
-  headers: retryAfterHeader('Seconds until the rate limit lets the client in again'),
+  headers: {
+    ...retryAfterHeader('Seconds until the rate limit lets the client in again'),
+    'X-RateLimit-Limit': { description: 'RATE_LIMIT', schema: { type: 'integer', minimum: 1 } },
+    'X-RateLimit-Remaining': { description: 'Requests left in the window: 0', schema: { type: 'integer', minimum: 0 } },
+    'X-RateLimit-Reset': { description: 'Seconds until the window ends', schema: { type: 'integer', minimum: 0 } },
+  },
 });
