@@ -24,9 +24,9 @@ function requestIdOf(request: Request, response: Response): string {
 
 /**
  * One line per request, written when its response ends (or its client leaves first), carrying its
- * id, method, URL (search words left out), client address and User-Agent, its status and how long it took. A whitelist:
- * no other header is logged, so credentials (Authorization, Cookie, X-Api-Key) never reach the
- * log. The address is Express's `req.ip`, which honours TRUST_PROXY, so behind a load balancer it
+ * id, method, URL (see loggableUrl), client address and User-Agent, its status and how long it took.
+ * A whitelist: no other header is logged, so credentials (Authorization, Cookie, X-Api-Key) never
+ * reach the log. The address is Express's `req.ip`, which honours TRUST_PROXY, so behind a load balancer it
  * is the client's. Written with pino directly, with no logger made per request: pino-http's child
  * logger per request cost a turn about as much as the rest of its logging.
  */
