@@ -5,7 +5,7 @@ import { ChatRepository } from '../../src/chats/chat.repository';
 import { openSqlDatabase, SqlStorageSettings } from '../../src/storage/open-sql-database';
 import { SqlChatRepository } from '../../src/storage/sql/sql-chat.repository';
 import type { SqlDatabase } from '../../src/storage/sql/sql-database';
-import { createTestSchema, postgresUnavailableReason } from './test-postgres';
+import { createTestSchema } from './test-postgres';
 
 /** A database of its own for one test or suite: a SQLite file in a temp dir, or a PostgreSQL schema. */
 export interface TestDatabase {
@@ -45,13 +45,12 @@ export async function openTestRepository(database: TestDatabase, leaseMs = 30_00
 }
 
 /**
- * The databases that database tests run on: SQLite always, PostgreSQL unless it is unreachable
- * outside CI (then the reason is printed and its runs are left out).
+ * The databases that database tests run on: SQLite and PostgreSQL, always. PostgreSQL is required:
+ * when it is unreachable, each of its runs fails at its first connection, saying so.
  */
 export function testDatabases(): [name: string, create: () => Promise<TestDatabase>][] {
-  const databases: [string, () => Promise<TestDatabase>][] = [['sqlite', createSqliteTestDatabase]];
-  const postgresMissing = postgresUnavailableReason();
-  if (postgresMissing === null) databases.push(['postgres', createPostgresTestDatabase]);
-  else console.warn(`The PostgreSQL runs of these tests are left out: ${postgresMissing}`);
-  return databases;
+  return [
+    ['sqlite', createSqliteTestDatabase],
+    ['postgres', createPostgresTestDatabase],
+  ];
 }
