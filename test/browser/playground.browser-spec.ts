@@ -7,7 +7,7 @@ import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
 import { MessageDto, MessagePageDto } from '../../src/messages/dto/message.dto';
 import { SearchHitDto } from '../../src/search/dto/search-hit.dto';
 import { ExportDocumentDto } from '../../src/transfer/dto/export-document.dto';
-import { describeWithChromium, launchChromium, screenshot, TestBrowser } from '../support/browser';
+import { launchChromium, screenshot, TestBrowser } from '../support/browser';
 import { branchedDocument } from '../support/chat-documents';
 import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
@@ -61,7 +61,7 @@ const until = (condition: () => boolean) =>
     check();
   });
 
-describeWithChromium('Playground (browser)', () => {
+describe('Playground (browser)', () => {
   let app: NestExpressApplication;
   let baseUrl: string;
   let browser: TestBrowser | undefined;

@@ -22,19 +22,15 @@ export const CHROMIUM_ARGS = [
 export const SCREENSHOT_DIR = resolve(__dirname, '../browser/screenshots');
 
 /**
- * Why the browser suites cannot run here, or null when they must run. With CI=true they always
- * must: a missing Chromium then fails them instead of passing them by.
+ * Chromium is required: without it each browser test fails here, saying what to install, rather
+ * than being left out.
  */
-export function chromiumUnavailableReason(): string | null {
-  if (process.env.CI === 'true' || existsSync(CHROMIUM_PATH)) return null;
-  return `no Chromium at ${CHROMIUM_PATH} (apt-get install chromium, or set CHROMIUM_PATH); set CI=true to require it`;
-}
-
-/** `describe`, or `describe.skip` with the reason printed when Chromium is missing outside CI. */
-export function describeWithChromium(name: string, body: () => void): void {
-  const missing = chromiumUnavailableReason();
-  if (missing) console.warn(`The browser tests are left out: ${missing}`);
-  (missing ? describe.skip : describe)(name, body);
+function requireChromium(): void {
+  if (existsSync(CHROMIUM_PATH)) return;
+  throw new Error(
+    `The browser tests need Chromium at ${CHROMIUM_PATH} (CHROMIUM_PATH): install it with ` +
+      '`apt-get install chromium`, or set CHROMIUM_PATH to a Chromium (see docs/testing.md)',
+  );
 }
 
 export interface TestBrowser {
@@ -45,6 +41,7 @@ export interface TestBrowser {
 
 /** A fresh Chromium with a fresh user data dir, removed on close. */
 export async function launchChromium(viewport = { width: 1280, height: 800 }): Promise<TestBrowser> {
+  requireChromium();
   const userDataDir = mkdtempSync(join(tmpdir(), 'konko-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM_PATH,
