@@ -54,13 +54,6 @@ async function* heldReply(gate: Promise<void>, first: string, rest: string): Asy
 
 const text = async (locator: Locator) => (await locator.textContent())?.trim();
 
-/** Resolves once `condition` holds, checked on every turn of the event loop. */
-const until = (condition: () => boolean) =>
-  new Promise<void>((resolve) => {
-    const check = () => (condition() ? resolve() : setImmediate(check));
-    check();
-  });
-
 describe('Playground (browser)', () => {
   let app: NestExpressApplication;
   let baseUrl: string;
@@ -366,9 +359,14 @@ describe('Playground (browser)', () => {
   it('should stop a reply that waits for its chat once it runs, not the turn it waits for', async () => {
     const llm = new RecordingLlmProvider();
     const first = deferred();
+    /** Opens when the upstream receives the first call: the other client's turn then holds the chat. */
+    const firstCalled = deferred();
     llm.respond = (req, call) =>
       (async function* (): AsyncGenerator<LlmStreamPart> {
-        if (call === 1) await Promise.race([first.promise, untilAborted(req)]);
+        if (call === 1) {
+          firstCalled.resolve();
+          await Promise.race([first.promise, untilAborted(req)]);
+        }
         yield { type: 'delta', content: `Reply ${call}` };
         if (call === 1) yield { type: 'finish', model: 'fake-model', usage: null };
         else await untilAborted(req);
@@ -383,7 +381,7 @@ describe('Playground (browser)', () => {
       .post(`/chats/${chatId}/messages`)
       .send({ content: 'From elsewhere' })
       .then((r) => r);
-    await until(() => llm.calls.length === 1);
+    await firstCalled.promise;
 
     await messageInput(page).fill('From the page');
     await messageInput(page).press('Enter');
