@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChatLeaseLostError, UnknownMessageIdError } from '../../src/chats/chat-errors';
 import { ChatRepository } from '../../src/chats/chat.repository';
@@ -6,14 +7,17 @@ import { OpenedRepository, openTestRepository, TestDatabase, testDatabases } fro
 import { deferred } from '../support/deferred';
 import { key, newChat, userMessage } from './fixtures';
 
-/** Polls until `check` holds; the bound keeps a broken lock from hanging the test. */
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 500; attempt++) {
+/** Polls until `check` holds, `attempts` times 10 ms apart; the bound keeps a broken lock from hanging the test. */
+async function until(check: () => Promise<boolean>, what: string, attempts = 500): Promise<void> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
     if (await check()) return;
     await sleep(10);
   }
-  throw new Error(`timed out waiting until ${what}`);
+  throw new Error(`gave up after ${attempts} looks waiting until ${what}`);
 }
+
+/** The owner of a lease this process takes: its host (letters, digits, `-` and `.`) and pid, then the holding's id. */
+const OWN_LEASE = new RegExp(`^${hostname().replaceAll('.', '\\.')}:${process.pid}:[0-9a-f-]{36}$`);
 
 /**
  * The turn lock of the database repositories across instances: each "instance" is a repository
@@ -218,24 +222,32 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       const a = await instance();
       const chat = await a.repository.createChat(newChat());
       const { db, dialect } = a.database;
-      // What a process killed while holding the chat leaves behind: a lease nobody renews.
+      // What a process killed while holding the chat leaves behind: a lease nobody renews, valid for an hour.
       await db
         .insertInto('chat_leases')
-        .values({ chat_id: chat.id, owner: 'crashed-instance', expires_at: sql<number>`${dialect.nowMs} + 1000` })
+        .values({ chat_id: chat.id, owner: 'crashed-instance', expires_at: sql<number>`${dialect.nowMs} + 3600000` })
         .execute();
-      const started = Date.now();
+      let ran = false;
 
-      const owner = await a.repository.withChatLock(chat.id, async () => {
+      const turn = a.repository.withChatLock(chat.id, async (lock) => {
+        ran = true;
         const lease = await db
           .selectFrom('chat_leases')
           .select('owner')
           .where('chat_id', '=', chat.id)
           .executeTakeFirst();
-        return lease?.owner;
+        return { holder: lock.holder, owner: lease?.owner };
       });
+      await until(async () => ran || (await waiters(a, chat.id)) === 1, 'a waits for the lease');
+      expect(ran).toBe(false);
+      // The crashed instance's lease runs out.
+      await db.updateTable('chat_leases').set({ expires_at: 0 }).where('chat_id', '=', chat.id).execute();
+      const { holder, owner } = await turn;
 
-      expect(owner).not.toBe('crashed-instance');
-      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      expect(ran).toBe(true);
+      expect(owner).toBe(holder);
+      expect(owner).toMatch(OWN_LEASE);
+      expect(await waiters(a, chat.id)).toBe(0);
     });
 
     it('should refuse the writes of a turn whose lease expired and was taken', async () => {
