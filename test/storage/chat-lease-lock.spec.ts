@@ -152,17 +152,42 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
       const [a, b] = [await instance(leaseMs), await instance(leaseMs)];
       const chat = await a.repository.createChat(newChat());
       const order: string[] = [];
+      const longReply = deferred();
       const holding = a.repository.withChatLock(chat.id, async (lock) => {
-        await sleep(leaseMs * 4);
+        await longReply.promise;
         await a.repository.appendMessage(key(chat.id), userMessage('after a long reply'), lock);
         order.push('a');
       });
-      await until(
-        async () => (await a.database.db.selectFrom('chat_leases').select('owner').execute()).length === 1,
-        'a holds the lease',
-      );
+      const lease = async () => {
+        const row = await a.database.db
+          .selectFrom('chat_leases')
+          .select(['owner', 'expires_at'])
+          .where('chat_id', '=', chat.id)
+          .executeTakeFirst();
+        return row && { owner: row.owner, expiresAt: Number(row.expires_at) };
+      };
+      await until(async () => (await lease()) !== undefined, 'a holds the lease');
+      const taken = (await lease())!;
       const waiting = b.repository.withChatLock(chat.id, async () => void order.push('b'));
+      await until(async () => (await waiters(a, chat.id)) === 1, 'b waits');
 
+      // a renews its lease (every third of its length) while the work runs, past the time the
+      // lease it took would have run out: a renewal then moves it beyond that time + leaseMs.
+      const renewals = new Set<number>();
+      await until(
+        async () => {
+          const now = await lease();
+          if (now?.owner === taken.owner && now.expiresAt > taken.expiresAt) renewals.add(now.expiresAt);
+          return renewals.size >= 2 && Math.max(...renewals) > taken.expiresAt + leaseMs;
+        },
+        'a renews its lease twice, the last time after the lease it took would have run out',
+        1000,
+      );
+      expect(await lease()).toMatchObject({ owner: taken.owner });
+      expect(await waiters(a, chat.id)).toBe(1);
+      expect(order).toEqual([]);
+
+      longReply.resolve();
       await Promise.all([holding, waiting]);
       expect(order).toEqual(['a', 'b']);
     });
