@@ -3,6 +3,7 @@ import { ChatNotFoundError, UnknownMessageIdError } from '../../src/chats/chat-e
 import { ChatLock, ChatRepository } from '../../src/chats/chat.repository';
 import { Message } from '../../src/chats/message';
 import { deferred } from '../support/deferred';
+import { readAllPages } from '../support/pages';
 import { importedMessages, key, newChat, TENANT, userMessage } from './fixtures';
 
 /** A stored message's time: ISO 8601 in UTC with milliseconds, as the API shows it. */
@@ -88,15 +89,13 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         const newestFirst = [...created].reverse().map((c) => c.id);
 
         expect((await repository.listChats(TENANT, { limit: 100 })).map((c) => c.id)).toEqual(newestFirst);
-        const seen: string[] = [];
-        let beforeId: string | undefined;
-        for (;;) {
-          const page = await repository.listChats(TENANT, { limit: 3, beforeId });
-          seen.push(...page.map((c) => c.id));
-          if (page.length < 3) break;
-          beforeId = page[page.length - 1].id;
-        }
-        expect(seen).toEqual(newestFirst);
+        const seen = await readAllPages(
+          'listChats',
+          { size: 3, maxPages: 10 },
+          (beforeId?: string) => repository.listChats(TENANT, { limit: 3, beforeId }),
+          (chat) => chat.id,
+        );
+        expect(seen.map((c) => c.id)).toEqual(newestFirst);
       });
 
       it('should apply only the given changes and move updatedAt', async () => {
@@ -200,15 +199,13 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
           ours.push((await repository.createChat(newChat())).id);
           await repository.createChat(newChat({ tenantId: OTHER }));
         }
-        const seen: string[] = [];
-        let beforeId: string | undefined;
-        for (;;) {
-          const page = await repository.listChats(TENANT, { limit: 2, beforeId });
-          seen.push(...page.map((c) => c.id));
-          if (page.length < 2) break;
-          beforeId = page[page.length - 1].id;
-        }
-        expect(seen).toEqual([...ours].reverse());
+        const seen = await readAllPages(
+          'listChats',
+          { size: 2, maxPages: 10 },
+          (beforeId?: string) => repository.listChats(TENANT, { limit: 2, beforeId }),
+          (chat) => chat.id,
+        );
+        expect(seen.map((c) => c.id)).toEqual([...ours].reverse());
       });
     });
 
@@ -450,15 +447,13 @@ export function describeChatRepositoryContract(name: string, open: () => Promise
         let last = await say(chat.id, 'n4', line[2].id);
         for (let i = 5; i <= 7; i++) last = await say(chat.id, `n${i}`);
         await say(chat.id, 'y', line[0].id);
-        const seen: string[] = [];
-        let afterSeq: number | undefined;
-        for (;;) {
-          const page = await repository.listBranch(key(chat.id), { throughId: last.id, limit: 2, afterSeq });
-          seen.push(...contents(page));
-          if (page.length < 2) break;
-          afterSeq = page[page.length - 1].seq;
-        }
-        expect(seen).toEqual(['m1', 'm2', 'm3', 'n4', 'n5', 'n6', 'n7']);
+        const seen = await readAllPages(
+          'listBranch',
+          { size: 2, maxPages: 10 },
+          (afterSeq?: number) => repository.listBranch(key(chat.id), { throughId: last.id, limit: 2, afterSeq }),
+          (message) => message.seq,
+        );
+        expect(contents(seen)).toEqual(['m1', 'm2', 'm3', 'n4', 'n5', 'n6', 'n7']);
       });
 
       it('should refuse a parent that is no message of the chat, storing nothing', async () => {

@@ -4,6 +4,7 @@ import { searchTermsOf } from '../../src/search/search-terms';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
 import { InMemoryMessageSearch } from '../../src/storage/in-memory/in-memory-message-search';
 import { SqlMessageSearch } from '../../src/storage/sql/sql-message-search';
+import { readAllPages } from '../support/pages';
 import { openTestRepository, testDatabases } from '../support/test-databases';
 import { key, newChat, TENANT, userMessage } from './fixtures';
 
@@ -116,13 +117,15 @@ describe.each(backends)('MessageSearch on %s', (_name, open) => {
     expect(all.findIndex((h) => h.message.id === newer.id)).toBeLessThan(
       all.findIndex((h) => h.message.id === older.id),
     );
-    const walked = [];
-    for (let after: { rank: number; messageId: string } | undefined; ;) {
-      const page = await subject.search.search({ tenantId: TENANT, terms: ['invoice'], limit: 4, after });
-      walked.push(...page.map((h) => h.message.id));
-      if (page.length < 4) break;
-      after = { rank: page[3].rank, messageId: page[3].message.id };
-    }
+    const walked = (
+      await readAllPages(
+        'search',
+        { size: 4, maxPages: 10 },
+        (after?: { rank: number; messageId: string }) =>
+          subject.search.search({ tenantId: TENANT, terms: ['invoice'], limit: 4, after }),
+        (hit) => ({ rank: hit.rank, messageId: hit.message.id }),
+      )
+    ).map((h) => h.message.id);
     expect(walked).toEqual(all.map((h) => h.message.id));
     expect(new Set(walked).size).toBe(12);
   });
