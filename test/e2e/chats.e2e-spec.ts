@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { createTestApp } from '../support/test-app';
@@ -174,6 +175,17 @@ describe('Chats (e2e)', () => {
     ).body;
     expect(cleared).toMatchObject({ title: null, systemPrompt: null, metadata: {} });
     expect((await http().get(`/chats/${chat.id}`).expect(200)).body).toEqual(cleared);
+  });
+
+  it('should leave a chat as it was, updatedAt included, on a PATCH that changes nothing', async () => {
+    const chat = await newChat({ title: 'Kept' });
+    for (const body of [{}, undefined]) {
+      const request = http().patch(`/chats/${chat.id}`);
+      const answered = (await (body === undefined ? request : request.send(body)).expect(200)).body;
+      expect(answered).toEqual(chat);
+    }
+    expect((await http().get(`/chats/${chat.id}`).expect(200)).body).toEqual(chat);
+    await http().patch(`/chats/${randomUUID()}`).send({}).expect(404);
   });
 
   it("should refuse to change a chat's model or id through PATCH", async () => {
