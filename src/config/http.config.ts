@@ -126,14 +126,31 @@ function parseCorsOrigins(value: string | undefined): string[] {
   return origins;
 }
 
+/** More hops than any real chain of proxies: a larger count trusts every hop, as `true` would. */
+const MAX_TRUSTED_HOPS = 10;
+const TRUSTS_EVERY_HOP = 'trusts every hop, so any client could name its own address in X-Forwarded-For';
+
 /**
  * A hop count (`1`: the load balancer in front), or comma-separated addresses, CIDRs and the names
  * `loopback`, `linklocal` and `uniquelocal`, as Express's `trust proxy` takes them. `true` (trust
- * every hop) is refused: any client could then name its own address.
+ * every hop) is refused, and so is a hop count no real chain of proxies has.
  */
 function parseTrustProxy(value: string | undefined): number | string[] | false {
   if (value === undefined) return false;
-  if (/^\d+$/.test(value.trim())) return Number(value);
+  if (/^\d+$/.test(value.trim())) {
+    const hops = Number(value);
+    if (hops > MAX_TRUSTED_HOPS) {
+      throw refuse(
+        'TRUST_PROXY',
+        value,
+        `${TRUSTS_EVERY_HOP}; use the number of proxies in front (at most ${MAX_TRUSTED_HOPS}) or their addresses`,
+      );
+    }
+    return hops;
+  }
+  if (value.trim().toLowerCase() === 'true') {
+    throw refuse('TRUST_PROXY', value, `${TRUSTS_EVERY_HOP}; use the number of proxies in front or their addresses`);
+  }
   const proxies = value
     .split(',')
     .map((entry) => entry.trim())
