@@ -7,25 +7,12 @@ import { EventStreamClient } from '../support/event-stream-client';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 import { deferred } from '../support/deferred';
+import { requestsArriving } from '../support/requests-arriving';
 import { TestDatabase, testDatabases } from '../support/test-databases';
+import { until } from '../support/until';
 import type { MessageDto } from '../../src/messages/dto/message.dto';
 
 const storages: [string, (() => Promise<TestDatabase>) | null][] = [['memory', null], ...testDatabases()];
-
-/** Resolves once `count` more HTTP requests have arrived at the app's server. */
-function requestsArriving(app: NestExpressApplication, count: number): Promise<void> {
-  return new Promise((resolve) => {
-    let seen = 0;
-    const server = app.getHttpServer();
-    const onRequest = () => {
-      seen += 1;
-      if (seen < count) return;
-      server.off('request', onRequest);
-      resolve();
-    };
-    server.on('request', onRequest);
-  });
-}
 
 describe('Turn concurrency (e2e)', () => {
   let app: NestExpressApplication;
@@ -43,7 +30,7 @@ describe('Turn concurrency (e2e)', () => {
     const chat = await newChat();
     const contents = Array.from({ length: 20 }, (_, i) => `message ${i + 1}`);
     // Hold the first reply until every request has reached the service, so all 20 turns overlap.
-    const allArrived = requestsArriving(app, contents.length);
+    const allArrived = requestsArriving(app.getHttpServer(), contents.length);
     llm.respond = async (req, call) => {
       if (call === 1) await allArrived;
       return echoReply(req);
@@ -176,7 +163,7 @@ describe.each(storages)('Chat settings a waiting turn uses, on %s storage (e2e)'
         .send({ content: 'second' })
         .then((r) => r);
       // The second turn has found the chat and waits for the first one.
-      while ((await turnsInFlight()) < 2);
+      await until(async () => (await turnsInFlight()) >= 2, 'the second turn to wait (chat_turns_in_flight 2)');
       await http().patch(`/chats/${chat.id}`).send({ systemPrompt: 'after' }).expect(200);
       firstReply.resolve();
 
@@ -235,7 +222,7 @@ describe('Turns stopped while they wait for their chat (e2e)', () => {
     await firstCalled.promise;
     const waiting = second();
     pending = [first, waiting];
-    while ((await turnsInFlight()) < 2);
+    await until(async () => (await turnsInFlight()) >= 2, 'the second turn to wait (chat_turns_in_flight 2)');
     return { first, waiting };
   };
 
@@ -314,7 +301,7 @@ describe('Turns stopped while they wait for their chat (e2e)', () => {
     );
     (await waiting).disconnect();
 
-    while ((await turnsInFlight()) > 1);
+    await until(async () => (await turnsInFlight()) <= 1, 'the abandoned turn to end (chat_turns_in_flight 1)');
     expect(llm.inFlight).toBe(1);
     gate!.resolve();
     expect((await first).status).toBe(201);

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import Redis from 'ioredis';
 import { Client } from 'pg';
 import type { MessageDto } from '../../src/messages/dto/message.dto';
@@ -8,6 +9,7 @@ import { PostgresLink } from '../support/postgres-link';
 import { ServiceProcess, startService } from '../support/service-process';
 import { TestDatabase, testDatabases } from '../support/test-databases';
 import { TEST_POSTGRES_URL } from '../support/test-postgres';
+import { until } from '../support/until';
 
 // Each test starts service processes on real databases and Redis.
 jest.setTimeout(60_000);
@@ -328,7 +330,7 @@ describe.each(postgres ? [postgres] : [])(
         content: 'Waiting on A',
       });
       const placeOfA = `select ticket from chat_lease_waiters where chat_id = $1 and owner like '%:${ctx.a.child.pid}:%'`;
-      while ((await observer.query(placeOfA, [chatId])).rowCount === 0);
+      await until(async () => (await observer.query(placeOfA, [chatId])).rowCount! > 0, 'A to take a place in line');
       // A takes the chat, then waits to leave its place in line: the stop comes in between.
       const locker = new Client({ connectionString: ctx.database.url });
       await locker.connect();
@@ -337,7 +339,7 @@ describe.each(postgres ? [postgres] : [])(
         await locker.query(`${placeOfA} for key share`, [chatId]);
         expect((await post(ctx.b, `/chats/${chatId}/stop`)).status).toBe(202);
         await first.client.all();
-        while (!(await ownerOfLease(chatId))?.includes(`:${ctx.a.child.pid}:`));
+        await until(async () => (await ownerOfLease(chatId))?.includes(`:${ctx.a.child.pid}:`), 'A to take the chat');
         await observer.query('listen konko_turn_stop_requested');
         const announced = new Promise<void>((resolve) =>
           observer.on('notification', ({ payload }) => payload === chatId && resolve()),
@@ -384,12 +386,12 @@ describe.each(postgres ? [postgres] : [])(
       );
 
     /** The backend of the statement `blocker` (a backend's pid) blocks, once it waits. */
-    const blockedBy = async (blocker: number) => {
+    const blockedBy = (blocker: number) => {
       const blocked = 'select pid from pg_stat_activity where $1 = any(pg_blocking_pids(pid))';
-      for (;;) {
-        const [found] = (await observer.query<{ pid: number }>(blocked, [blocker])).rows;
-        if (found) return found.pid;
-      }
+      return until(
+        async () => (await observer.query<{ pid: number }>(blocked, [blocker])).rows[0]?.pid,
+        `a statement blocked by backend ${blocker}`,
+      );
     };
     const pidOf = async (client: Client) =>
       (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
@@ -426,7 +428,7 @@ describe.each(postgres ? [postgres] : [])(
       const first = await heldTurn(ctx, ctx.b, chatId);
       const waiting = post(ctx.a, `/chats/${chatId}/messages`, { content: 'Waiting on A' });
       const placeOfA = `select ticket from chat_lease_waiters where chat_id = $1 and owner like '%:${ctx.a.child.pid}:%'`;
-      while ((await observer.query(placeOfA, [chatId])).rowCount === 0);
+      await until(async () => (await observer.query(placeOfA, [chatId])).rowCount! > 0, 'A to take a place in line');
       // A takes the chat, then waits to leave its place in line, which this transaction holds.
       const locker = new Client({ connectionString: ctx.database.url });
       await locker.connect();
@@ -440,7 +442,11 @@ describe.each(postgres ? [postgres] : [])(
         // Past the lease it held when it began to leave (CHAT_LOCK_LEASE_MS), by the database's clock.
         const taken = await leaseOf(chatId);
         expect(taken.owner).toContain(`:${ctx.a.child.pid}:`);
-        while ((await nowMs()) <= Number(taken.expires));
+        // Wait out the lease once, then check that the database's clock is past it.
+        await delay(Math.max(0, Number(taken.expires) - (await nowMs())) + 1);
+        await until(async () => (await nowMs()) > Number(taken.expires), 'the database clock to pass the lease', {
+          attempts: 20,
+        });
         renewed = (await leaseOf(chatId))?.live === true;
         // The statement fails: its connection is ended under it.
         await observer.query('select pg_terminate_backend($1)', [leaving]);
@@ -479,7 +485,7 @@ describe.each(postgres ? [postgres] : [])(
         return events;
       });
       const queued = post(ctx.b, `/chats/${chatId}/messages`, { content: 'Waiting on B' });
-      while ((await turnsInFlight(ctx.b)) < 1);
+      await until(async () => (await turnsInFlight(ctx.b)) >= 1, 'B to admit the waiting turn');
 
       const exited = once(ctx.b.child, 'exit').then(([code]) => {
         order.push('B exited');

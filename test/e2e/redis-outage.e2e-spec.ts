@@ -1,6 +1,5 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { once } from 'node:events';
-import { setTimeout as delay } from 'node:timers/promises';
 import request from 'supertest';
 import type { LlmStreamPart } from '../../src/llm/llm-provider';
 import type { MessageDto } from '../../src/messages/dto/message.dto';
@@ -11,6 +10,7 @@ import { RedisLink } from '../support/redis-link';
 import { ServiceProcess, startService } from '../support/service-process';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 import { createSqliteTestDatabase, TestDatabase } from '../support/test-databases';
+import { until } from '../support/until';
 
 // Service processes, and a Redis that goes away and comes back on ioredis's reconnection delays.
 jest.setTimeout(60_000);
@@ -18,10 +18,11 @@ jest.setTimeout(60_000);
 /** A database of the shared Redis of its own; each test goes to it through a link it cuts. */
 const DB = 11;
 
-/** Resolves once `check` holds, asking again every 50 ms (ioredis reconnects on its own schedule). */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  while (!(await check())) await delay(50);
-}
+/**
+ * How long to ask again for what ioredis brings about on its own schedule: it reconnects at most
+ * 2 s apart, so 400 attempts 50 ms apart (20 s and more) are plenty, and fail well within the timeout.
+ */
+const RECONNECTS = { attempts: 400, pauseMs: 50 };
 
 describe('REDIS_URL while Redis is unreachable (e2e)', () => {
   let app: NestExpressApplication | undefined;
@@ -38,7 +39,7 @@ describe('REDIS_URL while Redis is unreachable (e2e)', () => {
   it('should turn unready, naming Redis, while Redis is down or hangs, and ready again once it answers', async () => {
     link = await RedisLink.open(DB);
     app = await createTestApp({ env: { REDIS_URL: link.url, RATE_LIMIT: '0' } });
-    await until(isReady);
+    await until(isReady, 'the service to be ready', RECONNECTS);
     expect((await http().get('/health/ready')).body.details).toMatchObject({
       storage: { status: 'up' },
       redis: { status: 'up' },
@@ -54,7 +55,7 @@ describe('REDIS_URL while Redis is unreachable (e2e)', () => {
     });
 
     await link.restore();
-    await until(isReady);
+    await until(isReady, 'the service to be ready', RECONNECTS);
     link.freeze();
     const hung = await http().get('/health/ready').expect(503);
     expect(hung.body.checks).toEqual({ redis: { status: 'down', message: 'no answer within 1000 ms' } });
@@ -63,9 +64,9 @@ describe('REDIS_URL while Redis is unreachable (e2e)', () => {
   it('should turn unready while it hears no stop requests, though Redis answers', async () => {
     link = await RedisLink.open(DB);
     app = await createTestApp({ env: { REDIS_URL: link.url, RATE_LIMIT: '0' } });
-    await until(isReady);
+    await until(isReady, 'the service to be ready', RECONNECTS);
     link.cutSubscribers();
-    await until(async () => !(await isReady()));
+    await until(async () => !(await isReady()), 'the service to turn unready', RECONNECTS);
     const down = await http().get('/health/ready').expect(503);
     expect(down.body.checks).toEqual({
       redis: { status: 'down', message: expect.stringMatching(/^not subscribed to stop requests \(.+\)$/) },
@@ -110,7 +111,7 @@ describe('REDIS_URL while Redis is unreachable (e2e)', () => {
   it('should answer a stop with 503 redis-unavailable when Redis hangs', async () => {
     link = await RedisLink.open(DB);
     app = await createTestApp({ env: { REDIS_URL: link.url, RATE_LIMIT: '0' } });
-    await until(isReady);
+    await until(isReady, 'the service to be ready', RECONNECTS);
     const chatId = (await http().post('/chats').expect(201)).body.id as string;
     link.freeze();
     const refused = await http().post(`/chats/${chatId}/stop`).expect(503);
@@ -169,7 +170,7 @@ describe('Two instances whose Redis is down as they start (e2e, service processe
     // Redis comes back only after A's subscription to stops has met that.
     await logged(a, 'Redis subscriber: connect ECONNREFUSED', 21);
     await link.restore();
-    await until(async () => (await ready(a)) && (await ready(b)));
+    await until(async () => (await ready(a)) && (await ready(b)), 'both instances to be ready', RECONNECTS);
 
     const chatId = ((await (await fetch(`${a.baseUrl}/chats`, { method: 'POST' })).json()) as { id: string }).id;
     llm.enqueue({ kind: 'reply', pieces: ['Once ', 'upon ', 'a ', 'time'], holdAfter: 2 });
@@ -191,7 +192,7 @@ describe('Two instances whose Redis is down as they start (e2e, service processe
     database = await createSqliteTestDatabase();
     link = await RedisLink.open(DB);
     const [a, b] = await startTwo();
-    await until(async () => (await ready(a)) && (await ready(b)));
+    await until(async () => (await ready(a)) && (await ready(b)), 'both instances to be ready', RECONNECTS);
     const chatId = ((await (await fetch(`${a.baseUrl}/chats`, { method: 'POST' })).json()) as { id: string }).id;
 
     await link.cut();
@@ -205,7 +206,7 @@ describe('Two instances whose Redis is down as they start (e2e, service processe
     // never reached Redis, nor its events.
     await logged(a, 'Could not mark a running turn', 1);
     await link.restore();
-    await until(async () => (await ready(a)) && (await ready(b)));
+    await until(async () => (await ready(a)) && (await ready(b)), 'both instances to be ready', RECONNECTS);
 
     const resumed = await EventStreamClient.get(`${b.baseUrl}/chats/${chatId}/stream`, {
       'Last-Event-ID': seen[0].id!,
