@@ -1,5 +1,6 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { once } from 'node:events';
+import { ServerResponse } from 'node:http';
 import request from 'supertest';
 import { ChatRepository } from '../../src/chats/chat.repository';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
@@ -11,6 +12,7 @@ import { FakeOpenAiServer } from '../support/fake-openai-server';
 import { RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 import { TestDatabase, testDatabases } from '../support/test-databases';
+import { until } from '../support/until';
 
 const storages: [string, (() => Promise<TestDatabase>) | null][] = [['memory', null], ...testDatabases()];
 
@@ -41,25 +43,37 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
     await database?.drop();
   });
 
-  /** The upstream sends `pieces`, then waits for `gate` (or an abort) before it finishes. */
+  /**
+   * The upstream sends `pieces`, then waits for `gate` (or an abort) before it finishes. `called`
+   * resolves once the first call has reached it.
+   */
   const replyHeldAfter = (pieces: string[]) => {
     const gate = deferred();
+    const called = deferred();
     const upstream: { signal?: AbortSignal } = {};
     llm.respond = (req) =>
       (async function* (): AsyncGenerator<LlmStreamPart> {
         upstream.signal = req.signal;
+        called.resolve();
         for (const content of pieces) yield { type: 'delta', content };
         await Promise.race([gate.promise, untilAborted(req)]);
         yield { type: 'delta', content: ' and the end.' };
         yield { type: 'finish', model: 'fake-model', usage: null };
       })();
-    return { gate, upstream };
+    return { gate, called, upstream };
   };
   const send = (content: string) => EventStreamClient.post(`${baseUrl}/chats/${chatId}/messages`, { content });
   const resume = (headers: Record<string, string> = {}, query = '') =>
     EventStreamClient.get(`${baseUrl}/chats/${chatId}/stream${query}`, headers);
   const stored = async () =>
     (await http().get(`/chats/${chatId}/messages?branch=all`).expect(200)).body.data as MessageDto[];
+  const turnsInFlight = async () =>
+    Number(/^chat_turns_in_flight (\d+)$/m.exec((await http().get('/metrics').expect(200)).text)?.[1]);
+  /** Resolves once the server has seen the connection of the next request close. */
+  const nextRequestClosed = () =>
+    new Promise<void>((resolve) =>
+      app.getHttpServer().once('request', (_req: unknown, res: ServerResponse) => res.once('close', resolve)),
+    );
   const deltasOf = (events: ReceivedEvent[]) =>
     events
       .filter((e) => e.event === 'delta')
@@ -68,9 +82,12 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
 
   it('should go on with a turn whose client left, and store its reply whole', async () => {
     const { gate } = replyHeldAfter(['Once upon ', 'a time']);
+    const serverSawLeave = nextRequestClosed();
     const client = await send('Tell me a story');
     await client.waitForEvents(3);
     client.disconnect();
+    // The reply goes on only once the service knows the client left: a turn stopped then would end short.
+    await serverSawLeave;
     gate.resolve();
 
     const next = (await http().post(`/chats/${chatId}/messages`).send({ content: 'And then?' }).expect(201))
@@ -94,7 +111,8 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
   });
 
   it('should go on with a plain turn whose client left', async () => {
-    const { gate } = replyHeldAfter(['Plain ']);
+    const { gate, called } = replyHeldAfter(['Plain ']);
+    const serverSawLeave = nextRequestClosed();
     const controller = new AbortController();
     const plain = fetch(`${baseUrl}/chats/${chatId}/messages`, {
       method: 'POST',
@@ -102,13 +120,11 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
       body: JSON.stringify({ content: 'Hello' }),
       signal: controller.signal,
     }).catch(() => undefined);
-    await new Promise<void>((resolve) => {
-      const poll = () => (llm.calls.length > 0 ? resolve() : setImmediate(poll));
-      poll();
-    });
+    await called.promise;
     controller.abort();
     await plain;
     const resumed = await resume();
+    await serverSawLeave;
     gate.resolve();
     const events = await resumed.all();
     expect(events.at(-1)).toMatchObject({ event: 'assistant_message', data: { status: 'completed' } });
@@ -289,15 +305,18 @@ describe.each(storages)('Stopping and resuming turns on %s storage (e2e)', (_sto
   });
 
   it('should answer a waiting plain request 201 with the stopped reply, and run the turns that wait', async () => {
-    const { gate } = replyHeldAfter([]);
-    const plain = http().post(`/chats/${chatId}/messages`).send({ content: 'Slow' });
-    const waiting = http().post(`/chats/${chatId}/messages`).send({ content: 'Next' });
-    const running = plain.then((r) => r);
-    const next = waiting.then((r) => r);
-    await new Promise<void>((resolve) => {
-      const poll = () => (llm.calls.length > 0 ? resolve() : setImmediate(poll));
-      poll();
-    });
+    const { gate, called } = replyHeldAfter([]);
+    // supertest sends on then(): 'Slow' holds the chat before 'Next' is sent, and 'Next' waits for it.
+    const running = http()
+      .post(`/chats/${chatId}/messages`)
+      .send({ content: 'Slow' })
+      .then((r) => r);
+    await called.promise;
+    const next = http()
+      .post(`/chats/${chatId}/messages`)
+      .send({ content: 'Next' })
+      .then((r) => r);
+    await until(async () => (await turnsInFlight()) >= 2, "'Next' to wait for the chat (chat_turns_in_flight 2)");
     await http().post(`/chats/${chatId}/stop`).expect(202);
     gate.resolve();
 
