@@ -76,9 +76,9 @@ describe('Turn concurrency (e2e)', () => {
     const [a, b] = [await newChat(), await newChat()];
     let releaseBoth!: () => void;
     const bothInFlight = new Promise<void>((resolve) => (releaseBoth = resolve));
-    // If turns of different chats waited for each other, the second call would never start
-    // while the first is held; the fallback then lets the test fail on the assertion below.
-    const fallback = setTimeout(releaseBoth, 2000);
+    // Each call is held until both are in flight. If turns of different chats waited for each
+    // other, the second call would never start while the first is held: the test would fail on
+    // jest's timeout, however long a loaded machine takes to start it.
     llm.respond = async (req: LlmRequest): Promise<LlmReply> => {
       if (llm.inFlight === 2) releaseBoth();
       await bothInFlight;
@@ -89,9 +89,6 @@ describe('Turn concurrency (e2e)', () => {
       http().post(`/chats/${a.id}/messages`).send({ content: 'to a' }).expect(201),
       http().post(`/chats/${b.id}/messages`).send({ content: 'to b' }).expect(201),
     ]);
-    clearTimeout(fallback);
-
-    expect(llm.maxInFlight).toBe(2);
   });
 
   it('should let the next turn run after a failed one', async () => {
