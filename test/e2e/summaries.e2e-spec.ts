@@ -4,7 +4,9 @@ import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { ChatAbstracts, OFFLINE_ABSTRACT } from '../../src/summaries/chat-abstracts';
 import { ChatDigests } from '../../src/summaries/chat-digests';
 import { ANGRY_SUPPORT, FixtureMessage, FRIENDLY_TRIP, TECHNICAL_POOL } from '../fixtures/conversations';
+import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
+import { requestsArriving } from '../support/requests-arriving';
 import { createTestApp } from '../support/test-app';
 import { TestDatabase, testDatabases } from '../support/test-databases';
 import { TextAnalyzer } from '../../src/summaries/text-analyzer';
@@ -195,17 +197,21 @@ describe('Chat summaries (e2e)', () => {
 
     it('should ask the LLM once for concurrent requests of the same chat state', async () => {
       const chatId = await seed(TECHNICAL_POOL);
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
+      const called = deferred();
+      const answer = deferred();
       llm.respond = async () => {
-        await held;
+        called.resolve();
+        await answer.promise;
         return { content: 'About connection pools.', model: 'fake-model', usage: null };
       };
+      // The abstract is held until every request has reached the service and the first has asked
+      // the LLM: the others then come while its call runs, not after it was cached.
+      const arrived = requestsArriving(app.getHttpServer(), 5);
       const requests = Array.from({ length: 5 }, () => summaryOf(chatId, '?abstract=true'));
-      const [first] = await Promise.all([requests[0], Promise.resolve().then(release)]);
+      await Promise.all([arrived, called.promise]);
+      answer.resolve();
       const all = await Promise.all(requests);
-      expect(first.abstract).toBe('About connection pools.');
-      expect(all.every((s) => s.abstract === 'About connection pools.')).toBe(true);
+      expect(all.map((s) => s.abstract)).toEqual(Array(5).fill('About connection pools.'));
       expect(llm.calls).toHaveLength(1);
     });
 
