@@ -8,6 +8,7 @@ import { EventStreamClient } from '../support/event-stream-client';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 import { TestDatabase, testDatabases } from '../support/test-databases';
+import { until } from '../support/until';
 
 const storages: [string, (() => Promise<TestDatabase>) | null][] = [['memory', null], ...testDatabases()];
 const UNKNOWN_ID = '0190a000-0000-7000-8000-000000000000';
@@ -48,6 +49,8 @@ describe.each(storages)('Branches on %s storage (e2e)', (_storage, createDatabas
     };
   const contents = (messages: MessageDto[]) => messages.map((m) => m.content);
   const chat = async (chatId: string) => (await http().get(`/chats/${chatId}`).expect(200)).body as ChatDto;
+  const turnsInFlight = async () =>
+    Number(/^chat_turns_in_flight (\d+)$/m.exec((await http().get('/metrics').expect(200)).text)?.[1]);
   /** What the LLM was last sent, without the system prompt. */
   const lastContext = () => llm.calls[llm.calls.length - 1].request.messages.slice(1).map((m) => m.content);
 
@@ -316,12 +319,16 @@ describe.each(storages)('Branches on %s storage (e2e)', (_storage, createDatabas
     await say(chatId, 'two');
     await http().patch(`/chats/${chatId}`).send({ currentMessageId: first.userMessage.id }).expect(200);
     await say(chatId, 'edit', first.userMessage.id); // a branch, now current
-    const gate = deferred();
+    const [called, gate] = [deferred(), deferred()];
     llm.respond = async (req) => {
+      called.resolve();
       await gate.promise;
       return echoReply(req);
     };
     const sends = ['a', 'b', 'c'].map((content) => send(chatId, { content }).then((r) => r));
+    // The replies wait until one send holds the chat and the other two wait for it.
+    await called.promise;
+    await until(async () => (await turnsInFlight()) >= 3, 'all three sends to be admitted (chat_turns_in_flight 3)');
     gate.resolve();
     const turns = (await Promise.all(sends)).map((r) => r.body as TurnDto);
     const inArrivalOrder = [...turns].sort((x, y) => x.userMessage.seq - y.userMessage.seq);
