@@ -325,10 +325,9 @@ describe('OpenAiLlmProvider', () => {
       server.enqueue({ kind: 'reply', pieces: ['Two', ' plus', ' two'], holdAfter: 1 });
       const abandoned = once(server, 'abandoned');
 
-      for await (const part of provider().stream(request)) {
-        expect(part).toEqual(delta('Two'));
-        break;
-      }
+      const parts = provider().stream(request)[Symbol.asyncIterator]();
+      expect(await parts.next()).toEqual({ done: false, value: delta('Two') });
+      await parts.return!(undefined);
 
       await abandoned;
     });
