@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -41,6 +42,29 @@ function slowUpload(url: string, body: unknown) {
   });
   request.flushHeaders();
   return { accepted, response, finish: () => request.end(text), close: () => agent.destroy() };
+}
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The responses a server wrote one after another on a connection (`text` read as latin1), by Content-Length. */
+function responsesIn(text: string): RawResponse[] {
+  const responses: RawResponse[] = [];
+  for (let rest = text; rest.length > 0;) {
+    const headEnd = rest.indexOf('\r\n\r\n');
+    if (headEnd < 0) throw new Error(`not a whole response: ${JSON.stringify(rest)}`);
+    const [statusLine, ...lines] = rest.slice(0, headEnd).split('\r\n');
+    const headers = Object.fromEntries(
+      lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+    );
+    const bodyEnd = headEnd + 4 + Number(headers['content-length'] ?? 0);
+    responses.push({ status: Number(statusLine.split(' ')[1]), headers, body: rest.slice(headEnd + 4, bodyEnd) });
+    rest = rest.slice(bodyEnd);
+  }
+  return responses;
 }
 
 /** SIGTERM on a real process: running turns finish within the grace, the rest stop cleanly. */
@@ -143,6 +167,51 @@ describe('Graceful shutdown (e2e, built service on SQLite)', () => {
     const chats = (await (await fetch(`${service.baseUrl}/chats`)).json()) as { data: { title: string }[] };
     expect(chats.data.map((chat) => chat.title)).toEqual(['Uploaded slowly']);
   }, 30_000);
+
+  it('should answer readiness 503 and liveness 200 once shutdown begins, on a connection it still serves', async () => {
+    service = await startService({ ...env(), SHUTDOWN_GRACE_MS: '60000' });
+    const { hostname, port } = new URL(service.baseUrl);
+    const socket = connect(Number(port), hostname);
+    socket.setEncoding('latin1');
+    let received = '';
+    socket.on('data', (chunk: string) => (received += chunk));
+    const closed = once(socket, 'close');
+    const continued = new Promise<void>((resolve) => {
+      const check = () => {
+        if (!received.includes('\r\n\r\n')) return;
+        socket.off('data', check);
+        resolve();
+      };
+      socket.on('data', check);
+    });
+    // An upload whose headers the service has read (it answers 100 Continue) and whose body it waits for.
+    const body = JSON.stringify({ title: 'In flight' });
+    socket.write(
+      `POST /chats HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    await continued;
+
+    const exited = once(service.child, 'exit');
+    service.child.kill('SIGTERM');
+    await service.waitForOutput('SIGTERM: draining');
+    // New connections are refused now: the probes follow the body on the upload's connection.
+    socket.write(
+      `${body}GET /health/ready HTTP/1.1\r\nHost: ${hostname}\r\n\r\n` +
+        `GET /health/live HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`,
+    );
+    await closed;
+
+    const [goOn, created, ready, live] = responsesIn(received);
+    expect([goOn.status, created.status, ready.status, live.status]).toEqual([100, 201, 503, 200]);
+    expect(ready.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(ready.body)).toMatchObject({
+      type: 'urn:konko:problem:not-ready',
+      checks: { shutdown: { status: 'down' } },
+    });
+    const [code] = await exited;
+    expect(code).toBe(0);
+  });
 
   it('should cut a request in flight that runs past the grace, and still exit 0', async () => {
     service = await startService({ ...env(), SHUTDOWN_GRACE_MS: '500' });

@@ -4,7 +4,6 @@ import { once } from 'node:events';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { AddressInfo, connect, createServer } from 'node:net';
 import request from 'supertest';
-import { ShutdownState } from '../../src/health/shutdown-state';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
 import { ChatTitler } from '../../src/summaries/chat-titles';
@@ -32,17 +31,7 @@ describe('Operations (e2e)', () => {
       });
     });
 
-    it('should turn unready once shutdown begins', async () => {
-      app = await createTestApp();
-      app.get(ShutdownState).beforeApplicationShutdown();
-      const response = await http().get('/health/ready').expect(503);
-      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-      expect(response.body).toMatchObject({
-        type: 'urn:konko:problem:not-ready',
-        checks: { shutdown: { status: 'down' } },
-      });
-      await http().get('/health/live').expect(200);
-    });
+    // Unready once shutdown begins: graceful-shutdown.e2e, through SIGTERM.
 
     it('should turn unready when the storage fails', async () => {
       const repository = new InMemoryChatRepository();
