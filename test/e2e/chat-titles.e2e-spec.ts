@@ -4,10 +4,10 @@ import { OPEN_TENANT_ID } from '../../src/auth/tenant';
 import { LlmUpstreamError } from '../../src/llm/llm-errors';
 import { LlmReply, LlmRequest } from '../../src/llm/llm-provider';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
-import { ChatTitler } from '../../src/summaries/chat-titles';
 import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
+import { until } from '../support/until';
 
 const isTitleRequest = (req: LlmRequest) => req.messages[0].content.startsWith('Write a title');
 const FIRST = 'Can you help me plan a vegetarian dinner party for eight people?';
@@ -21,6 +21,8 @@ describe('Automatic chat titles (e2e)', () => {
     app = await createTestApp({ llm, env, repository });
   };
   const titleOf = async (chatId: string) => (await http().get(`/chats/${chatId}`).expect(200)).body.title;
+  /** The title AUTO_TITLE=llm sets after the turn has answered, once the chat has one. */
+  const titleSetOf = (chatId: string) => until(() => titleOf(chatId), `chat ${chatId} to be titled`);
   const newChat = async (body: object = {}) => (await http().post('/chats').send(body).expect(201)).body.id;
   const send = (chatId: string, content: string) =>
     http().post(`/chats/${chatId}/messages`).send({ content }).expect(201);
@@ -101,8 +103,7 @@ describe('Automatic chat titles (e2e)', () => {
     expect(await titleOf(chatId)).toBeNull();
 
     titleWritten.resolve();
-    await app.get(ChatTitler).idle();
-    expect(await titleOf(chatId)).toBe('Vegetarian Dinner Party');
+    expect(await titleSetOf(chatId)).toBe('Vegetarian Dinner Party');
     const titleCall = llm.calls.find((c) => isTitleRequest(c.request))!;
     expect(titleCall.request.messages[1]).toEqual({ role: 'user', content: FIRST });
   });
@@ -135,8 +136,7 @@ describe('Automatic chat titles (e2e)', () => {
     };
     const chatId = await newChat();
     await send(chatId, FIRST);
-    await app.get(ChatTitler).idle();
-    expect(await titleOf(chatId)).toBe('Can you help me plan a vegetarian dinner party for eight…');
+    expect(await titleSetOf(chatId)).toBe('Can you help me plan a vegetarian dinner party for eight…');
   });
 
   it("should mend what no storage keeps in the LLM's title, so that the chat's export imports (AUTO_TITLE=llm)", async () => {
@@ -145,8 +145,7 @@ describe('Automatic chat titles (e2e)', () => {
       isTitleRequest(req) ? { content: 'Dinner\u0000party \ud83d', model: 'fake', usage: null } : echoReply(req);
     const chatId = await newChat();
     await send(chatId, FIRST);
-    await app.get(ChatTitler).idle();
-    expect(await titleOf(chatId)).toBe('Dinner\uFFFDparty \uFFFD');
+    expect(await titleSetOf(chatId)).toBe('Dinner\uFFFDparty \uFFFD');
     const exported = (await http().get(`/chats/${chatId}/export`).expect(200)).body;
     const imported = (await http().post('/chats/import').send(exported).expect(201)).body;
     expect(imported.title).toBe('Dinner\uFFFDparty \uFFFD');

@@ -6,10 +6,10 @@ import { AddressInfo, connect, createServer } from 'node:net';
 import request from 'supertest';
 import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
-import { ChatTitler } from '../../src/summaries/chat-titles';
 import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
+import { until } from '../support/until';
 
 /** A Redis database of its own, emptied before use, for the rate-limit counters of these tests. */
 const REDIS_URL = 'redis://127.0.0.1:6379/14';
@@ -142,7 +142,11 @@ describe('Operations (e2e)', () => {
       app = await createTestApp({ llm, env: { AUTO_TITLE: 'llm' } });
       const chatId = (await http().post('/chats').expect(201)).body.id;
       await http().post(`/chats/${chatId}/messages`).send({ content: 'Plan a dinner party' }).expect(201);
-      await app.get(ChatTitler).idle();
+      // The title is set once its LLM call has ended, and been metered.
+      await until(
+        async () => (await http().get(`/chats/${chatId}`).expect(200)).body.title === 'Dinner party',
+        'the chat to be titled',
+      );
 
       const text = (await http().get('/metrics').expect(200)).text;
       const series = '{provider="recording",model="gpt-4.1-mini"';
