@@ -5,6 +5,7 @@ import { LlmUnavailableError } from '../../src/llm/llm-errors';
 import { MessageDto, TurnDto } from '../../src/messages/dto/message.dto';
 import { deferred } from '../support/deferred';
 import { EventStreamClient } from '../support/event-stream-client';
+import { walkPages } from '../support/pages';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 import { TestDatabase, testDatabases } from '../support/test-databases';
@@ -233,14 +234,8 @@ describe.each(storages)('Branches on %s storage (e2e)', (_storage, createDatabas
     await say(chatId, 'q2b', first.assistantMessage.id);
     await say(chatId, 'q3b');
     const walk = async (query: string) => {
-      const seen: number[] = [];
-      let cursor: string | null = null;
-      do {
-        const page = await list(chatId, `?limit=3${query}${cursor ? `&cursor=${cursor}` : ''}`);
-        seen.push(...page.data.map((m) => m.seq));
-        cursor = page.nextCursor;
-      } while (cursor !== null);
-      return seen;
+      const pages = (cursor: string) => list(chatId, `?limit=3${query}&cursor=${cursor}`);
+      return (await walkPages(await list(chatId, `?limit=3${query}`), pages, 10)).map((m) => m.seq);
     };
     expect(await walk('')).toEqual([1, 2, 9, 10, 11, 12]);
     expect(await walk('&branch=all')).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
@@ -269,12 +264,7 @@ describe.each(storages)('Branches on %s storage (e2e)', (_storage, createDatabas
     const fromStart = await list(chatId, '?limit=1');
     await http().patch(`/chats/${chatId}`).send({ currentMessageId: second.userMessage.id }).expect(200);
     await say(chatId, 'three');
-    const path = [...fromStart.data];
-    for (let cursor = fromStart.nextCursor; cursor !== null;) {
-      const page = await list(chatId, `?limit=1&cursor=${cursor}`);
-      path.push(...page.data);
-      cursor = page.nextCursor;
-    }
+    const path = await walkPages(fromStart, (cursor) => list(chatId, `?limit=1&cursor=${cursor}`), 10);
     expect(path.map((m) => m.seq)).toEqual([1, 5]);
     expect(contents((await list(chatId)).data)).toEqual([
       'one',

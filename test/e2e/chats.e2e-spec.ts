@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
+import { Page, walkPages } from '../support/pages';
 import { createTestApp } from '../support/test-app';
 
 describe('Chats (e2e)', () => {
@@ -98,17 +99,14 @@ describe('Chats (e2e)', () => {
     const created: string[] = [];
     for (let i = 0; i < 7; i++) created.push((await newChat({ title: `chat ${i}` })).id);
 
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const query: Record<string, string | number> = { limit: 3, ...(cursor ? { cursor } : {}) };
-      const page = (await http().get('/chats').query(query).expect(200)).body;
-      expect(page.data.length).toBeLessThanOrEqual(3);
-      seen.push(...page.data.map((chat: { id: string }) => chat.id));
-      cursor = page.nextCursor;
-    } while (cursor);
+    const page = async (cursor?: string) => {
+      const body: Page<{ id: string }> = (await http().get('/chats').query({ limit: 3, cursor }).expect(200)).body;
+      expect(body.data.length).toBeLessThanOrEqual(3);
+      return body;
+    };
+    const seen = await walkPages(await page(), page, 10);
 
-    expect(seen).toEqual([...created].reverse());
+    expect(seen.map((chat) => chat.id)).toEqual([...created].reverse());
   });
 
   it('should keep pages stable when chats are deleted between pages', async () => {

@@ -2,6 +2,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { DEFAULT_SYSTEM_PROMPT } from '../../src/config/llm.config';
 import { LlmUpstreamError } from '../../src/llm/llm-errors';
+import { Page, walkPages } from '../support/pages';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
 
@@ -89,19 +90,10 @@ describe('Messages (e2e)', () => {
   it('should page messages by seq and walk every page exactly once', async () => {
     const chat = await newChat();
     for (let i = 1; i <= 5; i++) await send(chat.id, `m${i}`).expect(201);
-    const seqs: number[] = [];
-    let cursor: string | null = null;
-    do {
-      const page: { data: { seq: number }[]; nextCursor: string | null } = (
-        await http()
-          .get(`/chats/${chat.id}/messages`)
-          .query({ limit: 3, ...(cursor ? { cursor } : {}) })
-          .expect(200)
-      ).body;
-      seqs.push(...page.data.map((m: { seq: number }) => m.seq));
-      cursor = page.nextCursor;
-    } while (cursor);
-    expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    const page = async (cursor?: string): Promise<Page<{ seq: number }>> =>
+      (await http().get(`/chats/${chat.id}/messages`).query({ limit: 3, cursor }).expect(200)).body;
+    const messages = await walkPages(await page(), page, 10);
+    expect(messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
   it('should reject message limits outside 1–1000 and cursors of another chat', async () => {

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { TurnDto } from '../../src/messages/dto/message.dto';
 import { SearchPageDto } from '../../src/search/dto/search-hit.dto';
+import { walkPages } from '../support/pages';
 import { RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
 import { TestDatabase, testDatabases } from '../support/test-databases';
@@ -74,13 +75,12 @@ describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase)
   it('should page stably with its own cursors, and never find a deleted chat', async () => {
     const chatId = await newChat('Inbox');
     for (let i = 0; i < 7; i++) await say(chatId, `invoice number ${i}`);
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const page: SearchPageDto = await search(`q=invoice&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
-      seen.push(...page.data.map((h) => h.message.id));
-      cursor = page.nextCursor;
-    } while (cursor);
+    const hits = await walkPages(
+      await search('q=invoice&limit=3'),
+      (cursor) => search(`q=invoice&limit=3&cursor=${cursor}`),
+      10,
+    );
+    const seen = hits.map((h) => h.message.id);
     expect(seen).toHaveLength(14);
     expect(new Set(seen).size).toBe(14);
 
@@ -150,12 +150,8 @@ describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase)
       Array.from({ length: 20 }, (_, i) => `lunch menu ${i}`),
     );
     await importMessages('More', ['invoice', 'another invoice sent']);
-    const seen = first.data.map((hit) => hit.message.content);
-    for (let cursor = first.nextCursor; cursor;) {
-      const page: SearchPageDto = await search(`q=invoice&limit=3&cursor=${cursor}`);
-      seen.push(...page.data.map((hit) => hit.message.content));
-      cursor = page.nextCursor;
-    }
+    const hits = await walkPages(first, (cursor) => search(`q=invoice&limit=3&cursor=${cursor}`), 10);
+    const seen = hits.map((hit) => hit.message.content);
     expect(new Set(seen).size).toBe(seen.length);
     expect(seen.filter((content) => content.startsWith('invoice ')).sort()).toEqual(
       Array.from({ length: 9 }, (_, i) => `invoice ${'item '.repeat(i)}number ${i}`).sort(),
@@ -215,16 +211,9 @@ describe.each(storages)('Search on %s storage (e2e)', (_storage, createDatabase)
     const q = words.join(' ');
     expect([...q]).toHaveLength(197);
     await importMessages('Long', [q, `${q}!`, `${q}?`]);
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const page: SearchPageDto = await search(
-        `q=${encodeURIComponent(q)}&limit=1${cursor ? `&cursor=${cursor}` : ''}`,
-      );
-      seen.push(...page.data.map((hit) => hit.message.content));
-      cursor = page.nextCursor;
-    } while (cursor);
-    expect(seen).toHaveLength(3);
+    const query = `q=${encodeURIComponent(q)}&limit=1`;
+    const hits = await walkPages(await search(query), (cursor) => search(`${query}&cursor=${cursor}`), 10);
+    expect(hits).toHaveLength(3);
   });
 
   it('should answer 422 for a q that is blank, missing or too long, and a limit out of range', async () => {

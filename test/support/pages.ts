@@ -19,3 +19,31 @@ export async function readAllPages<T, C>(
   }
   throw new Error(`${what} still had full pages of ${size} after ${maxPages} pages: does its cursor move on?`);
 }
+
+/** A page of a cursor-paged list, as every list of the API answers it (walkPages reads those). */
+export interface Page<T> {
+  data: T[];
+  nextCursor: string | null;
+}
+
+/**
+ * Every item of a cursor-paged list: those of `first`, then of each page `next` answers for the
+ * cursor before it, in order. Throws once it has read `maxPages` pages and is still given a cursor,
+ * so that a cursor that leads back or nowhere fails at once, naming it, rather than at jest's timeout.
+ */
+export async function walkPages<T>(
+  first: Page<T>,
+  next: (cursor: string) => Promise<Page<T>>,
+  maxPages: number,
+): Promise<T[]> {
+  const items = [...first.data];
+  let cursor = first.nextCursor;
+  for (let read = 1; cursor !== null; read++) {
+    if (typeof cursor !== 'string') throw new Error(`nextCursor is neither a string nor null: ${String(cursor)}`);
+    if (read >= maxPages) throw new Error(`still a next page after ${maxPages} pages (nextCursor ${cursor})`);
+    const page = await next(cursor);
+    items.push(...page.data);
+    cursor = page.nextCursor;
+  }
+  return items;
+}
