@@ -256,7 +256,7 @@ describe('Operations (e2e)', () => {
       return { head: head.toLowerCase(), socket };
     }
 
-    it('should keep an idle connection open for 65 s by default, longer than a balancer keeps its own', async () => {
+    it('should announce Keep-Alive: timeout=65 by default, longer than a balancer keeps its own idle connections', async () => {
       app = await createTestApp();
       const { head, socket } = await requestOnNewConnection(await listenOnLoopback(app));
       socket.destroy();
