@@ -47,11 +47,6 @@ export class ChatAbstracts {
     return entry.abstract;
   }
 
-  /** How many chats' abstracts are kept. */
-  get size(): number {
-    return this.cache.size;
-  }
-
   /** The chat was deleted: its abstract goes. */
   forget(chatId: string): void {
     this.cache.delete(chatId);
