@@ -302,7 +302,7 @@ export interface components {
             /** @example No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e. */
             detail: string;
             /**
-             * @description The request path
+             * @description The request path, without its query
              * @example /chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e
              */
             instance: string;
@@ -329,7 +329,7 @@ export interface components {
             /** @example No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e. */
             detail: string;
             /**
-             * @description The request path
+             * @description The request path, without its query
              * @example /chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e
              */
             instance: string;
@@ -515,7 +515,7 @@ export interface components {
             /** @example No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e. */
             detail: string;
             /**
-             * @description The request path
+             * @description The request path, without its query
              * @example /chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e
              */
             instance: string;

@@ -144,6 +144,15 @@ describe('Problem documents (e2e)', () => {
     expectProblem(await http().put('/chats'), 404, '/chats');
   });
 
+  it("should name the path alone, never the query, which can hold a search's words", async () => {
+    expectProblem(await http().get('/chats?limit=0'), 422, '/chats');
+    const search = await http().get('/search?q=my+secret+words&limit=0');
+    expectProblem(search, 422, '/search');
+    const unknown = await http().get('/serach?q=my+secret+words');
+    expectProblem(unknown, 404, '/serach');
+    expect(JSON.stringify([search.body, unknown.body])).not.toContain('secret');
+  });
+
   describe('with a path id that cannot be percent-decoded', () => {
     // Bad escapes, a cut-off one, and escapes that are no UTF-8 (an overlong lead byte).
     const UNDECODABLE = ['%ZZ', '%E0%A4%A', '%C0', '%', 'abc%2'];

@@ -120,9 +120,21 @@ export function toProblem(error: unknown, instance: string): ProblemDocument {
 
 const logger = new Logger('ProblemDetails');
 
+/** The request's path as sent, without the query: a query can hold what users wrote (a search's words). */
+function pathOf(request: Request): string {
+  const url = request.originalUrl ?? request.url;
+  const queryAt = url.indexOf('?');
+  return queryAt === -1 ? url : url.slice(0, queryAt);
+}
+
 /** The problem document for an error met while serving `request`; unexpected failures are logged. */
 export function problemForRequest(error: unknown, request: Request): ProblemDocument {
-  const problem = toProblem(error, request.originalUrl ?? request.url);
+  const path = pathOf(request);
+  const problem = toProblem(error, path);
+  // Nest's 404 for an unknown route names the URL, query and all.
+  if (problem.status === 404 && problem.detail === `Cannot ${request.method} ${request.originalUrl}`) {
+    problem.detail = `Cannot ${request.method} ${path}`;
+  }
   if (problem.status < 500) return problem;
   const req = { id: request.id };
   if (!(error instanceof DomainError)) {

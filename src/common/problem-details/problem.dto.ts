@@ -17,7 +17,10 @@ export class ProblemDto {
   @ApiProperty({ example: 'No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.' })
   detail: string;
 
-  @ApiProperty({ example: '/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e', description: 'The request path' })
+  @ApiProperty({
+    example: '/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e',
+    description: 'The request path, without its query',
+  })
   instance: string;
 }
 
