@@ -3,6 +3,7 @@ import { json, NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { apiKeyCheck } from './auth/api-key-routes';
 import { checkBeforeBodyParsing } from './common/http/before-body-parsing';
+import { answerHttpParserErrors } from './common/http/http-parser-errors';
 import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-body.middleware';
 import { takeUndecodablePathSegmentsAsWritten } from './common/http/undecodable-path.middleware';
 import { passOnBodyParserErrors, ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
@@ -25,6 +26,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   const config = app.get<HttpConfig>(httpConfig.KEY);
   app.disable('x-powered-by');
   app.getHttpServer().keepAliveTimeout = config.keepAliveTimeoutMs;
+  answerHttpParserErrors(app.getHttpServer(), app.get(ROOT_LOGGER));
   // Rate limits and logs read the client's address from `req.ip`, which this setting governs.
   app.set('trust proxy', config.trustProxy);
   app.use(requestLogging(app.get(ROOT_LOGGER)));

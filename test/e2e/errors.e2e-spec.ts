@@ -1,12 +1,49 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import request from 'supertest';
 import { AppLogger } from '../../src/logging/app-logger';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
-import { createTestApp } from '../support/test-app';
+import { deferred } from '../support/deferred';
+import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
+import { createTestApp, listenOnLoopback } from '../support/test-app';
 
 const PROBLEM = /^application\/problem\+json/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A connection that writes what a test gives it: what the service answered, as text, and its end. */
+function rawConnection(port: number) {
+  const socket = connect(port, '127.0.0.1');
+  socket.setEncoding('utf8');
+  let received = '';
+  socket.on('data', (chunk: string) => (received += chunk));
+  // A connection cut with bytes unread is reset: what came before still counts.
+  socket.on('error', () => undefined);
+  const closed = once(socket, 'close');
+  const receivedText = (text: string) =>
+    new Promise<void>((resolve) => {
+      const check = () => received.includes(text) && resolve();
+      socket.on('data', check);
+      check();
+    });
+  return { socket, received: () => received, receivedText, closed };
+}
+
+/** Writes `raw` on a new connection and reads the response until the service closes it. */
+async function exchange(port: number, raw: string) {
+  const connection = rawConnection(port);
+  connection.socket.write(raw);
+  await connection.closed;
+  const text = connection.received();
+  const headEnd = text.indexOf('\r\n\r\n');
+  const [statusLine, ...lines] = text.slice(0, headEnd).split('\r\n');
+  const headers = Object.fromEntries(
+    lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+  );
+  return { statusLine, headers, body: text.slice(headEnd + 4) };
+}
 
 describe('Problem documents (e2e)', () => {
   let app: NestExpressApplication;
@@ -151,6 +188,81 @@ describe('Problem documents (e2e)', () => {
     const unknown = await http().get('/serach?q=my+secret+words');
     expectProblem(unknown, 404, '/serach');
     expect(JSON.stringify([search.body, unknown.body])).not.toContain('secret');
+  });
+
+  describe("with a request Node's HTTP parser refuses", () => {
+    const listen = async () => Number(new URL(await listenOnLoopback(app)).port);
+
+    const expectParserProblem = (response: Awaited<ReturnType<typeof exchange>>, status: number, detail: string) => {
+      expect(response.statusLine).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(response.headers).toMatchObject({
+        'content-type': 'application/problem+json',
+        'content-length': String(Buffer.byteLength(response.body)),
+        connection: 'close',
+        'x-request-id': expect.stringMatching(UUID),
+      });
+      expect(JSON.parse(response.body)).toEqual({
+        type: 'about:blank',
+        title: response.statusLine.replace(/^HTTP\/1\.1 \d+ /, ''),
+        status,
+        detail,
+        instance: `urn:uuid:${response.headers['x-request-id']}`,
+      });
+    };
+
+    it('should answer headers too large with a 431 problem', async () => {
+      const port = await listen();
+      const response = await exchange(port, `GET /search?q=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      expectParserProblem(response, 431, "The request's headers are too large.");
+    });
+
+    it.each([
+      ['a Content-Length that is no number', 'POST /chats HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'],
+      ['a request line that is no HTTP', 'HELLO THERE\r\n\r\n'],
+      ['a chunk size that is no number', 'POST /chats HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'],
+    ])('should answer %s with a 400 problem', async (_case, raw) => {
+      const port = await listen();
+      expectParserProblem(await exchange(port, raw), 400, 'The request could not be read as HTTP.');
+    });
+
+    it('should answer chunk extensions too large with a 413 problem', async () => {
+      const port = await listen();
+      const raw = `POST /chats HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;${'a'.repeat(20_000)}\r\n`;
+      expectParserProblem(await exchange(port, raw), 413, "The request's chunk extensions are too large.");
+    });
+
+    it('should answer a request whose headers do not arrive in time with a 408 problem', async () => {
+      const server = app.getHttpServer();
+      // Checked every 30 s by default: tightened before the service listens, when Node reads them.
+      Object.assign(server, { headersTimeout: 200, requestTimeout: 300, connectionsCheckingInterval: 50 });
+      const port = await listen();
+      const response = await exchange(port, 'GET /chats HTTP/1.1\r\nHost: x\r\n');
+      expectParserProblem(response, 408, 'The request did not arrive in time.');
+    });
+
+    it('should cut a connection whose response has begun rather than write into it', async () => {
+      await app.close();
+      const gate = deferred();
+      const llm = new RecordingLlmProvider(async (request) => {
+        await gate.promise;
+        return echoReply(request);
+      });
+      app = await createTestApp({ llm });
+      const port = await listen();
+      const chat = (await http().post('/chats').expect(201)).body as { id: string };
+      const connection = rawConnection(port);
+      const body = JSON.stringify({ content: 'hi' });
+      connection.socket.write(
+        `POST /chats/${chat.id}/messages HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      await connection.receivedText('event: user_message');
+      connection.socket.write('HELLO THERE\r\n\r\n');
+      await connection.closed;
+      gate.resolve();
+      expect(connection.received()).toMatch(/^HTTP\/1\.1 200 /);
+      expect(connection.received()).not.toContain('HTTP/1.1 400');
+    });
   });
 
   describe('with a path id that cannot be percent-decoded', () => {

@@ -84,6 +84,21 @@ describe('Request logs (e2e, built service)', () => {
     expect(service.output()).not.toMatch(/hunter/);
   });
 
+  it('should log a request the HTTP parser refused under the id it answered with, and none of its URL', async () => {
+    const response = await fetch(`${service.baseUrl}/search?q=hunter7+${'a'.repeat(20_000)}`);
+    expect(response.status).toBe(431);
+    const id = response.headers.get('x-request-id');
+
+    const line = (l: Record<string, unknown>) => (l.req as { id?: string } | undefined)?.id === id;
+    await waitForLog(line);
+    expect(logLines().find(line)).toMatchObject({
+      msg: 'request refused by the HTTP parser',
+      res: { statusCode: 431 },
+      code: 'HPE_HEADER_OVERFLOW',
+    });
+    expect(service.output()).not.toMatch(/hunter/);
+  });
+
   it('should write every line as a JSON object, those of start-up too', () => {
     const lines = service
       .output()

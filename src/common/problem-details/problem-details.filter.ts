@@ -81,15 +81,18 @@ export function passOnBodyParserErrors(
   next(error);
 }
 
+/** A plain HTTP failure's problem document: `about:blank`, titled by its status. */
+export const plainProblem = (status: number, detail: string, instance: string): ProblemDocument => ({
+  type: 'about:blank',
+  title: STATUS_CODES[status] ?? 'Error',
+  status,
+  detail,
+  instance,
+});
+
 /** Describes any thrown value as an RFC 9457 problem document (status and members). */
 export function toProblem(error: unknown, instance: string): ProblemDocument {
-  const plain = (status: number, detail: string): ProblemDocument => ({
-    type: 'about:blank',
-    title: STATUS_CODES[status] ?? 'Error',
-    status,
-    detail,
-    instance,
-  });
+  const plain = (status: number, detail: string) => plainProblem(status, detail, instance);
 
   if (error instanceof DomainError) {
     return {
