@@ -4,7 +4,7 @@ import helmet from 'helmet';
 import { apiKeyCheck } from './auth/api-key-routes';
 import { checkBeforeBodyParsing } from './common/http/before-body-parsing';
 import { answerHttpParserErrors } from './common/http/http-parser-errors';
-import { JSON_MEDIA_TYPES, requireJsonBody } from './common/http/require-json-body.middleware';
+import { JSON_MEDIA_TYPES, requireJsonBody, requireUtf8Body } from './common/http/require-json-body.middleware';
 import { takeUndecodablePathSegmentsAsWritten } from './common/http/undecodable-path.middleware';
 import { passOnBodyParserErrors, ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { RequestValidationPipe } from './common/validation/request-validation.pipe';
@@ -57,8 +57,9 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   checkBeforeBodyParsing(app, [apiKeyCheck(app), rateLimitCheck(app)]);
   app.use(requireJsonBody);
   // Not strict: any JSON value is parsed, so `null` or `42` reach the validation pipe and are told
-  // they are not an object (422), as `[]` is; only malformed JSON is a 400.
-  const parsing = { type: JSON_MEDIA_TYPES, strict: false };
+  // they are not an object (422), as `[]` is; only malformed JSON is a 400. (Nest's `rawBody`
+  // option would replace `verify`.)
+  const parsing = { type: JSON_MEDIA_TYPES, strict: false, verify: requireUtf8Body };
   // Imports carry whole chats: their route alone reads bodies up to IMPORT_BODY_LIMIT. Its parser
   // runs first, and the general one then leaves a body already read alone.
   const importBody = json({ ...parsing, limit: config.importBodyLimit });

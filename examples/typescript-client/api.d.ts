@@ -1302,21 +1302,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description Not JSON */
+            /** @description Not JSON, or not UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Unsupported Media Type",
-                     *       "status": 415,
-                     *       "detail": "Request bodies must be application/json.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -1752,21 +1743,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description Not JSON */
+            /** @description Not JSON, or not UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Unsupported Media Type",
-                     *       "status": 415,
-                     *       "detail": "Request bodies must be application/json.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -2169,21 +2151,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description Not JSON */
+            /** @description Not JSON, or not UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Unsupported Media Type",
-                     *       "status": 415,
-                     *       "detail": "Request bodies must be application/json.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -2463,21 +2436,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description Not JSON */
+            /** @description Not JSON, or not UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Unsupported Media Type",
-                     *       "status": 415,
-                     *       "detail": "Request bodies must be application/json.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -2695,21 +2659,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description Not JSON */
+            /** @description Not JSON, or not UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Unsupported Media Type",
-                     *       "status": 415,
-                     *       "detail": "Request bodies must be application/json.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -3696,21 +3651,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description Not JSON */
+            /** @description Not JSON, or not UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Unsupported Media Type",
-                     *       "status": 415,
-                     *       "detail": "Request bodies must be application/json.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };

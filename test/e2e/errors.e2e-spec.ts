@@ -54,6 +54,14 @@ describe('Problem documents (e2e)', () => {
   });
   afterEach(() => app.close());
 
+  /** Posts `bytes` as they are: superagent would send a Buffer as JSON under a JSON media type. */
+  const postBytes = (path: string, contentType: string, bytes: Buffer) =>
+    http()
+      .post(path)
+      .set('Content-Type', contentType)
+      .serialize(() => bytes as unknown as string)
+      .send(bytes);
+
   const expectProblem = (response: request.Response, status: number, instance: string) => {
     expect(response.status).toBe(status);
     expect(response.headers['content-type']).toMatch(PROBLEM);
@@ -103,12 +111,27 @@ describe('Problem documents (e2e)', () => {
     },
   );
 
-  it('should accept a JSON body with a charset', async () => {
+  it.each(['utf-8', 'UTF-8', '"utf-8"'])('should accept a JSON body with charset=%s', async (charset) => {
     await http()
       .post('/chats')
-      .set('Content-Type', 'application/json; charset=utf-8')
+      .set('Content-Type', `application/json; charset=${charset}`)
       .send('{"title":"a"}')
       .expect(201);
+  });
+
+  it.each([
+    ['utf-16le', Buffer.from('{"title":"a"}', 'utf16le')],
+    ['utf-16', Buffer.from('\ufeff{"title":"a"}', 'utf16le')],
+    ['UTF-32', Buffer.from('{}')],
+    ['latin1', Buffer.from('{"title":"a"}', 'latin1')],
+    ['utf8', Buffer.from('{"title":"a"}')],
+  ])('should answer a body sent with charset=%s with 415, on the import route too', async (charset, body) => {
+    for (const path of ['/chats', '/chats/import']) {
+      const response = await postBytes(path, `application/json; charset=${charset}`, body);
+      expectProblem(response, 415, path);
+      expect(response.body.detail).toBe('Request bodies must be UTF-8: send no charset parameter, or charset=utf-8.');
+    }
+    expect((await http().get('/chats').expect(200)).body.data).toEqual([]);
   });
 
   it.each(['"hello', 'nul', '42x', '{"title": "a"} []', ' '])(

@@ -1,7 +1,8 @@
 import { applyDecorators, Type } from '@nestjs/common';
 import { ApiExtraModels, ApiResponse, ApiResponseOptions, getSchemaPath } from '@nestjs/swagger';
 import { STATUS_CODES } from 'node:http';
-import { PROBLEM_CONTENT_TYPE } from './problem-details.filter';
+import { NOT_JSON_DETAIL } from '../http/require-json-body.middleware';
+import { BODY_PARSER_DETAILS, PROBLEM_CONTENT_TYPE } from './problem-details.filter';
 import { ProblemDto, ValidationProblemDto } from './problem.dto';
 
 type ResponseHeaders = Record<
@@ -106,10 +107,13 @@ export const ApiValidationProblemResponse = (detail = 'content: content must not
 /** The errors any route with a JSON body can answer before it reaches the handler. */
 export const ApiJsonBodyProblemResponses = () =>
   applyDecorators(
-    ApiProblemResponse(400, { description: 'Malformed JSON', detail: 'The request body is not valid JSON.' }),
-    ApiProblemResponse(413, {
-      description: 'Body too large',
-      detail: 'The request body is larger than the service accepts.',
+    ApiProblemResponse(400, { description: 'Malformed JSON', detail: BODY_PARSER_DETAILS['entity.parse.failed'] }),
+    ApiProblemResponse(413, { description: 'Body too large', detail: BODY_PARSER_DETAILS['entity.too.large'] }),
+    ApiProblemResponse(415, {
+      description: 'Not JSON, or not UTF-8',
+      variants: {
+        notJson: { summary: 'Not application/json', detail: NOT_JSON_DETAIL },
+        notUtf8: { summary: 'A charset other than UTF-8', detail: BODY_PARSER_DETAILS['charset.unsupported'] },
+      },
     }),
-    ApiProblemResponse(415, { description: 'Not JSON', detail: 'Request bodies must be application/json.' }),
   );

@@ -38,11 +38,12 @@ interface BodyParserError {
   message: string;
 }
 
-const BODY_PARSER_DETAILS: Record<string, string> = {
+/** The detail of each body-parser error, by its `type`; the service's own body checks raise them too. */
+export const BODY_PARSER_DETAILS: Record<string, string> = {
   'entity.parse.failed': 'The request body is not valid JSON.',
   'entity.too.large': 'The request body is larger than the service accepts.',
   'encoding.unsupported': 'The request body uses an unsupported content encoding.',
-  'charset.unsupported': 'The request body uses an unsupported charset; send UTF-8.',
+  'charset.unsupported': 'Request bodies must be UTF-8: send no charset parameter, or charset=utf-8.',
   'request.aborted': 'The request was aborted while its body was being read.',
 };
 
