@@ -1226,21 +1226,12 @@ export interface operations {
                     "application/json": components["schemas"]["ChatDto"];
                 };
             };
-            /** @description Malformed JSON */
+            /** @description Malformed JSON, or not UTF-8 */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is not valid JSON.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -1669,21 +1660,12 @@ export interface operations {
                     "application/json": components["schemas"]["ChatDto"];
                 };
             };
-            /** @description Malformed JSON */
+            /** @description Malformed JSON, or not UTF-8 */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is not valid JSON.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -2057,21 +2039,12 @@ export interface operations {
                     "application/json": components["schemas"]["TurnDto"];
                 };
             };
-            /** @description Malformed JSON */
+            /** @description Malformed JSON, or not UTF-8 */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is not valid JSON.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -2338,21 +2311,12 @@ export interface operations {
                     "application/json": components["schemas"]["TurnDto"];
                 };
             };
-            /** @description Malformed JSON */
+            /** @description Malformed JSON, or not UTF-8 */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is not valid JSON.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -2585,21 +2549,12 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Malformed JSON */
+            /** @description Malformed JSON, or not UTF-8 */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is not valid JSON.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
@@ -3571,21 +3526,12 @@ export interface operations {
                     "application/json": components["schemas"]["ChatDto"];
                 };
             };
-            /** @description Malformed JSON */
+            /** @description Malformed JSON, or not UTF-8 */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "about:blank",
-                     *       "title": "Bad Request",
-                     *       "status": 400,
-                     *       "detail": "The request body is not valid JSON.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };

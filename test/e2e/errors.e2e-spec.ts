@@ -54,10 +54,10 @@ describe('Problem documents (e2e)', () => {
   });
   afterEach(() => app.close());
 
-  /** Posts `bytes` as they are: superagent would send a Buffer as JSON under a JSON media type. */
-  const postBytes = (path: string, contentType: string, bytes: Buffer) =>
+  /** Sends `bytes` as they are: superagent would send a Buffer as JSON under a JSON media type. */
+  const sendBytes = (method: 'post' | 'patch', path: string, contentType: string, bytes: Buffer) =>
     http()
-      .post(path)
+      [method](path)
       .set('Content-Type', contentType)
       .serialize(() => bytes as unknown as string)
       .send(bytes);
@@ -127,11 +127,32 @@ describe('Problem documents (e2e)', () => {
     ['utf8', Buffer.from('{"title":"a"}')],
   ])('should answer a body sent with charset=%s with 415, on the import route too', async (charset, body) => {
     for (const path of ['/chats', '/chats/import']) {
-      const response = await postBytes(path, `application/json; charset=${charset}`, body);
+      const response = await sendBytes('post', path, `application/json; charset=${charset}`, body);
       expectProblem(response, 415, path);
       expect(response.body.detail).toBe('Request bodies must be UTF-8: send no charset parameter, or charset=utf-8.');
     }
     expect((await http().get('/chats').expect(200)).body.data).toEqual([]);
+  });
+
+  it.each([
+    ['a byte UTF-8 never has', '{"title":"a\xff"}'],
+    ['a cut-off sequence', '{"title":"a\xe2\x82"}'],
+    ['an overlong encoding', '{"title":"\xc0\xaf"}'],
+    ['an encoded surrogate', '{"title":"\xed\xa0\x80"}'],
+  ])('should answer a body with %s, not UTF-8, with 400 on every route that takes a body', async (_case, text) => {
+    const chat = (await http().post('/chats').expect(201)).body as { id: string };
+    for (const [method, path] of [
+      ['post', '/chats'],
+      ['patch', `/chats/${chat.id}`],
+      ['post', `/chats/${chat.id}/messages`],
+      ['post', '/chats/import'],
+    ] as const) {
+      const response = await sendBytes(method, path, 'application/json', Buffer.from(text, 'latin1'));
+      expectProblem(response, 400, path);
+      expect(response.body.detail).toBe('The request body is not valid UTF-8.');
+    }
+    const chats = (await http().get('/chats').expect(200)).body.data as { title: string | null }[];
+    expect(chats).toEqual([expect.objectContaining({ id: chat.id, title: null, messageCount: 0 })]);
   });
 
   it.each(['"hello', 'nul', '42x', '{"title": "a"} []', ' '])(

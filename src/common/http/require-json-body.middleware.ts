@@ -1,5 +1,6 @@
 import { UnsupportedMediaTypeException } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import typeis from 'type-is';
 
@@ -24,9 +25,11 @@ const bodyError = (status: number, type: string, message: string) =>
 
 /**
  * The JSON body parsers' `verify`: a body is UTF-8, or refused. body-parser itself decodes any
- * `utf-*` charset the request names (a UTF-16 body was taken). `charset` is the one it read from
- * Content-Type (`utf-8` when none), so both agree on what the request said.
+ * `utf-*` charset the request names (a UTF-16 body was taken), and bytes that are no UTF-8 as
+ * U+FFFD (stored as such). `charset` is the one it read from Content-Type (`utf-8` when none), so
+ * both agree on what the request said.
  */
-export function requireUtf8Body(_request: IncomingMessage, _response: ServerResponse, _body: Buffer, charset: string) {
+export function requireUtf8Body(_request: IncomingMessage, _response: ServerResponse, body: Buffer, charset: string) {
   if (charset !== 'utf-8') throw bodyError(415, 'charset.unsupported', `unsupported charset "${charset}"`);
+  if (!isUtf8(body)) throw bodyError(400, 'entity.not.utf8', 'request body is not valid UTF-8');
 }

@@ -107,7 +107,13 @@ export const ApiValidationProblemResponse = (detail = 'content: content must not
 /** The errors any route with a JSON body can answer before it reaches the handler. */
 export const ApiJsonBodyProblemResponses = () =>
   applyDecorators(
-    ApiProblemResponse(400, { description: 'Malformed JSON', detail: BODY_PARSER_DETAILS['entity.parse.failed'] }),
+    ApiProblemResponse(400, {
+      description: 'Malformed JSON, or not UTF-8',
+      variants: {
+        malformedJson: { summary: 'Malformed JSON', detail: BODY_PARSER_DETAILS['entity.parse.failed'] },
+        notUtf8: { summary: 'Bytes that are not UTF-8', detail: BODY_PARSER_DETAILS['entity.not.utf8'] },
+      },
+    }),
     ApiProblemResponse(413, { description: 'Body too large', detail: BODY_PARSER_DETAILS['entity.too.large'] }),
     ApiProblemResponse(415, {
       description: 'Not JSON, or not UTF-8',

@@ -41,6 +41,7 @@ interface BodyParserError {
 /** The detail of each body-parser error, by its `type`; the service's own body checks raise them too. */
 export const BODY_PARSER_DETAILS: Record<string, string> = {
   'entity.parse.failed': 'The request body is not valid JSON.',
+  'entity.not.utf8': 'The request body is not valid UTF-8.',
   'entity.too.large': 'The request body is larger than the service accepts.',
   'encoding.unsupported': 'The request body uses an unsupported content encoding.',
   'charset.unsupported': 'Request bodies must be UTF-8: send no charset parameter, or charset=utf-8.',
