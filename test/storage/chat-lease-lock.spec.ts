@@ -5,16 +5,8 @@ import { ChatLeaseLostError, UnknownMessageIdError } from '../../src/chats/chat-
 import { ChatRepository } from '../../src/chats/chat.repository';
 import { OpenedRepository, openTestRepository, TestDatabase, testDatabases } from '../support/test-databases';
 import { deferred } from '../support/deferred';
+import { until } from '../support/until';
 import { key, newChat, userMessage } from './fixtures';
-
-/** Polls until `check` holds, `attempts` times 10 ms apart; the bound keeps a broken lock from hanging the test. */
-async function until(check: () => Promise<boolean>, what: string, attempts = 500): Promise<void> {
-  for (let attempt = 0; attempt < attempts; attempt++) {
-    if (await check()) return;
-    await sleep(10);
-  }
-  throw new Error(`gave up after ${attempts} looks waiting until ${what}`);
-}
 
 /** The owner of a lease this process takes: its host (letters, digits, `-` and `.`) and pid, then the holding's id. */
 const OWN_LEASE = new RegExp(`^${hostname().replaceAll('.', '\\.')}:${process.pid}:[0-9a-f-]{36}$`);
@@ -181,7 +173,7 @@ function describeLeaseLock(name: string, create: () => Promise<TestDatabase>): v
           return renewals.size >= 2 && Math.max(...renewals) > taken.expiresAt + leaseMs;
         },
         'a renews its lease twice, the last time after the lease it took would have run out',
-        1000,
+        { attempts: 1000 },
       );
       expect(await lease()).toMatchObject({ owner: taken.owner });
       expect(await waiters(a, chat.id)).toBe(1);
