@@ -55,7 +55,9 @@ function describeErrors(errors: ValidationError[], env: Environment): string {
  */
 export function readVariables<T extends object>(Variables: new () => T, env: Environment): T {
   const vars = plainToInstance(Variables, { ...env });
-  const errors = validateSync(vars, { skipMissingProperties: false });
+  // One reason a variable: class-validator runs a property's decorators bottom-up, so the type
+  // check is written last (nearest the property) and stops the range checks above it.
+  const errors = validateSync(vars, { skipMissingProperties: false, stopAtFirstError: true });
   if (errors.length > 0) throw new InvalidConfigError(`Invalid configuration: ${describeErrors(errors, env)}`);
   return vars;
 }

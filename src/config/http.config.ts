@@ -44,15 +44,15 @@ const BODY_SIZE = /^\d+(b|kb|mb)?$/i;
 class HttpVariables {
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
-  @Min(0)
   @Max(65535)
+  @Min(0)
+  @IsInt()
   PORT?: number;
 
   @IsOptional()
   @Transform(emptyToUndefined)
-  @IsString()
   @MinLength(1)
+  @IsString()
   HOST?: string;
 
   @IsOptional()
@@ -77,24 +77,24 @@ class HttpVariables {
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
-  @Min(10)
   @Max(LONGEST_TIMER_MS)
+  @Min(10)
+  @IsInt()
   SSE_PING_INTERVAL_MS?: number;
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
+  @Max(LONGEST_TIMER_MS)
   // Node announces it in whole seconds: under one, it would tell clients `timeout=0`.
   @Min(1000)
-  @Max(LONGEST_TIMER_MS)
+  @IsInt()
   KEEP_ALIVE_TIMEOUT_MS?: number;
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
-  @Min(0)
   @Max(LONGEST_TIMER_MS)
+  @Min(0)
+  @IsInt()
   SHUTDOWN_GRACE_MS?: number;
 
   @IsOptional()

@@ -27,21 +27,21 @@ const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h:
 class LimitsVariables {
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
   @Min(0)
+  @IsInt()
   RATE_LIMIT?: number;
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
-  @Min(1000)
   @Max(LONGEST_TIMER_MS)
+  @Min(1000)
+  @IsInt()
   RATE_LIMIT_WINDOW_MS?: number;
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
   @Min(1)
+  @IsInt()
   MAX_PENDING_TURNS_PER_CHAT?: number;
 
   @IsOptional()

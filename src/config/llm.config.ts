@@ -61,46 +61,46 @@ class LlmVariables {
 
   @IsOptional()
   @Transform(emptyToUndefined)
-  @IsString()
   @MaxLength(200)
+  @IsString()
   LLM_MODEL?: string;
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
-  @Min(1)
   @Max(LONGEST_TIMER_MS)
+  @Min(1)
+  @IsInt()
   LLM_TIMEOUT_MS?: number;
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
-  @Min(0)
   @Max(10)
+  @Min(0)
+  @IsInt()
   LLM_MAX_RETRIES?: number;
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
   @Min(256)
+  @IsInt()
   LLM_CONTEXT_TOKENS?: number;
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
   @Min(1)
+  @IsInt()
   LLM_MAX_OUTPUT_TOKENS?: number;
 
   @IsOptional()
   @Transform(emptyToUndefined)
-  @IsString()
   @MaxLength(8000)
+  @IsString()
   SYSTEM_PROMPT?: string;
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
   @Min(1)
+  @IsInt()
   LLM_MAX_CONCURRENCY?: number;
 
   @IsOptional()

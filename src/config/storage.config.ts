@@ -40,9 +40,9 @@ class StorageVariables {
 
   @IsOptional()
   @Transform(toInteger)
-  @IsInt()
-  @Min(500)
   @Max(LONGEST_TIMER_MS)
+  @Min(500)
+  @IsInt()
   CHAT_LOCK_LEASE_MS?: number;
 
   @IsOptional()

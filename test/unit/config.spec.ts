@@ -129,6 +129,34 @@ describe('configuration slices', () => {
   });
 
   it.each([
+    'PORT',
+    'SSE_PING_INTERVAL_MS',
+    'KEEP_ALIVE_TIMEOUT_MS',
+    'SHUTDOWN_GRACE_MS',
+    'RATE_LIMIT',
+    'RATE_LIMIT_WINDOW_MS',
+    'MAX_PENDING_TURNS_PER_CHAT',
+    'LLM_TIMEOUT_MS',
+    'LLM_MAX_RETRIES',
+    'LLM_CONTEXT_TOKENS',
+    'LLM_MAX_OUTPUT_TOKENS',
+    'LLM_MAX_CONCURRENCY',
+    'CHAT_LOCK_LEASE_MS',
+  ])('should refuse %s=abc for what it is, not for the ranges it would have to be in', (variable) => {
+    expect(() => configFrom({ [variable]: 'abc' })).toThrow(
+      new InvalidConfigError(
+        `Invalid configuration: ${variable}="abc" is invalid: ${variable} must be an integer number`,
+      ),
+    );
+  });
+
+  it('should give one reason for a value out of range', () => {
+    expect(() => configFrom({ PORT: '70000' })).toThrow(
+      new InvalidConfigError('Invalid configuration: PORT="70000" is invalid: PORT must not be greater than 65535'),
+    );
+  });
+
+  it.each([
     'SSE_PING_INTERVAL_MS',
     'KEEP_ALIVE_TIMEOUT_MS',
     'SHUTDOWN_GRACE_MS',
