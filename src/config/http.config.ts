@@ -38,8 +38,8 @@ export interface HttpConfig {
   clientDisconnect: 'continue' | 'stop';
 }
 
-/** A body size as body-parser reads it. */
-const BODY_SIZE = /^\d+(b|kb|mb)?$/i;
+/** A body size as body-parser reads it, above 0: a limit of 0 refuses every body, `{}` too. */
+const BODY_SIZE = /^0*[1-9]\d*(b|kb|mb)?$/i;
 
 class HttpVariables {
   @IsOptional()
@@ -62,12 +62,12 @@ class HttpVariables {
 
   @IsOptional()
   @Transform(emptyToUndefined)
-  @Matches(BODY_SIZE, { message: 'BODY_LIMIT must be a size such as 1mb, 512kb or 100000' })
+  @Matches(BODY_SIZE, { message: 'BODY_LIMIT must be a size above 0, such as 1mb, 512kb or 100000' })
   BODY_LIMIT?: string;
 
   @IsOptional()
   @Transform(emptyToUndefined)
-  @Matches(BODY_SIZE, { message: 'IMPORT_BODY_LIMIT must be a size such as 16mb, 512kb or 100000' })
+  @Matches(BODY_SIZE, { message: 'IMPORT_BODY_LIMIT must be a size above 0, such as 16mb, 512kb or 100000' })
   IMPORT_BODY_LIMIT?: string;
 
   @IsOptional()

@@ -47,6 +47,8 @@ describe('Service start-up (e2e, built service)', () => {
     ['an unsupported database URL', { DATABASE_URL: 'mysql://nope' }, 'DATABASE_URL'],
     ['a password holding a slash', { DATABASE_URL: 'postgres://app:s3cret/x@127.0.0.1:1/test' }, 'DATABASE_URL'],
     ['a negative timeout', { LLM_TIMEOUT_MS: '-5' }, 'LLM_TIMEOUT_MS'],
+    // Else every request with a body, `{}` too, would be a 413.
+    ['a body limit of nothing', { BODY_LIMIT: '0' }, 'BODY_LIMIT="0" is invalid: BODY_LIMIT must be a size above 0'],
     ['an API key without its tenant', { API_KEYS: 'just-a-key-of-enough-length' }, 'API_KEYS'],
     ['a missing API key file', { API_KEYS_FILE: '/nonexistent/konko-keys' }, 'API_KEYS_FILE'],
     // ioredis would select database NaN, and the process crash on Redis's refusal.

@@ -129,6 +129,28 @@ describe('configuration slices', () => {
   });
 
   it.each([
+    ['BODY_LIMIT', '0'],
+    ['BODY_LIMIT', '0kb'],
+    ['IMPORT_BODY_LIMIT', '00mb'],
+  ])('should refuse %s=%s, a limit no body is under', (variable, value) => {
+    expect(() => configFrom({ [variable]: value })).toThrow(
+      new InvalidConfigError(
+        `Invalid configuration: ${variable}="${value}" is invalid: ${variable} must be a size above 0, such as ` +
+          `${variable === 'BODY_LIMIT' ? '1mb' : '16mb'}, 512kb or 100000`,
+      ),
+    );
+  });
+
+  it.each([
+    ['BODY_LIMIT', '1'],
+    ['BODY_LIMIT', '512kb'],
+    ['IMPORT_BODY_LIMIT', '010MB'],
+  ])('should take %s=%s', (variable, value) => {
+    const { http } = configFrom({ [variable]: value });
+    expect(variable === 'BODY_LIMIT' ? http.bodyLimit : http.importBodyLimit).toBe(value);
+  });
+
+  it.each([
     'PORT',
     'SSE_PING_INTERVAL_MS',
     'KEEP_ALIVE_TIMEOUT_MS',
