@@ -145,7 +145,7 @@ async function parseMessageList(body: JsonObject): Promise<ImportDocument> {
       throw invalid('systemPrompt', 'systemPrompt cannot come with a leading system message');
     }
     onlyFields(system, ['role', 'content'], 'messages[0]');
-    if (typeof system.content !== 'string') throw invalid('messages[0].content', 'content must be a string');
+    textAt(system.content, 'messages[0].content');
   }
   // A leading system message is the system prompt, by the system prompt's rules.
   const fields = await (system
@@ -238,13 +238,19 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: s
   return value as T;
 }
 
+/** A field that must be a string, refused as a send refuses one: missing, else not a string. */
+function textAt(value: unknown, field: string): asserts value is string {
+  if (value === undefined) throw invalid(field, `${nameOf(field)} is required`);
+  if (typeof value !== 'string') throw invalid(field, `${nameOf(field)} must be a string`);
+}
+
 /**
  * A user message as a send takes it: 1–32,000 characters, not blank. A reply as the service stores
  * one: at most MAX_REPLY_LENGTH characters, and empty or blank whatever its status (stopped before
  * its first token, or left empty by the model: a reasoning model that spent its tokens thinking).
  */
 function contentAt(value: unknown, field: string, role: MessageRole): string {
-  if (typeof value !== 'string') throw invalid(field, 'content must be a string');
+  textAt(value, field);
   const max = role === 'assistant' ? MAX_REPLY_LENGTH : MAX_MESSAGE_LENGTH;
   if (!hasAtMostCharacters(value, max)) {
     throw invalid(field, `content must be shorter than or equal to ${max} characters`);

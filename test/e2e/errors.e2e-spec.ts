@@ -380,6 +380,41 @@ describe('Problem documents (e2e)', () => {
     );
   });
 
+  it('should name one error a field, the most basic, and say the same in detail', async () => {
+    const chat = (await http().post('/chats').expect(201)).body as { id: string };
+    const messages = `/chats/${chat.id}/messages`;
+    const cases: [request.Test, string, string][] = [
+      [http().post(messages).send({}), 'content', 'content is required'],
+      [http().post(messages), 'content', 'content is required'],
+      [http().post(messages).send({ content: 5 }), 'content', 'content must be a string'],
+      [http().post(messages).send({ content: '   ' }), 'content', 'content must not be blank'],
+      [http().get('/search'), 'q', 'q is required'],
+      [http().get('/search?q=a&q=b'), 'q', 'q must be a string'],
+      [http().get('/chats?limit=abc'), 'limit', 'limit must be an integer number'],
+      [http().get('/chats?limit=1&limit=2'), 'limit', 'limit must be an integer number'],
+      [http().get('/chats?limit=0'), 'limit', 'limit must not be less than 1'],
+      [http().get('/chats?cursor=a&cursor=b'), 'cursor', 'cursor must be a string'],
+      [http().post('/chats').send({ title: 5 }), 'title', 'title must be a string'],
+      [http().patch(`/chats/${chat.id}`).send({ systemPrompt: [] }), 'systemPrompt', 'systemPrompt must be a string'],
+      [
+        http()
+          .post('/chats/import')
+          .send({ messages: [{ role: 'user' }] }),
+        'messages[0].content',
+        'content is required',
+      ],
+    ];
+    for (const [sent, field, message] of cases) {
+      const response = await sent.expect(422);
+      expect(response.body).toMatchObject({
+        type: 'urn:konko:problem:validation-failed',
+        errors: [{ field, message }],
+        detail: `${field}: ${message}`,
+      });
+      expect(response.body.errors).toHaveLength(1);
+    }
+  });
+
   it('should answer an unexpected exception with 500 and no internals', async () => {
     await app.close();
     const repository = new InMemoryChatRepository();

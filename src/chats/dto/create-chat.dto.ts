@@ -10,9 +10,9 @@ import { CHAT_LIMITS } from './chat-limits';
 export class CreateChatDto {
   @ApiPropertyOptional({ type: String, nullable: true, maxLength: CHAT_LIMITS.titleLength, example: 'Trip to Lisbon' })
   @IsOptional()
-  @IsString()
-  @IsNotBlank()
   @MaxCharacters(CHAT_LIMITS.titleLength)
+  @IsNotBlank()
+  @IsString()
   title?: string | null;
 
   @ApiPropertyOptional({
@@ -23,9 +23,9 @@ export class CreateChatDto {
     example: 'You are a friendly travel planner. Keep answers short.',
   })
   @IsOptional()
-  @IsString()
-  @IsNotBlank()
   @MaxCharacters(CHAT_LIMITS.systemPromptLength)
+  @IsNotBlank()
+  @IsString()
   systemPrompt?: string | null;
 
   @ApiPropertyOptional({
@@ -34,9 +34,9 @@ export class CreateChatDto {
     example: 'gpt-4.1-mini',
   })
   @IsOptional()
-  @IsString()
-  @IsNotBlank()
   @MaxCharacters(CHAT_LIMITS.modelLength)
+  @IsNotBlank()
+  @IsString()
   model?: string;
 
   @ApiPropertyOptional({

@@ -17,16 +17,16 @@ export class UpdateChatDto {
     example: 'Lisbon, 3 days in May',
   })
   @IsOptional()
-  @IsString()
-  @IsNotBlank()
   @MaxCharacters(CHAT_LIMITS.titleLength)
+  @IsNotBlank()
+  @IsString()
   title?: string | null;
 
   @ApiPropertyOptional({ type: String, nullable: true, maxLength: CHAT_LIMITS.systemPromptLength, example: null })
   @IsOptional()
-  @IsString()
-  @IsNotBlank()
   @MaxCharacters(CHAT_LIMITS.systemPromptLength)
+  @IsNotBlank()
+  @IsString()
   systemPrompt?: string | null;
 
   @ApiPropertyOptional({

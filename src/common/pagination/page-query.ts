@@ -21,9 +21,9 @@ export function PageQuery(options: {
     @Transform(({ value }: { value: unknown }) =>
       typeof value !== 'string' ? value : /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN,
     )
-    @IsInt()
-    @Min(1)
     @Max(options.maxLimit)
+    @Min(1)
+    @IsInt()
     limit: number = options.defaultLimit;
 
     @ApiPropertyOptional({
@@ -31,8 +31,8 @@ export function PageQuery(options: {
       example: 'eyJzIjoiY2hhdHMiLCJwIjoiMDE5OGYyYzQifQ',
     })
     @IsOptional()
-    @IsString()
     @MaxLength(512)
+    @IsString()
     cursor?: string;
   }
   return PageQueryDto;

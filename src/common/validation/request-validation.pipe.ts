@@ -7,6 +7,9 @@ import { textProblem } from './storable-text';
 
 /** How every request DTO is checked: its rules, and no field it does not declare. */
 const VALIDATOR_OPTIONS: ValidatorOptions = {
+  // One error a field, the most basic: class-validator runs a property's decorators bottom-up,
+  // so a DTO writes presence, then type, nearest the property, and its limits above them.
+  stopAtFirstError: true,
   whitelist: true,
   forbidNonWhitelisted: true,
   forbidUnknownValues: true,

@@ -3,6 +3,7 @@ import { IsOptional, IsString } from 'class-validator';
 import { ApiClosedSchema } from '../../common/validation/api-closed-schema.decorator';
 import { IsId } from '../../common/validation/is-id.decorator';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
+import { IsRequired } from '../../common/validation/is-required.decorator';
 import { MaxCharacters } from '../../common/validation/max-characters.decorator';
 
 export const MAX_MESSAGE_LENGTH = 32_000;
@@ -14,9 +15,10 @@ export class SendMessageDto {
     description: 'Not blank',
     example: 'What should I see in Lisbon in one day?',
   })
-  @IsString()
-  @IsNotBlank()
   @MaxCharacters(MAX_MESSAGE_LENGTH)
+  @IsNotBlank()
+  @IsString()
+  @IsRequired()
   content: string;
 
   @ApiPropertyOptional({

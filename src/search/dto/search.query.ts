@@ -2,6 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import { IsString } from 'class-validator';
 import { PageQuery } from '../../common/pagination/page-query';
 import { IsNotBlank } from '../../common/validation/is-not-blank.decorator';
+import { IsRequired } from '../../common/validation/is-required.decorator';
 import { MaxCharacters } from '../../common/validation/max-characters.decorator';
 
 export const MAX_QUERY_LENGTH = 200;
@@ -14,8 +15,9 @@ export class SearchQueryDto extends PageQuery({ maxLimit: 100, defaultLimit: 20 
       'words such as "the" or "and" are left out)',
     example: 'refund delay',
   })
-  @IsString()
-  @IsNotBlank()
   @MaxCharacters(MAX_QUERY_LENGTH)
+  @IsNotBlank()
+  @IsString()
+  @IsRequired()
   q: string;
 }
