@@ -1070,7 +1070,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description Opaque cursor from the previous page's `nextCursor` */
+                /** @description The previous page's `nextCursor`, as it was given: an opaque base64url string of this list */
                 cursor?: string;
             };
             header?: never;
@@ -1828,7 +1828,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description Opaque cursor from the previous page's `nextCursor` */
+                /** @description The previous page's `nextCursor`, as it was given: an opaque base64url string of this list */
                 cursor?: string;
                 /** @description `current`: the branch the chat shows, root first; `all`: every message of every branch, by seq */
                 branch?: "current" | "all";
@@ -2683,11 +2683,11 @@ export interface operations {
     RunningTurnsController_stream: {
         parameters: {
             query?: {
-                /** @description The `id` of the last event the client received, when it cannot send the `Last-Event-ID` header (this wins over the header) */
+                /** @description The `id` of the last event the client received, as its `id:` line gave it (opaque), when it cannot send the `Last-Event-ID` header (this wins over the header) */
                 lastEventId?: string;
             };
             header?: {
-                /** @description The `id` of the last event the client received */
+                /** @description The `id` of the last event the client received, as its `id:` line gave it (opaque) */
                 "Last-Event-ID"?: string;
             };
             path: {
@@ -3050,7 +3050,7 @@ export interface operations {
         parameters: {
             query: {
                 limit?: number;
-                /** @description Opaque cursor from the previous page's `nextCursor` */
+                /** @description The previous page's `nextCursor`, as it was given: an opaque base64url string of this list */
                 cursor?: string;
                 /** @description Words a message must all contain, in any letter case (word stems where the storage supports them; words such as "the" or "and" are left out) */
                 q: string;

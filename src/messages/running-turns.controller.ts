@@ -25,8 +25,6 @@ import { LastEventId, RunningTurnsService } from './running-turns.service';
 import { writeTurnEvent } from './turn-event-stream';
 import { TurnProblemFilter } from './turn-problems';
 
-const EXAMPLE_EVENT_ID = '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d.4';
-
 /** Stops and resumes that need another instance, while Redis is unreachable. */
 const ApiRedisUnavailableResponse = () =>
   ApiProblemResponse(503, {
@@ -75,11 +73,11 @@ export class RunningTurnsController {
       'service did not give out for this chat gets 422 (checked whether or not a turn runs).',
   })
   @ApiChatIdParam()
+  // No example, as for `?lastEventId=`.
   @ApiHeader({
     name: 'Last-Event-ID',
     required: false,
-    description: 'The `id` of the last event the client received',
-    example: EXAMPLE_EVENT_ID,
+    description: 'The `id` of the last event the client received, as its `id:` line gave it (opaque)',
   })
   @ApiOkResponse({
     description: "The turn's events as server-sent events, each with an `id:` line",

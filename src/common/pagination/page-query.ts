@@ -26,9 +26,9 @@ export function PageQuery(options: {
     @IsInt()
     limit: number = options.defaultLimit;
 
+    // No example: Swagger UI would send it, and a cursor of another list is refused (422).
     @ApiPropertyOptional({
-      description: "Opaque cursor from the previous page's `nextCursor`",
-      example: 'eyJzIjoiY2hhdHMiLCJwIjoiMDE5OGYyYzQifQ',
+      description: "The previous page's `nextCursor`, as it was given: an opaque base64url string of this list",
     })
     @IsOptional()
     @MaxLength(512)
