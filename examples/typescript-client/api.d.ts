@@ -1449,6 +1449,30 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
+                     *       "status": 422,
+                     *       "detail": "foo: property foo should not exist",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "errors": [
+                     *         {
+                     *           "field": "foo",
+                     *           "message": "property foo should not exist"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
             /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
             429: {
                 headers: {
@@ -1569,6 +1593,30 @@ export interface operations {
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
+                     *       "status": 422,
+                     *       "detail": "foo: property foo should not exist",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "errors": [
+                     *         {
+                     *           "field": "foo",
+                     *           "message": "property foo should not exist"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ValidationProblemDto"];
                 };
             };
             /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
@@ -2623,6 +2671,30 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
+                     *       "status": 422,
+                     *       "detail": "foo: property foo should not exist",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "errors": [
+                     *         {
+                     *           "field": "foo",
+                     *           "message": "property foo should not exist"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ValidationProblemDto"];
+                };
+            };
             /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */
             429: {
                 headers: {
@@ -3429,6 +3501,30 @@ export interface operations {
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:konko:problem:validation-failed",
+                     *       "title": "Request validation failed",
+                     *       "status": 422,
+                     *       "detail": "format: property format should not exist",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "errors": [
+                     *         {
+                     *           "field": "format",
+                     *           "message": "property format should not exist"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["ValidationProblemDto"];
                 };
             };
             /** @description Over RATE_LIMIT requests in RATE_LIMIT_WINDOW_MS, all routes together (per tenant, or per client address while the service runs open) */

@@ -5,6 +5,7 @@ import {
   ApiJsonBodyProblemResponses,
   ApiValidationProblemResponse,
 } from '../common/problem-details/api-problem-response.decorator';
+import { ApiUnknownFieldResponse, NoFieldsPipe } from '../common/validation/no-fields.pipe';
 import { ApiChatIdParam } from './chat-api.decorators';
 import { TenantId } from '../auth/tenant-id.decorator';
 import { ApiIdempotencyKey, IdempotencyKeyHeader } from '../idempotency/idempotency-key.decorator';
@@ -32,6 +33,7 @@ export class ChatsController {
   async create(
     @TenantId() tenantId: string,
     @Body() body: CreateChatDto,
+    @Query(NoFieldsPipe) _query: void,
     @IdempotencyKeyHeader() idempotencyKey: string | undefined,
     @Res({ passthrough: true }) response: Response,
   ): Promise<ChatDto> {
@@ -51,7 +53,8 @@ export class ChatsController {
   @ApiOperation({ summary: 'Read a chat' })
   @ApiChatIdParam()
   @ApiOkResponse({ type: ChatDto })
-  async get(@ChatKeyParam() chat: ChatKey): Promise<ChatDto> {
+  @ApiUnknownFieldResponse()
+  async get(@ChatKeyParam() chat: ChatKey, @Query(NoFieldsPipe) _query: void): Promise<ChatDto> {
     return ChatDto.from(await this.chats.get(chat));
   }
 
@@ -70,7 +73,11 @@ export class ChatsController {
     'currentMessageId: no message of this chat has the id 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d',
   )
   @ApiJsonBodyProblemResponses()
-  async update(@ChatKeyParam() chat: ChatKey, @Body() body: UpdateChatDto): Promise<ChatDto> {
+  async update(
+    @ChatKeyParam() chat: ChatKey,
+    @Body() body: UpdateChatDto,
+    @Query(NoFieldsPipe) _query: void,
+  ): Promise<ChatDto> {
     return ChatDto.from(await this.chats.update(chat, body));
   }
 
@@ -79,7 +86,8 @@ export class ChatsController {
   @ApiOperation({ summary: 'Delete a chat and all its messages' })
   @ApiChatIdParam()
   @ApiNoContentResponse({ description: 'Deleted' })
-  async delete(@ChatKeyParam() chat: ChatKey): Promise<void> {
+  @ApiUnknownFieldResponse()
+  async delete(@ChatKeyParam() chat: ChatKey, @Query(NoFieldsPipe) _query: void): Promise<void> {
     await this.chats.delete(chat);
   }
 }

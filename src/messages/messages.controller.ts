@@ -1,6 +1,5 @@
 import { applyDecorators, Body, Controller, Get, Param, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
 import {
-  ApiBody,
   ApiCreatedResponse,
   ApiExtraModels,
   ApiOkResponse,
@@ -15,7 +14,7 @@ import { ChatKey } from '../chats/chat';
 import { MessageNotFoundError } from '../chats/chat-errors';
 import { ChatKeyParam } from '../chats/chat-key.decorator';
 import { ParseIdPipe } from '../common/ids/parse-id.pipe';
-import { EmptyBodyPipe } from '../common/validation/empty-body.pipe';
+import { ApiNoBody, NoFieldsPipe } from '../common/validation/no-fields.pipe';
 import {
   ApiJsonBodyProblemResponses,
   ApiProblemResponse,
@@ -208,7 +207,7 @@ export class MessagesController {
   })
   @ApiChatIdParam()
   @ApiParam({ name: 'messageId', type: String, format: 'uuid', example: '0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b' })
-  @ApiBody({ required: false, schema: { type: 'object', maxProperties: 0, example: {} } })
+  @ApiNoBody()
   @ApiIdempotencyKey('the same stored reply')
   @ApiTurnResponses()
   @ApiProblemResponse(422, {
@@ -227,7 +226,7 @@ export class MessagesController {
   async regenerate(
     @ChatKeyParam() chat: ChatKey,
     @Param('messageId', MessageIdPipe) messageId: string,
-    @Body(EmptyBodyPipe) _body: void,
+    @Body(NoFieldsPipe) _body: void,
     @Query() query: SendMessageQuery,
     @IdempotencyKeyHeader() idempotencyKey: string | undefined,
     @Req() request: Request,

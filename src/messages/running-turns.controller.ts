@@ -17,6 +17,7 @@ import {
   ApiProblemResponse,
   ApiValidationProblemResponse,
 } from '../common/problem-details/api-problem-response.decorator';
+import { ApiUnknownFieldResponse, NoFieldsPipe } from '../common/validation/no-fields.pipe';
 import { httpConfig, HttpConfig } from '../config/http.config';
 import { ResumeStreamQuery } from './dto/resume-stream.query';
 import { TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
@@ -58,8 +59,13 @@ export class RunningTurnsController {
   @ApiChatIdParam()
   @ApiAcceptedResponse({ description: 'A turn was generating; it stops' })
   @ApiNoContentResponse({ description: 'No turn was generating' })
+  @ApiUnknownFieldResponse()
   @ApiRedisUnavailableResponse()
-  async stop(@ChatKeyParam() chat: ChatKey, @Res({ passthrough: true }) response: Response): Promise<void> {
+  async stop(
+    @ChatKeyParam() chat: ChatKey,
+    @Query(NoFieldsPipe) _query: void,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<void> {
     response.status((await this.turns.stop(chat)) ? 202 : 204);
   }
 

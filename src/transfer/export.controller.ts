@@ -7,6 +7,7 @@ import { ChatKey } from '../chats/chat';
 import { ChatKeyParam } from '../chats/chat-key.decorator';
 import { streamText } from '../common/http/text-stream';
 import { ApiValidationProblemResponse } from '../common/problem-details/api-problem-response.decorator';
+import { ApiUnknownFieldResponse, NoFieldsPipe } from '../common/validation/no-fields.pipe';
 import { MessageDto } from '../messages/dto/message.dto';
 import { ChatExporter } from './chat-exporter';
 import { markdownSection, markdownTitle } from './chat-markdown';
@@ -73,7 +74,12 @@ export class ExportController {
       },
     },
   })
-  async exportAll(@TenantId() tenantId: string, @Res() response: Response): Promise<void> {
+  @ApiUnknownFieldResponse('format')
+  async exportAll(
+    @TenantId() tenantId: string,
+    @Query(NoFieldsPipe) _query: void,
+    @Res() response: Response,
+  ): Promise<void> {
     await streamText(response, NDJSON, this.exporter.exportAll(tenantId));
   }
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Post, Res } from '@nestjs/common';
+import { Body, Controller, Post, Query, Res } from '@nestjs/common';
 import { ApiBody, ApiExtraModels, ApiOperation, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { TenantId } from '../auth/tenant-id.decorator';
@@ -9,6 +9,7 @@ import {
   ApiProblemResponse,
   ApiValidationProblemResponse,
 } from '../common/problem-details/api-problem-response.decorator';
+import { NoFieldsPipe } from '../common/validation/no-fields.pipe';
 import { ApiIdempotencyKey, IdempotencyKeyHeader } from '../idempotency/idempotency-key.decorator';
 import { ChatImporter } from './chat-importer';
 import { EXPORT_DOCUMENT_EXAMPLE, ExportDocumentDto } from './dto/export-document.dto';
@@ -52,6 +53,7 @@ export class ImportController {
   async import(
     @TenantId() tenantId: string,
     @Body() body: Record<string, unknown>,
+    @Query(NoFieldsPipe) _query: void,
     @IdempotencyKeyHeader() idempotencyKey: string | undefined,
     @Res({ passthrough: true }) response: Response,
   ): Promise<ChatDto> {

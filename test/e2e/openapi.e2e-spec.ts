@@ -120,7 +120,7 @@ describe('OpenAPI document (e2e)', () => {
       );
     expect(idempotencyHeader('/chats')).toMatchObject({ in: 'header', required: false });
     expect(idempotencyHeader('/chats/{chatId}/messages')).toMatchObject({ in: 'header', required: false });
-    expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '401', '404', '429', '500', '503']);
+    expect(statuses('/chats/{chatId}', 'get')).toEqual(['200', '401', '404', '422', '429', '500', '503']);
     expect(statuses('/chats/{chatId}/summary', 'get')).toEqual([
       '200',
       '401',
@@ -382,6 +382,42 @@ describe('OpenAPI document (e2e)', () => {
         headers,
         refused: false,
       });
+    }
+  });
+
+  it('should refuse a query parameter an operation does not take, on every one but health and metrics', async () => {
+    type Parameter = { name: string; in: string; required?: boolean; schema?: { example?: unknown } };
+    const server = () => app.getHttpServer();
+    const chatId = (await request(server()).post('/chats').expect(201)).body.id as string;
+    const turn = await request(server()).post(`/chats/${chatId}/messages`).send({ content: 'Hi' }).expect(201);
+    const bodies: Record<string, object> = {
+      'POST /chats/{chatId}/messages': { content: 'Hi again' },
+      'POST /chats/import': { messages: [] },
+    };
+    const tolerant = ['GET /health/live', 'GET /health/ready', 'GET /metrics'];
+    // Last: it deletes the chat the others use.
+    const operations = Object.entries(document.paths)
+      .flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ path, method, operation })))
+      .sort((a, b) => Number(a.method === 'delete') - Number(b.method === 'delete'));
+    for (const { path, method, operation } of operations) {
+      const where = `${method.toUpperCase()} ${path}`;
+      const query: Record<string, string> = { foo: '1' };
+      for (const parameter of (operation as Operation & { parameters?: Parameter[] }).parameters ?? []) {
+        if (parameter.in === 'query' && parameter.required) query[parameter.name] = String(parameter.schema?.example);
+      }
+      const url = path.replace('{chatId}', chatId).replace('{messageId}', turn.body.userMessage.id);
+      const sent = request(server())[method as 'get' | 'post' | 'patch' | 'delete'](url).query(query);
+      const response = await (bodies[where] ? sent.send(bodies[where]) : sent);
+      if (tolerant.includes(where)) {
+        expect({ where, status: response.status }).toEqual({ where, status: 200 });
+        continue;
+      }
+      expect({ where, status: response.status, errors: response.body.errors }).toEqual({
+        where,
+        status: 422,
+        errors: [{ field: 'foo', message: 'property foo should not exist' }],
+      });
+      expect({ where, documented: '422' in operation.responses }).toEqual({ where, documented: true });
     }
   });
 
