@@ -156,7 +156,7 @@ export interface paths {
         put?: never;
         /**
          * Stop the chat's running turn
-         * @description Stops the turn that is generating a reply in the chat, on whichever instance runs it, within a second: the upstream request is aborted and what was generated is stored with `status: "incomplete"`. Its streams end with that message as the final `assistant_message` event, and a waiting plain request gets 201 with it. Turns still waiting for the chat run as usual. Takes no body: one sent anyway is read as JSON, and ignored.
+         * @description Stops the turn that is generating a reply in the chat, on whichever instance runs it, within a second: the upstream request is aborted and what was generated is stored with `status: "incomplete"`. Its streams end with that message as the final `assistant_message` event, and a waiting plain request gets 201 with it. Turns still waiting for the chat run as usual. Takes no body (or `{}`): a field in one is a 422.
          */
         post: operations["RunningTurnsController_stop"];
         delete?: never;
@@ -2581,7 +2581,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
         responses: {
             /** @description A turn was generating; it stops */
             202: {

@@ -1,4 +1,4 @@
-import { Controller, Get, Headers, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
+import { Body, Controller, Get, Headers, Post, Query, Req, Res, UseFilters } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiHeader,
@@ -17,7 +17,7 @@ import {
   ApiProblemResponse,
   ApiValidationProblemResponse,
 } from '../common/problem-details/api-problem-response.decorator';
-import { ApiUnknownFieldResponse, NoFieldsPipe } from '../common/validation/no-fields.pipe';
+import { ApiNoBody, ApiUnknownFieldResponse, NoFieldsPipe } from '../common/validation/no-fields.pipe';
 import { httpConfig, HttpConfig } from '../config/http.config';
 import { ResumeStreamQuery } from './dto/resume-stream.query';
 import { TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
@@ -52,9 +52,9 @@ export class RunningTurnsController {
       'Stops the turn that is generating a reply in the chat, on whichever instance runs it, within a second: the ' +
       'upstream request is aborted and what was generated is stored with `status: "incomplete"`. Its streams end ' +
       'with that message as the final `assistant_message` event, and a waiting plain request gets 201 with it. ' +
-      'Turns still waiting for the chat run as usual. Takes no body: one sent anyway is read as JSON, and ignored.',
+      'Turns still waiting for the chat run as usual. Takes no body (or `{}`): a field in one is a 422.',
   })
-  // The body parsers run before every route: a body that is not JSON, is malformed or too large is refused here too.
+  @ApiNoBody()
   @ApiJsonBodyProblemResponses()
   @ApiChatIdParam()
   @ApiAcceptedResponse({ description: 'A turn was generating; it stops' })
@@ -63,6 +63,7 @@ export class RunningTurnsController {
   @ApiRedisUnavailableResponse()
   async stop(
     @ChatKeyParam() chat: ChatKey,
+    @Body(NoFieldsPipe) _body: void,
     @Query(NoFieldsPipe) _query: void,
     @Res({ passthrough: true }) response: Response,
   ): Promise<void> {
