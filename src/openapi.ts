@@ -48,9 +48,48 @@ const STORAGE_UNAVAILABLE = {
 
 type Operation = {
   security?: Record<string, string[]>[];
+  parameters?: { name: string; in: string; example?: unknown; schema?: { example?: unknown } }[];
   responses: Record<string, ResponseObject>;
   [UNTHROTTLED_MARKER]?: boolean;
 };
+
+/**
+ * Each problem example names the operation's own path as its `instance`, with the example ids of
+ * its path parameters: the decorators that write the examples do not know the route they are on.
+ * Copies, since examples are shared between operations.
+ */
+function nameInstances(path: string, operation: Operation): void {
+  const instance = path.replace(/\{(\w+)\}/g, (whole, name: string) => {
+    const parameter = operation.parameters?.find(({ in: where, name: named }) => where === 'path' && named === name);
+    const example = parameter?.example ?? parameter?.schema?.example;
+    return typeof example === 'string' ? example : whole;
+  });
+  const withInstance = (example: unknown) =>
+    example && typeof example === 'object' && 'instance' in example ? { ...example, instance } : example;
+  for (const [status, response] of Object.entries(operation.responses)) {
+    const media = response.content?.[PROBLEM_CONTENT_TYPE];
+    if (!media) continue;
+    const examples =
+      media.examples &&
+      Object.fromEntries(
+        Object.entries(media.examples).map(([name, example]) => [
+          name,
+          'value' in example ? { ...example, value: withInstance(example.value) } : example,
+        ]),
+      );
+    operation.responses[status] = {
+      ...response,
+      content: {
+        ...response.content,
+        [PROBLEM_CONTENT_TYPE]: {
+          ...media,
+          ...(media.example !== undefined && { example: withInstance(media.example) }),
+          ...(examples && { examples }),
+        },
+      },
+    };
+  }
+}
 
 /**
  * Every operation that reads or writes the chats can meet an unreachable database: its 503, or a
@@ -98,10 +137,11 @@ function declareStorageUnavailable(operation: Operation): void {
  * Operations marked `@Public()` need no key: OpenAPI spells that `security: []`, which Nest's
  * decorators cannot express, so the marker they leave is replaced here, with the 401 they never give.
  * Operations marked `@SkipRateLimit()` lose the 429 every other one can answer, and the marker.
- * The others work on the chats, and can find the database unreachable.
+ * The others work on the chats, and can find the database unreachable. Every problem example
+ * then names its operation's path.
  */
 function applyMarkers(document: OpenAPIObject): OpenAPIObject {
-  for (const path of Object.values(document.paths)) {
+  for (const [route, path] of Object.entries(document.paths)) {
     for (const operation of Object.values(path) as Operation[]) {
       const open = operation.security?.some((requirement) => PUBLIC_SECURITY_MARKER in requirement);
       if (open) {
@@ -114,6 +154,7 @@ function applyMarkers(document: OpenAPIObject): OpenAPIObject {
         delete operation.responses['429'];
       }
       if (!open && !unthrottled) declareStorageUnavailable(operation);
+      nameInstances(route, operation);
     }
   }
   return document;

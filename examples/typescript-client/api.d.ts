@@ -902,7 +902,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/metrics"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -920,7 +920,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/metrics"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -966,7 +966,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/health/live"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1034,7 +1034,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/health/ready"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1052,7 +1052,7 @@ export interface operations {
                      *       "title": "The service is not ready",
                      *       "status": 503,
                      *       "detail": "Not ready: storage failing.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/health/ready",
                      *       "checks": {
                      *         "storage": {
                      *           "status": "down",
@@ -1119,7 +1119,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "limit: limit must not be greater than 100",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats",
                      *       "errors": [
                      *         {
                      *           "field": "limit",
@@ -1151,7 +1151,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1189,7 +1189,7 @@ export interface operations {
                      *       "title": "The database is unreachable",
                      *       "status": 503,
                      *       "detail": "The service cannot reach its database right now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1269,7 +1269,7 @@ export interface operations {
                      *       "title": "The first request with this Idempotency-Key is still running",
                      *       "status": 409,
                      *       "detail": "The first request with this Idempotency-Key is still running; repeat it after it ends to get its outcome.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1287,7 +1287,7 @@ export interface operations {
                      *       "title": "Payload Too Large",
                      *       "status": 413,
                      *       "detail": "The request body is larger than the service accepts.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1314,7 +1314,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "title: title must be shorter than or equal to 200 characters",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats",
                      *       "errors": [
                      *         {
                      *           "field": "title",
@@ -1346,7 +1346,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1384,7 +1384,7 @@ export interface operations {
                      *       "title": "The database is unreachable",
                      *       "status": 503,
                      *       "detail": "The service cannot reach its database right now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1425,7 +1425,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1511,7 +1511,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1571,7 +1571,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1657,7 +1657,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1731,7 +1731,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1844,7 +1844,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1911,7 +1911,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1929,7 +1929,7 @@ export interface operations {
                      *       "title": "Chat not found",
                      *       "status": 404,
                      *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1947,7 +1947,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "limit: limit must not be greater than 1000",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages",
                      *       "errors": [
                      *         {
                      *           "field": "limit",
@@ -1979,7 +1979,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -1997,7 +1997,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2017,7 +2017,7 @@ export interface operations {
                      *       "title": "The database is unreachable",
                      *       "status": 503,
                      *       "detail": "The service cannot reach its database right now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2110,7 +2110,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2128,7 +2128,7 @@ export interface operations {
                      *       "title": "Chat not found",
                      *       "status": 404,
                      *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2148,7 +2148,7 @@ export interface operations {
                      *       "title": "The first request with this Idempotency-Key is still running",
                      *       "status": 409,
                      *       "detail": "The first request with this Idempotency-Key is still running; repeat it after it ends to get its outcome.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2166,7 +2166,7 @@ export interface operations {
                      *       "title": "Payload Too Large",
                      *       "status": 413,
                      *       "detail": "The request body is larger than the service accepts.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2193,7 +2193,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "parentId: no message of this chat has the id 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages",
                      *       "errors": [
                      *         {
                      *           "field": "parentId",
@@ -2219,7 +2219,7 @@ export interface operations {
                      *       "title": "Too many turns wait on this chat",
                      *       "status": 429,
                      *       "detail": "32 turns already wait on this chat; send this message again after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2237,7 +2237,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2275,7 +2275,7 @@ export interface operations {
                      *       "title": "The language model did not answer in time",
                      *       "status": 504,
                      *       "detail": "The language model did not answer within LLM_TIMEOUT_MS. Your message was stored as message 1; send another message to try again.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages",
                      *       "userMessage": {
                      *         "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
                      *         "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
@@ -2382,7 +2382,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages/0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b/regenerate"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2404,7 +2404,7 @@ export interface operations {
                      *       "title": "Chat or message not found (`chat-not-found`, `message-not-found`)",
                      *       "status": 404,
                      *       "detail": "No message of this chat has the id 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages/0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b/regenerate"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2424,7 +2424,7 @@ export interface operations {
                      *       "title": "The first request with this Idempotency-Key is still running",
                      *       "status": 409,
                      *       "detail": "The first request with this Idempotency-Key is still running; repeat it after it ends to get its outcome.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages/0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b/regenerate"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2442,7 +2442,7 @@ export interface operations {
                      *       "title": "Payload Too Large",
                      *       "status": 413,
                      *       "detail": "The request body is larger than the service accepts.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages/0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b/regenerate"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2469,7 +2469,7 @@ export interface operations {
                      *       "title": "The reply answers no user message",
                      *       "status": 422,
                      *       "detail": "Message 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d is a reply that answers no user message, so there is nothing to answer again. Regenerate a reply to a user message, or send a new message.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages/0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b/regenerate",
                      *       "errors": [
                      *         {
                      *           "field": "messageId",
@@ -2495,7 +2495,7 @@ export interface operations {
                      *       "title": "Too many turns wait on this chat",
                      *       "status": 429,
                      *       "detail": "32 turns already wait on this chat; send this message again after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages/0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b/regenerate"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2513,7 +2513,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages/0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b/regenerate"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2551,7 +2551,7 @@ export interface operations {
                      *       "title": "The language model did not answer in time",
                      *       "status": 504,
                      *       "detail": "The language model did not answer within LLM_TIMEOUT_MS. Your message was stored as message 1; send another message to try again.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/messages/0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b/regenerate",
                      *       "userMessage": {
                      *         "id": "0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b",
                      *         "chatId": "0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
@@ -2624,7 +2624,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stop"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2642,7 +2642,7 @@ export interface operations {
                      *       "title": "Chat not found",
                      *       "status": 404,
                      *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stop"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2660,7 +2660,7 @@ export interface operations {
                      *       "title": "Payload Too Large",
                      *       "status": 413,
                      *       "detail": "The request body is larger than the service accepts.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stop"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2687,7 +2687,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "foo: property foo should not exist",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stop",
                      *       "errors": [
                      *         {
                      *           "field": "foo",
@@ -2719,7 +2719,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stop"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2737,7 +2737,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stop"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2822,7 +2822,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stream"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2840,7 +2840,7 @@ export interface operations {
                      *       "title": "Chat not found",
                      *       "status": 404,
                      *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stream"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2858,7 +2858,7 @@ export interface operations {
                      *       "title": "The turn runs on another instance, and without REDIS_URL its events stay there",
                      *       "status": 409,
                      *       "detail": "This chat's turn runs on another instance of the service, and its events can only be resumed there (instances share them through Redis when REDIS_URL is set). Retry, or read the messages once it ends.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stream"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2876,7 +2876,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "Last-Event-ID: not an event id this service gave out for this chat",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stream",
                      *       "errors": [
                      *         {
                      *           "field": "Last-Event-ID",
@@ -2908,7 +2908,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stream"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2926,7 +2926,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/stream"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2981,7 +2981,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/summary"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -2999,7 +2999,7 @@ export interface operations {
                      *       "title": "Chat not found",
                      *       "status": 404,
                      *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/summary"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3017,7 +3017,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "abstract: abstract must be a boolean value",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/summary",
                      *       "errors": [
                      *         {
                      *           "field": "abstract",
@@ -3049,7 +3049,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/summary"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3067,7 +3067,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/summary"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3085,7 +3085,7 @@ export interface operations {
                      *       "title": "The language model failed",
                      *       "status": 502,
                      *       "detail": "The language model answered HTTP 500.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/summary"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3114,7 +3114,7 @@ export interface operations {
                      *       "title": "The language model did not answer in time",
                      *       "status": 504,
                      *       "detail": "The language model did not answer within LLM_TIMEOUT_MS.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/summary"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3159,7 +3159,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/search"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3177,7 +3177,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "q: q must not be blank",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/search",
                      *       "errors": [
                      *         {
                      *           "field": "q",
@@ -3209,7 +3209,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/search"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3227,7 +3227,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/search"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3247,7 +3247,7 @@ export interface operations {
                      *       "title": "The database is unreachable",
                      *       "status": 503,
                      *       "detail": "The service cannot reach its database right now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/search"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3354,7 +3354,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/export"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3372,7 +3372,7 @@ export interface operations {
                      *       "title": "Chat not found",
                      *       "status": 404,
                      *       "detail": "No chat has the id 0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/export"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3390,7 +3390,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "format: format must be one of the following values: json, markdown",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/export",
                      *       "errors": [
                      *         {
                      *           "field": "format",
@@ -3422,7 +3422,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/export"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3440,7 +3440,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/export"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3460,7 +3460,7 @@ export interface operations {
                      *       "title": "The database is unreachable",
                      *       "status": 503,
                      *       "detail": "The service cannot reach its database right now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e/export"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3501,7 +3501,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/export"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3519,7 +3519,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "format: property format should not exist",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/export",
                      *       "errors": [
                      *         {
                      *           "field": "format",
@@ -3551,7 +3551,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/export"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3569,7 +3569,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/export"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3589,7 +3589,7 @@ export interface operations {
                      *       "title": "The database is unreachable",
                      *       "status": 503,
                      *       "detail": "The service cannot reach its database right now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/export"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3649,7 +3649,7 @@ export interface operations {
                      *       "title": "Missing or invalid API key",
                      *       "status": 401,
                      *       "detail": "This service needs an API key: send it as \"Authorization: Bearer <key>\".",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/import"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3669,7 +3669,7 @@ export interface operations {
                      *       "title": "The first request with this Idempotency-Key is still running",
                      *       "status": 409,
                      *       "detail": "The first request with this Idempotency-Key is still running; repeat it after it ends to get its outcome.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/import"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3691,7 +3691,7 @@ export interface operations {
                      *       "title": "Payload Too Large",
                      *       "status": 413,
                      *       "detail": "The request body is larger than the service accepts.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/import"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3718,7 +3718,7 @@ export interface operations {
                      *       "title": "Request validation failed",
                      *       "status": 422,
                      *       "detail": "messages[12].role: role must be one of the following values: user, assistant",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e",
+                     *       "instance": "/chats/import",
                      *       "errors": [
                      *         {
                      *           "field": "messages[12].role",
@@ -3750,7 +3750,7 @@ export interface operations {
                      *       "title": "Too Many Requests",
                      *       "status": 429,
                      *       "detail": "More than 600 requests in 60 s; retry after the time in Retry-After.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/import"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3768,7 +3768,7 @@ export interface operations {
                      *       "title": "Internal Server Error",
                      *       "status": 500,
                      *       "detail": "The service failed to handle the request. It has been logged.",
-                     *       "instance": "/chats"
+                     *       "instance": "/chats/import"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];
@@ -3788,7 +3788,7 @@ export interface operations {
                      *       "title": "The database is unreachable",
                      *       "status": 503,
                      *       "detail": "The service cannot reach its database right now. Retry shortly.",
-                     *       "instance": "/chats/0198f2c4-5b1e-7c3a-9d2e-6f1a2b3c4d5e"
+                     *       "instance": "/chats/import"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["ProblemDto"];

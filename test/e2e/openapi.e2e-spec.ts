@@ -76,7 +76,7 @@ describe('OpenAPI document (e2e)', () => {
     );
   });
 
-  it('should give every body and response a schema, and every problem an example', () => {
+  it('should give every body and response a schema, and every problem an example of its own path', () => {
     for (const [path, operations] of Object.entries(document.paths)) {
       for (const [method, operation] of Object.entries(operations)) {
         const where = `${method.toUpperCase()} ${path}`;
@@ -96,8 +96,14 @@ describe('OpenAPI document (e2e)', () => {
               expect({ where, status, mediaType }).toEqual({ where, status, mediaType: 'application/problem+json' });
               // One example, or several named ones where the status has more than one problem.
               const examples = media.examples ? Object.values(media.examples).map((e) => e.value) : [media.example];
+              // Each names the operation's own path, its ids filled in, as the service does.
+              const instance = new RegExp(`^${path.replace(/\{\w+\}/g, '[0-9a-f-]{36}')}$`);
               for (const example of examples) {
-                expect({ where, status, example }).toEqual({ where, status, example: expect.any(Object) });
+                expect({ where, status, example }).toEqual({
+                  where,
+                  status,
+                  example: expect.objectContaining({ instance: expect.stringMatching(instance) }),
+                });
               }
             }
           }
