@@ -68,6 +68,13 @@ function parseDatabaseUrl(databaseUrl: string | undefined): StorageSettings {
   }
   if (url && (url.protocol === 'postgres:' || url.protocol === 'postgresql:'))
     return { kind: 'postgres', url: databaseUrl };
+  if (!url && /^postgres(ql)?:\/\//i.test(databaseUrl)) {
+    throw refuse(
+      'DATABASE_URL',
+      withoutPassword(databaseUrl),
+      'is not a valid URL: percent-encode the characters / : @ # ? in its user name and password',
+    );
+  }
   throw refuse(
     'DATABASE_URL',
     withoutPassword(databaseUrl),
