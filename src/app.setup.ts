@@ -3,7 +3,7 @@ import { json, NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { apiKeyCheck } from './auth/api-key-routes';
 import { checkBeforeBodyParsing } from './common/http/before-body-parsing';
-import { answerHttpParserErrors } from './common/http/http-parser-errors';
+import { answerHttpParserErrors, answerUnmetRequirements, requireHostHeader } from './common/http/http-parser-errors';
 import { JSON_MEDIA_TYPES, requireJsonBody, requireUtf8Body } from './common/http/require-json-body.middleware';
 import { takeUndecodablePathSegmentsAsWritten } from './common/http/undecodable-path.middleware';
 import { passOnBodyParserErrors, ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
@@ -27,10 +27,12 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.disable('x-powered-by');
   app.getHttpServer().keepAliveTimeout = config.keepAliveTimeoutMs;
   answerHttpParserErrors(app.getHttpServer(), app.get(ROOT_LOGGER));
+  answerUnmetRequirements(app.getHttpServer(), app.get(ROOT_LOGGER));
   // Rate limits and logs read the client's address from `req.ip`, which this setting governs.
   app.set('trust proxy', config.trustProxy);
   app.use(requestLogging(app.get(ROOT_LOGGER)));
   app.use(httpMetrics(app.get(Metrics)));
+  app.use(requireHostHeader);
   // Served over plain HTTP too (local, behind a TLS proxy): upgrading subresources would break /docs.
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   if (config.corsOrigins.length > 0) {

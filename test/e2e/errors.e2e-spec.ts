@@ -269,6 +269,42 @@ describe('Problem documents (e2e)', () => {
       expectParserProblem(await exchange(port, raw), 400, 'The request could not be read as HTTP.');
     });
 
+    it('should answer an HTTP/1.1 request without Host with a 400 problem, and take HTTP/1.0 without one', async () => {
+      const port = await listen();
+      const response = await exchange(port, 'GET /chats HTTP/1.1\r\n\r\n');
+      expect(response.statusLine).toMatch(/^HTTP\/1\.1 400 /);
+      expect(response.headers).toMatchObject({
+        'content-type': expect.stringMatching(PROBLEM),
+        'x-request-id': expect.stringMatching(UUID),
+      });
+      expect(JSON.parse(response.body)).toEqual({
+        type: 'about:blank',
+        title: 'Bad Request',
+        status: 400,
+        detail: 'An HTTP/1.1 request must carry a Host header.',
+        instance: '/chats',
+      });
+      const older = await exchange(port, 'GET /chats HTTP/1.0\r\n\r\n');
+      expect(older.statusLine).toMatch(/^HTTP\/1\.1 200 /);
+    });
+
+    it('should answer an Expect it cannot meet with a 417 problem', async () => {
+      const port = await listen();
+      const response = await exchange(port, 'GET /chats?limit=5 HTTP/1.1\r\nHost: x\r\nExpect: coffee\r\n\r\n');
+      expect(response.statusLine).toMatch(/^HTTP\/1\.1 417 /);
+      expect(response.headers).toMatchObject({
+        'content-type': 'application/problem+json',
+        'x-request-id': expect.stringMatching(UUID),
+      });
+      expect(JSON.parse(response.body)).toEqual({
+        type: 'about:blank',
+        title: 'Expectation Failed',
+        status: 417,
+        detail: 'The service meets no Expect but 100-continue.',
+        instance: '/chats',
+      });
+    });
+
     it('should answer chunk extensions too large with a 413 problem', async () => {
       const port = await listen();
       const raw = `POST /chats HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;${'a'.repeat(20_000)}\r\n`;

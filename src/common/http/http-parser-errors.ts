@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type Server, type ServerResponse } from 'node:http';
+import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { NextFunction, Request, Response } from 'express';
+import { BadRequestException } from '@nestjs/common';
 import type { Logger as Pino } from 'pino';
-import { plainProblem, PROBLEM_CONTENT_TYPE } from '../problem-details/problem-details.filter';
+import { pathOf, plainProblem, PROBLEM_CONTENT_TYPE } from '../problem-details/problem-details.filter';
 
 /** The statuses Node's own answer gives (its `socketOnError`), by error code; anything else is a 400. */
 const REFUSALS: Record<string, { status: number; detail: string }> = {
@@ -45,4 +47,43 @@ export function answerHttpParserErrors(server: Server, logger: Pino): void {
       'request refused by the HTTP parser',
     );
   });
+}
+
+/**
+ * Node answers two more requests bare, outside `clientError`: an Expect other than 100-continue
+ * (417), and an HTTP/1.1 request without Host (400). The first is answered here; the second is let
+ * through to {@link requireHostHeader}, which answers it as the app answers any bad request.
+ */
+export function answerUnmetRequirements(server: Server, logger: Pino): void {
+  // An option of http.createServer, read per request (Node 20), which Nest gives no way to pass.
+  Object.assign(server, { requireHostHeader: false });
+  server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    const id = randomUUID();
+    const body = JSON.stringify(
+      plainProblem(417, 'The service meets no Expect but 100-continue.', pathOf(request as Request)),
+    );
+    response.shouldKeepAlive = false;
+    response.writeHead(417, {
+      'Content-Type': PROBLEM_CONTENT_TYPE,
+      'Content-Length': Buffer.byteLength(body),
+      'X-Request-Id': id,
+    });
+    response.end(body);
+    logger.info(
+      { req: { id, method: request.method, remoteAddress: request.socket.remoteAddress }, res: { statusCode: 417 } },
+      'request refused: an Expect the service cannot meet',
+    );
+  });
+}
+
+/** An HTTP/1.1 request names its Host (RFC 9112 §3.2); Node's own check is off, for a problem document. */
+export function requireHostHeader(request: Request, response: Response, next: NextFunction): void {
+  const http11 = request.httpVersionMajor === 1 && request.httpVersionMinor === 1;
+  if (http11 && request.headers.host === undefined) {
+    // Closed after, as Node closes it: a client this far off may not frame the next request either.
+    response.setHeader('Connection', 'close');
+    next(new BadRequestException('An HTTP/1.1 request must carry a Host header.'));
+    return;
+  }
+  next();
 }

@@ -126,7 +126,7 @@ export function toProblem(error: unknown, instance: string): ProblemDocument {
 const logger = new Logger('ProblemDetails');
 
 /** The request's path as sent, without the query: a query can hold what users wrote (a search's words). */
-function pathOf(request: Request): string {
+export function pathOf(request: Pick<Request, 'url'> & { originalUrl?: string }): string {
   const url = request.originalUrl ?? request.url;
   const queryAt = url.indexOf('?');
   return queryAt === -1 ? url : url.slice(0, queryAt);
