@@ -116,7 +116,7 @@ export class ChatsService {
     if (input.systemPrompt !== undefined) changes.systemPrompt = input.systemPrompt;
     if (input.metadata !== undefined) changes.metadata = input.metadata ?? {};
     if (Object.keys(changes).length > 0) chat = await this.chats.updateChat(key, changes);
-    // A PATCH that changes nothing leaves updatedAt alone.
+    // A PATCH that names no field leaves updatedAt alone.
     else if (chat === null) chat = await this.chats.findChat(key);
     if (!chat) throw new ChatNotFoundError(key.chatId);
     return chat;

@@ -72,7 +72,7 @@ function parseDatabaseUrl(databaseUrl: string | undefined): StorageSettings {
     throw refuse(
       'DATABASE_URL',
       withoutPassword(databaseUrl),
-      'is not a valid URL: percent-encode the characters / : @ # ? in its user name and password',
+      'is not a valid URL; if its user name or password holds / : @ # or ?, percent-encode them',
     );
   }
   throw refuse(

@@ -175,7 +175,7 @@ describe('Chats (e2e)', () => {
     expect((await http().get(`/chats/${chat.id}`).expect(200)).body).toEqual(cleared);
   });
 
-  it('should leave a chat as it was, updatedAt included, on a PATCH that changes nothing', async () => {
+  it('should leave a chat as it was, updatedAt included, on a PATCH that names no field', async () => {
     const chat = await newChat({ title: 'Kept' });
     for (const body of [{}, undefined]) {
       const request = http().patch(`/chats/${chat.id}`);

@@ -122,10 +122,10 @@ describe('configuration slices', () => {
     expect(configFrom({ CHAT_LOCK_LEASE_MS: '5000' }).storage.chatLockLeaseMs).toBe(5000);
   });
 
-  it('should say to percent-encode a PostgreSQL URL that does not parse, without its password', () => {
+  it('should point a PostgreSQL URL that does not parse at percent-encoding, without its password', () => {
     const attempt = () => configFrom({ DATABASE_URL: 'postgres://konko:pa/ss@db:5432/konko' });
     expect(attempt).toThrow(
-      'Invalid configuration: DATABASE_URL="postgres://konko:***@db:5432/konko" is not a valid URL: percent-encode',
+      'Invalid configuration: DATABASE_URL="postgres://konko:***@db:5432/konko" is not a valid URL; if its user name',
     );
   });
 
