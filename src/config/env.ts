@@ -35,8 +35,9 @@ export const cannotStartWith = (variable: string, value: string, reason: string)
 
 /** A URL with any password in it replaced, for messages and logs. */
 export function withoutPassword(url: string): string {
-  // To the last `@`: a password that is not percent-encoded may hold `/`, `#` or `?`.
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):.*@/i, '$1:***@');
+  // To the last `@`: a password that is not percent-encoded may hold `/`, `#` or `?`, and so may a
+  // user name `?` or `#`. A URL without a password may lose more than one: never less.
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):.*@/i, '$1:***@');
 }
 
 function describeErrors(errors: ValidationError[], env: Environment): string {

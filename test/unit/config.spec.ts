@@ -90,6 +90,15 @@ describe('configuration slices', () => {
     );
   });
 
+  it('should mask the password of a database URL whose user name holds ? or #', () => {
+    for (const user of ['us?er', 'us#er']) {
+      const url = `postgres://${user}:s3cret@db.internal/chats`;
+      const error = unusableDatabase({ kind: 'postgres', url }, new Error(`cannot parse ${url}`));
+      expect(error.message).not.toContain('s3cret');
+      expect(error.message).toContain(`postgres://${user}:***@db.internal/chats`);
+    }
+  });
+
   it('should name every address a connection to a database tried', () => {
     // Node fails a connection to a name with several addresses (localhost: ::1 and 127.0.0.1) as one
     // AggregateError without a message of its own.
