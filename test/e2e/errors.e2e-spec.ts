@@ -45,6 +45,15 @@ async function exchange(port: number, raw: string) {
   return { statusLine, headers, body: text.slice(headEnd + 4) };
 }
 
+/** The routes whose body is a JSON object of fields, each as `[method, path]`. */
+const routesTakingABody = (chatId: string) =>
+  [
+    ['post', '/chats'],
+    ['patch', `/chats/${chatId}`],
+    ['post', `/chats/${chatId}/messages`],
+    ['post', '/chats/import'],
+  ] as const;
+
 describe('Problem documents (e2e)', () => {
   let app: NestExpressApplication;
   const http = () => request(app.getHttpServer());
@@ -141,12 +150,7 @@ describe('Problem documents (e2e)', () => {
     ['an encoded surrogate', '{"title":"\xed\xa0\x80"}'],
   ])('should answer a body with %s, not UTF-8, with 400 on every route that takes a body', async (_case, text) => {
     const chat = (await http().post('/chats').expect(201)).body as { id: string };
-    for (const [method, path] of [
-      ['post', '/chats'],
-      ['patch', `/chats/${chat.id}`],
-      ['post', `/chats/${chat.id}/messages`],
-      ['post', '/chats/import'],
-    ] as const) {
+    for (const [method, path] of routesTakingABody(chat.id)) {
       const response = await sendBytes(method, path, 'application/json', Buffer.from(text, 'latin1'));
       expectProblem(response, 400, path);
       expect(response.body.detail).toBe('The request body is not valid UTF-8.');
@@ -175,13 +179,8 @@ describe('Problem documents (e2e)', () => {
   ])('should answer %s as the body with 422 on every route that takes a body', async (_case, body) => {
     const chat = (await http().post('/chats').expect(201)).body as { id: string };
     const turn = await http().post(`/chats/${chat.id}/messages`).send({ content: 'hi' }).expect(201);
-    for (const [method, path] of [
-      ['post', '/chats'],
-      ['patch', `/chats/${chat.id}`],
-      ['post', `/chats/${chat.id}/messages`],
-      ['post', `/chats/${chat.id}/messages/${turn.body.userMessage.id}/regenerate`],
-      ['post', '/chats/import'],
-    ] as const) {
+    const regenerate = `/chats/${chat.id}/messages/${turn.body.userMessage.id}/regenerate`;
+    for (const [method, path] of [...routesTakingABody(chat.id), ['post', regenerate] as const]) {
       const response = await http()[method](path).set('Content-Type', 'application/json').send(body);
       expectProblem(response, 422, path);
       expect(response.body).toMatchObject({
