@@ -161,6 +161,13 @@ describe('Two instances whose Redis is down as they start (e2e, service processe
   }
   const ready = async (service: ServiceProcess) => (await fetch(`${service.baseUrl}/health/ready`)).status === 200;
 
+  /** Asks B to stop the chat's turn, which runs on A; when B finds none, the failure shows both logs. */
+  async function stopOnB([a, b]: ServiceProcess[], chatId: string): Promise<void> {
+    const { status } = await fetch(`${b.baseUrl}/chats/${chatId}/stop`, { method: 'POST' });
+    const logs = status === 202 ? {} : { a: a.output(), b: b.output() };
+    expect({ status, ...logs }).toEqual({ status: 202 });
+  }
+
   it('should hear a stop from the other instance once Redis is back', async () => {
     llm = await new FakeOpenAiServer().start();
     database = await createSqliteTestDatabase();
@@ -178,7 +185,7 @@ describe('Two instances whose Redis is down as they start (e2e, service processe
     const turn = await EventStreamClient.post(`${a.baseUrl}/chats/${chatId}/messages`, { content: 'A story' });
     await held;
     const abandoned = once(llm, 'abandoned');
-    expect((await fetch(`${b.baseUrl}/chats/${chatId}/stop`, { method: 'POST' })).status).toBe(202);
+    await stopOnB([a, b], chatId);
     await abandoned;
     const events = await turn.all();
     expect(events.at(-1)).toMatchObject({
@@ -214,7 +221,7 @@ describe('Two instances whose Redis is down as they start (e2e, service processe
     expect(resumed.response.status).toBe(200);
     expect(await resumed.waitForEvents(2)).toEqual(seen.slice(1));
     const abandoned = once(llm, 'abandoned');
-    expect((await fetch(`${b.baseUrl}/chats/${chatId}/stop`, { method: 'POST' })).status).toBe(202);
+    await stopOnB([a, b], chatId);
     await abandoned;
     const events = await resumed.all();
     const [, reply] = ((await (await fetch(`${b.baseUrl}/chats/${chatId}/messages`)).json()) as { data: MessageDto[] })
