@@ -792,6 +792,38 @@ describe('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should list each chat once when the open chat was answered before its page of the list was read', async () => {
+    const ids: string[] = [];
+    const page = await start({
+      llm: new RecordingLlmProvider(),
+      beforeLoad: async () => {
+        for (let n = 1; n <= 21; n += 1) {
+          const created = await http()
+            .post('/chats')
+            .send({ title: `Chat ${n}` })
+            .expect(201);
+          ids.push((created.body as ChatDto).id);
+        }
+      },
+    });
+    // The oldest chat, opened from the address: it is on the list's second page, not read yet.
+    await page.goto(`${baseUrl}/#${ids[0]}`);
+    await page.reload();
+    await page.locator('#chat-title', { hasText: 'Chat 1' }).waitFor();
+    await say(page, 'Hello', 1);
+    await page.locator('#chat-list [aria-current="true"]', { hasText: '2 messages' }).waitFor();
+
+    await page.getByRole('button', { name: 'More chats' }).click();
+    await page.getByRole('button', { name: 'More chats' }).waitFor({ state: 'hidden' });
+    const listed = await page
+      .locator('#chat-list button[data-chat-id]')
+      .evaluateAll((buttons) => buttons.map((button) => (button as unknown as PageElement).dataset.chatId));
+    const chats = (await http().get('/chats?limit=100').expect(200)).body as { data: ChatDto[] };
+    expect(listed).toEqual(chats.data.map((chat) => chat.id));
+    expect(await page.locator('#chat-list [aria-current="true"]').count()).toBe(1);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('should search every chat and open the chat of a hit, scrolled to the hit', async () => {
     // A long chat, there before the page loads: the page opens a chat at its end, far below the hit.
     const packing = Array.from({ length: 30 }, (_, n) => ({

@@ -225,10 +225,17 @@ function renderChatItem(chat) {
   return item;
 }
 
+/** The chat's item in the list, or null. */
+function chatListItem(chatId) {
+  return ui.chatList.querySelector(`button[data-chat-id="${CSS.escape(chatId)}"]`)?.parentElement ?? null;
+}
+
 async function loadChats({ more = false } = {}) {
   const query = more && state.nextChatsCursor ? `&cursor=${encodeURIComponent(state.nextChatsCursor)}` : '';
   const page = await api(`/chats?limit=20${query}`);
   if (!more) ui.chatList.replaceChildren();
+  // A chat listed ahead of its page (opened from the address, then answered: see refreshChat) moves to its place.
+  for (const chat of page.data) chatListItem(chat.id)?.remove();
   ui.chatList.append(...page.data.map(renderChatItem));
   state.nextChatsCursor = page.nextCursor;
   ui.moreChats.hidden = !page.nextCursor;
@@ -712,8 +719,8 @@ async function refreshChat(chatId) {
     state.siblings = groupSiblings(all.messages);
     ui.messages.querySelectorAll('.message[data-message-id]').forEach(renderActions);
     renderChatHead();
-    const button = ui.chatList.querySelector(`button[data-chat-id="${CSS.escape(chatId)}"]`);
-    if (button) button.parentElement.replaceWith(renderChatItem(chat));
+    const item = chatListItem(chatId);
+    if (item) item.replaceWith(renderChatItem(chat));
     else ui.chatList.prepend(renderChatItem(chat));
     ui.chatListEmpty.hidden = true;
     if (ui.summaryPanel.open) void loadSummary();
