@@ -12,6 +12,7 @@ import { branchedDocument } from '../support/chat-documents';
 import { deferred } from '../support/deferred';
 import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
+import { until } from '../support/until';
 
 jest.setTimeout(60_000);
 
@@ -821,6 +822,88 @@ describe('Playground (browser)', () => {
     const chats = (await http().get('/chats?limit=100').expect(200)).body as { data: ChatDto[] };
     expect(listed).toEqual(chats.data.map((chat) => chat.id));
     expect(await page.locator('#chat-list [aria-current="true"]').count()).toBe(1);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should show the chat picked last when the one picked before it answers later', async () => {
+    const chatIds: Record<string, string> = {};
+    const page = await start({
+      llm: new RecordingLlmProvider(),
+      beforeLoad: async (page) => {
+        for (const title of ['Slow chat', 'Quick chat']) {
+          const chat = (await http().post('/chats').send({ title }).expect(201)).body as ChatDto;
+          await http()
+            .post(`/chats/${chat.id}/messages`)
+            .send({ content: `Hello from ${title}` })
+            .expect(201);
+          chatIds[title] = chat.id;
+        }
+        // Notes each URL the page fetches, and each response body it has read: the page goes on
+        // from a body it read in the same turn of its event loop, before the test looks again.
+        await page.addInitScript({
+          content: `
+            window.fetched = []; window.read = [];
+            const fetch = window.fetch, text = Response.prototype.text;
+            window.fetch = (input, init) => (window.fetched.push(String(input)), fetch(input, init));
+            Response.prototype.text = function () {
+              return text.call(this).then((body) => (window.read.push(new URL(this.url).pathname), body));
+            };`,
+        });
+      },
+    });
+    const slow = `/chats/${chatIds['Slow chat']}`;
+    const answer = deferred();
+    await page.route(`${baseUrl}${slow}`, async (route) => {
+      await answer.promise;
+      await route.continue();
+    });
+
+    await page.locator(`#chat-list button[data-chat-id="${chatIds['Slow chat']}"]`).click();
+    await page.locator(`#chat-list button[data-chat-id="${chatIds['Quick chat']}"]`).click();
+    await assistantReply(page, 'completed', 'reply to: Hello from Quick chat').waitFor();
+    answer.resolve();
+    await page.waitForFunction((path) => (globalThis as unknown as { read: string[] }).read.includes(path), slow);
+
+    // The slow chat's late answer is dropped: nothing of it is read further, or shown.
+    const fetched = await page.evaluate(() => (globalThis as unknown as { fetched: string[] }).fetched);
+    expect(fetched.filter((url) => url.startsWith(`${slow}/`))).toEqual([]);
+    expect(await text(page.locator('#chat-title'))).toBe('Quick chat');
+    expect(await shown(page)).toEqual(['Hello from Quick chat', 'reply to: Hello from Quick chat']);
+    expect(openChatId(page)).toBe(chatIds['Quick chat']);
+    expect(await text(page.locator('#chat-list [aria-current="true"] .chat-item__title'))).toBe('Quick chat');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should give a first message back, unsent, when a chat is picked while its new chat is made', async () => {
+    let pickedId = '';
+    const page = await start({
+      llm: new RecordingLlmProvider(),
+      beforeLoad: async () => {
+        pickedId = ((await http().post('/chats').send({ title: 'Picked' }).expect(201)).body as ChatDto).id;
+      },
+    });
+    await page.locator(`#chat-list button[data-chat-id="${pickedId}"]`).waitFor();
+    const made = deferred();
+    await page.route(`${baseUrl}/chats`, async (route) => {
+      if (route.request().method() === 'POST') await made.promise;
+      await route.continue();
+    });
+    const creating = page.waitForRequest((req) => req.method() === 'POST' && req.url() === `${baseUrl}/chats`);
+    await messageInput(page).fill('Hello, new chat');
+    await messageInput(page).press('Enter');
+    await creating;
+
+    await page.locator(`#chat-list button[data-chat-id="${pickedId}"]`).click();
+    await page.locator('#chat-title', { hasText: 'Picked' }).waitFor();
+    made.resolve();
+    await page.locator('#chat-list li', { hasText: 'Untitled chat' }).waitFor();
+    await until(async () => (await messageInput(page).inputValue()) === 'Hello, new chat', 'the text given back');
+
+    expect(openChatId(page)).toBe(pickedId);
+    expect(await text(page.locator('#chat-title'))).toBe('Picked');
+    expect(await shown(page)).toEqual([]);
+    expect(await stored(pickedId)).toEqual([]);
+    expect(await page.getByRole('button', { name: 'Send' }).isEnabled()).toBe(true);
     expect(pageErrors).toEqual([]);
   });
 

@@ -289,6 +289,9 @@ function groupSiblings(allMessages) {
   return groups;
 }
 
+/** Chats asked to show so far: a chat picked while another still loads wins, whichever answers last. */
+let chatsAsked = 0;
+
 /**
  * Shows a chat, and follows the reply the service is writing in it, if any (see attach). With
  * `at` (a search hit), the branch shown holds that message, and the page scrolls to it.
@@ -296,31 +299,38 @@ function groupSiblings(allMessages) {
 async function openChat(chatId, { at = null } = {}) {
   leaveTurn();
   clearNotice();
+  const asked = (chatsAsked += 1);
   const saved = rememberedReply(chatId);
   try {
     let chat = await api(`/chats/${encodeURIComponent(chatId)}`);
+    if (asked !== chatsAsked) return;
     let branch = at ? await readMessages(chatId, '') : undefined;
+    if (asked !== chatsAsked) return;
     // The page shows the current branch only, so a hit elsewhere makes its branch current, as
     // flipping versions does: what the user sends next then follows the messages they looked at.
     if (branch && !branch.messages.some((message) => message.id === at)) {
       chat = await api(`/chats/${encodeURIComponent(chatId)}`, { method: 'PATCH', body: { currentMessageId: at } });
       branch = undefined;
     }
-    await showChat(chat, branch);
+    if (!(await showChat(chat, branch, asked))) return;
   } catch (error) {
-    showNotice(describeError(error));
+    if (asked === chatsAsked) showNotice(describeError(error));
     return;
   }
   if (at) showMessage(at);
   void attach(chatId, saved);
 }
 
-/** Shows a chat's current branch (`branchRead`: read already), root first; every message with versions gets "‹ n / m ›". */
-async function showChat(chat, branchRead) {
+/**
+ * Shows a chat's current branch (`branchRead`: read already), root first; every message with
+ * versions gets "‹ n / m ›". False when a chat was asked for after this one (`asked`), and shows instead.
+ */
+async function showChat(chat, branchRead, asked = (chatsAsked += 1)) {
   const [branch, all] = await Promise.all([
     branchRead ?? readMessages(chat.id, ''),
     readMessages(chat.id, '&branch=all'),
   ]);
+  if (asked !== chatsAsked) return false;
   state.chat = chat;
   state.siblings = groupSiblings(all.messages);
   history.replaceState(null, '', `#${chat.id}`);
@@ -332,15 +342,17 @@ async function showChat(chat, branchRead) {
   scrollToEnd(true);
   if (ui.summaryPanel.open) void loadSummary();
   else clearSummary();
+  return true;
 }
 
 /** Creates a chat with the system prompt typed in the sidebar (if any) and shows it. */
 async function createChat() {
+  const asked = (chatsAsked += 1);
   const systemPrompt = ui.systemPrompt.value.trim();
   const chat = await api('/chats', { method: 'POST', body: systemPrompt ? { systemPrompt } : {} });
   ui.systemPrompt.value = '';
   await loadChats();
-  await showChat(chat);
+  await showChat(chat, undefined, asked);
 }
 
 ui.newChatForm.addEventListener('submit', async (event) => {
@@ -687,6 +699,11 @@ async function sendMessage(content, { replacing } = {}) {
       showNotice(describeError(error));
       return;
     }
+    // Another chat was picked meanwhile (see leaveTurn): the text is not sent there, it comes back.
+    if (turn.reading.signal.aborted) {
+      turn.giveBack();
+      return;
+    }
   }
   const body = replacing ? { content, parentId: replacing.dataset.parentKey || null } : { content };
   turn.takenOff = replacing ? takeOffFrom(replacing) : [];
@@ -808,12 +825,13 @@ function versionButton(item, siblingId, step) {
 /** Makes a sibling current (the service continues it to its newest descendant) and shows that branch. */
 async function switchVersion(parentKey, siblingId, step) {
   clearNotice();
+  const asked = (chatsAsked += 1);
   try {
     const chat = await api(`/chats/${encodeURIComponent(state.chat.id)}`, {
       method: 'PATCH',
       body: { currentMessageId: siblingId },
     });
-    await showChat(chat);
+    if (!(await showChat(chat, undefined, asked))) return;
     // The list was drawn anew: keep the keyboard on the versions of the message flipped.
     const item = [...ui.messages.children].find((node) => node.dataset.parentKey === parentKey);
     const steps = item ? [...item.querySelectorAll('.versions__step:enabled')] : [];
