@@ -693,6 +693,31 @@ describe('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should follow the regeneration of an earlier reply after a reload, in place of what followed it', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = (req, call) => (call === 3 ? heldReply(rest.promise, 'Another ', 'take.') : echoReply(req));
+    const page = await start({ llm });
+    await startChat(page);
+    await say(page, 'one', 1);
+    await say(page, 'two', 2);
+    await assistantReply(page, 'completed', 'reply to: one').getByRole('button', { name: 'Regenerate' }).click();
+    await assistantReply(page, 'streaming', 'Another').waitFor();
+    expect(await shown(page)).toEqual(['one', 'Another ']);
+
+    // Reloaded, the page shows the reply being written where it will be, and follows it.
+    await page.reload();
+    await assistantReply(page, 'streaming', 'Another').waitFor();
+    expect(await shown(page)).toEqual(['one', 'Another ']);
+    expect(await page.getByRole('button', { name: 'Stop' }).isEnabled()).toBe(true);
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Another take.').locator('.versions', { hasText: '2 / 2' }).waitFor();
+    expect(await shown(page)).toEqual(contents(await stored(openChatId(page))));
+    expect(await shown(page)).toEqual(['one', 'Another take.']);
+    expect(llm.calls).toHaveLength(3);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('should offer Regenerate only on replies that answer the message before them, as imported chats may not', async () => {
     const page = await start({ llm: new RecordingLlmProvider() });
     const picking = page.waitForEvent('filechooser');

@@ -526,12 +526,15 @@ function addReplyItem(content = '') {
 /**
  * Shows the turn's reply after the user message it answers, in place of the reply shown there (a
  * regeneration's first one, or this one, stored already). False when that message is not the
- * branch's last exchange, the chat is no longer open, or the page reads another reply.
+ * branch's last exchange, the chat is no longer open, or the page reads another reply. `running`:
+ * the turn runs now, so a message further up the branch is having its reply regenerated, and the
+ * new reply takes the place of everything after it, as it will once stored.
  */
-function placeReply(turn, userMessageId, content) {
+function placeReply(turn, userMessageId, content, { running = false } = {}) {
   const userItem = [...ui.messages.children].find((item) => item.dataset.messageId === userMessageId);
   const next = userItem?.nextElementSibling;
-  if (!userItem || next?.nextElementSibling || state.turn || state.chat?.id !== turn.chatId) return false;
+  const lastExchange = !next?.nextElementSibling;
+  if (!userItem || !(lastExchange || running) || state.turn || state.chat?.id !== turn.chatId) return false;
   turn.takenOff = next ? takeOffFrom(next) : [];
   turn.userItem = userItem;
   turn.replyItem = addReplyItem(content);
@@ -569,7 +572,7 @@ async function readTurn(turn, request) {
 /** Shows one event of the turn; the final one returns how the turn ended. */
 function showEvent(turn, event, data) {
   // Followed from its start, the turn shows once its first event names the message it answers.
-  if (event === 'user_message' && !turn.replyItem) placeReply(turn, data.id, '');
+  if (event === 'user_message' && !turn.replyItem) placeReply(turn, data.id, '', { running: true });
   if (!turn.replyItem) {
     turn.reading.abort();
     throw turn.reading.signal.reason;
@@ -660,13 +663,13 @@ async function streamTurn(turn, path, body, userItem) {
 /**
  * After a chat opens, follows the reply the service is writing in it. The reply this tab was
  * reading before a reload shows as far as it was read, and goes on after its last event; else the
- * page asks for every event of the turn running now (204: none runs).
+ * page asks for every event of the turn running now (204: none runs). That is also how it follows
+ * a saved reply that answers a message further up the branch: a regeneration, if it still runs.
  */
 async function attach(chatId, saved) {
   const turn = newTurn(chatId);
-  if (saved) {
+  if (saved && placeReply(turn, saved.userMessageId, saved.content)) {
     Object.assign(turn, { userMessageId: saved.userMessageId, lastEventId: saved.lastEventId });
-    if (!placeReply(turn, saved.userMessageId, saved.content)) return;
     remember(chatId, saved);
   }
   await followTurn(turn, () => resumeRequest(turn));
