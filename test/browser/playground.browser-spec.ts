@@ -433,6 +433,29 @@ describe('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should show the branch as stored after a reply that followed another client’s messages', async () => {
+    const page = await start({ llm: new RecordingLlmProvider() });
+    await startChat(page);
+    await say(page, 'one', 1);
+    const chatId = openChatId(page);
+    // Another client writes in the chat the page shows; the page's next message follows it.
+    await http().post(`/chats/${chatId}/messages`).send({ content: 'From elsewhere' }).expect(201);
+    await say(page, 'two', 2);
+
+    await userMessage(page, 'From elsewhere').waitFor();
+    expect(await shown(page)).toEqual(contents(await stored(chatId)));
+    expect(await shown(page)).toEqual([
+      'one',
+      'reply to: one',
+      'From elsewhere',
+      'reply to: From elsewhere',
+      'two',
+      'reply to: two',
+    ]);
+    expect(await enabledBranchButtons(page).count()).toBe(6); // Edit or Regenerate on each
+    expect(pageErrors).toEqual([]);
+  });
+
   it('should work with the offline provider out of the box and show provider and model', async () => {
     const page = await start();
     await page.getByText('Provider: offline (no model configured: replies say so)').waitFor();

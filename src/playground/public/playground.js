@@ -292,6 +292,14 @@ function groupSiblings(allMessages) {
 /** Chats asked to show so far: a chat picked while another still loads wins, whichever answers last. */
 let chatsAsked = 0;
 
+/** The messages from the root to `lastId`, root first; none when `lastId` is not among them. */
+function branchOf(allMessages, lastId) {
+  const byId = new Map(allMessages.map((message) => [message.id, message]));
+  const branch = [];
+  for (let message = byId.get(lastId); message; message = byId.get(message.parentId)) branch.unshift(message);
+  return branch;
+}
+
 /**
  * Shows a chat, and follows the reply the service is writing in it, if any (see attach). With
  * `at` (a search hit), the branch shown holds that message, and the page scrolls to it.
@@ -737,6 +745,15 @@ async function refreshChat(chatId) {
     if (state.chat?.id !== chatId) return;
     state.chat = chat;
     state.siblings = groupSiblings(all.messages);
+    // Another client's messages may have come before this turn's: the page then shows the branch as stored.
+    const branch = all.complete && !state.turn ? branchOf(all.messages, chat.currentMessageId) : [];
+    const stored = [...ui.messages.children].filter((item) => item.dataset.messageId);
+    const shown = new Map(stored.map((item) => [item.dataset.messageId, item]));
+    if (branch.length > 0 && branch.map((message) => message.id).join() !== [...shown.keys()].join()) {
+      // The messages shown already stay as they are (a Stop's mark, the focus).
+      ui.messages.replaceChildren(...branch.map((message) => shown.get(message.id) ?? renderMessage(message)));
+      scrollToEnd(true);
+    }
     ui.messages.querySelectorAll('.message[data-message-id]').forEach(renderActions);
     renderChatHead();
     const item = chatListItem(chatId);
