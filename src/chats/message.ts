@@ -3,7 +3,8 @@ import type { ErrorKind } from '../common/errors/domain-error';
 export type MessageRole = 'user' | 'assistant';
 /**
  * `incomplete`: an assistant reply cut short: stopped (POST …/stop, shutdown's grace ran out), its
- * client left (with CLIENT_DISCONNECT=stop), or the upstream broke.
+ * client left (with CLIENT_DISCONNECT=stop), the upstream broke, or the model stopped at its token
+ * limit or content filter.
  */
 export type MessageStatus = 'completed' | 'incomplete';
 

@@ -39,9 +39,16 @@ export interface LlmReply {
   usage: LlmUsage | null;
 }
 
-/** A piece of a streamed reply: text deltas in order, then one `finish`. */
+/**
+ * A piece of a streamed reply: text deltas in order, then one `finish`. Its `reason` is why the
+ * model stopped, as OpenAI names it, when the upstream said: `length` (LLM_MAX_OUTPUT_TOKENS) and
+ * `content_filter` mean the reply was cut short.
+ */
 export type LlmStreamPart =
-  { type: 'delta'; content: string } | { type: 'finish'; model: string; usage: LlmUsage | null };
+  { type: 'delta'; content: string } | { type: 'finish'; model: string; usage: LlmUsage | null; reason?: string };
+
+/** A finish reason that means the reply was cut short: it is stored `incomplete`. */
+export const isCutShort = (reason: string | undefined): boolean => reason === 'length' || reason === 'content_filter';
 
 /**
  * The LLM port and DI token. The LLM module binds one implementation from configuration;

@@ -53,7 +53,7 @@ function toLlmError(error: unknown): unknown {
 interface CompletionChunk {
   model?: unknown;
   usage?: { prompt_tokens: number; completion_tokens: number } | null;
-  choices?: { delta?: { content?: string | null } }[];
+  choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[];
   error?: unknown;
 }
 
@@ -139,6 +139,10 @@ export class OpenAiLlmProvider extends LlmProvider {
     let answeredBy = model;
     let usage: LlmUsage | null = null;
     let sawChoices = false;
+    // A body that ends with neither broke off: a proxy or server that closes the connection cleanly
+    // mid-reply leaves no other trace, and the text so far must not pass for the whole reply.
+    let finishReason: string | undefined;
+    let done = false;
     try {
       // What `chat.completions.create` sends, with the history shared with the last turn copied.
       const rest = JSON.stringify({
@@ -163,7 +167,6 @@ export class OpenAiLlmProvider extends LlmProvider {
       // The provider's fetch (undiciFetch) answers with a Node stream as the body.
       const chunks = withIdleTimeout(response.body as unknown as Readable, this.timeoutMs);
       // After `[DONE]` the rest of the body is read but not looked at, as the client's own stream does.
-      let done = false;
       for await (const bytes of chunks) {
         parser.feed(decoder.decode(bytes, { stream: true }));
         for (let i = 0; i < events.length && !done; i++) {
@@ -178,6 +181,8 @@ export class OpenAiLlmProvider extends LlmProvider {
           }
           if (!Array.isArray(chunk.choices) || chunk.choices.length === 0) continue;
           sawChoices = true;
+          const reason = chunk.choices[0]?.finish_reason;
+          if (typeof reason === 'string' && reason) finishReason = reason;
           const content = chunk.choices[0]?.delta?.content;
           if (content) {
             yield { type: 'delta', content };
@@ -194,7 +199,10 @@ export class OpenAiLlmProvider extends LlmProvider {
       throw toLlmError(error);
     }
     if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
-    yield { type: 'finish', model: answeredBy, usage };
+    if (!done && finishReason === undefined) {
+      throw new LlmUpstreamError('The language model stopped sending its reply before the end.');
+    }
+    yield { type: 'finish', model: answeredBy, usage, ...(finishReason !== undefined && { reason: finishReason }) };
   }
 }
 

@@ -13,7 +13,7 @@ import { llmConfig, LlmConfig } from '../config/llm.config';
 import { HeldIdempotencyKey, IdempotencyService } from '../idempotency/idempotency.service';
 import { LlmCallMeter } from '../llm/llm-call-meter';
 import { LlmError, LlmUpstreamError } from '../llm/llm-errors';
-import { countedUsage, LlmMessage, LlmProvider, LlmUsage } from '../llm/llm-provider';
+import { countedUsage, isCutShort, LlmMessage, LlmProvider, LlmUsage } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
 import { Metrics } from '../metrics/metrics';
 import { ChatDigests } from '../summaries/chat-digests';
@@ -528,8 +528,10 @@ export class MessagesService {
       this.llmCalls.observe('turn', chat.id, chat.model, reply.startedAt, outcome, usage, requestId);
     const reason = stopReasonOf(signal);
     if (reply.error === undefined || reason === 'stopped') {
-      const status = reply.error === undefined && !reply.cut ? 'completed' : 'incomplete';
-      observe(reply.cut ? 'cut' : status === 'completed' ? 'completed' : 'stopped', reply.finish?.usage ?? null);
+      const stopped = reply.error !== undefined;
+      // A reply the upstream cut short (its token limit, its content filter) is stored as one.
+      const status = stopped || reply.cut || isCutShort(reply.finish?.reason) ? 'incomplete' : 'completed';
+      observe(reply.cut ? 'cut' : stopped ? 'stopped' : 'completed', reply.finish?.usage ?? null);
       const assistantMessage = await this.storeReply(lock, begun, reply.content, status, { finish: reply.finish });
       this.context.remember(begun.chat, assistantMessage);
       turn.emit({ type: 'assistant_message', message: assistantMessage });

@@ -121,7 +121,7 @@ export interface StreamedReply {
   /** When the call began, by `performance.now()`. */
   startedAt: number;
   /** Set when the call completed. */
-  finish?: { model: string; usage: LlmUsage | null };
+  finish?: { model: string; usage: LlmUsage | null; reason?: string };
   /** Set when it did not: what it failed with. */
   error?: unknown;
   /** Set when the reply reached MAX_REPLY_LENGTH, and the call was given up. */

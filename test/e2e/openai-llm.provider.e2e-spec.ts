@@ -218,7 +218,12 @@ describe('OpenAiLlmProvider', () => {
         delta(' two'),
         delta(' is'),
         delta(' four.'),
-        { type: 'finish', model: 'gpt-4.1-mini-2025-04-14', usage: { promptTokens: 21, completionTokens: 5 } },
+        {
+          type: 'finish',
+          model: 'gpt-4.1-mini-2025-04-14',
+          usage: { promptTokens: 21, completionTokens: 5 },
+          reason: 'stop',
+        },
       ]);
       expect(server.requests).toHaveLength(1);
       expect(server.requests[0].body).toMatchObject({
@@ -251,6 +256,24 @@ describe('OpenAiLlmProvider', () => {
 
       expect(error).toBeInstanceOf(LlmUpstreamError);
       expect(seen).toEqual([delta('Two'), delta(' plus')]);
+    });
+
+    it('should reject a body that ends with neither a finish reason nor [DONE], after the deltas that came', async () => {
+      server.enqueue({ kind: 'end-mid-stream', pieces: ['Two', ' plus'] });
+      const seen: LlmStreamPart[] = [];
+
+      const error = await failureOf(collect(provider().stream(request), seen));
+
+      expect(error).toBeInstanceOf(LlmUpstreamError);
+      expect(seen).toEqual([delta('Two'), delta(' plus')]);
+    });
+
+    it("should finish with the upstream's finish reason", async () => {
+      server.enqueue({ kind: 'reply', pieces: ['Two', ' plus'], finishReason: 'length' });
+
+      const parts = await collect(provider().stream(request));
+
+      expect(parts[parts.length - 1]).toMatchObject({ type: 'finish', reason: 'length' });
     });
 
     it('should reject an event that is not JSON with LlmUpstreamError after the deltas before it', async () => {

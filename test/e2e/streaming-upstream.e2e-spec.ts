@@ -63,6 +63,32 @@ describe('Streamed replies from an OpenAI-compatible upstream (e2e)', () => {
     expect(next.body.userMessage.seq).toBe(3);
   });
 
+  it('should end with an error event and keep the partial reply when the upstream body ends before the reply does', async () => {
+    upstream.enqueue({ kind: 'end-mid-stream' });
+    const events = await (await stream('Tell me everything')).all();
+
+    expect(events.map((e) => e.event)).toEqual(['user_message', 'delta', 'delta', 'error']);
+    expect(events[3].data).toMatchObject({
+      status: 502,
+      type: 'urn:konko:problem:llm-failed',
+      userMessage: { seq: 1 },
+      assistantMessage: { seq: 2, status: 'incomplete', content: PARTIAL_PIECES.join('') },
+    });
+    expect((await storedMessages())[1]).toEqual(events[3].data.assistantMessage);
+  });
+
+  it.each(['length', 'content_filter'])(
+    'should store a reply the upstream cut short (finish_reason %s) as incomplete, as it was streamed',
+    async (finishReason) => {
+      upstream.enqueue({ kind: 'reply', pieces: ['Start at', ' Belém,'], finishReason });
+      const events = await (await stream('Lisbon?')).all();
+
+      expect(events.map((e) => e.event)).toEqual(['user_message', 'delta', 'delta', 'assistant_message']);
+      expect(events[3].data).toMatchObject({ content: 'Start at Belém,', status: 'incomplete' });
+      expect((await storedMessages())[1]).toEqual(events[3].data);
+    },
+  );
+
   it('should cancel the upstream request when the client disconnects, and keep what was generated', async () => {
     upstream.enqueue({ kind: 'reply', pieces: ['Once', ' upon', ' a time'], holdAfter: 1 });
     const abandoned = once(upstream, 'abandoned');

@@ -59,6 +59,32 @@ describe('Upstream failures (e2e)', () => {
     expect(stored.data).toEqual([response.body.userMessage, response.body.assistantMessage]);
   });
 
+  it('should answer 201 with the reply stored incomplete when the upstream cuts it at its token limit', async () => {
+    server.enqueue({ kind: 'reply', content: 'Start at Belém, then', finishReason: 'length' });
+    const chat = await newChat();
+
+    const response = await send(chat.id, 'Lisbon in one day?').expect(201);
+
+    expect(response.body.assistantMessage).toMatchObject({ content: 'Start at Belém, then', status: 'incomplete' });
+    const stored = (await http().get(`/chats/${chat.id}/messages`).expect(200)).body;
+    expect(stored.data[1]).toEqual(response.body.assistantMessage);
+  });
+
+  it('should answer 502 with the partial reply stored incomplete when the upstream body ends before the reply', async () => {
+    server.enqueue({ kind: 'end-mid-stream', pieces: ['Start at', ' Belém,'] });
+    const chat = await newChat();
+
+    const failure = await send(chat.id, 'Lisbon in one day?').expect(502);
+
+    expect(failure.body).toMatchObject({
+      type: 'urn:konko:problem:llm-failed',
+      userMessage: { seq: 1, content: 'Lisbon in one day?' },
+      assistantMessage: { seq: 2, content: 'Start at Belém,', status: 'incomplete' },
+    });
+    const stored = (await http().get(`/chats/${chat.id}/messages`).expect(200)).body;
+    expect(stored.data).toEqual([failure.body.userMessage, failure.body.assistantMessage]);
+  });
+
   it.each<{ upstream: string; behaviour: FakeBehaviour; status: number; type: string; retryAfter?: string }>([
     { upstream: 'HTTP 500', behaviour: { kind: 'error', status: 500 }, status: 502, type: 'llm-failed' },
     {

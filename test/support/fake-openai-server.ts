@@ -17,6 +17,7 @@ export type FakeBehaviour =
    * A chat.completion, or its chunks when streamed. `content` defaults to `pieces` joined, else
    * `reply to: <last message>`; `pieces` (one chunk each) to the content split into words; `model`
    * to the requested one. With `holdAfter`, a stream pauses after that many pieces until `release()`.
+   * `finishReason` (default `stop`) is why the model stopped, as OpenAI says: `length`, `content_filter` …
    */
   | {
       kind: 'reply';
@@ -25,6 +26,7 @@ export type FakeBehaviour =
       model?: string;
       usage?: FakeUsage | null;
       holdAfter?: number;
+      finishReason?: string;
     }
   /** An HTTP error with an OpenAI-style JSON error body. */
   | { kind: 'error'; status: number; body?: unknown; headers?: Record<string, string> }
@@ -40,6 +42,11 @@ export type FakeBehaviour =
   | { kind: 'cut' }
   /** Streams `pieces` (default PARTIAL_PIECES), then destroys the connection. */
   | { kind: 'cut-mid-stream'; pieces?: string[] }
+  /**
+   * Streams `pieces`, then ends the body as a whole one ends, but with no `finish_reason` and no
+   * `[DONE]`: what a server or proxy that closes mid-reply leaves.
+   */
+  | { kind: 'end-mid-stream'; pieces?: string[] }
   /** Streams `pieces`, then goes silent with the connection open. */
   | { kind: 'stall-mid-stream'; pieces?: string[] }
   /** Streams `pieces`, then an event whose data is not JSON, then ends the body. */
@@ -181,6 +188,9 @@ export class FakeOpenAiServer extends EventEmitter {
         return;
       case 'hang':
         return;
+      case 'end-mid-stream':
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":"chatcmpl-fake",');
+        return;
       case 'stall':
       case 'stall-mid-stream':
         res.writeHead(200, { 'content-type': 'application/json' }).write('{"id":"chatcmpl-fake",');
@@ -222,7 +232,8 @@ export class FakeOpenAiServer extends EventEmitter {
       case 'reply': {
         const { pieces, usage } = reply(body, behaviour);
         const events: unknown[] = pieceEvents(pieces);
-        events.push(chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }));
+        const finishReason = behaviour.finishReason ?? 'stop';
+        events.push(chunk({ choices: [{ index: 0, delta: {}, finish_reason: finishReason }] }));
         if (body?.stream_options?.include_usage) events.push(chunk({ choices: [], usage }));
         await this.sendEvents(res, request, [...events, '[DONE]'], behaviour.holdAfter);
         res.end();
@@ -241,6 +252,10 @@ export class FakeOpenAiServer extends EventEmitter {
       case 'cut-mid-stream':
         await this.sendEvents(res, request, pieceEvents(behaviour.pieces ?? PARTIAL_PIECES));
         if (res.socket) this.destroy(res.socket);
+        return;
+      case 'end-mid-stream':
+        await this.sendEvents(res, request, pieceEvents(behaviour.pieces ?? PARTIAL_PIECES));
+        res.end();
         return;
       case 'stall-mid-stream':
         await this.sendEvents(res, request, pieceEvents(behaviour.pieces ?? PARTIAL_PIECES));
@@ -303,7 +318,7 @@ function completion(body: FakeChatRequestBody | undefined, behaviour: Extract<Fa
       {
         index: 0,
         message: { role: 'assistant', content, refusal: null },
-        finish_reason: 'stop',
+        finish_reason: behaviour.finishReason ?? 'stop',
         logprobs: null,
       },
     ],
