@@ -53,8 +53,10 @@ export class ContextBuilder {
    */
   async build(chat: Chat, answered: ContextMessage): Promise<LlmMessage[]> {
     const { messages, costs } = await this.windows.through(chatKeyOf(chat), answered, this.budget(chat));
-    let remaining = this.budget(chat) - this.systemPrompt(chat).cost;
-    let from = costs.length;
+    // `answered` (the window's last message) is always sent: it fitted when its turn was admitted,
+    // and a system prompt that grew while the turn waited must not leave it out of its own reply.
+    let from = costs.length - 1;
+    let remaining = this.budget(chat) - this.systemPrompt(chat).cost - costs[from];
     while (from > 0 && remaining >= costs[from - 1]) {
       from--;
       remaining -= costs[from];

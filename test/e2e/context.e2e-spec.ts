@@ -1,9 +1,12 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import { once } from 'node:events';
 import request from 'supertest';
 import { TokenCounter } from '../../src/llm/token-counter';
+import { FakeOpenAiServer } from '../support/fake-openai-server';
 import { RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
+import { until } from '../support/until';
 
 const CONTEXT_TOKENS = 400;
 const MAX_OUTPUT_TOKENS = 100;
@@ -117,5 +120,59 @@ describe('A chat model with a window smaller than the reply’s share (e2e)', ()
 
     const other = (await http().post('/chats').send({ model: 'gpt-4o-mini' }).expect(201)).body.id;
     await http().post(`/chats/${other}/messages`).send({ content: 'Hello' }).expect(201);
+  });
+});
+
+describe('A system prompt that grows while a turn waits for its chat (e2e)', () => {
+  let upstream: FakeOpenAiServer;
+  let app: NestExpressApplication;
+  const http = () => request(app.getHttpServer());
+  const turnsInFlight = async () =>
+    Number(/^chat_turns_in_flight (\d+)$/m.exec((await http().get('/metrics').expect(200)).text)?.[1]);
+
+  beforeEach(async () => {
+    upstream = await new FakeOpenAiServer().start();
+    app = await createTestApp({
+      env: {
+        OPENAI_BASE_URL: upstream.baseUrl,
+        LLM_MAX_RETRIES: '0',
+        LLM_CONTEXT_TOKENS: String(CONTEXT_TOKENS),
+        LLM_MAX_OUTPUT_TOKENS: String(MAX_OUTPUT_TOKENS),
+      },
+    });
+  });
+  afterEach(async () => {
+    await app.close();
+    await upstream.close();
+  });
+
+  it('should still send the new message, which fitted when it was sent', async () => {
+    const chatId = (await http().post('/chats').send({ systemPrompt: SYSTEM_PROMPT }).expect(201)).body.id;
+    upstream.enqueue({ kind: 'reply', pieces: ['One', ' moment'], holdAfter: 1 });
+    const held = once(upstream, 'held');
+    const first = http()
+      .post(`/chats/${chatId}/messages`)
+      .send({ content: 'First' })
+      .then((r) => r);
+    await held;
+    // Fits beside the system prompt as it is now, not beside the longer one set below.
+    const content = ' word'.repeat(BUDGET - cost(SYSTEM_PROMPT) - TokenCounter.MESSAGE_OVERHEAD - 20);
+    const second = http()
+      .post(`/chats/${chatId}/messages`)
+      .send({ content })
+      .then((r) => r);
+    await until(async () => (await turnsInFlight()) >= 2, 'the second turn to wait (chat_turns_in_flight 2)');
+    const longerPrompt = `${SYSTEM_PROMPT}${' Be brief.'.repeat(20)}`;
+    await http().patch(`/chats/${chatId}`).send({ systemPrompt: longerPrompt }).expect(200);
+    upstream.release();
+
+    expect((await first).status).toBe(201);
+    const answered = await second;
+    expect(answered.status).toBe(201);
+    expect(upstream.requests[1].body?.messages).toEqual([
+      { role: 'system', content: longerPrompt },
+      { role: 'user', content },
+    ]);
+    expect(answered.body.assistantMessage.content).toBe(`reply to: ${content}`);
   });
 });
