@@ -20,12 +20,22 @@ const OPENAI_API_URL = 'https://api.openai.com/v1';
 const UNAVAILABLE_STATUSES = new Set([429, 502, 503, 529]);
 const TIMEOUT_STATUSES = new Set([408, 504]);
 const TIMEOUT_DETAIL = 'The language model did not answer within LLM_TIMEOUT_MS.';
+const NUMBER = /^\d+(\.\d+)?$/;
 
-/** `Retry-After` as whole seconds, from either its delta-seconds or its HTTP-date form. */
+/**
+ * When to try again, in whole seconds: from `Retry-After` in its delta-seconds or its HTTP-date
+ * form, else from `retry-after-ms` (OpenAI's and Azure's, which some send alone).
+ */
 function retryAfterSeconds(headers: Headers | undefined): number | undefined {
-  const value = headers?.get('retry-after');
-  if (!value) return undefined;
-  const seconds = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+  const value = headers?.get('retry-after')?.trim();
+  const ms = headers?.get('retry-after-ms')?.trim();
+  const seconds = value
+    ? NUMBER.test(value)
+      ? Number(value)
+      : (Date.parse(value) - Date.now()) / 1000
+    : ms && NUMBER.test(ms)
+      ? Number(ms) / 1000
+      : NaN;
   return Number.isFinite(seconds) ? Math.max(0, Math.ceil(seconds)) : undefined;
 }
 

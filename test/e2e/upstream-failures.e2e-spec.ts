@@ -94,6 +94,13 @@ describe('Upstream failures (e2e)', () => {
       type: 'llm-unavailable',
       retryAfter: '7',
     },
+    {
+      upstream: 'HTTP 429 with only retry-after-ms: 2500',
+      behaviour: { kind: 'error', status: 429, headers: { 'retry-after-ms': '2500' } },
+      status: 503,
+      type: 'llm-unavailable',
+      retryAfter: '3',
+    },
     { upstream: 'no answer', behaviour: { kind: 'hang' }, status: 504, type: 'llm-timeout' },
     { upstream: 'a body stalled after the headers', behaviour: { kind: 'stall' }, status: 504, type: 'llm-timeout' },
     { upstream: 'a body that is not JSON', behaviour: { kind: 'malformed' }, status: 502, type: 'llm-failed' },
