@@ -176,7 +176,8 @@ export class OpenAiLlmProvider extends LlmProvider {
       const decoder = new TextDecoder();
       // The provider's fetch (undiciFetch) answers with a Node stream as the body.
       const chunks = withIdleTimeout(response.body as unknown as Readable, this.timeoutMs);
-      // After `[DONE]` the rest of the body is read but not looked at, as the client's own stream does.
+      // After `[DONE]` the rest of the body is read but not looked at, so that the connection can
+      // be reused.
       for await (const bytes of chunks) {
         parser.feed(decoder.decode(bytes, { stream: true }));
         for (let i = 0; i < events.length && !done; i++) {
@@ -206,7 +207,9 @@ export class OpenAiLlmProvider extends LlmProvider {
       signal?.throwIfAborted();
     } catch (error) {
       if (signal?.aborted) throw error instanceof APIUserAbortError ? error : new APIUserAbortError();
-      throw toLlmError(error);
+      // After `[DONE]` the reply is whole: a connection that then breaks or goes quiet (until the
+      // idle timeout) does not undo it.
+      if (!done) throw toLlmError(error);
     }
     if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
     if (!done && finishReason === undefined) {

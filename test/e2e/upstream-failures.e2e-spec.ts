@@ -70,6 +70,21 @@ describe('Upstream failures (e2e)', () => {
     expect(stored.data[1]).toEqual(response.body.assistantMessage);
   });
 
+  it.each([
+    ['is cut', 'cut'],
+    ['goes silent', 'stall'],
+  ] as const)(
+    'should answer 201 with the whole reply when the upstream connection %s after [DONE]',
+    async (_case, afterDone) => {
+      server.enqueue({ kind: 'reply', pieces: ['Belém,', ' then Alfama.'], afterDone });
+      const chat = await newChat();
+
+      const response = await send(chat.id, 'Lisbon in one day?').expect(201);
+
+      expect(response.body.assistantMessage).toMatchObject({ content: 'Belém, then Alfama.', status: 'completed' });
+    },
+  );
+
   it('should answer 502 with the partial reply stored incomplete when the upstream body ends before the reply', async () => {
     server.enqueue({ kind: 'end-mid-stream', pieces: ['Start at', ' Belém,'] });
     const chat = await newChat();

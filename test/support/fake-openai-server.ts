@@ -18,6 +18,8 @@ export type FakeBehaviour =
    * `reply to: <last message>`; `pieces` (one chunk each) to the content split into words; `model`
    * to the requested one. With `holdAfter`, a stream pauses after that many pieces until `release()`.
    * `finishReason` (default `stop`) is why the model stopped, as OpenAI says: `length`, `content_filter` …
+   * `afterDone`: what a stream does after its `[DONE]`, instead of ending the body: destroy the
+   * connection (`cut`) or leave it open in silence (`stall`).
    */
   | {
       kind: 'reply';
@@ -27,6 +29,7 @@ export type FakeBehaviour =
       usage?: FakeUsage | null;
       holdAfter?: number;
       finishReason?: string;
+      afterDone?: 'cut' | 'stall';
     }
   /** An HTTP error with an OpenAI-style JSON error body. */
   | { kind: 'error'; status: number; body?: unknown; headers?: Record<string, string> }
@@ -236,7 +239,8 @@ export class FakeOpenAiServer extends EventEmitter {
         events.push(chunk({ choices: [{ index: 0, delta: {}, finish_reason: finishReason }] }));
         if (body?.stream_options?.include_usage) events.push(chunk({ choices: [], usage }));
         await this.sendEvents(res, request, [...events, '[DONE]'], behaviour.holdAfter);
-        res.end();
+        if (behaviour.afterDone === 'cut' && res.socket) this.destroy(res.socket);
+        else if (behaviour.afterDone !== 'stall') res.end();
         return;
       }
       case 'stall':
