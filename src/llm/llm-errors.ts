@@ -18,8 +18,9 @@ export class LlmUnavailableError extends LlmError {
   constructor(
     message: string,
     override readonly retryAfterSeconds?: number,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

@@ -21,6 +21,8 @@ const UNAVAILABLE_STATUSES = new Set([429, 502, 503, 529]);
 const TIMEOUT_STATUSES = new Set([408, 504]);
 const TIMEOUT_DETAIL = 'The language model did not answer within LLM_TIMEOUT_MS.';
 const NUMBER = /^\d+(\.\d+)?$/;
+/** How much of an upstream's error message is logged. */
+const MAX_UPSTREAM_WORDS = 500;
 
 /**
  * When to try again, in whole seconds: from `Retry-After` in its delta-seconds or its HTTP-date
@@ -50,11 +52,13 @@ function toLlmError(error: unknown): unknown {
   }
   if (error instanceof APIError && error.status !== undefined) {
     const detail = `The language model answered HTTP ${error.status}.`;
-    if (TIMEOUT_STATUSES.has(error.status)) return new LlmTimeoutError(detail);
+    // Its own words (a model it does not have, a key it refuses) go to the logs, not to clients.
+    const said = { cause: new Error(error.message.slice(0, MAX_UPSTREAM_WORDS)) };
+    if (TIMEOUT_STATUSES.has(error.status)) return new LlmTimeoutError(detail, said);
     if (UNAVAILABLE_STATUSES.has(error.status)) {
-      return new LlmUnavailableError(detail, retryAfterSeconds(error.headers));
+      return new LlmUnavailableError(detail, retryAfterSeconds(error.headers), said);
     }
-    return new LlmUpstreamError(detail);
+    return new LlmUpstreamError(detail, said);
   }
   return new LlmUpstreamError('The language model sent a response that could not be read.');
 }

@@ -84,8 +84,10 @@ export class ReplyFailedError extends TurnFailure {
     readonly userMessage: Message,
     readonly partialReply: Message | null,
   ) {
+    // The failure's cause (the upstream's own words) is logged with the turn's problem.
     super(
       `${failure.message} Your message was stored as message ${userMessage.seq}; send another message to try again.`,
+      { cause: failure.cause },
     );
     this.kind = failure.kind;
     this.code = failure.code;

@@ -1,4 +1,34 @@
+import { FakeOpenAiServer } from '../support/fake-openai-server';
 import { ServiceProcess, startService } from '../support/service-process';
+
+type LogLine = Record<string, unknown>;
+
+/** The structured lines `service` has written to its stdout. */
+const logLinesOf = (service: ServiceProcess): LogLine[] =>
+  service
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogLine);
+
+/** The log is written after the response: wait for the line rather than for time. */
+const waitForLogOf = (service: ServiceProcess, test: (line: LogLine) => boolean) =>
+  new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (!logLinesOf(service).some(test)) return;
+      service.child.stdout!.off('data', check);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      service.child.stdout!.off('data', check);
+      reject(new Error(`no such log line in:\n${service.output()}`));
+    }, 3000);
+    service.child.stdout!.on('data', check);
+    check();
+  });
+
+const ofRequest = (id: string) => (line: LogLine) => (line.req as { id?: string } | undefined)?.id === id;
 
 /** Structured logs of the built service, read from its stdout. */
 describe('Request logs (e2e, built service)', () => {
@@ -8,29 +38,8 @@ describe('Request logs (e2e, built service)', () => {
   });
   afterAll(() => service.stop());
 
-  /** The log is written after the response: wait for the line rather than for time. */
-  const waitForLog = (test: (line: Record<string, unknown>) => boolean) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (!logLines().some(test)) return;
-        service.child.stdout!.off('data', check);
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        service.child.stdout!.off('data', check);
-        reject(new Error(`no such log line in:\n${service.output()}`));
-      }, 3000);
-      service.child.stdout!.on('data', check);
-      check();
-    });
-
-  const logLines = () =>
-    service
-      .output()
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const waitForLog = (test: (line: LogLine) => boolean) => waitForLogOf(service, test);
+  const logLines = () => logLinesOf(service);
 
   it('should log JSON lines that carry the request id into the LLM call, and never content or keys', async () => {
     const secretContent = 'my secret diary entry 8472';
@@ -51,8 +60,7 @@ describe('Request logs (e2e, built service)', () => {
     expect(response.headers.get('x-request-id')).toBe('req-test-0001');
     await response.text();
 
-    const ofRequest = (l: Record<string, unknown>) => (l.req as { id?: string } | undefined)?.id === 'req-test-0001';
-    await waitForLog((l) => ofRequest(l) && l.msg === 'request completed');
+    await waitForLog((l) => ofRequest('req-test-0001')(l) && l.msg === 'request completed');
     const lines = logLines();
     const requestLines = lines.filter((l) => (l.req as { id?: string } | undefined)?.id === 'req-test-0001');
     expect(requestLines.some((l) => l.msg === 'request completed')).toBe(true);
@@ -120,4 +128,47 @@ describe('Request logs (e2e, built service)', () => {
     });
     expect(forged.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
+});
+
+describe('Upstream failures in the logs (e2e, built service)', () => {
+  let llm: FakeOpenAiServer;
+  let service: ServiceProcess;
+  beforeAll(async () => {
+    llm = await new FakeOpenAiServer().start();
+    service = await startService({
+      LOG_FORMAT: 'json',
+      OPENAI_BASE_URL: llm.baseUrl,
+      LLM_MAX_RETRIES: '0',
+      AUTO_TITLE: 'off',
+    });
+  });
+  afterAll(async () => {
+    await service.stop();
+    await llm.close();
+  });
+
+  it.each([
+    ['plain', 'application/json'],
+    ['streamed', 'text/event-stream'],
+  ])(
+    "should log what the upstream said of its refusal, and keep it from the %s client's answer",
+    async (_kind, accept) => {
+      const said = 'The model `gpt-9` does not exist or you do not have access to it.';
+      llm.enqueue({ kind: 'error', status: 404, body: { error: { message: said, type: 'invalid_request_error' } } });
+      const chat = (await (await fetch(`${service.baseUrl}/chats`, { method: 'POST' })).json()) as { id: string };
+      const id = `req-upstream-${accept.length}`;
+      const response = await fetch(`${service.baseUrl}/chats/${chat.id}/messages`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: accept, 'X-Request-Id': id },
+        body: JSON.stringify({ content: 'Hello' }),
+      });
+      const answer = await response.text();
+      expect(answer).toContain('The language model answered HTTP 404.');
+      expect(answer).not.toContain('gpt-9');
+
+      const line = (l: LogLine) => ofRequest(id)(l) && String(l.msg).includes(said);
+      await waitForLogOf(service, line);
+      expect(logLinesOf(service).find(line)).toMatchObject({ level: 40 });
+    },
+  );
 });
