@@ -16,7 +16,7 @@ import { answerCreatedChat, ApiCreatedChatResponse } from './created-chat-respon
 import { ChatDto, ChatPageDto } from './dto/chat.dto';
 import { CreateChatDto } from './dto/create-chat.dto';
 import { ListChatsQuery } from './dto/list-chats.query';
-import { UpdateChatDto } from './dto/update-chat.dto';
+import { UPDATE_CHAT_EXAMPLES, UpdateChatDto } from './dto/update-chat.dto';
 
 @ApiTags('chats')
 @Controller('chats')
@@ -67,7 +67,7 @@ export class ChatsController {
   })
   @ApiChatIdParam()
   // No body is taken as `{}`: every field absent.
-  @ApiBody({ type: UpdateChatDto, required: false })
+  @ApiBody({ type: UpdateChatDto, required: false, examples: UPDATE_CHAT_EXAMPLES })
   @ApiOkResponse({ type: ChatDto })
   @ApiValidationProblemResponse(
     'currentMessageId: no message of this chat has the id 0198f2c5-1b22-7f00-9c2d-3e4f5a6b7c8d',

@@ -4,6 +4,7 @@ import {
   ApiExtraModels,
   ApiOkResponse,
   ApiOperation,
+  ApiBody,
   ApiParam,
   ApiResponse,
   ApiTags,
@@ -39,7 +40,7 @@ import {
   USER_MESSAGE_EXAMPLE,
 } from './dto/message.dto';
 import { ReplyFailedProblemDto } from './dto/reply-failed-problem.dto';
-import { SendMessageDto } from './dto/send-message.dto';
+import { SEND_MESSAGE_EXAMPLES, SendMessageDto } from './dto/send-message.dto';
 import { SendMessageQuery } from './dto/send-message.query';
 import { DeltaEventDto, TURN_EVENT_STREAM_DESCRIPTION, TURN_EVENT_STREAM_EXAMPLE } from './dto/turn-events.dto';
 import { ShuttingDownError } from './message-errors';
@@ -174,6 +175,7 @@ export class MessagesController {
       'errors found before the turn starts (404, 409, 422, 429) are plain problem responses either way.',
   })
   @ApiChatIdParam()
+  @ApiBody({ type: SendMessageDto, examples: SEND_MESSAGE_EXAMPLES })
   @ApiIdempotencyKey('the same stored messages')
   @ApiTurnResponses()
   @ApiValidationProblemResponse('parentId: no message of this chat has the id 0198f2c5-0a11-7f00-8a1b-2c3d4e5f6a7b')

@@ -7,6 +7,16 @@ import { MaxCharacters } from '../../common/validation/max-characters.decorator'
 import { ApiClosedSchema } from '../../common/validation/api-closed-schema.decorator';
 import { CHAT_LIMITS } from './chat-limits';
 
+/**
+ * The bodies Swagger UI's Try it out offers, the first pre-filled. Without them it would build one
+ * from the field examples: a `currentMessageId` no chat has (422), and a cleared system prompt.
+ */
+export const UPDATE_CHAT_EXAMPLES = {
+  rename: { summary: 'Rename the chat', value: { title: 'Lisbon, 3 days in May' } },
+  metadata: { summary: 'Replace its metadata', value: { metadata: { customerId: 'c_42' } } },
+  clear: { summary: 'Clear its system prompt and metadata', value: { systemPrompt: null, metadata: null } },
+};
+
 /** Absent fields stay as they are; `null` clears one. */
 @ApiClosedSchema()
 export class UpdateChatDto {

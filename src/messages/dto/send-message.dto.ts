@@ -8,6 +8,21 @@ import { MaxCharacters } from '../../common/validation/max-characters.decorator'
 
 export const MAX_MESSAGE_LENGTH = 32_000;
 
+/**
+ * The bodies Swagger UI's Try it out offers, the first pre-filled. Without them it would build one
+ * from the field examples, with a `parentId` no chat has (422).
+ */
+export const SEND_MESSAGE_EXAMPLES = {
+  next: {
+    summary: 'The next message of the current branch',
+    value: { content: 'What should I see in Lisbon in one day?' },
+  },
+  newFirst: {
+    summary: 'A new first message: a branch of its own from the start',
+    value: { content: 'Plan a weekend in Porto instead.', parentId: null },
+  },
+};
+
 @ApiClosedSchema()
 export class SendMessageDto {
   @ApiProperty({
