@@ -1140,7 +1140,7 @@ describe('Playground (browser)', () => {
     expect(pageErrors.filter((error) => !/status of 4(00|22)/.test(error))).toEqual([]);
   });
 
-  it('should serve Swagger UI at /docs, whose "Try it out" creates a chat', async () => {
+  it('should serve Swagger UI at /docs, whose "Try it out" creates a chat, and sends and edits with what it pre-fills', async () => {
     const page = await start();
     await page.goto(`${baseUrl}/docs`);
     const operation = page.locator('#operations-chats-ChatsController_create');
@@ -1156,5 +1156,27 @@ describe('Playground (browser)', () => {
     const chats = (await http().get('/chats').expect(200)).body;
     expect(chats.data).toHaveLength(1);
     expect(chats.data[0]).toMatchObject({ title: 'Trip to Lisbon' });
+
+    // A reader fills in only the ids they have, and leaves every other value as it is offered.
+    const chat = chats.data[0] as ChatDto;
+    const tryItOut = async (id: string, ids: Record<string, string>) => {
+      const tried = page.locator(`#operations-${id}`);
+      await tried.locator('.opblock-summary').click();
+      await tried.getByRole('button', { name: 'Try it out' }).click();
+      for (const [name, value] of Object.entries(ids)) {
+        await tried.locator(`tr[data-param-name="${name}"] input`).fill(value);
+      }
+      await tried.getByRole('button', { name: 'Execute' }).click();
+      return text(tried.locator('.live-responses-table tbody .response-col_status'));
+    };
+    expect(await tryItOut('messages-MessagesController_send', { chatId: chat.id })).toBe('201');
+    const [question] = (await http().get(`/chats/${chat.id}/messages`).expect(200)).body.data as MessageDto[];
+    expect(await tryItOut('messages-MessagesController_regenerate', { chatId: chat.id, messageId: question.id })).toBe(
+      '201',
+    );
+    expect(await tryItOut('chats-ChatsController_update', { chatId: chat.id })).toBe('200');
+
+    const updated = (await http().get(`/chats/${chat.id}`).expect(200)).body as ChatDto;
+    expect(updated).toMatchObject({ title: 'Lisbon, 3 days in May', systemPrompt: chat.systemPrompt, messageCount: 3 });
   });
 });
