@@ -14,7 +14,7 @@ import { ChatKeyParam } from './chat-key.decorator';
 import { ChatsService } from './chats.service';
 import { answerCreatedChat, ApiCreatedChatResponse } from './created-chat-response';
 import { ChatDto, ChatPageDto } from './dto/chat.dto';
-import { CreateChatDto } from './dto/create-chat.dto';
+import { CREATE_CHAT_EXAMPLES, CreateChatDto } from './dto/create-chat.dto';
 import { ListChatsQuery } from './dto/list-chats.query';
 import { UPDATE_CHAT_EXAMPLES, UpdateChatDto } from './dto/update-chat.dto';
 
@@ -26,7 +26,7 @@ export class ChatsController {
   @Post()
   @ApiOperation({ summary: 'Create a chat', description: 'The body is optional; unknown fields are rejected.' })
   @ApiIdempotencyKey('the same chat')
-  @ApiBody({ type: CreateChatDto, required: false })
+  @ApiBody({ type: CreateChatDto, required: false, examples: CREATE_CHAT_EXAMPLES })
   @ApiCreatedChatResponse()
   @ApiValidationProblemResponse('title: title must be shorter than or equal to 200 characters')
   @ApiJsonBodyProblemResponses()

@@ -1,5 +1,6 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
+import { RecordingLlmProvider } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
 
 type Operation = {
@@ -518,74 +519,87 @@ describe('OpenAPI document (e2e)', () => {
       await request(server()).patch(`/chats/${created.body.id}`).expect(200);
     });
 
-    it("should pre-fill every write's body with one the service accepts, as Swagger UI's Try it out sends it", async () => {
-      type Media = {
-        schema?: Schema & { example?: unknown };
-        example?: unknown;
-        examples?: Record<string, { value: unknown }>;
-      };
-      type Parameter = { name: string; in: string; example?: unknown; schema?: { example?: unknown } };
-      /** What Swagger UI builds from a schema with no example of its own: each property's example. */
-      const sample = (where: string, node: Schema & { example?: unknown }): unknown => {
-        if (node.$ref) return sample(where, schema(node.$ref.replace('#/components/schemas/', '')));
-        if (node.example !== undefined) return node.example;
-        if (node.type !== 'object' || !node.properties) throw new Error(`${where}: Swagger UI would make a value up`);
-        return Object.fromEntries(
-          Object.entries(node.properties).map(([key, property]) => [key, sample(`${where}.${key}`, property)]),
+    describe("as Swagger UI's Try it out pre-fills them", () => {
+      // A service of another model than the examples name: the chats a reader starts should use it.
+      const llm = new RecordingLlmProvider();
+      let own: NestExpressApplication;
+      beforeAll(async () => {
+        own = await createTestApp({ llm, env: { LLM_MODEL: 'llama3.2' } });
+      });
+      afterAll(() => own.close());
+
+      it("should be accepted in a reader's order, and reply with the service's model", async () => {
+        const server = () => own.getHttpServer();
+        type Media = {
+          schema?: Schema & { example?: unknown };
+          example?: unknown;
+          examples?: Record<string, { value: unknown }>;
+        };
+        type Parameter = { name: string; in: string; example?: unknown; schema?: { example?: unknown } };
+        /** What Swagger UI builds from a schema with no example of its own: each property's example. */
+        const sample = (where: string, node: Schema & { example?: unknown }): unknown => {
+          if (node.$ref) return sample(where, schema(node.$ref.replace('#/components/schemas/', '')));
+          if (node.example !== undefined) return node.example;
+          if (node.type !== 'object' || !node.properties) throw new Error(`${where}: Swagger UI would make a value up`);
+          return Object.fromEntries(
+            Object.entries(node.properties).map(([key, property]) => [key, sample(`${where}.${key}`, property)]),
+          );
+        };
+        /** The body Try it out shows first, then the other examples a reader can pick. */
+        const prefilled = (where: string, media: Media): [name: string, body: unknown][] => {
+          if (media.examples) return Object.entries(media.examples).map(([name, { value }]) => [name, value]);
+          if (media.example !== undefined) return [['example', media.example]];
+          return [['sampled', sample(where, media.schema ?? {})]];
+        };
+        // A new user's order: a chat first, then a message in it; the rest use both.
+        const rank = (path: string) => (path === '/chats' ? 0 : path.endsWith('/messages') ? 1 : 2);
+        const writes = Object.entries(document.paths)
+          .flatMap(([path, methods]) =>
+            Object.entries(methods).map(([method, operation]) => ({ path, method, operation })),
+          )
+          .filter(({ operation }) => operation.requestBody)
+          .sort((a, b) => rank(a.path) - rank(b.path));
+        let chatId = '';
+        let messageId = '';
+        const tried: string[] = [];
+        for (const { path, method, operation } of writes) {
+          const where = `${method.toUpperCase()} ${path}`;
+          const query: Record<string, string> = {};
+          for (const parameter of (operation as Operation & { parameters?: Parameter[] }).parameters ?? []) {
+            const example = parameter.example ?? parameter.schema?.example;
+            if (parameter.in === 'query' && example !== undefined) query[parameter.name] = String(example);
+          }
+          const media = operation.requestBody!.content['application/json'] as Media;
+          for (const [name, body] of prefilled(where, media)) {
+            const url = path.replace('{chatId}', chatId).replace('{messageId}', messageId);
+            const response = await request(server())
+              [method as 'post' | 'patch'](url)
+              .query(query)
+              .send(body as object);
+            tried.push(where);
+            expect({ where, name, body, refused: response.status >= 300 ? response.body : undefined }).toEqual({
+              where,
+              name,
+              body,
+              refused: undefined,
+            });
+            if (path === '/chats') chatId ||= response.body.id;
+            if (path.endsWith('/messages')) messageId ||= response.body.userMessage.id;
+          }
+        }
+        expect([...new Set(tried)].sort()).toEqual(
+          [
+            'PATCH /chats/{chatId}',
+            'POST /chats',
+            'POST /chats/import',
+            'POST /chats/{chatId}/messages',
+            'POST /chats/{chatId}/messages/{messageId}/regenerate',
+            'POST /chats/{chatId}/stop',
+          ].sort(),
         );
-      };
-      /** The body Try it out shows first, then the other examples a reader can pick. */
-      const prefilled = (where: string, media: Media): [name: string, body: unknown][] => {
-        if (media.examples) return Object.entries(media.examples).map(([name, { value }]) => [name, value]);
-        if (media.example !== undefined) return [['example', media.example]];
-        return [['sampled', sample(where, media.schema ?? {})]];
-      };
-      // A new user's order: a chat first, then a message in it; the rest use both.
-      const rank = (path: string) => (path === '/chats' ? 0 : path.endsWith('/messages') ? 1 : 2);
-      const writes = Object.entries(document.paths)
-        .flatMap(([path, methods]) =>
-          Object.entries(methods).map(([method, operation]) => ({ path, method, operation })),
-        )
-        .filter(({ operation }) => operation.requestBody)
-        .sort((a, b) => rank(a.path) - rank(b.path));
-      let chatId = '';
-      let messageId = '';
-      const tried: string[] = [];
-      for (const { path, method, operation } of writes) {
-        const where = `${method.toUpperCase()} ${path}`;
-        const query: Record<string, string> = {};
-        for (const parameter of (operation as Operation & { parameters?: Parameter[] }).parameters ?? []) {
-          const example = parameter.example ?? parameter.schema?.example;
-          if (parameter.in === 'query' && example !== undefined) query[parameter.name] = String(example);
-        }
-        const media = operation.requestBody!.content['application/json'] as Media;
-        for (const [name, body] of prefilled(where, media)) {
-          const url = path.replace('{chatId}', chatId).replace('{messageId}', messageId);
-          const response = await request(server())
-            [method as 'post' | 'patch'](url)
-            .query(query)
-            .send(body as object);
-          tried.push(where);
-          expect({ where, name, body, refused: response.status >= 300 ? response.body : undefined }).toEqual({
-            where,
-            name,
-            body,
-            refused: undefined,
-          });
-          if (path === '/chats') chatId ||= response.body.id;
-          if (path.endsWith('/messages')) messageId ||= response.body.userMessage.id;
-        }
-      }
-      expect([...new Set(tried)].sort()).toEqual(
-        [
-          'PATCH /chats/{chatId}',
-          'POST /chats',
-          'POST /chats/import',
-          'POST /chats/{chatId}/messages',
-          'POST /chats/{chatId}/messages/{messageId}/regenerate',
-          'POST /chats/{chatId}/stop',
-        ].sort(),
-      );
+        expect(llm.calls.length).toBeGreaterThan(0);
+        expect(new Set(llm.calls.map(({ request }) => request.model))).toEqual(new Set(['llama3.2']));
+      });
     });
 
     it('should close every object a request body holds, as the service refuses unknown fields (422)', () => {

@@ -6,6 +6,22 @@ import { MaxCharacters } from '../../common/validation/max-characters.decorator'
 import { ApiClosedSchema } from '../../common/validation/api-closed-schema.decorator';
 import { CHAT_LIMITS } from './chat-limits';
 
+/**
+ * The bodies Swagger UI's Try it out offers, the first pre-filled. Without them it would send every
+ * field's example, `model` too: chats tried from /docs would ask for gpt-4.1-mini whatever LLM_MODEL is.
+ */
+export const CREATE_CHAT_EXAMPLES = {
+  planner: {
+    summary: 'A title, a system prompt and metadata; the model is LLM_MODEL',
+    value: {
+      title: 'Trip to Lisbon',
+      systemPrompt: 'You are a friendly travel planner. Keep answers short.',
+      metadata: { customerId: 'c_42', channel: 'web' },
+    },
+  },
+  defaults: { summary: "Every default: no title, the service's system prompt and model", value: {} },
+};
+
 @ApiClosedSchema()
 export class CreateChatDto {
   @ApiPropertyOptional({ type: String, nullable: true, maxLength: CHAT_LIMITS.titleLength, example: 'Trip to Lisbon' })
