@@ -2210,6 +2210,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait: until the chat should have room, or the rate limit lets the client in */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 when over RATE_LIMIT */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2486,6 +2492,12 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait: until the chat should have room, or the rate limit lets the client in */
                     "Retry-After"?: number;
+                    /** @description RATE_LIMIT */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 when over RATE_LIMIT */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {

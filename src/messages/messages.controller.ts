@@ -26,6 +26,7 @@ import { ValidationProblemDto } from '../common/problem-details/problem.dto';
 import { onClientLeft } from '../common/http/client-left';
 import { SseStream } from '../common/http/sse-stream';
 import { httpConfig, HttpConfig } from '../config/http.config';
+import { rateLimitHeaders } from '../rate-limit/rate-limit-response';
 import {
   ApiIdempotencyKey,
   IDEMPOTENT_REPLAYED_HEADER,
@@ -94,9 +95,10 @@ const ApiTurnResponses = () =>
       type: 'urn:konko:problem:chat-busy',
       title: 'Too many turns wait on this chat',
       detail: '32 turns already wait on this chat; send this message again after the time in Retry-After.',
-      headers: retryAfterHeader(
-        'Seconds to wait: until the chat should have room, or the rate limit lets the client in',
-      ),
+      headers: {
+        ...retryAfterHeader('Seconds to wait: until the chat should have room, or the rate limit lets the client in'),
+        ...rateLimitHeaders('Requests left in the window: 0 when over RATE_LIMIT'),
+      },
     }),
     ApiProblemResponse(502, {
       description:

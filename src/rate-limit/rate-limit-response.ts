@@ -1,9 +1,20 @@
-import { problemResponse, retryAfterHeader } from '../common/problem-details/api-problem-response.decorator';
+import {
+  problemResponse,
+  ResponseHeaders,
+  retryAfterHeader,
+} from '../common/problem-details/api-problem-response.decorator';
 import { LimitsConfig, parseLimitsConfig } from '../config/limits.config';
 
 /** The detail of the 429 over the rate limit. */
 export const rateLimitDetail = ({ rateLimit, rateLimitWindowMs }: LimitsConfig) =>
   `More than ${rateLimit} requests in ${rateLimitWindowMs / 1000} s; retry after the time in Retry-After.`;
+
+/** Where the client stands, on every counted response; a 429 of its own declares them too. */
+export const rateLimitHeaders = (remaining: string): ResponseHeaders => ({
+  'X-RateLimit-Limit': { description: 'RATE_LIMIT', schema: { type: 'integer', minimum: 1 } },
+  'X-RateLimit-Remaining': { description: remaining, schema: { type: 'integer', minimum: 0 } },
+  'X-RateLimit-Reset': { description: 'Seconds until the window ends', schema: { type: 'integer', minimum: 0 } },
+});
 
 /**
  * The rate limit counts every route, so every operation declares its 429, a global response of
@@ -16,8 +27,6 @@ export const RATE_LIMIT_RESPONSE = problemResponse(429, {
   detail: rateLimitDetail(parseLimitsConfig({})),
   headers: {
     ...retryAfterHeader('Seconds until the rate limit lets the client in again'),
-    'X-RateLimit-Limit': { description: 'RATE_LIMIT', schema: { type: 'integer', minimum: 1 } },
-    'X-RateLimit-Remaining': { description: 'Requests left in the window: 0', schema: { type: 'integer', minimum: 0 } },
-    'X-RateLimit-Reset': { description: 'Seconds until the window ends', schema: { type: 'integer', minimum: 0 } },
+    ...rateLimitHeaders('Requests left in the window: 0'),
   },
 });

@@ -180,6 +180,30 @@ describe('OpenAPI document (e2e)', () => {
     });
   });
 
+  it('should declare every rate-limit header a 429 over RATE_LIMIT carries, on each operation', async () => {
+    const limited = await createTestApp({ env: { RATE_LIMIT: '1' } });
+    try {
+      const chatId = (await request(limited.getHttpServer()).post('/chats').expect(201)).body.id as string;
+      for (const [path, operations] of Object.entries(document.paths)) {
+        for (const [method, operation] of Object.entries(operations)) {
+          if (!operation.responses['429']) continue;
+          const where = `${method.toUpperCase()} ${path}`;
+          const url = path.replace('{chatId}', chatId).replace('{messageId}', chatId);
+          const response = await request(limited.getHttpServer())
+            [method as 'get' | 'post' | 'patch' | 'delete'](url)
+            .expect(429);
+          const declared = Object.keys(operation.responses['429'].headers ?? {}).map((name) => name.toLowerCase());
+          const undeclared = Object.keys(response.headers).filter(
+            (name) => /^(retry-after|x-ratelimit-)/.test(name) && !declared.includes(name),
+          );
+          expect({ where, undeclared }).toEqual({ where, undeclared: [] });
+        }
+      }
+    } finally {
+      await limited.close();
+    }
+  });
+
   it("should declare the database's 503 with Retry-After on every operation but health checks and metrics", () => {
     type Media = { example?: { type: string }; examples?: Record<string, { value: { type: string } }> };
     type Response = {

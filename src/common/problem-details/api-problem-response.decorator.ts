@@ -5,7 +5,7 @@ import { NOT_JSON_DETAIL } from '../http/require-json-body.middleware';
 import { BODY_PARSER_DETAILS, PROBLEM_CONTENT_TYPE } from './problem-details.filter';
 import { ProblemDto, ValidationProblemDto } from './problem.dto';
 
-type ResponseHeaders = Record<
+export type ResponseHeaders = Record<
   string,
   { description: string; schema: { type: 'integer' | 'string'; minimum?: number } }
 >;
