@@ -18,9 +18,8 @@ export class LlmUnavailableError extends LlmError {
   constructor(
     message: string,
     override readonly retryAfterSeconds?: number,
-    options?: ErrorOptions,
   ) {
-    super(message, options);
+    super(message);
   }
 }
 

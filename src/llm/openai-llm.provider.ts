@@ -21,8 +21,13 @@ const UNAVAILABLE_STATUSES = new Set([429, 502, 503, 529]);
 const TIMEOUT_STATUSES = new Set([408, 504]);
 const TIMEOUT_DETAIL = 'The language model did not answer within LLM_TIMEOUT_MS.';
 const NUMBER = /^\d+(\.\d+)?$/;
-/** How much of an upstream's error message is logged. */
-const MAX_UPSTREAM_WORDS = 500;
+/**
+ * Refusals whose message the logs keep: a key refused, an account or a model out of reach. Their
+ * words are about the service's set-up; a 400's may quote the request, so what users wrote.
+ */
+const SETUP_STATUSES = new Set([401, 403, 404]);
+/** How many characters of such a message are logged. */
+const MAX_LOGGED_MESSAGE = 500;
 
 /**
  * When to try again, in whole seconds: from `Retry-After` in its delta-seconds or its HTTP-date
@@ -52,13 +57,13 @@ function toLlmError(error: unknown): unknown {
   }
   if (error instanceof APIError && error.status !== undefined) {
     const detail = `The language model answered HTTP ${error.status}.`;
-    // Its own words (a model it does not have, a key it refuses) go to the logs, not to clients.
-    const said = { cause: new Error(error.message.slice(0, MAX_UPSTREAM_WORDS)) };
-    if (TIMEOUT_STATUSES.has(error.status)) return new LlmTimeoutError(detail, said);
+    if (TIMEOUT_STATUSES.has(error.status)) return new LlmTimeoutError(detail);
     if (UNAVAILABLE_STATUSES.has(error.status)) {
-      return new LlmUnavailableError(detail, retryAfterSeconds(error.headers), said);
+      return new LlmUnavailableError(detail, retryAfterSeconds(error.headers));
     }
-    return new LlmUpstreamError(detail, said);
+    // The upstream's words on its set-up go to the logs (as the cause), never to clients.
+    if (!SETUP_STATUSES.has(error.status)) return new LlmUpstreamError(detail);
+    return new LlmUpstreamError(detail, { cause: new Error(error.message.slice(0, MAX_LOGGED_MESSAGE)) });
   }
   return new LlmUpstreamError('The language model sent a response that could not be read.');
 }

@@ -171,4 +171,20 @@ describe('Upstream failures in the logs (e2e, built service)', () => {
       expect(logLinesOf(service).find(line)).toMatchObject({ level: 40 });
     },
   );
+
+  it('should log nothing of a refusal that may quote the request', async () => {
+    const content = 'my secret diary entry 9911';
+    const said = `Invalid request: messages[1].content ${JSON.stringify(content)} is not allowed.`;
+    llm.enqueue({ kind: 'error', status: 400, body: { error: { message: said, type: 'invalid_request_error' } } });
+    const chat = (await (await fetch(`${service.baseUrl}/chats`, { method: 'POST' })).json()) as { id: string };
+    const response = await fetch(`${service.baseUrl}/chats/${chat.id}/messages`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Request-Id': 'req-upstream-400' },
+      body: JSON.stringify({ content }),
+    });
+    expect(response.status).toBe(502);
+
+    await waitForLogOf(service, (l) => ofRequest('req-upstream-400')(l) && l.msg === 'request failed');
+    expect(service.output()).not.toContain('diary');
+  });
 });
