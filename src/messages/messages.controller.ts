@@ -20,13 +20,13 @@ import {
   ApiJsonBodyProblemResponses,
   ApiProblemResponse,
   ApiValidationProblemResponse,
+  rateLimitHeaders,
   retryAfterHeader,
 } from '../common/problem-details/api-problem-response.decorator';
 import { ValidationProblemDto } from '../common/problem-details/problem.dto';
 import { onClientLeft } from '../common/http/client-left';
 import { SseStream } from '../common/http/sse-stream';
 import { httpConfig, HttpConfig } from '../config/http.config';
-import { rateLimitHeaders } from '../rate-limit/rate-limit-response';
 import {
   ApiIdempotencyKey,
   IDEMPOTENT_REPLAYED_HEADER,

@@ -1,6 +1,6 @@
 import {
   problemResponse,
-  ResponseHeaders,
+  rateLimitHeaders,
   retryAfterHeader,
 } from '../common/problem-details/api-problem-response.decorator';
 import { LimitsConfig, parseLimitsConfig } from '../config/limits.config';
@@ -8,13 +8,6 @@ import { LimitsConfig, parseLimitsConfig } from '../config/limits.config';
 /** The detail of the 429 over the rate limit. */
 export const rateLimitDetail = ({ rateLimit, rateLimitWindowMs }: LimitsConfig) =>
   `More than ${rateLimit} requests in ${rateLimitWindowMs / 1000} s; retry after the time in Retry-After.`;
-
-/** Where the client stands, on every counted response; a 429 of its own declares them too. */
-export const rateLimitHeaders = (remaining: string): ResponseHeaders => ({
-  'X-RateLimit-Limit': { description: 'RATE_LIMIT', schema: { type: 'integer', minimum: 1 } },
-  'X-RateLimit-Remaining': { description: remaining, schema: { type: 'integer', minimum: 0 } },
-  'X-RateLimit-Reset': { description: 'Seconds until the window ends', schema: { type: 'integer', minimum: 0 } },
-});
 
 /**
  * The rate limit counts every route, so every operation declares its 429, a global response of

@@ -5,7 +5,7 @@ import { NOT_JSON_DETAIL } from '../http/require-json-body.middleware';
 import { BODY_PARSER_DETAILS, PROBLEM_CONTENT_TYPE } from './problem-details.filter';
 import { ProblemDto, ValidationProblemDto } from './problem.dto';
 
-export type ResponseHeaders = Record<
+type ResponseHeaders = Record<
   string,
   { description: string; schema: { type: 'integer' | 'string'; minimum?: number } }
 >;
@@ -41,6 +41,16 @@ export type ProblemResponseOptions = (ResponseOptions & ProblemExample) | Varian
 /** `Retry-After` on a problem response: whole seconds to wait. */
 export const retryAfterHeader = (description: string): ResponseHeaders => ({
   'Retry-After': { description, schema: { type: 'integer', minimum: 0 } },
+});
+
+/**
+ * Where the client stands under RATE_LIMIT, on every counted response; an operation with a 429 of
+ * its own (a busy chat's) declares them on it too.
+ */
+export const rateLimitHeaders = (remaining: string): ResponseHeaders => ({
+  'X-RateLimit-Limit': { description: 'RATE_LIMIT', schema: { type: 'integer', minimum: 1 } },
+  'X-RateLimit-Remaining': { description: remaining, schema: { type: 'integer', minimum: 0 } },
+  'X-RateLimit-Reset': { description: 'Seconds until the window ends', schema: { type: 'integer', minimum: 0 } },
 });
 
 const exampleOf = (status: number, problem: ProblemExample, typedTitle: string) => ({
