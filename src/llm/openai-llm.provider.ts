@@ -216,9 +216,9 @@ export class OpenAiLlmProvider extends LlmProvider {
       signal?.throwIfAborted();
     } catch (error) {
       if (signal?.aborted) throw error instanceof APIUserAbortError ? error : new APIUserAbortError();
-      // After `[DONE]` the reply is whole: a connection that then breaks or goes quiet (until the
-      // idle timeout) does not undo it.
-      if (!done) throw toLlmError(error);
+      // Once the model has said why it stopped (or `[DONE]` came) the reply is whole: a connection
+      // that then breaks or goes quiet (until the idle timeout) before the usage does not undo it.
+      if (!done && finishReason === undefined) throw toLlmError(error);
     }
     if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
     if (!done && finishReason === undefined) {

@@ -71,19 +71,18 @@ describe('Upstream failures (e2e)', () => {
   });
 
   it.each([
-    ['is cut', 'cut'],
-    ['goes silent', 'stall'],
-  ] as const)(
-    'should answer 201 with the whole reply when the upstream connection %s after [DONE]',
-    async (_case, afterDone) => {
-      server.enqueue({ kind: 'reply', pieces: ['Belém,', ' then Alfama.'], afterDone });
-      const chat = await newChat();
+    ['is cut after [DONE]', { afterDone: 'cut' }],
+    ['goes silent after [DONE]', { afterDone: 'stall' }],
+    ['is cut after the finish reason, before the usage', { afterFinish: 'cut' }],
+    ['goes silent after the finish reason, before the usage', { afterFinish: 'stall' }],
+  ] as const)('should answer 201 with the whole reply when the upstream connection %s', async (_case, after) => {
+    server.enqueue({ kind: 'reply', pieces: ['Belém,', ' then Alfama.'], ...after });
+    const chat = await newChat();
 
-      const response = await send(chat.id, 'Lisbon in one day?').expect(201);
+    const response = await send(chat.id, 'Lisbon in one day?').expect(201);
 
-      expect(response.body.assistantMessage).toMatchObject({ content: 'Belém, then Alfama.', status: 'completed' });
-    },
-  );
+    expect(response.body.assistantMessage).toMatchObject({ content: 'Belém, then Alfama.', status: 'completed' });
+  });
 
   it('should answer 502 with the partial reply stored incomplete when the upstream body ends before the reply', async () => {
     server.enqueue({ kind: 'end-mid-stream', pieces: ['Start at', ' Belém,'] });

@@ -19,7 +19,8 @@ export type FakeBehaviour =
    * to the requested one. With `holdAfter`, a stream pauses after that many pieces until `release()`.
    * `finishReason` (default `stop`) is why the model stopped, as OpenAI says: `length`, `content_filter` …
    * `afterDone`: what a stream does after its `[DONE]`, instead of ending the body: destroy the
-   * connection (`cut`) or leave it open in silence (`stall`).
+   * connection (`cut`) or leave it open in silence (`stall`); `afterFinish`: the same, right after
+   * the chunk with the finish reason, before the usage and `[DONE]`.
    */
   | {
       kind: 'reply';
@@ -30,6 +31,7 @@ export type FakeBehaviour =
       holdAfter?: number;
       finishReason?: string;
       afterDone?: 'cut' | 'stall';
+      afterFinish?: 'cut' | 'stall';
     }
   /** An HTTP error with an OpenAI-style JSON error body. */
   | { kind: 'error'; status: number; body?: unknown; headers?: Record<string, string> }
@@ -237,10 +239,14 @@ export class FakeOpenAiServer extends EventEmitter {
         const events: unknown[] = pieceEvents(pieces);
         const finishReason = behaviour.finishReason ?? 'stop';
         events.push(chunk({ choices: [{ index: 0, delta: {}, finish_reason: finishReason }] }));
-        if (body?.stream_options?.include_usage) events.push(chunk({ choices: [], usage }));
-        await this.sendEvents(res, request, [...events, '[DONE]'], behaviour.holdAfter);
-        if (behaviour.afterDone === 'cut' && res.socket) this.destroy(res.socket);
-        else if (behaviour.afterDone !== 'stall') res.end();
+        if (!behaviour.afterFinish) {
+          if (body?.stream_options?.include_usage) events.push(chunk({ choices: [], usage }));
+          events.push('[DONE]');
+        }
+        await this.sendEvents(res, request, events, behaviour.holdAfter);
+        const after = behaviour.afterFinish ?? behaviour.afterDone;
+        if (after === 'cut' && res.socket) this.destroy(res.socket);
+        else if (after !== 'stall') res.end();
         return;
       }
       case 'stall':
