@@ -31,18 +31,13 @@ const MAX_LOGGED_MESSAGE = 500;
 
 /**
  * When to try again, in whole seconds: from `Retry-After` in its delta-seconds or its HTTP-date
- * form, else from `retry-after-ms` (OpenAI's and Azure's, which some send alone).
+ * form, else (absent or no time) from `retry-after-ms` (OpenAI's and Azure's, which some send alone).
  */
 function retryAfterSeconds(headers: Headers | undefined): number | undefined {
-  const value = headers?.get('retry-after')?.trim();
-  const ms = headers?.get('retry-after-ms')?.trim();
-  const seconds = value
-    ? NUMBER.test(value)
-      ? Number(value)
-      : (Date.parse(value) - Date.now()) / 1000
-    : ms && NUMBER.test(ms)
-      ? Number(ms) / 1000
-      : NaN;
+  const value = headers?.get('retry-after')?.trim() ?? '';
+  const ms = headers?.get('retry-after-ms')?.trim() ?? '';
+  let seconds = NUMBER.test(value) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+  if (!Number.isFinite(seconds) && NUMBER.test(ms)) seconds = Number(ms) / 1000;
   return Number.isFinite(seconds) ? Math.max(0, Math.ceil(seconds)) : undefined;
 }
 

@@ -115,6 +115,13 @@ describe('Upstream failures (e2e)', () => {
       type: 'llm-unavailable',
       retryAfter: '3',
     },
+    {
+      upstream: 'HTTP 429 with a Retry-After that is no time, and retry-after-ms: 1200',
+      behaviour: { kind: 'error', status: 429, headers: { 'retry-after': 'soon', 'retry-after-ms': '1200' } },
+      status: 503,
+      type: 'llm-unavailable',
+      retryAfter: '2',
+    },
     { upstream: 'no answer', behaviour: { kind: 'hang' }, status: 504, type: 'llm-timeout' },
     { upstream: 'a body stalled after the headers', behaviour: { kind: 'stall' }, status: 504, type: 'llm-timeout' },
     { upstream: 'a body that is not JSON', behaviour: { kind: 'malformed' }, status: 502, type: 'llm-failed' },
