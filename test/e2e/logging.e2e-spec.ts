@@ -20,10 +20,12 @@ const waitForLogOf = (service: ServiceProcess, test: (line: LogLine) => boolean)
       clearTimeout(timer);
       resolve();
     };
+    // Not a measure of speed: a bound well past any busy machine's delay, within Jest's timeout,
+    // so that a missing line fails with the log that lacks it.
     const timer = setTimeout(() => {
       service.child.stdout!.off('data', check);
       reject(new Error(`no such log line in:\n${service.output()}`));
-    }, 3000);
+    }, 20_000);
     service.child.stdout!.on('data', check);
     check();
   });
