@@ -1140,6 +1140,29 @@ describe('Playground (browser)', () => {
     expect(pageErrors.filter((error) => !/status of 4(00|22)/.test(error))).toEqual([]);
   });
 
+  it('should show the seconds of Retry-After with a 429, whose detail only names the header', async () => {
+    const page = await start({ env: { RATE_LIMIT: '20', RATE_LIMIT_WINDOW_MS: '600000' } });
+    await page.getByText('No chats yet.').waitFor();
+    // The page and this test call from the same address: the test uses up what is left of the limit.
+    let refused = false;
+    for (let n = 0; n < 20 && !refused; n += 1) refused = (await http().get('/chats')).status === 429;
+    expect(refused).toBe(true);
+
+    const answer = page.waitForResponse((res) => new URL(res.url()).pathname === '/search');
+    await searchFor(page, 'passport');
+    const response = await answer;
+    expect(response.status()).toBe(429);
+    const seconds = response.headers()['retry-after'];
+    expect(seconds).toMatch(/^[1-9]\d*$/);
+    const problem = (await response.json()) as { title: string; detail: string };
+    expect(problem.detail).toMatch(/retry after the time in Retry-After\.$/);
+    await page
+      .locator('#notice', { hasText: `${problem.title}: ${problem.detail} Try again in ${seconds} s.` })
+      .waitFor();
+    await screenshot(page, '25-rate-limited');
+    expect(pageErrors.filter((error) => !/status of 429/.test(error))).toEqual([]);
+  });
+
   it('should serve Swagger UI at /docs, whose "Try it out" creates a chat, and sends and edits with what it pre-fills', async () => {
     const page = await start();
     await page.goto(`${baseUrl}/docs`);

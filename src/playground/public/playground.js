@@ -63,10 +63,12 @@ const state = {
 // ---------------------------------------------------------------- API
 
 class ApiError extends Error {
-  constructor(status, problem) {
+  /** `retryAfter`: the seconds of the response's Retry-After, or null. */
+  constructor(status, problem, retryAfter = null) {
     super(problem.detail || problem.title || `HTTP ${status}`);
     this.status = status;
     this.problem = problem;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -89,7 +91,9 @@ async function errorFrom(response) {
     // Not a problem document (a proxy's page …): the status says enough.
   }
   if (response.status === 401) askForKey(problem.detail || 'The service needs an API key.');
-  return new ApiError(response.status, problem);
+  // The service sends whole seconds; the HTTP-date form is left out rather than misread.
+  const retryAfter = response.headers.get('Retry-After');
+  return new ApiError(response.status, problem, /^\d+$/.test(retryAfter ?? '') ? Number(retryAfter) : null);
 }
 
 /** `body` goes as JSON; `json` is JSON text sent as it is (a file's: the service says what is wrong with it). */
@@ -149,7 +153,10 @@ function clearNotice() {
 function describeError(error) {
   if (error instanceof ApiError) {
     const title = error.problem.title || `HTTP ${error.status}`;
-    return error.problem.detail ? `${title}: ${error.problem.detail}` : title;
+    const text = error.problem.detail ? `${title}: ${error.problem.detail}` : title;
+    // The detail of a 429 says to wait for Retry-After, which the reader cannot see.
+    if (error.retryAfter === null) return text;
+    return `${text}${/[.!?]$/.test(text) ? '' : '.'} Try again in ${error.retryAfter} s.`;
   }
   return `The service could not be reached (${error.message}).`;
 }
