@@ -1140,6 +1140,60 @@ describe('Playground (browser)', () => {
     expect(pageErrors.filter((error) => !/status of 4(00|22)/.test(error))).toEqual([]);
   });
 
+  it('should rename the open chat from its title on a phone, showing the service’s word on a bad title', async () => {
+    const page = await start({ llm: new RecordingLlmProvider(), viewport: { width: 390, height: 844 } });
+    const patches: string[] = [];
+    page.on('request', (req) => req.method() === 'PATCH' && patches.push(req.postData() ?? ''));
+    await startChat(page);
+    await say(page, 'Plan a day in Lisbon', 1);
+    const chatId = openChatId(page);
+    const listed = page.locator(`#chat-list button[data-chat-id="${chatId}"] .chat-item__title`);
+    await page.locator('#chat-title', { hasText: 'Plan a day in Lisbon' }).waitFor();
+    const field = page.getByLabel('Chat title');
+
+    // Escape leaves the title as it was, with the keyboard back on Rename.
+    await page.getByRole('button', { name: 'Rename' }).click();
+    expect(await field.inputValue()).toBe('Plan a day in Lisbon');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('rename-input');
+    await page.keyboard.type('Not this');
+    await page.keyboard.press('Escape');
+    await field.waitFor({ state: 'hidden' });
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('rename-chat');
+    expect(await text(page.locator('#chat-title'))).toBe('Plan a day in Lisbon');
+    expect(patches).toEqual([]);
+
+    // Blank, or longer than the service takes: its problem shows, and the field stays to fix it.
+    for (const title of ['   ', 'x'.repeat(201)]) {
+      const refusal = (await http().patch(`/chats/${chatId}`).send({ title }).expect(422)).body as { detail: string };
+      await page.keyboard.press('Enter'); // Rename
+      await field.fill(title);
+      await field.press('Enter');
+      await page.locator('#notice', { hasText: refusal.detail }).waitFor();
+      expect(await field.isVisible()).toBe(true);
+      await screenshot(page, '26-phone-rename-refused');
+      await field.press('Escape');
+    }
+    expect((await storedChat(chatId)).title).toBe('Plan a day in Lisbon');
+
+    const renamed = 'Lisbon, <b>3 days</b> & more';
+    await page.keyboard.press('Enter');
+    await field.fill(renamed);
+    await field.press('Enter');
+    await page.locator('#chat-title', { hasText: renamed }).waitFor();
+    expect(await text(listed)).toBe(renamed);
+    expect((await storedChat(chatId)).title).toBe(renamed);
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('rename-chat');
+    expect(await page.locator('body b').count()).toBe(0);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+
+    // Reloaded, the page shows the title the service keeps.
+    await page.reload();
+    await page.locator('#chat-title', { hasText: renamed }).waitFor();
+    expect(await text(listed)).toBe(renamed);
+    expect(pageErrors.filter((error) => !/status of 422/.test(error))).toEqual([]);
+  });
+
   it('should show the seconds of Retry-After with a 429, whose detail only names the header', async () => {
     const page = await start({ env: { RATE_LIMIT: '20', RATE_LIMIT_WINDOW_MS: '600000' } });
     await page.getByText('No chats yet.').waitFor();

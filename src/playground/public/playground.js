@@ -30,6 +30,11 @@ const ui = {
   chatListEmpty: $('chat-list-empty'),
   moreChats: $('more-chats'),
   chatTitle: $('chat-title'),
+  renameForm: $('rename-form'),
+  renameInput: $('rename-input'),
+  renameCancel: $('rename-cancel'),
+  chatActions: $('chat-actions'),
+  renameChat: $('rename-chat'),
   exportGroup: $('export'),
   exportJson: $('export-json'),
   exportMarkdown: $('export-markdown'),
@@ -263,6 +268,7 @@ function renderChatHead() {
   ui.chatSystem.hidden = !chat?.systemPrompt;
   ui.chatSystem.textContent = chat?.systemPrompt ? `System prompt: ${chat.systemPrompt}` : '';
   ui.exportGroup.hidden = !chat;
+  ui.chatActions.hidden = !chat || !ui.renameForm.hidden;
   // No chat open: the composer still works, its first message starts a chat.
   ui.send.disabled = state.turn !== null;
   ui.messagesEmpty.hidden = ui.messages.children.length > 0;
@@ -346,6 +352,7 @@ async function showChat(chat, branchRead, asked = (chatsAsked += 1)) {
     readMessages(chat.id, '&branch=all'),
   ]);
   if (asked !== chatsAsked) return false;
+  if (state.chat?.id !== chat.id) closeRename();
   state.chat = chat;
   state.siblings = groupSiblings(all.messages);
   history.replaceState(null, '', `#${chat.id}`);
@@ -383,6 +390,56 @@ ui.newChatForm.addEventListener('submit', async (event) => {
 });
 
 ui.moreChats.addEventListener('click', () => void loadChats({ more: true }).catch((e) => showNotice(describeError(e))));
+
+// ---------------------------------------------------------------- rename
+
+/** A field in the title's place: Enter saves what it holds, Escape leaves the title as it was. */
+function startRename() {
+  if (!state.chat) return;
+  ui.renameInput.value = state.chat.title ?? '';
+  ui.chatTitle.hidden = true;
+  ui.renameForm.hidden = false;
+  renderChatHead();
+  ui.renameInput.focus();
+  ui.renameInput.select();
+}
+
+function closeRename() {
+  ui.renameForm.hidden = true;
+  ui.chatTitle.hidden = false;
+  renderChatHead();
+}
+
+/** The service says what is wrong with a title (blank, too long); the field stays open to fix it. */
+async function renameChat(chatId, title) {
+  clearNotice();
+  try {
+    const chat = await api(`/chats/${encodeURIComponent(chatId)}`, { method: 'PATCH', body: { title } });
+    chatListItem(chatId)?.replaceWith(renderChatItem(chat));
+    if (state.chat?.id !== chatId) return;
+    state.chat = chat;
+    closeRename();
+    ui.renameChat.focus();
+  } catch (error) {
+    showNotice(describeError(error));
+  }
+}
+
+ui.renameChat.addEventListener('click', startRename);
+ui.renameCancel.addEventListener('click', () => {
+  closeRename();
+  ui.renameChat.focus();
+});
+ui.renameInput.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  event.preventDefault();
+  event.stopPropagation(); // leaves the title as it was, and stops no reply streaming meanwhile
+  ui.renameCancel.click();
+});
+ui.renameForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (state.chat) void renameChat(state.chat.id, ui.renameInput.value.trim());
+});
 
 // ---------------------------------------------------------------- messages
 
