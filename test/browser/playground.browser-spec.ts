@@ -1,6 +1,6 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { readFileSync } from 'node:fs';
-import type { Locator, Page } from 'playwright-core';
+import type { Locator, Page, Request } from 'playwright-core';
 import request from 'supertest';
 import { ChatDto } from '../../src/chats/dto/chat.dto';
 import { LlmRequest, LlmStreamPart } from '../../src/llm/llm-provider';
@@ -1192,6 +1192,85 @@ describe('Playground (browser)', () => {
     await page.locator('#chat-title', { hasText: renamed }).waitFor();
     expect(await text(listed)).toBe(renamed);
     expect(pageErrors.filter((error) => !/status of 422/.test(error))).toEqual([]);
+  });
+
+  it('should delete the open chat once asked to confirm, and stop following the reply it was writing', async () => {
+    const llm = new RecordingLlmProvider();
+    llm.respond = (req) =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        yield { type: 'delta', content: 'Partial answer' };
+        await untilAborted(req);
+      })();
+    let keptId = '';
+    const page = await start({
+      llm,
+      beforeLoad: async () => {
+        keptId = ((await http().post('/chats').send({ title: 'Keep me' }).expect(201)).body as ChatDto).id;
+      },
+    });
+    await startChat(page);
+    await messageInput(page).fill('Write me a long essay');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Partial answer').waitFor();
+    const chatId = openChatId(page);
+    const listed = page.locator(`#chat-list button[data-chat-id="${chatId}"]`);
+    // The service's 204 reaches the page only once the reply's stream has ended (the service ends
+    // it when it stops the turn), or once the page has let it go: the page must not read its end.
+    const streamLetGo = deferred();
+    const letGo = (req: Request) => req.method() === 'POST' && req.url().endsWith('/messages') && streamLetGo.resolve();
+    page.on('requestfinished', letGo).on('requestfailed', letGo);
+    await page.route(`${baseUrl}/chats/${chatId}`, async (route) => {
+      if (route.request().method() !== 'DELETE') return route.continue();
+      const response = await route.fetch();
+      await streamLetGo.promise;
+      await route.fulfill({ response });
+    });
+    const afterDelete: string[] = [];
+    let deleted = false;
+    page.on('request', (req) => {
+      if (deleted && req.url().includes(chatId)) afterDelete.push(`${req.method()} ${req.url()}`);
+      if (req.method() === 'DELETE') deleted = true;
+    });
+
+    // Asked first, with the keyboard on keeping the chat: Escape keeps it, and the reply goes on.
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    const question = page.locator('#delete-confirm');
+    expect(await text(question.locator('p'))).toBe(
+      'Delete “Untitled chat” and all its messages? This cannot be undone.',
+    );
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('delete-no');
+    await screenshot(page, '27-delete-asked');
+    await page.keyboard.press('Escape');
+    await question.waitFor({ state: 'hidden' });
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('delete-chat');
+    expect(deleted).toBe(false);
+    expect(await assistantReply(page, 'streaming').count()).toBe(1);
+    expect(llm.calls[0].request.signal?.aborted).toBe(false);
+
+    await page.keyboard.press('Enter');
+    await page.getByRole('button', { name: 'Delete chat', exact: true }).click();
+    await listed.waitFor({ state: 'detached' });
+    // The page shows no chat, and its address names none; the service stopped the turn.
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    expect(await shown(page)).toEqual([]);
+    expect(page.url()).toBe(`${baseUrl}/`);
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Stop' }).isDisabled()).toBe(true);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('message-input');
+    expect(await page.locator('#chat-list button[data-chat-id]').count()).toBe(1);
+    await http().get(`/chats/${chatId}`).expect(404);
+    expect(llm.calls[0].request.signal?.aborted).toBe(true);
+    await screenshot(page, '28-deleted');
+
+    // Reloaded, the tab opens nothing it had open: the chat left the address and the tab both.
+    await page.reload();
+    await page.locator(`#chat-list button[data-chat-id="${keptId}"]`).waitFor();
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    // Nothing asked after the chat once it was deleted: no resume of its reply, no refresh.
+    expect(afterDelete).toEqual([]);
+    await http().get(`/chats/${keptId}`).expect(200);
+    expect(pageErrors).toEqual([]);
   });
 
   it('should show the seconds of Retry-After with a 429, whose detail only names the header', async () => {

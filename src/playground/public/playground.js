@@ -35,6 +35,11 @@ const ui = {
   renameCancel: $('rename-cancel'),
   chatActions: $('chat-actions'),
   renameChat: $('rename-chat'),
+  deleteChat: $('delete-chat'),
+  deleteConfirm: $('delete-confirm'),
+  deleteQuestion: $('delete-question'),
+  deleteYes: $('delete-yes'),
+  deleteNo: $('delete-no'),
   exportGroup: $('export'),
   exportJson: $('export-json'),
   exportMarkdown: $('export-markdown'),
@@ -352,7 +357,10 @@ async function showChat(chat, branchRead, asked = (chatsAsked += 1)) {
     readMessages(chat.id, '&branch=all'),
   ]);
   if (asked !== chatsAsked) return false;
-  if (state.chat?.id !== chat.id) closeRename();
+  if (state.chat?.id !== chat.id) {
+    closeRename();
+    closeDeleteConfirm();
+  }
   state.chat = chat;
   state.siblings = groupSiblings(all.messages);
   history.replaceState(null, '', `#${chat.id}`);
@@ -439,6 +447,76 @@ ui.renameInput.addEventListener('keydown', (event) => {
 ui.renameForm.addEventListener('submit', (event) => {
   event.preventDefault();
   if (state.chat) void renameChat(state.chat.id, ui.renameInput.value.trim());
+});
+
+// ---------------------------------------------------------------- delete
+
+/** Asks first, in the head: nothing brings a deleted chat back. */
+function askDelete() {
+  if (!state.chat) return;
+  ui.deleteQuestion.textContent = `Delete “${chatLabel(state.chat)}” and all its messages? This cannot be undone.`;
+  ui.deleteConfirm.hidden = false;
+  ui.deleteNo.focus();
+}
+
+function closeDeleteConfirm() {
+  ui.deleteConfirm.hidden = true;
+  ui.deleteQuestion.textContent = '';
+}
+
+/**
+ * The service stops a reply still being written in the chat; the page stops reading it first, so
+ * that its end reads as leaving the chat, not as a failure. Refused, the chat shows again, and
+ * its reply is followed on from where the page left it.
+ */
+async function deleteChat(chatId) {
+  closeDeleteConfirm();
+  clearNotice();
+  const following = state.turn?.chatId === chatId;
+  if (following) leaveTurn();
+  try {
+    await api(`/chats/${encodeURIComponent(chatId)}`, { method: 'DELETE' });
+  } catch (error) {
+    if (following && state.chat?.id === chatId) await openChat(chatId);
+    showNotice(describeError(error));
+    return;
+  }
+  const wasOpen = state.chat?.id === chatId;
+  dropChat(chatId);
+  if (wasOpen) ui.input.focus();
+}
+
+/** Takes a chat that is no more off the list; when it is the open one, the page shows no chat. */
+function dropChat(chatId) {
+  chatListItem(chatId)?.remove();
+  ui.chatListEmpty.hidden = ui.chatList.children.length > 0;
+  if (remembered().chatId === chatId) sessionStorage.removeItem(OPEN_STORAGE);
+  if (state.chat?.id !== chatId) return;
+  leaveTurn();
+  state.chat = null;
+  state.siblings = new Map();
+  ui.messages.replaceChildren();
+  history.replaceState(null, '', location.pathname + location.search);
+  closeRename();
+  closeDeleteConfirm();
+  renderChatHead();
+  clearSummary();
+  if (ui.summaryPanel.open) void loadSummary();
+}
+
+ui.deleteChat.addEventListener('click', askDelete);
+ui.deleteYes.addEventListener('click', () => {
+  if (state.chat) void deleteChat(state.chat.id);
+});
+ui.deleteNo.addEventListener('click', () => {
+  closeDeleteConfirm();
+  ui.deleteChat.focus();
+});
+ui.deleteConfirm.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  event.preventDefault();
+  event.stopPropagation(); // keeps the chat, and stops no reply streaming meanwhile
+  ui.deleteNo.click();
 });
 
 // ---------------------------------------------------------------- messages
