@@ -1273,6 +1273,77 @@ describe('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should take a chat deleted elsewhere off the page, say so, and keep the text typed for it', async () => {
+    let otherId = '';
+    const page = await start({
+      llm: new RecordingLlmProvider(),
+      beforeLoad: async () => {
+        otherId = ((await http().post('/chats').send({ title: 'Other trip' }).expect(201)).body as ChatDto).id;
+      },
+    });
+    await startChat(page);
+    await say(page, 'Plan a day in Lisbon', 1);
+    await page.locator('#chat-title', { hasText: 'Plan a day in Lisbon' }).waitFor();
+    const chatId = openChatId(page);
+    const notice = page.locator('#notice');
+
+    // Deleted by another client; the page learns it from the 404 of the next message.
+    await http().delete(`/chats/${chatId}`).expect(204);
+    const refused = page.waitForResponse((res) => res.url().endsWith(`/chats/${chatId}/messages`));
+    await messageInput(page).fill('And the evening?');
+    await messageInput(page).press('Enter');
+    expect((await refused).status()).toBe(404);
+    await page.locator(`#chat-list button[data-chat-id="${chatId}"]`).waitFor({ state: 'detached' });
+    await notice.filter({ hasText: 'The chat “Plan a day in Lisbon” was deleted elsewhere.' }).waitFor();
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    expect(await shown(page)).toEqual([]);
+    expect(page.url()).toBe(`${baseUrl}/`);
+    expect(await messageInput(page).inputValue()).toBe('And the evening?');
+    expect(await page.getByRole('button', { name: 'Send' }).isEnabled()).toBe(true);
+    await screenshot(page, '29-deleted-elsewhere');
+
+    // A chat of the list deleted elsewhere leaves it when picked.
+    await http().delete(`/chats/${otherId}`).expect(204);
+    await page.locator(`#chat-list button[data-chat-id="${otherId}"]`).click();
+    await notice.filter({ hasText: 'The chat “Other trip” was deleted elsewhere.' }).waitFor();
+    expect(await page.locator('#chat-list li').count()).toBe(0);
+    await page.getByText('No chats yet.').waitFor();
+
+    // So does a chat the address names.
+    await page.goto(`${baseUrl}/#${chatId}`);
+    await page.reload();
+    await notice.filter({ hasText: 'That chat was deleted elsewhere.' }).waitFor();
+    expect(page.url()).toBe(`${baseUrl}/`);
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    expect(pageErrors.filter((error) => !/status of 404/.test(error))).toEqual([]);
+  });
+
+  it('should leave a chat deleted elsewhere while its reply streams, and say so', async () => {
+    const llm = new RecordingLlmProvider();
+    llm.respond = (req) =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        yield { type: 'delta', content: 'Partial answer' };
+        await untilAborted(req);
+      })();
+    const page = await start({ llm });
+    await startChat(page);
+    await messageInput(page).fill('Write me a long essay');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Partial answer').waitFor();
+    const chatId = openChatId(page);
+
+    // The service stops the turn; its stream ends with the chat's 404, which the page reads as such.
+    await http().delete(`/chats/${chatId}`).expect(204);
+    await page.locator('#notice', { hasText: 'The chat “Untitled chat” was deleted elsewhere.' }).waitFor();
+    expect(await page.locator('#chat-list li').count()).toBe(0);
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    expect(await shown(page)).toEqual([]);
+    expect(page.url()).toBe(`${baseUrl}/`);
+    expect(await page.getByRole('button', { name: 'Stop' }).isDisabled()).toBe(true);
+    expect(llm.calls[0].request.signal?.aborted).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('should show the seconds of Retry-After with a 429, whose detail only names the header', async () => {
     const page = await start({ env: { RATE_LIMIT: '20', RATE_LIMIT_WINDOW_MS: '600000' } });
     await page.getByText('No chats yet.').waitFor();

@@ -82,6 +82,10 @@ class ApiError extends Error {
   }
 }
 
+/** The chat asked about is not there: deleted, by another client perhaps. Every route on a chat says so. */
+const isChatGone = (error) =>
+  error instanceof ApiError && error.status === 404 && error.problem.type === 'urn:konko:problem:chat-not-found';
+
 function apiKey() {
   return sessionStorage.getItem(KEY_STORAGE) || '';
 }
@@ -340,7 +344,7 @@ async function openChat(chatId, { at = null } = {}) {
     }
     if (!(await showChat(chat, branch, asked))) return;
   } catch (error) {
-    if (asked === chatsAsked) showNotice(describeError(error));
+    if (asked === chatsAsked) showChatError(error, chatId);
     return;
   }
   if (at) showMessage(at);
@@ -429,7 +433,7 @@ async function renameChat(chatId, title) {
     closeRename();
     ui.renameChat.focus();
   } catch (error) {
-    showNotice(describeError(error));
+    showChatError(error, chatId);
   }
 }
 
@@ -477,9 +481,11 @@ async function deleteChat(chatId) {
   try {
     await api(`/chats/${encodeURIComponent(chatId)}`, { method: 'DELETE' });
   } catch (error) {
-    if (following && state.chat?.id === chatId) await openChat(chatId);
-    showNotice(describeError(error));
-    return;
+    if (!isChatGone(error)) {
+      if (following && state.chat?.id === chatId) await openChat(chatId);
+      showNotice(describeError(error));
+      return;
+    } // else deleted elsewhere meanwhile: gone all the same
   }
   const wasOpen = state.chat?.id === chatId;
   dropChat(chatId);
@@ -491,6 +497,8 @@ function dropChat(chatId) {
   chatListItem(chatId)?.remove();
   ui.chatListEmpty.hidden = ui.chatList.children.length > 0;
   if (remembered().chatId === chatId) sessionStorage.removeItem(OPEN_STORAGE);
+  if (decodeURIComponent(location.hash.slice(1)) === chatId)
+    history.replaceState(null, '', location.pathname + location.search);
   if (state.chat?.id !== chatId) return;
   leaveTurn();
   state.chat = null;
@@ -502,6 +510,24 @@ function dropChat(chatId) {
   renderChatHead();
   clearSummary();
   if (ui.summaryPanel.open) void loadSummary();
+}
+
+/**
+ * Shows what went wrong with a call on chat `chatId`. When the chat is gone (deleted by another
+ * client, another tab), it leaves the list and, were it open, the page, rather than staying
+ * shown as though it were still there.
+ */
+function showChatError(error, chatId) {
+  if (!isChatGone(error)) {
+    showNotice(describeError(error));
+    return;
+  }
+  const label =
+    state.chat?.id === chatId
+      ? chatLabel(state.chat)
+      : chatListItem(chatId)?.querySelector('.chat-item__title')?.textContent;
+  dropChat(chatId);
+  showNotice(label ? `The chat “${label}” was deleted elsewhere.` : 'That chat was deleted elsewhere.');
 }
 
 ui.deleteChat.addEventListener('click', askDelete);
@@ -612,7 +638,7 @@ function rememberedReply(chatId) {
 /**
  * A reply the page reads: its chat, the user message it answers, the items that show them, the
  * last event read, whether Stop was pressed, and what to put back should the service store
- * nothing new (`takenOff`, `giveBack`: see followTurn).
+ * nothing new (`takenOff`, `giveBack`, and `typed`, the text sent: see followTurn).
  */
 function newTurn(chatId = null) {
   return {
@@ -625,6 +651,7 @@ function newTurn(chatId = null) {
     stopping: false,
     takenOff: [],
     giveBack: null,
+    typed: null,
   };
 }
 
@@ -649,7 +676,7 @@ async function sendStop(turn) {
   try {
     await api(`/chats/${encodeURIComponent(turn.chatId)}/stop`, { method: 'POST' });
   } catch (error) {
-    showNotice(describeError(error));
+    showChatError(error, turn.chatId);
     turn.stopping = false; // Stop can be pressed again
     if (state.turn === turn) ui.stop.disabled = false;
   }
@@ -769,6 +796,11 @@ async function followTurn(turn, request) {
     outcome = { failure: error };
   }
   if (state.turn === turn) setTurnRunning(null);
+  if (!turn.reading.signal.aborted && isChatGone(outcome.failure)) {
+    if (turn.typed && !ui.input.value) ui.input.value = turn.typed; // not lost with the chat
+    showChatError(outcome.failure, turn.chatId);
+    return;
+  }
   // The page left the chat (the turn goes on without it), or no turn ran.
   if (turn.reading.signal.aborted || !turn.replyItem || state.chat?.id !== turn.chatId) return;
   const { reply, failure } = outcome;
@@ -842,6 +874,7 @@ async function sendMessage(content, { replacing } = {}) {
   const turn = newTurn();
   setTurnRunning(turn);
   clearNotice();
+  turn.typed = content;
   turn.giveBack = replacing ? () => startEdit(replacing, content) : () => (ui.input.value = ui.input.value || content);
   if (!state.chat) {
     try {
@@ -903,8 +936,9 @@ async function refreshChat(chatId) {
     else ui.chatList.prepend(renderChatItem(chat));
     ui.chatListEmpty.hidden = true;
     if (ui.summaryPanel.open) void loadSummary();
-  } catch {
-    // The chat list and the versions simply stay as they were.
+  } catch (error) {
+    // The chat list and the versions simply stay as they were, unless the chat is gone.
+    if (isChatGone(error)) showChatError(error, chatId);
   }
 }
 
@@ -988,8 +1022,9 @@ function versionButton(item, siblingId, step) {
 async function switchVersion(parentKey, siblingId, step) {
   clearNotice();
   const asked = (chatsAsked += 1);
+  const chatId = state.chat.id;
   try {
-    const chat = await api(`/chats/${encodeURIComponent(state.chat.id)}`, {
+    const chat = await api(`/chats/${encodeURIComponent(chatId)}`, {
       method: 'PATCH',
       body: { currentMessageId: siblingId },
     });
@@ -999,7 +1034,7 @@ async function switchVersion(parentKey, siblingId, step) {
     const steps = item ? [...item.querySelectorAll('.versions__step:enabled')] : [];
     (steps.find((button) => button.dataset.step === String(step)) ?? steps[0])?.focus();
   } catch (error) {
-    showNotice(describeError(error));
+    showChatError(error, chatId);
   }
 }
 
@@ -1185,7 +1220,7 @@ async function exportChat(format) {
     // The browser may read the URL after click() returns.
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
   } catch (error) {
-    showNotice(describeError(error));
+    showChatError(error, chat.id);
   }
 }
 
@@ -1261,14 +1296,20 @@ async function loadSummary({ abstract = false } = {}) {
     return;
   }
   const asked = (summaryAsked += 1);
+  const chatId = state.chat.id;
   ui.summaryBody.setAttribute('aria-busy', 'true');
   try {
     const query = abstract ? '?abstract=true' : '';
-    const summary = await api(`/chats/${encodeURIComponent(state.chat.id)}/summary${query}`);
+    const summary = await api(`/chats/${encodeURIComponent(chatId)}/summary${query}`);
     if (asked !== summaryAsked) return; // another chat's summary (or a newer one) was asked for meanwhile
     renderSummary(summary);
   } catch (error) {
     if (asked !== summaryAsked) return;
+    if (isChatGone(error)) {
+      ui.summaryBody.removeAttribute('aria-busy');
+      showChatError(error, chatId);
+      return;
+    }
     ui.summaryBody.replaceChildren(el('p', 'error', describeError(error)));
   } finally {
     if (asked === summaryAsked) ui.summaryBody.removeAttribute('aria-busy');
