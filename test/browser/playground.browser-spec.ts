@@ -1273,6 +1273,42 @@ describe('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should keep following the reply of a chat whose delete the service refuses', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = () => heldReply(rest.promise, 'Still ', 'here.');
+    const page = await start({ llm });
+    await startChat(page);
+    await messageInput(page).fill('Are you there?');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Still').waitFor();
+    const chatId = openChatId(page);
+    const refusal = { type: 'about:blank', title: 'Too Many Requests', status: 429, detail: 'Slow down.' };
+    await page.route(`${baseUrl}/chats/${chatId}`, (route) =>
+      route.request().method() === 'DELETE'
+        ? route.fulfill({
+            status: 429,
+            headers: { 'Retry-After': '7' },
+            contentType: 'application/problem+json',
+            body: JSON.stringify(refusal),
+          })
+        : route.continue(),
+    );
+
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('button', { name: 'Delete chat', exact: true }).click();
+    await page.locator('#notice', { hasText: 'Too Many Requests: Slow down. Try again in 7 s.' }).waitFor();
+    // The chat shows again, and the page reads its reply on from where it left it.
+    await assistantReply(page, 'streaming', 'Still').waitFor();
+    expect(openChatId(page)).toBe(chatId);
+    expect(await page.locator(`#chat-list button[data-chat-id="${chatId}"]`).count()).toBe(1);
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Still here.').waitFor();
+    expect(await shown(page)).toEqual(contents(await stored(chatId)));
+    expect(await shown(page)).toEqual(['Are you there?', 'Still here.']);
+    expect(pageErrors.filter((error) => !/status of 429/.test(error))).toEqual([]);
+  });
+
   it('should take a chat deleted elsewhere off the page, say so, and keep the text typed for it', async () => {
     let otherId = '';
     const page = await start({
