@@ -456,6 +456,80 @@ describe('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should keep the newer branch when the refresh after an earlier reply answers last', async () => {
+    const llm = new RecordingLlmProvider();
+    llm.respond = (req, call) =>
+      call === 1
+        ? echoReply(req)
+        : (async function* (): AsyncGenerator<LlmStreamPart> {
+            yield { type: 'delta', content: 'Partial answer' };
+            await untilAborted(req);
+          })();
+    const page = await start({
+      llm,
+      // Notes each response body the page has read: the page goes on from it in the same turn of its event loop.
+      beforeLoad: (page) =>
+        page.addInitScript({
+          content: `
+            window.read = [];
+            const text = Response.prototype.text;
+            Response.prototype.text = function () {
+              return text.call(this).then((body) => (window.read.push(this.url), body));
+            };`,
+        }),
+    });
+    const refreshesRead = () =>
+      page.evaluate(() =>
+        (globalThis as unknown as { read: string[] }).read.filter((url) => url.includes('branch=all')),
+      );
+    await startChat(page);
+    const chatId = openChatId(page);
+    // The refresh after the first reply: the service answers it at once, the page reads it last.
+    const answered = deferred();
+    const late = deferred();
+    let refreshes = 0;
+    await page.route(
+      (url) => url.pathname === `/chats/${chatId}/messages` && url.searchParams.get('branch') === 'all',
+      async (route) => {
+        refreshes += 1;
+        if (refreshes > 1) return route.continue();
+        const response = await route.fetch();
+        answered.resolve();
+        await late.promise;
+        await route.fulfill({ response });
+      },
+    );
+    const chatAnswered = page.waitForResponse(
+      (res) => res.request().method() === 'GET' && new URL(res.url()).pathname === `/chats/${chatId}`,
+    );
+    await say(page, 'First question', 1);
+    await Promise.all([answered.promise, chatAnswered]);
+
+    // The next reply, stopped, and refreshed in its turn.
+    await messageInput(page).fill('Second question');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Partial answer').waitFor();
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.locator('#messages .badge', { hasText: 'incomplete (stopped)' }).waitFor();
+    await page.locator('#chat-list [aria-current="true"]', { hasText: '4 messages' }).waitFor();
+    expect(await refreshesRead()).toHaveLength(2); // the chat's opening, and the second refresh
+
+    late.resolve();
+    await page.waitForFunction(
+      () => (globalThis as unknown as { read: string[] }).read.filter((url) => url.includes('branch=all')).length === 3,
+    );
+    expect(await shown(page)).toEqual([
+      'First question',
+      'reply to: First question',
+      'Second question',
+      'Partial answer',
+    ]);
+    expect(await shown(page)).toEqual(contents(await stored(chatId)));
+    expect(await text(page.locator('#messages .badge'))).toBe('incomplete (stopped)');
+    expect(await text(page.locator('#chat-list [aria-current="true"] .chat-item__meta'))).toMatch(/^4 messages/);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('should work with the offline provider out of the box and show provider and model', async () => {
     const page = await start();
     await page.getByText('Provider: offline (no model configured: replies say so)').waitFor();

@@ -910,14 +910,23 @@ async function regenerate(replyItem) {
   await streamTurn(turn, `messages/${encodeURIComponent(replyItem.dataset.messageId)}/regenerate`, {}, userItem);
 }
 
-/** After a turn: the chat's new title and counts, in the head and the list, and its messages' versions. */
+/** Refreshes asked for so far: only the last one asked is shown. */
+let refreshAsked = 0;
+
+/**
+ * After a turn: the chat's new title and counts, in the head and the list, and its messages'
+ * versions. An answer that comes after a newer refresh, or after the chat was shown anew (another
+ * version flipped to, a hit opened), is older than what the page shows, and is dropped.
+ */
 async function refreshChat(chatId) {
+  const asked = (refreshAsked += 1);
+  const shownAsked = chatsAsked;
   try {
     const [chat, all] = await Promise.all([
       api(`/chats/${encodeURIComponent(chatId)}`),
       readMessages(chatId, '&branch=all'),
     ]);
-    if (state.chat?.id !== chatId) return;
+    if (asked !== refreshAsked || shownAsked !== chatsAsked || state.chat?.id !== chatId) return;
     state.chat = chat;
     state.siblings = groupSiblings(all.messages);
     // Another client's messages may have come before this turn's: the page then shows the branch as stored.
