@@ -1383,6 +1383,38 @@ describe('Playground (browser)', () => {
     expect(pageErrors.filter((error) => !/status of 429/.test(error))).toEqual([]);
   });
 
+  it('should follow the open chat’s reply on when the chat picked instead was deleted elsewhere', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    llm.respond = () => heldReply(rest.promise, 'Still ', 'here.');
+    let goneId = '';
+    const page = await start({
+      llm,
+      beforeLoad: async () => {
+        goneId = ((await http().post('/chats').send({ title: 'Gone trip' }).expect(201)).body as ChatDto).id;
+      },
+    });
+    await startChat(page);
+    await messageInput(page).fill('Are you there?');
+    await messageInput(page).press('Enter');
+    await assistantReply(page, 'streaming', 'Still').waitFor();
+    const chatId = openChatId(page);
+
+    // Picked while the reply streams, the other chat turns out deleted: the open chat stays, and so does its reply.
+    await http().delete(`/chats/${goneId}`).expect(204);
+    await page.locator(`#chat-list button[data-chat-id="${goneId}"]`).click();
+    await page.locator('#notice', { hasText: 'The chat “Gone trip” was deleted elsewhere.' }).waitFor();
+    expect(openChatId(page)).toBe(chatId);
+    expect(await page.getByRole('button', { name: 'Stop' }).isEnabled()).toBe(true);
+    expect(await assistantReply(page, 'streaming', 'Still').count()).toBe(1);
+    rest.resolve();
+    await assistantReply(page, 'completed', 'Still here.').waitFor();
+    expect(await shown(page)).toEqual(['Are you there?', 'Still here.']);
+    expect(await shown(page)).toEqual(contents(await stored(chatId)));
+    expect(await page.locator('#chat-list li').count()).toBe(1);
+    expect(pageErrors.filter((error) => !/status of 404/.test(error))).toEqual([]);
+  });
+
   it('should take a chat deleted elsewhere off the page, say so, and keep the text typed for it', async () => {
     let otherId = '';
     const page = await start({

@@ -327,6 +327,7 @@ function branchOf(allMessages, lastId) {
  * `at` (a search hit), the branch shown holds that message, and the page scrolls to it.
  */
 async function openChat(chatId, { at = null } = {}) {
+  const left = state.turn?.chatId ?? null;
   leaveTurn();
   clearNotice();
   const asked = (chatsAsked += 1);
@@ -344,7 +345,10 @@ async function openChat(chatId, { at = null } = {}) {
     }
     if (!(await showChat(chat, branch, asked))) return;
   } catch (error) {
-    if (asked === chatsAsked) showChatError(error, chatId);
+    if (asked !== chatsAsked) return;
+    // The chat whose reply the page let go still shows: it follows that reply on.
+    if (left && left !== chatId && state.chat?.id === left) await openChat(left);
+    showChatError(error, chatId);
     return;
   }
   if (at) showMessage(at);
