@@ -1347,6 +1347,42 @@ describe('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should give back the text of a message sent while the chat’s delete was on its way', async () => {
+    const page = await start({ llm: new RecordingLlmProvider() });
+    await startChat(page);
+    const chatId = openChatId(page);
+    const deleting = deferred();
+    await page.route(`${baseUrl}/chats/${chatId}`, async (route) => {
+      if (route.request().method() === 'DELETE') await deleting.promise;
+      await route.continue();
+    });
+    // The message reaches the service only after the delete has: the page has dropped it by then.
+    const sending = deferred();
+    await page.route(`${baseUrl}/chats/${chatId}/messages`, async (route) => {
+      if (route.request().method() === 'POST') await sending.promise;
+      await route.continue().catch(() => undefined); // the page let it go
+    });
+    const deleteSent = page.waitForRequest((req) => req.method() === 'DELETE');
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('button', { name: 'Delete chat', exact: true }).click();
+    await deleteSent;
+    const messageSent = page.waitForRequest((req) => req.method() === 'POST' && req.url().endsWith('/messages'));
+    await messageInput(page).fill('Keep this text');
+    await messageInput(page).press('Enter');
+    await messageSent;
+    expect(await messageInput(page).inputValue()).toBe('');
+
+    deleting.resolve();
+    await page.locator(`#chat-list button[data-chat-id="${chatId}"]`).waitFor({ state: 'detached' });
+    expect(await messageInput(page).inputValue()).toBe('Keep this text');
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    expect(await shown(page)).toEqual([]);
+    expect(await page.getByRole('button', { name: 'Send' }).isEnabled()).toBe(true);
+    sending.resolve();
+    await http().get(`/chats/${chatId}`).expect(404);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('should keep following the reply of a chat whose delete the service refuses', async () => {
     const llm = new RecordingLlmProvider();
     const rest = deferred();

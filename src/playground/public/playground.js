@@ -504,7 +504,10 @@ function dropChat(chatId) {
   if (decodeURIComponent(location.hash.slice(1)) === chatId)
     history.replaceState(null, '', location.pathname + location.search);
   if (state.chat?.id !== chatId) return;
+  // A message being sent goes with the chat: its text is not lost, as a refused one's is not.
+  const typed = state.turn?.typed;
   leaveTurn();
+  if (typed && !ui.input.value) ui.input.value = typed;
   state.chat = null;
   state.siblings = new Map();
   ui.messages.replaceChildren();
