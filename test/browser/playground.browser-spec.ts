@@ -1439,7 +1439,7 @@ describe('Playground (browser)', () => {
     // Picked while the reply streams, the other chat turns out deleted: the open chat stays, and so does its reply.
     await http().delete(`/chats/${goneId}`).expect(204);
     await page.locator(`#chat-list button[data-chat-id="${goneId}"]`).click();
-    await page.locator('#notice', { hasText: 'The chat “Gone trip” was deleted elsewhere.' }).waitFor();
+    await page.locator('#notice', { hasText: 'The chat “Gone trip” is gone: deleted elsewhere.' }).waitFor();
     expect(openChatId(page)).toBe(chatId);
     expect(await page.getByRole('button', { name: 'Stop' }).isEnabled()).toBe(true);
     expect(await assistantReply(page, 'streaming', 'Still').count()).toBe(1);
@@ -1472,7 +1472,7 @@ describe('Playground (browser)', () => {
     await messageInput(page).press('Enter');
     expect((await refused).status()).toBe(404);
     await page.locator(`#chat-list button[data-chat-id="${chatId}"]`).waitFor({ state: 'detached' });
-    await notice.filter({ hasText: 'The chat “Plan a day in Lisbon” was deleted elsewhere.' }).waitFor();
+    await notice.filter({ hasText: 'The chat “Plan a day in Lisbon” is gone: deleted elsewhere.' }).waitFor();
     expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
     expect(await shown(page)).toEqual([]);
     expect(page.url()).toBe(`${baseUrl}/`);
@@ -1483,14 +1483,14 @@ describe('Playground (browser)', () => {
     // A chat of the list deleted elsewhere leaves it when picked.
     await http().delete(`/chats/${otherId}`).expect(204);
     await page.locator(`#chat-list button[data-chat-id="${otherId}"]`).click();
-    await notice.filter({ hasText: 'The chat “Other trip” was deleted elsewhere.' }).waitFor();
+    await notice.filter({ hasText: 'The chat “Other trip” is gone: deleted elsewhere.' }).waitFor();
     expect(await page.locator('#chat-list li').count()).toBe(0);
     await page.getByText('No chats yet.').waitFor();
 
     // So does a chat the address names.
     await page.goto(`${baseUrl}/#${chatId}`);
     await page.reload();
-    await notice.filter({ hasText: 'That chat was deleted elsewhere.' }).waitFor();
+    await notice.filter({ hasText: 'That chat is gone: deleted elsewhere.' }).waitFor();
     expect(page.url()).toBe(`${baseUrl}/`);
     expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
     expect(pageErrors.filter((error) => !/status of 404/.test(error))).toEqual([]);
@@ -1512,7 +1512,7 @@ describe('Playground (browser)', () => {
 
     // The service stops the turn; its stream ends with the chat's 404, which the page reads as such.
     await http().delete(`/chats/${chatId}`).expect(204);
-    await page.locator('#notice', { hasText: 'The chat “Untitled chat” was deleted elsewhere.' }).waitFor();
+    await page.locator('#notice', { hasText: 'The chat “Untitled chat” is gone: deleted elsewhere.' }).waitFor();
     expect(await page.locator('#chat-list li').count()).toBe(0);
     expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
     expect(await shown(page)).toEqual([]);
@@ -1520,6 +1520,74 @@ describe('Playground (browser)', () => {
     expect(await page.getByRole('button', { name: 'Stop' }).isDisabled()).toBe(true);
     expect(llm.calls[0].request.signal?.aborted).toBe(true);
     expect(pageErrors).toEqual([]);
+  });
+
+  it('should not say a chat was deleted when it is another API key’s, nor when this tab deleted it', async () => {
+    const acme = 'acme-key-0123456789abcdef';
+    const globex = 'globex-key-0123456789abcdef';
+    const page = await start({
+      llm: new RecordingLlmProvider(),
+      env: { API_KEYS: `acme:${acme},globex:${globex}` },
+      // Notes each error body the page has read: the page goes on from it in the same turn of its event loop.
+      beforeLoad: (page) =>
+        page.addInitScript({
+          content: `
+            window.refused = [];
+            const json = Response.prototype.json;
+            Response.prototype.json = function () {
+              return json.call(this).finally(() => window.refused.push(this.status + ' ' + this.url));
+            };`,
+        }),
+    });
+    const refusedRead = (status: number, url: string) =>
+      page.waitForFunction(
+        (seen) => (globalThis as unknown as { refused: string[] }).refused.includes(seen),
+        `${status} ${url}`,
+      );
+    await page.locator('#key-panel[open]').waitFor();
+    await page.getByLabel('API key').fill(acme);
+    await page.getByLabel('API key').press('Enter');
+    await page.getByText('No chats yet.').waitFor();
+    await startChat(page);
+    const chatId = openChatId(page);
+
+    // Another key's page: the chat, still there, is not one of its chats.
+    await page.locator('#key-summary').click();
+    await page.getByLabel('API key').fill(globex);
+    await page.getByLabel('API key').press('Enter');
+    await page
+      .locator('#notice', {
+        hasText: 'The chat “Untitled chat” is gone: deleted elsewhere, or not one of this API key’s chats.',
+      })
+      .waitFor();
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    await http().get(`/chats/${chatId}`).set('Authorization', `Bearer ${acme}`).expect(200);
+
+    // Back to the first key: a refresh still on its way when this tab deletes the chat gets a 404, which says nothing.
+    await page.locator('#key-summary').click();
+    await page.getByLabel('API key').fill(acme);
+    await page.getByLabel('API key').press('Enter');
+    await page.locator(`#chat-list button[data-chat-id="${chatId}"]`).click();
+    await page.locator('#chat-list [aria-current="true"]').waitFor();
+    const refresh = deferred();
+    const refreshAsked = deferred();
+    await page.route(`${baseUrl}/chats/${chatId}`, async (route) => {
+      if (route.request().method() === 'GET') {
+        refreshAsked.resolve();
+        await refresh.promise;
+      }
+      await route.continue();
+    });
+    await say(page, 'Hello', 1);
+    await refreshAsked.promise;
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('button', { name: 'Delete chat', exact: true }).click();
+    await page.locator(`#chat-list button[data-chat-id="${chatId}"]`).waitFor({ state: 'detached' });
+    refresh.resolve();
+    await refusedRead(404, `${baseUrl}/chats/${chatId}`);
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    expect(await text(page.locator('#chat-title'))).toBe('No chat selected');
+    expect(pageErrors.filter((error) => !/status of 404/.test(error))).toEqual([]);
   });
 
   it('should show the seconds of Retry-After with a 429, whose detail only names the header', async () => {

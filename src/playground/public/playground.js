@@ -482,10 +482,12 @@ async function deleteChat(chatId) {
   clearNotice();
   const following = state.turn?.chatId === chatId;
   if (following) leaveTurn();
+  deletedHere.add(chatId);
   try {
     await api(`/chats/${encodeURIComponent(chatId)}`, { method: 'DELETE' });
   } catch (error) {
     if (!isChatGone(error)) {
+      deletedHere.delete(chatId);
       if (following && state.chat?.id === chatId) await openChat(chatId);
       showNotice(describeError(error));
       return;
@@ -520,21 +522,30 @@ function dropChat(chatId) {
 }
 
 /**
+ * Chats this tab deletes or has deleted: a 404 for one of them (a refresh, a reply's resume still
+ * on its way) is this tab's own doing, and deleteChat takes the chat off the page.
+ */
+const deletedHere = new Set();
+
+/**
  * Shows what went wrong with a call on chat `chatId`. When the chat is gone (deleted by another
- * client, another tab), it leaves the list and, were it open, the page, rather than staying
- * shown as though it were still there.
+ * client, another tab; or, the 404 being the same, one of another tenant's after the API key
+ * changed), it leaves the list and, were it open, the page, rather than staying shown as though
+ * it were still there.
  */
 function showChatError(error, chatId) {
   if (!isChatGone(error)) {
     showNotice(describeError(error));
     return;
   }
+  if (deletedHere.has(chatId)) return;
   const label =
     state.chat?.id === chatId
       ? chatLabel(state.chat)
       : chatListItem(chatId)?.querySelector('.chat-item__title')?.textContent;
   dropChat(chatId);
-  showNotice(label ? `The chat “${label}” was deleted elsewhere.` : 'That chat was deleted elsewhere.');
+  const why = apiKey() ? 'deleted elsewhere, or not one of this API key’s chats' : 'deleted elsewhere';
+  showNotice(label ? `The chat “${label}” is gone: ${why}.` : `That chat is gone: ${why}.`);
 }
 
 ui.deleteChat.addEventListener('click', askDelete);
