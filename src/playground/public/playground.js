@@ -357,9 +357,10 @@ async function openChat(chatId, { at = null } = {}) {
 
 /**
  * Shows a chat's current branch (`branchRead`: read already), root first; every message with
- * versions gets "‹ n / m ›". False when a chat was asked for after this one (`asked`), and shows instead.
+ * versions gets "‹ n / m ›". `asked`: the chatsAsked number the caller took when it began. False
+ * when a chat was asked for after this one, and shows instead.
  */
-async function showChat(chat, branchRead, asked = (chatsAsked += 1)) {
+async function showChat(chat, branchRead, asked) {
   const [branch, all] = await Promise.all([
     branchRead ?? readMessages(chat.id, ''),
     readMessages(chat.id, '&branch=all'),
