@@ -514,7 +514,6 @@ function dropChat(chatId) {
   state.chat = null;
   state.siblings = new Map();
   ui.messages.replaceChildren();
-  history.replaceState(null, '', location.pathname + location.search);
   closeRename();
   closeDeleteConfirm();
   renderChatHead();
