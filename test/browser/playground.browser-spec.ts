@@ -1610,6 +1610,21 @@ describe('Playground (browser)', () => {
       .locator('#notice', { hasText: `${problem.title}: ${problem.detail} Try again in ${seconds} s.` })
       .waitFor();
     await screenshot(page, '25-rate-limited');
+
+    // A Retry-After of 0 (the window just ended) says to try again now, not in 0 s.
+    await page.route(
+      (url) => url.pathname === '/search',
+      (route) =>
+        route.fulfill({
+          status: 429,
+          headers: { 'Retry-After': '0' },
+          contentType: 'application/problem+json',
+          body: JSON.stringify({ ...problem, status: 429 }),
+        }),
+    );
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.locator('#notice', { hasText: `${problem.title}: ${problem.detail} Try again now.` }).waitFor();
+    expect(await text(page.locator('#notice'))).not.toContain(' s.');
     expect(pageErrors.filter((error) => !/status of 429/.test(error))).toEqual([]);
   });
 

@@ -170,7 +170,8 @@ function describeError(error) {
     const text = error.problem.detail ? `${title}: ${error.problem.detail}` : title;
     // The detail of a 429 says to wait for Retry-After, which the reader cannot see.
     if (error.retryAfter === null) return text;
-    return `${text}${/[.!?]$/.test(text) ? '' : '.'} Try again in ${error.retryAfter} s.`;
+    const when = error.retryAfter > 0 ? `in ${error.retryAfter} s` : 'now';
+    return `${text}${/[.!?]$/.test(text) ? '' : '.'} Try again ${when}.`;
   }
   return `The service could not be reached (${error.message}).`;
 }
