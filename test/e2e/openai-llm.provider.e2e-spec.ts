@@ -248,25 +248,21 @@ describe('OpenAiLlmProvider', () => {
       expect(await parts.next()).toEqual({ done: true, value: undefined });
     });
 
-    it('should reject a stream cut mid-way with LlmUpstreamError after yielding the deltas that arrived', async () => {
-      server.enqueue({ kind: 'cut-mid-stream', pieces: ['Two', ' plus'] });
-      const seen: LlmStreamPart[] = [];
+    it.each([
+      ['a stream cut mid-way', 'cut-mid-stream'],
+      ['a body that ends with neither a finish reason nor [DONE]', 'end-mid-stream'],
+    ] as const)(
+      'should reject %s with LlmUpstreamError after yielding the deltas that arrived',
+      async (_case, kind) => {
+        server.enqueue({ kind, pieces: ['Two', ' plus'] });
+        const seen: LlmStreamPart[] = [];
 
-      const error = await failureOf(collect(provider().stream(request), seen));
+        const error = await failureOf(collect(provider().stream(request), seen));
 
-      expect(error).toBeInstanceOf(LlmUpstreamError);
-      expect(seen).toEqual([delta('Two'), delta(' plus')]);
-    });
-
-    it('should reject a body that ends with neither a finish reason nor [DONE], after the deltas that came', async () => {
-      server.enqueue({ kind: 'end-mid-stream', pieces: ['Two', ' plus'] });
-      const seen: LlmStreamPart[] = [];
-
-      const error = await failureOf(collect(provider().stream(request), seen));
-
-      expect(error).toBeInstanceOf(LlmUpstreamError);
-      expect(seen).toEqual([delta('Two'), delta(' plus')]);
-    });
+        expect(error).toBeInstanceOf(LlmUpstreamError);
+        expect(seen).toEqual([delta('Two'), delta(' plus')]);
+      },
+    );
 
     it("should finish with the upstream's finish reason", async () => {
       server.enqueue({ kind: 'reply', pieces: ['Two', ' plus'], finishReason: 'length' });

@@ -1,7 +1,7 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { once } from 'node:events';
 import request from 'supertest';
-import { EventStreamClient } from '../support/event-stream-client';
+import { EventStreamClient, ReceivedEvent } from '../support/event-stream-client';
 import { FakeBehaviour, FakeOpenAiServer, PARTIAL_PIECES } from '../support/fake-openai-server';
 import { createTestApp, listenOnLoopback } from '../support/test-app';
 
@@ -46,10 +46,8 @@ describe('Streamed replies from an OpenAI-compatible upstream (e2e)', () => {
     expect(upstream.requests[0].body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
   });
 
-  it('should end with an error event and keep the partial reply when the upstream connection is cut', async () => {
-    upstream.enqueue({ kind: 'cut-mid-stream' });
-    const events = await (await stream('Tell me everything')).all();
-
+  /** Two deltas, then the error event of a 502 that carries the partial reply, stored `incomplete`. */
+  async function expectPartialReplyFailed(events: ReceivedEvent[]): Promise<void> {
     expect(events.map((e) => e.event)).toEqual(['user_message', 'delta', 'delta', 'error']);
     expect(events[3].data).toMatchObject({
       status: 502,
@@ -58,6 +56,11 @@ describe('Streamed replies from an OpenAI-compatible upstream (e2e)', () => {
       assistantMessage: { seq: 2, status: 'incomplete', content: PARTIAL_PIECES.join('') },
     });
     expect((await storedMessages())[1]).toEqual(events[3].data.assistantMessage);
+  }
+
+  it('should end with an error event and keep the partial reply when the upstream connection is cut', async () => {
+    upstream.enqueue({ kind: 'cut-mid-stream' });
+    await expectPartialReplyFailed(await (await stream('Tell me everything')).all());
 
     const next = await http().post(`/chats/${chatId}/messages`).send({ content: 'Again?' }).expect(201);
     expect(next.body.userMessage.seq).toBe(3);
@@ -65,16 +68,7 @@ describe('Streamed replies from an OpenAI-compatible upstream (e2e)', () => {
 
   it('should end with an error event and keep the partial reply when the upstream body ends before the reply does', async () => {
     upstream.enqueue({ kind: 'end-mid-stream' });
-    const events = await (await stream('Tell me everything')).all();
-
-    expect(events.map((e) => e.event)).toEqual(['user_message', 'delta', 'delta', 'error']);
-    expect(events[3].data).toMatchObject({
-      status: 502,
-      type: 'urn:konko:problem:llm-failed',
-      userMessage: { seq: 1 },
-      assistantMessage: { seq: 2, status: 'incomplete', content: PARTIAL_PIECES.join('') },
-    });
-    expect((await storedMessages())[1]).toEqual(events[3].data.assistantMessage);
+    await expectPartialReplyFailed(await (await stream('Tell me everything')).all());
   });
 
   it.each(['length', 'content_filter'])(

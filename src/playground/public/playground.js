@@ -154,6 +154,16 @@ function el(tag, className, text) {
   return node;
 }
 
+/** Escape in `element` does `action` alone: the page's own Escape (Stop) is not reached. */
+function onEscape(element, action) {
+  element.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape') return;
+    event.preventDefault();
+    event.stopPropagation();
+    action();
+  });
+}
+
 function showNotice(text) {
   ui.notice.textContent = text;
   ui.notice.hidden = false;
@@ -448,12 +458,7 @@ ui.renameCancel.addEventListener('click', () => {
   closeRename();
   ui.renameChat.focus();
 });
-ui.renameInput.addEventListener('keydown', (event) => {
-  if (event.key !== 'Escape') return;
-  event.preventDefault();
-  event.stopPropagation(); // leaves the title as it was, and stops no reply streaming meanwhile
-  ui.renameCancel.click();
-});
+onEscape(ui.renameInput, () => ui.renameCancel.click()); // leaves the title as it was
 ui.renameForm.addEventListener('submit', (event) => {
   event.preventDefault();
   if (state.chat) void renameChat(state.chat.id, ui.renameInput.value.trim());
@@ -557,12 +562,7 @@ ui.deleteNo.addEventListener('click', () => {
   closeDeleteConfirm();
   ui.deleteChat.focus();
 });
-ui.deleteConfirm.addEventListener('keydown', (event) => {
-  if (event.key !== 'Escape') return;
-  event.preventDefault();
-  event.stopPropagation(); // keeps the chat, and stops no reply streaming meanwhile
-  ui.deleteNo.click();
-});
+onEscape(ui.deleteConfirm, () => ui.deleteNo.click()); // keeps the chat
 
 // ---------------------------------------------------------------- messages
 
@@ -1197,10 +1197,7 @@ ui.searchForm.addEventListener('submit', (event) => {
 ui.searchInput.addEventListener('input', () => {
   if (ui.searchInput.value === '') clearSearch(); // the field's own clear button
 });
-ui.searchInput.addEventListener('keydown', (event) => {
-  if (event.key !== 'Escape') return;
-  event.preventDefault();
-  event.stopPropagation(); // clears the search, and stops no reply streaming meanwhile
+onEscape(ui.searchInput, () => {
   ui.searchInput.value = '';
   clearSearch();
 });
