@@ -163,9 +163,6 @@ export class MessagesService {
     whenClientLeaves?.(() => admission.stop('client-left'));
     onEvent({ type: 'admitted', replayed: false });
     this.metrics.turnsInFlight.inc();
-    // Set once the turn has stored the first message of an untitled chat.
-    let newChatTitle: { firstMessage: string; draft?: Promise<string | null> } | undefined;
-    let completed = false;
     try {
       const outcome = await this.underChatLock(request.chat.chatId, admission, onEvent, (lock) =>
         // From here the turn can be stopped (POST …/stop) and followed (GET …/stream).
@@ -173,49 +170,69 @@ export class MessagesService {
           lock,
           () => admission.stop('stopped'),
           onEvent,
-          async (turn): Promise<TurnOutcome> => {
-            const stopped = this.stopWhileWaiting(admission);
-            if (stopped) return { kind: 'failed', failure: stopped };
-            let userMessage: Message | null = null;
-            try {
-              const begun = await this.resumeOrAppendUserMessage(admitted, lock);
-              userMessage = begun.userMessage;
-              if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
-              turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
-              turn.emit({ type: 'user_message', message: begun.userMessage });
-              if (begun.storedReply) return this.answeredBefore(begun, begun.storedReply, turn);
-              const context = await this.context.build(begun.chat, begun.userMessage);
-              if (newChatTitle)
-                newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
-              const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
-              return await this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, { turn, requestId });
-            } catch (error) {
-              // The instance stalled past its lease and another turn may hold the chat, or the
-              // database went away: its writes are refused, and it ends as a turn cut off does,
-              // with what it had stored.
-              if (error instanceof ChatLeaseLostError || error instanceof StorageUnavailableError)
-                return { kind: 'failed', failure: new TurnInterruptedError(userMessage) };
-              throw error;
-            }
-          },
+          (turn) => this.answer(admitted, lock, turn, requestId),
         ),
       );
       await this.finish(request.chat, idempotencyKey, outcome);
       if (outcome.kind === 'failed') throw outcome.failure;
-      completed = true;
       return outcome.turn;
     } finally {
-      // However the turn ended, even by throwing: no later turn of the chat would be its first.
-      // After a failure the LLM is not asked for it: the provider has just failed.
-      if (newChatTitle) {
-        const { firstMessage, draft } = newChatTitle;
-        await this.titles.titleNewChat(request.chat, firstMessage, { draft, askLlm: completed });
-      }
       admission.release();
       // After a failure the key keeps what was stored, so a repeat only generates the reply.
       await idempotencyKey.release();
       this.metrics.turnsInFlight.dec();
     }
+  }
+
+  /**
+   * The turn once it holds the chat: its user message stored, its reply streamed and stored. The
+   * final event comes last, after a new chat's title, so that a client reading the chat on it
+   * finds the title.
+   */
+  private async answer(
+    admitted: AdmittedTurn,
+    lock: ChatLock,
+    turn: RunningTurn,
+    requestId: string | undefined,
+  ): Promise<TurnOutcome> {
+    const { admission, request } = admitted;
+    const stopped = this.stopWhileWaiting(admission);
+    if (stopped) return { kind: 'failed', failure: stopped };
+    // Set once the turn has stored the first message of an untitled chat.
+    let newChatTitle: { firstMessage: string; draft?: Promise<string | null> } | undefined;
+    let outcome: TurnOutcome | undefined;
+    let userMessage: Message | null = null;
+    try {
+      const begun = await this.resumeOrAppendUserMessage(admitted, lock);
+      userMessage = begun.userMessage;
+      if (begun.firstOfUntitledChat) newChatTitle = { firstMessage: begun.userMessage.content };
+      turn.identify({ userMessageId: begun.userMessage.id, replyId: begun.replyId });
+      turn.emit({ type: 'user_message', message: begun.userMessage });
+      if (begun.storedReply) {
+        // An earlier attempt stored the reply and stopped before recording it: no second reply.
+        turn.emit({ type: 'delta', content: begun.storedReply.content });
+        outcome = { kind: 'completed', turn: { userMessage, assistantMessage: begun.storedReply } };
+      } else {
+        const context = await this.context.build(begun.chat, userMessage);
+        if (newChatTitle) newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
+        const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
+        outcome = await this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, requestId);
+      }
+    } catch (error) {
+      // The instance stalled past its lease and another turn may hold the chat, or the database
+      // went away: its writes are refused, and it ends as a turn cut off does, with what it had stored.
+      if (!(error instanceof ChatLeaseLostError || error instanceof StorageUnavailableError)) throw error;
+      outcome = { kind: 'failed', failure: new TurnInterruptedError(userMessage) };
+    } finally {
+      // However the turn ends, even by throwing, no later turn of the chat would be its first.
+      // After a failure the LLM is not asked: the provider has just failed.
+      if (newChatTitle) {
+        const { firstMessage, draft } = newChatTitle;
+        await this.titles.titleNewChat(request.chat, firstMessage, { draft, askLlm: outcome?.kind === 'completed' });
+      }
+    }
+    if (outcome.kind === 'completed') turn.emit({ type: 'assistant_message', message: outcome.turn.assistantMessage });
+    return outcome;
   }
 
   /**
@@ -466,13 +483,6 @@ export class MessagesService {
     return reply?.status === 'completed' ? reply : undefined;
   }
 
-  /** An earlier attempt stored the reply and stopped before recording it: no second reply. */
-  private answeredBefore(begun: BegunTurn, reply: Message, turn: RunningTurn): TurnOutcome {
-    turn.emit({ type: 'delta', content: reply.content });
-    turn.emit({ type: 'assistant_message', message: reply });
-    return { kind: 'completed', turn: { userMessage: begun.userMessage, assistantMessage: reply } };
-  }
-
   /** Stream the reply: each delta is forwarded as it comes; a failure is kept, with what came before it. */
   private async streamReply(
     chat: Chat,
@@ -521,7 +531,7 @@ export class MessagesService {
     begun: BegunTurn,
     reply: StreamedReply,
     signal: AbortSignal,
-    { turn, requestId }: { turn: RunningTurn; requestId: string | undefined },
+    requestId: string | undefined,
   ): Promise<TurnOutcome> {
     const { userMessage, chat } = begun;
     const observe = (outcome: string, usage: LlmUsage | null) =>
@@ -534,7 +544,6 @@ export class MessagesService {
       observe(reply.cut ? 'cut' : stopped ? 'stopped' : 'completed', reply.finish?.usage ?? null);
       const assistantMessage = await this.storeReply(lock, begun, reply.content, status, { finish: reply.finish });
       this.context.remember(begun.chat, assistantMessage);
-      turn.emit({ type: 'assistant_message', message: assistantMessage });
       return { kind: 'completed', turn: { userMessage, assistantMessage } };
     }
     const cause =

@@ -64,15 +64,22 @@ export async function newTurnService(env: Environment = {}) {
 
   /**
    * Starts the turn and records its events: `done` settles as the turn does, `reached(type)` once
-   * an event of that type was reported.
+   * an event of that type was reported. `onEvent` sees each event as the service reports it.
    */
-  const run = (turn: TurnRequest, options: { whenClientLeaves?: (stop: () => void) => void } = {}) => {
+  const run = (
+    turn: TurnRequest,
+    {
+      onEvent,
+      ...options
+    }: { whenClientLeaves?: (stop: () => void) => void; onEvent?: (event: TurnEvent) => void } = {},
+  ) => {
     const events: TurnEvent[] = [];
     const waiting = new Map<TurnEvent['type'], () => void>();
     const done = service.runTurn(turn, {
       ...options,
       onEvent: (event) => {
         events.push(event);
+        onEvent?.(event);
         waiting.get(event.type)?.();
       },
     });

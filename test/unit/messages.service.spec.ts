@@ -93,6 +93,31 @@ describe(MessagesService.name, () => {
       expect((await ctx.chats.get(titled)).title).toBe('Mine');
     });
 
+    it.each([
+      ['answered', 'assistant_message'],
+      ['failed', 'failed'],
+    ] as const)(
+      'should title an untitled chat before its first turn, %s, sends its final event',
+      async (_outcome, finalType) => {
+        const chat = await ctx.newChat();
+        if (finalType === 'failed')
+          ctx.llm.respond = () => {
+            throw new LlmUnavailableError('The language model answered HTTP 503.');
+          };
+        // A client that reads the chat on the final event (to show its new title) finds the title.
+        let titleAtFinal: Promise<string | null> | undefined;
+        const { done } = ctx.run(ctx.newTurn(chat, 'How do I reset my password?'), {
+          onEvent: (event) => {
+            if (event.type === finalType) titleAtFinal = ctx.chats.get(chat).then((c) => c.title);
+          },
+        });
+        await done.catch(() => undefined);
+
+        expect(titleAtFinal).toBeDefined();
+        expect(await titleAtFinal).toBe('How do I reset my password');
+      },
+    );
+
     it('should still title an untitled chat whose first turn stored its message and then failed', async () => {
       const chat = await ctx.newChat();
       failToStoreReplies();
