@@ -3085,7 +3085,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description The language model failed */
+            /** @description The language model failed, or wrote no abstract (an empty answer is not cached) */
             502: {
                 headers: {
                     [name: string]: unknown;

@@ -37,6 +37,8 @@ export interface LlmReply {
   /** The model that answered, as the provider names it. */
   model: string;
   usage: LlmUsage | null;
+  /** Why the model stopped, when the upstream said (see {@link LlmStreamPart}). */
+  reason?: string;
 }
 
 /**
@@ -81,6 +83,11 @@ export abstract class LlmProvider {
       if (part.type === 'delta') content += part.content;
       else finish = part;
     }
-    return { content, model: finish?.model ?? request.model, usage: finish?.usage ?? null };
+    return {
+      content,
+      model: finish?.model ?? request.model,
+      usage: finish?.usage ?? null,
+      ...(finish?.reason !== undefined && { reason: finish.reason }),
+    };
   }
 }

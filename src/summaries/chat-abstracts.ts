@@ -4,6 +4,7 @@ import { Chat } from '../chats/chat';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { contextTokensFor } from '../config/model-context-windows';
 import { LlmCallMeter } from '../llm/llm-call-meter';
+import { LlmUpstreamError } from '../llm/llm-errors';
 import { LlmProvider } from '../llm/llm-provider';
 import { TokenCounter } from '../llm/token-counter';
 import { Message } from '../chats/message';
@@ -63,7 +64,18 @@ export class ChatAbstracts {
       ],
       maxOutputTokens: ABSTRACT_TOKENS,
     });
-    return reply.content.trim();
+    const abstract = reply.content.trim();
+    if (!abstract) {
+      // Thrown, so not cached: the next request asks again.
+      const why =
+        reply.reason === 'length'
+          ? `it reached its limit of ${ABSTRACT_TOKENS} tokens first, as a reasoning model can while it thinks`
+          : reply.reason === 'content_filter'
+            ? 'its content filter stopped it'
+            : 'its answer was empty';
+      throw new LlmUpstreamError(`The language model wrote no abstract: ${why}.`);
+    }
+    return abstract;
   }
 
   /** The newest messages that fit the model's window, oldest first, one line each. */

@@ -28,8 +28,9 @@ export class SummariesController {
   @ApiOkResponse({ type: SummaryDto })
   @ApiValidationProblemResponse('abstract: abstract must be a boolean value')
   @ApiProblemResponse(502, {
-    description: 'The language model failed',
+    description: 'The language model failed, or wrote no abstract (an empty answer is not cached)',
     type: 'urn:konko:problem:llm-failed',
+    title: 'The language model failed',
     detail: 'The language model answered HTTP 500.',
   })
   @ApiProblemResponse(503, {

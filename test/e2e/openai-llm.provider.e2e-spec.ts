@@ -60,6 +60,7 @@ describe('OpenAiLlmProvider', () => {
       content: 'Four.',
       model: 'gpt-4.1-mini-2025-04-14',
       usage: { promptTokens: 21, completionTokens: 2 },
+      reason: 'stop',
     });
     expect(server.requests).toHaveLength(1);
     const [seen] = server.requests;
@@ -99,7 +100,12 @@ describe('OpenAiLlmProvider', () => {
 
   it('should report null usage when the server sends none', async () => {
     server.enqueue({ kind: 'reply', content: 'ok', usage: null });
-    expect(await provider().complete(request)).toEqual({ content: 'ok', model: 'gpt-4.1-mini', usage: null });
+    expect(await provider().complete(request)).toEqual({
+      content: 'ok',
+      model: 'gpt-4.1-mini',
+      usage: null,
+      reason: 'stop',
+    });
   });
 
   it('should turn HTTP 500 into LlmUpstreamError', async () => {

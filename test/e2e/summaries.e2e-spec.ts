@@ -221,6 +221,22 @@ describe('Chat summaries (e2e)', () => {
       llm.respond = () => ({ content: 'Recovered.', model: 'fake-model', usage: null });
       expect((await summaryOf(chatId, '?abstract=true')).abstract).toBe('Recovered.');
     });
+
+    it.each([
+      ['an empty answer', undefined, 'its answer was empty'],
+      ['its token limit reached first', 'length', 'it reached its limit of 300 tokens first'],
+      ['its content filter', 'content_filter', 'its content filter stopped it'],
+    ])('should answer 502, not an empty abstract, for %s, and try again next time', async (_, reason, why) => {
+      const chatId = await seed(TECHNICAL_POOL);
+      llm.respond = () => ({ content: ' \n', model: 'fake-model', usage: null, reason });
+      const failed = await http().get(`/chats/${chatId}/summary?abstract=true`).expect(502);
+      expect(failed.body).toMatchObject({ type: expect.stringMatching(/llm-failed$/), status: 502 });
+      expect(failed.body.detail).toContain(`The language model wrote no abstract: ${why}`);
+
+      llm.respond = () => ({ content: 'About connection pools.', model: 'fake-model', usage: null });
+      expect((await summaryOf(chatId, '?abstract=true')).abstract).toBe('About connection pools.');
+      expect(llm.calls).toHaveLength(2);
+    });
   });
 });
 

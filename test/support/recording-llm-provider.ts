@@ -24,7 +24,7 @@ export const echoReply = (request: LlmRequest): LlmReply => {
 /** A reply as a stream of word-sized deltas and a finish. */
 export async function* streamOf(reply: LlmReply): AsyncGenerator<LlmStreamPart> {
   for (const piece of reply.content.match(/\S+\s*/g) ?? []) yield { type: 'delta', content: piece };
-  yield { type: 'finish', model: reply.model, usage: reply.usage };
+  yield { type: 'finish', model: reply.model, usage: reply.usage, ...(reply.reason && { reason: reply.reason }) };
 }
 
 /**
