@@ -473,14 +473,18 @@ export class MessagesService {
     return reply.id;
   }
 
-  /** The completed reply an earlier attempt with the same Idempotency-Key stored but could not record. */
+  /**
+   * The reply an earlier attempt with the same Idempotency-Key stored as its answer but could not
+   * record: completed, or cut short (stopped, or at its token limit). What a failure left is not
+   * one: the repeat generates the reply.
+   */
   private async replyStoredBefore(
     chat: ChatKey,
     { userMessage, replyId }: Extract<TurnProgress, { userMessage: Message }>,
   ): Promise<Message | undefined> {
     if (replyId === undefined) return this.completedReplyTo(chat, userMessage);
     const reply = await this.repository.findMessage(chat, replyId);
-    return reply?.status === 'completed' ? reply : undefined;
+    return reply && reply.failure === undefined ? reply : undefined;
   }
 
   /** Stream the reply: each delta is forwarded as it comes; a failure is kept, with what came before it. */

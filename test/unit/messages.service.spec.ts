@@ -312,10 +312,15 @@ describe(MessagesService.name, () => {
       expect((await ctx.messagesOf(chat)).filter((m) => m.content === 'Plan my day')).toHaveLength(1);
     });
 
-    it('should find a reply stored but not recorded, and not generate another', async () => {
+    it.each([
+      ['completed', undefined],
+      ['cut short at its token limit', 'length'],
+    ])('should find a reply stored but not recorded, %s, and not generate another', async (_, reason) => {
       const chat = await ctx.newChat();
+      ctx.llm.respond = (request) => ({ ...echoReply(request), reason });
       jest.spyOn(ctx.idempotencyStore, 'complete').mockRejectedValueOnce(new Error('storage hiccup'));
       const first = await ctx.run(ctx.newTurn(chat, 'Once only', 'key-3')).done;
+      expect(first.assistantMessage.status).toBe(reason ? 'incomplete' : 'completed');
       // The key was left running; once its lease lapses, a repeat takes it over.
       jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 60_000);
 
