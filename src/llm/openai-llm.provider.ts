@@ -112,6 +112,15 @@ async function* withIdleTimeout(body: Readable, ms: number): AsyncGenerator<Buff
   }
 }
 
+/** Reads the rest of a body nothing waits for; one that breaks or stays silent is let go. */
+async function drain(chunks: AsyncGenerator<Buffer>): Promise<void> {
+  try {
+    while (!(await chunks.next()).done);
+  } catch {
+    // The reply it carried is whole already.
+  }
+}
+
 /** Talks to OpenAI or any OpenAI-compatible server through the official client. */
 export class OpenAiLlmProvider extends LlmProvider {
   readonly name = 'openai';
@@ -157,6 +166,8 @@ export class OpenAiLlmProvider extends LlmProvider {
     // mid-reply leaves no other trace, and the text so far must not pass for the whole reply.
     let finishReason: string | undefined;
     let done = false;
+    let chunks: AsyncGenerator<Buffer> | undefined;
+    let draining = false;
     try {
       // What `chat.completions.create` sends, with the history shared with the last turn copied.
       const rest = JSON.stringify({
@@ -179,11 +190,11 @@ export class OpenAiLlmProvider extends LlmProvider {
       const parser = createParser({ onEvent: ({ data }) => events.push(data) });
       const decoder = new TextDecoder();
       // The provider's fetch (undiciFetch) answers with a Node stream as the body.
-      const chunks = withIdleTimeout(response.body as unknown as Readable, this.timeoutMs);
-      // After `[DONE]` the rest of the body is read but not looked at, so that the connection can
-      // be reused.
-      for await (const bytes of chunks) {
-        parser.feed(decoder.decode(bytes, { stream: true }));
+      chunks = withIdleTimeout(response.body as unknown as Readable, this.timeoutMs);
+      for (;;) {
+        const next = await chunks.next();
+        if (next.done) break;
+        parser.feed(decoder.decode(next.value, { stream: true }));
         for (let i = 0; i < events.length && !done; i++) {
           if (events[i].startsWith(END_OF_STREAM)) {
             done = true;
@@ -206,14 +217,25 @@ export class OpenAiLlmProvider extends LlmProvider {
           }
         }
         events.length = 0;
+        if (done) {
+          // The reply is whole: what is left of the body (normally just its end) is read in the
+          // background, so that the connection can be reused and a body left open does not hold
+          // the turn.
+          void drain(chunks);
+          draining = true;
+          break;
+        }
       }
       // An aborted request can end its body without an error.
       signal?.throwIfAborted();
     } catch (error) {
       if (signal?.aborted) throw error instanceof APIUserAbortError ? error : new APIUserAbortError();
-      // Once the model has said why it stopped (or `[DONE]` came) the reply is whole: a connection
-      // that then breaks or goes quiet (until the idle timeout) before the usage does not undo it.
+      // Once the model has said why it stopped the reply is whole: a connection that then breaks or
+      // goes quiet (until the idle timeout) before the usage does not undo it.
       if (!done && finishReason === undefined) throw toLlmError(error);
+    } finally {
+      // A consumer that stops early, or a failure, lets go of the body: that cancels the request.
+      if (!draining) await chunks?.return(undefined);
     }
     if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
     if (!done && finishReason === undefined) {

@@ -278,6 +278,21 @@ describe('OpenAiLlmProvider', () => {
       expect(parts[parts.length - 1]).toMatchObject({ type: 'finish', reason: 'length' });
     });
 
+    it('should finish at [DONE] though the body stays open, and let go of it once it has been silent for timeoutMs', async () => {
+      server.enqueue({ kind: 'reply', pieces: ['Four', '.'], afterDone: 'stall' });
+      let abandonedYet = false;
+      const abandoned = once(server, 'abandoned').then(() => (abandonedYet = true));
+
+      // With the body open for longer than the test may run, the reply must not wait for its end.
+      const parts = await collect(provider({ timeoutMs: 60_000 }).stream(request));
+
+      expect(parts).toEqual([delta('Four'), delta('.'), expect.objectContaining({ type: 'finish', reason: 'stop' })]);
+      expect(abandonedYet).toBe(false);
+      server.enqueue({ kind: 'reply', pieces: ['Five.'], afterDone: 'stall' });
+      await collect(provider({ timeoutMs: 200 }).stream(request));
+      await abandoned;
+    });
+
     it('should reject an event that is not JSON with LlmUpstreamError after the deltas before it', async () => {
       server.enqueue({ kind: 'malformed-mid-stream', pieces: ['Two'] });
       const seen: LlmStreamPart[] = [];
