@@ -6,7 +6,7 @@ import { messageOf } from '../common/errors/error-message';
 import { storableText } from '../common/validation/storable-text';
 import { llmConfig, LlmConfig } from '../config/llm.config';
 import { LlmCallMeter } from '../llm/llm-call-meter';
-import { LlmProvider } from '../llm/llm-provider';
+import { isCutShort, LlmProvider } from '../llm/llm-provider';
 import { TextAnalyzer } from './text-analyzer';
 
 const TITLE_LENGTH = 60;
@@ -182,6 +182,12 @@ export class ChatTitler implements OnModuleDestroy {
         return null;
       });
     if (!reply) return null;
+    if (isCutShort(reply.reason)) {
+      // Half a title reads worse than the first message's; a reasoning model can spend the whole
+      // budget thinking.
+      this.logger.warn(`The LLM's title was cut short (${reply.reason}); the chat is titled from its first message.`);
+      return null;
+    }
     const title = storableText(reply.content)
       .replace(/\s+/g, ' ')
       .replace(/^["'“”\s]+|["'“”\s.!?]+$/g, '')

@@ -5,7 +5,7 @@ import { LlmUpstreamError } from '../../src/llm/llm-errors';
 import { LlmReply, LlmRequest } from '../../src/llm/llm-provider';
 import { InMemoryChatRepository } from '../../src/storage/in-memory/in-memory-chat.repository';
 import { deferred } from '../support/deferred';
-import { echoReply, RecordingLlmProvider } from '../support/recording-llm-provider';
+import { echoReply, RecordingLlmProvider, Responder } from '../support/recording-llm-provider';
 import { createTestApp } from '../support/test-app';
 import { until } from '../support/until';
 
@@ -128,12 +128,24 @@ describe('Automatic chat titles (e2e)', () => {
     expect(chat!.title).toBe('Can you help me plan a vegetarian dinner party for eight…');
   });
 
-  it('should fall back to the first message when the LLM cannot title the chat', async () => {
+  it.each<[string, Responder]>([
+    [
+      'fails',
+      () => {
+        throw new LlmUpstreamError('The language model answered HTTP 500.');
+      },
+    ],
+    [
+      'is cut at its token limit',
+      () => ({ content: 'Planning a vegetarian dinner', model: 'fake', usage: null, reason: 'length' }),
+    ],
+    [
+      'is stopped by its content filter',
+      () => ({ content: 'Dinner', model: 'fake', usage: null, reason: 'content_filter' }),
+    ],
+  ])('should fall back to the first message when the LLM’s title %s', async (_, title) => {
     await start({ AUTO_TITLE: 'llm' });
-    llm.respond = (req) => {
-      if (isTitleRequest(req)) throw new LlmUpstreamError('The language model answered HTTP 500.');
-      return echoReply(req);
-    };
+    llm.respond = (req, call) => (isTitleRequest(req) ? title(req, call) : echoReply(req));
     const chatId = await newChat();
     await send(chatId, FIRST);
     expect(await titleSetOf(chatId)).toBe('Can you help me plan a vegetarian dinner party for eight…');

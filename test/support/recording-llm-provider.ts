@@ -9,7 +9,7 @@ export interface RecordedCall {
 
 /** A whole reply, or the stream parts to send. */
 type Response = LlmReply | AsyncIterable<LlmStreamPart>;
-type Responder = (request: LlmRequest, call: number) => Promise<Response> | Response;
+export type Responder = (request: LlmRequest, call: number) => Promise<Response> | Response;
 
 /** The default answer: names the message it replies to, so tests can check who answered what. */
 export const echoReply = (request: LlmRequest): LlmReply => {
