@@ -34,6 +34,7 @@ declare const document: {
   querySelectorAll(selectors: string): ArrayLike<PageElement>;
 };
 declare const sessionStorage: Record<string, string>;
+declare const location: { hash: string };
 declare function getComputedStyle(element: PageElement): { outlineStyle: string; outlineWidth: string };
 
 /** Rejects when the request's signal aborts, as a real upstream call does. */
@@ -1449,6 +1450,34 @@ describe('Playground (browser)', () => {
     expect(await shown(page)).toEqual(contents(await stored(chatId)));
     expect(await page.locator('#chat-list li').count()).toBe(1);
     expect(pageErrors.filter((error) => !/status of 404/.test(error))).toEqual([]);
+  });
+
+  it('should open the chat an address typed into the tab names, as picking it from the list does', async () => {
+    let firstId = '';
+    let secondId = '';
+    const page = await start({
+      llm: new RecordingLlmProvider(),
+      beforeLoad: async () => {
+        firstId = ((await http().post('/chats').send({ title: 'First trip' }).expect(201)).body as ChatDto).id;
+        secondId = ((await http().post('/chats').send({ title: 'Second trip' }).expect(201)).body as ChatDto).id;
+      },
+    });
+    await page.locator(`#chat-list button[data-chat-id="${firstId}"]`).click();
+    await page.locator('#chat-title', { hasText: 'First trip' }).waitFor();
+    await say(page, 'Plan a day in Lisbon', 1);
+
+    // Only the fragment changes, so the page is not loaded again.
+    await page.evaluate((chatId) => (location.hash = chatId), secondId);
+    await page.locator('#chat-title', { hasText: 'Second trip' }).waitFor();
+    expect(openChatId(page)).toBe(secondId);
+    expect(await shown(page)).toEqual([]);
+    expect(await page.locator('#chat-list [aria-current="true"]').getAttribute('data-chat-id')).toBe(secondId);
+
+    await page.evaluate((chatId) => (location.hash = chatId), firstId);
+    await page.locator('#chat-title', { hasText: 'First trip' }).waitFor();
+    await page.locator('#messages .message--assistant[data-status="completed"]').waitFor();
+    expect(await shown(page)).toEqual(contents(await stored(firstId)));
+    expect(pageErrors).toEqual([]);
   });
 
   it('should take a chat deleted elsewhere off the page, say so, and keep the text typed for it', async () => {

@@ -1361,6 +1361,13 @@ async function reload() {
   }
 }
 
+// A chat's address typed or pasted into this tab opens it, as picking it from the list does. (The
+// page's own changes of address replace it, which fires no hashchange.)
+window.addEventListener('hashchange', () => {
+  const chatId = decodeURIComponent(location.hash.slice(1));
+  if (chatId && chatId !== state.chat?.id) void openChat(chatId);
+});
+
 renderKeyState();
 renderChatHead();
 void loadProvider();
