@@ -63,11 +63,16 @@ function toLlmError(error: unknown): unknown {
   return new LlmUpstreamError('The language model sent a response that could not be read.');
 }
 
-/** A chunk of a streamed Chat Completion, as far as a reply needs it. */
+/** A chunk of a streamed Chat Completion, or a whole one, as far as a reply needs it. */
 interface CompletionChunk {
   model?: unknown;
   usage?: { prompt_tokens: number; completion_tokens: number } | null;
-  choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[];
+  /** `message` in a whole completion, which a server that ignores `stream: true` sends. */
+  choices?: {
+    delta?: { content?: string | null };
+    message?: { content?: string | null };
+    finish_reason?: string | null;
+  }[];
   error?: unknown;
 }
 
@@ -121,6 +126,49 @@ async function drain(chunks: AsyncGenerator<Buffer>): Promise<void> {
   }
 }
 
+/** Stands for `[DONE]` among the chunks. */
+const DONE = null;
+
+/**
+ * The body's chunks as they come, then DONE if `[DONE]` came. A JSON body (a server that ignores
+ * `stream: true`) is one whole completion: it comes as one chunk, then DONE. After DONE what is
+ * left of the body (normally just its end) is read in the background, so that the connection can
+ * be reused and a body left open does not hold the turn; a consumer that stops before it, or a
+ * failure, destroys the body, which cancels the request.
+ */
+async function* chunksOf(response: Response, timeoutMs: number): AsyncGenerator<CompletionChunk | typeof DONE> {
+  // The provider's fetch (undiciFetch) answers with a Node stream as the body.
+  const body = withIdleTimeout(response.body as unknown as Readable, timeoutMs);
+  const decoder = new TextDecoder();
+  let done = false;
+  try {
+    if (/^application\/json\b/i.test(response.headers.get('content-type') ?? '')) {
+      let text = '';
+      for (let next = await body.next(); !next.done; next = await body.next()) {
+        text += decoder.decode(next.value, { stream: true });
+      }
+      yield parseChunk(text + decoder.decode());
+      done = true;
+      yield DONE;
+      return;
+    }
+    const events: string[] = [];
+    const parser = createParser({ onEvent: ({ data }) => events.push(data) });
+    for (let next = await body.next(); !next.done; next = await body.next()) {
+      parser.feed(decoder.decode(next.value, { stream: true }));
+      for (const data of events) {
+        done = data.startsWith(END_OF_STREAM);
+        yield done ? DONE : parseChunk(data);
+        if (done) return;
+      }
+      events.length = 0;
+    }
+  } finally {
+    if (done) void drain(body);
+    else await body.return(undefined);
+  }
+}
+
 /** Talks to OpenAI or any OpenAI-compatible server through the official client. */
 export class OpenAiLlmProvider extends LlmProvider {
   readonly name = 'openai';
@@ -166,8 +214,6 @@ export class OpenAiLlmProvider extends LlmProvider {
     // mid-reply leaves no other trace, and the text so far must not pass for the whole reply.
     let finishReason: string | undefined;
     let done = false;
-    let chunks: AsyncGenerator<Buffer> | undefined;
-    let draining = false;
     try {
       // What `chat.completions.create` sends, with the history shared with the last turn copied.
       const rest = JSON.stringify({
@@ -186,44 +232,24 @@ export class OpenAiLlmProvider extends LlmProvider {
           signal,
         })
         .asResponse();
-      const events: string[] = [];
-      const parser = createParser({ onEvent: ({ data }) => events.push(data) });
-      const decoder = new TextDecoder();
-      // The provider's fetch (undiciFetch) answers with a Node stream as the body.
-      chunks = withIdleTimeout(response.body as unknown as Readable, this.timeoutMs);
-      for (;;) {
-        const next = await chunks.next();
-        if (next.done) break;
-        parser.feed(decoder.decode(next.value, { stream: true }));
-        for (let i = 0; i < events.length && !done; i++) {
-          if (events[i].startsWith(END_OF_STREAM)) {
-            done = true;
-            break;
-          }
-          const chunk = parseChunk(events[i]);
-          if (typeof chunk.model === 'string' && chunk.model) answeredBy = chunk.model;
-          if (chunk.usage) {
-            usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
-          }
-          if (!Array.isArray(chunk.choices) || chunk.choices.length === 0) continue;
-          sawChoices = true;
-          const reason = chunk.choices[0]?.finish_reason;
-          if (typeof reason === 'string' && reason) finishReason = reason;
-          const content = chunk.choices[0]?.delta?.content;
-          if (content) {
-            yield { type: 'delta', content };
-            // Chunks that arrived before an abort are not handed out after it.
-            signal?.throwIfAborted();
-          }
-        }
-        events.length = 0;
-        if (done) {
-          // The reply is whole: what is left of the body (normally just its end) is read in the
-          // background, so that the connection can be reused and a body left open does not hold
-          // the turn.
-          void drain(chunks);
-          draining = true;
+      for await (const chunk of chunksOf(response, this.timeoutMs)) {
+        if (chunk === DONE) {
+          done = true;
           break;
+        }
+        if (typeof chunk.model === 'string' && chunk.model) answeredBy = chunk.model;
+        if (chunk.usage) {
+          usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+        }
+        if (!Array.isArray(chunk.choices) || chunk.choices.length === 0) continue;
+        sawChoices = true;
+        const reason = chunk.choices[0]?.finish_reason;
+        if (typeof reason === 'string' && reason) finishReason = reason;
+        const content = (chunk.choices[0]?.delta ?? chunk.choices[0]?.message)?.content;
+        if (content) {
+          yield { type: 'delta', content };
+          // Chunks that arrived before an abort are not handed out after it.
+          signal?.throwIfAborted();
         }
       }
       // An aborted request can end its body without an error.
@@ -233,9 +259,6 @@ export class OpenAiLlmProvider extends LlmProvider {
       // Once the model has said why it stopped the reply is whole: a connection that then breaks or
       // goes quiet (until the idle timeout) before the usage does not undo it.
       if (!done && finishReason === undefined) throw toLlmError(error);
-    } finally {
-      // A consumer that stops early, or a failure, lets go of the body: that cancels the request.
-      if (!draining) await chunks?.return(undefined);
     }
     if (!sawChoices) throw new LlmUpstreamError('The language model sent a reply without choices.');
     if (!done && finishReason === undefined) {

@@ -293,6 +293,47 @@ describe('OpenAiLlmProvider', () => {
       await abandoned;
     });
 
+    it('should take a whole completion from a server that ignores stream: true as the reply', async () => {
+      server.enqueue({
+        kind: 'reply',
+        content: 'Four.',
+        model: 'gpt-4.1-mini-2025-04-14',
+        usage: { prompt_tokens: 21, completion_tokens: 2 },
+        finishReason: 'length',
+        ignoreStream: true,
+      });
+
+      const parts = await collect(provider().stream(request));
+
+      expect(server.requests[0].body).toMatchObject({ stream: true });
+      expect(parts).toEqual([
+        delta('Four.'),
+        {
+          type: 'finish',
+          model: 'gpt-4.1-mini-2025-04-14',
+          usage: { promptTokens: 21, completionTokens: 2 },
+          reason: 'length',
+        },
+      ]);
+    });
+
+    it.each([
+      ['breaks off', 'end-mid-stream', LlmUpstreamError, 'could not be read'],
+      ['is not JSON', 'malformed', LlmUpstreamError, 'could not be read'],
+      ['has no choices', 'no-choices', LlmUpstreamError, 'without choices'],
+      ['stalls', 'stall', LlmTimeoutError, 'LLM_TIMEOUT_MS'],
+    ] as const)(
+      'should reject a whole completion that %s, from a server that ignores stream: true',
+      async (_case, kind, type, detail) => {
+        server.enqueue({ kind, ignoreStream: true });
+
+        const error = await failureOf(collect(provider({ timeoutMs: 200 }).stream(request)));
+
+        expect(error).toBeInstanceOf(type);
+        expect((error as Error).message).toContain(detail);
+      },
+    );
+
     it('should reject an event that is not JSON with LlmUpstreamError after the deltas before it', async () => {
       server.enqueue({ kind: 'malformed-mid-stream', pieces: ['Two'] });
       const seen: LlmStreamPart[] = [];

@@ -59,6 +59,15 @@ describe('Upstream failures (e2e)', () => {
     expect(stored.data).toEqual([response.body.userMessage, response.body.assistantMessage]);
   });
 
+  it('should answer 201 with the reply of an upstream that ignores stream: true and sends it whole', async () => {
+    server.enqueue({ kind: 'reply', content: 'Belém, then Alfama.', ignoreStream: true });
+    const chat = await newChat();
+
+    const response = await send(chat.id, 'Lisbon in one day?').expect(201);
+
+    expect(response.body.assistantMessage).toMatchObject({ content: 'Belém, then Alfama.', status: 'completed' });
+  });
+
   it('should answer 201 with the reply stored incomplete when the upstream cuts it at its token limit', async () => {
     server.enqueue({ kind: 'reply', content: 'Start at Belém, then', finishReason: 'length' });
     const chat = await newChat();

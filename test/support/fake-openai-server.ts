@@ -12,7 +12,11 @@ export interface FakeUsage {
  * `text/event-stream` chunks, like OpenAI's. The `*-mid-stream` faults are meant for those; a plain
  * request gets the start of a JSON body and then the same fault (an `error-mid-stream`: HTTP 500).
  */
-export type FakeBehaviour =
+/**
+ * How the server answers a request. With `ignoreStream`, a request that asked for a stream gets the
+ * answer it would get without one (a whole chat.completion), as some servers give.
+ */
+export type FakeBehaviour = { ignoreStream?: boolean } &
   /**
    * A chat.completion, or its chunks when streamed. `content` defaults to `pieces` joined, else
    * `reply to: <last message>`; `pieces` (one chunk each) to the content split into words; `model`
@@ -22,42 +26,44 @@ export type FakeBehaviour =
    * connection (`cut`) or leave it open in silence (`stall`); `afterFinish`: the same, right after
    * the chunk with the finish reason, before the usage and `[DONE]`.
    */
-  | {
-      kind: 'reply';
-      content?: string;
-      pieces?: string[];
-      model?: string;
-      usage?: FakeUsage | null;
-      holdAfter?: number;
-      finishReason?: string;
-      afterDone?: 'cut' | 'stall';
-      afterFinish?: 'cut' | 'stall';
-    }
-  /** An HTTP error with an OpenAI-style JSON error body. */
-  | { kind: 'error'; status: number; body?: unknown; headers?: Record<string, string> }
-  /** Never answers; the socket stays open until the client gives up or the server closes. */
-  | { kind: 'hang' }
-  /** Status 200 and the start of a body, then silence: the headers arrive, the rest never does. */
-  | { kind: 'stall' }
-  /** Status 200 and a body that is not JSON (streamed: an event whose data is not JSON). */
-  | { kind: 'malformed' }
-  /** A well-formed chat.completion with an empty `choices` (streamed: only such chunks). */
-  | { kind: 'no-choices' }
-  /** Destroys the connection before a single response byte. */
-  | { kind: 'cut' }
-  /** Streams `pieces` (default PARTIAL_PIECES), then destroys the connection. */
-  | { kind: 'cut-mid-stream'; pieces?: string[] }
-  /**
-   * Streams `pieces`, then ends the body as a whole one ends, but with no `finish_reason` and no
-   * `[DONE]`: what a server or proxy that closes mid-reply leaves.
-   */
-  | { kind: 'end-mid-stream'; pieces?: string[] }
-  /** Streams `pieces`, then goes silent with the connection open. */
-  | { kind: 'stall-mid-stream'; pieces?: string[] }
-  /** Streams `pieces`, then an event whose data is not JSON, then ends the body. */
-  | { kind: 'malformed-mid-stream'; pieces?: string[] }
-  /** Streams `pieces`, then an OpenAI-style `{"error": …}` event, then ends the body. */
-  | { kind: 'error-mid-stream'; pieces?: string[] };
+  (
+    | {
+        kind: 'reply';
+        content?: string;
+        pieces?: string[];
+        model?: string;
+        usage?: FakeUsage | null;
+        holdAfter?: number;
+        finishReason?: string;
+        afterDone?: 'cut' | 'stall';
+        afterFinish?: 'cut' | 'stall';
+      }
+    /** An HTTP error with an OpenAI-style JSON error body. */
+    | { kind: 'error'; status: number; body?: unknown; headers?: Record<string, string> }
+    /** Never answers; the socket stays open until the client gives up or the server closes. */
+    | { kind: 'hang' }
+    /** Status 200 and the start of a body, then silence: the headers arrive, the rest never does. */
+    | { kind: 'stall' }
+    /** Status 200 and a body that is not JSON (streamed: an event whose data is not JSON). */
+    | { kind: 'malformed' }
+    /** A well-formed chat.completion with an empty `choices` (streamed: only such chunks). */
+    | { kind: 'no-choices' }
+    /** Destroys the connection before a single response byte. */
+    | { kind: 'cut' }
+    /** Streams `pieces` (default PARTIAL_PIECES), then destroys the connection. */
+    | { kind: 'cut-mid-stream'; pieces?: string[] }
+    /**
+     * Streams `pieces`, then ends the body as a whole one ends, but with no `finish_reason` and no
+     * `[DONE]`: what a server or proxy that closes mid-reply leaves.
+     */
+    | { kind: 'end-mid-stream'; pieces?: string[] }
+    /** Streams `pieces`, then goes silent with the connection open. */
+    | { kind: 'stall-mid-stream'; pieces?: string[] }
+    /** Streams `pieces`, then an event whose data is not JSON, then ends the body. */
+    | { kind: 'malformed-mid-stream'; pieces?: string[] }
+    /** Streams `pieces`, then an OpenAI-style `{"error": …}` event, then ends the body. */
+    | { kind: 'error-mid-stream'; pieces?: string[] }
+  );
 
 export interface FakeChatRequestBody {
   model?: string;
@@ -176,7 +182,7 @@ export class FakeOpenAiServer extends EventEmitter {
       return;
     }
     const behaviour = this.queue.shift() ?? { kind: 'reply' };
-    if (recorded.body?.stream === true) await this.respondStreamed(behaviour, recorded, res);
+    if (recorded.body?.stream === true && !behaviour.ignoreStream) await this.respondStreamed(behaviour, recorded, res);
     else this.respond(behaviour, recorded, res);
   }
 
