@@ -49,6 +49,9 @@ const REGENERATE_ROUTE = 'POST /chats/{chatId}/messages/{messageId}/regenerate';
 /** A reply follows its message within the turns that were waiting then (MAX_PENDING_TURNS_PER_CHAT). */
 const REPLY_SEARCH_WINDOW = 1000;
 const ignoreEvent = (): void => undefined;
+/** Whether the streamed reply is the turn's answer: whole, or stopped (and stored as it is). */
+const isAnswer = (reply: StreamedReply, signal: AbortSignal): boolean =>
+  reply.error === undefined || stopReasonOf(signal) === 'stopped';
 
 /** A turn let in: its admission and Idempotency-Key are held until it ends. */
 interface AdmittedTurn {
@@ -185,9 +188,8 @@ export class MessagesService {
   }
 
   /**
-   * The turn once it holds the chat: its user message stored, its reply streamed and stored. The
-   * final event comes last, after a new chat's title, so that a client reading the chat on it
-   * finds the title.
+   * The turn once it holds the chat: its user message stored, its reply streamed and stored, then
+   * its final event.
    */
   private async answer(
     admitted: AdmittedTurn,
@@ -198,8 +200,14 @@ export class MessagesService {
     const { admission, request } = admitted;
     const stopped = this.stopWhileWaiting(admission);
     if (stopped) return { kind: 'failed', failure: stopped };
-    // Set once the turn has stored the first message of an untitled chat.
+    // Set once the turn has stored the first message of an untitled chat, until it is titled.
     let newChatTitle: { firstMessage: string; draft?: Promise<string | null> } | undefined;
+    const titleNewChat = async (askLlm: boolean) => {
+      if (!newChatTitle) return;
+      const { firstMessage, draft } = newChatTitle;
+      newChatTitle = undefined;
+      await this.titles.titleNewChat(request.chat, firstMessage, { draft, askLlm });
+    };
     let outcome: TurnOutcome | undefined;
     let userMessage: Message | null = null;
     try {
@@ -216,6 +224,10 @@ export class MessagesService {
         const context = await this.context.build(begun.chat, userMessage);
         if (newChatTitle) newChatTitle.draft = this.titles.draftFromMessage(request.chat, newChatTitle.firstMessage);
         const reply = await this.streamReply(begun.chat, context, admission.signal, turn);
+        // Before the reply's write, which on a database lets go of the chat (the turn must then end
+        // at once), so that whoever reads the chat on the final event, here or on another
+        // instance, finds the title. After a failure the LLM is not asked: it has just failed.
+        await titleNewChat(isAnswer(reply, admission.signal));
         outcome = await this.storeReplyOrSortFailure(lock, begun, reply, admission.signal, requestId);
       }
     } catch (error) {
@@ -225,11 +237,7 @@ export class MessagesService {
       outcome = { kind: 'failed', failure: new TurnInterruptedError(userMessage) };
     } finally {
       // However the turn ends, even by throwing, no later turn of the chat would be its first.
-      // After a failure the LLM is not asked: the provider has just failed.
-      if (newChatTitle) {
-        const { firstMessage, draft } = newChatTitle;
-        await this.titles.titleNewChat(request.chat, firstMessage, { draft, askLlm: outcome?.kind === 'completed' });
-      }
+      await titleNewChat(false);
     }
     if (outcome.kind === 'completed') turn.emit({ type: 'assistant_message', message: outcome.turn.assistantMessage });
     return outcome;
@@ -541,7 +549,7 @@ export class MessagesService {
     const observe = (outcome: string, usage: LlmUsage | null) =>
       this.llmCalls.observe('turn', chat.id, chat.model, reply.startedAt, outcome, usage, requestId);
     const reason = stopReasonOf(signal);
-    if (reply.error === undefined || reason === 'stopped') {
+    if (isAnswer(reply, signal)) {
       const stopped = reply.error !== undefined;
       // A reply the upstream cut short (its token limit, its content filter) is stored as one.
       const status = stopped || reply.cut || isCutShort(reply.finish?.reason) ? 'incomplete' : 'completed';

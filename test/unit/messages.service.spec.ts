@@ -118,6 +118,23 @@ describe(MessagesService.name, () => {
       },
     );
 
+    it('should title a new chat before storing its reply, whose write lets go of the chat on a database', async () => {
+      // From that write on, another instance may run the chat's next turn: a stop sent to this one
+      // while it still wrote the title would be taken by a turn that is over, and lost.
+      const chat = await ctx.newChat();
+      const setTitle = ctx.repository.setTitleIfUntitled.bind(ctx.repository);
+      let storedWhenTitled: string[] | undefined;
+      jest.spyOn(ctx.repository, 'setTitleIfUntitled').mockImplementation(async (key, title) => {
+        storedWhenTitled = (await ctx.messagesOf(chat)).map((m) => m.role);
+        return setTitle(key, title);
+      });
+
+      await ctx.run(ctx.newTurn(chat, 'How do I reset my password?')).done;
+
+      expect(storedWhenTitled).toEqual(['user']);
+      expect((await ctx.chats.get(chat)).title).toBe('How do I reset my password');
+    });
+
     it('should still title an untitled chat whose first turn stored its message and then failed', async () => {
       const chat = await ctx.newChat();
       failToStoreReplies();
