@@ -1480,6 +1480,33 @@ describe('Playground (browser)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('should pass over a malformed address, typed into the tab or loaded', async () => {
+    let firstId = '';
+    let secondId = '';
+    const page = await start({
+      llm: new RecordingLlmProvider(),
+      beforeLoad: async () => {
+        firstId = ((await http().post('/chats').send({ title: 'First trip' }).expect(201)).body as ChatDto).id;
+        secondId = ((await http().post('/chats').send({ title: 'Second trip' }).expect(201)).body as ChatDto).id;
+      },
+    });
+    await page.locator(`#chat-list button[data-chat-id="${firstId}"]`).click();
+    await page.locator('#chat-title', { hasText: 'First trip' }).waitFor();
+
+    // Not a percent-encoding decodeURIComponent can read; the change after it shows both were handled.
+    await page.evaluate(() => (location.hash = '%E0%A4%A'));
+    await page.evaluate((chatId) => (location.hash = chatId), secondId);
+    await page.locator('#chat-title', { hasText: 'Second trip' }).waitFor();
+    expect(pageErrors).toEqual([]);
+
+    // Loaded with it, the page opens the chat the tab had open.
+    await page.evaluate(() => (location.hash = '%E0%A4%A'));
+    await page.reload();
+    await page.locator('#chat-title', { hasText: 'Second trip' }).waitFor();
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('should take a chat deleted elsewhere off the page, say so, and keep the text typed for it', async () => {
     let otherId = '';
     const page = await start({

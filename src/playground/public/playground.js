@@ -505,13 +505,21 @@ async function deleteChat(chatId) {
   if (wasOpen) ui.input.focus();
 }
 
+/** The chat the address names (`#<chatId>`); empty when it names none, or nothing readable. */
+function addressedChatId() {
+  try {
+    return decodeURIComponent(location.hash.slice(1));
+  } catch {
+    return ''; // a malformed escape: no chat's id has one
+  }
+}
+
 /** Takes a chat that is no more off the list; when it is the open one, the page shows no chat. */
 function dropChat(chatId) {
   chatListItem(chatId)?.remove();
   ui.chatListEmpty.hidden = ui.chatList.children.length > 0;
   if (remembered().chatId === chatId) sessionStorage.removeItem(OPEN_STORAGE);
-  if (decodeURIComponent(location.hash.slice(1)) === chatId)
-    history.replaceState(null, '', location.pathname + location.search);
+  if (addressedChatId() === chatId) history.replaceState(null, '', location.pathname + location.search);
   if (state.chat?.id !== chatId) return;
   // A message being sent goes with the chat: its text is not lost, as a refused one's is not.
   const typed = state.turn?.typed;
@@ -1354,7 +1362,7 @@ async function reload() {
   try {
     await loadChats();
     // The chat in the address, else the one this tab had open (before a reload).
-    const chatId = decodeURIComponent(location.hash.slice(1)) || remembered().chatId;
+    const chatId = addressedChatId() || remembered().chatId;
     if (chatId) await openChat(chatId);
   } catch (error) {
     showNotice(describeError(error));
@@ -1364,7 +1372,7 @@ async function reload() {
 // A chat's address typed or pasted into this tab opens it, as picking it from the list does. (The
 // page's own changes of address replace it, which fires no hashchange.)
 window.addEventListener('hashchange', () => {
-  const chatId = decodeURIComponent(location.hash.slice(1));
+  const chatId = addressedChatId();
   if (chatId && chatId !== state.chat?.id) void openChat(chatId);
 });
 
