@@ -2,7 +2,7 @@ import { Controller, Get, NotFoundException, Param, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Public } from '../auth/public.decorator';
 import { SkipRateLimit } from '../common/http/skip-rate-limit.decorator';
 
@@ -12,6 +12,7 @@ const PUBLIC_DIR = join(__dirname, 'public');
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml',
 };
@@ -21,9 +22,19 @@ interface Asset {
   body: Buffer;
 }
 
-function loadAsset(file: string): Asset {
-  return { contentType: CONTENT_TYPES[file.slice(file.lastIndexOf('.'))], body: readFileSync(join(PUBLIC_DIR, file)) };
+function loadAsset(file: string, path = join(PUBLIC_DIR, file)): Asset {
+  return { contentType: CONTENT_TYPES[file.slice(file.lastIndexOf('.'))], body: readFileSync(path) };
 }
+
+/**
+ * The self-contained ES module builds of the Markdown parser and the sanitizer the page imports,
+ * served from the packages installed (dependencies: node_modules is there at run time).
+ * DOMPurify's package exports only its CommonJS build to require(); its ES build lies beside it.
+ */
+const VENDOR_FILES: Record<string, string> = {
+  'marked.esm.js': require.resolve('marked'),
+  'purify.es.mjs': join(dirname(require.resolve('dompurify')), 'purify.es.mjs'),
+};
 
 /**
  * The playground page at `/` and its assets under `/playground/`: plain files, read once at
@@ -36,9 +47,10 @@ function loadAsset(file: string): Asset {
 @SkipRateLimit()
 export class PlaygroundController {
   private readonly page = loadAsset('index.html');
-  private readonly assets = new Map(
-    ['playground.js', 'playground.css', 'favicon.svg'].map((file) => [file, loadAsset(file)]),
-  );
+  private readonly assets = new Map([
+    ...['playground.js', 'playground.css', 'favicon.svg'].map((file) => [file, loadAsset(file)] as const),
+    ...Object.entries(VENDOR_FILES).map(([file, path]) => [file, loadAsset(file, path)] as const),
+  ]);
 
   @Get()
   index(@Res() response: Response): void {

@@ -7,6 +7,9 @@ const ASSETS = [
   ['/playground/playground.js', /^text\/javascript/],
   ['/playground/playground.css', /^text\/css/],
   ['/playground/favicon.svg', /^image\/svg\+xml/],
+  // The Markdown renderer and sanitizer, from their packages: scripts, or a strict browser refuses them.
+  ['/playground/marked.esm.js', /^text\/javascript/],
+  ['/playground/purify.es.mjs', /^text\/javascript/],
 ] as const;
 
 describe('Playground page (e2e)', () => {
@@ -35,6 +38,13 @@ describe('Playground page (e2e)', () => {
     const response = await http().get(path).expect(200);
     expect(response.headers['content-type']).toMatch(contentType);
     expect(response.headers['cache-control']).toBe('no-cache');
+  });
+
+  it('should serve the Markdown renderer and sanitizer as the ES modules the page imports', async () => {
+    for (const path of ['/playground/marked.esm.js', '/playground/purify.es.mjs']) {
+      const response = await http().get(path).expect(200);
+      expect(response.text).toMatch(/(^|;)export\s*\{[^}]*\}/m);
+    }
   });
 
   it('should answer 304 to a page the browser already has', async () => {
