@@ -35,6 +35,8 @@ declare const document: {
 };
 declare const sessionStorage: Record<string, string>;
 declare const location: { hash: string };
+/** What an injected script would set, were one to run. */
+declare const window: { pwned?: unknown };
 declare function getComputedStyle(element: PageElement): { outlineStyle: string; outlineWidth: string };
 
 /** Rejects when the request's signal aborts, as a real upstream call does. */
@@ -179,6 +181,97 @@ describe('Playground (browser)', () => {
     await page.getByText('Summary', { exact: true }).click();
     await page.locator('.summary-counts', { hasText: '2 messages (1 yours, 1 replies)' }).waitFor();
     await screenshot(page, '02-reply-done-with-summary');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should render a reply as Markdown as it streams, after a reload too, and keep your message as typed', async () => {
+    const llm = new RecordingLlmProvider();
+    const rest = deferred();
+    const wide = `const line = '${'x'.repeat(200)}';`;
+    llm.respond = () =>
+      (async function* (): AsyncGenerator<LlmStreamPart> {
+        yield { type: 'delta', content: '## A plan\n\nDo **this** ' };
+        yield { type: 'delta', content: 'first:\n\n- run `npm test`\n' };
+        await rest.promise;
+        yield { type: 'delta', content: '- read the ' };
+        yield { type: 'delta', content: 'output\n\n```js\nconst ok = 1 < 2;\n' };
+        yield { type: 'delta', content: `${wide}\n\`\`\`\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n` };
+        yield { type: 'delta', content: '> Quoted.\n\nSee [the docs](https://example.com/docs).' };
+        yield { type: 'finish', model: 'fake-model', usage: { promptTokens: 20, completionTokens: 40 } };
+      })();
+    const page = await start({ llm });
+    await startChat(page);
+    const typed = 'Plan **it** with `code`,\n# please';
+    await messageInput(page).fill(typed);
+    await messageInput(page).press('Enter');
+
+    // Rendered while it streams, and again after a reload mid-reply, from the text read so far.
+    const streaming = assistantReply(page, 'streaming');
+    for (const when of ['streaming', 'reloaded']) {
+      if (when === 'reloaded') await page.reload();
+      await streaming.locator('li code', { hasText: 'npm test' }).waitFor();
+      expect(await text(streaming.getByRole('heading', { level: 2 }))).toBe('A plan');
+      expect(await text(streaming.locator('strong'))).toBe('this');
+      expect(await text(streaming.locator('.message__content'))).not.toMatch(/[#*`]/);
+    }
+    await screenshot(streaming, '30-markdown-reply-streaming');
+
+    rest.resolve();
+    const reply = assistantReply(page, 'completed');
+    await reply.getByRole('link', { name: 'the docs' }).waitFor();
+    for (const when of ['completed', 'reopened']) {
+      if (when === 'reopened') await page.reload();
+      const content = reply.locator('.message__content');
+      await content.getByRole('link').waitFor();
+      expect(await content.getByRole('listitem').allTextContents()).toEqual(['run npm test', 'read the output']);
+      expect(await content.locator('pre > code').textContent()).toBe(`const ok = 1 < 2;\n${wide}\n`);
+      expect(await content.getByRole('cell').allTextContents()).toEqual(['1', '2']);
+      expect(await text(content.locator('blockquote'))).toBe('Quoted.');
+      const link = content.getByRole('link', { name: 'the docs' });
+      expect(await link.getAttribute('href')).toBe('https://example.com/docs');
+      expect(await link.getAttribute('target')).toBe('_blank');
+      expect(await link.getAttribute('rel')).toBe('noopener noreferrer');
+    }
+    // Your message shows as you typed it: no Markdown, every line.
+    const mine = page.locator('#messages .message--user .message__content');
+    expect(await mine.textContent()).toBe(typed);
+    expect(await mine.innerText()).toBe(typed);
+    expect(await mine.locator('*').count()).toBe(0);
+    await screenshot(page, '31-markdown-reply');
+
+    // On a phone the code block scrolls within the reply: nothing is wider than the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await screenshot(page, '32-markdown-reply-phone');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('should render no HTML, script or javascript: link a reply holds, as it streams or restored', async () => {
+    const llm = new RecordingLlmProvider();
+    const attack =
+      'Look: <img src=x onerror="window.pwned=1"> <script>window.pwned=2</script> ' +
+      '[click](javascript:window.pwned=3) <a href="javascript:window.pwned=4">there</a> and **safe**.\n\n' +
+      '<div onmouseover="window.pwned=5"><iframe src="javascript:window.pwned=6"></iframe></div>\n\n' +
+      '![pic](javascript:window.pwned=7)';
+    // Streamed word by word: the tags arrive cut in pieces, as from a real model.
+    llm.respond = () => ({ content: attack, model: 'fake-model', usage: null });
+    const page = await start({ llm });
+    await startChat(page);
+    await say(page, 'Tell me something', 1);
+
+    for (const when of ['streamed', 'reloaded']) {
+      if (when === 'reloaded') await page.reload();
+      const content = assistantReply(page, 'completed').locator('.message__content');
+      await content.locator('strong', { hasText: 'safe' }).waitFor();
+      // The HTML shows as the text it is; nothing in it became an element.
+      expect(await content.textContent()).toContain('<script>window.pwned=2</script>');
+      expect(await content.textContent()).toContain('<img src=x onerror="window.pwned=1">');
+      const unsafe = 'img, script, iframe, div, [onerror], [onmouseover], [href^="javascript" i], [src]';
+      expect(await content.locator(unsafe).count()).toBe(0);
+      // The links lost their javascript: address; clicked, they do nothing.
+      for (const name of ['click', 'pic']) await content.getByText(name, { exact: true }).click();
+      expect(await page.evaluate(() => window.pwned)).toBeUndefined();
+    }
     expect(pageErrors).toEqual([]);
   });
 

@@ -1,5 +1,9 @@
 // Konko Chat playground: plain DOM over the public API. Every text from the service or the user
-// is set with textContent, never parsed as HTML.
+// is set with textContent, never parsed as HTML, but for replies: their Markdown is rendered, and
+// sanitized (see renderMarkdown).
+
+import { Marked } from './marked.esm.js';
+import DOMPurify from './purify.es.mjs';
 
 const KEY_STORAGE = 'konko.playground.apiKey';
 const OPEN_STORAGE = 'konko.playground.open'; // the open chat, and how far its reply in progress was read
@@ -184,6 +188,48 @@ function describeError(error) {
     return `${text}${/[.!?]$/.test(text) ? '' : '.'} Try again ${when}.`;
   }
   return `The service could not be reached (${error.message}).`;
+}
+
+// ---------------------------------------------------------------- Markdown
+
+const escapeHtml = (text) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+
+/**
+ * GitHub-flavoured, a line break where the model broke the line (as the plain text showed it).
+ * HTML the model writes shows as the text it is, as chat UIs show it; an image, as a link to it:
+ * the page loads nothing a reply names (the CSP would refuse most anyway).
+ */
+const markdown = new Marked({
+  gfm: true,
+  breaks: true,
+  renderer: {
+    html: ({ text, block }) => (block ? `<p>${escapeHtml(text)}</p>` : escapeHtml(text)),
+    image: ({ href, text }) => `<a href="${escapeHtml(href)}">${escapeHtml(text || href)}</a>`,
+  },
+});
+
+// Links leave the page for a tab of their own, which gets no hold on this one.
+DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+  if (node.tagName !== 'A' || !node.hasAttribute('href')) return;
+  node.setAttribute('target', '_blank');
+  node.setAttribute('rel', 'noopener noreferrer');
+});
+
+/**
+ * A reply's Markdown as DOM nodes. DOMPurify takes out whatever could run or load (javascript:
+ * links, event handlers) should the renderer ever let some through. Trimmed: no whitespace around
+ * the blocks, so a one-line reply's text is that line alone.
+ */
+function renderMarkdown(text) {
+  const html = markdown.parse(text).trim();
+  const nodes = DOMPurify.sanitize(html, { USE_PROFILES: { html: true }, RETURN_DOM_FRAGMENT: true });
+  // A table scrolls in a box of its own: made scrollable itself, it would lose its table semantics.
+  for (const table of nodes.querySelectorAll('table')) {
+    const box = el('div', 'table-scroll');
+    table.replaceWith(box);
+    box.append(table);
+  }
+  return nodes;
 }
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
@@ -575,20 +621,56 @@ onEscape(ui.deleteConfirm, () => ui.deleteNo.click()); // keeps the chat
 // ---------------------------------------------------------------- messages
 
 function renderMessage(message) {
+  const isUser = message.role === 'user';
   const item = el('li', `message message--${message.role}`);
   item.dataset.role = message.role;
   const meta = el('div', 'message__meta');
-  meta.append(el('span', 'message__role', message.role === 'user' ? 'You' : 'Assistant'));
-  item.append(meta, el('p', 'message__content', message.content), el('div', 'message__actions'));
+  meta.append(el('span', 'message__role', isUser ? 'You' : 'Assistant'));
+  item.append(meta, el(isUser ? 'p' : 'div', 'message__content'), el('div', 'message__actions'));
   fillMessage(item, message);
   return item;
+}
+
+/** Each message item's text as written (a reply's Markdown): what the page reads back, not the DOM's text. */
+const written = new WeakMap();
+/** Reply items with text not drawn yet: the animation frame that draws it. */
+const drawing = new WeakMap();
+
+const contentOf = (item) => written.get(item) ?? '';
+
+/** Your messages show as typed; replies, rendered. */
+function drawContent(item) {
+  const node = item.querySelector('.message__content');
+  if (item.dataset.role === 'user') node.textContent = contentOf(item);
+  else node.replaceChildren(renderMarkdown(contentOf(item)));
+}
+
+function setContent(item, content) {
+  cancelAnimationFrame(drawing.get(item));
+  drawing.delete(item);
+  written.set(item, content);
+  drawContent(item);
+}
+
+/** A streamed delta: each render parses the whole reply, so it is drawn once a frame, however many came. */
+function appendContent(item, delta) {
+  written.set(item, contentOf(item) + delta);
+  if (drawing.has(item)) return;
+  drawing.set(
+    item,
+    requestAnimationFrame(() => {
+      drawing.delete(item);
+      drawContent(item);
+      scrollToEnd();
+    }),
+  );
 }
 
 /** Puts a stored message's content, status, model and actions on its list item. */
 function fillMessage(item, message) {
   item.dataset.status = message.status;
   item.removeAttribute('aria-busy');
-  item.querySelector('.message__content').textContent = message.content;
+  setContent(item, message.content);
   const meta = item.querySelector('.message__meta');
   meta.querySelectorAll('.message__model, .badge').forEach((node) => node.remove());
   if (message.model) meta.append(el('span', 'message__model', message.model));
@@ -785,8 +867,7 @@ function showEvent(turn, event, data) {
     turn.userMessageId = data.id;
     fillMessage(turn.userItem, data);
   } else if (event === 'delta') {
-    turn.replyItem.querySelector('.message__content').textContent += data.content;
-    scrollToEnd();
+    appendContent(turn.replyItem, data.content);
   } else if (event === 'assistant_message') {
     fillMessage(turn.replyItem, data);
     if (turn.stopping && data.status === 'incomplete') markStopped(turn.replyItem, 'incomplete (stopped)');
@@ -805,7 +886,7 @@ function advance(turn, id) {
   if (turn.stopping && !turn.lastEventId) void sendStop(turn);
   turn.lastEventId = id;
   if (state.chat?.id !== turn.chatId) return;
-  const content = turn.replyItem.querySelector('.message__content').textContent;
+  const content = contentOf(turn.replyItem);
   remember(turn.chatId, { userMessageId: turn.userMessageId, lastEventId: id, content });
 }
 
@@ -834,7 +915,7 @@ async function followTurn(turn, request) {
   const { userItem, replyItem } = turn;
   if (failure) {
     showNotice(describeError(failure));
-    if (!replyItem.querySelector('.message__content').textContent) replyItem.remove();
+    if (!contentOf(replyItem)) replyItem.remove();
     else if (!reply) markStopped(replyItem, 'incomplete');
   } else if (!reply) {
     markStopped(replyItem, 'incomplete (the stream ended early)');
@@ -1075,7 +1156,7 @@ async function switchVersion(parentKey, siblingId, step) {
 }
 
 /** Edits a user message in place: Save sends the text as a new version of it; Cancel leaves it as it was. */
-function startEdit(item, text = item.querySelector('.message__content').textContent) {
+function startEdit(item, text = contentOf(item)) {
   const fieldId = `edit-${item.dataset.messageId}`;
   const form = el('form', 'edit-form');
   const label = el('label', null, 'Edit message');
