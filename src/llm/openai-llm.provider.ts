@@ -117,12 +117,18 @@ async function* withIdleTimeout(body: Readable, ms: number): AsyncGenerator<Buff
   }
 }
 
-/** Reads the rest of a body nothing waits for; one that breaks or stays silent is let go. */
-async function drain(chunks: AsyncGenerator<Buffer>): Promise<void> {
+/**
+ * Reads the rest of a body nothing waits for; one that breaks, stays silent or keeps sending for
+ * `ms` in all is let go.
+ */
+async function drain(body: AsyncGenerator<Buffer>, source: Readable, ms: number): Promise<void> {
+  const timer = setTimeout(() => source.destroy(), ms);
   try {
-    while (!(await chunks.next()).done);
+    while (!(await body.next()).done);
   } catch {
     // The reply it carried is whole already.
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -132,13 +138,14 @@ const DONE = null;
 /**
  * The body's chunks as they come, then DONE if `[DONE]` came. A JSON body (a server that ignores
  * `stream: true`) is one whole completion: it comes as one chunk, then DONE. After DONE what is
- * left of the body (normally just its end) is read in the background, so that the connection can
- * be reused and a body left open does not hold the turn; a consumer that stops before it, or a
- * failure, destroys the body, which cancels the request.
+ * left of the body (normally just its end) is read in the background, for at most `timeoutMs`, so
+ * that the connection can be reused and a body left open does not hold the turn; a consumer that
+ * stops before it, or a failure, destroys the body, which cancels the request.
  */
 async function* chunksOf(response: Response, timeoutMs: number): AsyncGenerator<CompletionChunk | typeof DONE> {
   // The provider's fetch (undiciFetch) answers with a Node stream as the body.
-  const body = withIdleTimeout(response.body as unknown as Readable, timeoutMs);
+  const source = response.body as unknown as Readable;
+  const body = withIdleTimeout(source, timeoutMs);
   const decoder = new TextDecoder();
   let done = false;
   try {
@@ -164,7 +171,7 @@ async function* chunksOf(response: Response, timeoutMs: number): AsyncGenerator<
       events.length = 0;
     }
   } finally {
-    if (done) void drain(body);
+    if (done) void drain(body, source, timeoutMs);
     else await body.return(undefined);
   }
 }

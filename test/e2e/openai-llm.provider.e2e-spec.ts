@@ -289,7 +289,17 @@ describe('OpenAiLlmProvider', () => {
       expect(parts).toEqual([delta('Four'), delta('.'), expect.objectContaining({ type: 'finish', reason: 'stop' })]);
       expect(abandonedYet).toBe(false);
       server.enqueue({ kind: 'reply', pieces: ['Five.'], afterDone: 'stall' });
-      await collect(provider({ timeoutMs: 200 }).stream(request));
+      await collect(provider({ timeoutMs: 1_000 }).stream(request));
+      await abandoned;
+    });
+
+    it('should let go of a body that keeps sending after [DONE] once timeoutMs has passed', async () => {
+      server.enqueue({ kind: 'reply', pieces: ['Four', '.'], afterDone: 'trickle' });
+      const abandoned = once(server, 'abandoned');
+
+      const parts = await collect(provider({ timeoutMs: 1_000 }).stream(request));
+
+      expect(parts).toEqual([delta('Four'), delta('.'), expect.objectContaining({ type: 'finish' })]);
       await abandoned;
     });
 

@@ -23,7 +23,8 @@ export type FakeBehaviour = { ignoreStream?: boolean } &
    * to the requested one. With `holdAfter`, a stream pauses after that many pieces until `release()`.
    * `finishReason` (default `stop`) is why the model stopped, as OpenAI says: `length`, `content_filter` …
    * `afterDone`: what a stream does after its `[DONE]`, instead of ending the body: destroy the
-   * connection (`cut`) or leave it open in silence (`stall`); `afterFinish`: the same, right after
+   * connection (`cut`), leave it open in silence (`stall`) or keep sending comments (`trickle`);
+   * `afterFinish`: the same, right after
    * the chunk with the finish reason, before the usage and `[DONE]`.
    */
   (
@@ -35,7 +36,7 @@ export type FakeBehaviour = { ignoreStream?: boolean } &
         usage?: FakeUsage | null;
         holdAfter?: number;
         finishReason?: string;
-        afterDone?: 'cut' | 'stall';
+        afterDone?: 'cut' | 'stall' | 'trickle';
         afterFinish?: 'cut' | 'stall';
       }
     /** An HTTP error with an OpenAI-style JSON error body. */
@@ -252,7 +253,10 @@ export class FakeOpenAiServer extends EventEmitter {
         await this.sendEvents(res, request, events, behaviour.holdAfter);
         const after = behaviour.afterFinish ?? behaviour.afterDone;
         if (after === 'cut' && res.socket) this.destroy(res.socket);
-        else if (after !== 'stall') res.end();
+        else if (after === 'trickle') {
+          const comments = setInterval(() => res.write(': still here\n\n'), 20);
+          res.once('close', () => clearInterval(comments));
+        } else if (after !== 'stall') res.end();
         return;
       }
       case 'stall':
