@@ -35,6 +35,7 @@ declare const document: {
 };
 declare const sessionStorage: Record<string, string>;
 declare const location: { hash: string };
+declare const history: { replaceState(data: null, unused: string, url: string): void };
 /** What an injected script would set, were one to run. */
 declare const window: { pwned?: unknown };
 declare function getComputedStyle(element: PageElement): { outlineStyle: string; outlineWidth: string };
@@ -1023,8 +1024,9 @@ describe('Playground (browser)', () => {
         }
       },
     });
-    // The oldest chat, opened from the address: it is on the list's second page, not read yet.
-    await page.goto(`${baseUrl}/#${ids[0]}`);
+    // The oldest chat, opened from the address as the page loads: it is on the list's second page,
+    // not read yet. (An address replaced fires no hashchange, which would open it before the load.)
+    await page.evaluate((id) => history.replaceState(null, '', `#${id}`), ids[0]);
     await page.reload();
     await page.locator('#chat-title', { hasText: 'Chat 1' }).waitFor();
     await say(page, 'Hello', 1);
@@ -1636,8 +1638,12 @@ describe('Playground (browser)', () => {
     expect(await page.locator('#chat-list li').count()).toBe(0);
     await page.getByText('No chats yet.').waitFor();
 
-    // So does a chat the address names.
+    // So does a chat the address names, typed into the tab (only the fragment changes: no load) …
     await page.goto(`${baseUrl}/#${chatId}`);
+    await notice.filter({ hasText: 'That chat is gone: deleted elsewhere.' }).waitFor();
+    expect(page.url()).toBe(`${baseUrl}/`);
+    // … or loaded (an address replaced, as the page's own are, fires no hashchange).
+    await page.evaluate((id) => history.replaceState(null, '', `#${id}`), chatId);
     await page.reload();
     await notice.filter({ hasText: 'That chat is gone: deleted elsewhere.' }).waitFor();
     expect(page.url()).toBe(`${baseUrl}/`);
