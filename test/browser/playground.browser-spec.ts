@@ -125,6 +125,9 @@ describe('Playground (browser)', () => {
   const enabledBranchButtons = (page: Page) => page.locator('#messages .branch-action:enabled');
   const openChatId = (page: Page) => new URL(page.url()).hash.slice(1);
   const storedChat = async (chatId: string) => (await http().get(`/chats/${chatId}`).expect(200)).body as ChatDto;
+  /** A chat made through the API, as another client would: its id. */
+  const createdChatId = async (title: string) =>
+    ((await http().post('/chats').send({ title }).expect(201)).body as ChatDto).id;
   const stored = async (chatId: string, query = '') =>
     ((await http().get(`/chats/${chatId}/messages${query}`).expect(200)).body as MessagePageDto).data;
   const contents = (messages: MessageDto[]) => messages.map((m) => m.content);
@@ -1097,7 +1100,7 @@ describe('Playground (browser)', () => {
     const page = await start({
       llm: new RecordingLlmProvider(),
       beforeLoad: async () => {
-        pickedId = ((await http().post('/chats').send({ title: 'Picked' }).expect(201)).body as ChatDto).id;
+        pickedId = await createdChatId('Picked');
       },
     });
     await page.locator(`#chat-list button[data-chat-id="${pickedId}"]`).waitFor();
@@ -1375,7 +1378,7 @@ describe('Playground (browser)', () => {
     const page = await start({
       llm,
       beforeLoad: async () => {
-        keptId = ((await http().post('/chats').send({ title: 'Keep me' }).expect(201)).body as ChatDto).id;
+        keptId = await createdChatId('Keep me');
       },
     });
     await startChat(page);
@@ -1523,7 +1526,7 @@ describe('Playground (browser)', () => {
     const page = await start({
       llm,
       beforeLoad: async () => {
-        goneId = ((await http().post('/chats').send({ title: 'Gone trip' }).expect(201)).body as ChatDto).id;
+        goneId = await createdChatId('Gone trip');
       },
     });
     await startChat(page);
@@ -1547,18 +1550,24 @@ describe('Playground (browser)', () => {
     expect(pageErrors.filter((error) => !/status of 404/.test(error))).toEqual([]);
   });
 
-  it('should open the chat an address typed into the tab names, as picking it from the list does', async () => {
+  /** The page with two chats made before it loaded, the first of them open. */
+  const startOnFirstOfTwoChats = async () => {
     let firstId = '';
     let secondId = '';
     const page = await start({
       llm: new RecordingLlmProvider(),
       beforeLoad: async () => {
-        firstId = ((await http().post('/chats').send({ title: 'First trip' }).expect(201)).body as ChatDto).id;
-        secondId = ((await http().post('/chats').send({ title: 'Second trip' }).expect(201)).body as ChatDto).id;
+        firstId = await createdChatId('First trip');
+        secondId = await createdChatId('Second trip');
       },
     });
     await page.locator(`#chat-list button[data-chat-id="${firstId}"]`).click();
     await page.locator('#chat-title', { hasText: 'First trip' }).waitFor();
+    return { page, firstId, secondId };
+  };
+
+  it('should open the chat an address typed into the tab names, as picking it from the list does', async () => {
+    const { page, firstId, secondId } = await startOnFirstOfTwoChats();
     await say(page, 'Plan a day in Lisbon', 1);
 
     // Only the fragment changes, so the page is not loaded again.
@@ -1576,17 +1585,7 @@ describe('Playground (browser)', () => {
   });
 
   it('should pass over a malformed address, typed into the tab or loaded', async () => {
-    let firstId = '';
-    let secondId = '';
-    const page = await start({
-      llm: new RecordingLlmProvider(),
-      beforeLoad: async () => {
-        firstId = ((await http().post('/chats').send({ title: 'First trip' }).expect(201)).body as ChatDto).id;
-        secondId = ((await http().post('/chats').send({ title: 'Second trip' }).expect(201)).body as ChatDto).id;
-      },
-    });
-    await page.locator(`#chat-list button[data-chat-id="${firstId}"]`).click();
-    await page.locator('#chat-title', { hasText: 'First trip' }).waitFor();
+    const { page, secondId } = await startOnFirstOfTwoChats();
 
     // Not a percent-encoding decodeURIComponent can read; the change after it shows both were handled.
     await page.evaluate(() => (location.hash = '%E0%A4%A'));
@@ -1607,7 +1606,7 @@ describe('Playground (browser)', () => {
     const page = await start({
       llm: new RecordingLlmProvider(),
       beforeLoad: async () => {
-        otherId = ((await http().post('/chats').send({ title: 'Other trip' }).expect(201)).body as ChatDto).id;
+        otherId = await createdChatId('Other trip');
       },
     });
     await startChat(page);
