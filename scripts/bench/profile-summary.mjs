@@ -85,6 +85,22 @@ export function summarize(profile) {
   };
 }
 
+/** The bytes a sampled allocation profile saw allocated, by part, charged as `summarize` charges time. */
+export function summarizeAllocations(profile) {
+  const bytes = new Map();
+  const walk = (node, callersPart) => {
+    const part = partOf(node.callFrame.url) ?? callersPart;
+    if (node.selfSize > 0) bytes.set(part, (bytes.get(part) ?? 0) + node.selfSize);
+    for (const child of node.children) walk(child, part);
+  };
+  walk(profile.head, NODE);
+  const counted = [...bytes].filter(([part]) => !NOT_COUNTED.has(part));
+  return {
+    bytes: counted.reduce((sum, [, b]) => sum + b, 0),
+    parts: counted.sort((a, b) => b[1] - a[1]).map(([part, b]) => ({ part, bytes: b })),
+  };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [file, turnsArg] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const turns = Number(turnsArg) || undefined;

@@ -5,8 +5,8 @@
 // `--smoke` runs every workload briefly, to show the harness works; it exits non-zero when the
 // harness breaks (a request fails, a process does not start), never because a target is missed.
 // `--only=memory:W1,sqlite` measures only those (the bare server always runs); BENCH_CPU_PROF=<dir>
-// writes CPU profiles of the service's timed W1 and W3 runs there (steady state, not start-up) and prints
-// where its time went; BENCH_W5_MESSAGES changes W5's 100,000.
+// writes CPU and allocation profiles of the service's timed W1 and W3 runs there (steady state, not
+// start-up) and prints where its time and allocations went; BENCH_W5_MESSAGES changes W5's 100,000.
 import autocannon from 'autocannon';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { MAIN_JS, NODE_FLAGS, serviceEnv } from '../support/built-service.mjs';
 import { createPostgresSchema } from '../support/postgres-schema.mjs';
-import { summarize as summarizeProfile } from './profile-summary.mjs';
+import { summarizeAllocations, summarize as summarizeProfile } from './profile-summary.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -883,10 +883,11 @@ function profilerOf(service, label, workload) {
   const dir = resolve(process.env.BENCH_CPU_PROF);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${label}-${workload}.cpuprofile`);
+  const allocationsFile = join(dir, `${label}-${workload}.heapprofile`);
   return {
     start: () => service.probe('profile-start'),
     async stop(turns) {
-      await service.probe(`profile-stop ${file}`);
+      await service.probe(`profile-stop ${file} ${allocationsFile}`);
       const { busyMs, parts } = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')));
       process.stderr.write(
         `  profile: ${file} (${turns} turns, ${fmt(busyMs / turns, 3)} ms of CPU per turn sampled)\n`,
@@ -896,7 +897,13 @@ function profilerOf(service, label, workload) {
           `    ${fmt(share * 100, 1).padStart(5)}%  ${fmt((ms / turns) * 1000, 0).padStart(5)} µs  ${part}\n`,
         );
       }
-      return { file, turns, parts };
+      const allocated = summarizeAllocations(JSON.parse(readFileSync(allocationsFile, 'utf8')));
+      const kb = (bytes) => fmt(bytes / turns / 1024, 1);
+      process.stderr.write(`  allocated: ${allocationsFile} (${kb(allocated.bytes)} KB per turn sampled)\n`);
+      for (const { part, bytes } of allocated.parts) {
+        process.stderr.write(`    ${kb(bytes).padStart(6)} KB  ${part}\n`);
+      }
+      return { file, turns, parts, allocationsFile, allocatedParts: allocated.parts };
     },
   };
 }

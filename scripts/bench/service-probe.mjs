@@ -3,8 +3,9 @@
 // BENCH_PROBE_DIR/answer:
 // - `heap`: collects garbage and answers the memory in use, in bytes: the V8 heap and the Buffers
 //   outside it (request bodies, sockets' buffers);
-// - `profile-start`, then `profile-stop <file>`: a CPU profile of what ran in between, written to
-//   <file>, so a profile shows the steady state under load and not start-up.
+// - `profile-start`, then `profile-stop <file> <allocations file>`: a CPU profile of what ran in
+//   between, written to <file>, and a sampled profile of what it allocated (garbage included), so
+//   a profile shows the steady state under load and not start-up.
 // Nothing else changes.
 import { writeFileSync, readFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -14,7 +15,7 @@ const dir = process.env.BENCH_PROBE_DIR;
 let session;
 
 async function run(command) {
-  const [verb, argument] = command.trim().split(/\s+/, 2);
+  const [verb, argument, allocationsFile] = command.trim().split(/\s+/, 3);
   if (verb === 'heap') {
     for (let i = 0; i < 3; i++) globalThis.gc();
     const { heapUsed, arrayBuffers } = process.memoryUsage();
@@ -26,12 +27,18 @@ async function run(command) {
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: 200 });
     await session.post('Profiler.start');
+    await session.post('HeapProfiler.startSampling', {
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
     return 'started';
   }
   if (verb === 'profile-stop') {
     const { profile } = await session.post('Profiler.stop');
+    const { profile: allocations } = await session.post('HeapProfiler.stopSampling');
     session.disconnect();
     writeFileSync(argument, JSON.stringify(profile));
+    writeFileSync(allocationsFile, JSON.stringify(allocations));
     return 'written';
   }
   return `unknown command ${verb}`;
