@@ -1,15 +1,13 @@
 import { LRUCache } from 'lru-cache';
 import { LlmMessage } from './llm-provider';
 
-/** A body as sent: its bytes, its messages, and where each message's JSON lies in the bytes. */
+/** A body as sent, kept only when every one of its messages was frozen, so its bytes are still their JSON. */
 interface EncodedBody {
   bytes: Buffer;
   messages: readonly LlmMessage[];
-  /** 1 where the message was frozen when encoded: only then are its bytes still its JSON. */
-  frozen: Uint8Array;
-  /** Message i's JSON is `bytes[starts[i], ends[i])`; neighbours are one comma apart. */
-  starts: Int32Array;
+  /** Message i's JSON ends at `ends[i]` and starts one byte (a comma) after `ends[i - 1]`, or at `start`. */
   ends: Int32Array;
+  start: number;
 }
 
 /** Several hundred full 8,192-token contexts, with the messages they keep alive. */
@@ -19,15 +17,17 @@ const COMMA = 0x2c;
 const jsonOf = ({ role, content }: LlmMessage): string =>
   `{"role":${JSON.stringify(role)},"content":${JSON.stringify(content)}}`;
 
+const startOf = (body: EncodedBody, at: number): number => (at === 0 ? body.start : body.ends[at - 1] + 1);
+
 /**
  * Encodes request bodies whose messages repeat most of an earlier request's, as a chat's turns
  * do (a full window's turn costs 0.3 ms less CPU with it; docs/performance.md). It relies on the
  * contract of LlmRequest.messages: a frozen message never changes, and is the same object in
  * every request that holds it. So the history two requests share is copied from the earlier
- * body's bytes in one piece rather than joined and encoded again, message by message, which was
- * most of a long chat's extra cost per turn. Only messages frozen when they were encoded are
- * reused, since another could have changed since. Each conversation keeps its last body only (found by its last message, which the
- * next turn's context holds too), within `maxBytes` over all of them with the messages they keep
+ * body's bytes in one piece, its length and offsets read off the earlier body's, rather than
+ * joined and encoded again message by message, which was most of a long chat's extra cost per
+ * turn. Each conversation keeps its last body only (found by its last message, which the next
+ * turn's context holds too), within `maxBytes` over all of them with the messages they keep
  * alive, least recently used first out; a body no context shares any more waits for that too.
  */
 export class RequestBodyEncoder {
@@ -46,67 +46,83 @@ export class RequestBodyEncoder {
   encode(head: string, messages: readonly LlmMessage[], tail: string): Buffer {
     const count = messages.length;
     const earlier = this.earlierBody(messages);
-    // For each message, the index of the same message in the earlier body, or -1 to encode it.
-    const source = new Int32Array(count).fill(-1);
+    // messages[from..to) are the earlier body's messages[shared..): the history both hold. The
+    // system prompt before them is copied too when it is the earlier body's first message.
+    let from = count;
+    let to = count;
+    let shared = 0;
+    let promptToo = false;
     if (earlier) {
       const { body, at } = earlier;
-      // The shared history: the run ending with the earlier body's last message, walked back.
-      for (let i = at, j = body.messages.length - 1; i >= 0 && j >= 0 && isSame(messages[i], body, j); i--, j--) {
-        source[i] = j;
+      let i = at;
+      let j = body.messages.length - 1;
+      while (i >= 0 && j >= 0 && messages[i] === body.messages[j]) {
+        i--;
+        j--;
       }
-      // The system prompt, before the oldest messages that no longer fit.
-      if (source[0] < 0 && isSame(messages[0], body, 0)) source[0] = 0;
+      from = i + 1;
+      to = at + 1;
+      shared = j + 1;
+      promptToo = from > 0 && messages[0] === body.messages[0];
     }
-    const encoded: string[] = new Array<string>(count);
+    // Only the messages outside the shared history are encoded, in order.
+    const encoded: string[] = [];
     let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, count - 1);
     for (let i = 0; i < count; i++) {
-      if (source[i] >= 0) {
-        size += earlier!.body.ends[source[i]] - earlier!.body.starts[source[i]];
+      if (i === from) {
+        // Its bytes hold the commas between its messages, counted above.
+        size +=
+          earlier!.body.ends[earlier!.body.messages.length - 1] - startOf(earlier!.body, shared) - (to - from - 1);
+        i = to - 1;
+      } else if (i === 0 && promptToo) {
+        size += earlier!.body.ends[0] - earlier!.body.start;
       } else {
-        encoded[i] = jsonOf(messages[i]);
-        size += Buffer.byteLength(encoded[i]);
+        const json = jsonOf(messages[i]);
+        encoded.push(json);
+        size += Buffer.byteLength(json);
       }
     }
     // Not from Buffer's shared pool: a kept body would hold on to a whole pool slab.
     const bytes = Buffer.allocUnsafeSlow(size);
-    const starts = new Int32Array(count);
     const ends = new Int32Array(count);
-    const frozen = new Uint8Array(count);
-    // A message copied from the earlier body was frozen there; only the others are looked at, since
-    // reading each of a long history's objects every turn costs a cache miss apiece.
-    for (let i = 0; i < count; i++) if (source[i] >= 0 || Object.isFrozen(messages[i])) frozen[i] = 1;
-    let offset = bytes.write(head, 0);
-    for (let i = 0; i < count;) {
+    const start = bytes.write(head, 0);
+    let offset = start;
+    let next = 0;
+    for (let i = 0; i < count; i++) {
       if (i > 0) bytes[offset++] = COMMA;
-      if (source[i] < 0) {
-        starts[i] = offset;
-        offset += bytes.write(encoded[i], offset);
+      if (i === from) {
+        const body = earlier!.body;
+        const runStart = startOf(body, shared);
+        const shift = offset - runStart;
+        body.bytes.copy(bytes, offset, runStart, body.ends[body.messages.length - 1]);
+        for (let k = from, j = shared; k < to; k++, j++) ends[k] = body.ends[j] + shift;
+        i = to - 1;
+      } else if (i === 0 && promptToo) {
+        offset += earlier!.body.bytes.copy(bytes, offset, earlier!.body.start, earlier!.body.ends[0]);
+        ends[0] = offset;
+      } else {
+        offset += bytes.write(encoded[next++], offset);
         ends[i] = offset;
-        i++;
-        continue;
       }
-      // A run of consecutive earlier messages is copied at once, the commas between them included.
-      const from = earlier!.body;
-      let last = i;
-      while (last + 1 < count && source[last + 1] === source[last] + 1) last++;
-      const runStart = from.starts[source[i]];
-      const shift = offset - runStart;
-      from.bytes.copy(bytes, offset, runStart, from.ends[source[last]]);
-      for (let k = i; k <= last; k++) {
-        starts[k] = from.starts[source[k]] + shift;
-        ends[k] = from.ends[source[k]] + shift;
-      }
-      offset = ends[last];
-      i = last + 1;
+      offset = ends[i];
     }
     offset += bytes.write(tail, offset);
     if (offset !== size) throw new Error(`Request body encoded to ${offset} bytes, ${size} expected.`);
 
     if (earlier) this.bodies.delete(earlier.body.messages[earlier.body.messages.length - 1]);
-    if (count > 0 && frozen[count - 1] === 1) {
-      this.bodies.set(messages[count - 1], { bytes, messages: messages.slice(), frozen, starts, ends });
+    if (count > 0 && this.allFrozenOutside(messages, from, to)) {
+      this.bodies.set(messages[count - 1], { bytes, messages: messages.slice(), ends, start });
     }
     return bytes;
+  }
+
+  /** Whether every message but the shared history's (frozen when the earlier body kept them) is frozen. */
+  private allFrozenOutside(messages: readonly LlmMessage[], from: number, to: number): boolean {
+    for (let i = 0; i < messages.length; i++) {
+      if (i === from) i = to;
+      if (i < messages.length && !Object.isFrozen(messages[i])) return false;
+    }
+    return true;
   }
 
   /** The kept body of the newest message that has one, and where that message is in `messages`. */
@@ -119,7 +135,3 @@ export class RequestBodyEncoder {
     return undefined;
   }
 }
-
-/** The earlier body's message `at`, frozen when encoded there, so its bytes are still its JSON. */
-const isSame = (message: LlmMessage, earlier: EncodedBody, at: number): boolean =>
-  message === earlier.messages[at] && earlier.frozen[at] === 1;
