@@ -61,8 +61,10 @@ export class ContextBuilder {
       from--;
       remaining -= costs[from];
     }
-    const context: LlmMessage[] = [this.systemPrompt(chat).message];
-    for (let i = from; i < messages.length; i++) context.push(messages[i]);
+    // Sized at once: grown by pushes, a long window's array was copied several times a turn.
+    const context = new Array<LlmMessage>(1 + messages.length - from);
+    context[0] = this.systemPrompt(chat).message;
+    for (let i = from; i < messages.length; i++) context[1 + i - from] = messages[i];
     return context;
   }
 
