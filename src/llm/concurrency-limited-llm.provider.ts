@@ -1,5 +1,4 @@
-import { Semaphore } from 'async-mutex';
-import { acquireUnlessAborted } from '../common/concurrency/acquire-unless-aborted';
+import { FifoSlots } from '../common/concurrency/fifo-slots';
 import { LlmProvider, LlmRequest, LlmStreamPart } from './llm-provider';
 
 /**
@@ -9,14 +8,14 @@ import { LlmProvider, LlmRequest, LlmStreamPart } from './llm-provider';
  * so a stopped turn does not wait for other calls to end.
  */
 export class ConcurrencyLimitedLlmProvider extends LlmProvider {
-  private readonly slots: Semaphore;
+  private readonly slots: FifoSlots;
 
   constructor(
     private readonly inner: LlmProvider,
     limit: number,
   ) {
     super();
-    this.slots = new Semaphore(limit);
+    this.slots = new FifoSlots(limit);
   }
 
   get name(): string {
@@ -32,7 +31,7 @@ export class ConcurrencyLimitedLlmProvider extends LlmProvider {
   }
 
   async *stream(request: LlmRequest): AsyncGenerator<LlmStreamPart> {
-    const [, release] = await acquireUnlessAborted(this.slots, ([, late]) => late(), request.signal);
+    const release = await this.slots.take(request.signal);
     try {
       yield* this.inner.stream(request);
     } finally {
