@@ -1,4 +1,4 @@
-/** A lock of async-mutex: a Mutex, or a Semaphore's slots. */
+/** A lock of async-mutex, such as a Mutex. */
 interface Lock<G> {
   acquire(): Promise<G>;
   isLocked(): boolean;
