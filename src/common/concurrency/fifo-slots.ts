@@ -14,7 +14,7 @@ export class FifoSlots {
 
   /**
    * Resolves with the slot's release once one is this caller's. A caller whose `signal` aborts
-   * while it waits leaves the line: it rejects with the signal's reason and is given no slot.
+   * while it waits leaves the line: it rejects with the signal's reason and keeps no slot.
    */
   async take(signal?: AbortSignal): Promise<() => void> {
     signal?.throwIfAborted();
@@ -34,7 +34,13 @@ export class FifoSlots {
       this.waiting.add(grant);
       signal?.addEventListener('abort', giveUp, { once: true });
     });
-    return this.releaseOnce();
+    const release = this.releaseOnce();
+    // Aborted in the tick its slot came: the slot passes on, as it would have a moment earlier.
+    if (signal?.aborted) {
+      release();
+      throw signal.reason;
+    }
+    return release;
   }
 
   private releaseOnce(): () => void {
