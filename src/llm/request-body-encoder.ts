@@ -46,23 +46,28 @@ export class RequestBodyEncoder {
   encode(head: string, messages: readonly LlmMessage[], tail: string): Buffer {
     const count = messages.length;
     const earlier = this.earlierBody(messages);
-    // messages[from..to) are the earlier body's messages[shared..): the history both hold. The
-    // system prompt before them is copied too when it is the earlier body's first message.
+    // messages[from..to) are the earlier body's messages[shared..): the history both hold, whose
+    // JSON is its bytes [runStart, runEnd), commas between included. The system prompt before them
+    // is copied too when it is the earlier body's first message.
+    const body = earlier?.body;
     let from = count;
     let to = count;
     let shared = 0;
+    let runStart = 0;
+    let runEnd = 0;
     let promptToo = false;
-    if (earlier) {
-      const { body, at } = earlier;
-      let i = at;
+    if (earlier && body) {
+      let i = earlier.at;
       let j = body.messages.length - 1;
       while (i >= 0 && j >= 0 && messages[i] === body.messages[j]) {
         i--;
         j--;
       }
       from = i + 1;
-      to = at + 1;
+      to = earlier.at + 1;
       shared = j + 1;
+      runStart = startOf(body, shared);
+      runEnd = body.ends[body.messages.length - 1];
       promptToo = from > 0 && messages[0] === body.messages[0];
     }
     // Only the messages outside the shared history are encoded, in order.
@@ -70,12 +75,11 @@ export class RequestBodyEncoder {
     let size = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, count - 1);
     for (let i = 0; i < count; i++) {
       if (i === from) {
-        // Its bytes hold the commas between its messages, counted above.
-        size +=
-          earlier!.body.ends[earlier!.body.messages.length - 1] - startOf(earlier!.body, shared) - (to - from - 1);
+        // The commas between its messages are counted above.
+        size += runEnd - runStart - (to - from - 1);
         i = to - 1;
       } else if (i === 0 && promptToo) {
-        size += earlier!.body.ends[0] - earlier!.body.start;
+        size += body!.ends[0] - body!.start;
       } else {
         const json = jsonOf(messages[i]);
         encoded.push(json);
@@ -91,25 +95,22 @@ export class RequestBodyEncoder {
     for (let i = 0; i < count; i++) {
       if (i > 0) bytes[offset++] = COMMA;
       if (i === from) {
-        const body = earlier!.body;
-        const runStart = startOf(body, shared);
         const shift = offset - runStart;
-        body.bytes.copy(bytes, offset, runStart, body.ends[body.messages.length - 1]);
-        for (let k = from, j = shared; k < to; k++, j++) ends[k] = body.ends[j] + shift;
+        offset += body!.bytes.copy(bytes, offset, runStart, runEnd);
+        for (let k = from, j = shared; k < to; k++, j++) ends[k] = body!.ends[j] + shift;
         i = to - 1;
       } else if (i === 0 && promptToo) {
-        offset += earlier!.body.bytes.copy(bytes, offset, earlier!.body.start, earlier!.body.ends[0]);
+        offset += body!.bytes.copy(bytes, offset, body!.start, body!.ends[0]);
         ends[0] = offset;
       } else {
         offset += bytes.write(encoded[next++], offset);
         ends[i] = offset;
       }
-      offset = ends[i];
     }
     offset += bytes.write(tail, offset);
     if (offset !== size) throw new Error(`Request body encoded to ${offset} bytes, ${size} expected.`);
 
-    if (earlier) this.bodies.delete(earlier.body.messages[earlier.body.messages.length - 1]);
+    if (body) this.bodies.delete(body.messages[body.messages.length - 1]);
     if (count > 0 && this.allFrozenOutside(messages, from, to)) {
       this.bodies.set(messages[count - 1], { bytes, messages: messages.slice(), ends, start });
     }
